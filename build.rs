@@ -1,0 +1,148 @@
+//! Build script: binds libferry to the MPI the user has.
+//!
+//! 1. Finds the MPI C compiler wrapper (`MPICC`, else `mpicc` on `PATH`) and
+//!    asks it for include and library paths; tells MPICH from Open MPI.
+//! 2. Runs bindgen on `mpi.h`, keeping the types and the `PMPI_*` functions
+//!    only: the library exports the `MPI_*` names itself and calls the real
+//!    library through the profiling names.
+//! 3. Builds `src/sys/constants.c`, which turns the macro-only constants
+//!    (`MPI_COMM_WORLD`, `MPI_STATUS_IGNORE`, ...) into linkable objects.
+//! 4. Emits `cfg(ferry_mpi = "mpich" | "openmpi")` and one
+//!    `cfg(ferry_has = "MPI_X")` per function the header declares, so the
+//!    generated wrappers compile against either library.
+//! 5. Links libmpi with an rpath, so the preloaded library finds its MPI
+//!    even under a launcher that sets no library path.
+use std::collections::BTreeSet;
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Mpi {
+    flavour: &'static str,
+    include_dirs: Vec<String>,
+    lib_dirs: Vec<String>,
+    libs: Vec<String>,
+}
+
+fn run(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn find_mpi() -> Mpi {
+    let mpicc = env::var("MPICC").unwrap_or_else(|_| "mpicc".to_string());
+    // Open MPI's wrapper answers --showme; MPICH's answers -show.
+    let (flavour, flags) = if let Some(f) = run(&mpicc, &["--showme"]) {
+        ("openmpi", f)
+    } else if let Some(f) = run(&mpicc, &["-show"]) {
+        ("mpich", f)
+    } else {
+        panic!(
+            "ferry: cannot run the MPI compiler wrapper '{mpicc}'. Set MPICC to the mpicc \
+             of the MPI to build against (see scripts/mpi-env.sh)."
+        );
+    };
+    let mut mpi = Mpi {
+        flavour,
+        include_dirs: vec![],
+        lib_dirs: vec![],
+        libs: vec![],
+    };
+    for tok in flags.split_whitespace() {
+        if let Some(d) = tok.strip_prefix("-I") {
+            mpi.include_dirs.push(d.to_string());
+        } else if let Some(d) = tok.strip_prefix("-L") {
+            mpi.lib_dirs.push(d.to_string());
+        } else if let Some(l) = tok.strip_prefix("-l") {
+            mpi.libs.push(l.to_string());
+        }
+    }
+    if mpi.libs.is_empty() {
+        mpi.libs.push("mpi".into());
+    }
+    // Debian's Open MPI wrapper prints no -I for the default include dir.
+    if mpi.include_dirs.is_empty() {
+        if let Some(inc) = run(&mpicc, &["--showme:incdirs"]) {
+            mpi.include_dirs
+                .extend(inc.split_whitespace().map(String::from));
+        }
+    }
+    if mpi.lib_dirs.is_empty() {
+        if let Some(l) = run(&mpicc, &["--showme:libdirs"]) {
+            mpi.lib_dirs.extend(l.split_whitespace().map(String::from));
+        }
+    }
+    mpi
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=MPICC");
+    println!("cargo:rerun-if-changed=src/sys/constants.c");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rustc-check-cfg=cfg(ferry_mpi, values(\"mpich\", \"openmpi\"))");
+    println!("cargo::rustc-check-cfg=cfg(ferry_has, values(any()))");
+
+    let mpi = find_mpi();
+    println!("cargo:rustc-cfg=ferry_mpi=\"{}\"", mpi.flavour);
+    println!("cargo:rustc-env=FERRY_MPI_FLAVOUR={}", mpi.flavour);
+
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+
+    // bindgen: types, constants bindgen can evaluate, and PMPI_* functions.
+    let mut builder = bindgen::Builder::default()
+        .header_contents("ferry_mpi.h", "#include <mpi.h>\n")
+        .allowlist_function("PMPI_.*")
+        .allowlist_type("MPI_.*")
+        .allowlist_type("MPIX_.*")
+        .allowlist_type("ompi_.*")
+        .allowlist_var("MPI_.*")
+        .derive_default(true)
+        .derive_debug(false)
+        .layout_tests(false)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
+    for d in &mpi.include_dirs {
+        builder = builder.clang_arg(format!("-I{d}"));
+    }
+    let bindings = builder.generate().expect("ferry: bindgen failed on mpi.h");
+    let text = bindings.to_string();
+    bindings
+        .write_to_file(out.join("mpi_sys.rs"))
+        .expect("ferry: cannot write bindings");
+
+    // One cfg per declared function: `ferry_has = "MPI_Send"`.
+    let mut declared = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.trim().strip_prefix("pub fn PMPI_") {
+            if let Some(name) = rest.split('(').next() {
+                declared.insert(format!("MPI_{name}"));
+            }
+        }
+    }
+    for f in &declared {
+        println!("cargo:rustc-cfg=ferry_has=\"{f}\"");
+    }
+
+    // Macro-only constants.
+    let mut cc = cc::Build::new();
+    cc.file("src/sys/constants.c").warnings(true);
+    for d in &mpi.include_dirs {
+        cc.include(d);
+    }
+    cc.compile("ferry_mpi_constants");
+
+    for d in &mpi.lib_dirs {
+        println!("cargo:rustc-link-search=native={d}");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{d}");
+    }
+    for l in &mpi.libs {
+        println!("cargo:rustc-link-lib=dylib={l}");
+    }
+    // Test binaries linking the rlib also need the rpath.
+    for d in &mpi.lib_dirs {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{d}");
+    }
+}

@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# Source with the MPI flavour to use: `. scripts/mpi-env.sh mpich|openmpi`.
+# Exports the paths every other script and test relies on:
+#   FERRY_MPI       mpich | openmpi
+#   MPICC           the MPI C compiler wrapper (build.rs reads it)
+#   MPIEXEC         the launcher
+#   FERRY_MPIEXEC_FLAGS  flags the launcher needs on this machine (root, 2 cores)
+#   CARGO_TARGET_DIR     target/$FERRY_MPI: one build per MPI
+#   FERRY_LIB       the built interposition library for this MPI
+#   FERRY_BIN       the built `ferry` command
+#   FERRY_PY        python of the venv whose mpi4py is built against this MPI
+FERRY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FERRY_PREFIX="${FERRY_PREFIX:-/opt/ferry}"
+FERRY_MPI="${1:-${FERRY_MPI:-mpich}}"
+case "$FERRY_MPI" in
+  mpich)
+    MPICC="$FERRY_PREFIX/mpich/bin/mpicc"
+    MPIEXEC="$FERRY_PREFIX/mpich/bin/mpiexec"
+    FERRY_MPIEXEC_FLAGS=""
+    FERRY_PY="$FERRY_PREFIX/mpich/bin/python"
+    ;;
+  openmpi)
+    MPICC=/usr/bin/mpicc.openmpi
+    MPIEXEC=/usr/bin/mpiexec.openmpi
+    FERRY_MPIEXEC_FLAGS="--oversubscribe"
+    FERRY_PY="$FERRY_PREFIX/openmpi/bin/python"
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export OMPI_MCA_rmaps_base_oversubscribe=1
+    # no InfiniBand/UCX here: keep Open MPI from probing for it noisily
+    export OMPI_MCA_btl="^openib"
+    ;;
+  *) echo "mpi-env.sh: unknown MPI '$FERRY_MPI' (mpich or openmpi)" >&2; return 2 ;;
+esac
+CARGO_TARGET_DIR="$FERRY_ROOT/target/$FERRY_MPI"
+FERRY_LIB="$CARGO_TARGET_DIR/release/libferry.so"
+FERRY_BIN="$CARGO_TARGET_DIR/release/ferry"
+export FERRY_ROOT FERRY_PREFIX FERRY_MPI MPICC MPIEXEC FERRY_MPIEXEC_FLAGS \
+       CARGO_TARGET_DIR FERRY_LIB FERRY_BIN FERRY_PY

@@ -1,0 +1,48 @@
+//! The boundary between the program and the library: every exported
+//! function runs its body through [`guard`], which counts the call for the
+//! protocol and catches any panic of ours, so that a bug in ferry is
+//! reported and survived (the call returns `MPI_ERR_INTERN`) instead of
+//! aborting the user's job.
+use crate::state::state;
+use crate::sys::constants::MPI_ERR_INTERN;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Panics caught so far (reported once each, counted always).
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs one wrapper body.
+#[inline(always)]
+pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
+    let calls = state().tick();
+    crate::control::after_tick(calls);
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(payload) => {
+            report(name, payload);
+            fallback
+        }
+    }
+}
+
+#[cold]
+fn report(name: &str, payload: Box<dyn std::any::Any + Send>) {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
+    log::error!("internal error in {name} (#{n}): {what}; the call returns MPI_ERR_INTERN");
+}
+
+/// The error code a wrapper returns when ferry itself failed.
+#[inline(always)]
+pub fn internal_error() -> i32 {
+    MPI_ERR_INTERN()
+}
+
+/// Panics caught at the boundary since the start.
+pub fn panics() -> u64 {
+    PANICS.load(Ordering::Relaxed)
+}

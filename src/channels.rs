@@ -1,0 +1,38 @@
+//! Channel counters: messages sent to and received from each peer on each
+//! communicator. The drain compares them to know what is still in flight.
+use crate::handles::{tables, CommRef};
+use std::ffi::c_int;
+
+/// Counts a message posted to `dest` (a send, or the start of a persistent
+/// send). Sends to `MPI_PROC_NULL` and to ranks out of range count nothing:
+/// MPI rejects the latter itself.
+#[inline(always)]
+pub fn count_send(comm: CommRef, dest: c_int) {
+    if let Some(i) = comm.index() {
+        if let Some(slot) = tables().comms.get_mut(i) {
+            if let Some(n) = slot.sent.get_mut(dest as usize) {
+                *n += 1;
+            }
+        }
+    }
+}
+
+/// Counts a message received from `source`.
+#[inline(always)]
+pub fn count_receive(comm: CommRef, source: c_int) {
+    if let Some(i) = comm.index() {
+        if let Some(slot) = tables().comms.get_mut(i) {
+            if let Some(n) = slot.received.get_mut(source as usize) {
+                *n += 1;
+            }
+        }
+    }
+}
+
+/// (sent, received) totals on one communicator, for reports and tests.
+pub fn totals(comm: CommRef) -> (u64, u64) {
+    comm.index()
+        .and_then(|i| tables().comms.get(i))
+        .map(|s| (s.sent.iter().sum(), s.received.iter().sum()))
+        .unwrap_or((0, 0))
+}

@@ -1,0 +1,274 @@
+//! Control: the library's life cycle inside a process (set up at
+//! `MPI_Init`, torn down at `MPI_Finalize`), its configuration from the
+//! environment, the private control communicator and the state window,
+//! and the hooks through which the protocol takes over a process (a command
+//! noticed at a collective, a wake in a blocking call, a call count
+//! reached).
+use crate::handles;
+use crate::state::{state, window_memory, Blocked};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Settings read from the environment at `MPI_Init`.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// Test switch: at the N-th `MPI_Barrier` on the world, move the job
+    /// onto a duplicate of the world and rebuild every derived
+    /// communicator (`FERRY_TEST_DUP_WORLD_AT_BARRIER=N[,M,...]`).
+    pub dup_world_at_barrier: Vec<u64>,
+    /// Test switch: raise this process's own MIG_WAKE flag after its K-th
+    /// call (`FERRY_TEST_WAKE_AFTER=K`), to prove blocking calls notice it.
+    pub wake_after: Option<u64>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let mut c = Config::default();
+        if let Ok(v) = std::env::var("FERRY_TEST_DUP_WORLD_AT_BARRIER") {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let n: u64 = item.parse().map_err(|_| {
+                    format!("FERRY_TEST_DUP_WORLD_AT_BARRIER: '{item}' is not a barrier count")
+                })?;
+                c.dup_world_at_barrier.push(n);
+            }
+            c.dup_world_at_barrier.sort_unstable();
+        }
+        if let Ok(v) = std::env::var("FERRY_TEST_WAKE_AFTER") {
+            c.wake_after = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("FERRY_TEST_WAKE_AFTER: '{v}' is not a call count"))?,
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// The library's per-process runtime, made at `MPI_Init`.
+pub struct Runtime {
+    pub config: Config,
+    pub world_rank: c_int,
+    pub world_size: c_int,
+    /// Private duplicate of the world for the protocol's own messages.
+    pub control: MPI_Comm,
+    /// The state window (`MPI_WIN_NULL` if the MPI could not make one).
+    pub window: MPI_Win,
+}
+
+struct RuntimeCell(std::cell::UnsafeCell<Option<Runtime>>);
+// SAFETY: written once inside MPI_Init (before the program can make any
+// other MPI call) and at MPI_Finalize; read otherwise.
+unsafe impl Sync for RuntimeCell {}
+static RUNTIME: RuntimeCell = RuntimeCell(std::cell::UnsafeCell::new(None));
+
+static MULTIPLE: AtomicBool = AtomicBool::new(false);
+/// The next call count at which `after_tick` has work to do.
+static NEXT_EVENT: AtomicU64 = AtomicU64::new(u64::MAX);
+static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
+static WAKES: AtomicU64 = AtomicU64::new(0);
+static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
+
+pub fn runtime() -> Option<&'static Runtime> {
+    // SAFETY: see `RuntimeCell`.
+    unsafe { (*RUNTIME.0.get()).as_ref() }
+}
+
+#[inline(always)]
+pub fn thread_multiple() -> bool {
+    MULTIPLE.load(Ordering::Relaxed)
+}
+
+/// Called by `MPI_Init`/`MPI_Init_thread` after the real one succeeded.
+pub fn start(provided: c_int) {
+    crate::logging::init();
+    MULTIPLE.store(provided == k::MPI_THREAD_MULTIPLE(), Ordering::Relaxed);
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}; test switches ignored");
+            Config::default()
+        }
+    };
+    let world = k::MPI_COMM_WORLD();
+    let (mut rank, mut size) = (0, 0);
+    let mut control = k::MPI_COMM_NULL();
+    let mut window = k::MPI_WIN_NULL();
+    // SAFETY: MPI is initialized; out-parameters are locals; the window
+    // memory is the process's static state, alive for the whole run.
+    unsafe {
+        PMPI_Comm_rank(world, &mut rank);
+        PMPI_Comm_size(world, &mut size);
+        PMPI_Comm_dup(world, &mut control);
+        PMPI_Comm_set_errhandler(control, k::MPI_ERRORS_RETURN());
+        let (base, bytes) = window_memory();
+        let rc = PMPI_Win_create(
+            base.cast(),
+            bytes as MPI_Aint,
+            1,
+            k::MPI_INFO_NULL(),
+            control,
+            &mut window,
+        );
+        if rc != k::MPI_SUCCESS() {
+            log::warn!(
+                "cannot create the state window (error {rc}): remote protocol reads disabled"
+            );
+            window = k::MPI_WIN_NULL();
+        }
+    }
+    crate::logging::set_rank(rank);
+    handles::init(world, size as usize);
+    if let Some(k) = config.wake_after {
+        NEXT_EVENT.store(k, Ordering::Relaxed);
+    }
+    log::debug!(
+        "ferry {} on {} ({}), rank {rank} of {size}, thread level {provided}",
+        env!("CARGO_PKG_VERSION"),
+        env!("FERRY_MPI_FLAVOUR"),
+        library_version()
+    );
+    // SAFETY: see `RuntimeCell`: no other thread can be in the library yet.
+    unsafe {
+        *RUNTIME.0.get() = Some(Runtime {
+            config,
+            world_rank: rank,
+            world_size: size,
+            control,
+            window,
+        });
+    }
+}
+
+/// Called by `MPI_Finalize` before the real one.
+pub fn finish() {
+    let s = state();
+    log::debug!(
+        "finalize: {} calls, {} world barriers, {} world swaps, {} wakes, {} internal errors",
+        s.calls.load(Ordering::Relaxed),
+        WORLD_BARRIERS.load(Ordering::Relaxed),
+        WORLD_SWAPS.load(Ordering::Relaxed),
+        WAKES.load(Ordering::Relaxed),
+        crate::boundary::panics()
+    );
+    // SAFETY: see `RuntimeCell`; the window and the control communicator
+    // are ours and freed collectively, as every process finalizes.
+    unsafe {
+        if let Some(rt) = (*RUNTIME.0.get()).as_mut() {
+            if rt.window != k::MPI_WIN_NULL() {
+                PMPI_Win_free(&mut rt.window);
+            }
+            if rt.control != k::MPI_COMM_NULL() {
+                PMPI_Comm_free(&mut rt.control);
+            }
+        }
+    }
+}
+
+/// After each call is counted: fires the work scheduled at a call count.
+#[inline(always)]
+pub fn after_tick(calls: u64) {
+    if calls >= NEXT_EVENT.load(Ordering::Relaxed) {
+        scheduled(calls);
+    }
+}
+
+#[cold]
+fn scheduled(calls: u64) {
+    NEXT_EVENT.store(u64::MAX, Ordering::Relaxed);
+    if let Some(rt) = runtime() {
+        if rt.config.wake_after.is_some_and(|k| calls >= k) {
+            log::info!("test switch: raising MIG_WAKE after call {calls}");
+            state().wake.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A command was pending when this process entered a collective.
+#[cold]
+pub fn command_at_collective(comm: handles::CommRef) {
+    log::debug!(
+        "command pending at a collective on communicator slot {:?}",
+        comm
+    );
+}
+
+/// A blocking call noticed MIG_WAKE. The synchronization takes over here;
+/// without one in progress (the test switch) the call resumes its wait.
+#[cold]
+pub fn woken(kind: Blocked, comm: handles::CommRef, peer: c_int, tag: c_int) {
+    state().wake.store(0, Ordering::Relaxed);
+    let n = WAKES.fetch_add(1, Ordering::Relaxed) + 1;
+    log::info!("woken (#{n}) while blocked in {kind:?} on communicator slot {:?}, peer {peer}, tag {tag}; resuming", comm.index());
+}
+
+/// After an `MPI_Barrier` on a communicator: the world-swap test switch.
+#[inline]
+pub fn after_barrier(comm: handles::CommRef) {
+    if comm.index() != Some(0) {
+        return;
+    }
+    let n = WORLD_BARRIERS.fetch_add(1, Ordering::Relaxed) + 1;
+    let Some(rt) = runtime() else { return };
+    if rt.config.dup_world_at_barrier.binary_search(&n).is_ok() {
+        swap_world(n);
+    }
+}
+
+#[cold]
+fn swap_world(barrier: u64) {
+    let old = handles::comm_real(k::MPI_COMM_WORLD());
+    let mut new = k::MPI_COMM_NULL();
+    let t0 = std::time::Instant::now();
+    // SAFETY: every process is just past the same barrier on the world.
+    let rc = unsafe { PMPI_Comm_dup(old, &mut new) };
+    if rc != k::MPI_SUCCESS() {
+        log::error!(
+            "world swap at barrier {barrier}: MPI_Comm_dup failed ({rc}); staying on the old world"
+        );
+        return;
+    }
+    // SAFETY: as above; the test switch is only used where no message is
+    // in flight at that barrier.
+    match unsafe { crate::membership::rebuild_all(new) } {
+        Ok(stats) => {
+            WORLD_SWAPS.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "world swapped at barrier {barrier}: {} communicators rebuilt, {} kept, {:.1} ms",
+                stats.communicators,
+                stats.skipped,
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Err(rc) => log::error!("world swap at barrier {barrier} failed while rebuilding ({rc})"),
+    }
+}
+
+/// World swaps done so far (test switch).
+pub fn world_swaps() -> u64 {
+    WORLD_SWAPS.load(Ordering::Relaxed)
+}
+
+static LIB_VERSION: OnceLock<String> = OnceLock::new();
+
+/// The real MPI library's version string.
+pub fn library_version() -> &'static str {
+    LIB_VERSION.get_or_init(|| {
+        let mut buf = vec![0 as std::ffi::c_char; 8192];
+        let mut len: c_int = 0;
+        // SAFETY: the buffer exceeds MPI_MAX_LIBRARY_VERSION_STRING.
+        unsafe { PMPI_Get_library_version(buf.as_mut_ptr(), &mut len) };
+        let bytes: Vec<u8> = buf[..len.max(0) as usize]
+            .iter()
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    })
+}

@@ -1,0 +1,459 @@
+//! Virtual handles. The program never holds a real communicator, group or
+//! request: it holds a virtual one that this module maps to the real handle
+//! of the moment. That is what lets the library swap the world communicator
+//! and rebuild every derived communicator underneath a running program.
+//!
+//! * `MPI_COMM_WORLD` and `MPI_COMM_SELF`, compiled into the program, map to
+//!   slots 0 and 1 of the communicator table.
+//! * Other handles are slots of fixed-capacity tables that never move, so a
+//!   slot can be referred to by pointer on the hot path. Under MPICH a
+//!   virtual handle is an integer with MPICH's "indirect" kind bits and the
+//!   slot index; under Open MPI it is the address of the slot itself.
+//! * A value that is not one of ours (a bad handle, `MPI_COMM_NULL`) passes
+//!   through untouched, so MPI reports the same error it would without us.
+//!
+//! The tables are per process and, unless the program asked for
+//! `MPI_THREAD_MULTIPLE`, touched by one thread at a time (MPI's own rule);
+//! with `MPI_THREAD_MULTIPLE`, slot allocation takes a lock.
+use crate::slab::Slab;
+use crate::sys::constants as k;
+use crate::sys::{MPI_Comm, MPI_Group, MPI_Message, MPI_Request};
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::sync::Mutex;
+
+pub const MAX_COMMS: usize = crate::state::MAX_COMMS;
+pub const MAX_GROUPS: usize = 1 << 16;
+pub const MAX_REQUESTS: usize = 1 << 20;
+
+/// A communicator as the library knows it.
+pub struct CommSlot {
+    /// The real communicator of the moment.
+    pub real: MPI_Comm,
+    /// Messages sent to / received from each peer (remote peers for an
+    /// intercommunicator), counted on the hot path for the drain.
+    pub sent: Vec<u64>,
+    pub received: Vec<u64>,
+    /// How to rebuild it on a new world (`None` for world and self).
+    pub recipe: Option<Box<crate::membership::Recipe>>,
+    /// Creation order, for rebuilding in the order of creation.
+    pub serial: u64,
+}
+
+/// A reference to a communicator slot, valid while the slot is live (slots
+/// never move). `CommRef::NONE` stands for a handle that is not ours.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CommRef(pub u32);
+
+impl CommRef {
+    pub const NONE: CommRef = CommRef(u32::MAX);
+    #[inline(always)]
+    pub fn index(self) -> Option<usize> {
+        (self.0 != u32::MAX).then_some(self.0 as usize)
+    }
+}
+
+/// What a request stands for, so that its completion can be accounted.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReqKind {
+    Send,
+    Recv,
+    PersistentSend,
+    PersistentRecv,
+    Collective,
+    /// The request of `MPI_Comm_idup`: completing it makes the communicator.
+    CommIdup,
+    Other,
+}
+
+#[derive(Clone, Copy)]
+pub struct ReqSlot {
+    pub real: MPI_Request,
+    pub kind: ReqKind,
+    pub comm: CommRef,
+    pub peer: c_int,
+    pub tag: c_int,
+}
+
+pub struct Tables {
+    pub comms: Slab<CommSlot>,
+    pub groups: Slab<MPI_Group>,
+    pub requests: Slab<ReqSlot>,
+    /// Matched messages (from `MPI_Mprobe`/`MPI_Improbe`) to their channel.
+    pub messages: HashMap<usize, (CommRef, c_int)>,
+    pub next_serial: u64,
+}
+
+struct TablesCell(UnsafeCell<Option<Tables>>);
+// SAFETY: MPI's threading rules: calls are serialized by the program below
+// MPI_THREAD_MULTIPLE; with MULTIPLE, `lock()` serializes table changes.
+unsafe impl Sync for TablesCell {}
+static TABLES: TablesCell = TablesCell(UnsafeCell::new(None));
+static MULTI_LOCK: Mutex<()> = Mutex::new(());
+
+/// The tables. Created by [`init`] at `MPI_Init`; before that, wrappers
+/// see no virtual handles and pass everything through.
+#[inline(always)]
+pub fn tables() -> &'static mut Tables {
+    // SAFETY: see `TablesCell`. `init` runs once, inside MPI_Init, before the
+    // program can hold any handle; callers never keep the reference across a
+    // call into MPI (which may call back into the program and the library).
+    unsafe {
+        match &mut *TABLES.0.get() {
+            Some(t) => t,
+            None => init_tables(),
+        }
+    }
+}
+
+#[cold]
+unsafe fn init_tables() -> &'static mut Tables {
+    let t = Tables {
+        comms: Slab::new(MAX_COMMS),
+        groups: Slab::new(MAX_GROUPS),
+        requests: Slab::new(MAX_REQUESTS),
+        messages: HashMap::new(),
+        next_serial: 2,
+    };
+    *TABLES.0.get() = Some(t);
+    (*TABLES.0.get()).as_mut().unwrap()
+}
+
+/// Serializes table changes when the program runs MPI_THREAD_MULTIPLE.
+pub fn lock() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if crate::control::thread_multiple() {
+        Some(MULTI_LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+    } else {
+        None
+    }
+}
+
+/// Sets up world (slot 0) and self (slot 1).
+pub fn init(world_real: MPI_Comm, world_size: usize) {
+    let t = tables();
+    let w = t.comms.insert(CommSlot {
+        real: world_real,
+        sent: vec![0; world_size],
+        received: vec![0; world_size],
+        recipe: None,
+        serial: 0,
+    });
+    let s = t.comms.insert(CommSlot {
+        real: k::MPI_COMM_SELF(),
+        sent: vec![0; 1],
+        received: vec![0; 1],
+        recipe: None,
+        serial: 1,
+    });
+    assert_eq!((w, s), (0, 1), "world and self must be the first slots");
+}
+
+// ---------------------------------------------------------------------------
+// Encoding of virtual handles.
+
+#[cfg(ferry_mpi = "mpich")]
+mod codec {
+    //! MPICH handles are `int`s: bits 30–31 the kind (3 = indirect), bits
+    //! 26–29 the object type. Ours use the indirect kind and the object
+    //! type of the family, with the slot index below; MPICH's own indirect
+    //! handles never reach the program, so there is no confusion.
+    pub const COMM: u32 = 0xC400_0000;
+    pub const GROUP: u32 = 0xC800_0000;
+    pub const REQUEST: u32 = 0xEC00_0000;
+    const MASK: u32 = 0xFC00_0000;
+
+    #[inline(always)]
+    pub fn encode(tag: u32, index: usize) -> i32 {
+        (tag | index as u32) as i32
+    }
+    #[inline(always)]
+    pub fn decode(tag: u32, h: i32, cap: usize) -> Option<usize> {
+        let h = h as u32;
+        let i = (h & !MASK) as usize;
+        (h & MASK == tag && i < cap).then_some(i)
+    }
+}
+
+#[cfg(ferry_mpi = "openmpi")]
+mod codec {
+    //! Open MPI handles are pointers. Ours are addresses inside a reserved,
+    //! inaccessible region of the address space, one region per family, so
+    //! they can never equal a real object's address.
+    use std::sync::OnceLock;
+    pub const COMM: u32 = 0;
+    pub const GROUP: u32 = 1;
+    pub const REQUEST: u32 = 2;
+    const SPAN: usize = 1 << 24;
+    static BASE: OnceLock<usize> = OnceLock::new();
+
+    fn base() -> usize {
+        *BASE.get_or_init(|| {
+            // SAFETY: a fresh anonymous PROT_NONE reservation: nothing lives
+            // there and nothing can be read or written through it.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    3 * SPAN,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            assert!(
+                p != libc::MAP_FAILED,
+                "cannot reserve the virtual handle region"
+            );
+            p as usize
+        })
+    }
+
+    #[inline(always)]
+    pub fn encode<T>(tag: u32, index: usize) -> *mut T {
+        (base() + tag as usize * SPAN + index) as *mut T
+    }
+    #[inline(always)]
+    pub fn decode<T>(tag: u32, h: *mut T, cap: usize) -> Option<usize> {
+        let lo = base() + tag as usize * SPAN;
+        let a = h as usize;
+        (a >= lo && a < lo + cap.min(SPAN)).then(|| a - lo)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Communicators.
+
+/// Translates a program's communicator: the real handle and our slot.
+#[inline(always)]
+pub fn comm_in(v: MPI_Comm) -> (MPI_Comm, CommRef) {
+    let i = if v == k::MPI_COMM_WORLD() {
+        0
+    } else if v == k::MPI_COMM_SELF() {
+        1
+    } else {
+        match codec::decode(codec::COMM, v, MAX_COMMS) {
+            Some(i) => i,
+            None => return (v, CommRef::NONE),
+        }
+    };
+    match tables().comms.get(i) {
+        Some(s) => (s.real, CommRef(i as u32)),
+        None => (v, CommRef::NONE),
+    }
+}
+
+#[inline(always)]
+pub fn comm_real(v: MPI_Comm) -> MPI_Comm {
+    comm_in(v).0
+}
+
+#[inline(always)]
+pub fn comm_null() -> MPI_Comm {
+    k::MPI_COMM_NULL()
+}
+
+/// The program's handle for a slot.
+pub fn comm_virtual(i: usize) -> MPI_Comm {
+    match i {
+        0 => k::MPI_COMM_WORLD(),
+        1 => k::MPI_COMM_SELF(),
+        _ => codec::encode(codec::COMM, i),
+    }
+}
+
+/// A communicator MPI just made: record it and give the program a virtual
+/// handle. The recipe to rebuild it is read from the communicator itself.
+pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
+    if real == k::MPI_COMM_NULL() {
+        return real;
+    }
+    let recipe = crate::membership::Recipe::of(real);
+    comm_register(real, recipe)
+}
+
+/// Records a communicator with a known recipe.
+pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_Comm {
+    let _g = lock();
+    let t = tables();
+    let peers = recipe.peer_count();
+    let serial = t.next_serial;
+    t.next_serial += 1;
+    let i = t.comms.insert(CommSlot {
+        real,
+        sent: vec![0; peers],
+        received: vec![0; peers],
+        recipe: Some(Box::new(recipe)),
+        serial,
+    });
+    crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
+    comm_virtual(i)
+}
+
+/// After `MPI_Comm_free`/`MPI_Comm_disconnect` succeeded: forget the slot
+/// and hand the program the null handle MPI returned.
+pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
+    if let Some(i) = codec::decode(codec::COMM, v, MAX_COMMS) {
+        let _g = lock();
+        tables().comms.remove(i);
+    }
+    real_after
+}
+
+/// The virtual handle of a real communicator, if the library knows it.
+pub fn comm_of_real(real: MPI_Comm) -> Option<MPI_Comm> {
+    let t = tables();
+    t.comms
+        .iter()
+        .find(|(_, s)| s.real == real)
+        .map(|(i, _)| comm_virtual(i))
+}
+
+// ---------------------------------------------------------------------------
+// Groups. A group is a set of processes; its handle is virtual so that the
+// group can be re-made when a process is replaced.
+
+#[inline(always)]
+pub fn group_null() -> MPI_Group {
+    k::MPI_GROUP_NULL()
+}
+
+#[inline(always)]
+pub fn group_real(v: MPI_Group) -> MPI_Group {
+    match codec::decode(codec::GROUP, v, MAX_GROUPS) {
+        Some(i) => tables().groups.get(i).copied().unwrap_or(v),
+        None => v,
+    }
+}
+
+pub fn group_out(real: MPI_Group) -> MPI_Group {
+    if real == k::MPI_GROUP_NULL() || real == k::MPI_GROUP_EMPTY() {
+        return real;
+    }
+    let _g = lock();
+    let i = tables().groups.insert(real);
+    codec::encode(codec::GROUP, i)
+}
+
+pub fn group_released(v: MPI_Group, real_after: MPI_Group) -> MPI_Group {
+    if let Some(i) = codec::decode(codec::GROUP, v, MAX_GROUPS) {
+        let _g = lock();
+        tables().groups.remove(i);
+    }
+    real_after
+}
+
+pub fn group_of_real(real: MPI_Group) -> Option<MPI_Group> {
+    let t = tables();
+    t.groups
+        .iter()
+        .find(|(_, g)| **g == real)
+        .map(|(i, _)| codec::encode(codec::GROUP, i))
+}
+
+// ---------------------------------------------------------------------------
+// Requests.
+
+#[inline(always)]
+pub fn request_null() -> MPI_Request {
+    k::MPI_REQUEST_NULL()
+}
+
+/// The slot index of a virtual request.
+#[inline(always)]
+pub fn request_index(v: MPI_Request) -> Option<usize> {
+    codec::decode(codec::REQUEST, v, MAX_REQUESTS)
+}
+
+#[inline(always)]
+pub fn request_real(v: MPI_Request) -> MPI_Request {
+    match request_index(v) {
+        Some(i) => tables().requests.get(i).map(|s| s.real).unwrap_or(v),
+        None => v,
+    }
+}
+
+#[inline(always)]
+pub fn request_slot(i: usize) -> Option<&'static mut ReqSlot> {
+    tables().requests.get_mut(i)
+}
+
+/// A request MPI just made.
+#[inline(always)]
+pub fn request_out(
+    real: MPI_Request,
+    kind: ReqKind,
+    comm: CommRef,
+    peer: c_int,
+    tag: c_int,
+) -> MPI_Request {
+    if real == k::MPI_REQUEST_NULL() {
+        return real;
+    }
+    let _g = lock();
+    let i = tables().requests.insert(ReqSlot {
+        real,
+        kind,
+        comm,
+        peer,
+        tag,
+    });
+    codec::encode(codec::REQUEST, i)
+}
+
+#[inline(always)]
+pub fn request_virtual(i: usize) -> MPI_Request {
+    codec::encode(codec::REQUEST, i)
+}
+
+/// Forgets a request whose real handle MPI has freed.
+#[inline(always)]
+pub fn request_release(i: usize) {
+    let _g = lock();
+    tables().requests.remove(i);
+}
+
+pub fn request_of_real(real: MPI_Request) -> Option<MPI_Request> {
+    let t = tables();
+    t.requests
+        .iter()
+        .find(|(_, s)| s.real == real)
+        .map(|(i, _)| request_virtual(i))
+}
+
+// ---------------------------------------------------------------------------
+// Matched messages: `MPI_Message` handles stay real, but the library
+// remembers which channel each came from, to count its receipt.
+
+fn message_key(m: MPI_Message) -> usize {
+    #[allow(clippy::unnecessary_cast)]
+    {
+        m as usize
+    }
+}
+
+pub fn message_matched(m: MPI_Message, comm: CommRef, source: c_int) {
+    if m == k::MPI_MESSAGE_NULL() || m == k::MPI_MESSAGE_NO_PROC() {
+        return;
+    }
+    let _g = lock();
+    tables().messages.insert(message_key(m), (comm, source));
+}
+
+/// The channel of a matched message about to be received.
+pub fn message_consumed(m: MPI_Message) -> (CommRef, c_int) {
+    let _g = lock();
+    tables()
+        .messages
+        .remove(&message_key(m))
+        .unwrap_or((CommRef::NONE, k::MPI_PROC_NULL()))
+}
+
+/// A real MPI handle kept in a `static` (Open MPI's handles are pointers,
+/// which Rust does not let cross threads by default).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Raw<T>(pub T);
+// SAFETY: MPI handles are process-wide names of MPI objects, valid on any
+// thread the MPI threading level allows to use them.
+unsafe impl<T> Send for Raw<T> {}

@@ -1,0 +1,38 @@
+//! # ferry — live migration of MPI ranks
+//!
+//! `libferry.so` sits between an unmodified MPI program and its MPI library
+//! (preloaded with `LD_PRELOAD`) and implements the dynamic group
+//! communication protocol of US 8,335,813 (MPI-Mitten). The map, in the
+//! order a call goes through it:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |
+//! | [`boundary`] | each call counted; panics caught so a ferry bug never aborts the job |
+//! | [`handles`] | virtual communicators, groups and requests, mapped to the real ones |
+//! | [`superstep`] | per-communicator collective sequence numbers (the global superstep) |
+//! | [`channels`] | per-(communicator, peer) sent/received counts, for the drain |
+//! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
+//! | [`completion`] | the wait/test families: completion accounted, handles written back |
+//! | [`state`] | the window-resident protocol state (MIG_CMD, MIG_WAKE, blocked op, supersteps) |
+//! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
+//! | [`control`] | life cycle, configuration, control communicator, protocol hooks |
+//! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
+//! | [`sys`] | the raw MPI layer: bindgen's `mpi.h` and macro-only constants |
+//!
+//! Protocol logic is safe Rust; `unsafe` stays at the FFI edge, each block
+//! with a `SAFETY:` note.
+pub mod boundary;
+pub mod channels;
+pub mod completion;
+pub mod control;
+pub mod handles;
+pub mod logging;
+pub mod membership;
+pub mod p2p;
+pub mod slab;
+pub mod special;
+pub mod state;
+pub mod superstep;
+pub mod sys;
+pub mod wrappers;

@@ -1,0 +1,379 @@
+//! Membership: who is in each communicator, as ranks of the world, and how
+//! to rebuild every derived communicator on a new world (the patent's "new
+//! group"). A communicator is described by its [`Recipe`], read from the
+//! communicator itself when MPI makes it: the world ranks of its group (and
+//! of its remote group for an intercommunicator) and its topology.
+//!
+//! After the world changes, [`rebuild_all`] re-creates every derived
+//! communicator in creation order with `MPI_Comm_create_group` (only the
+//! members take part), then `MPI_Intercomm_create` or the topology
+//! constructor on top, so that every rank keeps its rank, and carries over
+//! the name and the error handler.
+use crate::handles::{self, tables};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::ffi::c_int;
+
+/// The tag used among the members of a communicator being rebuilt. Members
+/// rebuild their communicators in the same (creation) order, so a single
+/// tag cannot mismatch.
+const REBUILD_TAG: c_int = 7_770;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Topology {
+    None,
+    Cart {
+        dims: Vec<c_int>,
+        periods: Vec<c_int>,
+    },
+    Graph {
+        index: Vec<c_int>,
+        edges: Vec<c_int>,
+    },
+    DistGraph {
+        sources: Vec<c_int>,
+        source_weights: Option<Vec<c_int>>,
+        destinations: Vec<c_int>,
+        destination_weights: Option<Vec<c_int>>,
+    },
+}
+
+/// How to make a communicator again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// World ranks of the (local) group, in communicator rank order; `None`
+    /// when it holds processes outside the world (spawned, connected).
+    pub local: Option<Vec<c_int>>,
+    /// For an intercommunicator, the remote group likewise.
+    pub remote: Option<Option<Vec<c_int>>>,
+    pub topology: Topology,
+}
+
+impl Recipe {
+    /// Peers a message can go to: the remote group for an
+    /// intercommunicator, the group otherwise.
+    pub fn peer_count(&self) -> usize {
+        let n = |g: &Option<Vec<c_int>>| g.as_ref().map(|v| v.len()).unwrap_or(0);
+        match &self.remote {
+            Some(r) => n(r),
+            None => n(&self.local),
+        }
+    }
+
+    /// Whether every process is in the world, so it can be rebuilt there.
+    pub fn rebuildable(&self) -> bool {
+        self.local.is_some() && !matches!(self.remote, Some(None))
+    }
+
+    /// Reads the recipe of a real communicator.
+    pub fn of(real: MPI_Comm) -> Recipe {
+        // SAFETY: `real` is a communicator MPI just returned; each call
+        // writes only into the out-parameters given.
+        unsafe {
+            let mut inter: c_int = 0;
+            PMPI_Comm_test_inter(real, &mut inter);
+            let mut g = k::MPI_GROUP_NULL();
+            PMPI_Comm_group(real, &mut g);
+            let local = world_ranks(g);
+            PMPI_Group_free(&mut g);
+            let remote = if inter != 0 {
+                let mut rg = k::MPI_GROUP_NULL();
+                PMPI_Comm_remote_group(real, &mut rg);
+                let r = world_ranks(rg);
+                PMPI_Group_free(&mut rg);
+                Some(r)
+            } else {
+                None
+            };
+            let topology = if inter != 0 {
+                Topology::None
+            } else {
+                topology_of(real)
+            };
+            Recipe {
+                local,
+                remote,
+                topology,
+            }
+        }
+    }
+}
+
+/// World ranks of a group, or `None` if one of its processes is not in the
+/// world.
+unsafe fn world_ranks(g: MPI_Group) -> Option<Vec<c_int>> {
+    let mut n: c_int = 0;
+    // SAFETY: a live group (see caller).
+    unsafe { PMPI_Group_size(g, &mut n) };
+    let ranks: Vec<c_int> = (0..n).collect();
+    let mut out = vec![0; n as usize];
+    let world = handles::comm_real(k::MPI_COMM_WORLD());
+    let mut wg = k::MPI_GROUP_NULL();
+    // SAFETY: the current real world and a live group; arrays of size n.
+    unsafe {
+        PMPI_Comm_group(world, &mut wg);
+        PMPI_Group_translate_ranks(g, n, ranks.as_ptr(), wg, out.as_mut_ptr());
+        PMPI_Group_free(&mut wg);
+    }
+    if out.iter().any(|&r| r == k::MPI_UNDEFINED() || r < 0) {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+unsafe fn topology_of(real: MPI_Comm) -> Topology {
+    let mut status: c_int = k::MPI_UNDEFINED();
+    // SAFETY: all calls read a live communicator into buffers sized by the
+    // counts MPI reports first.
+    unsafe {
+        PMPI_Topo_test(real, &mut status);
+        if status == k::MPI_CART() {
+            let mut nd: c_int = 0;
+            PMPI_Cartdim_get(real, &mut nd);
+            let mut dims = vec![0; nd as usize];
+            let mut periods = vec![0; nd as usize];
+            let mut coords = vec![0; nd as usize];
+            PMPI_Cart_get(
+                real,
+                nd,
+                dims.as_mut_ptr(),
+                periods.as_mut_ptr(),
+                coords.as_mut_ptr(),
+            );
+            Topology::Cart { dims, periods }
+        } else if status == k::MPI_GRAPH() {
+            let (mut nn, mut ne) = (0, 0);
+            PMPI_Graphdims_get(real, &mut nn, &mut ne);
+            let mut index = vec![0; nn as usize];
+            let mut edges = vec![0; ne as usize];
+            PMPI_Graph_get(real, nn, ne, index.as_mut_ptr(), edges.as_mut_ptr());
+            Topology::Graph { index, edges }
+        } else if status == k::MPI_DIST_GRAPH() {
+            let (mut indeg, mut outdeg, mut weighted) = (0, 0, 0);
+            PMPI_Dist_graph_neighbors_count(real, &mut indeg, &mut outdeg, &mut weighted);
+            let mut sources = vec![0; indeg as usize];
+            let mut sw = vec![0; indeg.max(1) as usize];
+            let mut destinations = vec![0; outdeg as usize];
+            let mut dw = vec![0; outdeg.max(1) as usize];
+            PMPI_Dist_graph_neighbors(
+                real,
+                indeg,
+                sources.as_mut_ptr(),
+                if weighted != 0 {
+                    sw.as_mut_ptr()
+                } else {
+                    k::MPI_UNWEIGHTED()
+                },
+                outdeg,
+                destinations.as_mut_ptr(),
+                if weighted != 0 {
+                    dw.as_mut_ptr()
+                } else {
+                    k::MPI_UNWEIGHTED()
+                },
+            );
+            sw.truncate(indeg as usize);
+            dw.truncate(outdeg as usize);
+            Topology::DistGraph {
+                sources,
+                source_weights: (weighted != 0).then_some(sw),
+                destinations,
+                destination_weights: (weighted != 0).then_some(dw),
+            }
+        } else {
+            Topology::None
+        }
+    }
+}
+
+/// A communicator over the given world ranks of `world`, made by its
+/// members only.
+unsafe fn group_comm(world: MPI_Comm, ranks: &[c_int]) -> Result<MPI_Comm, c_int> {
+    let mut wg = k::MPI_GROUP_NULL();
+    let mut g = k::MPI_GROUP_NULL();
+    let mut c = k::MPI_COMM_NULL();
+    // SAFETY: live world; `ranks` are valid world ranks.
+    let rc = unsafe {
+        PMPI_Comm_group(world, &mut wg);
+        PMPI_Group_incl(wg, ranks.len() as c_int, ranks.as_ptr(), &mut g);
+        let rc = PMPI_Comm_create_group(world, g, REBUILD_TAG, &mut c);
+        PMPI_Group_free(&mut g);
+        PMPI_Group_free(&mut wg);
+        rc
+    };
+    if rc == k::MPI_SUCCESS() {
+        Ok(c)
+    } else {
+        Err(rc)
+    }
+}
+
+impl Recipe {
+    /// Makes the communicator on `world`. Collective over its members.
+    ///
+    /// # Safety
+    /// `world` must be a live communicator over the same processes, in the
+    /// same rank order, as the world the recipe was read against.
+    pub unsafe fn build(&self, world: MPI_Comm) -> Result<MPI_Comm, c_int> {
+        let local = self.local.as_ref().ok_or(k::MPI_ERR_COMM())?;
+        // SAFETY: see the function's contract.
+        unsafe {
+            let base = group_comm(world, local)?;
+            let mut c = k::MPI_COMM_NULL();
+            let rc = match (&self.remote, &self.topology) {
+                (Some(Some(remote)), _) => {
+                    PMPI_Intercomm_create(base, 0, world, remote[0], REBUILD_TAG, &mut c)
+                }
+                (Some(None), _) => return Err(k::MPI_ERR_COMM()),
+                (None, Topology::None) => return Ok(base),
+                (None, Topology::Cart { dims, periods }) => PMPI_Cart_create(
+                    base,
+                    dims.len() as c_int,
+                    dims.as_ptr(),
+                    periods.as_ptr(),
+                    0,
+                    &mut c,
+                ),
+                (None, Topology::Graph { index, edges }) => PMPI_Graph_create(
+                    base,
+                    index.len() as c_int,
+                    index.as_ptr(),
+                    edges.as_ptr(),
+                    0,
+                    &mut c,
+                ),
+                (
+                    None,
+                    Topology::DistGraph {
+                        sources,
+                        source_weights,
+                        destinations,
+                        destination_weights,
+                    },
+                ) => PMPI_Dist_graph_create_adjacent(
+                    base,
+                    sources.len() as c_int,
+                    sources.as_ptr(),
+                    source_weights
+                        .as_ref()
+                        .map(|w| w.as_ptr())
+                        .unwrap_or(k::MPI_UNWEIGHTED()),
+                    destinations.len() as c_int,
+                    destinations.as_ptr(),
+                    destination_weights
+                        .as_ref()
+                        .map(|w| w.as_ptr())
+                        .unwrap_or(k::MPI_UNWEIGHTED()),
+                    k::MPI_INFO_NULL(),
+                    0,
+                    &mut c,
+                ),
+            };
+            let mut b = base;
+            PMPI_Comm_free(&mut b);
+            if rc == k::MPI_SUCCESS() {
+                Ok(c)
+            } else {
+                Err(rc)
+            }
+        }
+    }
+}
+
+/// Name and error handler of a communicator, carried to its successor.
+unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
+    let mut name = [0 as std::ffi::c_char; 256];
+    let mut len: c_int = 0;
+    let mut eh = k::MPI_ERRHANDLER_NULL();
+    // SAFETY: both live; the name buffer exceeds MPI_MAX_OBJECT_NAME.
+    unsafe {
+        if PMPI_Comm_get_name(old, name.as_mut_ptr(), &mut len) == k::MPI_SUCCESS() && len > 0 {
+            PMPI_Comm_set_name(new, name.as_ptr());
+        }
+        if PMPI_Comm_get_errhandler(old, &mut eh) == k::MPI_SUCCESS() {
+            PMPI_Comm_set_errhandler(new, eh);
+            PMPI_Errhandler_free(&mut eh);
+        }
+    }
+}
+
+/// Statistics of one rebuild.
+#[derive(Default, Debug)]
+pub struct Rebuilt {
+    pub communicators: usize,
+    pub skipped: usize,
+}
+
+/// Moves the process onto `new_world` and rebuilds every derived
+/// communicator on it, in creation order. Collective over the world.
+///
+/// The old real communicators are retired, not freed: freeing would run
+/// the program's attribute delete callbacks at a moment it did not choose.
+///
+/// # Safety
+/// Every process of the world must call it at a point where no message is
+/// in flight on any communicator (after the drain), with the same new
+/// world.
+pub unsafe fn rebuild_all(new_world: MPI_Comm) -> Result<Rebuilt, c_int> {
+    let old_world = handles::comm_real(k::MPI_COMM_WORLD());
+    // SAFETY: contract of the function.
+    unsafe { carry_over(old_world, new_world) };
+    // Order by creation; read what is needed, then call MPI without holding
+    // a reference into the tables.
+    let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = tables()
+        .comms
+        .iter()
+        .filter(|(i, _)| *i >= 2)
+        .map(|(i, s)| (s.serial, i, s.real, s.recipe.as_deref().cloned()))
+        .collect();
+    order.sort_by_key(|e| e.0);
+    if let Some(w) = tables().comms.get_mut(0) {
+        w.real = new_world;
+    }
+    let mut stats = Rebuilt::default();
+    for (_, i, old, recipe) in order {
+        let Some(recipe) = recipe.filter(|r| r.rebuildable()) else {
+            stats.skipped += 1;
+            continue;
+        };
+        // SAFETY: contract of the function.
+        let new = unsafe { recipe.build(new_world)? };
+        // SAFETY: both live.
+        unsafe { carry_over(old, new) };
+        if let Some(s) = tables().comms.get_mut(i) {
+            s.real = new;
+        }
+        stats.communicators += 1;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_counts() {
+        let intra = Recipe {
+            local: Some(vec![0, 2, 4]),
+            remote: None,
+            topology: Topology::None,
+        };
+        assert_eq!(intra.peer_count(), 3);
+        assert!(intra.rebuildable());
+        let inter = Recipe {
+            local: Some(vec![0, 1]),
+            remote: Some(Some(vec![2, 3, 4])),
+            topology: Topology::None,
+        };
+        assert_eq!(inter.peer_count(), 3);
+        let foreign = Recipe {
+            local: Some(vec![0]),
+            remote: Some(None),
+            topology: Topology::None,
+        };
+        assert!(!foreign.rebuildable());
+        assert_eq!(foreign.peer_count(), 0);
+    }
+}

@@ -1,0 +1,545 @@
+//! The wrappers written by hand: initialization and finalization, request
+//! completion (delegated to `completion`), handle conversion to and from
+//! Fortran integers, `MPI_Comm_idup` (whose communicator exists only once
+//! its request completes), `MPI_Sendrecv_replace` made wakeable, and
+//! `MPI_Comm_get_parent` (the same handle every time).
+//!
+//! Each function here has the signature of the MPI function of the same
+//! name; the generated wrapper calls it inside the boundary guard.
+#![allow(non_snake_case)]
+use crate::completion;
+use crate::handles::{self, tables, CommRef, Raw, ReqKind};
+use crate::membership::Recipe;
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Mutex;
+
+// --- life cycle -------------------------------------------------------------
+
+pub unsafe fn MPI_Init(argc: *mut c_int, argv: *mut *mut *mut c_char) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Init(argc, argv) };
+    if rc == k::MPI_SUCCESS() {
+        let mut provided = k::MPI_THREAD_SINGLE();
+        // SAFETY: MPI is initialized.
+        unsafe { PMPI_Query_thread(&mut provided) };
+        crate::control::start(provided);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Init_thread(
+    argc: *mut c_int,
+    argv: *mut *mut *mut c_char,
+    required: c_int,
+    provided: *mut c_int,
+) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Init_thread(argc, argv, required, provided) };
+    if rc == k::MPI_SUCCESS() {
+        let level = if provided.is_null() {
+            k::MPI_THREAD_SINGLE()
+        } else {
+            // SAFETY: MPI wrote it.
+            unsafe { *provided }
+        };
+        crate::control::start(level);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Finalize() -> c_int {
+    crate::control::finish();
+    // SAFETY: plain forward.
+    unsafe { PMPI_Finalize() }
+}
+
+pub unsafe fn MPI_Pcontrol(level: c_int) -> c_int {
+    // The variadic arguments have no meaning to MPI; only the level is
+    // forwarded.
+    // SAFETY: plain forward.
+    unsafe { PMPI_Pcontrol(level) }
+}
+
+// --- completion ---------------------------------------------------------------
+
+pub unsafe fn MPI_Wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::wait(request, status) }
+}
+pub unsafe fn MPI_Test(
+    request: *mut MPI_Request,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::test(request, flag, status) }
+}
+pub unsafe fn MPI_Waitall(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::all(count, reqs, std::ptr::null_mut(), statuses, true) }
+}
+pub unsafe fn MPI_Testall(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    flag: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::all(count, reqs, flag, statuses, false) }
+}
+pub unsafe fn MPI_Waitany(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    index: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::any(count, reqs, index, std::ptr::null_mut(), status, true) }
+}
+pub unsafe fn MPI_Testany(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    index: *mut c_int,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::any(count, reqs, index, flag, status, false) }
+}
+pub unsafe fn MPI_Waitsome(
+    incount: c_int,
+    reqs: *mut MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::some(incount, reqs, outcount, indices, statuses, true) }
+}
+pub unsafe fn MPI_Testsome(
+    incount: c_int,
+    reqs: *mut MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::some(incount, reqs, outcount, indices, statuses, false) }
+}
+pub unsafe fn MPI_Start(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::start(request) }
+}
+pub unsafe fn MPI_Startall(count: c_int, reqs: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::start_all(count, reqs) }
+}
+pub unsafe fn MPI_Request_free(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::request_free(request) }
+}
+pub unsafe fn MPI_Cancel(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::cancel(request) }
+}
+pub unsafe fn MPI_Request_get_status(
+    request: MPI_Request,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::get_status(request, flag, status) }
+}
+
+/// Real requests of a read-only array, for the `MPI_Request_get_status_*`
+/// family (MPI-4.1), which completes nothing.
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+unsafe fn reals(count: c_int, reqs: *const MPI_Request) -> Vec<MPI_Request> {
+    if reqs.is_null() || count <= 0 {
+        return Vec::new();
+    }
+    // SAFETY: the program passes `count` requests.
+    unsafe { std::slice::from_raw_parts(reqs, count as usize) }
+        .iter()
+        .map(|r| handles::request_real(*r))
+        .collect()
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+pub unsafe fn MPI_Request_get_status_all(
+    count: c_int,
+    reqs: *const MPI_Request,
+    flag: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(count, reqs);
+        PMPI_Request_get_status_all(
+            count,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            flag,
+            statuses,
+        )
+    }
+}
+#[cfg(ferry_has = "MPI_Request_get_status_any")]
+pub unsafe fn MPI_Request_get_status_any(
+    count: c_int,
+    reqs: *const MPI_Request,
+    index: *mut c_int,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(count, reqs);
+        PMPI_Request_get_status_any(
+            count,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            index,
+            flag,
+            status,
+        )
+    }
+}
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+pub unsafe fn MPI_Request_get_status_some(
+    incount: c_int,
+    reqs: *const MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(incount, reqs);
+        PMPI_Request_get_status_some(
+            incount,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            outcount,
+            indices,
+            statuses,
+        )
+    }
+}
+
+// --- Fortran integers ---------------------------------------------------------
+//
+// MPICH's handles are integers and its conversions are the identity (macros
+// in its mpi.h), so a virtual handle converts to itself. Open MPI converts
+// through a table of real objects: ours go through the real handle and come
+// back to the virtual one.
+
+#[cfg(ferry_mpi = "mpich")]
+mod fortran {
+    use super::*;
+    pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
+        f as MPI_Comm
+    }
+    pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
+        f as MPI_Group
+    }
+    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
+        f as MPI_Request
+    }
+}
+
+#[cfg(ferry_mpi = "openmpi")]
+mod fortran {
+    use super::*;
+    pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
+        // SAFETY: a real (or passed-through) handle.
+        unsafe { PMPI_Comm_c2f(handles::comm_real(v)) }
+    }
+    pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
+        // SAFETY: MPI validates the integer.
+        let real = unsafe { PMPI_Comm_f2c(f) };
+        handles::comm_of_real(real).unwrap_or(real)
+    }
+    pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
+        // SAFETY: as above.
+        unsafe { PMPI_Group_c2f(handles::group_real(v)) }
+    }
+    pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
+        // SAFETY: as above.
+        let real = unsafe { PMPI_Group_f2c(f) };
+        handles::group_of_real(real).unwrap_or(real)
+    }
+    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
+        // SAFETY: as above.
+        unsafe { PMPI_Request_c2f(handles::request_real(v)) }
+    }
+    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
+        // SAFETY: as above.
+        let real = unsafe { PMPI_Request_f2c(f) };
+        handles::request_of_real(real).unwrap_or(real)
+    }
+}
+
+pub unsafe fn MPI_Comm_c2f(comm: MPI_Comm) -> MPI_Fint {
+    fortran::comm_c2f(comm)
+}
+pub unsafe fn MPI_Comm_f2c(comm: MPI_Fint) -> MPI_Comm {
+    fortran::comm_f2c(comm)
+}
+pub unsafe fn MPI_Group_c2f(group: MPI_Group) -> MPI_Fint {
+    fortran::group_c2f(group)
+}
+pub unsafe fn MPI_Group_f2c(group: MPI_Fint) -> MPI_Group {
+    fortran::group_f2c(group)
+}
+pub unsafe fn MPI_Request_c2f(request: MPI_Request) -> MPI_Fint {
+    fortran::request_c2f(request)
+}
+pub unsafe fn MPI_Request_f2c(request: MPI_Fint) -> MPI_Request {
+    fortran::request_f2c(request)
+}
+
+// MPICH's ABI conversions: the identity, as its own.
+#[cfg(ferry_has = "MPI_Comm_toint")]
+pub unsafe fn MPI_Comm_toint(comm: MPI_Comm) -> c_int {
+    fortran::comm_c2f(comm)
+}
+#[cfg(ferry_has = "MPI_Comm_fromint")]
+pub unsafe fn MPI_Comm_fromint(comm: c_int) -> MPI_Comm {
+    fortran::comm_f2c(comm)
+}
+#[cfg(ferry_has = "MPI_Group_toint")]
+pub unsafe fn MPI_Group_toint(group: MPI_Group) -> c_int {
+    fortran::group_c2f(group)
+}
+#[cfg(ferry_has = "MPI_Group_fromint")]
+pub unsafe fn MPI_Group_fromint(group: c_int) -> MPI_Group {
+    fortran::group_f2c(group)
+}
+#[cfg(ferry_has = "MPI_Request_toint")]
+pub unsafe fn MPI_Request_toint(request: MPI_Request) -> c_int {
+    fortran::request_c2f(request)
+}
+#[cfg(ferry_has = "MPI_Request_fromint")]
+pub unsafe fn MPI_Request_fromint(request: c_int) -> MPI_Request {
+    fortran::request_f2c(request)
+}
+
+// --- MPI_Comm_idup --------------------------------------------------------------
+
+/// Where MPI writes the communicators of pending `MPI_Comm_idup`s, by
+/// request slot: a heap cell that stays put until the request completes.
+static IDUP_CELLS: Mutex<Option<HashMap<usize, Box<Raw<MPI_Comm>>>>> = Mutex::new(None);
+
+unsafe fn idup_common(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+    post: impl FnOnce(MPI_Comm, *mut MPI_Comm, *mut MPI_Request) -> c_int,
+) -> c_int {
+    let (real, slot) = handles::comm_in(comm);
+    if newcomm.is_null() || request.is_null() || slot == CommRef::NONE {
+        return post(real, newcomm, request);
+    }
+    let mut cell = Box::new(Raw(k::MPI_COMM_NULL()));
+    let mut req = k::MPI_REQUEST_NULL();
+    let t = crate::superstep::enter_collective(slot);
+    let rc = post(real, &mut cell.0, &mut req);
+    crate::superstep::leave_collective(t);
+    if rc != k::MPI_SUCCESS() {
+        return rc;
+    }
+    // A duplicate has the group and topology of its parent.
+    let v = handles::comm_register(k::MPI_COMM_NULL(), Recipe::of(real));
+    let (_, new_slot) = handles::comm_in(v);
+    let vreq = handles::request_out(req, ReqKind::CommIdup, new_slot, 0, 0);
+    match handles::request_index(vreq) {
+        Some(i) => {
+            IDUP_CELLS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .insert(i, cell);
+        }
+        None => {
+            // MPI completed it at once: the communicator is there already.
+            if let Some(s) = new_slot.index().and_then(|i| tables().comms.get_mut(i)) {
+                s.real = cell.0;
+            }
+        }
+    }
+    // SAFETY: both checked non-null.
+    unsafe {
+        *newcomm = v;
+        *request = vreq;
+    }
+    rc
+}
+
+/// The request of an `MPI_Comm_idup` completed: its communicator is ready.
+pub fn idup_completed(request_slot: usize) {
+    let cell = IDUP_CELLS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .and_then(|m| m.remove(&request_slot));
+    let Some(cell) = cell else { return };
+    let Some(comm) = handles::request_slot(request_slot).map(|s| s.comm) else {
+        return;
+    };
+    if let Some(s) = comm.index().and_then(|i| tables().comms.get_mut(i)) {
+        s.real = cell.0;
+    }
+}
+
+pub unsafe fn MPI_Comm_idup(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { idup_common(comm, newcomm, request, |c, n, r| PMPI_Comm_idup(c, n, r)) }
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+pub unsafe fn MPI_Comm_idup_with_info(
+    comm: MPI_Comm,
+    info: MPI_Info,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        idup_common(comm, newcomm, request, |c, n, r| {
+            PMPI_Comm_idup_with_info(c, info, n, r)
+        })
+    }
+}
+
+// --- MPI_Comm_get_parent ------------------------------------------------------
+
+static PARENT: Mutex<Option<Raw<MPI_Comm>>> = Mutex::new(None);
+
+pub unsafe fn MPI_Comm_get_parent(parent: *mut MPI_Comm) -> c_int {
+    let mut real = k::MPI_COMM_NULL();
+    // SAFETY: forwarded to a local.
+    let rc = unsafe { PMPI_Comm_get_parent(if parent.is_null() { parent } else { &mut real }) };
+    if rc != k::MPI_SUCCESS() || parent.is_null() {
+        return rc;
+    }
+    let v = if real == k::MPI_COMM_NULL() {
+        real
+    } else {
+        let mut cached = PARENT.lock().unwrap_or_else(|e| e.into_inner());
+        match *cached {
+            // Still the same real parent (not disconnected): same handle.
+            Some(Raw(v)) if handles::comm_real(v) == real => v,
+            _ => {
+                let v = handles::comm_out(real);
+                *cached = Some(Raw(v));
+                v
+            }
+        }
+    };
+    // SAFETY: checked non-null.
+    unsafe { *parent = v };
+    rc
+}
+
+// --- MPI_Sendrecv_replace ---------------------------------------------------------
+//
+// Made wakeable like MPI_Sendrecv: the outgoing data is packed first, then
+// the receive into the program's buffer and the send of the packed copy are
+// posted and waited for. A message sent as MPI_PACKED matches a receive of
+// any datatype with the same type signature, so the peer sees no change.
+
+macro_rules! sendrecv_replace {
+    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:ident, $isend:ident) => {
+        pub unsafe fn $name(
+            buf: *mut c_void,
+            count: $count,
+            datatype: MPI_Datatype,
+            dest: c_int,
+            sendtag: c_int,
+            source: c_int,
+            recvtag: c_int,
+            comm: MPI_Comm,
+            status: *mut MPI_Status,
+        ) -> c_int {
+            let (comm, slot) = handles::comm_in(comm);
+            // SAFETY: arguments as the program gave them, handles translated;
+            // the packed buffer lives until both requests complete.
+            unsafe {
+                let mut size: $count = 0;
+                let rc = $pack_size(count, datatype, comm, &mut size);
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                let mut packed = vec![0u8; (size as usize).max(1)];
+                let mut position: $count = 0;
+                let rc = $pack(
+                    buf,
+                    count,
+                    datatype,
+                    packed.as_mut_ptr().cast(),
+                    size,
+                    &mut position,
+                    comm,
+                );
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                crate::channels::count_send(slot, dest);
+                let packed_ptr: *const c_void = packed.as_ptr().cast();
+                crate::p2p::sendrecv_blocking(
+                    slot,
+                    source,
+                    status,
+                    |req| {
+                        $isend(
+                            packed_ptr,
+                            position,
+                            k::MPI_PACKED(),
+                            dest,
+                            sendtag,
+                            comm,
+                            req,
+                        )
+                    },
+                    |req| $irecv(buf, count, datatype, source, recvtag, comm, req),
+                )
+            }
+        }
+    };
+}
+
+sendrecv_replace!(
+    MPI_Sendrecv_replace,
+    c_int,
+    PMPI_Pack_size,
+    PMPI_Pack,
+    PMPI_Irecv,
+    PMPI_Isend
+);
+#[cfg(ferry_has = "MPI_Sendrecv_replace_c")]
+sendrecv_replace!(
+    MPI_Sendrecv_replace_c,
+    MPI_Count,
+    PMPI_Pack_size_c,
+    PMPI_Pack_c,
+    PMPI_Irecv_c,
+    PMPI_Isend_c
+);
