@@ -27,7 +27,7 @@ case "$FERRY_MPI" in
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     export OMPI_MCA_rmaps_base_oversubscribe=1
     # no InfiniBand/UCX here: keep Open MPI from probing for it noisily
-    export OMPI_MCA_btl="^openib"
+    export OMPI_MCA_btl="^openib,ofi"
     ;;
   *) echo "mpi-env.sh: unknown MPI '$FERRY_MPI' (mpich or openmpi)" >&2; return 2 ;;
 esac

@@ -269,7 +269,8 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
     if real == k::MPI_COMM_NULL() {
         return real;
     }
-    let recipe = crate::membership::Recipe::of(real);
+    // SAFETY: MPI just returned `real` as a new communicator.
+    let recipe = unsafe { crate::membership::Recipe::of(real) };
     comm_register(real, recipe)
 }
 

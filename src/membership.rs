@@ -66,7 +66,10 @@ impl Recipe {
     }
 
     /// Reads the recipe of a real communicator.
-    pub fn of(real: MPI_Comm) -> Recipe {
+    ///
+    /// # Safety
+    /// `real` must be a live communicator.
+    pub unsafe fn of(real: MPI_Comm) -> Recipe {
         // SAFETY: `real` is a communicator MPI just returned; each call
         // writes only into the out-parameters given.
         unsafe {

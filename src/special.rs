@@ -6,7 +6,11 @@
 //!
 //! Each function here has the signature of the MPI function of the same
 //! name; the generated wrapper calls it inside the boundary guard.
-#![allow(non_snake_case)]
+//!
+//! # Safety
+//! Every function here has exactly the contract of the MPI function of the
+//! same name: the pointers the program passes must be what MPI requires.
+#![allow(non_snake_case, clippy::missing_safety_doc, clippy::too_many_arguments)]
 use crate::completion;
 use crate::handles::{self, tables, CommRef, Raw, ReqKind};
 use crate::membership::Recipe;
@@ -363,7 +367,8 @@ unsafe fn idup_common(
         return rc;
     }
     // A duplicate has the group and topology of its parent.
-    let v = handles::comm_register(k::MPI_COMM_NULL(), Recipe::of(real));
+    // SAFETY: `real` is the live parent.
+    let v = handles::comm_register(k::MPI_COMM_NULL(), unsafe { Recipe::of(real) });
     let (_, new_slot) = handles::comm_in(v);
     let vreq = handles::request_out(req, ReqKind::CommIdup, new_slot, 0, 0);
     match handles::request_index(vreq) {

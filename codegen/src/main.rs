@@ -198,18 +198,12 @@ fn template_of(name: &str) -> Template {
     if COLLECTIVE_CALLS.contains(&base) {
         return Template::Collective;
     }
+    // Blocking (`MPI_Allreduce`), persistent (`MPI_Allreduce_init`) and
+    // nonblocking (`MPI_Iallreduce`) forms of the collectives.
     let stem = base.strip_prefix("MPI_").unwrap_or(base);
     let stem = stem.strip_suffix("_init").unwrap_or(stem);
-    let stem = stem
-        .strip_prefix('I')
-        .filter(|s| COLLECTIVE_STEMS.contains(s));
-    if let Some(s) = stem {
-        let _ = s;
-        return Template::Collective;
-    }
-    let stem = base.strip_prefix("MPI_").unwrap_or(base);
-    let stem = stem.strip_suffix("_init").unwrap_or(stem);
-    if COLLECTIVE_STEMS.contains(&stem) && !base.ends_with("Reduce_local") {
+    let is_stem = |s: &str| COLLECTIVE_STEMS.iter().any(|c| c.eq_ignore_ascii_case(s));
+    if is_stem(stem) || stem.strip_prefix('I').is_some_and(is_stem) {
         return Template::Collective;
     }
     Template::Plain

@@ -3038,9 +3038,11 @@ pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int
     crate::boundary::guard("MPI_Iallgather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3052,9 +3054,11 @@ pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys
     crate::boundary::guard("MPI_Iallgather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3066,9 +3070,11 @@ pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_in
     crate::boundary::guard("MPI_Iallgatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3080,9 +3086,11 @@ pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sy
     crate::boundary::guard("MPI_Iallgatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3094,9 +3102,11 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
     crate::boundary::guard("MPI_Iallreduce", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3108,9 +3118,11 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
     crate::boundary::guard("MPI_Iallreduce_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iallreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3122,9 +3134,11 @@ pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int,
     crate::boundary::guard("MPI_Ialltoall", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3136,9 +3150,11 @@ pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys:
     crate::boundary::guard("MPI_Ialltoall_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3150,9 +3166,11 @@ pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *con
     crate::boundary::guard("MPI_Ialltoallv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3164,9 +3182,11 @@ pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *c
     crate::boundary::guard("MPI_Ialltoallv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3178,9 +3198,11 @@ pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *con
     crate::boundary::guard("MPI_Ialltoallw", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3192,9 +3214,11 @@ pub unsafe extern "C" fn MPI_Ialltoallw_c(sendbuf: *const c_void, sendcounts: *c
     crate::boundary::guard("MPI_Ialltoallw_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ialltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3206,9 +3230,11 @@ pub unsafe extern "C" fn MPI_Ibarrier(comm: sys::MPI_Comm, request: *mut sys::MP
     crate::boundary::guard("MPI_Ibarrier", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ibarrier(comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3220,9 +3246,11 @@ pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype:
     crate::boundary::guard("MPI_Ibcast", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ibcast(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3234,9 +3262,11 @@ pub unsafe extern "C" fn MPI_Ibcast_c(buffer: *mut c_void, count: sys::MPI_Count
     crate::boundary::guard("MPI_Ibcast_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ibcast_c(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3278,9 +3308,11 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Iexscan", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iexscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3292,9 +3324,11 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Iexscan_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iexscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3306,9 +3340,11 @@ pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, s
     crate::boundary::guard("MPI_Igather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Igather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3320,9 +3356,11 @@ pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::M
     crate::boundary::guard("MPI_Igather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Igather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3334,9 +3372,11 @@ pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, 
     crate::boundary::guard("MPI_Igatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Igatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3348,9 +3388,11 @@ pub unsafe extern "C" fn MPI_Igatherv_c(sendbuf: *const c_void, sendcount: sys::
     crate::boundary::guard("MPI_Igatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Igatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3400,9 +3442,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcou
     crate::boundary::guard("MPI_Ineighbor_allgather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3414,9 +3458,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendc
     crate::boundary::guard("MPI_Ineighbor_allgather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3428,9 +3474,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendco
     crate::boundary::guard("MPI_Ineighbor_allgatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3442,9 +3490,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, send
     crate::boundary::guard("MPI_Ineighbor_allgatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3456,9 +3506,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcoun
     crate::boundary::guard("MPI_Ineighbor_alltoall", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3470,9 +3522,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendco
     crate::boundary::guard("MPI_Ineighbor_alltoall_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3484,9 +3538,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcou
     crate::boundary::guard("MPI_Ineighbor_alltoallv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3498,9 +3554,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendc
     crate::boundary::guard("MPI_Ineighbor_alltoallv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3512,9 +3570,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcou
     crate::boundary::guard("MPI_Ineighbor_alltoallw", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3526,9 +3586,11 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw_c(sendbuf: *const c_void, sendc
     crate::boundary::guard("MPI_Ineighbor_alltoallw_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ineighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3782,9 +3844,11 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Ireduce", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3796,9 +3860,11 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Ireduce_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3810,9 +3876,11 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
     crate::boundary::guard("MPI_Ireduce_scatter", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3824,9 +3892,11 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
     crate::boundary::guard("MPI_Ireduce_scatter_block", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3838,9 +3908,11 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
     crate::boundary::guard("MPI_Ireduce_scatter_block_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3852,9 +3924,11 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: 
     crate::boundary::guard("MPI_Ireduce_scatter_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Ireduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3905,9 +3979,11 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
     crate::boundary::guard("MPI_Iscan", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3919,9 +3995,11 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Iscan_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3933,9 +4011,11 @@ pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, 
     crate::boundary::guard("MPI_Iscatter", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscatter(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3947,9 +4027,11 @@ pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::
     crate::boundary::guard("MPI_Iscatter_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscatter_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3961,9 +4043,11 @@ pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *cons
     crate::boundary::guard("MPI_Iscatterv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscatterv(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -3975,9 +4059,11 @@ pub unsafe extern "C" fn MPI_Iscatterv_c(sendbuf: *const c_void, sendcounts: *co
     crate::boundary::guard("MPI_Iscatterv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        let ticket = superstep::enter_collective(comm_slot);
         let rc = PMPI_Iscatterv_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
+        superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Other, comm_slot, -1, -1); }
+            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
         }
         rc
     })
@@ -7455,4 +7541,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 700 wrappers (Collective: 110, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 510, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 37).
+// 700 wrappers (Collective: 153, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 467, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 37).

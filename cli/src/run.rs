@@ -1,0 +1,765 @@
+//! `ferry run`: start PROGRAM under the MPI's launcher with libferry.so
+//! preloaded in the ranks (never in the launcher itself).
+
+use crate::{Failure, HostList, Mpi, RunArgs};
+use ferry_common::env::{self as fenv, var};
+use ferry_common::job::{current_uid, JobDir, JobMeta};
+use ferry_common::spec::{format_spec_list, parse_checkpoint_spec, parse_spec_list, OpSpec};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// Everything needed to start the launcher, computed before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    pub launcher: PathBuf,
+    pub args: Vec<OsString>,
+    /// Set in the launcher's own environment (not only the ranks').
+    pub launcher_env: Vec<(String, OsString)>,
+    /// Removed from the launcher's own environment.
+    pub launcher_env_remove: Vec<String>,
+}
+
+/// Variables `ferry run` sets itself for the ranks; inherited values of
+/// these names are not passed on a second time.
+const SET_BY_FERRY: &[&str] = &[
+    fenv::FERRY_JOB,
+    fenv::FERRY_JOB_DIR,
+    fenv::FERRY_MPI,
+    fenv::FERRY_LIB,
+    fenv::FERRY_EVENTS,
+    fenv::FERRY_MIGRATE,
+    fenv::FERRY_REGROUP,
+    fenv::FERRY_CHECKPOINT,
+    fenv::FERRY_HOSTS,
+];
+
+/// The environment of the ranks: `LD_PRELOAD`, the variables ferry sets
+/// (`fixed`, in order), then every other inherited `FERRY_*` (sorted).
+pub fn rank_env(
+    lib: &Path,
+    user_preload: Option<&OsStr>,
+    fixed: &[(&str, OsString)],
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(String, OsString)> {
+    let mut preload = lib.as_os_str().to_os_string();
+    if let Some(user) = user_preload.filter(|u| !u.is_empty()) {
+        preload.push(":");
+        preload.push(user);
+    }
+    let mut out = vec![("LD_PRELOAD".to_string(), preload)];
+    out.extend(fixed.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let mut rest: Vec<(String, OsString)> = inherited
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| k.starts_with("FERRY_") && !SET_BY_FERRY.contains(&k.as_str()))
+        .collect();
+    rest.sort();
+    out.extend(rest);
+    out
+}
+
+/// What the launcher command line is built from.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    pub mpi: Mpi,
+    pub launcher: &'a Path,
+    pub n: u32,
+    pub hosts: Option<&'a [String]>,
+    /// The ranks' environment, from [`rank_env`].
+    pub rank_env: &'a [(String, OsString)],
+    /// PROGRAM and its arguments.
+    pub command: &'a [OsString],
+    /// Whether ferry runs as root (Open MPI refuses root unless told).
+    pub is_root: bool,
+}
+
+/// The launcher command line and its own environment. `launcher_var`
+/// reads ferry's environment (variables already set are not overridden).
+pub fn build_plan(
+    input: &PlanInput<'_>,
+    launcher_var: impl Fn(&str) -> Option<OsString>,
+) -> LaunchPlan {
+    let PlanInput {
+        mpi,
+        launcher,
+        n,
+        hosts,
+        rank_env,
+        command,
+        is_root,
+    } = *input;
+    let mut args: Vec<OsString> = Vec::new();
+    let mut launcher_env = Vec::new();
+    match mpi {
+        Mpi::Mpich => {
+            if let Some(h) = hosts {
+                args.push("-hosts".into());
+                args.push(h.join(",").into());
+            }
+            for (k, v) in rank_env {
+                args.push("-genv".into());
+                args.push(k.into());
+                args.push(v.clone());
+            }
+        }
+        Mpi::Openmpi => {
+            args.push("--oversubscribe".into());
+            if let Some(h) = hosts {
+                args.push("--host".into());
+                args.push(h.join(",").into());
+            }
+            for (k, v) in rank_env {
+                let mut kv = OsString::from(k);
+                kv.push("=");
+                kv.push(v);
+                args.push("-x".into());
+                args.push(kv);
+            }
+            let mut defaults: Vec<(&str, &str)> = Vec::new();
+            if is_root {
+                defaults.push(("OMPI_ALLOW_RUN_AS_ROOT", "1"));
+                defaults.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"));
+            }
+            // MPI_Comm_spawn of a replacement needs oversubscription allowed.
+            defaults.push(("OMPI_MCA_rmaps_base_oversubscribe", "1"));
+            // No InfiniBand here: keep Open MPI from probing for it noisily.
+            defaults.push(("OMPI_MCA_btl", "^openib,ofi"));
+            for (k, v) in defaults {
+                if launcher_var(k).is_none() {
+                    launcher_env.push((k.to_string(), OsString::from(v)));
+                }
+            }
+        }
+    }
+    args.push("-n".into());
+    args.push(n.to_string().into());
+    args.extend(command.iter().cloned());
+    LaunchPlan {
+        launcher: launcher.to_path_buf(),
+        args,
+        launcher_env,
+        launcher_env_remove: Vec::new(),
+    }
+}
+
+/// Splits an inherited `LD_PRELOAD` into what the user preloads himself,
+/// dropping any libferry.so (it must not be preloaded into the launcher).
+pub fn user_preload(ld_preload: Option<&OsStr>) -> Option<OsString> {
+    let value = ld_preload?;
+    let kept: Vec<&[u8]> = value
+        .as_bytes()
+        .split(|&b| b == b':' || b == b' ')
+        .filter(|e| !e.is_empty())
+        .filter(|e| Path::new(OsStr::from_bytes(e)).file_name() != Some(OsStr::new("libferry.so")))
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(OsStr::from_bytes(&kept.join(&b':')).to_os_string())
+    }
+}
+
+fn is_executable_file(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn search_path(name: &OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable_file(p))
+}
+
+/// The launcher: `$FERRY_MPIEXEC`, else the MPI's default.
+pub fn find_launcher(mpi: Mpi) -> Result<PathBuf, Failure> {
+    let (path, origin) = match std::env::var_os(fenv::FERRY_MPIEXEC).filter(|v| !v.is_empty()) {
+        Some(p) => (PathBuf::from(p), format!("from {}", fenv::FERRY_MPIEXEC)),
+        None => match mpi {
+            Mpi::Mpich => {
+                let prefix = var(fenv::FERRY_PREFIX).unwrap_or_else(|| fenv::DEFAULT_PREFIX.into());
+                (
+                    Path::new(&prefix).join("mpich/bin/mpiexec"),
+                    format!("MPICH's launcher under {}={prefix}", fenv::FERRY_PREFIX),
+                )
+            }
+            Mpi::Openmpi => (
+                PathBuf::from("/usr/bin/mpiexec.openmpi"),
+                "Debian's Open MPI".into(),
+            ),
+        },
+    };
+    let found = if path.as_os_str().as_bytes().contains(&b'/') {
+        is_executable_file(&path).then(|| path.clone())
+    } else {
+        search_path(path.as_os_str())
+    };
+    found.ok_or_else(|| {
+        Failure::other(format!(
+            "cannot find the {} launcher: {} ({origin}) is not an executable file; set {} to the mpiexec to use",
+            mpi.as_str(),
+            path.display(),
+            fenv::FERRY_MPIEXEC
+        ))
+    })
+}
+
+/// Where the library is looked for when `FERRY_LIB` is not set: next to
+/// the build layout `target/<mpi>/release/`, then beside the executable.
+pub fn lib_candidates(exe_dir: &Path, mpi: Mpi) -> Vec<PathBuf> {
+    // <exe dir>/../../<mpi>/release, resolved lexically (exe_dir comes
+    // from current_exe(), which has no symlinks or `..` in it).
+    let layout = match exe_dir.parent().and_then(Path::parent) {
+        Some(target) => target.join(mpi.as_str()).join("release/libferry.so"),
+        None => exe_dir
+            .join("../..")
+            .join(mpi.as_str())
+            .join("release/libferry.so"),
+    };
+    let beside = exe_dir.join("libferry.so");
+    if layout == beside {
+        vec![layout]
+    } else {
+        vec![layout, beside]
+    }
+}
+
+/// The library to preload: `$FERRY_LIB`, else the first existing candidate.
+pub fn find_lib(mpi: Mpi) -> Result<PathBuf, Failure> {
+    if let Some(lib) = std::env::var_os(fenv::FERRY_LIB).filter(|v| !v.is_empty()) {
+        let lib = PathBuf::from(lib);
+        return if lib.is_file() {
+            Ok(absolute(&lib))
+        } else {
+            Err(Failure::other(format!(
+                "{}={} is not a file: build the library (cargo build --release with CARGO_TARGET_DIR=target/{}) or fix {}",
+                fenv::FERRY_LIB,
+                lib.display(),
+                mpi.as_str(),
+                fenv::FERRY_LIB
+            )))
+        };
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::other(format!("cannot locate the ferry executable: {e}")))?;
+    let exe_dir = exe.parent().unwrap_or(Path::new("/"));
+    let candidates = lib_candidates(exe_dir, mpi);
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(absolute(c));
+        }
+    }
+    let looked: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("  {}", c.display()))
+        .collect();
+    Err(Failure::other(format!(
+        "cannot find libferry.so for {}; looked in:\n{}\nbuild it (. scripts/mpi-env.sh {}; cargo build --release) or set {}",
+        mpi.as_str(),
+        looked.join("\n"),
+        mpi.as_str(),
+        fenv::FERRY_LIB
+    )))
+}
+
+/// `p` made absolute and normalized when possible.
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
+}
+
+/// Checks a local PROGRAM before launching (skipped for multi-host runs,
+/// where it may exist only on the other hosts).
+fn check_program(program: &OsStr) -> Result<(), Failure> {
+    let p = Path::new(program);
+    if program.as_bytes().contains(&b'/') {
+        if !p.exists() {
+            return Err(Failure::usage(format!(
+                "PROGRAM {}: no such file",
+                p.display()
+            )));
+        }
+        if !is_executable_file(p) {
+            return Err(Failure::usage(format!(
+                "PROGRAM {}: not an executable file",
+                p.display()
+            )));
+        }
+    } else if search_path(program).is_none() {
+        let hint = if is_executable_file(p) {
+            format!(" (did you mean ./{}?)", p.display())
+        } else {
+            String::new()
+        };
+        return Err(Failure::usage(format!(
+            "PROGRAM {}: not found in PATH{hint}",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Validated SPEC lists: those of the environment first, then the CLI's.
+fn merged_specs(
+    env_name: &str,
+    cli: &[OpSpec],
+    allow_to: bool,
+    n: u32,
+) -> Result<Vec<OpSpec>, Failure> {
+    let mut all = Vec::new();
+    if let Some(v) = var(env_name) {
+        let specs = parse_spec_list(&v)
+            .map_err(|e| Failure::usage(format!("{env_name} (from the environment): {e}")))?;
+        all.extend(specs);
+    }
+    all.extend(cli.iter().cloned());
+    let flag = if env_name == fenv::FERRY_MIGRATE {
+        "--migrate"
+    } else {
+        "--regroup"
+    };
+    for s in &all {
+        if !allow_to && s.to.is_some() {
+            return Err(Failure::usage(format!(
+                "{flag} {s}: to= does not apply to a regroup (expected rank=R,after=K)"
+            )));
+        }
+        if s.rank >= n {
+            return Err(Failure::usage(format!(
+                "{flag} {s}: rank {} does not exist (the job has {n} ranks: 0..{})",
+                s.rank,
+                n - 1
+            )));
+        }
+    }
+    Ok(all)
+}
+
+/// Quotes a word for display as a shell command line.
+fn shell_quote(s: &OsStr) -> String {
+    let s = s.to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=/.,:+@%^".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The exit status `ferry run` reports for the launcher's status.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => crate::EXIT_FAILURE,
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    // 1. Everything is validated before anything is created or started.
+    let mpi = match args.mpi {
+        Some(m) => m,
+        None => match var(fenv::FERRY_MPI) {
+            Some(v) => Mpi::parse(&v).ok_or_else(|| {
+                Failure::usage(format!(
+                    "{}={v:?} (from the environment): expected mpich or openmpi",
+                    fenv::FERRY_MPI
+                ))
+            })?,
+            None => Mpi::Mpich,
+        },
+    };
+    let n = args.n;
+    let migrate = merged_specs(fenv::FERRY_MIGRATE, &args.migrate, true, n)?;
+    let regroup = merged_specs(fenv::FERRY_REGROUP, &args.regroup, false, n)?;
+    let checkpoint = match args.checkpoint {
+        Some(c) => Some(c),
+        None => var(fenv::FERRY_CHECKPOINT)
+            .map(|v| {
+                parse_checkpoint_spec(&v).map_err(|e| {
+                    Failure::usage(format!(
+                        "{} (from the environment): {e}",
+                        fenv::FERRY_CHECKPOINT
+                    ))
+                })
+            })
+            .transpose()?,
+    };
+    if checkpoint.is_some() {
+        log::warn!("--checkpoint is passed to the ranks as FERRY_CHECKPOINT, but the library does not checkpoint yet");
+    }
+    let hosts: Option<Vec<String>> = args.hosts.map(|HostList(h)| h);
+    let program = args.command[0].clone();
+    if hosts.is_none() {
+        check_program(&program)?;
+    }
+    let launcher = find_launcher(mpi)?;
+    let lib = find_lib(mpi)?;
+
+    // 2. The job directory and job.json.
+    let job = JobDir::create_new()?;
+    let events = match (
+        &args.events,
+        std::env::var_os(fenv::FERRY_EVENTS).filter(|v| !v.is_empty()),
+    ) {
+        (Some(e), _) => absolute_new(e),
+        (None, Some(e)) => absolute_new(Path::new(&e)),
+        (None, None) => job.events_jsonl(),
+    };
+    let lossy = |s: &OsStr| s.to_string_lossy().into_owned();
+    let mut meta = JobMeta {
+        job: job.id().to_string(),
+        mpi: mpi.as_str().to_string(),
+        program: lossy(&program),
+        argv: args.command.iter().map(|a| lossy(a)).collect(),
+        n,
+        launcher: launcher.display().to_string(),
+        lib: lib.display().to_string(),
+        ferry_pid: std::process::id(),
+        launcher_pid: None,
+        started_at: ferry_common::time::unix_ms(),
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
+        hosts: hosts.clone(),
+        events: Some(events.display().to_string()),
+        migrate: (!migrate.is_empty()).then(|| format_spec_list(&migrate)),
+        regroup: (!regroup.is_empty()).then(|| format_spec_list(&regroup)),
+        checkpoint: checkpoint.as_ref().map(|c| c.to_string()),
+        ended_at: None,
+        exit_code: None,
+        exit_signal: None,
+    };
+    job.write_meta(&meta)?;
+
+    // 3. The launcher's command line.
+    let mut fixed: Vec<(&str, OsString)> = vec![
+        (fenv::FERRY_JOB, job.id().into()),
+        (fenv::FERRY_JOB_DIR, job.path().as_os_str().to_os_string()),
+        (fenv::FERRY_MPI, mpi.as_str().into()),
+        (fenv::FERRY_LIB, lib.as_os_str().to_os_string()),
+        (fenv::FERRY_EVENTS, events.as_os_str().to_os_string()),
+    ];
+    if let Some(m) = &meta.migrate {
+        fixed.push((fenv::FERRY_MIGRATE, m.into()));
+    }
+    if let Some(r) = &meta.regroup {
+        fixed.push((fenv::FERRY_REGROUP, r.into()));
+    }
+    if let Some(c) = &meta.checkpoint {
+        fixed.push((fenv::FERRY_CHECKPOINT, c.into()));
+    }
+    if let Some(h) = &hosts {
+        fixed.push((fenv::FERRY_HOSTS, h.join(",").into()));
+    }
+    let inherited_preload = std::env::var_os("LD_PRELOAD");
+    let user = user_preload(inherited_preload.as_deref());
+    let renv = rank_env(&lib, user.as_deref(), &fixed, std::env::vars_os());
+    let mut plan = build_plan(
+        &PlanInput {
+            mpi,
+            launcher: &launcher,
+            n,
+            hosts: hosts.as_deref(),
+            rank_env: &renv,
+            command: &args.command,
+            is_root: current_uid() == 0,
+        },
+        |k: &str| std::env::var_os(k),
+    );
+    if inherited_preload.is_some() && user.as_deref() != inherited_preload.as_deref() {
+        // libferry.so was preloaded into ferry itself: keep it out of the launcher.
+        match &user {
+            Some(u) => plan.launcher_env.push(("LD_PRELOAD".into(), u.clone())),
+            None => plan.launcher_env_remove.push("LD_PRELOAD".into()),
+        }
+    }
+
+    eprintln!(
+        "ferry: job {} ({}, {} ranks) — dir {}",
+        job.id(),
+        mpi.as_str(),
+        n,
+        job.path().display()
+    );
+    let words: Vec<String> = std::iter::once(plan.launcher.as_os_str())
+        .chain(plan.args.iter().map(|a| a.as_os_str()))
+        .map(shell_quote)
+        .collect();
+    log::info!("launching: {}", words.join(" "));
+
+    // 4. Run it, forwarding SIGINT/SIGTERM, and record the outcome.
+    let status = launch(&plan, |pid| {
+        meta.launcher_pid = Some(pid);
+        if let Err(e) = job.write_meta(&meta) {
+            log::warn!(
+                "cannot record the launcher's pid in {}: {e}",
+                job.job_json().display()
+            );
+        }
+    })?;
+    let code = exit_code(status);
+    meta.ended_at = Some(ferry_common::time::unix_ms());
+    meta.exit_code = status.code();
+    meta.exit_signal = status.signal();
+    if let Err(e) = job.write_meta(&meta) {
+        log::warn!(
+            "cannot record the job's end in {}: {e}",
+            job.job_json().display()
+        );
+    }
+    if let Some(sig) = status.signal() {
+        eprintln!("ferry: job {}: launcher killed by signal {sig}", job.id());
+    } else if code != 0 {
+        log::info!("job {}: launcher exited with status {code}", job.id());
+    }
+    Ok(code)
+}
+
+/// An absolute version of a path that may not exist yet.
+fn absolute_new(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Starts the launcher and waits for it. SIGINT and SIGTERM sent to ferry
+/// by another process (`kill`, `timeout`, a batch system) are forwarded to
+/// the launcher; those a terminal sends to the whole foreground process
+/// group reach the launcher directly and are not sent twice.
+fn launch(plan: &LaunchPlan, on_spawn: impl FnOnce(u32)) -> Result<ExitStatus, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::exfiltrator::origin::WithOrigin;
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::low_level::siginfo::Cause;
+
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM])
+        .map_err(|e| Failure::other(format!("cannot install signal handlers: {e}")))?;
+    let handle = signals.handle();
+
+    let mut cmd = Command::new(&plan.launcher);
+    cmd.args(&plan.args);
+    for (k, v) in &plan.launcher_env {
+        cmd.env(k, v);
+    }
+    for k in &plan.launcher_env_remove {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::other(format!("cannot start {}: {e}", plan.launcher.display())))?;
+    let pid = child.id();
+    on_spawn(pid);
+
+    let forwarder = std::thread::spawn(move || {
+        for origin in signals.forever() {
+            if matches!(origin.cause, Cause::Kernel) {
+                log::debug!(
+                    "signal {} came from the terminal; the launcher got it too",
+                    origin.signal
+                );
+                continue;
+            }
+            log::info!(
+                "forwarding signal {} to the launcher (pid {pid})",
+                origin.signal
+            );
+            let Ok(target) = libc::pid_t::try_from(pid) else {
+                continue;
+            };
+            // SAFETY: kill(2) only takes integers; target is our own child,
+            // which we have not reaped yet (the main thread is in wait()).
+            unsafe {
+                libc::kill(target, origin.signal);
+            }
+        }
+    });
+    let status = child
+        .wait()
+        .map_err(|e| Failure::other(format!("cannot wait for {}: {e}", plan.launcher.display())));
+    handle.close();
+    let _ = forwarder.join();
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn rank_environment() {
+        let fixed = [
+            (fenv::FERRY_JOB, OsString::from("j-1-0")),
+            (fenv::FERRY_MIGRATE, OsString::from("rank=1,after=2")),
+        ];
+        let inherited = env_of(&[
+            ("PATH", "/bin"),
+            ("FERRY_TEST_B", "2"),
+            ("FERRY_MIGRATE", "stale"),
+            ("FERRY_LOG", "debug"),
+            ("FERRY_TEST_A", "1"),
+        ]);
+        let e = rank_env(
+            Path::new("/l/libferry.so"),
+            Some(OsStr::new("/u/x.so")),
+            &fixed,
+            inherited,
+        );
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "LD_PRELOAD",
+                "FERRY_JOB",
+                "FERRY_MIGRATE",
+                "FERRY_LOG",
+                "FERRY_TEST_A",
+                "FERRY_TEST_B"
+            ]
+        );
+        assert_eq!(e[0].1, "/l/libferry.so:/u/x.so");
+        assert_eq!(e[2].1, "rank=1,after=2");
+        let e = rank_env(Path::new("/l/libferry.so"), None, &[], Vec::new());
+        assert_eq!(
+            e,
+            vec![("LD_PRELOAD".to_string(), OsString::from("/l/libferry.so"))]
+        );
+    }
+
+    #[test]
+    fn preload_of_the_user() {
+        assert_eq!(user_preload(None), None);
+        assert_eq!(
+            user_preload(Some(OsStr::new("/t/release/libferry.so"))),
+            None
+        );
+        assert_eq!(
+            user_preload(Some(OsStr::new("/a/libx.so:/t/libferry.so /b/liby.so"))),
+            Some(OsString::from("/a/libx.so:/b/liby.so"))
+        );
+    }
+
+    fn plan(mpi: Mpi, hosts: Option<&[String]>, is_root: bool, set: &[&str]) -> LaunchPlan {
+        let renv = vec![
+            ("LD_PRELOAD".to_string(), OsString::from("/l/libferry.so")),
+            ("FERRY_JOB".to_string(), OsString::from("j")),
+        ];
+        let cmd = os(&["./prog", "-v"]);
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        build_plan(
+            &PlanInput {
+                mpi,
+                launcher: Path::new("/bin/mpiexec"),
+                n: 3,
+                hosts,
+                rank_env: &renv,
+                command: &cmd,
+                is_root,
+            },
+            move |k| set.iter().any(|s| s == k).then(|| OsString::from("user")),
+        )
+    }
+
+    #[test]
+    fn mpich_command_line() {
+        let p = plan(Mpi::Mpich, None, true, &[]);
+        assert_eq!(
+            p.args,
+            os(&[
+                "-genv",
+                "LD_PRELOAD",
+                "/l/libferry.so",
+                "-genv",
+                "FERRY_JOB",
+                "j",
+                "-n",
+                "3",
+                "./prog",
+                "-v"
+            ])
+        );
+        assert!(p.launcher_env.is_empty());
+        let hosts = vec!["a".to_string(), "b".to_string()];
+        let p = plan(Mpi::Mpich, Some(&hosts), false, &[]);
+        assert_eq!(p.args[..2], os(&["-hosts", "a,b"])[..]);
+    }
+
+    #[test]
+    fn openmpi_command_line() {
+        let hosts = vec!["a".to_string(), "b".to_string()];
+        let p = plan(Mpi::Openmpi, Some(&hosts), true, &["OMPI_MCA_btl"]);
+        assert_eq!(
+            p.args,
+            os(&[
+                "--oversubscribe",
+                "--host",
+                "a,b",
+                "-x",
+                "LD_PRELOAD=/l/libferry.so",
+                "-x",
+                "FERRY_JOB=j",
+                "-n",
+                "3",
+                "./prog",
+                "-v"
+            ])
+        );
+        let keys: Vec<&str> = p.launcher_env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "OMPI_ALLOW_RUN_AS_ROOT",
+                "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
+                "OMPI_MCA_rmaps_base_oversubscribe"
+            ]
+        );
+        let p = plan(Mpi::Openmpi, None, false, &[]);
+        let keys: Vec<&str> = p.launcher_env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["OMPI_MCA_rmaps_base_oversubscribe", "OMPI_MCA_btl"]);
+    }
+
+    #[test]
+    fn library_candidates() {
+        let c = lib_candidates(Path::new("/r/target/openmpi/release"), Mpi::Mpich);
+        assert_eq!(c[0], Path::new("/r/target/mpich/release/libferry.so"));
+        assert_eq!(c[1], Path::new("/r/target/openmpi/release/libferry.so"));
+        let c = lib_candidates(Path::new("/r/target/mpich/release"), Mpi::Mpich);
+        assert_eq!(c, [Path::new("/r/target/mpich/release/libferry.so")]);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote(OsStr::new("-genv")), "-genv");
+        assert_eq!(
+            shell_quote(OsStr::new("rank=1,after=2;rank=0,after=1")),
+            "'rank=1,after=2;rank=0,after=1'"
+        );
+        assert_eq!(shell_quote(OsStr::new("it's")), "'it'\\''s'");
+        assert_eq!(shell_quote(OsStr::new("")), "''");
+    }
+}
