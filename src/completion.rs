@@ -19,6 +19,7 @@ fn settle(i: usize, status: *mut MPI_Status) {
     let Some(slot) = handles::request_slot(i) else {
         return;
     };
+    slot.active = false;
     match slot.kind {
         ReqKind::Recv | ReqKind::PersistentRecv => {
             let (comm, _) = (slot.comm, ());
@@ -367,6 +368,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     let v = unsafe { &mut *request };
     let idx = handles::request_index(*v);
     if let Some(s) = idx.and_then(handles::request_slot) {
+        s.active = true;
         if s.kind == ReqKind::PersistentSend {
             count_send(s.comm, s.peer);
         }
@@ -392,6 +394,7 @@ pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
         with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
             for i in idx.iter().flatten() {
                 if let Some(s) = handles::request_slot(*i) {
+                    s.active = true;
                     if s.kind == ReqKind::PersistentSend {
                         count_send(s.comm, s.peer);
                     }

@@ -231,12 +231,18 @@ fn swap_world(barrier: u64) {
         return;
     }
     // SAFETY: as above; the test switch is only used where no message is
-    // in flight at that barrier.
-    match unsafe { crate::membership::rebuild_all(new) } {
+    // in flight at that barrier. Pending receives move with their
+    // communicators.
+    let parked = unsafe { crate::pending::park() };
+    let moved = parked.len();
+    let result = unsafe { crate::membership::rebuild_all(new) };
+    // SAFETY: the communicators are rebuilt.
+    unsafe { crate::pending::repost(parked) };
+    match result {
         Ok(stats) => {
             WORLD_SWAPS.fetch_add(1, Ordering::Relaxed);
             log::info!(
-                "world swapped at barrier {barrier}: {} communicators rebuilt, {} kept, {:.1} ms",
+                "world swapped at barrier {barrier}: {} communicators rebuilt, {} kept, {moved} requests moved, {:.1} ms",
                 stats.communicators,
                 stats.skipped,
                 t0.elapsed().as_secs_f64() * 1e3

@@ -75,6 +75,38 @@ pub struct ReqSlot {
     pub comm: CommRef,
     pub peer: c_int,
     pub tag: c_int,
+    /// For receives and persistent operations: how to post it again on a
+    /// rebuilt communicator.
+    pub p2p: Option<P2pArgs>,
+    /// A persistent request started and not yet completed.
+    pub active: bool,
+}
+
+/// The point-to-point call that made a request, by name.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum P2pOp {
+    Irecv,
+    Irecv_c,
+    Recv_init,
+    Recv_init_c,
+    Send_init,
+    Send_init_c,
+    Bsend_init,
+    Bsend_init_c,
+    Ssend_init,
+    Ssend_init_c,
+    Rsend_init,
+    Rsend_init_c,
+}
+
+/// What it takes to post a point-to-point request again.
+#[derive(Clone, Copy, Debug)]
+pub struct P2pArgs {
+    pub op: P2pOp,
+    pub buf: *mut std::ffi::c_void,
+    pub count: i64,
+    pub datatype: crate::sys::MPI_Datatype,
 }
 
 pub struct Tables {
@@ -399,6 +431,35 @@ pub fn request_out(
         comm,
         peer,
         tag,
+        p2p: None,
+        active: false,
+    });
+    codec::encode(codec::REQUEST, i)
+}
+
+/// A receive or persistent request MPI just made, with what it takes to
+/// post it again.
+#[inline(always)]
+pub fn request_out_p2p(
+    real: MPI_Request,
+    kind: ReqKind,
+    comm: CommRef,
+    peer: c_int,
+    tag: c_int,
+    args: P2pArgs,
+) -> MPI_Request {
+    if real == k::MPI_REQUEST_NULL() {
+        return real;
+    }
+    let _g = lock();
+    let i = tables().requests.insert(ReqSlot {
+        real,
+        kind,
+        comm,
+        peer,
+        tag,
+        p2p: Some(args),
+        active: false,
     });
     codec::encode(codec::REQUEST, i)
 }

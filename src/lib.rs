@@ -15,6 +15,7 @@
 //! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
 //! | [`completion`] | the wait/test families: completion accounted, handles written back |
 //! | [`state`] | the window-resident protocol state (MIG_CMD, MIG_WAKE, blocked op, supersteps) |
+//! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
 //! | [`control`] | life cycle, configuration, control communicator, protocol hooks |
 //! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
@@ -34,6 +35,7 @@ pub mod handles;
 pub mod logging;
 pub mod membership;
 pub mod p2p;
+pub mod pending;
 pub mod slab;
 pub mod special;
 pub mod state;

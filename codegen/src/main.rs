@@ -360,20 +360,23 @@ fn gen_function(f: &Function, out: &mut String) {
                         format!("handles::request_out({id}_real, handles::ReqKind::Send, {}, dest, tag)", comm_slot.clone().unwrap())
                     }
                     ("request", Template::SendInit) => format!(
-                        "handles::request_out({id}_real, handles::ReqKind::PersistentSend, {}, dest, tag)",
-                        comm_slot.clone().unwrap()
+                        "handles::request_out_p2p({id}_real, handles::ReqKind::PersistentSend, {}, dest, tag, {})",
+                        comm_slot.clone().unwrap(),
+                        p2p_args(&f.name)
                     ),
                     ("request", Template::Irecv) => format!(
-                        "handles::request_out({id}_real, handles::ReqKind::Recv, {}, source, tag)",
-                        comm_slot.clone().unwrap()
+                        "handles::request_out_p2p({id}_real, handles::ReqKind::Recv, {}, source, tag, {})",
+                        comm_slot.clone().unwrap(),
+                        p2p_args(&f.name)
                     ),
                     ("request", Template::Isendrecv) => format!(
                         "handles::request_out({id}_real, handles::ReqKind::Recv, {}, source, recvtag)",
                         comm_slot.clone().unwrap()
                     ),
                     ("request", Template::RecvInit) => format!(
-                        "handles::request_out({id}_real, handles::ReqKind::PersistentRecv, {}, source, tag)",
-                        comm_slot.clone().unwrap()
+                        "handles::request_out_p2p({id}_real, handles::ReqKind::PersistentRecv, {}, source, tag, {})",
+                        comm_slot.clone().unwrap(),
+                        p2p_args(&f.name)
                     ),
                     ("request", Template::Imrecv) => {
                         format!("handles::request_out({id}_real, handles::ReqKind::Recv, mslot, msource, 0)")
@@ -526,6 +529,14 @@ fn gen_function(f: &Function, out: &mut String) {
     writeln!(out, "        rc").unwrap();
     writeln!(out, "    }})").unwrap();
     writeln!(out, "}}\n").unwrap();
+}
+
+/// The arguments a rebuilt communicator needs to post a request again.
+fn p2p_args(name: &str) -> String {
+    let op = name.trim_start_matches("MPI_");
+    format!(
+        "handles::P2pArgs {{ op: handles::P2pOp::{op}, buf: buf as *mut c_void, count: count as i64, datatype }}"
+    )
 }
 
 fn is_array(p: &Param) -> bool {

@@ -633,7 +633,7 @@ pub unsafe extern "C" fn MPI_Bsend_init(buf: *const c_void, count: c_int, dataty
         let mut request_real = handles::request_null();
         let rc = PMPI_Bsend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -647,7 +647,7 @@ pub unsafe extern "C" fn MPI_Bsend_init_c(buf: *const c_void, count: sys::MPI_Co
         let mut request_real = handles::request_null();
         let rc = PMPI_Bsend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -3818,7 +3818,7 @@ pub unsafe extern "C" fn MPI_Irecv(buf: *mut c_void, count: c_int, datatype: sys
         let mut request_real = handles::request_null();
         let rc = PMPI_Irecv(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -3832,7 +3832,7 @@ pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, da
         let mut request_real = handles::request_null();
         let rc = PMPI_Irecv_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -4893,7 +4893,7 @@ pub unsafe extern "C" fn MPI_Recv_init(buf: *mut c_void, count: c_int, datatype:
         let mut request_real = handles::request_null();
         let rc = PMPI_Recv_init(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -4907,7 +4907,7 @@ pub unsafe extern "C" fn MPI_Recv_init_c(buf: *mut c_void, count: sys::MPI_Count
         let mut request_real = handles::request_null();
         let rc = PMPI_Recv_init_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5306,7 +5306,7 @@ pub unsafe extern "C" fn MPI_Rsend_init(buf: *const c_void, count: c_int, dataty
         let mut request_real = handles::request_null();
         let rc = PMPI_Rsend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5320,7 +5320,7 @@ pub unsafe extern "C" fn MPI_Rsend_init_c(buf: *const c_void, count: sys::MPI_Co
         let mut request_real = handles::request_null();
         let rc = PMPI_Rsend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5524,7 +5524,7 @@ pub unsafe extern "C" fn MPI_Send_init(buf: *const c_void, count: c_int, datatyp
         let mut request_real = handles::request_null();
         let rc = PMPI_Send_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5538,7 +5538,7 @@ pub unsafe extern "C" fn MPI_Send_init_c(buf: *const c_void, count: sys::MPI_Cou
         let mut request_real = handles::request_null();
         let rc = PMPI_Send_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5796,7 +5796,7 @@ pub unsafe extern "C" fn MPI_Ssend_init(buf: *const c_void, count: c_int, dataty
         let mut request_real = handles::request_null();
         let rc = PMPI_Ssend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })
@@ -5810,7 +5810,7 @@ pub unsafe extern "C" fn MPI_Ssend_init_c(buf: *const c_void, count: sys::MPI_Co
         let mut request_real = handles::request_null();
         let rc = PMPI_Ssend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
         }
         rc
     })

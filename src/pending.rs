@@ -1,0 +1,211 @@
+//! Pending operations across a change of communicators.
+//!
+//! A receive the program posted on a communicator that is about to be
+//! replaced must survive with the same request handle: before the rebuild
+//! it is taken off the old communicator (cancelled, or found completed), and
+//! after the rebuild it is posted again on the new one, under the same
+//! virtual handle. A receive that completed while being cancelled keeps its
+//! result: the program later completes a generalized request that reports
+//! the original status. Inactive persistent requests are made again on the
+//! new communicator; active ones are restarted there.
+use crate::handles::{tables, P2pArgs, P2pOp, ReqKind};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
+
+/// A request taken off its communicator.
+pub struct Parked {
+    slot: usize,
+    args: P2pArgs,
+    /// Set when the receive completed instead of being cancelled.
+    completed: Option<MPI_Status>,
+    /// A persistent request that was active: start it again.
+    restart: bool,
+}
+
+/// Whether requests on this communicator slot move with the rebuild.
+fn moves(comm: usize) -> bool {
+    comm == 0
+        || tables()
+            .comms
+            .get(comm)
+            .and_then(|s| s.recipe.as_ref())
+            .is_some_and(|r| r.rebuildable())
+}
+
+/// Takes every pending receive and every persistent request off the
+/// communicators that are about to be rebuilt.
+///
+/// # Safety
+/// MPI must be initialized; no other thread may use these requests.
+pub unsafe fn park() -> Vec<Parked> {
+    let todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool)> = tables()
+        .requests
+        .iter()
+        .filter_map(|(i, s)| {
+            let args = s.p2p?;
+            let comm = s.comm.index()?;
+            moves(comm).then_some((i, s.kind, s.real, args, s.active))
+        })
+        .collect();
+    let mut parked = Vec::new();
+    for (i, kind, mut real, args, active) in todo {
+        let pending = kind == ReqKind::Recv || active;
+        let mut completed = None;
+        if pending {
+            if kind == ReqKind::PersistentSend {
+                // A started send is a message in flight: the drain's
+                // business, and it must not be cancelled here.
+                log::warn!("persistent send request in flight during a rebuild: left on the old communicator");
+                continue;
+            }
+            let mut st = MaybeUninit::<MPI_Status>::zeroed();
+            let mut cancelled: c_int = 0;
+            // SAFETY: a live receive request of the program.
+            unsafe {
+                PMPI_Cancel(&mut real);
+                PMPI_Wait(&mut real, st.as_mut_ptr());
+                PMPI_Test_cancelled(st.as_ptr(), &mut cancelled);
+            }
+            if cancelled == 0 {
+                // SAFETY: MPI_Wait filled it.
+                completed = Some(unsafe { st.assume_init() });
+            }
+        }
+        if kind != ReqKind::Recv {
+            // A persistent request outlives its completion: free it, it is
+            // made again on the new communicator.
+            // SAFETY: an inactive persistent request of the program.
+            unsafe { PMPI_Request_free(&mut real) };
+            if completed.is_some() {
+                log::warn!("persistent receive completed while being moved: its result is reported, then it is made again");
+            }
+        }
+        parked.push(Parked {
+            slot: i,
+            args,
+            completed,
+            restart: pending && kind != ReqKind::Recv,
+        });
+    }
+    parked
+}
+
+/// Posts the parked requests again on the rebuilt communicators.
+///
+/// # Safety
+/// The communicators of the parked requests must have been rebuilt.
+pub unsafe fn repost(parked: Vec<Parked>) {
+    for p in parked {
+        let Some(slot) = tables().requests.get(p.slot).copied() else {
+            continue;
+        };
+        let comm = slot
+            .comm
+            .index()
+            .and_then(|c| tables().comms.get(c))
+            .map(|c| c.real)
+            .unwrap_or(k::MPI_COMM_NULL());
+        let mut real = k::MPI_REQUEST_NULL();
+        let rc = match (slot.kind, p.completed) {
+            (ReqKind::Recv, Some(st)) => {
+                // SAFETY: a completed generalized request reporting `st`.
+                unsafe { completed_request(st, &mut real) }
+            }
+            _ => {
+                // SAFETY: the arguments the program gave at first.
+                let rc = unsafe { post(p.args, slot.peer, slot.tag, comm, &mut real) };
+                if rc == k::MPI_SUCCESS() && p.restart {
+                    // SAFETY: the persistent request just made.
+                    unsafe { PMPI_Start(&mut real) }
+                } else {
+                    rc
+                }
+            }
+        };
+        if rc != k::MPI_SUCCESS() {
+            log::error!(
+                "could not post request slot {} again ({rc}): it will never complete",
+                p.slot
+            );
+        }
+        if let Some(s) = tables().requests.get_mut(p.slot) {
+            s.real = real;
+        }
+    }
+}
+
+/// Calls the point-to-point function that made a request, on `comm`.
+unsafe fn post(
+    a: P2pArgs,
+    peer: c_int,
+    tag: c_int,
+    comm: MPI_Comm,
+    req: *mut MPI_Request,
+) -> c_int {
+    let (buf, n, dt) = (a.buf, a.count, a.datatype);
+    let c = n as c_int;
+    let cbuf = buf as *const c_void;
+    // SAFETY: as the program called it, on a communicator of the same group.
+    unsafe {
+        match a.op {
+            P2pOp::Irecv => PMPI_Irecv(buf, c, dt, peer, tag, comm, req),
+            P2pOp::Recv_init => PMPI_Recv_init(buf, c, dt, peer, tag, comm, req),
+            P2pOp::Send_init => PMPI_Send_init(cbuf, c, dt, peer, tag, comm, req),
+            P2pOp::Bsend_init => PMPI_Bsend_init(cbuf, c, dt, peer, tag, comm, req),
+            P2pOp::Ssend_init => PMPI_Ssend_init(cbuf, c, dt, peer, tag, comm, req),
+            P2pOp::Rsend_init => PMPI_Rsend_init(cbuf, c, dt, peer, tag, comm, req),
+            #[cfg(ferry_has = "MPI_Irecv_c")]
+            P2pOp::Irecv_c => PMPI_Irecv_c(buf, n as MPI_Count, dt, peer, tag, comm, req),
+            #[cfg(ferry_has = "MPI_Recv_init_c")]
+            P2pOp::Recv_init_c => PMPI_Recv_init_c(buf, n as MPI_Count, dt, peer, tag, comm, req),
+            #[cfg(ferry_has = "MPI_Send_init_c")]
+            P2pOp::Send_init_c => PMPI_Send_init_c(cbuf, n as MPI_Count, dt, peer, tag, comm, req),
+            #[cfg(ferry_has = "MPI_Bsend_init_c")]
+            P2pOp::Bsend_init_c => {
+                PMPI_Bsend_init_c(cbuf, n as MPI_Count, dt, peer, tag, comm, req)
+            }
+            #[cfg(ferry_has = "MPI_Ssend_init_c")]
+            P2pOp::Ssend_init_c => {
+                PMPI_Ssend_init_c(cbuf, n as MPI_Count, dt, peer, tag, comm, req)
+            }
+            #[cfg(ferry_has = "MPI_Rsend_init_c")]
+            P2pOp::Rsend_init_c => {
+                PMPI_Rsend_init_c(cbuf, n as MPI_Count, dt, peer, tag, comm, req)
+            }
+            #[allow(unreachable_patterns)]
+            _ => k::MPI_ERR_INTERN(),
+        }
+    }
+}
+
+unsafe extern "C" fn query(extra: *mut c_void, status: *mut MPI_Status) -> c_int {
+    // SAFETY: `extra` is the boxed status given to MPI_Grequest_start.
+    unsafe { *status = *(extra as *const MPI_Status) };
+    k::MPI_SUCCESS()
+}
+
+unsafe extern "C" fn free(extra: *mut c_void) -> c_int {
+    // SAFETY: made by Box::into_raw in `completed_request`, freed once.
+    drop(unsafe { Box::from_raw(extra as *mut MPI_Status) });
+    k::MPI_SUCCESS()
+}
+
+unsafe extern "C" fn cancel(_extra: *mut c_void, _complete: c_int) -> c_int {
+    k::MPI_SUCCESS()
+}
+
+/// A request that is already complete and reports `status`.
+unsafe fn completed_request(status: MPI_Status, req: *mut MPI_Request) -> c_int {
+    let extra = Box::into_raw(Box::new(status)) as *mut c_void;
+    // SAFETY: callbacks above match MPI's generalized request interface.
+    unsafe {
+        let rc = PMPI_Grequest_start(Some(query), Some(free), Some(cancel), extra, req);
+        if rc != k::MPI_SUCCESS() {
+            drop(Box::from_raw(extra as *mut MPI_Status));
+            return rc;
+        }
+        PMPI_Grequest_complete(*req)
+    }
+}
