@@ -41,7 +41,12 @@ fn settle(i: usize, status: *mut MPI_Status) {
 /// Writes back one virtual request after MPI may have changed its real one.
 #[inline]
 fn write_back(v: &mut MPI_Request, real_after: MPI_Request) {
-    match handles::request_index(*v) {
+    write_back_at(v, handles::request_index(*v), real_after)
+}
+
+#[inline]
+fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Request) {
+    match idx {
         Some(i) => {
             if real_after == k::MPI_REQUEST_NULL() {
                 handles::request_release(i);
@@ -76,8 +81,11 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
     }
     // SAFETY: checked non-null above.
     let v = unsafe { &mut *request };
-    let idx = handles::request_index(*v);
-    let mut real = handles::request_real(*v);
+    let (idx, mut real) = handles::request_lookup(*v);
+    if idx.is_none() {
+        // SAFETY: not one of ours: forwarded unchanged.
+        return unsafe { PMPI_Wait(request, status) };
+    }
     let mut st = crate::p2p::StatusOut::new(status);
     let (comm, peer, tag) = idx
         .and_then(handles::request_slot)
@@ -90,7 +98,7 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
             settle(i, st.ptr());
         }
     }
-    write_back(v, real);
+    write_back_at(v, idx, real);
     rc
 }
 
@@ -105,8 +113,12 @@ pub unsafe fn test(request: *mut MPI_Request, flag: *mut c_int, status: *mut MPI
     }
     // SAFETY: checked non-null above.
     let v = unsafe { &mut *request };
-    let idx = handles::request_index(*v);
-    let mut real = handles::request_real(*v);
+    let (idx, mut real) = handles::request_lookup(*v);
+    if idx.is_none() {
+        // Not one of ours (MPI_REQUEST_NULL, or a bad handle MPI reports).
+        // SAFETY: forwarded unchanged.
+        return unsafe { PMPI_Test(request, flag, status) };
+    }
     let mut st = crate::p2p::StatusOut::new(status);
     // SAFETY: translated request, valid flag and status.
     let rc = unsafe { PMPI_Test(&mut real, flag, st.ptr()) };
@@ -116,7 +128,7 @@ pub unsafe fn test(request: *mut MPI_Request, flag: *mut c_int, status: *mut MPI
             settle(i, st.ptr());
         }
     }
-    write_back(v, real);
+    write_back_at(v, idx, real);
     rc
 }
 

@@ -399,6 +399,18 @@ pub fn request_index(v: MPI_Request) -> Option<usize> {
     codec::decode(codec::REQUEST, v, MAX_REQUESTS)
 }
 
+/// Slot index and real handle of a program's request, in one lookup.
+#[inline(always)]
+pub fn request_lookup(v: MPI_Request) -> (Option<usize>, MPI_Request) {
+    match request_index(v) {
+        Some(i) => match tables().requests.get(i) {
+            Some(s) => (Some(i), s.real),
+            None => (None, v),
+        },
+        None => (None, v),
+    }
+}
+
 #[inline(always)]
 pub fn request_real(v: MPI_Request) -> MPI_Request {
     match request_index(v) {

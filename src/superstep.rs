@@ -12,7 +12,7 @@
 //! blocking collectives into nonblocking ones.
 use crate::handles::CommRef;
 use crate::state::state;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
 /// What `leave_collective` needs from `enter_collective`.
 #[derive(Clone, Copy)]
@@ -23,10 +23,12 @@ pub fn enter_collective(comm: CommRef) -> Ticket {
     if let Some(i) = comm.index() {
         let s = state();
         let steps = &s.supersteps[i];
-        steps.store(steps.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         s.entering_comm.store(i as u32 + 1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if s.command_pending() {
+        // The publishing store is a sequentially consistent exchange: one
+        // locked instruction on x86-64, the store and the full fence at
+        // once (cheaper than a store followed by `mfence`).
+        steps.swap(steps.load(Ordering::Relaxed) + 1, Ordering::SeqCst);
+        if s.command.load(Ordering::SeqCst) != 0 {
             crate::control::command_at_collective(comm);
         }
     }
