@@ -11,6 +11,7 @@
 #   unit       cargo test (protocol logic, CLI, generator)
 #   c-tests    every C program with and without the library, both MPIs
 #   swap       the same with the world swapped underneath at barriers 2 and 5
+#   wake       blocking receives, probes and waits notice MIG_WAKE and resume
 #   mpi4py     mpi4py's own test suite with and without the library
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,6 +65,21 @@ swap_check() {
   [ "$n" -ge 10 ]
 }
 
+wake_check() {
+  # MIG_WAKE raised at calls that block in MPI_Recv, MPI_Probe, MPI_Wait and
+  # MPI_Waitall (c-tests/wake.c): each must be noticed, then the call resumes.
+  local m k what
+  for m in mpich openmpi; do
+    for k in 4:Recv 5:Probe 7:Wait 11:Wait; do
+      what=${k#*:}
+      FERRY_TEST_ENV="FERRY_LOG=info FERRY_TEST_WAKE_AFTER=${k%%:*}" bash scripts/c-tests.sh "$m" wake
+      grep -q "woken (#1) while blocked in $what" "c-tests/out/$m/wake.lib.err" \
+        || { echo "no wake in $what seen on $m"; return 1; }
+      echo "$m: woken in $what after call ${k%%:*}"
+    done
+  done
+}
+
 step setup bash scripts/setup.sh
 step format cargo fmt --all --check
 step build bash scripts/build.sh all
@@ -72,6 +88,7 @@ step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet --
 step unit each_mpi cargo test --release --workspace --quiet
 step c-tests bash scripts/c-tests.sh all
 step swap swap_check
+step wake wake_check
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh mpich
 fi
