@@ -1,6 +1,7 @@
 //! A fixed-capacity slab: slots addressed by index, reused after removal,
-//! never moved (the backing vector never grows past the capacity it was
-//! created with), so an index stays valid for as long as its slot is live.
+//! never moved: the backing vector reserves its whole capacity up front
+//! (address space only; pages are touched as slots are used) and never
+//! reallocates, so a slot stays where it is for as long as it is live.
 pub struct Slab<T> {
     items: Vec<Option<T>>,
     free: Vec<u32>,
@@ -11,7 +12,7 @@ pub struct Slab<T> {
 impl<T> Slab<T> {
     pub fn new(cap: usize) -> Self {
         Slab {
-            items: Vec::new(),
+            items: Vec::with_capacity(cap),
             free: Vec::new(),
             cap,
             live: 0,
