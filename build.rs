@@ -95,6 +95,7 @@ fn main() {
     let mut builder = bindgen::Builder::default()
         .header_contents("ferry_mpi.h", "#include <mpi.h>\n")
         .allowlist_function("PMPI_.*")
+        .allowlist_function("PMPIX_.*")
         .allowlist_type("MPI_.*")
         .allowlist_type("MPIX_.*")
         .allowlist_type("ompi_.*")
@@ -116,9 +117,11 @@ fn main() {
     // One cfg per declared function: `ferry_has = "MPI_Send"`.
     let mut declared = BTreeSet::new();
     for line in text.lines() {
-        if let Some(rest) = line.trim().strip_prefix("pub fn PMPI_") {
-            if let Some(name) = rest.split('(').next() {
-                declared.insert(format!("MPI_{name}"));
+        for (prefix, family) in [("pub fn PMPI_", "MPI_"), ("pub fn PMPIX_", "MPIX_")] {
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                if let Some(name) = rest.split('(').next() {
+                    declared.insert(format!("{family}{name}"));
+                }
             }
         }
     }

@@ -44,7 +44,23 @@ REMOVED_MPI1 = {
         [("DATATYPE", "in"), ("DISPLACEMENT", "out")],
 }
 
-PROTO = re.compile(r"^\s*(?P<ret>[\w ]+?[\s\*]*)\s*(?P<name>MPI_\w+)\((?P<args>.*)\)\s*$")
+# MPI extensions (MPIX_) that take the handles the library virtualizes:
+# MPICH 5's fault-tolerance (ULFM) calls and a few others. Not in any
+# standard; wrapped where the MPI's header declares them.
+EXTENSIONS = {
+    "int MPIX_Comm_revoke(MPI_Comm comm)": [("COMMUNICATOR", "in")],
+    "int MPIX_Comm_shrink(MPI_Comm comm, MPI_Comm* newcomm)": [("COMMUNICATOR", "in"), ("COMMUNICATOR", "out")],
+    "int MPIX_Comm_failure_ack(MPI_Comm comm)": [("COMMUNICATOR", "in")],
+    "int MPIX_Comm_failure_get_acked(MPI_Comm comm, MPI_Group* failedgrp)": [("COMMUNICATOR", "in"), ("GROUP", "out")],
+    "int MPIX_Comm_agree(MPI_Comm comm, int* flag)": [("COMMUNICATOR", "in"), ("LOGICAL", "inout")],
+    "int MPIX_Comm_get_failed(MPI_Comm comm, MPI_Group* failedgrp)": [("COMMUNICATOR", "in"), ("GROUP", "out")],
+    "int MPIX_Comm_test_threadcomm(MPI_Comm comm, int* flag)": [("COMMUNICATOR", "in"), ("LOGICAL", "out")],
+    "int MPIX_Request_is_complete(MPI_Request request)": [("REQUEST", "in")],
+    "int MPIX_Stream_comm_create(MPI_Comm comm, MPIX_Stream stream, MPI_Comm* newcomm)": [("COMMUNICATOR", "in"), ("STREAM", "in"), ("COMMUNICATOR", "out")],
+    "int MPIX_Comm_get_stream(MPI_Comm comm, int idx, MPIX_Stream* stream)": [("COMMUNICATOR", "in"), ("INDEX", "in"), ("STREAM", "out")],
+}
+
+PROTO = re.compile(r"^\s*(?P<ret>[\w ]+?[\s\*]*)\s*(?P<name>MPIX?_\w+)\((?P<args>.*)\)\s*$")
 
 
 def split_param(text):
@@ -118,6 +134,10 @@ def from_standard():
     for proto, sp in REMOVED_MPI1.items():
         e = entry(proto, sp)
         e["removed"] = True
+        funcs.append(e)
+    for proto, sp in EXTENSIONS.items():
+        e = entry(proto, sp)
+        e["extension"] = True
         funcs.append(e)
     funcs.sort(key=lambda f: f["name"])
     return {"source": f"pympistandard {std.__version__}", "functions": funcs}

@@ -39,6 +39,9 @@ pub struct CommSlot {
     pub recipe: Option<Box<crate::membership::Recipe>>,
     /// Creation order, for rebuilding in the order of creation.
     pub serial: u64,
+    /// The program's error handler function attached to it (0 = none of
+    /// the program's), called by the trampoline in `special`.
+    pub errfn: usize,
 }
 
 /// A reference to a communicator slot, valid while the slot is live (slots
@@ -171,6 +174,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         received: vec![0; world_size],
         recipe: None,
         serial: 0,
+        errfn: 0,
     });
     let s = t.comms.insert(CommSlot {
         real: k::MPI_COMM_SELF(),
@@ -178,6 +182,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         received: vec![0; 1],
         recipe: None,
         serial: 1,
+        errfn: 0,
     });
     assert_eq!((w, s), (0, 1), "world and self must be the first slots");
 }
@@ -187,24 +192,26 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
 
 #[cfg(ferry_mpi = "mpich")]
 mod codec {
-    //! MPICH handles are `int`s: bits 30–31 the kind (3 = indirect), bits
-    //! 26–29 the object type. Ours use the indirect kind and the object
-    //! type of the family, with the slot index below; MPICH's own indirect
-    //! handles never reach the program, so there is no confusion.
-    pub const COMM: u32 = 0xC400_0000;
-    pub const GROUP: u32 = 0xC800_0000;
-    pub const REQUEST: u32 = 0xEC00_0000;
+    //! MPICH handles are `int`s: bits 30–31 the kind (0 invalid, 1 builtin,
+    //! 2 direct, 3 indirect), bits 26–29 the object type, the rest an
+    //! index. MPICH never makes a handle of kind 0 except the null handles
+    //! (index 0), so ours are kind 0, the family's object type, and the slot
+    //! index + 1: they cannot equal a real handle, which the program also
+    //! sees (in error handler and attribute callbacks, from MPIX_ calls).
+    pub const COMM: u32 = 0x0400_0000;
+    pub const GROUP: u32 = 0x0800_0000;
+    pub const REQUEST: u32 = 0x2C00_0000;
     const MASK: u32 = 0xFC00_0000;
 
     #[inline(always)]
     pub fn encode(tag: u32, index: usize) -> i32 {
-        (tag | index as u32) as i32
+        (tag | (index as u32 + 1)) as i32
     }
     #[inline(always)]
     pub fn decode(tag: u32, h: i32, cap: usize) -> Option<usize> {
         let h = h as u32;
         let i = (h & !MASK) as usize;
-        (h & MASK == tag && i < cap).then_some(i)
+        (h & MASK == tag && i != 0 && i <= cap).then(|| i - 1)
     }
 }
 
@@ -303,7 +310,10 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
     }
     // SAFETY: MPI just returned `real` as a new communicator.
     let recipe = unsafe { crate::membership::Recipe::of(real) };
-    comm_register(real, recipe)
+    let v = comm_register(real, recipe);
+    // A new communicator inherits its parent's error handler.
+    crate::special::note_inherited_errhandler(v, real);
+    v
 }
 
 /// Records a communicator with a known recipe.
@@ -319,6 +329,7 @@ pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_C
         received: vec![0; peers],
         recipe: Some(Box::new(recipe)),
         serial,
+        errfn: 0,
     });
     crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
     comm_virtual(i)
@@ -336,11 +347,16 @@ pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
 
 /// The virtual handle of a real communicator, if the library knows it.
 pub fn comm_of_real(real: MPI_Comm) -> Option<MPI_Comm> {
-    let t = tables();
-    t.comms
+    comm_slot_of_real(real).map(comm_virtual)
+}
+
+/// The slot of a real communicator, if the library knows it.
+pub fn comm_slot_of_real(real: MPI_Comm) -> Option<usize> {
+    tables()
+        .comms
         .iter()
         .find(|(_, s)| s.real == real)
-        .map(|(i, _)| comm_virtual(i))
+        .map(|(i, _)| i)
 }
 
 // ---------------------------------------------------------------------------

@@ -366,9 +366,12 @@ unsafe fn idup_common(
     if rc != k::MPI_SUCCESS() {
         return rc;
     }
-    // A duplicate has the group and topology of its parent.
+    // A duplicate has the group and topology of its parent. MPI hands out
+    // the new handle at once (the program may set its error handler or
+    // name before the request completes); it is usable for communication
+    // once the request completes, when it is read again.
     // SAFETY: `real` is the live parent.
-    let v = handles::comm_register(k::MPI_COMM_NULL(), unsafe { Recipe::of(real) });
+    let v = handles::comm_register(cell.0, unsafe { Recipe::of(real) });
     let (_, new_slot) = handles::comm_in(v);
     let vreq = handles::request_out(req, ReqKind::CommIdup, new_slot, 0, 0);
     match handles::request_index(vreq) {
@@ -548,3 +551,149 @@ sendrecv_replace!(
     PMPI_Irecv_c,
     PMPI_Isend_c
 );
+
+// --- error handlers on communicators ------------------------------------------
+//
+// MPI calls a communicator's error handler with the real communicator. The
+// program must see its own (virtual) handle there, as it would without the
+// library: every handler it creates is registered with MPI as one
+// trampoline, which finds the program's function from the handler attached
+// to the communicator and calls it with the virtual handle.
+
+/// The program's handler function of each error handler it created.
+static COMM_ERRHANDLERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+
+type ErrFn = unsafe extern "C" fn(*mut MPI_Comm, *mut c_int, ...);
+
+fn errhandler_key(eh: MPI_Errhandler) -> usize {
+    #[allow(clippy::unnecessary_cast)]
+    {
+        eh as usize
+    }
+}
+
+unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, code: *mut c_int) {
+    // No MPI call here: MPICH holds a lock of its error handler code while
+    // it runs the handler. The function comes from the library's own record
+    // of which handler each communicator has.
+    // SAFETY: MPI passes a pointer to the communicator that raised the error.
+    let real = unsafe { *comm };
+    let slot = handles::comm_slot_of_real(real);
+    let user = slot
+        .and_then(|i| tables().comms.get(i))
+        .map(|s| s.errfn)
+        .unwrap_or(0);
+    if user == 0 {
+        log::error!("error handler called for a communicator without a known handler function");
+        return;
+    }
+    let mut v = slot.map(handles::comm_virtual).unwrap_or(real);
+    // SAFETY: the address the program gave to MPI_Comm_create_errhandler.
+    unsafe {
+        let f: ErrFn = std::mem::transmute::<usize, ErrFn>(user);
+        f(&mut v, code);
+    }
+}
+
+fn user_errfn(eh: MPI_Errhandler) -> usize {
+    COMM_ERRHANDLERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&errhandler_key(eh)).copied())
+        .unwrap_or(0)
+}
+
+fn set_errfn(comm: MPI_Comm, eh: MPI_Errhandler) {
+    let (_, slot) = handles::comm_in(comm);
+    let f = user_errfn(eh);
+    if let Some(s) = slot.index().and_then(|i| tables().comms.get_mut(i)) {
+        s.errfn = f;
+    }
+}
+
+/// Records the error handler a new communicator inherited (`comm_out`).
+pub fn note_inherited_errhandler(v: MPI_Comm, real: MPI_Comm) {
+    let mut eh = k::MPI_ERRHANDLER_NULL();
+    // SAFETY: a communicator MPI just made; the reference is released.
+    unsafe {
+        if PMPI_Comm_get_errhandler(real, &mut eh) != k::MPI_SUCCESS() {
+            return;
+        }
+        set_errfn(v, eh);
+        PMPI_Errhandler_free(&mut eh);
+    }
+}
+
+pub unsafe fn MPI_Comm_set_errhandler(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    // SAFETY: forwarded with the real communicator.
+    let rc = unsafe { PMPI_Comm_set_errhandler(handles::comm_real(comm), errhandler) };
+    if rc == k::MPI_SUCCESS() {
+        set_errfn(comm, errhandler);
+    }
+    rc
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_set")]
+pub unsafe fn MPI_Errhandler_set(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    // SAFETY: forwarded with the real communicator.
+    let rc = unsafe { PMPI_Errhandler_set(handles::comm_real(comm), errhandler) };
+    if rc == k::MPI_SUCCESS() {
+        set_errfn(comm, errhandler);
+    }
+    rc
+}
+
+unsafe fn create_comm_errhandler(
+    f: MPI_Comm_errhandler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    let Some(user) = f else {
+        // SAFETY: MPI reports the null function.
+        return unsafe { PMPI_Comm_create_errhandler(f, errhandler) };
+    };
+    // SAFETY: the trampoline takes the two named arguments of the handler
+    // type and ignores the variadic rest, which the x86-64 System V calling
+    // convention allows (the caller cleans up, the callee reads only what it
+    // names).
+    let tramp: ErrFn = unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(*mut MPI_Comm, *mut c_int), ErrFn>(
+            comm_errhandler_trampoline,
+        )
+    };
+    // SAFETY: forwarded with the trampoline in place of the function.
+    let rc = unsafe { PMPI_Comm_create_errhandler(Some(tramp), errhandler) };
+    if rc == k::MPI_SUCCESS() && !errhandler.is_null() {
+        // SAFETY: MPI wrote the new handler.
+        let key = errhandler_key(unsafe { *errhandler });
+        COMM_ERRHANDLERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(key, user as usize);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Comm_create_errhandler(
+    comm_errhandler_fn: MPI_Comm_errhandler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { create_comm_errhandler(comm_errhandler_fn, errhandler) }
+}
+
+/// MPI-1's name for the same thing (removed in MPI-3.0, still exported).
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+pub unsafe fn MPI_Errhandler_create(
+    function: MPI_Handler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    // SAFETY: the two function types have the same signature.
+    unsafe {
+        create_comm_errhandler(
+            std::mem::transmute::<MPI_Handler_function, MPI_Comm_errhandler_function>(function),
+            errhandler,
+        )
+    }
+}

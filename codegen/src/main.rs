@@ -31,6 +31,8 @@ struct Function {
     params: Vec<Param>,
     #[serde(default)]
     removed: bool,
+    #[serde(default)]
+    extension: bool,
 }
 
 #[derive(Deserialize, Clone)]
@@ -119,6 +121,10 @@ const SPECIAL: &[&str] = &[
     "MPI_Comm_idup_with_info",
     "MPI_Sendrecv_replace",
     "MPI_Comm_get_parent",
+    "MPI_Comm_create_errhandler",
+    "MPI_Errhandler_create",
+    "MPI_Comm_set_errhandler",
+    "MPI_Errhandler_set",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the
@@ -170,6 +176,8 @@ const COLLECTIVE_CALLS: &[&str] = &[
     "MPI_Win_allocate_shared",
     "MPI_Win_create_dynamic",
     "MPI_File_open",
+    "MPIX_Comm_shrink",
+    "MPIX_Comm_agree",
 ];
 
 fn template_of(name: &str) -> Template {
@@ -308,6 +316,13 @@ fn gen_function(f: &Function, out: &mut String) {
         writeln!(
             out,
             "/// Removed in MPI-3.0; still exported by both libraries."
+        )
+        .unwrap();
+    }
+    if f.extension {
+        writeln!(
+            out,
+            "/// An extension of the MPI library (not in the standard)."
         )
         .unwrap();
     }

@@ -6,6 +6,136 @@ use crate::{channels, handles, p2p, special, superstep, sys};
 use crate::sys::*;
 use std::ffi::{c_char, c_int, c_void};
 
+#[cfg(ferry_has = "MPIX_Comm_agree")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_agree(comm: sys::MPI_Comm, flag: *mut c_int) -> c_int {
+    crate::boundary::guard("MPIX_Comm_agree", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let ticket = superstep::enter_collective(comm_slot);
+        let rc = PMPIX_Comm_agree(comm, flag as _);
+        superstep::leave_collective(ticket);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_failure_ack")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_failure_ack(comm: sys::MPI_Comm) -> c_int {
+    crate::boundary::guard("MPIX_Comm_failure_ack", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let rc = PMPIX_Comm_failure_ack(comm);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_failure_get_acked")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_failure_get_acked(comm: sys::MPI_Comm, failedgrp: *mut sys::MPI_Group) -> c_int {
+    crate::boundary::guard("MPIX_Comm_failure_get_acked", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let mut failedgrp_real = handles::group_null();
+        let rc = PMPIX_Comm_failure_get_acked(comm, if failedgrp.is_null() { failedgrp } else { &mut failedgrp_real });
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !failedgrp.is_null() { *failedgrp = handles::group_out(failedgrp_real); }
+        }
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_get_failed")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_get_failed(comm: sys::MPI_Comm, failedgrp: *mut sys::MPI_Group) -> c_int {
+    crate::boundary::guard("MPIX_Comm_get_failed", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let mut failedgrp_real = handles::group_null();
+        let rc = PMPIX_Comm_get_failed(comm, if failedgrp.is_null() { failedgrp } else { &mut failedgrp_real });
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !failedgrp.is_null() { *failedgrp = handles::group_out(failedgrp_real); }
+        }
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_get_stream")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_get_stream(comm: sys::MPI_Comm, idx: c_int, stream: *mut sys::MPIX_Stream) -> c_int {
+    crate::boundary::guard("MPIX_Comm_get_stream", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let rc = PMPIX_Comm_get_stream(comm, idx, stream as _);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_revoke")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_revoke(comm: sys::MPI_Comm) -> c_int {
+    crate::boundary::guard("MPIX_Comm_revoke", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let rc = PMPIX_Comm_revoke(comm);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_shrink")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_shrink(comm: sys::MPI_Comm, newcomm: *mut sys::MPI_Comm) -> c_int {
+    crate::boundary::guard("MPIX_Comm_shrink", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let mut newcomm_real = handles::comm_null();
+        let ticket = superstep::enter_collective(comm_slot);
+        let rc = PMPIX_Comm_shrink(comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
+        superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        }
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Comm_test_threadcomm")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Comm_test_threadcomm(comm: sys::MPI_Comm, flag: *mut c_int) -> c_int {
+    crate::boundary::guard("MPIX_Comm_test_threadcomm", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let rc = PMPIX_Comm_test_threadcomm(comm, flag as _);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Request_is_complete")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Request_is_complete(request: sys::MPI_Request) -> c_int {
+    crate::boundary::guard("MPIX_Request_is_complete", crate::boundary::internal_error(), || {
+        let request = handles::request_real(request);
+        let rc = PMPIX_Request_is_complete(request);
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPIX_Stream_comm_create")]
+#[no_mangle]
+/// An extension of the MPI library (not in the standard).
+pub unsafe extern "C" fn MPIX_Stream_comm_create(comm: sys::MPI_Comm, stream: sys::MPIX_Stream, newcomm: *mut sys::MPI_Comm) -> c_int {
+    crate::boundary::guard("MPIX_Stream_comm_create", crate::boundary::internal_error(), || {
+        let (comm, comm_slot) = handles::comm_in(comm);
+        let mut newcomm_real = handles::comm_null();
+        let rc = PMPIX_Stream_comm_create(comm, stream, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        }
+        rc
+    })
+}
+
 #[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Abi_get_fortran_booleans(logical_size: c_int, logical_true: *mut c_void, logical_false: *mut c_void, is_set: *mut c_int) -> c_int {
@@ -917,10 +1047,7 @@ pub unsafe extern "C" fn MPI_Comm_create(comm: sys::MPI_Comm, group: sys::MPI_Gr
 #[cfg(ferry_has = "MPI_Comm_create_errhandler")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_create_errhandler(comm_errhandler_fn: sys::MPI_Comm_errhandler_function, errhandler: *mut sys::MPI_Errhandler) -> c_int {
-    crate::boundary::guard("MPI_Comm_create_errhandler", crate::boundary::internal_error(), || {
-        let rc = PMPI_Comm_create_errhandler(comm_errhandler_fn, errhandler as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_create_errhandler", crate::boundary::internal_error(), || special::MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler))
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_from_group")]
@@ -1226,11 +1353,7 @@ pub unsafe extern "C" fn MPI_Comm_set_attr(comm: sys::MPI_Comm, comm_keyval: c_i
 #[cfg(ferry_has = "MPI_Comm_set_errhandler")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_set_errhandler(comm: sys::MPI_Comm, errhandler: sys::MPI_Errhandler) -> c_int {
-    crate::boundary::guard("MPI_Comm_set_errhandler", crate::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = PMPI_Comm_set_errhandler(comm, errhandler);
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_set_errhandler", crate::boundary::internal_error(), || special::MPI_Comm_set_errhandler(comm, errhandler))
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_info")]
@@ -1426,10 +1549,7 @@ pub unsafe extern "C" fn MPI_Errhandler_c2f(errhandler: sys::MPI_Errhandler) -> 
 #[no_mangle]
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Errhandler_create(function: sys::MPI_Handler_function, errhandler: *mut sys::MPI_Errhandler) -> c_int {
-    crate::boundary::guard("MPI_Errhandler_create", crate::boundary::internal_error(), || {
-        let rc = PMPI_Errhandler_create(function, errhandler as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Errhandler_create", crate::boundary::internal_error(), || special::MPI_Errhandler_create(function, errhandler))
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_f2c")]
@@ -1474,11 +1594,7 @@ pub unsafe extern "C" fn MPI_Errhandler_get(comm: sys::MPI_Comm, errhandler: *mu
 #[no_mangle]
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Errhandler_set(comm: sys::MPI_Comm, errhandler: sys::MPI_Errhandler) -> c_int {
-    crate::boundary::guard("MPI_Errhandler_set", crate::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = PMPI_Errhandler_set(comm, errhandler);
-        rc
-    })
+    crate::boundary::guard("MPI_Errhandler_set", crate::boundary::internal_error(), || special::MPI_Errhandler_set(comm, errhandler))
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_toint")]
@@ -7541,4 +7657,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 700 wrappers (Collective: 153, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 467, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 37).
+// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 471, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 41).
