@@ -689,11 +689,7 @@ pub unsafe fn MPI_Errhandler_create(
     function: MPI_Handler_function,
     errhandler: *mut MPI_Errhandler,
 ) -> c_int {
-    // SAFETY: the two function types have the same signature.
-    unsafe {
-        create_comm_errhandler(
-            std::mem::transmute::<MPI_Handler_function, MPI_Comm_errhandler_function>(function),
-            errhandler,
-        )
-    }
+    // SAFETY: forwarded; MPI_Handler_function is MPI_Comm_errhandler_function
+    // under another name.
+    unsafe { create_comm_errhandler(function, errhandler) }
 }
