@@ -90,7 +90,7 @@ step c-tests bash scripts/c-tests.sh all
 step swap swap_check
 step wake wake_check
 if [ "$quick" = 0 ]; then
-  step mpi4py bash scripts/mpi4py-suite.sh mpich
+  step mpi4py bash scripts/mpi4py-suite.sh all
 fi
 
 echo
