@@ -12,11 +12,16 @@ struct counter {
     int generation;
 };
 
+/* the communicator being duplicated: the copy callback must be handed
+ * this very handle (the program's own, as MPI gave it) */
+static MPI_Comm dup_source = MPI_COMM_NULL;
+static int copy_saw_source = 0;
+
 /* copy callback: the new communicator gets a fresh object one generation on */
 static int copy_cb(MPI_Comm oldcomm, int keyval, void *extra, void *in, void *out, int *flag)
 {
-    (void)oldcomm;
     (void)keyval;
+    copy_saw_source += (oldcomm == dup_source);
     CHECK(*(int *)extra == 4242);
     const struct counter *old = in;
     struct counter *c = malloc(sizeof *c);
@@ -96,7 +101,10 @@ int main(int argc, char **argv)
     say("set/get on c1: found=%d value=%d", found, g->value);
 
     /* dup: copy_cb runs, NULL_COPY drops, DUP_FN shares the pointer */
+    dup_source = c1;
     CK(MPI_Comm_dup(c1, &c2));
+    say("copy callback given the duplicated communicator's handle: %s",
+        copy_saw_source == 1 ? "yes" : "no");
     struct counter *g2 = get_counter(c2, key, &found);
     CHECK(found && g2 != a && g2->value == a->value + 1 && g2->generation == 1);
     int *pn;

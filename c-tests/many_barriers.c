@@ -25,6 +25,13 @@ int main(int argc, char **argv)
     MPI_Comm split, dup, cart, half, inter, created;
     CK(MPI_Comm_split(W, rank % 2, -rank, &split)); /* reversed order inside */
     CK(MPI_Comm_dup(W, &dup));
+    /* a name and an attribute that must stay with the communicator when
+     * the library rebuilds it underneath */
+    static int attr_value = 77;
+    int key;
+    CK(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, &key, NULL));
+    CK(MPI_Comm_set_attr(dup, key, &attr_value));
+    CK(MPI_Comm_set_name(dup, "the-dup"));
     int dims[1] = {size}, periods[1] = {1};
     CK(MPI_Cart_create(W, 1, dims, periods, 0, &cart));
     int color = rank < size / 2 ? 0 : 1;
@@ -154,6 +161,13 @@ int main(int argc, char **argv)
     for (int r = 0; r < size; r++)
         total = total * 131u + all[r];
     say("combined checksum: %u", total);
+    int *got_attr = NULL, attr_found = 0, name_len = 0;
+    char name[MPI_MAX_OBJECT_NAME];
+    CK(MPI_Comm_get_attr(dup, key, &got_attr, &attr_found));
+    CK(MPI_Comm_get_name(dup, name, &name_len));
+    CHECK(attr_found && got_attr == &attr_value);
+    say("dup keeps its attribute (%d) and its name (%s)", *got_attr, name);
+    CK(MPI_Comm_free_keyval(&key));
 
     CK(MPI_Group_free(&g3));
     CK(MPI_Group_free(&wg));

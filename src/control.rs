@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 #[derive(Debug, Default)]
 pub struct Config {
     /// Test switch: at the N-th `MPI_Barrier` on the world, move the job
-    /// onto a duplicate of the world and rebuild every derived
+    /// onto a new communicator over the world's processes and rebuild every derived
     /// communicator (`FERRY_TEST_DUP_WORLD_AT_BARRIER=N[,M,...]`).
     pub dup_world_at_barrier: Vec<u64>,
     /// Test switch: raise this process's own MIG_WAKE flag after its K-th
@@ -222,11 +222,14 @@ fn swap_world(barrier: u64) {
     let old = handles::comm_real(k::MPI_COMM_WORLD());
     let mut new = k::MPI_COMM_NULL();
     let t0 = std::time::Instant::now();
-    // SAFETY: every process is just past the same barrier on the world.
-    let rc = unsafe { PMPI_Comm_dup(old, &mut new) };
+    // A split, not a dup: a dup would run the program's attribute copy
+    // callbacks. Every process is just past the same barrier on the world.
+    let rank = runtime().map(|r| r.world_rank).unwrap_or(0);
+    // SAFETY: collective over the world, as every process calls it here.
+    let rc = unsafe { PMPI_Comm_split(old, 0, rank, &mut new) };
     if rc != k::MPI_SUCCESS() {
         log::error!(
-            "world swap at barrier {barrier}: MPI_Comm_dup failed ({rc}); staying on the old world"
+            "world swap at barrier {barrier}: MPI_Comm_split failed ({rc}); staying on the old world"
         );
         return;
     }

@@ -284,8 +284,28 @@ impl Recipe {
     }
 }
 
-/// Name and error handler of a communicator, carried to its successor.
+/// Name, error handler and the program's attributes of a communicator,
+/// carried to its successor. Attributes are set directly (no copy
+/// callback runs: the attribute moves, it is not duplicated), and the old
+/// communicator is never freed, so no delete callback runs either.
 unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
+    for kv in crate::special::program_keyvals() {
+        let mut val: *mut std::ffi::c_void = std::ptr::null_mut();
+        let mut flag: c_int = 0;
+        // SAFETY: both live; `val` receives the attribute's value.
+        unsafe {
+            if PMPI_Comm_get_attr(
+                old,
+                kv,
+                (&mut val as *mut *mut std::ffi::c_void).cast(),
+                &mut flag,
+            ) == k::MPI_SUCCESS()
+                && flag != 0
+            {
+                PMPI_Comm_set_attr(new, kv, val);
+            }
+        }
+    }
     let mut name = [0 as std::ffi::c_char; 256];
     let mut len: c_int = 0;
     let mut eh = k::MPI_ERRHANDLER_NULL();

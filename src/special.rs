@@ -693,3 +693,144 @@ pub unsafe fn MPI_Errhandler_create(
     // under another name.
     unsafe { create_comm_errhandler(function, errhandler) }
 }
+
+// --- attribute callbacks on communicators ---------------------------------------
+//
+// MPI calls a keyval's copy and delete functions with the real
+// communicator; the program must see its own handle. Each keyval the
+// program creates is registered with MPI with two trampolines that find the
+// program's functions by keyval (MPI passes it) and call them with the
+// virtual handle. A null function (MPICH's MPI_COMM_NULL_COPY_FN and
+// MPI_COMM_NULL_DELETE_FN) keeps its meaning: copy nothing, delete nothing.
+
+#[derive(Clone, Copy)]
+struct AttrFns {
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+}
+// SAFETY: plain function addresses.
+unsafe impl Send for AttrFns {}
+
+static KEYVALS: Mutex<Option<HashMap<c_int, AttrFns>>> = Mutex::new(None);
+
+fn attr_fns(keyval: c_int) -> Option<AttrFns> {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&keyval).copied())
+}
+
+/// The keyvals the program created, for carrying attributes to a rebuilt
+/// communicator.
+pub fn program_keyvals() -> Vec<c_int> {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default()
+}
+
+fn program_comm(real: MPI_Comm) -> MPI_Comm {
+    handles::comm_of_real(real).unwrap_or(real)
+}
+
+unsafe extern "C" fn copy_trampoline(
+    oldcomm: MPI_Comm,
+    keyval: c_int,
+    extra_state: *mut c_void,
+    attribute_val_in: *mut c_void,
+    attribute_val_out: *mut c_void,
+    flag: *mut c_int,
+) -> c_int {
+    match attr_fns(keyval).and_then(|f| f.copy) {
+        // SAFETY: the program's own function, with the arguments MPI gave.
+        Some(f) => unsafe {
+            f(
+                program_comm(oldcomm),
+                keyval,
+                extra_state,
+                attribute_val_in,
+                attribute_val_out,
+                flag,
+            )
+        },
+        None => {
+            if !flag.is_null() {
+                // SAFETY: MPI's out-parameter.
+                unsafe { *flag = 0 };
+            }
+            k::MPI_SUCCESS()
+        }
+    }
+}
+
+unsafe extern "C" fn delete_trampoline(
+    comm: MPI_Comm,
+    keyval: c_int,
+    attribute_val: *mut c_void,
+    extra_state: *mut c_void,
+) -> c_int {
+    match attr_fns(keyval).and_then(|f| f.delete) {
+        // SAFETY: the program's own function, with the arguments MPI gave.
+        Some(f) => unsafe { f(program_comm(comm), keyval, attribute_val, extra_state) },
+        None => k::MPI_SUCCESS(),
+    }
+}
+
+unsafe fn create_keyval(
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+    keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded with the trampolines in place of the functions.
+    let rc = unsafe {
+        PMPI_Comm_create_keyval(
+            Some(copy_trampoline),
+            Some(delete_trampoline),
+            keyval,
+            extra_state,
+        )
+    };
+    if rc == k::MPI_SUCCESS() && !keyval.is_null() {
+        // SAFETY: MPI wrote the new keyval.
+        let kv = unsafe { *keyval };
+        KEYVALS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(kv, AttrFns { copy, delete });
+    }
+    rc
+}
+
+pub unsafe fn MPI_Comm_create_keyval(
+    comm_copy_attr_fn: MPI_Comm_copy_attr_function,
+    comm_delete_attr_fn: MPI_Comm_delete_attr_function,
+    comm_keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        create_keyval(
+            comm_copy_attr_fn,
+            comm_delete_attr_fn,
+            comm_keyval,
+            extra_state,
+        )
+    }
+}
+
+/// MPI-1's name (removed in MPI-3.0, still exported); same function types.
+#[cfg(ferry_has = "MPI_Keyval_create")]
+pub unsafe fn MPI_Keyval_create(
+    copy_fn: MPI_Copy_function,
+    delete_fn: MPI_Delete_function,
+    keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded; the MPI-1 types are the same signatures.
+    unsafe { create_keyval(copy_fn, delete_fn, keyval, extra_state) }
+}

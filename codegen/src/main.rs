@@ -125,6 +125,8 @@ const SPECIAL: &[&str] = &[
     "MPI_Errhandler_create",
     "MPI_Comm_set_errhandler",
     "MPI_Errhandler_set",
+    "MPI_Comm_create_keyval",
+    "MPI_Keyval_create",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the

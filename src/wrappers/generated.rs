@@ -1082,10 +1082,7 @@ pub unsafe extern "C" fn MPI_Comm_create_group(comm: sys::MPI_Comm, group: sys::
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_create_keyval(comm_copy_attr_fn: sys::MPI_Comm_copy_attr_function, comm_delete_attr_fn: sys::MPI_Comm_delete_attr_function, comm_keyval: *mut c_int, extra_state: *mut c_void) -> c_int {
-    crate::boundary::guard("MPI_Comm_create_keyval", crate::boundary::internal_error(), || {
-        let rc = PMPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval as _, extra_state as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_create_keyval", crate::boundary::internal_error(), || special::MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state))
 }
 
 #[cfg(ferry_has = "MPI_Comm_delete_attr")]
@@ -4308,10 +4305,7 @@ pub unsafe extern "C" fn MPI_Issend_c(buf: *const c_void, count: sys::MPI_Count,
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Keyval_create(copy_fn: sys::MPI_Copy_function, delete_fn: sys::MPI_Delete_function, keyval: *mut c_int, extra_state: *mut c_void) -> c_int {
-    crate::boundary::guard("MPI_Keyval_create", crate::boundary::internal_error(), || {
-        let rc = PMPI_Keyval_create(copy_fn, delete_fn, keyval as _, extra_state as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Keyval_create", crate::boundary::internal_error(), || special::MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state))
 }
 
 #[cfg(ferry_has = "MPI_Keyval_free")]
@@ -7657,4 +7651,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 471, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 41).
+// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 469, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).
