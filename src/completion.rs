@@ -6,7 +6,7 @@
 //! `MPI_REQUEST_NULL` for the program, a persistent one keeps its handle.
 use crate::channels::{count_receive, count_send};
 use crate::handles::{self, ReqKind};
-use crate::state::{state, Blocked};
+use crate::state::Blocked;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::cell::RefCell;
@@ -225,24 +225,14 @@ pub unsafe fn all(
     unsafe {
         with_array(count, reqs, statuses, |reals, idx, st| {
             let mut done: c_int = 0;
-            let s = state();
-            let mut published = false;
-            let rc = loop {
-                let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
-                if !wait || done != 0 || !ok_or_in_status(rc) || rc != k::MPI_SUCCESS() {
-                    break rc;
-                }
-                if !published {
-                    s.set_blocked(Blocked::Wait, u32::MAX, -1, -1);
-                    published = true;
-                }
-                if s.wake_requested() {
-                    crate::control::woken(Blocked::Wait, handles::CommRef::NONE, -1, -1);
-                }
+            let rc = if wait {
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, || {
+                    let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
+                    (rc, done != 0)
+                })
+            } else {
+                PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
             };
-            if published {
-                s.clear_blocked();
-            }
             if !flag.is_null() {
                 *flag = done;
             }
@@ -277,24 +267,15 @@ pub unsafe fn any(
         with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
             let mut done: c_int = 0;
             let mut at: c_int = k::MPI_UNDEFINED();
-            let s = state();
-            let mut published = false;
-            let rc = loop {
+            let mut attempt = || {
                 let rc = PMPI_Testany(count, reals.as_mut_ptr(), &mut at, &mut done, stp);
-                if !wait || done != 0 || rc != k::MPI_SUCCESS() {
-                    break rc;
-                }
-                if !published {
-                    s.set_blocked(Blocked::Wait, u32::MAX, -1, -1);
-                    published = true;
-                }
-                if s.wake_requested() {
-                    crate::control::woken(Blocked::Wait, handles::CommRef::NONE, -1, -1);
-                }
+                (rc, done != 0)
             };
-            if published {
-                s.clear_blocked();
-            }
+            let rc = if wait {
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, attempt)
+            } else {
+                attempt().0
+            };
             if !index.is_null() {
                 *index = at;
             }
@@ -327,24 +308,15 @@ pub unsafe fn some(
     unsafe {
         with_array(incount, reqs, statuses, |reals, idx, st| {
             let mut out: c_int = 0;
-            let s = state();
-            let mut published = false;
-            let rc = loop {
+            let mut attempt = || {
                 let rc = PMPI_Testsome(incount, reals.as_mut_ptr(), &mut out, indices, st);
-                if !wait || out != 0 || !ok_or_in_status(rc) || rc != k::MPI_SUCCESS() {
-                    break rc;
-                }
-                if !published {
-                    s.set_blocked(Blocked::Wait, u32::MAX, -1, -1);
-                    published = true;
-                }
-                if s.wake_requested() {
-                    crate::control::woken(Blocked::Wait, handles::CommRef::NONE, -1, -1);
-                }
+                (rc, out != 0)
             };
-            if published {
-                s.clear_blocked();
-            }
+            let rc = if wait {
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, attempt)
+            } else {
+                attempt().0
+            };
             if !outcount.is_null() {
                 *outcount = out;
             }

@@ -40,6 +40,38 @@ impl StatusOut {
     }
 }
 
+/// Polls until an operation is done or fails, and lets the protocol in
+/// while it waits: `poll` makes one nonblocking attempt and returns its
+/// error code and whether the operation is done. After the first miss the
+/// process publishes what it is blocked in; whenever MIG_WAKE is raised the
+/// protocol runs (`control::woken`) before polling goes on.
+#[inline]
+pub fn block_on(
+    kind: Blocked,
+    comm: CommRef,
+    peer: c_int,
+    tag: c_int,
+    mut poll: impl FnMut() -> (c_int, bool),
+) -> c_int {
+    let (rc, done) = poll();
+    if rc != k::MPI_SUCCESS() || done {
+        return rc;
+    }
+    let s = state();
+    s.set_blocked(kind, comm.0, peer, tag);
+    let rc = loop {
+        let (rc, done) = poll();
+        if rc != k::MPI_SUCCESS() || done {
+            break rc;
+        }
+        if s.wake_requested() {
+            crate::control::woken(kind, comm, peer, tag);
+        }
+    };
+    s.clear_blocked();
+    rc
+}
+
 /// Waits for one request, leaving the wait when the protocol asks.
 ///
 /// # Safety
@@ -54,25 +86,11 @@ pub unsafe fn wait_one(
     tag: c_int,
 ) -> c_int {
     let mut flag: c_int = 0;
-    // SAFETY: forwarded from the caller.
-    let rc = unsafe { PMPI_Test(req, &mut flag, status) };
-    if rc != k::MPI_SUCCESS() || flag != 0 {
-        return rc;
-    }
-    let s = state();
-    s.set_blocked(kind, comm.0, peer, tag);
-    let rc = loop {
-        // SAFETY: as above.
+    block_on(kind, comm, peer, tag, || {
+        // SAFETY: forwarded from the caller.
         let rc = unsafe { PMPI_Test(req, &mut flag, status) };
-        if rc != k::MPI_SUCCESS() || flag != 0 {
-            break rc;
-        }
-        if s.wake_requested() {
-            crate::control::woken(kind, comm, peer, tag);
-        }
-    };
-    s.clear_blocked();
-    rc
+        (rc, flag != 0)
+    })
 }
 
 /// `MPI_Recv` and `MPI_Mrecv`: post the nonblocking form, then wait.
@@ -165,26 +183,11 @@ pub unsafe fn probe_blocking(
     status: *mut MPI_Status,
 ) -> c_int {
     let mut flag: c_int = 0;
-    let s = state();
-    let mut published = false;
-    let rc = loop {
+    block_on(Blocked::Probe, comm_ref, source, tag, || {
         // SAFETY: forwarded from the caller.
         let rc = unsafe { PMPI_Iprobe(source, tag, comm, &mut flag, status) };
-        if rc != k::MPI_SUCCESS() || flag != 0 {
-            break rc;
-        }
-        if !published {
-            s.set_blocked(Blocked::Probe, comm_ref.0, source, tag);
-            published = true;
-        }
-        if s.wake_requested() {
-            crate::control::woken(Blocked::Probe, comm_ref, source, tag);
-        }
-    };
-    if published {
-        s.clear_blocked();
-    }
-    rc
+        (rc, flag != 0)
+    })
 }
 
 /// `MPI_Mprobe` as an `MPI_Improbe` loop.
@@ -200,29 +203,16 @@ pub unsafe fn mprobe_blocking(
     status: *mut MPI_Status,
 ) -> c_int {
     let mut flag: c_int = 0;
-    let s = state();
-    let mut published = false;
     let mut st = StatusOut::new(status);
-    let rc = loop {
+    let stp = st.ptr();
+    let rc = block_on(Blocked::Probe, comm_ref, source, tag, || {
         // SAFETY: forwarded from the caller.
-        let rc = unsafe { PMPI_Improbe(source, tag, comm, &mut flag, message, st.ptr()) };
-        if rc != k::MPI_SUCCESS() || flag != 0 {
-            break rc;
-        }
-        if !published {
-            s.set_blocked(Blocked::Probe, comm_ref.0, source, tag);
-            published = true;
-        }
-        if s.wake_requested() {
-            crate::control::woken(Blocked::Probe, comm_ref, source, tag);
-        }
-    };
-    if published {
-        s.clear_blocked();
-    }
+        let rc = unsafe { PMPI_Improbe(source, tag, comm, &mut flag, message, stp) };
+        (rc, flag != 0)
+    });
     if rc == k::MPI_SUCCESS() && !message.is_null() {
         // SAFETY: MPI filled both.
-        unsafe { message_matched(*message, comm_ref, (*st.ptr()).MPI_SOURCE) };
+        unsafe { message_matched(*message, comm_ref, (*stp).MPI_SOURCE) };
     }
     rc
 }
