@@ -449,20 +449,7 @@ pub fn request_out(
     peer: c_int,
     tag: c_int,
 ) -> MPI_Request {
-    if real == k::MPI_REQUEST_NULL() {
-        return real;
-    }
-    let _g = lock();
-    let i = tables().requests.insert(ReqSlot {
-        real,
-        kind,
-        comm,
-        peer,
-        tag,
-        p2p: None,
-        active: false,
-    });
-    codec::encode(codec::REQUEST, i)
+    request_insert(real, kind, comm, peer, tag, None)
 }
 
 /// A receive or persistent request MPI just made, with what it takes to
@@ -476,6 +463,18 @@ pub fn request_out_p2p(
     tag: c_int,
     args: P2pArgs,
 ) -> MPI_Request {
+    request_insert(real, kind, comm, peer, tag, Some(args))
+}
+
+#[inline(always)]
+fn request_insert(
+    real: MPI_Request,
+    kind: ReqKind,
+    comm: CommRef,
+    peer: c_int,
+    tag: c_int,
+    p2p: Option<P2pArgs>,
+) -> MPI_Request {
     if real == k::MPI_REQUEST_NULL() {
         return real;
     }
@@ -486,7 +485,7 @@ pub fn request_out_p2p(
         comm,
         peer,
         tag,
-        p2p: Some(args),
+        p2p,
         active: false,
     });
     codec::encode(codec::REQUEST, i)
