@@ -5,8 +5,10 @@
 //! 2. Runs bindgen on `mpi.h`, keeping the types and the `PMPI_*` functions
 //!    only: the library exports the `MPI_*` names itself and calls the real
 //!    library through the profiling names.
-//! 3. Builds `src/sys/constants.c`, which turns the macro-only constants
-//!    (`MPI_COMM_WORLD`, `MPI_STATUS_IGNORE`, ...) into linkable objects.
+//! 3. Builds `src/sys/constants.c`, which turns the macro-only handles and
+//!    sentinels (`MPI_COMM_WORLD`, `MPI_STATUS_IGNORE`, ...) into linkable
+//!    objects, and evaluates the integer constants (`MPI_SUCCESS`,
+//!    `MPI_ANY_SOURCE`, ...) into Rust `const`s with a tiny C program.
 //! 4. Emits `cfg(ferry_mpi = "mpich" | "openmpi")` and one
 //!    `cfg(ferry_has = "MPI_X")` per function the header declares, so the
 //!    generated wrappers compile against either library.
@@ -16,6 +18,45 @@ use std::collections::BTreeSet;
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
+
+/// The integer constants of `mpi.h` the library uses, evaluated at build time.
+const INT_CONSTANTS: &[&str] = &[
+    "MPI_ANY_SOURCE",
+    "MPI_ANY_TAG",
+    "MPI_PROC_NULL",
+    "MPI_ROOT",
+    "MPI_UNDEFINED",
+    "MPI_SUCCESS",
+    "MPI_ERR_COMM",
+    "MPI_ERR_REQUEST",
+    "MPI_ERR_ARG",
+    "MPI_ERR_GROUP",
+    "MPI_ERR_INTERN",
+    "MPI_ERR_OTHER",
+    "MPI_ERR_COUNT",
+    "MPI_ERR_PENDING",
+    "MPI_ERR_IN_STATUS",
+    "MPI_THREAD_SINGLE",
+    "MPI_THREAD_FUNNELED",
+    "MPI_THREAD_SERIALIZED",
+    "MPI_THREAD_MULTIPLE",
+    "MPI_IDENT",
+    "MPI_CONGRUENT",
+    "MPI_SIMILAR",
+    "MPI_UNEQUAL",
+    "MPI_GRAPH",
+    "MPI_CART",
+    "MPI_DIST_GRAPH",
+    "MPI_TAG_UB",
+    "MPI_KEYVAL_INVALID",
+    "MPI_MODE_NOCHECK",
+    "MPI_LOCK_SHARED",
+    "MPI_LOCK_EXCLUSIVE",
+    "MPI_MAX_ERROR_STRING",
+    "MPI_MAX_PROCESSOR_NAME",
+    "MPI_MAX_OBJECT_NAME",
+    "MPI_COMM_TYPE_SHARED",
+];
 
 struct Mpi {
     flavour: &'static str,
@@ -136,6 +177,42 @@ fn main() {
         cc.include(d);
     }
     cc.compile("ferry_mpi_constants");
+
+    // Integer constants, as Rust consts: a tiny C program prints them.
+    let mut prog = String::from("#include <mpi.h>\n#include <stdio.h>\nint main(void) {\n");
+    for n in INT_CONSTANTS {
+        prog.push_str(&format!(
+            "  printf(\"pub const {n}: c_int = %d;\\n\", (int)({n}));\n"
+        ));
+    }
+    prog.push_str("  return 0;\n}\n");
+    let src = out.join("int_constants.c");
+    let exe = out.join("int_constants");
+    std::fs::write(&src, prog).expect("ferry: cannot write int_constants.c");
+    let compiler = cc::Build::new().get_compiler();
+    let mut cmd = compiler.to_command();
+    for d in &mpi.include_dirs {
+        cmd.arg(format!("-I{d}"));
+    }
+    let status = cmd
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("ferry: cannot run the C compiler");
+    assert!(
+        status.success(),
+        "ferry: cannot compile the integer-constant probe"
+    );
+    let printed = Command::new(&exe)
+        .output()
+        .expect("ferry: cannot run the integer-constant probe");
+    assert!(
+        printed.status.success(),
+        "ferry: the integer-constant probe failed"
+    );
+    std::fs::write(out.join("int_constants.rs"), printed.stdout)
+        .expect("ferry: cannot write int_constants.rs");
 
     for d in &mpi.lib_dirs {
         println!("cargo:rustc-link-search=native={d}");

@@ -1,4 +1,6 @@
-/* Macro-only MPI constants as linkable objects, read by src/sys/constants.rs.
+/* Macro-only MPI handle and sentinel constants as linkable objects, read by
+   src/sys/constants.rs (integer constants are evaluated at build time by
+   build.rs instead).
    MPICH defines handles as casted integers and Open MPI as addresses of
    predefined objects; neither can be evaluated by bindgen. Regenerate the
    list here and in constants.rs together. */
@@ -33,41 +35,6 @@ void * const ferry_MPI_IN_PLACE = MPI_IN_PLACE;
 void * const ferry_MPI_BOTTOM = MPI_BOTTOM;
 int * const ferry_MPI_ERRCODES_IGNORE = MPI_ERRCODES_IGNORE;
 char ** const ferry_MPI_ARGV_NULL = MPI_ARGV_NULL;
-int const ferry_MPI_ANY_SOURCE = MPI_ANY_SOURCE;
-int const ferry_MPI_ANY_TAG = MPI_ANY_TAG;
-int const ferry_MPI_PROC_NULL = MPI_PROC_NULL;
-int const ferry_MPI_ROOT = MPI_ROOT;
-int const ferry_MPI_UNDEFINED = MPI_UNDEFINED;
-int const ferry_MPI_SUCCESS = MPI_SUCCESS;
-int const ferry_MPI_ERR_COMM = MPI_ERR_COMM;
-int const ferry_MPI_ERR_REQUEST = MPI_ERR_REQUEST;
-int const ferry_MPI_ERR_ARG = MPI_ERR_ARG;
-int const ferry_MPI_ERR_GROUP = MPI_ERR_GROUP;
-int const ferry_MPI_ERR_INTERN = MPI_ERR_INTERN;
-int const ferry_MPI_ERR_OTHER = MPI_ERR_OTHER;
-int const ferry_MPI_ERR_COUNT = MPI_ERR_COUNT;
-int const ferry_MPI_ERR_PENDING = MPI_ERR_PENDING;
-int const ferry_MPI_ERR_IN_STATUS = MPI_ERR_IN_STATUS;
-int const ferry_MPI_THREAD_SINGLE = MPI_THREAD_SINGLE;
-int const ferry_MPI_THREAD_FUNNELED = MPI_THREAD_FUNNELED;
-int const ferry_MPI_THREAD_SERIALIZED = MPI_THREAD_SERIALIZED;
-int const ferry_MPI_THREAD_MULTIPLE = MPI_THREAD_MULTIPLE;
-int const ferry_MPI_IDENT = MPI_IDENT;
-int const ferry_MPI_CONGRUENT = MPI_CONGRUENT;
-int const ferry_MPI_SIMILAR = MPI_SIMILAR;
-int const ferry_MPI_UNEQUAL = MPI_UNEQUAL;
-int const ferry_MPI_GRAPH = MPI_GRAPH;
-int const ferry_MPI_CART = MPI_CART;
-int const ferry_MPI_DIST_GRAPH = MPI_DIST_GRAPH;
-int const ferry_MPI_TAG_UB = MPI_TAG_UB;
-int const ferry_MPI_KEYVAL_INVALID = MPI_KEYVAL_INVALID;
-int const ferry_MPI_MODE_NOCHECK = MPI_MODE_NOCHECK;
-int const ferry_MPI_LOCK_SHARED = MPI_LOCK_SHARED;
-int const ferry_MPI_LOCK_EXCLUSIVE = MPI_LOCK_EXCLUSIVE;
-int const ferry_MPI_MAX_ERROR_STRING = MPI_MAX_ERROR_STRING;
-int const ferry_MPI_MAX_PROCESSOR_NAME = MPI_MAX_PROCESSOR_NAME;
-int const ferry_MPI_MAX_OBJECT_NAME = MPI_MAX_OBJECT_NAME;
-int const ferry_MPI_COMM_TYPE_SHARED = MPI_COMM_TYPE_SHARED;
 int const ferry_status_size = (int)sizeof(MPI_Status);
 
 /* Sentinels that are addresses of library variables (not constants). */

@@ -1,9 +1,16 @@
 //! The macro-only MPI constants, read from objects built by `constants.c`.
 //!
-//! Each is a `static` in C, so reading one costs a load; the hot path
-//! caches what it compares often.
+//! Handles and sentinels are `static`s in C (a load each: Open MPI's are
+//! addresses known only at load time); integer constants are Rust `const`s
+//! generated at build time, so comparing with `MPI_SUCCESS` costs nothing.
 use super::*;
 use std::ffi::{c_char, c_int, c_void};
+
+/// Integer constants, evaluated by build.rs with the MPI's own header.
+mod ints {
+    use std::ffi::c_int;
+    include!(concat!(env!("OUT_DIR"), "/int_constants.rs"));
+}
 
 mod c {
     use super::*;
@@ -37,41 +44,6 @@ mod c {
         pub static ferry_MPI_BOTTOM: *mut c_void;
         pub static ferry_MPI_ERRCODES_IGNORE: *mut c_int;
         pub static ferry_MPI_ARGV_NULL: *mut *mut c_char;
-        pub static ferry_MPI_ANY_SOURCE: c_int;
-        pub static ferry_MPI_ANY_TAG: c_int;
-        pub static ferry_MPI_PROC_NULL: c_int;
-        pub static ferry_MPI_ROOT: c_int;
-        pub static ferry_MPI_UNDEFINED: c_int;
-        pub static ferry_MPI_SUCCESS: c_int;
-        pub static ferry_MPI_ERR_COMM: c_int;
-        pub static ferry_MPI_ERR_REQUEST: c_int;
-        pub static ferry_MPI_ERR_ARG: c_int;
-        pub static ferry_MPI_ERR_GROUP: c_int;
-        pub static ferry_MPI_ERR_INTERN: c_int;
-        pub static ferry_MPI_ERR_OTHER: c_int;
-        pub static ferry_MPI_ERR_COUNT: c_int;
-        pub static ferry_MPI_ERR_PENDING: c_int;
-        pub static ferry_MPI_ERR_IN_STATUS: c_int;
-        pub static ferry_MPI_THREAD_SINGLE: c_int;
-        pub static ferry_MPI_THREAD_FUNNELED: c_int;
-        pub static ferry_MPI_THREAD_SERIALIZED: c_int;
-        pub static ferry_MPI_THREAD_MULTIPLE: c_int;
-        pub static ferry_MPI_IDENT: c_int;
-        pub static ferry_MPI_CONGRUENT: c_int;
-        pub static ferry_MPI_SIMILAR: c_int;
-        pub static ferry_MPI_UNEQUAL: c_int;
-        pub static ferry_MPI_GRAPH: c_int;
-        pub static ferry_MPI_CART: c_int;
-        pub static ferry_MPI_DIST_GRAPH: c_int;
-        pub static ferry_MPI_TAG_UB: c_int;
-        pub static ferry_MPI_KEYVAL_INVALID: c_int;
-        pub static ferry_MPI_MODE_NOCHECK: c_int;
-        pub static ferry_MPI_LOCK_SHARED: c_int;
-        pub static ferry_MPI_LOCK_EXCLUSIVE: c_int;
-        pub static ferry_MPI_MAX_ERROR_STRING: c_int;
-        pub static ferry_MPI_MAX_PROCESSOR_NAME: c_int;
-        pub static ferry_MPI_MAX_OBJECT_NAME: c_int;
-        pub static ferry_MPI_COMM_TYPE_SHARED: c_int;
         pub static ferry_status_size: c_int;
     }
 }
@@ -252,213 +224,178 @@ pub fn MPI_ARGV_NULL() -> *mut *mut c_char {
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ANY_SOURCE() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ANY_SOURCE }
+pub const fn MPI_ANY_SOURCE() -> c_int {
+    ints::MPI_ANY_SOURCE
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ANY_TAG() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ANY_TAG }
+pub const fn MPI_ANY_TAG() -> c_int {
+    ints::MPI_ANY_TAG
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_PROC_NULL() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_PROC_NULL }
+pub const fn MPI_PROC_NULL() -> c_int {
+    ints::MPI_PROC_NULL
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ROOT() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ROOT }
+pub const fn MPI_ROOT() -> c_int {
+    ints::MPI_ROOT
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_UNDEFINED() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_UNDEFINED }
+pub const fn MPI_UNDEFINED() -> c_int {
+    ints::MPI_UNDEFINED
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_SUCCESS() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_SUCCESS }
+pub const fn MPI_SUCCESS() -> c_int {
+    ints::MPI_SUCCESS
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_COMM() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_COMM }
+pub const fn MPI_ERR_COMM() -> c_int {
+    ints::MPI_ERR_COMM
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_REQUEST() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_REQUEST }
+pub const fn MPI_ERR_REQUEST() -> c_int {
+    ints::MPI_ERR_REQUEST
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_ARG() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_ARG }
+pub const fn MPI_ERR_ARG() -> c_int {
+    ints::MPI_ERR_ARG
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_GROUP() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_GROUP }
+pub const fn MPI_ERR_GROUP() -> c_int {
+    ints::MPI_ERR_GROUP
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_INTERN() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_INTERN }
+pub const fn MPI_ERR_INTERN() -> c_int {
+    ints::MPI_ERR_INTERN
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_OTHER() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_OTHER }
+pub const fn MPI_ERR_OTHER() -> c_int {
+    ints::MPI_ERR_OTHER
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_COUNT() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_COUNT }
+pub const fn MPI_ERR_COUNT() -> c_int {
+    ints::MPI_ERR_COUNT
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_PENDING() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_PENDING }
+pub const fn MPI_ERR_PENDING() -> c_int {
+    ints::MPI_ERR_PENDING
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_ERR_IN_STATUS() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_ERR_IN_STATUS }
+pub const fn MPI_ERR_IN_STATUS() -> c_int {
+    ints::MPI_ERR_IN_STATUS
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_THREAD_SINGLE() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_THREAD_SINGLE }
+pub const fn MPI_THREAD_SINGLE() -> c_int {
+    ints::MPI_THREAD_SINGLE
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_THREAD_FUNNELED() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_THREAD_FUNNELED }
+pub const fn MPI_THREAD_FUNNELED() -> c_int {
+    ints::MPI_THREAD_FUNNELED
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_THREAD_SERIALIZED() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_THREAD_SERIALIZED }
+pub const fn MPI_THREAD_SERIALIZED() -> c_int {
+    ints::MPI_THREAD_SERIALIZED
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_THREAD_MULTIPLE() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_THREAD_MULTIPLE }
+pub const fn MPI_THREAD_MULTIPLE() -> c_int {
+    ints::MPI_THREAD_MULTIPLE
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_IDENT() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_IDENT }
+pub const fn MPI_IDENT() -> c_int {
+    ints::MPI_IDENT
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_CONGRUENT() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_CONGRUENT }
+pub const fn MPI_CONGRUENT() -> c_int {
+    ints::MPI_CONGRUENT
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_SIMILAR() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_SIMILAR }
+pub const fn MPI_SIMILAR() -> c_int {
+    ints::MPI_SIMILAR
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_UNEQUAL() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_UNEQUAL }
+pub const fn MPI_UNEQUAL() -> c_int {
+    ints::MPI_UNEQUAL
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_GRAPH() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_GRAPH }
+pub const fn MPI_GRAPH() -> c_int {
+    ints::MPI_GRAPH
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_CART() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_CART }
+pub const fn MPI_CART() -> c_int {
+    ints::MPI_CART
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_DIST_GRAPH() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_DIST_GRAPH }
+pub const fn MPI_DIST_GRAPH() -> c_int {
+    ints::MPI_DIST_GRAPH
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_TAG_UB() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_TAG_UB }
+pub const fn MPI_TAG_UB() -> c_int {
+    ints::MPI_TAG_UB
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_KEYVAL_INVALID() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_KEYVAL_INVALID }
+pub const fn MPI_KEYVAL_INVALID() -> c_int {
+    ints::MPI_KEYVAL_INVALID
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_MODE_NOCHECK() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_MODE_NOCHECK }
+pub const fn MPI_MODE_NOCHECK() -> c_int {
+    ints::MPI_MODE_NOCHECK
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_LOCK_SHARED() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_LOCK_SHARED }
+pub const fn MPI_LOCK_SHARED() -> c_int {
+    ints::MPI_LOCK_SHARED
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_LOCK_EXCLUSIVE() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_LOCK_EXCLUSIVE }
+pub const fn MPI_LOCK_EXCLUSIVE() -> c_int {
+    ints::MPI_LOCK_EXCLUSIVE
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_MAX_ERROR_STRING() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_MAX_ERROR_STRING }
+pub const fn MPI_MAX_ERROR_STRING() -> c_int {
+    ints::MPI_MAX_ERROR_STRING
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_MAX_PROCESSOR_NAME() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_MAX_PROCESSOR_NAME }
+pub const fn MPI_MAX_PROCESSOR_NAME() -> c_int {
+    ints::MPI_MAX_PROCESSOR_NAME
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_MAX_OBJECT_NAME() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_MAX_OBJECT_NAME }
+pub const fn MPI_MAX_OBJECT_NAME() -> c_int {
+    ints::MPI_MAX_OBJECT_NAME
 }
 #[inline(always)]
 #[allow(non_snake_case)]
-pub fn MPI_COMM_TYPE_SHARED() -> c_int {
-    // SAFETY: an immutable object initialised at load time by constants.c.
-    unsafe { c::ferry_MPI_COMM_TYPE_SHARED }
+pub const fn MPI_COMM_TYPE_SHARED() -> c_int {
+    ints::MPI_COMM_TYPE_SHARED
 }
 /// `sizeof(MPI_Status)` as the C compiler sees it.
 pub fn status_size() -> usize {
