@@ -120,6 +120,15 @@ pub fn start(provided: c_int) {
         }
     }
     crate::logging::set_rank(rank);
+    if rank == 0 {
+        // Accepted by `ferry run` and the environment already; the protocol
+        // behind them is not in this version. Say so rather than ignore it.
+        for var in ["FERRY_MIGRATE", "FERRY_REGROUP", "FERRY_CHECKPOINT"] {
+            if let Some(v) = ferry_common::env::var(var) {
+                log::warn!("{var}={v:?} is not acted on yet: this version of ferry cannot migrate, regroup or checkpoint");
+            }
+        }
+    }
     handles::init(world, size as usize);
     if let Some(k) = config.wake_after {
         NEXT_EVENT.store(k, Ordering::Relaxed);
