@@ -123,7 +123,8 @@ pub fn start(provided: c_int) {
     if rank == 0 {
         // Accepted by `ferry run` and the environment already; the protocol
         // behind them is not in this version. Say so rather than ignore it.
-        for var in ["FERRY_MIGRATE", "FERRY_REGROUP", "FERRY_CHECKPOINT"] {
+        use ferry_common::env::{FERRY_CHECKPOINT, FERRY_MIGRATE, FERRY_REGROUP};
+        for var in [FERRY_MIGRATE, FERRY_REGROUP, FERRY_CHECKPOINT] {
             if let Some(v) = ferry_common::env::var(var) {
                 log::warn!("{var}={v:?} is not acted on yet: this version of ferry cannot migrate, regroup or checkpoint");
             }
