@@ -28,11 +28,3 @@ pub fn count_receive(comm: CommRef, source: c_int) {
         }
     }
 }
-
-/// (sent, received) totals on one communicator, for reports and tests.
-pub fn totals(comm: CommRef) -> (u64, u64) {
-    comm.index()
-        .and_then(|i| tables().comms.get(i))
-        .map(|s| (s.sent.iter().sum(), s.received.iter().sum()))
-        .unwrap_or((0, 0))
-}

@@ -264,12 +264,6 @@ fn swap_world(barrier: u64) {
         Err(rc) => log::error!("world swap at barrier {barrier} failed while rebuilding ({rc})"),
     }
 }
-
-/// World swaps done so far (test switch).
-pub fn world_swaps() -> u64 {
-    WORLD_SWAPS.load(Ordering::Relaxed)
-}
-
 static LIB_VERSION: OnceLock<String> = OnceLock::new();
 
 /// The real MPI library's version string.

@@ -41,10 +41,3 @@ pub fn leave_collective(t: Ticket) {
         state().entering_comm.store(0, Ordering::Relaxed);
     }
 }
-
-/// The superstep of a communicator slot.
-pub fn superstep(comm: CommRef) -> u64 {
-    comm.index()
-        .map(|i| state().supersteps[i].load(Ordering::Relaxed))
-        .unwrap_or(0)
-}
