@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run ferry's C test programs (c-tests/*.c) with and without libferry.so.
 #
-#   scripts/c-tests.sh [--no-lib] [mpich|openmpi|all] [NAME...]
+#   scripts/c-tests.sh [--no-lib] [--regroups N [--seed S]] [mpich|openmpi|all] [NAME...]
 #
 # For each chosen MPI (default: all) and each program (default: every
 # c-tests/*.c), build it into c-tests/out/$MPI/NAME and run it at the rank
@@ -11,7 +11,11 @@
 #             FERRY_TEST_ENV (space-separated VAR=VAL pairs).
 # PASS when both runs exit 0, end with the line "OK", and print exactly the
 # same stdout. With --no-lib the program runs plain twice instead and the two
-# outputs must match (a determinism check). Each run is limited by
+# outputs must match (a determinism check). With --regroups N a third run
+# follows: N regroups started by pseudo-random ranks at pseudo-random call
+# counts (FERRY_REGROUP, drawn from seed S, default: the time; the SPECs are
+# printed so that a failure can be replayed), whose stdout must equal the
+# plain run's and whose event log must hold exactly N regroups. Each run is limited by
 # `timeout 60`. Outputs go to c-tests/out/$MPI/NAME.{plain,plain2,lib}.{out,err}.
 # Prints one PASS/FAIL line per program and MPI, then "N passed, M failed";
 # exits non-zero if anything failed.
@@ -29,11 +33,21 @@ usage() {
 }
 
 no_lib=0
+regroups=0
+seed="$(date +%s)"
 mpis=()
 names=()
+want=""
 for arg in "$@"; do
+    if [ -n "$want" ]; then
+        printf -v "$want" '%s' "$arg"
+        want=""
+        continue
+    fi
     case "$arg" in
         --no-lib) no_lib=1 ;;
+        --regroups) want=regroups ;;
+        --seed) want=seed ;;
         -h|--help) usage ;;
         mpich|openmpi) mpis+=("$arg") ;;
         all) mpis+=(mpich openmpi) ;;
@@ -99,21 +113,23 @@ show_file() {
     fi
 }
 
-# run_one MODE NAME RANKS: run the program, output in $dir/NAME.MODE.{out,err}.
-# Sets run_status to "" on success or to the reason it failed.
+# run_one MODE NAME RANKS [VAR=VAL...]: run the program, output in
+# $dir/NAME.MODE.{out,err}. Sets run_status to "" on success or to the reason
+# it failed.
 run_one() {
     local mode="$1" name="$2" ranks="$3"
+    shift 3
     local cmd=("$MPIEXEC")
     # shellcheck disable=SC2206  # the flags are a word list on purpose
     [ -n "$FERRY_MPIEXEC_FLAGS" ] && cmd+=($FERRY_MPIEXEC_FLAGS)
     cmd+=(-n "$ranks")
-    if [ "$mode" = lib ]; then
+    if [ "$mode" != plain ] && [ "$mode" != plain2 ]; then
         if [ "$FERRY_MPI" = mpich ]; then
             cmd+=(-genv LD_PRELOAD "$FERRY_LIB")
-            for kv in "${test_env[@]}"; do cmd+=(-genv "${kv%%=*}" "${kv#*=}"); done
+            for kv in "${test_env[@]}" "$@"; do cmd+=(-genv "${kv%%=*}" "${kv#*=}"); done
         else
             cmd+=(-x "LD_PRELOAD=$FERRY_LIB")
-            for kv in "${test_env[@]}"; do cmd+=(-x "$kv"); done
+            for kv in "${test_env[@]}" "$@"; do cmd+=(-x "$kv"); done
         fi
     fi
     cmd+=("$dir/$name")
@@ -180,7 +196,9 @@ test_mpi() (
             show_file stderr "$dir/$name.plain.err"
             continue
         fi
-        run_one "$second" "$name" "$ranks"
+        local lib_env=()
+        [ "$regroups" -gt 0 ] && lib_env=(FERRY_LOG=debug)
+        run_one "$second" "$name" "$ranks" "${lib_env[@]}"
         if [ -n "$run_status" ]; then
             result "$FERRY_MPI" "$name" FAIL "$run_status"
             echo "    command: $(cat "$dir/$name.$second.cmd")"
@@ -195,12 +213,67 @@ test_mpi() (
             continue
         fi
         rm -f "$dir/$name.diff"
+        if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ]; then
+            regroup_one "$name" "$ranks"
+            continue
+        fi
         result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs $second"
     done
 )
 
+# regroup_one NAME RANKS: the run with $regroups regroups (see the header).
+regroup_one() {
+    local name="$1" ranks="$2" r calls=()
+    for ((r = 0; r < ranks; r++)); do
+        calls[r]="$(sed -n "s/^ferry\[rank $r pid [0-9]*\] debug: finalize: \([0-9]*\) calls.*/\1/p" \
+            "$dir/$name.lib.err" | head -n 1)"
+        if [ -z "${calls[r]}" ]; then
+            result "$FERRY_MPI" "$name" FAIL "no call count for rank $r in $dir/$name.lib.err"
+            return 0
+        fi
+    done
+    # Seeded per program, so one program's specs do not depend on the others.
+    RANDOM=$(( (seed + $(cksum <<<"$name" | cut -d' ' -f1)) % 32768 ))
+    local specs=() i rank after
+    for ((i = 0; i < regroups; i++)); do
+        rank=$((RANDOM % ranks))
+        # Within the first third of the rank's calls: programs that poll
+        # (MPI_Test loops) make fewer calls in some runs than in others.
+        after=$(( (RANDOM * 32768 + RANDOM) % (calls[rank] > 3 ? calls[rank] / 3 : 1) + 1 ))
+        specs+=("rank=$rank,after=$after")
+    done
+    local spec_list events="$dir/$name.regroup.events"
+    spec_list="$(IFS=';'; echo "${specs[*]}")"
+    rm -f "$events"
+    run_one regroup "$name" "$ranks" "FERRY_REGROUP=$spec_list" "FERRY_EVENTS=$events" "FERRY_LOG=${FERRY_LOG:-warn}"
+    local replay="replay: --regroups $regroups --seed $seed $FERRY_MPI $name (FERRY_REGROUP=\"$spec_list\")"
+    if [ -n "$run_status" ]; then
+        result "$FERRY_MPI" "$name" FAIL "$run_status; $replay"
+        show_file stdout "$dir/$name.regroup.out"
+        show_file stderr "$dir/$name.regroup.err"
+        return 0
+    fi
+    if ! diff -u "$dir/$name.plain.out" "$dir/$name.regroup.out" >"$dir/$name.diff" 2>&1; then
+        result "$FERRY_MPI" "$name" FAIL "stdout differs with regroups; $replay"
+        show_file "diff plain vs regroup" "$dir/$name.diff"
+        show_file "regroup stderr" "$dir/$name.regroup.err"
+        return 0
+    fi
+    rm -f "$dir/$name.diff"
+    local done_n
+    done_n="$(grep -c '"event":"regroup"' "$events" 2>/dev/null || true)"
+    if [ "${done_n:-0}" -ne "$regroups" ]; then
+        result "$FERRY_MPI" "$name" FAIL "${done_n:-0} of $regroups regroups in the event log; $replay"
+        show_file "regroup stderr" "$dir/$name.regroup.err"
+        return 0
+    fi
+    result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs $regroups regroups (seed $seed)"
+}
+
 if [ "$no_lib" -eq 1 ]; then
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain runs only (determinism check)"
+elif [ "$regroups" -gt 0 ]; then
+    echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs libferry.so with $regroups regroups (seed $seed)"
 else
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs LD_PRELOAD=libferry.so${FERRY_TEST_ENV:+ with $FERRY_TEST_ENV}"
 fi

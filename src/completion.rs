@@ -91,15 +91,27 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
         .and_then(handles::request_slot)
         .map(|s| (s.comm, s.peer, s.tag))
         .unwrap_or((handles::CommRef::NONE, -1, -1));
-    // SAFETY: `real` is the program's request, translated.
-    let rc = unsafe { crate::p2p::wait_one(&mut real, st.ptr(), Blocked::Wait, comm, peer, tag) };
-    if rc == k::MPI_SUCCESS() {
-        if let Some(i) = idx {
-            settle(i, st.ptr());
+    loop {
+        // SAFETY: `real` is the program's request, translated.
+        match unsafe { crate::p2p::wait_one(&mut real, st.ptr(), Blocked::Wait, comm, peer, tag) } {
+            Ok(rc) => {
+                if rc == k::MPI_SUCCESS() {
+                    if let Some(i) = idx {
+                        settle(i, st.ptr());
+                    }
+                }
+                write_back_at(v, idx, real);
+                return rc;
+            }
+            Err(crate::p2p::Woken) => {
+                // The regroup moves a pending receive to the new
+                // communicator under the same handle: look it up again.
+                write_back_at(v, idx, real);
+                crate::regroup::now();
+                real = handles::request_real(*v);
+            }
         }
     }
-    write_back_at(v, idx, real);
-    rc
 }
 
 /// `MPI_Test`.
@@ -223,13 +235,13 @@ pub unsafe fn all(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        with_array(count, reqs, statuses, |reals, idx, st| {
+        with_regroups(|| with_array(count, reqs, statuses, |reals, idx, st| {
             let mut done: c_int = 0;
             let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, || {
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, || {
                     let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
                     (rc, done != 0)
-                })
+                })?
             } else {
                 PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
             };
@@ -243,8 +255,20 @@ pub unsafe fn all(
                     }
                 }
             }
-            rc
-        })
+            Ok(rc)
+        }))
+    }
+}
+
+/// Runs a wait over the program's requests again after each regroup that
+/// interrupted it (the regroup moves pending receives under the same
+/// handles, so the next attempt translates them afresh).
+fn with_regroups(mut f: impl FnMut() -> Result<c_int, crate::p2p::Woken>) -> c_int {
+    loop {
+        match f() {
+            Ok(rc) => return rc,
+            Err(crate::p2p::Woken) => crate::regroup::now(),
+        }
     }
 }
 
@@ -264,7 +288,7 @@ pub unsafe fn any(
     unsafe {
         let mut one = crate::p2p::StatusOut::new(status);
         let stp = one.ptr();
-        with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
+        with_regroups(|| with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
             let mut done: c_int = 0;
             let mut at: c_int = k::MPI_UNDEFINED();
             let mut attempt = || {
@@ -272,7 +296,7 @@ pub unsafe fn any(
                 (rc, done != 0)
             };
             let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, attempt)
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, attempt)?
             } else {
                 attempt().0
             };
@@ -287,8 +311,8 @@ pub unsafe fn any(
                     settle(slot, stp);
                 }
             }
-            rc
-        })
+            Ok(rc)
+        }))
     }
 }
 
@@ -306,14 +330,14 @@ pub unsafe fn some(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        with_array(incount, reqs, statuses, |reals, idx, st| {
+        with_regroups(|| with_array(incount, reqs, statuses, |reals, idx, st| {
             let mut out: c_int = 0;
             let mut attempt = || {
                 let rc = PMPI_Testsome(incount, reals.as_mut_ptr(), &mut out, indices, st);
                 (rc, out != 0)
             };
             let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, attempt)
+                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, attempt)?
             } else {
                 attempt().0
             };
@@ -334,8 +358,8 @@ pub unsafe fn some(
                     }
                 }
             }
-            rc
-        })
+            Ok(rc)
+        }))
     }
 }
 
@@ -357,7 +381,8 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
             count_send(s.comm, s.peer);
         }
         if s.kind == ReqKind::Collective {
-            let t = crate::superstep::enter_collective(s.comm);
+            let comm = s.comm;
+            let t = crate::superstep::enter_collective(comm);
             crate::superstep::leave_collective(t);
         }
     }

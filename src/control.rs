@@ -5,7 +5,7 @@
 //! noticed at a collective, a wake in a blocking call, a call count
 //! reached).
 use crate::handles;
-use crate::state::{state, window_memory, Blocked};
+use crate::state::{state, window_memory};
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::c_int;
@@ -19,9 +19,9 @@ pub struct Config {
     /// onto a new communicator over the world's processes and rebuild every derived
     /// communicator (`FERRY_TEST_DUP_WORLD_AT_BARRIER=N[,M,...]`).
     pub dup_world_at_barrier: Vec<u64>,
-    /// Test switch: raise this process's own MIG_WAKE flag after its K-th
-    /// call (`FERRY_TEST_WAKE_AFTER=K`), to prove blocking calls notice it.
-    pub wake_after: Option<u64>,
+    /// The call counts after which this rank starts a regroup (its
+    /// `FERRY_REGROUP` SPECs), ascending.
+    pub regroup_after: Vec<u64>,
 }
 
 impl Config {
@@ -36,14 +36,23 @@ impl Config {
             }
             c.dup_world_at_barrier.sort_unstable();
         }
-        if let Ok(v) = std::env::var("FERRY_TEST_WAKE_AFTER") {
-            c.wake_after = Some(
-                v.trim()
-                    .parse()
-                    .map_err(|_| format!("FERRY_TEST_WAKE_AFTER: '{v}' is not a call count"))?,
-            );
-        }
         Ok(c)
+    }
+
+    /// This rank's regroup SPECs from `FERRY_REGROUP`.
+    pub fn read_regroups(&mut self, rank: c_int) -> Result<(), String> {
+        use ferry_common::env::FERRY_REGROUP;
+        if let Some(list) = ferry_common::env::var(FERRY_REGROUP) {
+            let specs = ferry_common::spec::parse_spec_list(&list)
+                .map_err(|e| format!("{FERRY_REGROUP}: {e}"))?;
+            self.regroup_after = specs
+                .iter()
+                .filter(|s| s.rank as c_int == rank)
+                .map(|s| s.after)
+                .collect();
+            self.regroup_after.sort_unstable();
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +65,9 @@ pub struct Runtime {
     pub control: MPI_Comm,
     /// The state window (`MPI_WIN_NULL` if the MPI could not make one).
     pub window: MPI_Win,
+    /// Another private duplicate, for the wait at `MPI_Finalize` (kept
+    /// apart so that it cannot mix with the regroup's collectives).
+    pub finale: MPI_Comm,
 }
 
 struct RuntimeCell(std::cell::UnsafeCell<Option<Runtime>>);
@@ -65,10 +77,9 @@ unsafe impl Sync for RuntimeCell {}
 static RUNTIME: RuntimeCell = RuntimeCell(std::cell::UnsafeCell::new(None));
 
 static MULTIPLE: AtomicBool = AtomicBool::new(false);
-/// The next call count at which `after_tick` has work to do.
-static NEXT_EVENT: AtomicU64 = AtomicU64::new(u64::MAX);
+/// How many of this rank's regroup SPECs have fired.
+static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
-static WAKES: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
 
 pub fn runtime() -> Option<&'static Runtime> {
@@ -95,6 +106,7 @@ pub fn start(provided: c_int) {
     let world = k::MPI_COMM_WORLD();
     let (mut rank, mut size) = (0, 0);
     let mut control = k::MPI_COMM_NULL();
+    let mut finale = k::MPI_COMM_NULL();
     let mut window = k::MPI_WIN_NULL();
     // SAFETY: MPI is initialized; out-parameters are locals; the window
     // memory is the process's static state, alive for the whole run.
@@ -103,6 +115,7 @@ pub fn start(provided: c_int) {
         PMPI_Comm_size(world, &mut size);
         PMPI_Comm_dup(world, &mut control);
         PMPI_Comm_set_errhandler(control, k::MPI_ERRORS_RETURN());
+        PMPI_Comm_dup(world, &mut finale);
         let (base, bytes) = window_memory();
         let rc = PMPI_Win_create(
             base.cast(),
@@ -120,19 +133,27 @@ pub fn start(provided: c_int) {
         }
     }
     crate::logging::set_rank(rank);
+    let mut config = config;
+    if let Err(e) = config.read_regroups(rank) {
+        // `ferry run` refuses a malformed SPEC before the launch; set by
+        // hand, it is reported here and the job runs without it.
+        if rank == 0 {
+            log::error!("{e}; no regroup will be started");
+        }
+    }
     if rank == 0 {
         // Accepted by `ferry run` and the environment already; the protocol
         // behind them is not in this version. Say so rather than ignore it.
-        use ferry_common::env::{FERRY_CHECKPOINT, FERRY_MIGRATE, FERRY_REGROUP};
-        for var in [FERRY_MIGRATE, FERRY_REGROUP, FERRY_CHECKPOINT] {
+        use ferry_common::env::{FERRY_CHECKPOINT, FERRY_MIGRATE};
+        for var in [FERRY_MIGRATE, FERRY_CHECKPOINT] {
             if let Some(v) = ferry_common::env::var(var) {
-                log::warn!("{var}={v:?} is not acted on yet: this version of ferry cannot migrate, regroup or checkpoint");
+                log::warn!("{var}={v:?} is not acted on yet: this version of ferry cannot migrate or checkpoint");
             }
         }
     }
     handles::init(world, size as usize);
-    if let Some(k) = config.wake_after {
-        NEXT_EVENT.store(k, Ordering::Relaxed);
+    if window != k::MPI_WIN_NULL() {
+        crate::regroup::install_signal();
     }
     log::debug!(
         "ferry {} on {} ({}), rank {rank} of {size}, thread level {provided}",
@@ -148,19 +169,49 @@ pub fn start(provided: c_int) {
             world_size: size,
             control,
             window,
+            finale,
         });
     }
+    state()
+        .next_event
+        .store(next_scheduled(), Ordering::SeqCst);
 }
 
-/// Called by `MPI_Finalize` before the real one.
+/// Called by `MPI_Finalize` before the real one: waits for every process
+/// to reach it (taking part in a regroup meanwhile), then frees the
+/// library's objects.
 pub fn finish() {
     let s = state();
+    crate::regroup::closing();
+    if let Some(rt) = runtime() {
+        s.set_status(crate::state::Status::Finalizing);
+        let mut req = k::MPI_REQUEST_NULL();
+        // SAFETY: our private communicator; every process comes here once.
+        unsafe { PMPI_Ibarrier(rt.finale, &mut req) };
+        let mut flag: c_int = 0;
+        let mut idle = crate::regroup::Backoff::default();
+        loop {
+            // SAFETY: the live barrier request.
+            unsafe { PMPI_Test(&mut req, &mut flag, k::MPI_STATUS_IGNORE()) };
+            if flag != 0 {
+                break;
+            }
+            if s.command_pending() {
+                if crate::regroup::poll(true) {
+                    crate::regroup::now();
+                    s.set_status(crate::state::Status::Finalizing);
+                }
+                idle = crate::regroup::Backoff::default();
+            }
+            idle.pause(false);
+        }
+    }
     log::debug!(
-        "finalize: {} calls, {} world barriers, {} world swaps, {} wakes, {} internal errors",
+        "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",
         s.calls.load(Ordering::Relaxed),
+        s.regroups.load(Ordering::Relaxed),
         WORLD_BARRIERS.load(Ordering::Relaxed),
         WORLD_SWAPS.load(Ordering::Relaxed),
-        WAKES.load(Ordering::Relaxed),
         crate::boundary::panics()
     );
     // SAFETY: see `RuntimeCell`; the window and the control communicator
@@ -173,45 +224,65 @@ pub fn finish() {
             if rt.control != k::MPI_COMM_NULL() {
                 PMPI_Comm_free(&mut rt.control);
             }
+            if rt.finale != k::MPI_COMM_NULL() {
+                PMPI_Comm_free(&mut rt.finale);
+            }
         }
     }
 }
 
-/// After each call is counted: fires the work scheduled at a call count.
+/// After each call is counted: the work scheduled at a call count, a
+/// queued request or a pending command (both put `next_event` to 0).
 #[inline(always)]
 pub fn after_tick(calls: u64) {
-    if calls >= NEXT_EVENT.load(Ordering::Relaxed) {
+    if calls >= state().next_event.load(Ordering::Relaxed) {
         scheduled(calls);
     }
 }
 
+/// The next call count at which this rank has work scheduled.
+pub fn next_scheduled() -> u64 {
+    let Some(rt) = runtime() else {
+        return u64::MAX;
+    };
+    let fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
+    rt.config
+        .regroup_after
+        .get(fired)
+        .copied()
+        .unwrap_or(u64::MAX)
+}
+
+/// Set while `scheduled` runs.
+static NESTED: AtomicBool = AtomicBool::new(false);
+
 #[cold]
 fn scheduled(calls: u64) {
-    NEXT_EVENT.store(u64::MAX, Ordering::Relaxed);
-    if let Some(rt) = runtime() {
-        if rt.config.wake_after.is_some_and(|k| calls >= k) {
-            log::info!("test switch: raising MIG_WAKE after call {calls}");
-            state().wake.store(1, Ordering::Relaxed);
+    let Some(rt) = runtime() else { return };
+    if NESTED.swap(true, Ordering::Relaxed) {
+        // A call made from inside the protocol's own work (an error
+        // handler or callback MPI runs meanwhile): not a safe point.
+        return;
+    }
+    let mut fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
+    while rt.config.regroup_after.get(fired).is_some_and(|&k| calls >= k) {
+        log::info!(
+            "regroup asked for after call {calls} (SPEC after={})",
+            rt.config.regroup_after[fired]
+        );
+        fired += 1;
+        crate::regroup::request();
+    }
+    SPECS_FIRED.store(fired as u64, Ordering::Relaxed);
+    crate::regroup::service();
+    let s = state();
+    if s.command.load(Ordering::SeqCst) == 0 && crate::regroup::queued() == 0 {
+        s.next_event.store(next_scheduled(), Ordering::SeqCst);
+        if s.command.load(Ordering::SeqCst) != 0 || crate::regroup::queued() > 0 {
+            s.next_event.store(0, Ordering::SeqCst);
         }
     }
-}
-
-/// A command was pending when this process entered a collective.
-#[cold]
-pub fn command_at_collective(comm: handles::CommRef) {
-    log::debug!(
-        "command pending at a collective on communicator slot {:?}",
-        comm
-    );
-}
-
-/// A blocking call noticed MIG_WAKE. The synchronization takes over here;
-/// without one in progress (the test switch) the call resumes its wait.
-#[cold]
-pub fn woken(kind: Blocked, comm: handles::CommRef, peer: c_int, tag: c_int) {
-    state().wake.store(0, Ordering::Relaxed);
-    let n = WAKES.fetch_add(1, Ordering::Relaxed) + 1;
-    log::info!("woken (#{n}) while blocked in {kind:?} on communicator slot {:?}, peer {peer}, tag {tag}; resuming", comm.index());
+    NESTED.store(false, Ordering::Relaxed);
 }
 
 /// After an `MPI_Barrier` on a communicator: the world-swap test switch.

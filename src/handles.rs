@@ -42,6 +42,59 @@ pub struct CommSlot {
     /// The program's error handler function attached to it (0 = none of
     /// the program's), called by the trampoline in `special`.
     pub errfn: usize,
+    /// Global id, the same in every member (0: not synchronized, e.g.
+    /// `MPI_COMM_SELF`). See [`gid_of`].
+    pub gid: u64,
+}
+
+/// The global id of the world.
+pub const WORLD_GID: u64 = 1;
+
+/// Mixes numbers into a global id (splitmix64 steps; never 0 or 1).
+pub fn mix_gid(parts: &[u64]) -> u64 {
+    let mut h: u64 = 0x6665_7272_7967_6964; // "ferrygid"
+    for &p in parts {
+        h ^= p;
+        h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    if h <= WORLD_GID {
+        h + 2
+    } else {
+        h
+    }
+}
+
+/// The global id of a communicator being made, computed alike by every
+/// member without communication: creation calls are collectives on the
+/// parent, so the parent's id and superstep agree among the members, and
+/// the lowest world rank and size of the new group tell apart the
+/// communicators one split makes.
+pub fn gid_of(recipe: &crate::membership::Recipe) -> u64 {
+    let (parent, step) = crate::superstep::last_collective();
+    let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
+    let lowest = |g: &Option<Vec<c_int>>| {
+        g.as_ref()
+            .map(|v| (v.iter().copied().min().unwrap_or(-1) as i64 as u64, v.len() as u64))
+            .unwrap_or((u64::MAX, 0))
+    };
+    let (lo, n) = lowest(&recipe.local);
+    let members = recipe
+        .local
+        .as_ref()
+        .map(|v| mix_gid(&v.iter().map(|&r| r as i64 as u64).collect::<Vec<_>>()))
+        .unwrap_or(0);
+    let key = mix_gid(&[pgid, step, lo, n, members]);
+    // Calls that are not collective on the parent (`MPI_Comm_create_group`)
+    // share a parent superstep: the members tell them apart by how many
+    // such communicators they made before, in the same order.
+    let seen = tables().created.entry(key).or_insert(0);
+    let occurrence = *seen;
+    *seen += 1;
+    mix_gid(&[key, occurrence])
 }
 
 /// A reference to a communicator slot, valid while the slot is live (slots
@@ -83,6 +136,17 @@ pub struct ReqSlot {
     pub p2p: Option<P2pArgs>,
     /// A persistent request started and not yet completed.
     pub active: bool,
+    /// Order of posting (receives are matched in this order; reposting
+    /// after a rebuild keeps it).
+    pub seq: u64,
+}
+
+static REQUEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_seq() -> u64 {
+    let n = REQUEST_SEQ.load(std::sync::atomic::Ordering::Relaxed) + 1;
+    REQUEST_SEQ.store(n, std::sync::atomic::Ordering::Relaxed);
+    n
 }
 
 /// The point-to-point call that made a request, by name.
@@ -119,6 +183,8 @@ pub struct Tables {
     /// Matched messages (from `MPI_Mprobe`/`MPI_Improbe`) to their channel.
     pub messages: HashMap<usize, (CommRef, c_int)>,
     pub next_serial: u64,
+    /// Communicators made per creation key (see [`gid_of`]).
+    pub created: HashMap<u64, u64>,
 }
 
 struct TablesCell(UnsafeCell<Option<Tables>>);
@@ -151,6 +217,7 @@ unsafe fn init_tables() -> &'static mut Tables {
         requests: Slab::new(MAX_REQUESTS),
         messages: HashMap::new(),
         next_serial: 2,
+        created: HashMap::new(),
     };
     *TABLES.0.get() = Some(t);
     (*TABLES.0.get()).as_mut().unwrap()
@@ -175,6 +242,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         recipe: None,
         serial: 0,
         errfn: 0,
+        gid: WORLD_GID,
     });
     let s = t.comms.insert(CommSlot {
         real: k::MPI_COMM_SELF(),
@@ -183,8 +251,11 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         recipe: None,
         serial: 1,
         errfn: 0,
+        gid: 0,
     });
     assert_eq!((w, s), (0, 1), "world and self must be the first slots");
+    publish_gid(0, WORLD_GID);
+    publish_gid(1, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -224,6 +295,7 @@ mod codec {
     pub const COMM: u32 = 0;
     pub const GROUP: u32 = 1;
     pub const REQUEST: u32 = 2;
+    pub const MESSAGE: u32 = 3;
     const SPAN: usize = 1 << 24;
     static BASE: OnceLock<usize> = OnceLock::new();
 
@@ -234,7 +306,7 @@ mod codec {
             let p = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
-                    3 * SPAN,
+                    4 * SPAN,
                     libc::PROT_NONE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                     -1,
@@ -323,6 +395,28 @@ pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_C
     let peers = recipe.peer_count();
     let serial = t.next_serial;
     t.next_serial += 1;
+    let mut gid = gid_of(&recipe);
+    if recipe.remote.is_some() && recipe.rebuildable() {
+        // The two groups of an intercommunicator come from different
+        // parents: each side learns the other's candidate (a reduction
+        // over an intercommunicator delivers the remote group's result).
+        let mut theirs: u64 = 0;
+        // SAFETY: `real` is the new intercommunicator, which every member
+        // of both groups is making at this very call.
+        let rc = unsafe {
+            crate::sys::PMPI_Allreduce(
+                &gid as *const u64 as *const std::ffi::c_void,
+                &mut theirs as *mut u64 as *mut std::ffi::c_void,
+                1,
+                k::MPI_UINT64_T(),
+                k::MPI_MAX(),
+                real,
+            )
+        };
+        if rc == k::MPI_SUCCESS() {
+            gid = mix_gid(&[gid.min(theirs), gid.max(theirs)]);
+        }
+    }
     let i = t.comms.insert(CommSlot {
         real,
         sent: vec![0; peers],
@@ -330,9 +424,27 @@ pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_C
         recipe: Some(Box::new(recipe)),
         serial,
         errfn: 0,
+        gid,
     });
     crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
+    publish_gid(i, gid);
     comm_virtual(i)
+}
+
+/// Publishes a slot's global id in the state window.
+fn publish_gid(i: usize, gid: u64) {
+    use std::sync::atomic::Ordering;
+    let s = crate::state::state();
+    s.gids[i].store(gid, Ordering::Relaxed);
+    s.used_slots.fetch_max(i as u32 + 1, Ordering::Relaxed);
+}
+
+/// The real communicator of a slot at this moment.
+pub fn comm_real_of(c: CommRef) -> MPI_Comm {
+    c.index()
+        .and_then(|i| tables().comms.get(i))
+        .map(|s| s.real)
+        .unwrap_or(k::MPI_COMM_NULL())
 }
 
 /// After `MPI_Comm_free`/`MPI_Comm_disconnect` succeeded: forget the slot
@@ -341,6 +453,7 @@ pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
     if let Some(i) = codec::decode(codec::COMM, v, MAX_COMMS) {
         let _g = lock();
         tables().comms.remove(i);
+        publish_gid(i, 0);
     }
     real_after
 }
@@ -487,6 +600,7 @@ fn request_insert(
         tag,
         p2p,
         active: false,
+        seq: if p2p.is_some() { next_seq() } else { 0 },
     });
     codec::encode(codec::REQUEST, i)
 }
@@ -537,6 +651,33 @@ pub fn message_consumed(m: MPI_Message) -> (CommRef, c_int) {
         .messages
         .remove(&message_key(m))
         .unwrap_or((CommRef::NONE, k::MPI_PROC_NULL()))
+}
+
+/// The message handle of the `i`-th drained message handed out by a
+/// matched probe (see `drain::mprobe`).
+#[cfg(ferry_mpi = "mpich")]
+pub fn message_virtual(i: usize) -> MPI_Message {
+    // Kind 0 (never a real handle), the request object type, bit 25 set:
+    // apart from virtual requests too.
+    (0x2E00_0000u32 | (i as u32 + 1)) as MPI_Message
+}
+
+/// The index of a message handle of ours, if it is one.
+#[cfg(ferry_mpi = "mpich")]
+pub fn message_index(m: MPI_Message) -> Option<usize> {
+    let h = m as u32;
+    let i = h & 0x01FF_FFFF;
+    (h & 0xFE00_0000 == 0x2E00_0000 && i != 0).then(|| i as usize - 1)
+}
+
+#[cfg(ferry_mpi = "openmpi")]
+pub fn message_virtual(i: usize) -> MPI_Message {
+    codec::encode(codec::MESSAGE, i)
+}
+
+#[cfg(ferry_mpi = "openmpi")]
+pub fn message_index(m: MPI_Message) -> Option<usize> {
+    codec::decode(codec::MESSAGE, m, MAX_REQUESTS)
 }
 
 /// A real MPI handle kept in a `static` (Open MPI's handles are pointers,

@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 /// A request taken off its communicator.
 pub struct Parked {
     slot: usize,
+    seq: u64,
     args: P2pArgs,
     /// Set when the receive completed instead of being cancelled.
     completed: Option<MPI_Status>,
@@ -40,17 +41,20 @@ fn moves(comm: usize) -> bool {
 /// # Safety
 /// MPI must be initialized; no other thread may use these requests.
 pub unsafe fn park() -> Vec<Parked> {
-    let todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool)> = tables()
+    let mut todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool, u64)> = tables()
         .requests
         .iter()
         .filter_map(|(i, s)| {
             let args = s.p2p?;
             let comm = s.comm.index()?;
-            moves(comm).then_some((i, s.kind, s.real, args, s.active))
+            (moves(comm) && s.kind != ReqKind::Other)
+                .then_some((i, s.kind, s.real, args, s.active, s.seq))
         })
         .collect();
+    // Receives are matched in the order they were posted: keep it.
+    todo.sort_by_key(|t| t.5);
     let mut parked = Vec::new();
-    for (i, kind, mut real, args, active) in todo {
+    for (i, kind, mut real, args, active, seq) in todo {
         let pending = kind == ReqKind::Recv || active;
         let mut completed = None;
         if pending {
@@ -70,7 +74,15 @@ pub unsafe fn park() -> Vec<Parked> {
             }
             if cancelled == 0 {
                 // SAFETY: MPI_Wait filled it.
-                completed = Some(unsafe { st.assume_init() });
+                let st = unsafe { st.assume_init() };
+                // It consumed a message: count it now, for the drain, and
+                // not again when the program completes it.
+                if st.MPI_SOURCE >= 0 {
+                    if let Some(s) = tables().requests.get(i) {
+                        crate::channels::count_receive(s.comm, st.MPI_SOURCE);
+                    }
+                }
+                completed = Some(st);
             }
         }
         if kind != ReqKind::Recv {
@@ -84,6 +96,7 @@ pub unsafe fn park() -> Vec<Parked> {
         }
         parked.push(Parked {
             slot: i,
+            seq,
             args,
             completed,
             restart: pending && kind != ReqKind::Recv,
@@ -96,7 +109,8 @@ pub unsafe fn park() -> Vec<Parked> {
 ///
 /// # Safety
 /// The communicators of the parked requests must have been rebuilt.
-pub unsafe fn repost(parked: Vec<Parked>) {
+pub unsafe fn repost(mut parked: Vec<Parked>) {
+    parked.sort_by_key(|p| p.seq);
     for p in parked {
         let Some(slot) = tables().requests.get(p.slot).copied() else {
             continue;
@@ -108,8 +122,29 @@ pub unsafe fn repost(parked: Vec<Parked>) {
             .map(|c| c.real)
             .unwrap_or(k::MPI_COMM_NULL());
         let mut real = k::MPI_REQUEST_NULL();
-        let rc = match (slot.kind, p.completed) {
-            (ReqKind::Recv, Some(st)) => {
+        // A receive a drained message matches takes it, before MPI.
+        let served = if slot.kind == ReqKind::Recv && p.completed.is_none() {
+            crate::drain::take(slot.comm, slot.peer, slot.tag)
+        } else {
+            None
+        };
+        let served_any = served.is_some();
+        let rc = match (slot.kind, p.completed, served) {
+            (ReqKind::Recv, _, Some(d)) => {
+                let mut st = MaybeUninit::<MPI_Status>::zeroed();
+                // SAFETY: the program's own receive arguments.
+                unsafe {
+                    crate::drain::deliver(
+                        &d,
+                        p.args.buf,
+                        p.args.count,
+                        p.args.datatype,
+                        st.as_mut_ptr(),
+                    );
+                    completed_request(st.assume_init(), &mut real)
+                }
+            }
+            (ReqKind::Recv, Some(st), _) => {
                 // SAFETY: a completed generalized request reporting `st`.
                 unsafe { completed_request(st, &mut real) }
             }
@@ -132,6 +167,10 @@ pub unsafe fn repost(parked: Vec<Parked>) {
         }
         if let Some(s) = tables().requests.get_mut(p.slot) {
             s.real = real;
+            if s.kind == ReqKind::Recv && (p.completed.is_some() || served_any) {
+                // Counted already (by the drain, or when it completed).
+                s.kind = ReqKind::Other;
+            }
         }
     }
 }
@@ -197,7 +236,10 @@ unsafe extern "C" fn cancel(_extra: *mut c_void, _complete: c_int) -> c_int {
 }
 
 /// A request that is already complete and reports `status`.
-unsafe fn completed_request(status: MPI_Status, req: *mut MPI_Request) -> c_int {
+///
+/// # Safety
+/// `req` must be writable.
+pub unsafe fn completed_request(status: MPI_Status, req: *mut MPI_Request) -> c_int {
     let extra = Box::into_raw(Box::new(status)) as *mut c_void;
     // SAFETY: callbacks above match MPI's generalized request interface.
     unsafe {

@@ -512,10 +512,18 @@ macro_rules! sendrecv_replace {
                 }
                 crate::channels::count_send(slot, dest);
                 let packed_ptr: *const c_void = packed.as_ptr().cast();
+                let target = crate::p2p::Target {
+                    buf,
+                    count: count as i64,
+                    datatype,
+                };
                 crate::p2p::sendrecv_blocking(
                     slot,
+                    comm,
                     source,
+                    recvtag,
                     status,
+                    target,
                     |req| {
                         $isend(
                             packed_ptr,
@@ -527,7 +535,7 @@ macro_rules! sendrecv_replace {
                             req,
                         )
                     },
-                    |req| $irecv(buf, count, datatype, source, recvtag, comm, req),
+                    |comm, req| $irecv(buf, count, datatype, source, recvtag, comm, req),
                 )
             }
         }

@@ -64,6 +64,7 @@ enum Template {
     Recv,
     /// A blocking probe, made wakeable.
     Probe,
+    Iprobe,
     /// A blocking matched probe, made wakeable.
     Mprobe,
     /// A nonblocking matched probe: the message remembers its channel.
@@ -156,6 +157,10 @@ const COLLECTIVE_STEMS: &[&str] = &[
     "Neighbor_alltoallw",
 ];
 
+/// Communicator constructors that are collective over the new group only,
+/// not over the communicator they are given.
+const CREATION_BY_GROUP: &[&str] = &["MPI_Comm_create_group", "MPI_Comm_create_from_group"];
+
 const COLLECTIVE_CALLS: &[&str] = &[
     "MPI_Comm_dup",
     "MPI_Comm_dup_with_info",
@@ -197,6 +202,7 @@ fn template_of(name: &str) -> Template {
         "MPI_Recv_init" => return Template::RecvInit,
         "MPI_Recv" => return Template::Recv,
         "MPI_Probe" => return Template::Probe,
+        "MPI_Iprobe" => return Template::Iprobe,
         "MPI_Mprobe" => return Template::Mprobe,
         "MPI_Improbe" => return Template::Improbe,
         "MPI_Mrecv" => return Template::Mrecv,
@@ -464,12 +470,28 @@ fn gen_function(f: &Function, out: &mut String) {
             if matches!(t, Template::Isend | Template::Isendrecv) {
                 writeln!(b, "    channels::count_send({slot}, dest);").unwrap();
             }
+            if t == Template::Irecv {
+                // Drained messages are served first.
+                writeln!(b, "    if crate::drain::pending() {{ if let Some(rc) = crate::drain::irecv({slot}, source, tag, buf, count as i64, datatype, request) {{ return rc; }} }}").unwrap();
+            }
+            if CREATION_BY_GROUP.contains(&f.name.as_str()) {
+                writeln!(b, "    superstep::note_creation({slot});").unwrap();
+            }
             b + &format!("    let rc = {call};\n")
         }
         Template::Collective => {
-            let mut b = format!(
-                "    let ticket = superstep::enter_collective({slot});\n    let rc = {call};\n    superstep::leave_collective(ticket);\n"
-            );
+            let comm_var = comm_slot
+                .as_deref()
+                .and_then(|s| s.strip_suffix("_slot"))
+                .map(str::to_string);
+            let mut b = format!("    let ticket = superstep::enter_collective({slot});\n");
+            if let Some(c) = &comm_var {
+                // A regroup while waiting at the entry moves the job to new
+                // communicators: call MPI with the one of the moment.
+                writeln!(b, "    let {c} = ticket.real({c});").unwrap();
+            }
+            writeln!(b, "    let rc = {call};").unwrap();
+            writeln!(b, "    superstep::leave_collective(ticket);").unwrap();
             if f.name == "MPI_Barrier" {
                 // The world-swap test switch counts barriers on the world.
                 writeln!(b, "    crate::control::after_barrier({slot});").unwrap();
@@ -477,16 +499,31 @@ fn gen_function(f: &Function, out: &mut String) {
             b
         }
         Template::Send => {
-            format!("    channels::count_send({slot}, dest);\n    let rc = {call};\n")
+            let base = f.name.strip_suffix("_c").unwrap_or(&f.name);
+            let isend = match base {
+                "MPI_Send" => Some(f.name.replacen("MPI_Send", "PMPI_Isend", 1)),
+                "MPI_Ssend" => Some(f.name.replacen("MPI_Ssend", "PMPI_Issend", 1)),
+                _ => None,
+            };
+            match isend {
+                Some(isend) => format!(
+                    "    channels::count_send({slot}, dest);\n    let rc = p2p::send_blocking({slot}, dest, tag, {}, count as i64, datatype, || {call}, |req| {isend}(buf, count, datatype, dest, tag, comm, req));\n",
+                    base == "MPI_Ssend"
+                ),
+                None => format!("    channels::count_send({slot}, dest);\n    let rc = {call};\n"),
+            }
         }
         Template::Recv => {
             let irecv = f.name.replacen("MPI_Recv", "PMPI_Irecv", 1);
             format!(
-                "    let rc = p2p::recv_blocking({slot}, source, tag, status, |req| {irecv}(buf, count, datatype, source, tag, comm, req));\n"
+                "    let rc = p2p::recv_blocking({slot}, comm, source, tag, status, p2p::Target {{ buf, count: count as i64, datatype }}, |comm, req| {irecv}(buf, count, datatype, source, tag, comm, req));\n"
             )
         }
         Template::Probe => {
             format!("    let rc = p2p::probe_blocking({slot}, source, tag, comm, status);\n")
+        }
+        Template::Iprobe => {
+            format!("    let rc = p2p::iprobe({slot}, source, tag, comm, flag, status);\n")
         }
         Template::Mprobe => {
             format!(
@@ -500,20 +537,22 @@ fn gen_function(f: &Function, out: &mut String) {
         }
         Template::Mrecv => {
             let imrecv = f.name.replacen("MPI_Mrecv", "PMPI_Imrecv", 1);
-            "    let (mslot, msource) = handles::message_consumed(*message);\n".to_string()
+            format!("    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) {{ return rc; }}\n")
+                + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!(
-                    "    let rc = p2p::recv_blocking(mslot, msource, -1, status, |req| {imrecv}(buf, count, datatype, message, req));\n"
+                    "    let rc = p2p::mrecv_blocking(mslot, msource, status, |req| {imrecv}(buf, count, datatype, message, req));\n"
                 )
         }
         Template::Imrecv => {
-            "    let (mslot, msource) = handles::message_consumed(*message);\n".to_string()
+            "    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }\n".to_string()
+                + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!("    let rc = {call};\n")
         }
         Template::Sendrecv => {
             let isend = f.name.replacen("MPI_Sendrecv", "PMPI_Isend", 1);
             let irecv = f.name.replacen("MPI_Sendrecv", "PMPI_Irecv", 1);
             format!(
-                "    channels::count_send({slot}, dest);\n    let rc = p2p::sendrecv_blocking({slot}, source, status,\n        |req| {isend}(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),\n        |req| {irecv}(recvbuf, recvcount, recvtype, source, recvtag, comm, req));\n"
+                "    channels::count_send({slot}, dest);\n    let rc = p2p::sendrecv_blocking({slot}, comm, source, recvtag, status, p2p::Target {{ buf: recvbuf, count: recvcount as i64, datatype: recvtype }},\n        |req| {isend}(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),\n        |comm, req| {irecv}(recvbuf, recvcount, recvtype, source, recvtag, comm, req));\n"
             )
         }
         Template::Special => unreachable!(),

@@ -26,6 +26,7 @@ MPI_Op const ferry_MPI_OP_NULL = MPI_OP_NULL;
 MPI_Op const ferry_MPI_MAX = MPI_MAX;
 MPI_Op const ferry_MPI_SUM = MPI_SUM;
 MPI_Op const ferry_MPI_BOR = MPI_BOR;
+MPI_Op const ferry_MPI_REPLACE = MPI_REPLACE;
 MPI_Message const ferry_MPI_MESSAGE_NULL = MPI_MESSAGE_NULL;
 MPI_Message const ferry_MPI_MESSAGE_NO_PROC = MPI_MESSAGE_NO_PROC;
 MPI_Win const ferry_MPI_WIN_NULL = MPI_WIN_NULL;

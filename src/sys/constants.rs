@@ -34,6 +34,7 @@ mod c {
         pub static ferry_MPI_OP_NULL: MPI_Op;
         pub static ferry_MPI_MAX: MPI_Op;
         pub static ferry_MPI_SUM: MPI_Op;
+        pub static ferry_MPI_REPLACE: MPI_Op;
         pub static ferry_MPI_BOR: MPI_Op;
         pub static ferry_MPI_MESSAGE_NULL: MPI_Message;
         pub static ferry_MPI_MESSAGE_NO_PROC: MPI_Message;
@@ -161,6 +162,12 @@ pub fn MPI_MAX() -> MPI_Op {
 pub fn MPI_SUM() -> MPI_Op {
     // SAFETY: an immutable object initialised at load time by constants.c.
     unsafe { c::ferry_MPI_SUM }
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub fn MPI_REPLACE() -> MPI_Op {
+    // SAFETY: an immutable object initialised at load time by constants.c.
+    unsafe { c::ferry_MPI_REPLACE }
 }
 #[inline(always)]
 #[allow(non_snake_case)]
@@ -366,6 +373,11 @@ pub const fn MPI_KEYVAL_INVALID() -> c_int {
 #[allow(non_snake_case)]
 pub const fn MPI_MODE_NOCHECK() -> c_int {
     ints::MPI_MODE_NOCHECK
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_ERR_TRUNCATE() -> c_int {
+    ints::MPI_ERR_TRUNCATE
 }
 #[inline(always)]
 #[allow(non_snake_case)]

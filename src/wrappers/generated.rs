@@ -13,6 +13,7 @@ pub unsafe extern "C" fn MPIX_Comm_agree(comm: sys::MPI_Comm, flag: *mut c_int) 
     crate::boundary::guard("MPIX_Comm_agree", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPIX_Comm_agree(comm, flag as _);
         superstep::leave_collective(ticket);
         rc
@@ -90,6 +91,7 @@ pub unsafe extern "C" fn MPIX_Comm_shrink(comm: sys::MPI_Comm, newcomm: *mut sys
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPIX_Comm_shrink(comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -279,6 +281,7 @@ pub unsafe extern "C" fn MPI_Allgather(sendbuf: *const c_void, sendcount: c_int,
     crate::boundary::guard("MPI_Allgather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -291,6 +294,7 @@ pub unsafe extern "C" fn MPI_Allgather_c(sendbuf: *const c_void, sendcount: sys:
     crate::boundary::guard("MPI_Allgather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -304,6 +308,7 @@ pub unsafe extern "C" fn MPI_Allgather_init(sendbuf: *const c_void, sendcount: c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -320,6 +325,7 @@ pub unsafe extern "C" fn MPI_Allgather_init_c(sendbuf: *const c_void, sendcount:
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -335,6 +341,7 @@ pub unsafe extern "C" fn MPI_Allgatherv(sendbuf: *const c_void, sendcount: c_int
     crate::boundary::guard("MPI_Allgatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -347,6 +354,7 @@ pub unsafe extern "C" fn MPI_Allgatherv_c(sendbuf: *const c_void, sendcount: sys
     crate::boundary::guard("MPI_Allgatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -360,6 +368,7 @@ pub unsafe extern "C" fn MPI_Allgatherv_init(sendbuf: *const c_void, sendcount: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -376,6 +385,7 @@ pub unsafe extern "C" fn MPI_Allgatherv_init_c(sendbuf: *const c_void, sendcount
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allgatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -400,6 +410,7 @@ pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Allreduce", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -412,6 +423,7 @@ pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c
     crate::boundary::guard("MPI_Allreduce_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -425,6 +437,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mu
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allreduce_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -441,6 +454,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Allreduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -456,6 +470,7 @@ pub unsafe extern "C" fn MPI_Alltoall(sendbuf: *const c_void, sendcount: c_int, 
     crate::boundary::guard("MPI_Alltoall", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -468,6 +483,7 @@ pub unsafe extern "C" fn MPI_Alltoall_c(sendbuf: *const c_void, sendcount: sys::
     crate::boundary::guard("MPI_Alltoall_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -481,6 +497,7 @@ pub unsafe extern "C" fn MPI_Alltoall_init(sendbuf: *const c_void, sendcount: c_
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoall_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -497,6 +514,7 @@ pub unsafe extern "C" fn MPI_Alltoall_init_c(sendbuf: *const c_void, sendcount: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoall_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -512,6 +530,7 @@ pub unsafe extern "C" fn MPI_Alltoallv(sendbuf: *const c_void, sendcounts: *cons
     crate::boundary::guard("MPI_Alltoallv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -524,6 +543,7 @@ pub unsafe extern "C" fn MPI_Alltoallv_c(sendbuf: *const c_void, sendcounts: *co
     crate::boundary::guard("MPI_Alltoallv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -537,6 +557,7 @@ pub unsafe extern "C" fn MPI_Alltoallv_init(sendbuf: *const c_void, sendcounts: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallv_init(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -553,6 +574,7 @@ pub unsafe extern "C" fn MPI_Alltoallv_init_c(sendbuf: *const c_void, sendcounts
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallv_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -568,6 +590,7 @@ pub unsafe extern "C" fn MPI_Alltoallw(sendbuf: *const c_void, sendcounts: *cons
     crate::boundary::guard("MPI_Alltoallw", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
         superstep::leave_collective(ticket);
         rc
@@ -580,6 +603,7 @@ pub unsafe extern "C" fn MPI_Alltoallw_c(sendbuf: *const c_void, sendcounts: *co
     crate::boundary::guard("MPI_Alltoallw_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
         superstep::leave_collective(ticket);
         rc
@@ -593,6 +617,7 @@ pub unsafe extern "C" fn MPI_Alltoallw_init(sendbuf: *const c_void, sendcounts: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -609,6 +634,7 @@ pub unsafe extern "C" fn MPI_Alltoallw_init_c(sendbuf: *const c_void, sendcounts
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -654,6 +680,7 @@ pub unsafe extern "C" fn MPI_Barrier(comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Barrier", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Barrier(comm);
         superstep::leave_collective(ticket);
         crate::control::after_barrier(comm_slot);
@@ -668,6 +695,7 @@ pub unsafe extern "C" fn MPI_Barrier_init(comm: sys::MPI_Comm, info: sys::MPI_In
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Barrier_init(comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -683,6 +711,7 @@ pub unsafe extern "C" fn MPI_Bcast(buffer: *mut c_void, count: c_int, datatype: 
     crate::boundary::guard("MPI_Bcast", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Bcast(buffer as _, count, datatype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -695,6 +724,7 @@ pub unsafe extern "C" fn MPI_Bcast_c(buffer: *mut c_void, count: sys::MPI_Count,
     crate::boundary::guard("MPI_Bcast_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Bcast_c(buffer as _, count, datatype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -708,6 +738,7 @@ pub unsafe extern "C" fn MPI_Bcast_init(buffer: *mut c_void, count: c_int, datat
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Bcast_init(buffer as _, count, datatype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -724,6 +755,7 @@ pub unsafe extern "C" fn MPI_Bcast_init_c(buffer: *mut c_void, count: sys::MPI_C
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Bcast_init_c(buffer as _, count, datatype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -864,6 +896,7 @@ pub unsafe extern "C" fn MPI_Cart_create(comm_old: sys::MPI_Comm, ndims: c_int, 
         let (comm_old, comm_old_slot) = handles::comm_in(comm_old);
         let mut comm_cart_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_old_slot);
+        let comm_old = ticket.real(comm_old);
         let rc = PMPI_Cart_create(comm_old, ndims, dims as _, periods as _, reorder, if comm_cart.is_null() { comm_cart } else { &mut comm_cart_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -920,6 +953,7 @@ pub unsafe extern "C" fn MPI_Cart_sub(comm: sys::MPI_Comm, remain_dims: *const c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Cart_sub(comm, remain_dims as _, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -955,6 +989,7 @@ pub unsafe extern "C" fn MPI_Comm_accept(port_name: *const c_char, info: sys::MP
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_accept(port_name as _, info, root, comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1018,6 +1053,7 @@ pub unsafe extern "C" fn MPI_Comm_connect(port_name: *const c_char, info: sys::M
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_connect(port_name as _, info, root, comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1035,6 +1071,7 @@ pub unsafe extern "C" fn MPI_Comm_create(comm: sys::MPI_Comm, group: sys::MPI_Gr
         let group = handles::group_real(group);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_create(comm, group, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1056,6 +1093,7 @@ pub unsafe extern "C" fn MPI_Comm_create_from_group(group: sys::MPI_Group, strin
     crate::boundary::guard("MPI_Comm_create_from_group", crate::boundary::internal_error(), || {
         let group = handles::group_real(group);
         let mut newcomm_real = handles::comm_null();
+        superstep::note_creation(handles::CommRef::NONE);
         let rc = PMPI_Comm_create_from_group(group, stringtag as _, info, errhandler, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
@@ -1071,6 +1109,7 @@ pub unsafe extern "C" fn MPI_Comm_create_group(comm: sys::MPI_Comm, group: sys::
         let (comm, comm_slot) = handles::comm_in(comm);
         let group = handles::group_real(group);
         let mut newcomm_real = handles::comm_null();
+        superstep::note_creation(comm_slot);
         let rc = PMPI_Comm_create_group(comm, group, tag, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
@@ -1135,6 +1174,7 @@ pub unsafe extern "C" fn MPI_Comm_dup(comm: sys::MPI_Comm, newcomm: *mut sys::MP
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_dup(comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1151,6 +1191,7 @@ pub unsafe extern "C" fn MPI_Comm_dup_with_info(comm: sys::MPI_Comm, info: sys::
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_dup_with_info(comm, info, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1390,6 +1431,7 @@ pub unsafe extern "C" fn MPI_Comm_spawn(command: *const c_char, argv: *mut *mut 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut intercomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_spawn(command as _, argv as _, maxprocs, info, root, comm, if intercomm.is_null() { intercomm } else { &mut intercomm_real }, array_of_errcodes as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1406,6 +1448,7 @@ pub unsafe extern "C" fn MPI_Comm_spawn_multiple(count: c_int, array_of_commands
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut intercomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_spawn_multiple(count, array_of_commands as _, array_of_argv as _, array_of_maxprocs as _, array_of_info as _, root, comm, if intercomm.is_null() { intercomm } else { &mut intercomm_real }, array_of_errcodes as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1422,6 +1465,7 @@ pub unsafe extern "C" fn MPI_Comm_split(comm: sys::MPI_Comm, color: c_int, key: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_split(comm, color, key, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1438,6 +1482,7 @@ pub unsafe extern "C" fn MPI_Comm_split_type(comm: sys::MPI_Comm, split_type: c_
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Comm_split_type(comm, split_type, key, info, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1488,6 +1533,7 @@ pub unsafe extern "C" fn MPI_Dist_graph_create(comm_old: sys::MPI_Comm, n: c_int
         let (comm_old, comm_old_slot) = handles::comm_in(comm_old);
         let mut comm_dist_graph_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_old_slot);
+        let comm_old = ticket.real(comm_old);
         let rc = PMPI_Dist_graph_create(comm_old, n, sources as _, degrees as _, destinations as _, weights as _, info, reorder, if comm_dist_graph.is_null() { comm_dist_graph } else { &mut comm_dist_graph_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1504,6 +1550,7 @@ pub unsafe extern "C" fn MPI_Dist_graph_create_adjacent(comm_old: sys::MPI_Comm,
         let (comm_old, comm_old_slot) = handles::comm_in(comm_old);
         let mut comm_dist_graph_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_old_slot);
+        let comm_old = ticket.real(comm_old);
         let rc = PMPI_Dist_graph_create_adjacent(comm_old, indegree, sources as _, sourceweights as _, outdegree, destinations as _, destweights as _, info, reorder, if comm_dist_graph.is_null() { comm_dist_graph } else { &mut comm_dist_graph_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1627,6 +1674,7 @@ pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Exscan", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Exscan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -1639,6 +1687,7 @@ pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_vo
     crate::boundary::guard("MPI_Exscan_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Exscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -1652,6 +1701,7 @@ pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Exscan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1668,6 +1718,7 @@ pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Exscan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2127,6 +2178,7 @@ pub unsafe extern "C" fn MPI_File_open(comm: sys::MPI_Comm, filename: *const c_c
     crate::boundary::guard("MPI_File_open", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_File_open(comm, filename as _, amode, info, fh as _);
         superstep::leave_collective(ticket);
         rc
@@ -2631,6 +2683,7 @@ pub unsafe extern "C" fn MPI_Gather(sendbuf: *const c_void, sendcount: c_int, se
     crate::boundary::guard("MPI_Gather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2643,6 +2696,7 @@ pub unsafe extern "C" fn MPI_Gather_c(sendbuf: *const c_void, sendcount: sys::MP
     crate::boundary::guard("MPI_Gather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2656,6 +2710,7 @@ pub unsafe extern "C" fn MPI_Gather_init(sendbuf: *const c_void, sendcount: c_in
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2672,6 +2727,7 @@ pub unsafe extern "C" fn MPI_Gather_init_c(sendbuf: *const c_void, sendcount: sy
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2687,6 +2743,7 @@ pub unsafe extern "C" fn MPI_Gatherv(sendbuf: *const c_void, sendcount: c_int, s
     crate::boundary::guard("MPI_Gatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2699,6 +2756,7 @@ pub unsafe extern "C" fn MPI_Gatherv_c(sendbuf: *const c_void, sendcount: sys::M
     crate::boundary::guard("MPI_Gatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2712,6 +2770,7 @@ pub unsafe extern "C" fn MPI_Gatherv_init(sendbuf: *const c_void, sendcount: c_i
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2728,6 +2787,7 @@ pub unsafe extern "C" fn MPI_Gatherv_init_c(sendbuf: *const c_void, sendcount: s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Gatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2870,6 +2930,7 @@ pub unsafe extern "C" fn MPI_Graph_create(comm_old: sys::MPI_Comm, nnodes: c_int
         let (comm_old, comm_old_slot) = handles::comm_in(comm_old);
         let mut comm_graph_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_old_slot);
+        let comm_old = ticket.real(comm_old);
         let rc = PMPI_Graph_create(comm_old, nnodes, index as _, edges as _, reorder, if comm_graph.is_null() { comm_graph } else { &mut comm_graph_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3152,6 +3213,7 @@ pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3168,6 +3230,7 @@ pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3184,6 +3247,7 @@ pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_in
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3200,6 +3264,7 @@ pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sy
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3216,6 +3281,7 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3232,6 +3298,7 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iallreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3248,6 +3315,7 @@ pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int,
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3264,6 +3332,7 @@ pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys:
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3280,6 +3349,7 @@ pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *con
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3296,6 +3366,7 @@ pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3312,6 +3383,7 @@ pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *con
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3328,6 +3400,7 @@ pub unsafe extern "C" fn MPI_Ialltoallw_c(sendbuf: *const c_void, sendcounts: *c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ialltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3344,6 +3417,7 @@ pub unsafe extern "C" fn MPI_Ibarrier(comm: sys::MPI_Comm, request: *mut sys::MP
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ibarrier(comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3360,6 +3434,7 @@ pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype:
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ibcast(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3376,6 +3451,7 @@ pub unsafe extern "C" fn MPI_Ibcast_c(buffer: *mut c_void, count: sys::MPI_Count
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ibcast_c(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3422,6 +3498,7 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iexscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3438,6 +3515,7 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iexscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3454,6 +3532,7 @@ pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Igather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3470,6 +3549,7 @@ pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::M
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Igather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3486,6 +3566,7 @@ pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Igatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3502,6 +3583,7 @@ pub unsafe extern "C" fn MPI_Igatherv_c(sendbuf: *const c_void, sendcount: sys::
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Igatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3526,6 +3608,7 @@ pub unsafe extern "C" fn MPI_Improbe(source: c_int, tag: c_int, comm: sys::MPI_C
 pub unsafe extern "C" fn MPI_Imrecv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Imrecv", crate::boundary::internal_error(), || {
         let mut request_real = handles::request_null();
+        if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
         let rc = PMPI_Imrecv(buf as _, count, datatype, message as _, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3540,6 +3623,7 @@ pub unsafe extern "C" fn MPI_Imrecv(buf: *mut c_void, count: c_int, datatype: sy
 pub unsafe extern "C" fn MPI_Imrecv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Imrecv_c", crate::boundary::internal_error(), || {
         let mut request_real = handles::request_null();
+        if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
         let rc = PMPI_Imrecv_c(buf as _, count, datatype, message as _, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3556,6 +3640,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcou
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3572,6 +3657,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendc
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3588,6 +3674,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendco
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3604,6 +3691,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, send
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3620,6 +3708,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcoun
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3636,6 +3725,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendco
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3652,6 +3742,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcou
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3668,6 +3759,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendc
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3684,6 +3776,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcou
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3700,6 +3793,7 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw_c(sendbuf: *const c_void, sendc
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ineighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3873,6 +3967,7 @@ pub unsafe extern "C" fn MPI_Intercomm_create(local_comm: sys::MPI_Comm, local_l
         let peer_comm = handles::comm_real(peer_comm);
         let mut newintercomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(local_comm_slot);
+        let local_comm = ticket.real(local_comm);
         let rc = PMPI_Intercomm_create(local_comm, local_leader, peer_comm, remote_leader, tag, if newintercomm.is_null() { newintercomm } else { &mut newintercomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3904,6 +3999,7 @@ pub unsafe extern "C" fn MPI_Intercomm_merge(intercomm: sys::MPI_Comm, high: c_i
         let (intercomm, intercomm_slot) = handles::comm_in(intercomm);
         let mut newintracomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(intercomm_slot);
+        let intercomm = ticket.real(intercomm);
         let rc = PMPI_Intercomm_merge(intercomm, high, if newintracomm.is_null() { newintracomm } else { &mut newintracomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3918,7 +4014,7 @@ pub unsafe extern "C" fn MPI_Intercomm_merge(intercomm: sys::MPI_Comm, high: c_i
 pub unsafe extern "C" fn MPI_Iprobe(source: c_int, tag: c_int, comm: sys::MPI_Comm, flag: *mut c_int, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Iprobe", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = PMPI_Iprobe(source, tag, comm, flag as _, status as _);
+        let rc = p2p::iprobe(comm_slot, source, tag, comm, flag, status);
         rc
     })
 }
@@ -3929,6 +4025,7 @@ pub unsafe extern "C" fn MPI_Irecv(buf: *mut c_void, count: c_int, datatype: sys
     crate::boundary::guard("MPI_Irecv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
         let rc = PMPI_Irecv(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv, buf: buf as *mut c_void, count: count as i64, datatype }); }
@@ -3943,6 +4040,7 @@ pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, da
     crate::boundary::guard("MPI_Irecv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
+        if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
         let rc = PMPI_Irecv_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
@@ -3958,6 +4056,7 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3974,6 +4073,7 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3990,6 +4090,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4006,6 +4107,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4022,6 +4124,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4038,6 +4141,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Ireduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4093,6 +4197,7 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4109,6 +4214,7 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4125,6 +4231,7 @@ pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscatter(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4141,6 +4248,7 @@ pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscatter_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4157,6 +4265,7 @@ pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *cons
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscatterv(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4173,6 +4282,7 @@ pub unsafe extern "C" fn MPI_Iscatterv_c(sendbuf: *const c_void, sendcounts: *co
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Iscatterv_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4376,8 +4486,9 @@ pub unsafe extern "C" fn MPI_Mprobe(source: c_int, tag: c_int, comm: sys::MPI_Co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Mrecv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Mrecv", crate::boundary::internal_error(), || {
+        if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
-        let rc = p2p::recv_blocking(mslot, msource, -1, status, |req| PMPI_Imrecv(buf, count, datatype, message, req));
+        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv(buf, count, datatype, message, req));
         rc
     })
 }
@@ -4386,8 +4497,9 @@ pub unsafe extern "C" fn MPI_Mrecv(buf: *mut c_void, count: c_int, datatype: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Mrecv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Mrecv_c", crate::boundary::internal_error(), || {
+        if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
-        let rc = p2p::recv_blocking(mslot, msource, -1, status, |req| PMPI_Imrecv_c(buf, count, datatype, message, req));
+        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv_c(buf, count, datatype, message, req));
         rc
     })
 }
@@ -4398,6 +4510,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather(sendbuf: *const c_void, sendcoun
     crate::boundary::guard("MPI_Neighbor_allgather", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4410,6 +4523,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_c(sendbuf: *const c_void, sendco
     crate::boundary::guard("MPI_Neighbor_allgather_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4423,6 +4537,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init(sendbuf: *const c_void, sen
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4439,6 +4554,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init_c(sendbuf: *const c_void, s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4454,6 +4570,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv(sendbuf: *const c_void, sendcou
     crate::boundary::guard("MPI_Neighbor_allgatherv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4466,6 +4583,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_c(sendbuf: *const c_void, sendc
     crate::boundary::guard("MPI_Neighbor_allgatherv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4479,6 +4597,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init(sendbuf: *const c_void, se
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4495,6 +4614,7 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init_c(sendbuf: *const c_void, 
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_allgatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4510,6 +4630,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall(sendbuf: *const c_void, sendcount
     crate::boundary::guard("MPI_Neighbor_alltoall", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4522,6 +4643,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_c(sendbuf: *const c_void, sendcou
     crate::boundary::guard("MPI_Neighbor_alltoall_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4535,6 +4657,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init(sendbuf: *const c_void, send
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoall_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4551,6 +4674,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init_c(sendbuf: *const c_void, se
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoall_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4566,6 +4690,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv(sendbuf: *const c_void, sendcoun
     crate::boundary::guard("MPI_Neighbor_alltoallv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4578,6 +4703,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_c(sendbuf: *const c_void, sendco
     crate::boundary::guard("MPI_Neighbor_alltoallv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4591,6 +4717,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init(sendbuf: *const c_void, sen
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallv_init(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4607,6 +4734,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init_c(sendbuf: *const c_void, s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallv_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4622,6 +4750,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw(sendbuf: *const c_void, sendcoun
     crate::boundary::guard("MPI_Neighbor_alltoallw", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4634,6 +4763,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_c(sendbuf: *const c_void, sendco
     crate::boundary::guard("MPI_Neighbor_alltoallw_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
         superstep::leave_collective(ticket);
         rc
@@ -4647,6 +4777,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init(sendbuf: *const c_void, sen
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4663,6 +4794,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init_c(sendbuf: *const c_void, s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Neighbor_alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4980,7 +5112,7 @@ pub unsafe extern "C" fn MPI_Raccumulate_c(origin_addr: *const c_void, origin_co
 pub unsafe extern "C" fn MPI_Recv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Recv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, source, tag, status, |req| PMPI_Irecv(buf, count, datatype, source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype }, |comm, req| PMPI_Irecv(buf, count, datatype, source, tag, comm, req));
         rc
     })
 }
@@ -4990,7 +5122,7 @@ pub unsafe extern "C" fn MPI_Recv(buf: *mut c_void, count: c_int, datatype: sys:
 pub unsafe extern "C" fn MPI_Recv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Recv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, source, tag, status, |req| PMPI_Irecv_c(buf, count, datatype, source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype }, |comm, req| PMPI_Irecv_c(buf, count, datatype, source, tag, comm, req));
         rc
     })
 }
@@ -5029,6 +5161,7 @@ pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Reduce", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5041,6 +5174,7 @@ pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_vo
     crate::boundary::guard("MPI_Reduce_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5054,6 +5188,7 @@ pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_init(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5070,6 +5205,7 @@ pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5103,6 +5239,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mu
     crate::boundary::guard("MPI_Reduce_scatter", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5115,6 +5252,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbu
     crate::boundary::guard("MPI_Reduce_scatter_block", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5127,6 +5265,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recv
     crate::boundary::guard("MPI_Reduce_scatter_block_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5140,6 +5279,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, r
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_block_init(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5156,6 +5296,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void,
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_block_init_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5171,6 +5312,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *
     crate::boundary::guard("MPI_Reduce_scatter_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5184,6 +5326,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_init(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5200,6 +5343,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init_c(sendbuf: *const c_void, recvb
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Reduce_scatter_init_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5442,6 +5586,7 @@ pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, 
     crate::boundary::guard("MPI_Scan", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5454,6 +5599,7 @@ pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Scan_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5467,6 +5613,7 @@ pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_v
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5483,6 +5630,7 @@ pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5498,6 +5646,7 @@ pub unsafe extern "C" fn MPI_Scatter(sendbuf: *const c_void, sendcount: c_int, s
     crate::boundary::guard("MPI_Scatter", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatter(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5510,6 +5659,7 @@ pub unsafe extern "C" fn MPI_Scatter_c(sendbuf: *const c_void, sendcount: sys::M
     crate::boundary::guard("MPI_Scatter_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatter_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5523,6 +5673,7 @@ pub unsafe extern "C" fn MPI_Scatter_init(sendbuf: *const c_void, sendcount: c_i
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatter_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5539,6 +5690,7 @@ pub unsafe extern "C" fn MPI_Scatter_init_c(sendbuf: *const c_void, sendcount: s
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatter_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5554,6 +5706,7 @@ pub unsafe extern "C" fn MPI_Scatterv(sendbuf: *const c_void, sendcounts: *const
     crate::boundary::guard("MPI_Scatterv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatterv(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5566,6 +5719,7 @@ pub unsafe extern "C" fn MPI_Scatterv_c(sendbuf: *const c_void, sendcounts: *con
     crate::boundary::guard("MPI_Scatterv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatterv_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5579,6 +5733,7 @@ pub unsafe extern "C" fn MPI_Scatterv_init(sendbuf: *const c_void, sendcounts: *
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatterv_init(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5595,6 +5750,7 @@ pub unsafe extern "C" fn MPI_Scatterv_init_c(sendbuf: *const c_void, sendcounts:
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Scatterv_init_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5610,7 +5766,7 @@ pub unsafe extern "C" fn MPI_Send(buf: *const c_void, count: c_int, datatype: sy
     crate::boundary::guard("MPI_Send", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = PMPI_Send(buf as _, count, datatype, dest, tag, comm);
+        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend(buf, count, datatype, dest, tag, comm, req));
         rc
     })
 }
@@ -5621,7 +5777,7 @@ pub unsafe extern "C" fn MPI_Send_c(buf: *const c_void, count: sys::MPI_Count, d
     crate::boundary::guard("MPI_Send_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = PMPI_Send_c(buf as _, count, datatype, dest, tag, comm);
+        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend_c(buf, count, datatype, dest, tag, comm, req));
         rc
     })
 }
@@ -5660,9 +5816,9 @@ pub unsafe extern "C" fn MPI_Sendrecv(sendbuf: *const c_void, sendcount: c_int, 
     crate::boundary::guard("MPI_Sendrecv", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::sendrecv_blocking(comm_slot, source, status,
+        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
             |req| PMPI_Isend(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
-            |req| PMPI_Irecv(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+            |comm, req| PMPI_Irecv(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
         rc
     })
 }
@@ -5673,9 +5829,9 @@ pub unsafe extern "C" fn MPI_Sendrecv_c(sendbuf: *const c_void, sendcount: sys::
     crate::boundary::guard("MPI_Sendrecv_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::sendrecv_blocking(comm_slot, source, status,
+        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
             |req| PMPI_Isend_c(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
-            |req| PMPI_Irecv_c(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+            |comm, req| PMPI_Irecv_c(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
         rc
     })
 }
@@ -5882,7 +6038,7 @@ pub unsafe extern "C" fn MPI_Ssend(buf: *const c_void, count: c_int, datatype: s
     crate::boundary::guard("MPI_Ssend", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = PMPI_Ssend(buf as _, count, datatype, dest, tag, comm);
+        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend(buf, count, datatype, dest, tag, comm, req));
         rc
     })
 }
@@ -5893,7 +6049,7 @@ pub unsafe extern "C" fn MPI_Ssend_c(buf: *const c_void, count: sys::MPI_Count, 
     crate::boundary::guard("MPI_Ssend_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = PMPI_Ssend_c(buf as _, count, datatype, dest, tag, comm);
+        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend_c(buf, count, datatype, dest, tag, comm, req));
         rc
     })
 }
@@ -7207,6 +7363,7 @@ pub unsafe extern "C" fn MPI_Win_allocate(size: sys::MPI_Aint, disp_unit: c_int,
     crate::boundary::guard("MPI_Win_allocate", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7219,6 +7376,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_c(size: sys::MPI_Aint, disp_unit: sys:
     crate::boundary::guard("MPI_Win_allocate_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7231,6 +7389,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared(size: sys::MPI_Aint, disp_unit:
     crate::boundary::guard("MPI_Win_allocate_shared", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7243,6 +7402,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared_c(size: sys::MPI_Aint, disp_uni
     crate::boundary::guard("MPI_Win_allocate_shared_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_shared_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7291,6 +7451,7 @@ pub unsafe extern "C" fn MPI_Win_create(base: *mut c_void, size: sys::MPI_Aint, 
     crate::boundary::guard("MPI_Win_create", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_create(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7303,6 +7464,7 @@ pub unsafe extern "C" fn MPI_Win_create_c(base: *mut c_void, size: sys::MPI_Aint
     crate::boundary::guard("MPI_Win_create_c", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_create_c(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7315,6 +7477,7 @@ pub unsafe extern "C" fn MPI_Win_create_dynamic(info: sys::MPI_Info, comm: sys::
     crate::boundary::guard("MPI_Win_create_dynamic", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
+        let comm = ticket.real(comm);
         let rc = PMPI_Win_create_dynamic(info, comm, win as _);
         superstep::leave_collective(ticket);
         rc
@@ -7651,4 +7814,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 469, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).
+// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 468, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).

@@ -1,0 +1,887 @@
+//! The regroup: the patent's dynamic group synchronization run end to end
+//! with the same processes (Figs. 5, 7, 9). A migration (issue 5) is this
+//! plus a replacement process.
+//!
+//! The phases, in order, each under its own name:
+//!
+//! 1. **Request.** A SPEC's call count, a signal (`SIGUSR2`, see
+//!    [`SIGNAL`]) or the C API queue a request in the asking process. It
+//!    takes the lead with a remote compare-and-swap on world rank 0's window
+//!    ([`try_lead`]); while another process leads, the request stays queued.
+//! 2. **Notify (MIG_CMD).** The leader puts the command into every process's
+//!    window; the next MPI call of each notices it with the comparison every
+//!    call makes anyway (`next_event` is put to 0 with it).
+//! 3. **Collective synchronization.** The leader reads every window
+//!    (supersteps by communicator id), sends the targets over the control
+//!    communicator, and keeps reading and releasing until every member of
+//!    every communicator stands at its target ([`crate::sync`]). Processes
+//!    run on meanwhile, point-to-point traffic included; at a collective
+//!    beyond its target a process stops ([`at_collective`]).
+//! 4. **Point-to-point synchronization (MIG_WAKE, MIG_END).** The leader
+//!    sends FREEZE: blocked operations leave their wait (their request is
+//!    cancelled, to be repeated afterwards), running processes stop at their
+//!    next call, stopped ones move on, all into [`now`].
+//! 5. **Drain** ([`crate::drain`]): every channel on every communicator is
+//!    emptied by sent/received counts into a queue served first afterwards.
+//! 6. **New group** ([`crate::membership`]): a new world, every derived
+//!    communicator rebuilt in creation order, pending requests reposted.
+//! 7. **Resume**, and the leader writes the event log line.
+use crate::state::{offsets, state, Status};
+use crate::sync::{self, Decision, Gid, Targets, View};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::cell::UnsafeCell;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The signal that asks a process to start a regroup.
+pub const SIGNAL: c_int = libc::SIGUSR2;
+
+/// The tag of the leader's messages on the control communicator.
+const TAG_CTRL: c_int = 31_337;
+/// Messages: `[kind, epoch, ...]`.
+/// The leader's targets: `[.., gid, target, gid, target, ...]`.
+const MSG_TARGETS: u64 = 1;
+/// The leader's FREEZE (MIG_WAKE + MIG_END): everybody stops and drains.
+const MSG_FREEZE: u64 = 2;
+/// A member raised a communicator's target to pass a collective it must
+/// pass: `[.., gid, target]` (sent to the other members and the leader).
+const MSG_RAISE: u64 = 3;
+/// A process blocked, behind its targets, asks the process it waits on to
+/// pass the collective it stopped at.
+const MSG_PASS: u64 = 4;
+
+/// Requests queued in this process (SPEC, signal, API) not yet led.
+static QUEUED: AtomicU64 = AtomicU64::new(0);
+/// Set once `MPI_Finalize` began: requests are no longer taken.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A regroup this process has noticed and takes part in.
+struct Regroup {
+    epoch: u64,
+    leader: c_int,
+    /// The targets as this process knows them (merged by maximum: targets
+    /// only grow), once the leader's first ones arrived.
+    targets: Option<Targets>,
+    freeze: bool,
+    /// Somebody blocked on this process asked it to pass.
+    pass: bool,
+    /// When this process last asked others to pass.
+    asked: Option<Instant>,
+    coordinator: Option<Coordinator>,
+    /// This process's own messages on their way.
+    outbox: Vec<(MPI_Request, Box<[u64]>)>,
+}
+
+impl Regroup {
+    fn new(epoch: u64, leader: c_int) -> Regroup {
+        Regroup {
+            epoch,
+            leader,
+            targets: None,
+            freeze: false,
+            pass: false,
+            asked: None,
+            coordinator: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, pairs: &[u64]) {
+        let t = self.targets.get_or_insert_with(Targets::new);
+        for p in pairs.chunks_exact(2) {
+            let e = t.entry(p[0]).or_insert(0);
+            *e = (*e).max(p[1]);
+        }
+    }
+
+    /// Whether some communicator of this process is below its target.
+    fn behind(&self) -> bool {
+        let Some(t) = &self.targets else { return false };
+        let s = state();
+        let used = s.used_slots.load(Ordering::Relaxed) as usize;
+        (0..used.min(crate::state::MAX_COMMS)).any(|i| {
+            let g = s.gids[i].load(Ordering::Relaxed);
+            g != 0 && s.supersteps[i].load(Ordering::Relaxed) < t.get(&g).copied().unwrap_or(0)
+        })
+    }
+}
+
+/// Sends a small message on the control communicator, kept until it is
+/// delivered (`outbox`).
+fn post(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, to: c_int, body: &[u64]) {
+    let Some((control, _, _, _)) = channel() else {
+        return;
+    };
+    let buf: Box<[u64]> = body.into();
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: the buffer is kept in the outbox until the send completes.
+    unsafe {
+        PMPI_Isend(
+            buf.as_ptr() as *const c_void,
+            buf.len() as c_int,
+            k::MPI_UINT64_T(),
+            to,
+            TAG_CTRL,
+            control,
+            &mut req,
+        )
+    };
+    outbox.push((req, buf));
+}
+
+/// Completes what has been delivered.
+fn flush(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, wait: bool) {
+    outbox.retain_mut(|(req, _)| {
+        let mut flag: c_int = 0;
+        // SAFETY: a live Isend request of ours.
+        unsafe {
+            if wait {
+                PMPI_Wait(req, k::MPI_STATUS_IGNORE());
+                flag = 1;
+            } else {
+                PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE());
+            }
+        }
+        flag == 0
+    });
+}
+
+/// World ranks of every member of the communicator in `slot` (both groups
+/// of an intercommunicator).
+fn members(slot: usize) -> Vec<c_int> {
+    let t = crate::handles::tables();
+    let Some(c) = t.comms.get(slot) else {
+        return Vec::new();
+    };
+    if slot == 0 {
+        return (0..c.sent.len() as c_int).collect();
+    }
+    let Some(r) = c.recipe.as_ref() else {
+        return Vec::new();
+    };
+    let mut m = r.local.clone().unwrap_or_default();
+    if let Some(Some(remote)) = &r.remote {
+        m.extend(remote);
+    }
+    m
+}
+
+/// Raises the target of `slot`'s communicator to `k` so that this process
+/// may pass its `k`-th collective there, and tells the other members (and
+/// the leader) so that they come too.
+fn raise(x: &mut Regroup, slot: usize, gid: Gid, k: u64) {
+    x.merge(&[gid, k]);
+    let me = crate::control::runtime().map(|r| r.world_rank).unwrap_or(-1);
+    let body = [MSG_RAISE, x.epoch, gid, k];
+    let mut to = members(slot);
+    to.push(x.leader);
+    to.sort_unstable();
+    to.dedup();
+    for r in to.into_iter().filter(|&r| r != me) {
+        post(&mut x.outbox, r, &body);
+    }
+    log::debug!("passing collective {k} on slot {slot}: target raised");
+}
+
+struct Cell(UnsafeCell<Option<Regroup>>);
+// SAFETY: only touched from the program's MPI calls, which MPI serializes
+// below MPI_THREAD_MULTIPLE (the protocol is not run under MULTIPLE).
+unsafe impl std::marker::Sync for Cell {}
+static SYNC: Cell = Cell(UnsafeCell::new(None));
+
+fn sync_state() -> &'static mut Option<Regroup> {
+    // SAFETY: see `Cell`; callers do not hold the reference across a call
+    // that could re-enter this module.
+    unsafe { &mut *SYNC.0.get() }
+}
+
+/// Queues a regroup request from this process; it starts at its next MPI
+/// call. Async-signal-safe (atomic stores only).
+pub fn request() {
+    QUEUED.fetch_add(1, Ordering::SeqCst);
+    state().next_event.store(0, Ordering::SeqCst);
+}
+
+/// Requests queued and not yet started.
+pub fn queued() -> u64 {
+    QUEUED.load(Ordering::Relaxed)
+}
+
+/// Regroups this process went through.
+pub fn completed() -> u64 {
+    state().regroups.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(_sig: c_int) {
+    request();
+}
+
+/// Installs the signal handler unless the program has one of its own.
+pub fn install_signal() {
+    // SAFETY: plain libc calls with locally owned structures; the handler
+    // only performs atomic stores.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(SIGNAL, std::ptr::null(), &mut old) != 0 {
+            return;
+        }
+        if old.sa_sigaction != libc::SIG_DFL {
+            log::info!("the program handles SIGUSR2 itself: regroup by signal disabled");
+            return;
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(SIGNAL, &sa, std::ptr::null_mut());
+    }
+}
+
+/// The control communicator and window, if the library is running.
+fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
+    let rt = crate::control::runtime()?;
+    (rt.window != k::MPI_WIN_NULL()).then_some((rt.control, rt.window, rt.world_rank, rt.world_size))
+}
+
+/// What `after_tick` does while a request is queued or a command pending:
+/// joins the synchronization, or tries to lead one. `safe`: the process is
+/// at a call boundary, where it may freeze.
+pub fn service() {
+    if state().command.load(Ordering::SeqCst) != 0 {
+        if poll(true) {
+            now();
+        }
+        return;
+    }
+    if QUEUED.load(Ordering::Relaxed) > 0 && !CLOSED.load(Ordering::Relaxed) && try_lead() {
+        QUEUED.fetch_sub(1, Ordering::SeqCst);
+        if poll(true) {
+            now();
+        }
+    }
+}
+
+/// The `next_event` a process returns to after a regroup.
+fn restore_next_event() {
+    let next = if QUEUED.load(Ordering::Relaxed) > 0 {
+        0
+    } else {
+        crate::control::next_scheduled()
+    };
+    state().next_event.store(next, Ordering::SeqCst);
+    // A command put meanwhile must not be hidden by this store.
+    if state().command.load(Ordering::SeqCst) != 0 {
+        state().next_event.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Takes part in the synchronization in progress: receives the leader's
+/// targets and FREEZE, and coordinates when this process leads. Returns
+/// whether FREEZE has arrived (the caller freezes at its next safe point).
+pub fn poll(_safe: bool) -> bool {
+    let Some((control, _, _, _)) = channel() else {
+        return false;
+    };
+    let s = state();
+    let epoch = s.command.load(Ordering::SeqCst);
+    if epoch == 0 {
+        return false;
+    }
+    let sy = sync_state();
+    if sy.as_ref().is_none_or(|x| x.epoch != epoch) {
+        let leader = s.command_leader.load(Ordering::SeqCst) as c_int;
+        log::debug!("regroup {epoch}: command noticed (leader {leader})");
+        *sy = Some(Regroup::new(epoch, leader));
+    }
+    coordinate();
+    let Some(x) = sync_state().as_mut() else {
+        return false;
+    };
+    flush(&mut x.outbox, false);
+    // Messages from the leader and the other members, in the order each
+    // sent them; those of an earlier regroup are stale.
+    loop {
+        let mut flag: c_int = 0;
+        let mut st = std::mem::MaybeUninit::<MPI_Status>::uninit();
+        // SAFETY: control is our private communicator; outputs are locals.
+        unsafe {
+            PMPI_Iprobe(k::MPI_ANY_SOURCE(), TAG_CTRL, control, &mut flag, st.as_mut_ptr())
+        };
+        if flag == 0 {
+            break;
+        }
+        let mut n: c_int = 0;
+        // SAFETY: MPI filled the status.
+        let from = unsafe {
+            PMPI_Get_count(st.as_ptr(), k::MPI_UINT64_T(), &mut n);
+            st.assume_init_ref().MPI_SOURCE
+        };
+        let mut msg = vec![0u64; n.max(0) as usize];
+        // SAFETY: the buffer holds n u64s.
+        unsafe {
+            PMPI_Recv(
+                msg.as_mut_ptr() as *mut c_void,
+                n,
+                k::MPI_UINT64_T(),
+                from,
+                TAG_CTRL,
+                control,
+                k::MPI_STATUS_IGNORE(),
+            )
+        };
+        if msg.len() < 2 || msg[1] != x.epoch {
+            continue;
+        }
+        match msg[0] {
+            MSG_TARGETS | MSG_RAISE => x.merge(&msg[2..]),
+            MSG_FREEZE => x.freeze = true,
+            MSG_PASS => x.pass = true,
+            _ => log::warn!("unexpected control message {msg:?} from rank {from}"),
+        }
+    }
+    x.freeze
+}
+
+/// A process blocked in a point-to-point wait while a regroup runs: if it
+/// is behind its targets and has waited a while, it asks the process it
+/// waits on (everybody, when that is not one process) to pass the
+/// collective it may have stopped at: what it waits for may come after it.
+pub fn nudge(world: i32, blocked_since: Instant) {
+    let Some(x) = sync_state().as_mut() else {
+        return;
+    };
+    if blocked_since.elapsed() < Duration::from_millis(2)
+        || x.asked.is_some_and(|t| t.elapsed() < Duration::from_millis(10))
+        || !x.behind()
+    {
+        return;
+    }
+    x.asked = Some(Instant::now());
+    let body = [MSG_PASS, x.epoch];
+    let me = crate::control::runtime().map(|r| r.world_rank).unwrap_or(-1);
+    let size = crate::control::runtime().map(|r| r.world_size).unwrap_or(0);
+    let to: Vec<c_int> = if world >= 0 { vec![world] } else { (0..size).collect() };
+    for r in to.into_iter().filter(|&r| r != me) {
+        post(&mut x.outbox, r, &body);
+    }
+    log::debug!("blocked behind the targets: asking rank {world} to pass");
+}
+
+/// A process entered its `k`-th collective on `slot` and saw a command:
+/// waits for the targets, then enters if the collective is within its
+/// target, or stops in front of it until released or frozen. Returns
+/// whether the job moved to new communicators meanwhile.
+pub fn at_collective(slot: usize, k: u64) -> bool {
+    let s = state();
+    let gid: Gid = s.gids[slot].load(Ordering::Relaxed);
+    if gid == 0 || channel().is_none() {
+        return false;
+    }
+    let mut regrouped = false;
+    let mut stopped = false;
+    let mut idle = Backoff::default();
+    loop {
+        if s.command.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        let freeze = poll(false);
+        let Some(x) = sync_state().as_mut() else {
+            break;
+        };
+        let leading = x.coordinator.is_some();
+        if stopped && !freeze && (x.pass || x.behind()) {
+            // It cannot catch up elsewhere, or somebody waits for what it
+            // does after this collective: it must pass.
+            x.pass = false;
+            raise(x, slot, gid, k);
+        }
+        let target = x
+            .targets
+            .as_ref()
+            .map(|t| t.get(&gid).copied().unwrap_or(0));
+        match target {
+            Some(t) if sync::may_enter(k, t) => {
+                if stopped {
+                    s.supersteps[slot].swap(k, Ordering::SeqCst);
+                    s.set_status(Status::Running);
+                    log::debug!("released into collective {k} on slot {slot}");
+                }
+                return regrouped;
+            }
+            Some(_) if !stopped => {
+                // Beyond the target: take the count back and stop here.
+                s.stop_slot.store(slot as u32, Ordering::Relaxed);
+                s.supersteps[slot].swap(k - 1, Ordering::SeqCst);
+                s.set_status(Status::Stopped);
+                stopped = true;
+                log::debug!("stopped before collective {k} on slot {slot} (target {target:?})");
+            }
+            _ => {}
+        }
+        if freeze && stopped {
+            now();
+            regrouped = true;
+            s.supersteps[slot].swap(k, Ordering::SeqCst);
+            stopped = false;
+            continue;
+        }
+        idle.pause(leading);
+    }
+    if stopped {
+        s.supersteps[slot].swap(k, Ordering::SeqCst);
+        s.set_status(Status::Running);
+    }
+    regrouped
+}
+
+/// Pauses in a wait loop: a few yields, then short sleeps, so that a
+/// stopped process leaves the cores to the ones that must move (a leader
+/// sleeps less: everyone waits for its readings).
+#[derive(Default)]
+pub struct Backoff(u32);
+
+impl Backoff {
+    pub fn pause(&mut self, leading: bool) {
+        self.0 = self.0.saturating_add(1);
+        if self.0 < 16 {
+            std::thread::yield_now();
+        } else {
+            let us = if leading { 20 } else { 50 };
+            std::thread::sleep(Duration::from_micros(us));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leading.
+
+/// The leader's side of one regroup.
+struct Coordinator {
+    epoch: u64,
+    started: Instant,
+    notified: Option<Instant>,
+    synced: Option<Instant>,
+    targets: Targets,
+    previous: Vec<View>,
+    last_read: Option<Instant>,
+    frozen: bool,
+    readings: u64,
+    releases: u64,
+    /// Messages on their way (Isend requests and their buffers).
+    outbox: Vec<(MPI_Request, Box<[u64]>)>,
+}
+
+/// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
+/// and on success notifies every process.
+fn try_lead() -> bool {
+    let Some((_, win, rank, size)) = channel() else {
+        return false;
+    };
+    let me = rank as u64 + 1;
+    let zero: u64 = 0;
+    let mut old: u64 = u64::MAX;
+    // SAFETY: the window is ours and live; buffers are locals.
+    unsafe {
+        PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, win);
+        PMPI_Compare_and_swap(
+            &me as *const u64 as *const c_void,
+            &zero as *const u64 as *const c_void,
+            &mut old as *mut u64 as *mut c_void,
+            k::MPI_UINT64_T(),
+            0,
+            offsets::LEADER as MPI_Aint,
+            win,
+        );
+        PMPI_Win_unlock(0, win);
+    }
+    if old != 0 {
+        log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
+        return false;
+    }
+    let started = Instant::now();
+    let epoch = completed() + 1;
+    log::info!("regroup {epoch}: leading (rank {rank} of {size})");
+    // MIG_CMD: command, leader and next_event in one put per process.
+    let cmd: [u64; 3] = [epoch, rank as u64, 0];
+    // SAFETY: as above.
+    unsafe {
+        PMPI_Win_lock_all(0, win);
+        for r in 0..size {
+            PMPI_Put(
+                cmd.as_ptr() as *const c_void,
+                3,
+                k::MPI_UINT64_T(),
+                r,
+                offsets::COMMAND as MPI_Aint,
+                3,
+                k::MPI_UINT64_T(),
+                win,
+            );
+        }
+        PMPI_Win_unlock_all(win);
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    let mut c = Coordinator {
+        epoch,
+        started,
+        notified: Some(Instant::now()),
+        synced: None,
+        targets: Targets::new(),
+        previous: Vec::new(),
+        last_read: None,
+        frozen: false,
+        readings: 0,
+        releases: 0,
+        outbox: Vec::new(),
+    };
+    let views = read_all();
+    c.targets = sync::initial_targets(&views);
+    c.previous = views;
+    c.last_read = Some(Instant::now());
+    c.readings = 1;
+    send_all(&mut c, MSG_TARGETS);
+    let mut x = Regroup::new(epoch, rank);
+    x.coordinator = Some(c);
+    *sync_state() = Some(x);
+    true
+}
+
+/// One round of the leader's work, at most every 200 µs: read, decide, and
+/// send new targets or FREEZE. A no-op in other processes.
+pub fn coordinate() {
+    let Some(x) = sync_state().as_mut() else {
+        return;
+    };
+    let known = x.targets.clone();
+    let Some(c) = x.coordinator.as_mut() else {
+        return;
+    };
+    flush(&mut c.outbox, false);
+    // Targets members raised to pass a collective count as the leader's.
+    if let Some(t) = known {
+        for (g, v) in t {
+            let e = c.targets.entry(g).or_insert(0);
+            *e = (*e).max(v);
+        }
+    }
+    if c.frozen || c.last_read.is_some_and(|t| t.elapsed() < Duration::from_micros(200)) {
+        return;
+    }
+    let views = read_all();
+    c.readings += 1;
+    c.last_read = Some(Instant::now());
+    let stuck = sync::stuck(&c.previous, &views);
+    match sync::decide(&views, &c.targets, stuck) {
+        Decision::Freeze => {
+            c.synced = Some(Instant::now());
+            c.frozen = true;
+            log::debug!(
+                "regroup: targets met after {} readings, {} releases: FREEZE",
+                c.readings,
+                c.releases
+            );
+            send_all(c, MSG_FREEZE);
+        }
+        Decision::Release(t) => {
+            c.releases += 1;
+            log::debug!("regroup: targets raised to {t:?}");
+            c.targets = t;
+            send_all(c, MSG_TARGETS);
+        }
+        Decision::Wait => {}
+    }
+    c.previous = views;
+}
+
+/// Sends the targets or FREEZE to every process (itself included).
+fn send_all(c: &mut Coordinator, kind: u64) {
+    let Some((_, _, _, size)) = channel() else {
+        return;
+    };
+    let mut body = vec![kind, c.epoch];
+    if kind == MSG_TARGETS {
+        for (g, t) in &c.targets {
+            body.push(*g);
+            body.push(*t);
+        }
+    }
+    for r in 0..size {
+        post(&mut c.outbox, r, &body);
+    }
+}
+
+/// Reads every process's window: header, then ids and supersteps of the
+/// communicator slots it uses.
+fn read_all() -> Vec<View> {
+    let Some((_, win, _, size)) = channel() else {
+        return Vec::new();
+    };
+    let n = size as usize;
+    let hb = crate::state::HEADER_BYTES;
+    let mut headers = vec![0u8; hb * n];
+    // SAFETY: the window is ours; every Get lands in a buffer that lives
+    // until the epoch is closed (flush/unlock) below.
+    unsafe {
+        PMPI_Win_lock_all(0, win);
+        for r in 0..size {
+            PMPI_Get(
+                headers.as_mut_ptr().add(hb * r as usize) as *mut c_void,
+                hb as c_int,
+                k::MPI_BYTE(),
+                r,
+                0,
+                hb as c_int,
+                k::MPI_BYTE(),
+                win,
+            );
+        }
+        PMPI_Win_flush_all(win);
+    }
+    let hs: Vec<crate::state::Header> = headers
+        .chunks_exact(hb)
+        .map(crate::state::Header::from_bytes)
+        .collect();
+    let mut tables: Vec<(Vec<u64>, Vec<u64>)> = hs
+        .iter()
+        .map(|h| {
+            let u = (h.used_slots as usize).min(crate::state::MAX_COMMS);
+            (vec![0u64; u], vec![0u64; u])
+        })
+        .collect();
+    // SAFETY: as above.
+    unsafe {
+        for (r, (g, s)) in tables.iter_mut().enumerate() {
+            if g.is_empty() {
+                continue;
+            }
+            let u = g.len() as c_int;
+            PMPI_Get(
+                g.as_mut_ptr() as *mut c_void,
+                u,
+                k::MPI_UINT64_T(),
+                r as c_int,
+                offsets::GIDS as MPI_Aint,
+                u,
+                k::MPI_UINT64_T(),
+                win,
+            );
+            PMPI_Get(
+                s.as_mut_ptr() as *mut c_void,
+                u,
+                k::MPI_UINT64_T(),
+                r as c_int,
+                offsets::SUPERSTEPS as MPI_Aint,
+                u,
+                k::MPI_UINT64_T(),
+                win,
+            );
+        }
+        PMPI_Win_unlock_all(win);
+    }
+    hs.iter()
+        .zip(tables)
+        .map(|(h, (g, s))| {
+            let status = Status::from_u32(h.status);
+            View {
+                status: Some(status),
+                stop_gid: (status == Status::Stopped)
+                    .then(|| g.get(h.stop_slot as usize).copied())
+                    .flatten(),
+                blocked_world: h.blocked_world,
+                in_collective: h.entering_comm != 0,
+                calls: h.calls,
+                steps: g
+                    .iter()
+                    .zip(s.iter())
+                    .filter(|(gid, _)| **gid != 0)
+                    .map(|(gid, st)| (*gid, *st))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The freeze: point-to-point synchronization done, drain and new group.
+
+/// Statistics every process contributes to the event line.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Contribution {
+    drained_messages: u64,
+    drained_bytes: u64,
+    p2p_sync_us: u64,
+    drain_us: u64,
+    group_us: u64,
+    requests_moved: u64,
+}
+
+/// Runs the drain and the rebuild, with every other process. Called at a
+/// safe point (no internal request of the library outstanding) once FREEZE
+/// has arrived.
+pub fn now() {
+    let Some((control, win, rank, _size)) = channel() else {
+        return;
+    };
+    let s = state();
+    let frozen_at = Instant::now();
+    s.set_status(Status::Frozen);
+    let epoch = s.command.load(Ordering::SeqCst);
+    // Everyone arrives: the leader's measure of the point-to-point sync.
+    // SAFETY: every process of the job calls this once per regroup.
+    unsafe { PMPI_Barrier(control) };
+    let p2p_sync = frozen_at.elapsed();
+    let t_drain = Instant::now();
+    // SAFETY: every process is here; no request of the library is pending.
+    let parked = unsafe { crate::pending::park() };
+    let moved = parked.len() as u64;
+    // SAFETY: collective over the control communicator, as above.
+    let drained = unsafe { crate::drain::drain_all(control) };
+    let drain = t_drain.elapsed();
+    let t_group = Instant::now();
+    let mut new_world = k::MPI_COMM_NULL();
+    // SAFETY: collective over the control communicator.
+    let rc = unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) };
+    if rc != k::MPI_SUCCESS() {
+        log::error!("regroup {epoch}: cannot make the new world ({rc}); staying on the old one");
+        // SAFETY: the parked requests' communicators are unchanged.
+        unsafe { crate::pending::repost(parked) };
+    } else {
+        // SAFETY: after the drain, with every process taking part.
+        match unsafe { crate::membership::rebuild_all(new_world) } {
+            Ok(st) => log::debug!(
+                "regroup {epoch}: {} communicators rebuilt, {} kept",
+                st.communicators,
+                st.skipped
+            ),
+            Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
+        }
+        // SAFETY: the communicators are rebuilt.
+        unsafe { crate::pending::repost(parked) };
+    }
+    let group = t_group.elapsed();
+    let mine = Contribution {
+        drained_messages: drained.messages,
+        drained_bytes: drained.bytes,
+        p2p_sync_us: p2p_sync.as_micros() as u64,
+        drain_us: drain.as_micros() as u64,
+        group_us: group.as_micros() as u64,
+        requests_moved: moved,
+    };
+    let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
+    let mut sums = Contribution::default();
+    let mut maxs = Contribution::default();
+    // SAFETY: plain reductions of six u64s over the control communicator.
+    unsafe {
+        let p = &mine as *const Contribution as *const c_void;
+        PMPI_Reduce(p, &mut sums as *mut _ as *mut c_void, 6, k::MPI_UINT64_T(), k::MPI_SUM(), leader, control);
+        PMPI_Reduce(p, &mut maxs as *mut _ as *mut c_void, 6, k::MPI_UINT64_T(), k::MPI_MAX(), leader, control);
+    }
+    // Finish the leader's outstanding sends, then reset.
+    let mut x = sync_state().take();
+    if let Some(x) = x.as_mut() {
+        flush(&mut x.outbox, true);
+    }
+    let coordinator = x.and_then(|x| x.coordinator);
+    let mut coordinator = coordinator;
+    if let Some(c) = coordinator.as_mut() {
+        flush(&mut c.outbox, true);
+    }
+    s.regroups.fetch_add(1, Ordering::SeqCst);
+    s.command.store(0, Ordering::SeqCst);
+    s.set_status(Status::Running);
+    // Nobody may be told of a next regroup before everyone has reset.
+    // SAFETY: collective over the control communicator.
+    unsafe { PMPI_Barrier(control) };
+    restore_next_event();
+    if let Some(c) = coordinator {
+        let superstep = s.supersteps[0].load(Ordering::Relaxed);
+        let total = c.started.elapsed();
+        let us = |d: Duration| d.as_micros() as u64;
+        let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
+        let collective = match (c.notified, c.synced) {
+            (Some(a), Some(b)) => us(b - a),
+            _ => 0,
+        };
+        let mut ev = ferry_common::events::Event::new(ferry_common::events::EventKind::Regroup);
+        ev.rank = Some(rank as u32);
+        ev.global_superstep = Some(superstep);
+        ev.drained_messages = Some(sums.drained_messages);
+        ev.drained_bytes = Some(sums.drained_bytes);
+        ev.phases_us.notify = Some(notify);
+        ev.phases_us.collective_sync = Some(collective);
+        ev.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
+        ev.phases_us.drain = Some(maxs.drain_us);
+        ev.phases_us.group = Some(maxs.group_us);
+        ev.phases_us.total = Some(us(total));
+        ev.extra.insert("epoch".into(), epoch.into());
+        ev.extra.insert("readings".into(), c.readings.into());
+        ev.extra.insert("releases".into(), c.releases.into());
+        ev.extra.insert("requests_moved".into(), sums.requests_moved.into());
+        ev.extra.insert("pid".into(), std::process::id().into());
+        log::info!(
+            "regroup {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
+            total.as_secs_f64() * 1e3,
+            (collective + maxs.p2p_sync_us) as f64 / 1e3,
+            sums.drained_messages,
+            sums.drained_bytes,
+            sums.requests_moved
+        );
+        if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
+            if let Err(e) = ferry_common::events::append_event(&path, &ev) {
+                log::warn!("cannot append to the event log {path}: {e}");
+            }
+        }
+        // Let the next request in.
+        let zero: u64 = 0;
+        let mut old: u64 = 0;
+        // SAFETY: the window is ours; buffers are locals.
+        unsafe {
+            PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, win);
+            PMPI_Fetch_and_op(
+                &zero as *const u64 as *const c_void,
+                &mut old as *mut u64 as *mut c_void,
+                k::MPI_UINT64_T(),
+                0,
+                offsets::LEADER as MPI_Aint,
+                k::MPI_REPLACE(),
+                win,
+            );
+            PMPI_Win_unlock(0, win);
+        }
+    }
+}
+
+/// `MPI_Finalize` begins: requests still queued here are led now (the
+/// others take part from wherever they are, their own finalize included);
+/// after this no request is taken.
+pub fn closing() {
+    CLOSED.store(true, Ordering::SeqCst);
+    if channel().is_none() {
+        return;
+    }
+    let s = state();
+    s.set_status(Status::Finalizing);
+    let mut idle = Backoff::default();
+    loop {
+        if s.command.load(Ordering::SeqCst) != 0 {
+            if poll(true) {
+                now();
+                s.set_status(Status::Finalizing);
+                idle = Backoff::default();
+            }
+            idle.pause(true);
+            continue;
+        }
+        if QUEUED.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        if try_lead() {
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            idle.pause(false);
+        }
+    }
+}
