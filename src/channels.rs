@@ -28,3 +28,16 @@ pub fn count_receive(comm: CommRef, source: c_int) {
         }
     }
 }
+
+/// Takes back the count of a send MPI refused (an error return: nothing
+/// was sent).
+#[cold]
+pub fn uncount_send(comm: CommRef, dest: c_int) {
+    if let Some(i) = comm.index() {
+        if let Some(slot) = tables().comms.get_mut(i) {
+            if let Some(n) = slot.sent.get_mut(dest as usize) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}

@@ -21,6 +21,8 @@ fn settle(i: usize, status: *mut MPI_Status) {
     };
     slot.active = false;
     match slot.kind {
+        // Served across a rebuild: counted when it was drained.
+        ReqKind::PersistentRecv if slot.swap_in != k::MPI_REQUEST_NULL() => {}
         ReqKind::Recv | ReqKind::PersistentRecv => {
             let (comm, _) = (slot.comm, ());
             let mut cancelled: c_int = 0;
@@ -48,7 +50,17 @@ fn write_back(v: &mut MPI_Request, real_after: MPI_Request) {
 fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Request) {
     match idx {
         Some(i) => {
-            if real_after == k::MPI_REQUEST_NULL() {
+            let swap_in = handles::request_slot(i)
+                .map(|s| s.swap_in)
+                .unwrap_or(k::MPI_REQUEST_NULL());
+            if real_after == k::MPI_REQUEST_NULL() && swap_in != k::MPI_REQUEST_NULL() {
+                // The persistent request on the new communicator takes
+                // over, inactive, under the same handle.
+                if let Some(s) = handles::request_slot(i) {
+                    s.real = swap_in;
+                    s.swap_in = k::MPI_REQUEST_NULL();
+                }
+            } else if real_after == k::MPI_REQUEST_NULL() {
                 handles::request_release(i);
                 *v = real_after;
             } else if let Some(s) = handles::request_slot(i) {
@@ -375,6 +387,14 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     // SAFETY: non-null.
     let v = unsafe { &mut *request };
     let idx = handles::request_index(*v);
+    if crate::drain::pending() {
+        // SAFETY: an inactive persistent request of the program.
+        if let Some(i) = idx {
+            if unsafe { crate::pending::serve_start(i) } {
+                return k::MPI_SUCCESS();
+            }
+        }
+    }
     if let Some(s) = idx.and_then(handles::request_slot) {
         s.active = true;
         if s.kind == ReqKind::PersistentSend {
@@ -389,6 +409,14 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     let mut real = handles::request_real(*v);
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Start(&mut real) };
+    if rc != k::MPI_SUCCESS() {
+        if let Some(s) = idx.and_then(handles::request_slot) {
+            s.active = false;
+            if s.kind == ReqKind::PersistentSend {
+                crate::channels::uncount_send(s.comm, s.peer);
+            }
+        }
+    }
     write_back(v, real);
     rc
 }
@@ -398,6 +426,18 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
 /// # Safety
 /// As for the MPI call.
 pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
+    if crate::drain::pending() && count > 0 && !reqs.is_null() {
+        // One at a time, so that receives drained messages match are
+        // served from the queue.
+        for i in 0..count as usize {
+            // SAFETY: the program passes `count` requests.
+            let rc = unsafe { start(reqs.add(i)) };
+            if rc != k::MPI_SUCCESS() {
+                return rc;
+            }
+        }
+        return k::MPI_SUCCESS();
+    }
     // SAFETY: forwarded.
     unsafe {
         with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {

@@ -78,6 +78,9 @@ pub struct Stats {
 /// The channels of one communicator slot: the world rank of each peer.
 fn peers_of(i: usize) -> Option<Vec<c_int>> {
     let s = tables().comms.get(i)?;
+    if s.window {
+        return None;
+    }
     if i == 0 {
         return Some((0..s.sent.len() as c_int).collect());
     }

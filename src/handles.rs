@@ -45,6 +45,10 @@ pub struct CommSlot {
     /// Global id, the same in every member (0: not synchronized, e.g.
     /// `MPI_COMM_SELF`). See [`gid_of`].
     pub gid: u64,
+    /// Not a communicator but an RMA window of the program: only its
+    /// collectives (`MPI_Win_fence`, `MPI_Win_free`) are counted; it is not
+    /// rebuilt (a window outlives a change of communicators) nor drained.
+    pub window: bool,
 }
 
 /// The global id of the world.
@@ -139,6 +143,11 @@ pub struct ReqSlot {
     /// Order of posting (receives are matched in this order; reposting
     /// after a rebuild keeps it).
     pub seq: u64,
+    /// A persistent receive served across a rebuild: `real` is a completed
+    /// generalized request reporting the message, and this the inactive
+    /// persistent request on the new communicator that takes its place
+    /// once the program has completed it.
+    pub swap_in: MPI_Request,
 }
 
 static REQUEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -185,6 +194,8 @@ pub struct Tables {
     pub next_serial: u64,
     /// Communicators made per creation key (see [`gid_of`]).
     pub created: HashMap<u64, u64>,
+    /// The program's RMA windows, to their slot.
+    pub windows: HashMap<usize, usize>,
 }
 
 struct TablesCell(UnsafeCell<Option<Tables>>);
@@ -218,6 +229,7 @@ unsafe fn init_tables() -> &'static mut Tables {
         messages: HashMap::new(),
         next_serial: 2,
         created: HashMap::new(),
+        windows: HashMap::new(),
     };
     *TABLES.0.get() = Some(t);
     (*TABLES.0.get()).as_mut().unwrap()
@@ -243,6 +255,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         serial: 0,
         errfn: 0,
         gid: WORLD_GID,
+        window: false,
     });
     let s = t.comms.insert(CommSlot {
         real: k::MPI_COMM_SELF(),
@@ -252,6 +265,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         serial: 1,
         errfn: 0,
         gid: 0,
+        window: false,
     });
     assert_eq!((w, s), (0, 1), "world and self must be the first slots");
     publish_gid(0, WORLD_GID);
@@ -425,6 +439,7 @@ pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_C
         serial,
         errfn: 0,
         gid,
+        window: false,
     });
     crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
     publish_gid(i, gid);
@@ -437,6 +452,78 @@ fn publish_gid(i: usize, gid: u64) {
     let s = crate::state::state();
     s.gids[i].store(gid, Ordering::Relaxed);
     s.used_slots.fetch_max(i as u32 + 1, Ordering::Relaxed);
+}
+
+/// `MPI_WIN_NULL`.
+pub fn win_null() -> crate::sys::MPI_Win {
+    k::MPI_WIN_NULL()
+}
+
+fn win_key(w: crate::sys::MPI_Win) -> usize {
+    #[allow(clippy::unnecessary_cast)]
+    {
+        w as usize
+    }
+}
+
+/// A window MPI just made (collectively over its group): give it a slot,
+/// so that its collectives count as supersteps with a global id.
+pub fn win_register(win: crate::sys::MPI_Win) {
+    if win == k::MPI_WIN_NULL() {
+        return;
+    }
+    let mut g = k::MPI_GROUP_NULL();
+    // SAFETY: a live window; the group is freed below.
+    let local = unsafe {
+        crate::sys::PMPI_Win_get_group(win, &mut g);
+        let v = crate::membership::world_ranks(g);
+        crate::sys::PMPI_Group_free(&mut g);
+        v
+    };
+    let recipe = crate::membership::Recipe {
+        local,
+        remote: None,
+        topology: crate::membership::Topology::None,
+    };
+    let gid = gid_of(&recipe);
+    let _g = lock();
+    let t = tables();
+    let serial = t.next_serial;
+    t.next_serial += 1;
+    let i = t.comms.insert(CommSlot {
+        real: k::MPI_COMM_NULL(),
+        sent: Vec::new(),
+        received: Vec::new(),
+        recipe: Some(Box::new(recipe)),
+        serial,
+        errfn: 0,
+        gid,
+        window: true,
+    });
+    t.windows.insert(win_key(win), i);
+    crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
+    publish_gid(i, gid);
+}
+
+/// The slot of a window (`CommRef::NONE` if unknown).
+#[inline]
+pub fn win_slot(win: crate::sys::MPI_Win) -> CommRef {
+    tables()
+        .windows
+        .get(&win_key(win))
+        .map(|&i| CommRef(i as u32))
+        .unwrap_or(CommRef::NONE)
+}
+
+/// After `MPI_Win_free` succeeded.
+pub fn win_released(slot: CommRef) {
+    if let Some(i) = slot.index() {
+        let _g = lock();
+        let t = tables();
+        t.windows.retain(|_, v| *v != i);
+        t.comms.remove(i);
+        publish_gid(i, 0);
+    }
 }
 
 /// The real communicator of a slot at this moment.
@@ -601,6 +688,7 @@ fn request_insert(
         p2p,
         active: false,
         seq: if p2p.is_some() { next_seq() } else { 0 },
+        swap_in: k::MPI_REQUEST_NULL(),
     });
     codec::encode(codec::REQUEST, i)
 }

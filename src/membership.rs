@@ -104,7 +104,7 @@ impl Recipe {
 
 /// World ranks of a group, or `None` if one of its processes is not in the
 /// world.
-unsafe fn world_ranks(g: MPI_Group) -> Option<Vec<c_int>> {
+pub(crate) unsafe fn world_ranks(g: MPI_Group) -> Option<Vec<c_int>> {
     let mut n: c_int = 0;
     // SAFETY: a live group (see caller).
     unsafe { PMPI_Group_size(g, &mut n) };
@@ -347,7 +347,7 @@ pub unsafe fn rebuild_all(new_world: MPI_Comm) -> Result<Rebuilt, c_int> {
     let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = tables()
         .comms
         .iter()
-        .filter(|(i, _)| *i >= 2)
+        .filter(|(i, s)| *i >= 2 && !s.window)
         .map(|(i, s)| (s.serial, i, s.real, s.recipe.as_deref().cloned()))
         .collect();
     order.sort_by_key(|e| e.0);

@@ -23,6 +23,9 @@ pub struct Parked {
     completed: Option<MPI_Status>,
     /// A persistent request that was active: start it again.
     restart: bool,
+    /// A started persistent send: a message in flight, left to the drain;
+    /// completed by [`complete_sends`] once drained, then made again.
+    in_flight: Option<MPI_Request>,
 }
 
 /// Whether requests on this communicator slot move with the rebuild.
@@ -61,7 +64,14 @@ pub unsafe fn park() -> Vec<Parked> {
             if kind == ReqKind::PersistentSend {
                 // A started send is a message in flight: the drain's
                 // business, and it must not be cancelled here.
-                log::warn!("persistent send request in flight during a rebuild: left on the old communicator");
+                parked.push(Parked {
+                    slot: i,
+                    seq,
+                    args,
+                    completed: None,
+                    restart: false,
+                    in_flight: Some(real),
+                });
                 continue;
             }
             let mut st = MaybeUninit::<MPI_Status>::zeroed();
@@ -90,19 +100,73 @@ pub unsafe fn park() -> Vec<Parked> {
             // made again on the new communicator.
             // SAFETY: an inactive persistent request of the program.
             unsafe { PMPI_Request_free(&mut real) };
-            if completed.is_some() {
-                log::warn!("persistent receive completed while being moved: its result is reported, then it is made again");
-            }
         }
         parked.push(Parked {
             slot: i,
             seq,
             args,
+            restart: pending && kind != ReqKind::Recv && completed.is_none(),
             completed,
-            restart: pending && kind != ReqKind::Recv,
+            in_flight: None,
         });
     }
     parked
+}
+
+/// `MPI_Start` of a persistent receive while drained messages wait: one
+/// that matches is delivered at once, and the request reports it as a
+/// completed request; its inactive self comes back after the program's
+/// wait (`swap_in`). Returns whether it was served.
+///
+/// # Safety
+/// `i` must be the slot of an inactive persistent receive of the program.
+pub unsafe fn serve_start(i: usize) -> bool {
+    let Some(slot) = tables().requests.get(i).copied() else {
+        return false;
+    };
+    let Some(args) = slot.p2p else { return false };
+    if slot.kind != ReqKind::PersistentRecv {
+        return false;
+    }
+    let Some(d) = crate::drain::take(slot.comm, slot.peer, slot.tag) else {
+        return false;
+    };
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    let mut done = k::MPI_REQUEST_NULL();
+    // SAFETY: the program's own receive arguments; a fresh request.
+    unsafe {
+        crate::drain::deliver(&d, args.buf, args.count, args.datatype, st.as_mut_ptr());
+        completed_request(st.assume_init(), &mut done);
+    }
+    if let Some(s) = tables().requests.get_mut(i) {
+        s.swap_in = s.real;
+        s.real = done;
+        s.active = true;
+    }
+    true
+}
+
+/// After the drain: every started persistent send has been received, so it
+/// completes; it is then freed, to be made again on the new communicator.
+/// The program's own wait on it later finds an inactive request, as MPI
+/// allows.
+///
+/// # Safety
+/// Only after the drain (or the sends may never complete).
+pub unsafe fn complete_sends(parked: &mut [Parked]) {
+    for p in parked.iter_mut() {
+        if let Some(mut real) = p.in_flight.take() {
+            // SAFETY: a started persistent send of the program, received
+            // by the drain.
+            unsafe {
+                PMPI_Wait(&mut real, k::MPI_STATUS_IGNORE());
+                PMPI_Request_free(&mut real);
+            }
+            if let Some(s) = tables().requests.get_mut(p.slot) {
+                s.active = false;
+            }
+        }
+    }
 }
 
 /// Posts the parked requests again on the rebuilt communicators.
@@ -112,6 +176,11 @@ pub unsafe fn park() -> Vec<Parked> {
 pub unsafe fn repost(mut parked: Vec<Parked>) {
     parked.sort_by_key(|p| p.seq);
     for p in parked {
+        if p.in_flight.is_some() {
+            // Not drained (the world-swap test switch): it stays where it is.
+            log::warn!("persistent send request in flight during a rebuild: left on the old communicator");
+            continue;
+        }
         let Some(slot) = tables().requests.get(p.slot).copied() else {
             continue;
         };
@@ -123,11 +192,43 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             .unwrap_or(k::MPI_COMM_NULL());
         let mut real = k::MPI_REQUEST_NULL();
         // A receive a drained message matches takes it, before MPI.
-        let served = if slot.kind == ReqKind::Recv && p.completed.is_none() {
+        let served = if (slot.kind == ReqKind::Recv || (slot.kind == ReqKind::PersistentRecv && p.restart))
+            && p.completed.is_none()
+        {
             crate::drain::take(slot.comm, slot.peer, slot.tag)
         } else {
             None
         };
+        if slot.kind == ReqKind::PersistentRecv && (served.is_some() || p.completed.is_some()) {
+            // A persistent receive whose message is at hand: it reports it
+            // through a completed request, and its inactive successor on
+            // the new communicator takes over after the program's wait.
+            let st = match &served {
+                Some(d) => {
+                    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+                    // SAFETY: the program's own receive arguments.
+                    unsafe {
+                        crate::drain::deliver(d, p.args.buf, p.args.count, p.args.datatype, st.as_mut_ptr());
+                        st.assume_init()
+                    }
+                }
+                None => p.completed.unwrap_or_else(|| unsafe { std::mem::zeroed() }),
+            };
+            let mut next = k::MPI_REQUEST_NULL();
+            // SAFETY: the arguments the program gave at first.
+            let rc = unsafe { post(p.args, slot.peer, slot.tag, comm, &mut next) };
+            // SAFETY: a completed generalized request reporting `st`.
+            let rc2 = unsafe { completed_request(st, &mut real) };
+            if rc != k::MPI_SUCCESS() || rc2 != k::MPI_SUCCESS() {
+                log::error!("could not move persistent receive slot {} ({rc}, {rc2})", p.slot);
+            }
+            if let Some(s) = tables().requests.get_mut(p.slot) {
+                s.real = real;
+                s.swap_in = next;
+                s.active = true;
+            }
+            continue;
+        }
         let served_any = served.is_some();
         let rc = match (slot.kind, p.completed, served) {
             (ReqKind::Recv, _, Some(d)) => {

@@ -735,10 +735,12 @@ pub fn now() {
     let p2p_sync = frozen_at.elapsed();
     let t_drain = Instant::now();
     // SAFETY: every process is here; no request of the library is pending.
-    let parked = unsafe { crate::pending::park() };
+    let mut parked = unsafe { crate::pending::park() };
     let moved = parked.len() as u64;
     // SAFETY: collective over the control communicator, as above.
     let drained = unsafe { crate::drain::drain_all(control) };
+    // SAFETY: after the drain, every started persistent send was received.
+    unsafe { crate::pending::complete_sends(&mut parked) };
     let drain = t_drain.elapsed();
     let t_group = Instant::now();
     let mut new_world = k::MPI_COMM_NULL();

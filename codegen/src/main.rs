@@ -157,6 +157,17 @@ const COLLECTIVE_STEMS: &[&str] = &[
     "Neighbor_alltoallw",
 ];
 
+/// Window calls that are collective over the window's group: counted as
+/// supersteps of the window (see `handles::win_slot`).
+const WIN_COLLECTIVE: &[&str] = &["MPI_Win_fence", "MPI_Win_free"];
+/// Window constructors: the window is registered after MPI made it.
+const WIN_CONSTRUCTORS: &[&str] = &[
+    "MPI_Win_create",
+    "MPI_Win_allocate",
+    "MPI_Win_allocate_shared",
+    "MPI_Win_create_dynamic",
+];
+
 /// Communicator constructors that are collective over the new group only,
 /// not over the communicator they are given.
 const CREATION_BY_GROUP: &[&str] = &["MPI_Comm_create_group", "MPI_Comm_create_from_group"];
@@ -211,7 +222,7 @@ fn template_of(name: &str) -> Template {
         "MPI_Isendrecv" | "MPI_Isendrecv_replace" => return Template::Isendrecv,
         _ => {}
     }
-    if COLLECTIVE_CALLS.contains(&base) {
+    if COLLECTIVE_CALLS.contains(&base) || WIN_COLLECTIVE.contains(&base) {
         return Template::Collective;
     }
     // Blocking (`MPI_Allreduce`), persistent (`MPI_Allreduce_init`) and
@@ -454,10 +465,26 @@ fn gen_function(f: &Function, out: &mut String) {
             None => call_args.push(id),
         }
     }
+    // Window collectives count on the window's own slot.
+    let base = f.name.strip_suffix("_c").unwrap_or(&f.name);
+    if WIN_COLLECTIVE.contains(&base) {
+        let w = if base == "MPI_Win_free" { "if win.is_null() { handles::win_null() } else { *win }" } else { "win" };
+        writeln!(pre, "    let win_slot = handles::win_slot({w});").unwrap();
+        if base == "MPI_Win_free" {
+            writeln!(post, "        handles::win_released(win_slot);").unwrap();
+        }
+    }
+    if WIN_CONSTRUCTORS.contains(&base) {
+        writeln!(post, "        if !win.is_null() {{ handles::win_register(*win); }}").unwrap();
+    }
     // Templates that need the communicator's slot.
-    let slot = comm_slot
-        .clone()
-        .unwrap_or_else(|| "handles::CommRef::NONE".into());
+    let slot = if WIN_COLLECTIVE.contains(&base) {
+        "win_slot".to_string()
+    } else {
+        comm_slot
+            .clone()
+            .unwrap_or_else(|| "handles::CommRef::NONE".into())
+    };
     let call = format!("{pname}({})", call_args.join(", "));
     let body = match t {
         Template::Plain
@@ -556,6 +583,12 @@ fn gen_function(f: &Function, out: &mut String) {
             )
         }
         Template::Special => unreachable!(),
+    };
+    // A send MPI refused sent nothing: take its count back.
+    let body = if matches!(t, Template::Send | Template::Isend | Template::Isendrecv | Template::Sendrecv) {
+        body + &format!("    if rc != sys::constants::MPI_SUCCESS() {{ channels::uncount_send({slot}, dest); }}\n")
+    } else {
+        body
     };
     let is_int = f.ret == "int";
     writeln!(

@@ -772,6 +772,7 @@ pub unsafe extern "C" fn MPI_Bsend(buf: *const c_void, count: c_int, datatype: s
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Bsend(buf as _, count, datatype, dest, tag, comm);
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -783,6 +784,7 @@ pub unsafe extern "C" fn MPI_Bsend_c(buf: *const c_void, count: sys::MPI_Count, 
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Bsend_c(buf as _, count, datatype, dest, tag, comm);
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -3469,6 +3471,7 @@ pub unsafe extern "C" fn MPI_Ibsend(buf: *const c_void, count: c_int, datatype: 
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Ibsend(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -3484,6 +3487,7 @@ pub unsafe extern "C" fn MPI_Ibsend_c(buf: *const c_void, count: sys::MPI_Count,
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Ibsend_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4159,6 +4163,7 @@ pub unsafe extern "C" fn MPI_Irsend(buf: *const c_void, count: c_int, datatype: 
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Irsend(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4174,6 +4179,7 @@ pub unsafe extern "C" fn MPI_Irsend_c(buf: *const c_void, count: sys::MPI_Count,
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Irsend_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4300,6 +4306,7 @@ pub unsafe extern "C" fn MPI_Isend(buf: *const c_void, count: c_int, datatype: s
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isend(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4315,6 +4322,7 @@ pub unsafe extern "C" fn MPI_Isend_c(buf: *const c_void, count: sys::MPI_Count, 
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isend_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4330,6 +4338,7 @@ pub unsafe extern "C" fn MPI_Isendrecv(sendbuf: *const c_void, sendcount: c_int,
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isendrecv(sendbuf as _, sendcount, sendtype, dest, sendtag, recvbuf as _, recvcount, recvtype, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
         }
@@ -4345,6 +4354,7 @@ pub unsafe extern "C" fn MPI_Isendrecv_c(sendbuf: *const c_void, sendcount: sys:
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isendrecv_c(sendbuf as _, sendcount, sendtype, dest, sendtag, recvbuf as _, recvcount, recvtype, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
         }
@@ -4360,6 +4370,7 @@ pub unsafe extern "C" fn MPI_Isendrecv_replace(buf: *mut c_void, count: c_int, d
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isendrecv_replace(buf as _, count, datatype, dest, sendtag, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
         }
@@ -4375,6 +4386,7 @@ pub unsafe extern "C" fn MPI_Isendrecv_replace_c(buf: *mut c_void, count: sys::M
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Isendrecv_replace_c(buf as _, count, datatype, dest, sendtag, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
         }
@@ -4390,6 +4402,7 @@ pub unsafe extern "C" fn MPI_Issend(buf: *const c_void, count: c_int, datatype: 
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Issend(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -4405,6 +4418,7 @@ pub unsafe extern "C" fn MPI_Issend_c(buf: *const c_void, count: sys::MPI_Count,
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Issend_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Send, comm_slot, dest, tag); }
         }
@@ -5537,6 +5551,7 @@ pub unsafe extern "C" fn MPI_Rsend(buf: *const c_void, count: c_int, datatype: s
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Rsend(buf as _, count, datatype, dest, tag, comm);
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -5548,6 +5563,7 @@ pub unsafe extern "C" fn MPI_Rsend_c(buf: *const c_void, count: sys::MPI_Count, 
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Rsend_c(buf as _, count, datatype, dest, tag, comm);
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -5767,6 +5783,7 @@ pub unsafe extern "C" fn MPI_Send(buf: *const c_void, count: c_int, datatype: sy
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend(buf, count, datatype, dest, tag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -5778,6 +5795,7 @@ pub unsafe extern "C" fn MPI_Send_c(buf: *const c_void, count: sys::MPI_Count, d
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend_c(buf, count, datatype, dest, tag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -5819,6 +5837,7 @@ pub unsafe extern "C" fn MPI_Sendrecv(sendbuf: *const c_void, sendcount: c_int, 
         let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
             |req| PMPI_Isend(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
             |comm, req| PMPI_Irecv(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -5832,6 +5851,7 @@ pub unsafe extern "C" fn MPI_Sendrecv_c(sendbuf: *const c_void, sendcount: sys::
         let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
             |req| PMPI_Isend_c(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
             |comm, req| PMPI_Irecv_c(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -6039,6 +6059,7 @@ pub unsafe extern "C" fn MPI_Ssend(buf: *const c_void, count: c_int, datatype: s
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend(buf, count, datatype, dest, tag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -6050,6 +6071,7 @@ pub unsafe extern "C" fn MPI_Ssend_c(buf: *const c_void, count: sys::MPI_Count, 
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend_c(buf, count, datatype, dest, tag, comm, req));
+        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
 }
@@ -7366,6 +7388,9 @@ pub unsafe extern "C" fn MPI_Win_allocate(size: sys::MPI_Aint, disp_unit: c_int,
         let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7379,6 +7404,9 @@ pub unsafe extern "C" fn MPI_Win_allocate_c(size: sys::MPI_Aint, disp_unit: sys:
         let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7392,6 +7420,9 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared(size: sys::MPI_Aint, disp_unit:
         let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7405,6 +7436,9 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared_c(size: sys::MPI_Aint, disp_uni
         let comm = ticket.real(comm);
         let rc = PMPI_Win_allocate_shared_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7454,6 +7488,9 @@ pub unsafe extern "C" fn MPI_Win_create(base: *mut c_void, size: sys::MPI_Aint, 
         let comm = ticket.real(comm);
         let rc = PMPI_Win_create(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7467,6 +7504,9 @@ pub unsafe extern "C" fn MPI_Win_create_c(base: *mut c_void, size: sys::MPI_Aint
         let comm = ticket.real(comm);
         let rc = PMPI_Win_create_c(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7480,6 +7520,9 @@ pub unsafe extern "C" fn MPI_Win_create_dynamic(info: sys::MPI_Info, comm: sys::
         let comm = ticket.real(comm);
         let rc = PMPI_Win_create_dynamic(info, comm, win as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !win.is_null() { handles::win_register(*win); }
+        }
         rc
     })
 }
@@ -7533,7 +7576,10 @@ pub unsafe extern "C" fn MPI_Win_f2c(win: sys::MPI_Fint) -> sys::MPI_Win {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Win_fence(assert: c_int, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_fence", crate::boundary::internal_error(), || {
+        let win_slot = handles::win_slot(win);
+        let ticket = superstep::enter_collective(win_slot);
         let rc = PMPI_Win_fence(assert, win);
+        superstep::leave_collective(ticket);
         rc
     })
 }
@@ -7578,7 +7624,13 @@ pub unsafe extern "C" fn MPI_Win_flush_local_all(win: sys::MPI_Win) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Win_free(win: *mut sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_free", crate::boundary::internal_error(), || {
+        let win_slot = handles::win_slot(if win.is_null() { handles::win_null() } else { *win });
+        let ticket = superstep::enter_collective(win_slot);
         let rc = PMPI_Win_free(win as _);
+        superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            handles::win_released(win_slot);
+        }
         rc
     })
 }
@@ -7814,4 +7866,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 468, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).
+// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 466, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).
