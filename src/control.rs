@@ -319,7 +319,7 @@ fn swap_world(barrier: u64) {
     // communicators.
     let parked = unsafe { crate::pending::park() };
     let moved = parked.len();
-    let result = unsafe { crate::membership::rebuild_all(new) };
+    let result = unsafe { crate::membership::rebuild_all(new, &|_| false) };
     // SAFETY: the communicators are rebuilt.
     unsafe { crate::pending::repost(parked) };
     match result {

@@ -321,6 +321,99 @@ unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
     }
 }
 
+/// World ranks of every member of a communicator slot (both groups of an
+/// intercommunicator); the whole world for slot 0.
+pub fn members(slot: usize) -> Vec<c_int> {
+    let t = tables();
+    let Some(c) = t.comms.get(slot) else {
+        return Vec::new();
+    };
+    if slot == 0 {
+        return (0..c.sent.len() as c_int).collect();
+    }
+    let Some(r) = c.recipe.as_ref() else {
+        return Vec::new();
+    };
+    let mut m = r.local.clone().unwrap_or_default();
+    if let Some(Some(remote)) = &r.remote {
+        m.extend(remote);
+    }
+    m
+}
+
+/// Which communicators every member still holds. A member may have freed
+/// a communicator (`MPI_Comm_free` returns at once) while another has not
+/// yet: such a communicator cannot be rebuilt (the one that freed it would
+/// not take part) and stays on its old real communicator where it lives.
+/// Collective over `control`; returns the slots to keep as they are.
+///
+/// # Safety
+/// Every process of the job must call it, with the same `control`.
+pub unsafe fn orphans(control: MPI_Comm) -> std::collections::HashSet<usize> {
+    use std::collections::{HashMap, HashSet};
+    let mine: Vec<(usize, u64)> = tables()
+        .comms
+        .iter()
+        .filter(|(i, s)| *i >= 2 && !s.window && s.gid != 0)
+        .map(|(i, s)| (i, s.gid))
+        .collect();
+    let gids: Vec<u64> = mine.iter().map(|m| m.1).collect();
+    let mut size: c_int = 0;
+    let mut counts: Vec<c_int>;
+    let n = gids.len() as c_int;
+    let mut all: Vec<u64>;
+    let displs: Vec<c_int>;
+    // SAFETY: control is live; buffers sized from the counts.
+    unsafe {
+        PMPI_Comm_size(control, &mut size);
+        counts = vec![0; size as usize];
+        PMPI_Allgather(
+            &n as *const c_int as *const std::ffi::c_void,
+            1,
+            k::MPI_INT(),
+            counts.as_mut_ptr() as *mut std::ffi::c_void,
+            1,
+            k::MPI_INT(),
+            control,
+        );
+        displs = counts
+            .iter()
+            .scan(0, |a, &x| {
+                let d = *a;
+                *a += x;
+                Some(d)
+            })
+            .collect();
+        all = vec![0; counts.iter().map(|&c| c as usize).sum()];
+        PMPI_Allgatherv(
+            gids.as_ptr() as *const std::ffi::c_void,
+            n,
+            k::MPI_UINT64_T(),
+            all.as_mut_ptr() as *mut std::ffi::c_void,
+            counts.as_ptr(),
+            displs.as_ptr(),
+            k::MPI_UINT64_T(),
+            control,
+        );
+    }
+    let mut holders: HashMap<u64, HashSet<c_int>> = HashMap::new();
+    for r in 0..size as usize {
+        let part = &all[displs[r] as usize..(displs[r] + counts[r]) as usize];
+        for g in part {
+            holders.entry(*g).or_default().insert(r as c_int);
+        }
+    }
+    mine.into_iter()
+        .filter(|(i, g)| {
+            let h = holders.get(g);
+            !members(*i)
+                .iter()
+                .all(|m| h.is_some_and(|h| h.contains(m)))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Statistics of one rebuild.
 #[derive(Default, Debug)]
 pub struct Rebuilt {
@@ -338,7 +431,10 @@ pub struct Rebuilt {
 /// Every process of the world must call it at a point where no message is
 /// in flight on any communicator (after the drain), with the same new
 /// world.
-pub unsafe fn rebuild_all(new_world: MPI_Comm) -> Result<Rebuilt, c_int> {
+pub unsafe fn rebuild_all(
+    new_world: MPI_Comm,
+    keep_old: &dyn Fn(usize) -> bool,
+) -> Result<Rebuilt, c_int> {
     let old_world = handles::comm_real(k::MPI_COMM_WORLD());
     // SAFETY: contract of the function.
     unsafe { carry_over(old_world, new_world) };
@@ -356,7 +452,7 @@ pub unsafe fn rebuild_all(new_world: MPI_Comm) -> Result<Rebuilt, c_int> {
     }
     let mut stats = Rebuilt::default();
     for (_, i, old, recipe) in order {
-        let Some(recipe) = recipe.filter(|r| r.rebuildable()) else {
+        let Some(recipe) = recipe.filter(|r| r.rebuildable() && !keep_old(i)) else {
             stats.skipped += 1;
             continue;
         };

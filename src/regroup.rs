@@ -148,26 +148,6 @@ fn flush(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, wait: bool) {
     });
 }
 
-/// World ranks of every member of the communicator in `slot` (both groups
-/// of an intercommunicator).
-fn members(slot: usize) -> Vec<c_int> {
-    let t = crate::handles::tables();
-    let Some(c) = t.comms.get(slot) else {
-        return Vec::new();
-    };
-    if slot == 0 {
-        return (0..c.sent.len() as c_int).collect();
-    }
-    let Some(r) = c.recipe.as_ref() else {
-        return Vec::new();
-    };
-    let mut m = r.local.clone().unwrap_or_default();
-    if let Some(Some(remote)) = &r.remote {
-        m.extend(remote);
-    }
-    m
-}
-
 /// Raises the target of `slot`'s communicator to `k` so that this process
 /// may pass its `k`-th collective there, and tells the other members (and
 /// the leader) so that they come too.
@@ -175,7 +155,7 @@ fn raise(x: &mut Regroup, slot: usize, gid: Gid, k: u64) {
     x.merge(&[gid, k]);
     let me = crate::control::runtime().map(|r| r.world_rank).unwrap_or(-1);
     let body = [MSG_RAISE, x.epoch, gid, k];
-    let mut to = members(slot);
+    let mut to = crate::membership::members(slot);
     to.push(x.leader);
     to.sort_unstable();
     to.dedup();
@@ -752,7 +732,12 @@ pub fn now() {
         unsafe { crate::pending::repost(parked) };
     } else {
         // SAFETY: after the drain, with every process taking part.
-        match unsafe { crate::membership::rebuild_all(new_world) } {
+        // SAFETY: collective over the control communicator.
+        let orphans = unsafe { crate::membership::orphans(control) };
+        if !orphans.is_empty() {
+            log::debug!("regroup {epoch}: {} communicators freed by some members stay as they are", orphans.len());
+        }
+        match unsafe { crate::membership::rebuild_all(new_world, &|i| orphans.contains(&i)) } {
             Ok(st) => log::debug!(
                 "regroup {epoch}: {} communicators rebuilt, {} kept",
                 st.communicators,
