@@ -460,20 +460,37 @@ fn try_lead() -> bool {
         return false;
     };
     let me = rank as u64 + 1;
-    let zero: u64 = 0;
     let mut old: u64 = u64::MAX;
-    // SAFETY: the window is ours and live; buffers are locals.
+    // An exclusive lock epoch makes the read and the write one step. (Not
+    // MPI_Compare_and_swap: Debian's Open MPI 4.1.4 crashes in its
+    // emulated atomics when rank 0 targets itself.)
+    // SAFETY: the window is ours and live; buffers are locals that live
+    // until the epoch is closed.
     unsafe {
-        PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, win);
-        PMPI_Compare_and_swap(
-            &me as *const u64 as *const c_void,
-            &zero as *const u64 as *const c_void,
+        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
+        PMPI_Get(
             &mut old as *mut u64 as *mut c_void,
+            1,
             k::MPI_UINT64_T(),
             0,
             offsets::LEADER as MPI_Aint,
+            1,
+            k::MPI_UINT64_T(),
             win,
         );
+        PMPI_Win_flush(0, win);
+        if old == 0 {
+            PMPI_Put(
+                &me as *const u64 as *const c_void,
+                1,
+                k::MPI_UINT64_T(),
+                0,
+                offsets::LEADER as MPI_Aint,
+                1,
+                k::MPI_UINT64_T(),
+                win,
+            );
+        }
         PMPI_Win_unlock(0, win);
     }
     if old != 0 {
@@ -823,17 +840,17 @@ pub fn now() {
         }
         // Let the next request in.
         let zero: u64 = 0;
-        let mut old: u64 = 0;
-        // SAFETY: the window is ours; buffers are locals.
+        // SAFETY: the window is ours; the buffer is a local.
         unsafe {
-            PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, win);
-            PMPI_Fetch_and_op(
+            PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
+            PMPI_Put(
                 &zero as *const u64 as *const c_void,
-                &mut old as *mut u64 as *mut c_void,
+                1,
                 k::MPI_UINT64_T(),
                 0,
                 offsets::LEADER as MPI_Aint,
-                k::MPI_REPLACE(),
+                1,
+                k::MPI_UINT64_T(),
                 win,
             );
             PMPI_Win_unlock(0, win);
