@@ -38,6 +38,29 @@ fn moves(comm: usize) -> bool {
             .is_some_and(|r| r.rebuildable())
 }
 
+/// Completes every pending `MPI_Comm_idup` (every member started it: the
+/// supersteps agree), so that the communicator exists before the rebuild;
+/// the program's own wait later finds the request done.
+///
+/// # Safety
+/// Every process must be frozen, as in the regroup.
+pub unsafe fn complete_idups() {
+    let idups: Vec<(usize, MPI_Request)> = tables()
+        .requests
+        .iter()
+        .filter(|(_, s)| s.kind == ReqKind::CommIdup && s.real != k::MPI_REQUEST_NULL())
+        .map(|(i, s)| (i, s.real))
+        .collect();
+    for (i, mut real) in idups {
+        // SAFETY: a live idup request of the program.
+        unsafe { PMPI_Wait(&mut real, k::MPI_STATUS_IGNORE()) };
+        crate::special::idup_completed(i);
+        if let Some(s) = tables().requests.get_mut(i) {
+            s.real = real;
+        }
+    }
+}
+
 /// Takes every pending receive and every persistent request off the
 /// communicators that are about to be rebuilt.
 ///

@@ -732,6 +732,8 @@ pub fn now() {
     let p2p_sync = frozen_at.elapsed();
     let t_drain = Instant::now();
     // SAFETY: every process is here; no request of the library is pending.
+    // SAFETY: every process is here (after the barrier).
+    unsafe { crate::pending::complete_idups() };
     let mut parked = unsafe { crate::pending::park() };
     let moved = parked.len() as u64;
     // SAFETY: collective over the control communicator, as above.

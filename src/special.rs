@@ -842,3 +842,53 @@ pub unsafe fn MPI_Keyval_create(
     // SAFETY: forwarded; the MPI-1 types are the same signatures.
     unsafe { create_keyval(copy_fn, delete_fn, keyval, extra_state) }
 }
+
+// --- predefined attributes ------------------------------------------------------
+//
+// After a regroup the world is a communicator MPI made from another one:
+// Open MPI keeps the predefined attributes (MPI_TAG_UB, MPI_HOST, ...) on
+// its original MPI_COMM_WORLD only. They are read from there.
+
+fn predefined(keyval: c_int) -> bool {
+    [
+        k::MPI_TAG_UB(),
+        k::MPI_HOST(),
+        k::MPI_IO(),
+        k::MPI_WTIME_IS_GLOBAL(),
+        k::MPI_APPNUM(),
+        k::MPI_UNIVERSE_SIZE(),
+        k::MPI_LASTUSEDCODE(),
+    ]
+    .contains(&keyval)
+}
+
+macro_rules! get_attr {
+    ($name:ident, $real:ident) => {
+        pub unsafe fn $name(
+            comm: MPI_Comm,
+            keyval: c_int,
+            attribute_val: *mut c_void,
+            flag: *mut c_int,
+        ) -> c_int {
+            let (real, slot) = handles::comm_in(comm);
+            // SAFETY: forwarded with the communicator translated.
+            let rc = unsafe { $real(real, keyval, attribute_val, flag) };
+            // SAFETY: MPI wrote the flag on success.
+            if rc == k::MPI_SUCCESS()
+                && slot.index() == Some(0)
+                && !flag.is_null()
+                && unsafe { *flag } == 0
+                && predefined(keyval)
+                && real != k::MPI_COMM_WORLD()
+            {
+                // SAFETY: as above, on the original world.
+                return unsafe { $real(k::MPI_COMM_WORLD(), keyval, attribute_val, flag) };
+            }
+            rc
+        }
+    };
+}
+
+get_attr!(MPI_Comm_get_attr, PMPI_Comm_get_attr);
+#[cfg(ferry_has = "MPI_Attr_get")]
+get_attr!(MPI_Attr_get, PMPI_Attr_get);

@@ -128,6 +128,8 @@ const SPECIAL: &[&str] = &[
     "MPI_Errhandler_set",
     "MPI_Comm_create_keyval",
     "MPI_Keyval_create",
+    "MPI_Comm_get_attr",
+    "MPI_Attr_get",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the

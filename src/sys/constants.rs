@@ -376,6 +376,36 @@ pub const fn MPI_MODE_NOCHECK() -> c_int {
 }
 #[inline(always)]
 #[allow(non_snake_case)]
+pub const fn MPI_HOST() -> c_int {
+    ints::MPI_HOST
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_IO() -> c_int {
+    ints::MPI_IO
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_WTIME_IS_GLOBAL() -> c_int {
+    ints::MPI_WTIME_IS_GLOBAL
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_APPNUM() -> c_int {
+    ints::MPI_APPNUM
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_UNIVERSE_SIZE() -> c_int {
+    ints::MPI_UNIVERSE_SIZE
+}
+#[inline(always)]
+#[allow(non_snake_case)]
+pub const fn MPI_LASTUSEDCODE() -> c_int {
+    ints::MPI_LASTUSEDCODE
+}
+#[inline(always)]
+#[allow(non_snake_case)]
 pub const fn MPI_ERR_TRUNCATE() -> c_int {
     ints::MPI_ERR_TRUNCATE
 }

@@ -657,11 +657,7 @@ pub unsafe extern "C" fn MPI_Attr_delete(comm: sys::MPI_Comm, keyval: c_int) -> 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Attr_get(comm: sys::MPI_Comm, keyval: c_int, attribute_val: *mut c_void, flag: *mut c_int) -> c_int {
-    crate::boundary::guard("MPI_Attr_get", crate::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = PMPI_Attr_get(comm, keyval, attribute_val as _, flag as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Attr_get", crate::boundary::internal_error(), || special::MPI_Attr_get(comm, keyval, attribute_val, flag))
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
@@ -1250,11 +1246,7 @@ pub unsafe extern "C" fn MPI_Comm_fromint(comm: c_int) -> sys::MPI_Comm {
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_get_attr(comm: sys::MPI_Comm, comm_keyval: c_int, attribute_val: *mut c_void, flag: *mut c_int) -> c_int {
-    crate::boundary::guard("MPI_Comm_get_attr", crate::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = PMPI_Comm_get_attr(comm, comm_keyval, attribute_val as _, flag as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_get_attr", crate::boundary::internal_error(), || special::MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag))
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_errhandler")]
@@ -7866,4 +7858,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 466, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 43).
+// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 464, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 45).
