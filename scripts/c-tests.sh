@@ -25,7 +25,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TESTS="$ROOT/c-tests"
 OUT="$TESTS/out"
 TIMEOUT="${FERRY_TEST_TIMEOUT:-60}"
-CFLAGS=(-O1 -g -Wall -Wextra)
+CFLAGS=(-O1 -g -Wall -Wextra -I"$ROOT/include")
 
 usage() {
     sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'

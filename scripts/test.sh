@@ -11,7 +11,8 @@
 #   unit       cargo test (protocol logic, CLI, generator)
 #   c-tests    every C program with and without the library, both MPIs
 #   swap       the same with the world swapped underneath at barriers 2 and 5
-#   wake       blocking receives, probes and waits notice MIG_WAKE and resume
+#   regroup    every program with 1, 3 and 20 regroups at seeded random points
+#   signal     a regroup asked for with SIGUSR2
 #   mpi4py     mpi4py's own test suite with and without the library
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,18 +66,25 @@ swap_check() {
   [ "$n" -ge 10 ]
 }
 
-wake_check() {
-  # MIG_WAKE raised at calls that block in MPI_Recv, MPI_Probe, MPI_Wait and
-  # MPI_Waitall (c-tests/wake.c): each must be noticed, then the call resumes.
-  local m k what
+regroup_check() {
+  # Every program with 1, 3 and 20 regroups started by pseudo-random ranks
+  # at pseudo-random call counts (the seed is printed with each result, so
+  # a failure can be replayed), on both MPIs.
+  local seed="${FERRY_TEST_SEED:-$(date +%s)}" n
+  echo "regroup seed: $seed"
+  for n in 1 3 20; do
+    FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --regroups "$n" --seed "$seed" all || return 1
+  done
+}
+
+signal_check() {
+  # A regroup asked for with SIGUSR2 (c-tests/signal.c raises it in rank 1).
+  local m
   for m in mpich openmpi; do
-    for k in 4:Recv 5:Probe 7:Wait 11:Wait; do
-      what=${k#*:}
-      FERRY_TEST_ENV="FERRY_LOG=info FERRY_TEST_WAKE_AFTER=${k%%:*}" bash scripts/c-tests.sh "$m" wake
-      grep -q "woken (#1) while blocked in $what" "c-tests/out/$m/wake.lib.err" \
-        || { echo "no wake in $what seen on $m"; return 1; }
-      echo "$m: woken in $what after call ${k%%:*}"
-    done
+    FERRY_TEST_ENV="FERRY_LOG=info" bash scripts/c-tests.sh "$m" signal || return 1
+    grep -q "regroup 1 done" "c-tests/out/$m/signal.lib.err" \
+      || { echo "no regroup after SIGUSR2 on $m"; return 1; }
+    echo "$m: SIGUSR2 started a regroup"
   done
 }
 
@@ -88,7 +96,8 @@ step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet --
 step unit each_mpi cargo test --release --workspace --quiet
 step c-tests bash scripts/c-tests.sh all
 step swap swap_check
-step wake wake_check
+step regroup regroup_check
+step signal signal_check
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh all
 fi

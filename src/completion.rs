@@ -247,28 +247,37 @@ pub unsafe fn all(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        with_regroups(|| with_array(count, reqs, statuses, |reals, idx, st| {
-            let mut done: c_int = 0;
-            let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, || {
-                    let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
-                    (rc, done != 0)
-                })?
-            } else {
-                PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
-            };
-            if !flag.is_null() {
-                *flag = done;
-            }
-            if (done != 0 || rc == k::MPI_ERR_IN_STATUS()) && ok_or_in_status(rc) {
-                for i in 0..reals.len() {
-                    if status_ok(st, i, rc) {
-                        settle_at(idx, st, i);
+        with_regroups(|| {
+            with_array(count, reqs, statuses, |reals, idx, st| {
+                let mut done: c_int = 0;
+                let rc = if wait {
+                    crate::p2p::block_on(
+                        Blocked::Wait,
+                        handles::CommRef::NONE,
+                        -1,
+                        -1,
+                        true,
+                        || {
+                            let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
+                            (rc, done != 0)
+                        },
+                    )?
+                } else {
+                    PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
+                };
+                if !flag.is_null() {
+                    *flag = done;
+                }
+                if (done != 0 || rc == k::MPI_ERR_IN_STATUS()) && ok_or_in_status(rc) {
+                    for i in 0..reals.len() {
+                        if status_ok(st, i, rc) {
+                            settle_at(idx, st, i);
+                        }
                     }
                 }
-            }
-            Ok(rc)
-        }))
+                Ok(rc)
+            })
+        })
     }
 }
 
@@ -300,31 +309,40 @@ pub unsafe fn any(
     unsafe {
         let mut one = crate::p2p::StatusOut::new(status);
         let stp = one.ptr();
-        with_regroups(|| with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
-            let mut done: c_int = 0;
-            let mut at: c_int = k::MPI_UNDEFINED();
-            let mut attempt = || {
-                let rc = PMPI_Testany(count, reals.as_mut_ptr(), &mut at, &mut done, stp);
-                (rc, done != 0)
-            };
-            let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, attempt)?
-            } else {
-                attempt().0
-            };
-            if !index.is_null() {
-                *index = at;
-            }
-            if !flag.is_null() {
-                *flag = done;
-            }
-            if rc == k::MPI_SUCCESS() && done != 0 && at != k::MPI_UNDEFINED() && at >= 0 {
-                if let Some(slot) = idx.get(at as usize).copied().flatten() {
-                    settle(slot, stp);
+        with_regroups(|| {
+            with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
+                let mut done: c_int = 0;
+                let mut at: c_int = k::MPI_UNDEFINED();
+                let mut attempt = || {
+                    let rc = PMPI_Testany(count, reals.as_mut_ptr(), &mut at, &mut done, stp);
+                    (rc, done != 0)
+                };
+                let rc = if wait {
+                    crate::p2p::block_on(
+                        Blocked::Wait,
+                        handles::CommRef::NONE,
+                        -1,
+                        -1,
+                        true,
+                        attempt,
+                    )?
+                } else {
+                    attempt().0
+                };
+                if !index.is_null() {
+                    *index = at;
                 }
-            }
-            Ok(rc)
-        }))
+                if !flag.is_null() {
+                    *flag = done;
+                }
+                if rc == k::MPI_SUCCESS() && done != 0 && at != k::MPI_UNDEFINED() && at >= 0 {
+                    if let Some(slot) = idx.get(at as usize).copied().flatten() {
+                        settle(slot, stp);
+                    }
+                }
+                Ok(rc)
+            })
+        })
     }
 }
 
@@ -342,36 +360,46 @@ pub unsafe fn some(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        with_regroups(|| with_array(incount, reqs, statuses, |reals, idx, st| {
-            let mut out: c_int = 0;
-            let mut attempt = || {
-                let rc = PMPI_Testsome(incount, reals.as_mut_ptr(), &mut out, indices, st);
-                (rc, out != 0)
-            };
-            let rc = if wait {
-                crate::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, attempt)?
-            } else {
-                attempt().0
-            };
-            if !outcount.is_null() {
-                *outcount = out;
-            }
-            if ok_or_in_status(rc) && out != k::MPI_UNDEFINED() && out > 0 && !indices.is_null() {
-                for j in 0..out as usize {
-                    let i = *indices.add(j) as usize;
-                    // Statuses are packed in completion order.
-                    if status_ok(st, j, rc) {
-                        if let Some(slot) = idx.get(i).copied().flatten() {
-                            let sp = status_at(st, j);
-                            if sp != k::MPI_STATUS_IGNORE() {
-                                settle(slot, sp);
+        with_regroups(|| {
+            with_array(incount, reqs, statuses, |reals, idx, st| {
+                let mut out: c_int = 0;
+                let mut attempt = || {
+                    let rc = PMPI_Testsome(incount, reals.as_mut_ptr(), &mut out, indices, st);
+                    (rc, out != 0)
+                };
+                let rc = if wait {
+                    crate::p2p::block_on(
+                        Blocked::Wait,
+                        handles::CommRef::NONE,
+                        -1,
+                        -1,
+                        true,
+                        attempt,
+                    )?
+                } else {
+                    attempt().0
+                };
+                if !outcount.is_null() {
+                    *outcount = out;
+                }
+                if ok_or_in_status(rc) && out != k::MPI_UNDEFINED() && out > 0 && !indices.is_null()
+                {
+                    for j in 0..out as usize {
+                        let i = *indices.add(j) as usize;
+                        // Statuses are packed in completion order.
+                        if status_ok(st, j, rc) {
+                            if let Some(slot) = idx.get(i).copied().flatten() {
+                                let sp = status_at(st, j);
+                                if sp != k::MPI_STATUS_IGNORE() {
+                                    settle(slot, sp);
+                                }
                             }
                         }
                     }
                 }
-            }
-            Ok(rc)
-        }))
+                Ok(rc)
+            })
+        })
     }
 }
 

@@ -172,9 +172,7 @@ pub fn start(provided: c_int) {
             finale,
         });
     }
-    state()
-        .next_event
-        .store(next_scheduled(), Ordering::SeqCst);
+    state().next_event.store(next_scheduled(), Ordering::SeqCst);
 }
 
 /// Called by `MPI_Finalize` before the real one: waits for every process
@@ -265,7 +263,12 @@ fn scheduled(calls: u64) {
         return;
     }
     let mut fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
-    while rt.config.regroup_after.get(fired).is_some_and(|&k| calls >= k) {
+    while rt
+        .config
+        .regroup_after
+        .get(fired)
+        .is_some_and(|&k| calls >= k)
+    {
         log::info!(
             "regroup asked for after call {calls} (SPEC after={})",
             rt.config.regroup_after[fired]

@@ -365,9 +365,7 @@ pub unsafe fn irecv(
     }
     // Already counted by the drain: `Other`, so completion counts nothing.
     // SAFETY: checked non-null.
-    unsafe {
-        *request = handles::request_out(real, handles::ReqKind::Other, slot, source, tag)
-    };
+    unsafe { *request = handles::request_out(real, handles::ReqKind::Other, slot, source, tag) };
     let _ = rc;
     Some(k::MPI_SUCCESS())
 }

@@ -82,7 +82,12 @@ pub fn gid_of(recipe: &crate::membership::Recipe) -> u64 {
     let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
     let lowest = |g: &Option<Vec<c_int>>| {
         g.as_ref()
-            .map(|v| (v.iter().copied().min().unwrap_or(-1) as i64 as u64, v.len() as u64))
+            .map(|v| {
+                (
+                    v.iter().copied().min().unwrap_or(-1) as i64 as u64,
+                    v.len() as u64,
+                )
+            })
             .unwrap_or((u64::MAX, 0))
     };
     let (lo, n) = lowest(&recipe.local);

@@ -8,16 +8,20 @@
 //! | module | role |
 //! |---|---|
 //! | [`wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |
+//! | [`api`] | the C API of `include/ferry.h` (ask for a regroup, count them) |
 //! | [`boundary`] | each call counted; panics caught so a ferry bug never aborts the job |
 //! | [`handles`] | virtual communicators, groups and requests, mapped to the real ones |
 //! | [`superstep`] | per-communicator collective sequence numbers (the global superstep) |
 //! | [`channels`] | per-(communicator, peer) sent/received counts, for the drain |
 //! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
 //! | [`completion`] | the wait/test families: completion accounted, handles written back |
-//! | [`state`] | the window-resident protocol state (MIG_CMD, MIG_WAKE, blocked op, supersteps) |
+//! | [`state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
+//! | [`regroup`] | the protocol end to end: request, notify (MIG_CMD), collective sync, freeze (MIG_WAKE/MIG_END), drain, new group, event log |
+//! | [`sync`] | the collective synchronization's decisions (targets, releases, freeze), pure and model-checked |
+//! | [`drain`] | channels emptied by their counts; drained messages served first |
 //! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
-//! | [`control`] | life cycle, configuration, control communicator, protocol hooks |
+//! | [`control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
 //! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
 //! | [`sys`] | the raw MPI layer: bindgen's `mpi.h` and macro-only constants |
 //!
@@ -27,6 +31,7 @@
 // MPI): passing one to a PMPI function is not a dereference of ours.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod api;
 pub mod boundary;
 pub mod channels;
 pub mod completion;

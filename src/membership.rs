@@ -406,9 +406,7 @@ pub unsafe fn orphans(control: MPI_Comm) -> std::collections::HashSet<usize> {
     mine.into_iter()
         .filter(|(i, g)| {
             let h = holders.get(g);
-            !members(*i)
-                .iter()
-                .all(|m| h.is_some_and(|h| h.contains(m)))
+            !members(*i).iter().all(|m| h.is_some_and(|h| h.contains(m)))
         })
         .map(|(i, _)| i)
         .collect()

@@ -199,7 +199,15 @@ pub unsafe fn recv_blocking(
         if crate::drain::pending() {
             // SAFETY: the program's receive arguments.
             if let Some(rc) = unsafe {
-                crate::drain::recv(comm, source, tag, target.buf, target.count, target.datatype, status)
+                crate::drain::recv(
+                    comm,
+                    source,
+                    tag,
+                    target.buf,
+                    target.count,
+                    target.datatype,
+                    status,
+                )
             } {
                 return rc;
             }
@@ -299,7 +307,16 @@ pub unsafe fn send_blocking(
         return rc;
     }
     // SAFETY: `req` is live.
-    unsafe { wait_through(&mut req, k::MPI_STATUS_IGNORE(), Blocked::Send, comm, dest, tag) }
+    unsafe {
+        wait_through(
+            &mut req,
+            k::MPI_STATUS_IGNORE(),
+            Blocked::Send,
+            comm,
+            dest,
+            tag,
+        )
+    }
 }
 
 /// `MPI_Sendrecv`: both halves posted, then waited for; a freeze takes the
@@ -323,7 +340,15 @@ pub unsafe fn sendrecv_blocking(
     let served = if crate::drain::pending() {
         // SAFETY: the program's receive arguments.
         unsafe {
-            crate::drain::recv(comm, source, tag, target.buf, target.count, target.datatype, status)
+            crate::drain::recv(
+                comm,
+                source,
+                tag,
+                target.buf,
+                target.count,
+                target.datatype,
+                status,
+            )
         }
     } else {
         None
@@ -350,7 +375,9 @@ pub unsafe fn sendrecv_blocking(
         None => {
             let mut st = StatusOut::new(status);
             // SAFETY: rreq is live; the receive completes into `st`.
-            let r = match unsafe { wait_one(&mut rreq, st.ptr(), Blocked::SendRecv, comm, source, tag) } {
+            let r = match unsafe {
+                wait_one(&mut rreq, st.ptr(), Blocked::SendRecv, comm, source, tag)
+            } {
                 Ok(rc) => Ok(rc),
                 // SAFETY: rreq is live.
                 Err(Woken) => unsafe { take_back(&mut rreq, st.ptr()) },
@@ -388,7 +415,16 @@ pub unsafe fn sendrecv_blocking(
         return rc;
     }
     // SAFETY: sreq is the live send.
-    unsafe { wait_through(&mut sreq, k::MPI_STATUS_IGNORE(), Blocked::SendRecv, comm, source, -1) }
+    unsafe {
+        wait_through(
+            &mut sreq,
+            k::MPI_STATUS_IGNORE(),
+            Blocked::SendRecv,
+            comm,
+            source,
+            -1,
+        )
+    }
 }
 
 /// `MPI_Probe` as an `MPI_Iprobe` loop, drained messages first.
@@ -509,7 +545,9 @@ pub unsafe fn improbe(
 ) -> c_int {
     if crate::drain::pending() {
         // SAFETY: forwarded.
-        if let Some(rc) = unsafe { crate::drain::mprobe(comm_ref, source, tag, flag, message, status) } {
+        if let Some(rc) =
+            unsafe { crate::drain::mprobe(comm_ref, source, tag, flag, message, status) }
+        {
             return rc;
         }
     }

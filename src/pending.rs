@@ -201,7 +201,9 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
     for p in parked {
         if p.in_flight.is_some() {
             // Not drained (the world-swap test switch): it stays where it is.
-            log::warn!("persistent send request in flight during a rebuild: left on the old communicator");
+            log::warn!(
+                "persistent send request in flight during a rebuild: left on the old communicator"
+            );
             continue;
         }
         let Some(slot) = tables().requests.get(p.slot).copied() else {
@@ -215,7 +217,8 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             .unwrap_or(k::MPI_COMM_NULL());
         let mut real = k::MPI_REQUEST_NULL();
         // A receive a drained message matches takes it, before MPI.
-        let served = if (slot.kind == ReqKind::Recv || (slot.kind == ReqKind::PersistentRecv && p.restart))
+        let served = if (slot.kind == ReqKind::Recv
+            || (slot.kind == ReqKind::PersistentRecv && p.restart))
             && p.completed.is_none()
         {
             crate::drain::take(slot.comm, slot.peer, slot.tag)
@@ -231,7 +234,13 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                     let mut st = MaybeUninit::<MPI_Status>::zeroed();
                     // SAFETY: the program's own receive arguments.
                     unsafe {
-                        crate::drain::deliver(d, p.args.buf, p.args.count, p.args.datatype, st.as_mut_ptr());
+                        crate::drain::deliver(
+                            d,
+                            p.args.buf,
+                            p.args.count,
+                            p.args.datatype,
+                            st.as_mut_ptr(),
+                        );
                         st.assume_init()
                     }
                 }
@@ -243,7 +252,10 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             // SAFETY: a completed generalized request reporting `st`.
             let rc2 = unsafe { completed_request(st, &mut real) };
             if rc != k::MPI_SUCCESS() || rc2 != k::MPI_SUCCESS() {
-                log::error!("could not move persistent receive slot {} ({rc}, {rc2})", p.slot);
+                log::error!(
+                    "could not move persistent receive slot {} ({rc}, {rc2})",
+                    p.slot
+                );
             }
             if let Some(s) = tables().requests.get_mut(p.slot) {
                 s.real = real;

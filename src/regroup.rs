@@ -153,7 +153,9 @@ fn flush(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, wait: bool) {
 /// the leader) so that they come too.
 fn raise(x: &mut Regroup, slot: usize, gid: Gid, k: u64) {
     x.merge(&[gid, k]);
-    let me = crate::control::runtime().map(|r| r.world_rank).unwrap_or(-1);
+    let me = crate::control::runtime()
+        .map(|r| r.world_rank)
+        .unwrap_or(-1);
     let body = [MSG_RAISE, x.epoch, gid, k];
     let mut to = crate::membership::members(slot);
     to.push(x.leader);
@@ -182,6 +184,16 @@ fn sync_state() -> &'static mut Option<Regroup> {
 pub fn request() {
     QUEUED.fetch_add(1, Ordering::SeqCst);
     state().next_event.store(0, Ordering::SeqCst);
+}
+
+/// Whether the library can run a regroup (after `MPI_Init`, with a window).
+pub fn ready() -> bool {
+    channel().is_some()
+}
+
+/// Whether `MPI_Finalize` has begun.
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
 }
 
 /// Requests queued and not yet started.
@@ -222,7 +234,12 @@ pub fn install_signal() {
 /// The control communicator and window, if the library is running.
 fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
     let rt = crate::control::runtime()?;
-    (rt.window != k::MPI_WIN_NULL()).then_some((rt.control, rt.window, rt.world_rank, rt.world_size))
+    (rt.window != k::MPI_WIN_NULL()).then_some((
+        rt.control,
+        rt.window,
+        rt.world_rank,
+        rt.world_size,
+    ))
 }
 
 /// What `after_tick` does while a request is queued or a command pending:
@@ -287,7 +304,13 @@ pub fn poll(_safe: bool) -> bool {
         let mut st = std::mem::MaybeUninit::<MPI_Status>::uninit();
         // SAFETY: control is our private communicator; outputs are locals.
         unsafe {
-            PMPI_Iprobe(k::MPI_ANY_SOURCE(), TAG_CTRL, control, &mut flag, st.as_mut_ptr())
+            PMPI_Iprobe(
+                k::MPI_ANY_SOURCE(),
+                TAG_CTRL,
+                control,
+                &mut flag,
+                st.as_mut_ptr(),
+            )
         };
         if flag == 0 {
             break;
@@ -333,16 +356,23 @@ pub fn nudge(world: i32, blocked_since: Instant) {
         return;
     };
     if blocked_since.elapsed() < Duration::from_millis(2)
-        || x.asked.is_some_and(|t| t.elapsed() < Duration::from_millis(10))
+        || x.asked
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(10))
         || !x.behind()
     {
         return;
     }
     x.asked = Some(Instant::now());
     let body = [MSG_PASS, x.epoch];
-    let me = crate::control::runtime().map(|r| r.world_rank).unwrap_or(-1);
+    let me = crate::control::runtime()
+        .map(|r| r.world_rank)
+        .unwrap_or(-1);
     let size = crate::control::runtime().map(|r| r.world_size).unwrap_or(0);
-    let to: Vec<c_int> = if world >= 0 { vec![world] } else { (0..size).collect() };
+    let to: Vec<c_int> = if world >= 0 {
+        vec![world]
+    } else {
+        (0..size).collect()
+    };
     for r in to.into_iter().filter(|&r| r != me) {
         post(&mut x.outbox, r, &body);
     }
@@ -563,7 +593,10 @@ pub fn coordinate() {
             *e = (*e).max(v);
         }
     }
-    if c.frozen || c.last_read.is_some_and(|t| t.elapsed() < Duration::from_micros(200)) {
+    if c.frozen
+        || c.last_read
+            .is_some_and(|t| t.elapsed() < Duration::from_micros(200))
+    {
         return;
     }
     let views = read_all();
@@ -754,7 +787,10 @@ pub fn now() {
         // SAFETY: collective over the control communicator.
         let orphans = unsafe { crate::membership::orphans(control) };
         if !orphans.is_empty() {
-            log::debug!("regroup {epoch}: {} communicators freed by some members stay as they are", orphans.len());
+            log::debug!(
+                "regroup {epoch}: {} communicators freed by some members stay as they are",
+                orphans.len()
+            );
         }
         match unsafe { crate::membership::rebuild_all(new_world, &|i| orphans.contains(&i)) } {
             Ok(st) => log::debug!(
@@ -782,8 +818,24 @@ pub fn now() {
     // SAFETY: plain reductions of six u64s over the control communicator.
     unsafe {
         let p = &mine as *const Contribution as *const c_void;
-        PMPI_Reduce(p, &mut sums as *mut _ as *mut c_void, 6, k::MPI_UINT64_T(), k::MPI_SUM(), leader, control);
-        PMPI_Reduce(p, &mut maxs as *mut _ as *mut c_void, 6, k::MPI_UINT64_T(), k::MPI_MAX(), leader, control);
+        PMPI_Reduce(
+            p,
+            &mut sums as *mut _ as *mut c_void,
+            6,
+            k::MPI_UINT64_T(),
+            k::MPI_SUM(),
+            leader,
+            control,
+        );
+        PMPI_Reduce(
+            p,
+            &mut maxs as *mut _ as *mut c_void,
+            6,
+            k::MPI_UINT64_T(),
+            k::MPI_MAX(),
+            leader,
+            control,
+        );
     }
     // Finish the leader's outstanding sends, then reset.
     let mut x = sync_state().take();
@@ -825,7 +877,8 @@ pub fn now() {
         ev.extra.insert("epoch".into(), epoch.into());
         ev.extra.insert("readings".into(), c.readings.into());
         ev.extra.insert("releases".into(), c.releases.into());
-        ev.extra.insert("requests_moved".into(), sums.requests_moved.into());
+        ev.extra
+            .insert("requests_moved".into(), sums.requests_moved.into());
         ev.extra.insert("pid".into(), std::process::id().into());
         log::info!(
             "regroup {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",

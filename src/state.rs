@@ -281,7 +281,10 @@ mod tests {
         let s = state();
         s.set_blocked(Blocked::Recv, 3, 1, 7, 1);
         assert_eq!(s.blocked_kind.load(Ordering::Relaxed), Blocked::Recv as u32);
-        assert_eq!(Status::from_u32(s.status.load(Ordering::Relaxed)), Status::Blocked);
+        assert_eq!(
+            Status::from_u32(s.status.load(Ordering::Relaxed)),
+            Status::Blocked
+        );
         s.clear_blocked();
         assert_eq!(s.blocked_kind.load(Ordering::Relaxed), 0);
     }

@@ -251,9 +251,7 @@ mod tests {
                     unreachable!()
                 };
                 let k = s.steps[p][c];
-                if self.sync_colls
-                    && !self.comms[c].iter().all(|&m| s.steps[m][c] >= k)
-                {
+                if self.sync_colls && !self.comms[c].iter().all(|&m| s.steps[m][c] >= k) {
                     return None;
                 }
                 t.inside[p] = false;
@@ -370,7 +368,10 @@ mod tests {
                         todo.push(n);
                     }
                     Decision::Wait => {
-                        assert!(!moves.is_empty(), "stuck and not released: {s:?}\n{views:?}");
+                        assert!(
+                            !moves.is_empty(),
+                            "stuck and not released: {s:?}\n{views:?}"
+                        );
                     }
                 }
                 todo.extend(moves);
@@ -421,7 +422,10 @@ mod tests {
             (2, vec![vec![0, 1]]),
             (3, vec![vec![0, 1, 2], vec![0, 1], vec![1, 2]]),
             (3, vec![vec![0, 1], vec![1, 2], vec![0, 2]]),
-            (4, vec![vec![0, 1, 2, 3], vec![0, 1], vec![2, 3], vec![1, 2]]),
+            (
+                4,
+                vec![vec![0, 1, 2, 3], vec![0, 1], vec![2, 3], vec![1, 2]],
+            ),
         ];
         let mut rng = Rng(0x5eed_f3e7);
         let mut total = 0;
@@ -454,7 +458,10 @@ mod tests {
                 }
             }
         }
-        assert!(programs_checked >= 400 && total > 10_000, "{programs_checked} programs, {total} states");
+        assert!(
+            programs_checked >= 400 && total > 10_000,
+            "{programs_checked} programs, {total} states"
+        );
     }
 
     /// The trap beyond the trap (see the module note): R inside a
@@ -504,7 +511,10 @@ mod tests {
         let t = initial_targets(&views);
         assert_eq!(t.get(&1), Some(&3));
         assert_eq!(decide(&views, &t, false), Decision::Wait);
-        let done = vec![v(vec![(1, 3), (2, 1)], Status::Running), v(vec![(1, 3)], Status::Blocked)];
+        let done = vec![
+            v(vec![(1, 3), (2, 1)], Status::Running),
+            v(vec![(1, 3)], Status::Blocked),
+        ];
         assert_eq!(decide(&done, &t, false), Decision::Freeze);
         assert!(!stuck(&views, &views), "running processes are not stuck");
     }

@@ -470,14 +470,22 @@ fn gen_function(f: &Function, out: &mut String) {
     // Window collectives count on the window's own slot.
     let base = f.name.strip_suffix("_c").unwrap_or(&f.name);
     if WIN_COLLECTIVE.contains(&base) {
-        let w = if base == "MPI_Win_free" { "if win.is_null() { handles::win_null() } else { *win }" } else { "win" };
+        let w = if base == "MPI_Win_free" {
+            "if win.is_null() { handles::win_null() } else { *win }"
+        } else {
+            "win"
+        };
         writeln!(pre, "    let win_slot = handles::win_slot({w});").unwrap();
         if base == "MPI_Win_free" {
             writeln!(post, "        handles::win_released(win_slot);").unwrap();
         }
     }
     if WIN_CONSTRUCTORS.contains(&base) {
-        writeln!(post, "        if !win.is_null() {{ handles::win_register(*win); }}").unwrap();
+        writeln!(
+            post,
+            "        if !win.is_null() {{ handles::win_register(*win); }}"
+        )
+        .unwrap();
     }
     // Templates that need the communicator's slot.
     let slot = if WIN_COLLECTIVE.contains(&base) {
@@ -587,7 +595,10 @@ fn gen_function(f: &Function, out: &mut String) {
         Template::Special => unreachable!(),
     };
     // A send MPI refused sent nothing: take its count back.
-    let body = if matches!(t, Template::Send | Template::Isend | Template::Isendrecv | Template::Sendrecv) {
+    let body = if matches!(
+        t,
+        Template::Send | Template::Isend | Template::Isendrecv | Template::Sendrecv
+    ) {
         body + &format!("    if rc != sys::constants::MPI_SUCCESS() {{ channels::uncount_send({slot}, dest); }}\n")
     } else {
         body

@@ -1,0 +1,196 @@
+/* ranks: 3 */
+/* Regroups at chosen points (asked through the C API, include/ferry.h),
+ * each with a situation the drain and the point-to-point synchronization
+ * must get right. Without the library ferry_regroup() does nothing and the
+ * output is the same.
+ *   1. 1000 small messages in flight and unreceived (tags 0..9, received
+ *      later by tag, by MPI_ANY_TAG and by MPI_ANY_SOURCE), a probe after
+ *      the regroup that must see a drained message, an Mprobe/Mrecv of one;
+ *   2. Irecvs posted before the regroup, matched after it (Waitany and
+ *      Testsome indices must stay right);
+ *   3. a rank blocked in MPI_Recv on a rank that has stopped for the
+ *      synchronization (it sends only after a sub-communicator collective);
+ *   4. traffic on a sub-communicator only, in flight at the regroup.
+ * With the library each section checks that its regroup happened. */
+#include "common.h"
+#include <ferry.h>
+
+#define N_MSGS 1000
+
+static long expect_regroups = 0;
+
+/* After a section: with the library, the regroup asked for has happened. */
+static void regrouped(const char *what)
+{
+    if (!ferry_is_loaded())
+        return;
+    expect_regroups++;
+    if (ferry_regroups() < expect_regroups) {
+        fprintf(stderr, "rank %d: %s: %ld regroups, expected %ld\n", world_rank(), what,
+                ferry_regroups(), expect_regroups);
+        CHECK(ferry_regroups() >= expect_regroups);
+    }
+    expect_regroups = ferry_regroups();
+}
+
+int main(int argc, char **argv)
+{
+    CK(MPI_Init(&argc, &argv));
+    need_ranks(3);
+    int rank = world_rank();
+    const MPI_Comm W = MPI_COMM_WORLD;
+
+    /* 1. messages in flight: ranks 0 and 2 send to 1, who reads them only
+     * after the regroup */
+    static int payload[N_MSGS];
+    MPI_Request sreq[N_MSGS];
+    if (rank != 1) {
+        for (int i = 0; i < N_MSGS; i++) {
+            payload[i] = rank * 100000 + i;
+            CK(MPI_Isend(&payload[i], 1, MPI_INT, 1, i % 10, W, &sreq[i]));
+        }
+    }
+    if (rank == 2)
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    CK(MPI_Barrier(W));
+    CK(MPI_Barrier(W));
+    if (rank != 1)
+        CK(MPI_Waitall(N_MSGS, sreq, MPI_STATUSES_IGNORE));
+    long sum = 0;
+    int ok_order = 1;
+    if (rank == 1) {
+        /* a probe sees the first message from rank 0 with tag 0 */
+        MPI_Status st;
+        CK(MPI_Probe(0, 0, W, &st));
+        int cnt;
+        CK(MPI_Get_count(&st, MPI_INT, &cnt));
+        CHECK(st.MPI_SOURCE == 0 && st.MPI_TAG == 0 && cnt == 1);
+        int flag = 0;
+        while (!flag)
+            CK(MPI_Iprobe(2, 3, W, &flag, &st));
+        CHECK(st.MPI_SOURCE == 2 && st.MPI_TAG == 3);
+        /* Mprobe + Mrecv of rank 2's first tag-5 message */
+        MPI_Message m;
+        int v;
+        CK(MPI_Mprobe(2, 5, W, &m, &st));
+        CK(MPI_Mrecv(&v, 1, MPI_INT, &m, &st));
+        CHECK(v == 200000 + 5 && st.MPI_TAG == 5);
+        sum += v;
+        /* rank 0's messages by tag: per tag, in the order they were sent */
+        for (int t = 0; t < 10; t++)
+            for (int i = t; i < N_MSGS; i += 10) {
+                CK(MPI_Recv(&v, 1, MPI_INT, 0, t, W, &st));
+                ok_order &= v == i;
+                sum += v;
+            }
+        /* rank 2's by MPI_ANY_TAG, then MPI_ANY_SOURCE: in send order */
+        int last = -1;
+        for (int i = 0; i < N_MSGS - 1; i++) {
+            CK(MPI_Recv(&v, 1, MPI_INT, i % 2 ? MPI_ANY_SOURCE : 2, MPI_ANY_TAG, W, &st));
+            CHECK(st.MPI_SOURCE == 2);
+            ok_order &= v - 200000 > last && st.MPI_TAG == (v - 200000) % 10;
+            last = v - 200000;
+            sum += v;
+        }
+    }
+    regrouped("messages in flight");
+    say("1. messages in flight:");
+    say_all("sum=%ld in_order=%d", sum, ok_order);
+
+    /* 2. Irecvs posted before, matched after */
+    int got[4] = {-1, -1, -1, -1};
+    MPI_Request r[4];
+    if (rank == 0)
+        for (int i = 0; i < 4; i++)
+            CK(MPI_Irecv(&got[i], 1, MPI_INT, i % 2 ? 1 : 2, 20 + i, W, &r[i]));
+    if (rank == 1)
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    CK(MPI_Barrier(W));
+    CK(MPI_Barrier(W));
+    if (rank == 1 || rank == 2)
+        for (int i = 0; i < 4; i++)
+            if ((i % 2 ? 1 : 2) == rank) {
+                int v = 1000 * rank + i;
+                CK(MPI_Send(&v, 1, MPI_INT, 0, 20 + i, W));
+            }
+    if (rank == 0) {
+        int idx, outcount, indices[4], n = 0;
+        CK(MPI_Waitany(4, r, &idx, MPI_STATUS_IGNORE));
+        CHECK(idx >= 0 && idx < 4 && r[idx] == MPI_REQUEST_NULL);
+        n++;
+        while (n < 4) {
+            CK(MPI_Testsome(4, r, &outcount, indices, MPI_STATUSES_IGNORE));
+            for (int j = 0; j < outcount; j++) {
+                CHECK(r[indices[j]] == MPI_REQUEST_NULL);
+                n++;
+            }
+        }
+        for (int i = 0; i < 4; i++)
+            CHECK(got[i] == 1000 * (i % 2 ? 1 : 2) + i);
+    }
+    regrouped("irecvs across");
+    say("2. irecvs posted before the regroup:");
+    say_all("got %d %d %d %d", got[0], got[1], got[2], got[3]);
+
+    /* 3. rank 1 blocked receiving from rank 2, which stops before a
+     * collective on {0, 2} and sends only after it */
+    MPI_Comm pair;
+    CK(MPI_Comm_split(W, rank == 1 ? MPI_UNDEFINED : 0, rank, &pair));
+    int x = -1;
+    if (rank == 2) {
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+        int one = 1, s = 0;
+        CK(MPI_Allreduce(&one, &s, 1, MPI_INT, MPI_SUM, pair));
+        x = 77 + s;
+        CK(MPI_Send(&x, 1, MPI_INT, 1, 30, W));
+    } else if (rank == 0) {
+        int one = 1, s = 0;
+        CK(MPI_Allreduce(&one, &s, 1, MPI_INT, MPI_SUM, pair));
+        x = s;
+    } else {
+        CK(MPI_Recv(&x, 1, MPI_INT, 2, 30, W, MPI_STATUS_IGNORE));
+    }
+    CK(MPI_Barrier(W));
+    regrouped("blocked receive");
+    say("3. blocked receive on a stopped rank:");
+    say_all("x=%d", x);
+    if (pair != MPI_COMM_NULL)
+        CK(MPI_Comm_free(&pair));
+
+    /* 4. traffic on a sub-communicator only, in flight at the regroup */
+    MPI_Comm sub;
+    CK(MPI_Comm_split(W, rank == 0 ? 0 : 1, -rank, &sub));
+    int srank, ssize;
+    CK(MPI_Comm_rank(sub, &srank));
+    CK(MPI_Comm_size(sub, &ssize));
+    unsigned long subsum = 0;
+    if (ssize == 2) {
+        int vals[50];
+        if (srank == 0)
+            for (int i = 0; i < 50; i++) {
+                vals[i] = i * i + rank;
+                CK(MPI_Send(&vals[i], 1, MPI_INT, 1, i, sub));
+            }
+        if (rank == 0 || srank == 0)
+            CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+        CK(MPI_Barrier(sub));
+        CK(MPI_Barrier(sub));
+        if (srank == 1)
+            for (int i = 49; i >= 0; i--) {
+                int v;
+                CK(MPI_Recv(&v, 1, MPI_INT, 0, i, sub, MPI_STATUS_IGNORE));
+                subsum = subsum * 7 + (unsigned long)v;
+            }
+    } else {
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    }
+    CK(MPI_Barrier(W));
+    CK(MPI_Barrier(W));
+    regrouped("sub-communicator traffic");
+    say("4. sub-communicator traffic:");
+    say_all("sub rank %d of %d: %lu", srank, ssize, subsum);
+    CK(MPI_Comm_free(&sub));
+
+    finish_ok();
+    return 0;
+}
