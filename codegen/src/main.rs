@@ -574,7 +574,7 @@ fn gen_function(f: &Function, out: &mut String) {
         }
         Template::Mrecv => {
             let imrecv = f.name.replacen("MPI_Mrecv", "PMPI_Imrecv", 1);
-            format!("    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) {{ return rc; }}\n")
+            "    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }\n".to_string()
                 + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!(
                     "    let rc = p2p::mrecv_blocking(mslot, msource, status, |req| {imrecv}(buf, count, datatype, message, req));\n"
