@@ -5,7 +5,7 @@
 //! noticed at a collective, a wake in a blocking call, a call count
 //! reached).
 use crate::handles;
-use crate::state::{state, window_memory};
+use crate::state::state;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::c_int;
@@ -116,20 +116,30 @@ pub fn start(provided: c_int) {
         PMPI_Comm_dup(world, &mut control);
         PMPI_Comm_set_errhandler(control, k::MPI_ERRORS_RETURN());
         PMPI_Comm_dup(world, &mut finale);
-        let (base, bytes) = window_memory();
-        let rc = PMPI_Win_create(
-            base.cast(),
-            bytes as MPI_Aint,
+        // Memory MPI allocates, so that processes of one node share it
+        // (MPICH needs the hint; Open MPI does it by itself).
+        let mut info = k::MPI_INFO_NULL();
+        PMPI_Info_create(&mut info);
+        PMPI_Info_set(info, c"alloc_shm".as_ptr(), c"true".as_ptr());
+        let mut base: *mut u8 = std::ptr::null_mut();
+        let rc = PMPI_Win_allocate(
+            crate::state::STATE_BYTES as MPI_Aint,
             1,
-            k::MPI_INFO_NULL(),
+            info,
             control,
+            &mut base as *mut *mut u8 as *mut std::ffi::c_void,
             &mut window,
         );
-        if rc != k::MPI_SUCCESS() {
+        PMPI_Info_free(&mut info);
+        if rc != k::MPI_SUCCESS() || base.is_null() || (base as usize) % 8 != 0 {
             log::warn!(
-                "cannot create the state window (error {rc}): remote protocol reads disabled"
+                "cannot allocate the state window (error {rc}): regroups disabled"
             );
             window = k::MPI_WIN_NULL();
+        } else {
+            // SAFETY: fresh window memory of the state's size, 8-aligned
+            // (checked), alive until the window is freed at MPI_Finalize.
+            crate::state::move_to(base);
         }
     }
     crate::logging::set_rank(rank);
@@ -217,6 +227,7 @@ pub fn finish() {
     unsafe {
         if let Some(rt) = (*RUNTIME.0.get()).as_mut() {
             if rt.window != k::MPI_WIN_NULL() {
+                crate::state::move_home();
                 PMPI_Win_free(&mut rt.window);
             }
             if rt.control != k::MPI_COMM_NULL() {

@@ -54,6 +54,8 @@ const MSG_PASS: u64 = 4;
 
 /// Requests queued in this process (SPEC, signal, API) not yet led.
 static QUEUED: AtomicU64 = AtomicU64::new(0);
+/// Signals received and not yet queued (the handler only counts).
+static SIGNALLED: AtomicU64 = AtomicU64::new(0);
 /// Set once `MPI_Finalize` began: requests are no longer taken.
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
@@ -198,7 +200,7 @@ pub fn closed() -> bool {
 
 /// Requests queued and not yet started.
 pub fn queued() -> u64 {
-    QUEUED.load(Ordering::Relaxed)
+    QUEUED.load(Ordering::Relaxed) + SIGNALLED.load(Ordering::Relaxed)
 }
 
 /// Regroups this process went through.
@@ -207,7 +209,9 @@ pub fn completed() -> u64 {
 }
 
 extern "C" fn on_signal(_sig: c_int) {
-    request();
+    // Async-signal-safe: two atomic operations.
+    SIGNALLED.fetch_add(1, Ordering::SeqCst);
+    state().next_event.store(0, Ordering::SeqCst);
 }
 
 /// Installs the signal handler unless the program has one of its own.
@@ -246,6 +250,11 @@ fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
 /// joins the synchronization, or tries to lead one. `safe`: the process is
 /// at a call boundary, where it may freeze.
 pub fn service() {
+    let signals = SIGNALLED.swap(0, Ordering::SeqCst);
+    if signals > 0 {
+        log::info!("regroup asked for by signal (SIGUSR2, {signals} received)");
+        QUEUED.fetch_add(signals, Ordering::SeqCst);
+    }
     if state().command.load(Ordering::SeqCst) != 0 {
         if poll(true) {
             now();
@@ -262,7 +271,7 @@ pub fn service() {
 
 /// The `next_event` a process returns to after a regroup.
 fn restore_next_event() {
-    let next = if QUEUED.load(Ordering::Relaxed) > 0 {
+    let next = if queued() > 0 {
         0
     } else {
         crate::control::next_scheduled()
@@ -483,23 +492,39 @@ struct Coordinator {
     outbox: Vec<(MPI_Request, Box<[u64]>)>,
 }
 
-/// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
-/// and on success notifies every process.
-fn try_lead() -> bool {
-    let Some((_, win, rank, size)) = channel() else {
-        return false;
-    };
-    let me = rank as u64 + 1;
-    let mut old: u64 = u64::MAX;
-    // An exclusive lock epoch makes the read and the write one step. (Not
-    // MPI_Compare_and_swap: Debian's Open MPI 4.1.4 crashes in its
-    // emulated atomics when rank 0 targets itself.)
-    // SAFETY: the window is ours and live; buffers are locals that live
-    // until the epoch is closed.
+/// Compare-and-swap of world rank 0's `leader` from 0 to `me`; `old`
+/// receives what was there. MPICH: a compare-and-swap in a shared epoch
+/// (`MPI_Win_lock_all`, which on a node reaches the window without waiting
+/// for rank 0 to make progress, unlike `MPI_Win_lock`).
+#[cfg(ferry_mpi = "mpich")]
+unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
+    let zero: u64 = 0;
+    // SAFETY: contract of the caller.
+    unsafe {
+        PMPI_Win_lock_all(0, win);
+        PMPI_Compare_and_swap(
+            &me as *const u64 as *const c_void,
+            &zero as *const u64 as *const c_void,
+            old as *mut u64 as *mut c_void,
+            k::MPI_UINT64_T(),
+            0,
+            offsets::LEADER as MPI_Aint,
+            win,
+        );
+        PMPI_Win_unlock_all(win);
+    }
+}
+
+/// Open MPI: an exclusive lock epoch makes the read and the write one step
+/// (not `MPI_Compare_and_swap`: Debian's Open MPI 4.1.4 crashes in its
+/// emulated atomics when rank 0 targets itself; its locks are fast).
+#[cfg(not(ferry_mpi = "mpich"))]
+unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
+    // SAFETY: contract of the caller.
     unsafe {
         PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
         PMPI_Get(
-            &mut old as *mut u64 as *mut c_void,
+            old as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
             0,
@@ -509,7 +534,7 @@ fn try_lead() -> bool {
             win,
         );
         PMPI_Win_flush(0, win);
-        if old == 0 {
+        if *old == 0 {
             PMPI_Put(
                 &me as *const u64 as *const c_void,
                 1,
@@ -523,6 +548,62 @@ fn try_lead() -> bool {
         }
         PMPI_Win_unlock(0, win);
     }
+}
+
+/// Gives the lead back (world rank 0's `leader` to 0): an atomic replace,
+/// as the take is atomic (MPICH).
+#[cfg(ferry_mpi = "mpich")]
+unsafe fn give_lead(win: MPI_Win) {
+    let zero: u64 = 0;
+    let mut old: u64 = 0;
+    // SAFETY: contract of the caller: the window is live.
+    unsafe {
+        PMPI_Win_lock_all(0, win);
+        PMPI_Fetch_and_op(
+            &zero as *const u64 as *const c_void,
+            &mut old as *mut u64 as *mut c_void,
+            k::MPI_UINT64_T(),
+            0,
+            offsets::LEADER as MPI_Aint,
+            k::MPI_REPLACE(),
+            win,
+        );
+        PMPI_Win_unlock_all(win);
+    }
+}
+
+/// Gives the lead back under an exclusive lock, as it was taken (Open MPI).
+#[cfg(not(ferry_mpi = "mpich"))]
+unsafe fn give_lead(win: MPI_Win) {
+    let zero: u64 = 0;
+    // SAFETY: contract of the caller: the window is live.
+    unsafe {
+        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
+        PMPI_Put(
+            &zero as *const u64 as *const c_void,
+            1,
+            k::MPI_UINT64_T(),
+            0,
+            offsets::LEADER as MPI_Aint,
+            1,
+            k::MPI_UINT64_T(),
+            win,
+        );
+        PMPI_Win_unlock(0, win);
+    }
+}
+
+/// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
+/// and on success notifies every process.
+fn try_lead() -> bool {
+    let Some((_, win, rank, size)) = channel() else {
+        return false;
+    };
+    let me = rank as u64 + 1;
+    let mut old: u64 = u64::MAX;
+    // SAFETY: the window is ours and live; buffers are locals that live
+    // until the epoch is closed.
+    unsafe { take_lead(win, me, &mut old) };
     if old != 0 {
         log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
         return false;
@@ -599,7 +680,9 @@ pub fn coordinate() {
     {
         return;
     }
+    let t_read = Instant::now();
     let views = read_all();
+    log::trace!("reading {} took {} us", c.readings + 1, t_read.elapsed().as_micros());
     c.readings += 1;
     c.last_read = Some(Instant::now());
     let stuck = sync::stuck(&c.previous, &views);
@@ -894,22 +977,8 @@ pub fn now() {
             }
         }
         // Let the next request in.
-        let zero: u64 = 0;
-        // SAFETY: the window is ours; the buffer is a local.
-        unsafe {
-            PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
-            PMPI_Put(
-                &zero as *const u64 as *const c_void,
-                1,
-                k::MPI_UINT64_T(),
-                0,
-                offsets::LEADER as MPI_Aint,
-                1,
-                k::MPI_UINT64_T(),
-                win,
-            );
-            PMPI_Win_unlock(0, win);
-        }
+        // SAFETY: the window is ours and live.
+        unsafe { give_lead(win) };
     }
 }
 
@@ -918,6 +987,7 @@ pub fn now() {
 /// after this no request is taken.
 pub fn closing() {
     CLOSED.store(true, Ordering::SeqCst);
+    QUEUED.fetch_add(SIGNALLED.swap(0, Ordering::SeqCst), Ordering::SeqCst);
     if channel().is_none() {
         return;
     }

@@ -361,6 +361,8 @@ unsafe fn idup_common(
     let mut cell = Box::new(Raw(k::MPI_COMM_NULL()));
     let mut req = k::MPI_REQUEST_NULL();
     let t = crate::superstep::enter_collective(slot);
+    // A regroup at the entry moved the job: the parent's real one now.
+    let real = t.real(real);
     let rc = post(real, &mut cell.0, &mut req);
     crate::superstep::leave_collective(t);
     if rc != k::MPI_SUCCESS() {

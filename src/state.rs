@@ -2,8 +2,11 @@
 //! one-sided window (Figs. 6–9) so that the initiator of a synchronization
 //! can read it with lock/get and set flags with put.
 //!
-//! One `ProcState` per process, at a fixed address, exposed through
-//! `MPI_Win_create` on the control communicator at `MPI_Init`. The hot path
+//! One `ProcState` per process. Until `MPI_Init` it is a static; there it
+//! moves into memory MPI allocates for the window (`MPI_Win_allocate`, so
+//! that processes on one node reach each other's state through shared
+//! memory, without waiting for the target to make progress), and back to
+//! the static at `MPI_Finalize`. The hot path
 //! touches it with plain loads and stores (relaxed atomics: the unified
 //! memory model lets remote puts land in the same memory); the only fence is
 //! the one that closes the collective race (see `superstep`).
@@ -130,17 +133,46 @@ pub static STATE: StateCell = StateCell(UnsafeCell::new(ProcState {
     supersteps: [ZERO64; MAX_COMMS],
 }));
 
+/// Where the state is: the static, or the window's memory.
+static STATE_AT: std::sync::atomic::AtomicPtr<ProcState> =
+    std::sync::atomic::AtomicPtr::new(STATE.0.get());
+
 /// The process's state.
 #[inline(always)]
 pub fn state() -> &'static ProcState {
-    // SAFETY: all fields are atomics, so shared references are sound even
-    // while MPI writes into the memory on behalf of a remote put.
-    unsafe { &*STATE.0.get() }
+    // SAFETY: STATE_AT points at the static or at window memory that lives
+    // until `move_home` (called before the window is freed); all fields are
+    // atomics, so shared references are sound even while MPI writes into
+    // the memory on behalf of a remote put.
+    unsafe { &*STATE_AT.load(Ordering::Relaxed) }
 }
 
-/// Address and size of the state for `MPI_Win_create`.
-pub fn window_memory() -> (*mut u8, usize) {
-    (STATE.0.get() as *mut u8, std::mem::size_of::<ProcState>())
+/// Bytes of the state (the window's size).
+pub const STATE_BYTES: usize = std::mem::size_of::<ProcState>();
+
+/// Moves the state into `base` (window memory of `STATE_BYTES` bytes,
+/// suitably aligned), copying what it holds.
+///
+/// # Safety
+/// `base` must be valid for `STATE_BYTES` bytes, aligned for `ProcState`,
+/// and outlive every use until [`move_home`]; no other thread may use the
+/// state meanwhile.
+pub unsafe fn move_to(base: *mut u8) {
+    let from = STATE_AT.load(Ordering::SeqCst) as *const u8;
+    // SAFETY: contract of the function; the regions are distinct.
+    unsafe { std::ptr::copy_nonoverlapping(from, base, STATE_BYTES) };
+    STATE_AT.store(base as *mut ProcState, Ordering::SeqCst);
+}
+
+/// Moves the state back into the static (before its window is freed).
+pub fn move_home() {
+    let home = STATE.0.get();
+    let at = STATE_AT.load(Ordering::SeqCst);
+    if at != home {
+        // SAFETY: `at` is the live window memory, `home` the static.
+        unsafe { std::ptr::copy_nonoverlapping(at as *const u8, home as *mut u8, STATE_BYTES) };
+        STATE_AT.store(home, Ordering::SeqCst);
+    }
 }
 
 /// Byte offsets of the fields a remote process reads or writes.
