@@ -141,6 +141,9 @@ pub fn start(provided: c_int) {
             // (checked), alive until the window is freed at MPI_Finalize.
             crate::state::move_to(base);
         }
+        // Nobody may reach into a window before its owner has moved its
+        // state in (the copy would overwrite what a fast peer put there).
+        PMPI_Barrier(control);
     }
     crate::logging::set_rank(rank);
     let mut config = config;

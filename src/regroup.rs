@@ -604,6 +604,7 @@ fn try_lead() -> bool {
     // SAFETY: the window is ours and live; buffers are locals that live
     // until the epoch is closed.
     unsafe { take_lead(win, me, &mut old) };
+    log::trace!("leader lock: found {old}");
     if old != 0 {
         log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
         return false;
