@@ -32,7 +32,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "regroup: libferry.so is not loaded\n");
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
-        /* the regroup runs here: everybody stops at the second barrier */
+        /* the regroup runs here: everybody stops at the second barrier,
+         * or the third (a rank may enter one more collective before the
+         * command reaches it) */
+        MPI_Barrier(MPI_COMM_WORLD);
         MPI_Barrier(MPI_COMM_WORLD);
         MPI_Barrier(MPI_COMM_WORLD);
         if (ferry_regroups() != before + 1)

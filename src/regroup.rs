@@ -398,8 +398,14 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
     if gid == 0 || channel().is_none() {
         return false;
     }
+    // Until the synchronization says it may enter, the collective is not
+    // entered: take the count back, so that the initiator's readings show
+    // this process in front of it, not inside.
+    s.stop_slot.store(slot as u32, Ordering::Relaxed);
+    s.supersteps[slot].swap(k - 1, Ordering::SeqCst);
+    s.set_status(Status::Stopped);
     let mut regrouped = false;
-    let mut stopped = false;
+    let mut told = false;
     let mut idle = Backoff::default();
     loop {
         if s.command.load(Ordering::SeqCst) == 0 {
@@ -410,48 +416,40 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             break;
         };
         let leading = x.coordinator.is_some();
-        if stopped && !freeze && (x.pass || x.behind()) {
-            // It cannot catch up elsewhere, or somebody waits for what it
-            // does after this collective: it must pass.
-            x.pass = false;
-            raise(x, slot, gid, k);
-        }
         let target = x
             .targets
             .as_ref()
             .map(|t| t.get(&gid).copied().unwrap_or(0));
-        match target {
-            Some(t) if sync::may_enter(k, t) => {
-                if stopped {
-                    s.supersteps[slot].swap(k, Ordering::SeqCst);
-                    s.set_status(Status::Running);
-                    log::debug!("released into collective {k} on slot {slot}");
-                }
-                return regrouped;
+        if let Some(t) = target {
+            if sync::may_enter(k, t) {
+                break;
             }
-            Some(_) if !stopped => {
-                // Beyond the target: take the count back and stop here.
-                s.stop_slot.store(slot as u32, Ordering::Relaxed);
-                s.supersteps[slot].swap(k - 1, Ordering::SeqCst);
-                s.set_status(Status::Stopped);
-                stopped = true;
-                log::debug!("stopped before collective {k} on slot {slot} (target {target:?})");
+            if !freeze && (x.pass || x.behind()) {
+                // It cannot catch up elsewhere, or somebody waits for what
+                // it does after this collective: it must pass.
+                x.pass = false;
+                raise(x, slot, gid, k);
+                continue;
             }
-            _ => {}
+            if !told {
+                told = true;
+                log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+            }
         }
-        if freeze && stopped {
+        if freeze {
             now();
             regrouped = true;
-            s.supersteps[slot].swap(k, Ordering::SeqCst);
-            stopped = false;
+            // `now` reset the status; this process is still in front of
+            // the collective, and a next regroup may already be asked for.
+            s.stop_slot.store(slot as u32, Ordering::Relaxed);
+            s.set_status(Status::Stopped);
+            told = false;
             continue;
         }
         idle.pause(leading);
     }
-    if stopped {
-        s.supersteps[slot].swap(k, Ordering::SeqCst);
-        s.set_status(Status::Running);
-    }
+    s.supersteps[slot].swap(k, Ordering::SeqCst);
+    s.set_status(Status::Running);
     regrouped
 }
 
@@ -550,49 +548,6 @@ unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
     }
 }
 
-/// Gives the lead back (world rank 0's `leader` to 0): an atomic replace,
-/// as the take is atomic (MPICH).
-#[cfg(ferry_mpi = "mpich")]
-unsafe fn give_lead(win: MPI_Win) {
-    let zero: u64 = 0;
-    let mut old: u64 = 0;
-    // SAFETY: contract of the caller: the window is live.
-    unsafe {
-        PMPI_Win_lock_all(0, win);
-        PMPI_Fetch_and_op(
-            &zero as *const u64 as *const c_void,
-            &mut old as *mut u64 as *mut c_void,
-            k::MPI_UINT64_T(),
-            0,
-            offsets::LEADER as MPI_Aint,
-            k::MPI_REPLACE(),
-            win,
-        );
-        PMPI_Win_unlock_all(win);
-    }
-}
-
-/// Gives the lead back under an exclusive lock, as it was taken (Open MPI).
-#[cfg(not(ferry_mpi = "mpich"))]
-unsafe fn give_lead(win: MPI_Win) {
-    let zero: u64 = 0;
-    // SAFETY: contract of the caller: the window is live.
-    unsafe {
-        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
-        PMPI_Put(
-            &zero as *const u64 as *const c_void,
-            1,
-            k::MPI_UINT64_T(),
-            0,
-            offsets::LEADER as MPI_Aint,
-            1,
-            k::MPI_UINT64_T(),
-            win,
-        );
-        PMPI_Win_unlock(0, win);
-    }
-}
-
 /// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
 /// and on success notifies every process.
 fn try_lead() -> bool {
@@ -652,6 +607,7 @@ fn try_lead() -> bool {
     c.readings = 1;
     send_all(&mut c, MSG_TARGETS);
     let mut x = Regroup::new(epoch, rank);
+    x.targets = Some(c.targets.clone());
     x.coordinator = Some(c);
     *sync_state() = Some(x);
     true
@@ -687,6 +643,7 @@ pub fn coordinate() {
     c.readings += 1;
     c.last_read = Some(Instant::now());
     let stuck = sync::stuck(&c.previous, &views);
+    let mut raised: Option<Vec<u64>> = None;
     match sync::decide(&views, &c.targets, stuck) {
         Decision::Freeze => {
             c.synced = Some(Instant::now());
@@ -703,10 +660,15 @@ pub fn coordinate() {
             log::debug!("regroup: targets raised to {t:?}");
             c.targets = t;
             send_all(c, MSG_TARGETS);
+            raised = Some(c.targets.iter().flat_map(|(g, v)| [*g, *v]).collect());
         }
         Decision::Wait => {}
     }
     c.previous = views;
+    if let Some(pairs) = raised {
+        // The leader knows its own targets at once.
+        x.merge(&pairs);
+    }
 }
 
 /// Sends the targets or FREEZE to every process (itself included).
@@ -836,7 +798,7 @@ struct Contribution {
 /// safe point (no internal request of the library outstanding) once FREEZE
 /// has arrived.
 pub fn now() {
-    let Some((control, win, rank, _size)) = channel() else {
+    let Some((control, _, rank, _)) = channel() else {
         return;
     };
     let s = state();
@@ -934,6 +896,12 @@ pub fn now() {
     s.regroups.fetch_add(1, Ordering::SeqCst);
     s.command.store(0, Ordering::SeqCst);
     s.set_status(Status::Running);
+    // The lead is free again. Rank 0 clears it in its own memory, now that
+    // every process is here (nobody can be trying to take it), before the
+    // barrier after which they may.
+    if rank == 0 {
+        s.leader.store(0, Ordering::SeqCst);
+    }
     // Nobody may be told of a next regroup before everyone has reset.
     // SAFETY: collective over the control communicator.
     unsafe { PMPI_Barrier(control) };
@@ -977,9 +945,6 @@ pub fn now() {
                 log::warn!("cannot append to the event log {path}: {e}");
             }
         }
-        // Let the next request in.
-        // SAFETY: the window is ours and live.
-        unsafe { give_lead(win) };
     }
 }
 
