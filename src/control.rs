@@ -132,9 +132,7 @@ pub fn start(provided: c_int) {
         );
         PMPI_Info_free(&mut info);
         if rc != k::MPI_SUCCESS() || base.is_null() || (base as usize) % 8 != 0 {
-            log::warn!(
-                "cannot allocate the state window (error {rc}): regroups disabled"
-            );
+            log::warn!("cannot allocate the state window (error {rc}): regroups disabled");
             window = k::MPI_WIN_NULL();
         } else {
             // SAFETY: fresh window memory of the state's size, 8-aligned

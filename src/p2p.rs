@@ -100,7 +100,7 @@ pub fn block_on(
             break Ok(rc);
         }
         if s.command_pending() {
-            if regroup::poll(false) && wakeable {
+            if regroup::poll(false) && wakeable && regroup::may_freeze_here() {
                 break Err(Woken);
             }
             regroup::nudge(world, *since.get_or_insert_with(std::time::Instant::now));

@@ -188,6 +188,26 @@ pub fn request() {
     state().next_event.store(0, Ordering::SeqCst);
 }
 
+/// Open access or exposure epochs of the program's RMA windows.
+static EPOCHS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The program opened an epoch on one of its windows (`MPI_Win_lock`, ...).
+pub fn epoch_opened() {
+    EPOCHS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The program closed one (`MPI_Win_unlock`, ...).
+pub fn epoch_closed() {
+    let _ = EPOCHS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+/// Whether this process may freeze where it is, at a call boundary or in a
+/// blocking wait: not inside an epoch of its own windows, where peers may
+/// be waiting inside MPI (in `MPI_Win_lock`, ...) for it to go on.
+pub fn may_freeze_here() -> bool {
+    EPOCHS.load(Ordering::Relaxed) == 0
+}
+
 /// Whether the library can run a regroup (after `MPI_Init`, with a window).
 pub fn ready() -> bool {
     channel().is_some()
@@ -256,14 +276,14 @@ pub fn service() {
         QUEUED.fetch_add(signals, Ordering::SeqCst);
     }
     if state().command.load(Ordering::SeqCst) != 0 {
-        if poll(true) {
+        if poll(true) && may_freeze_here() {
             now();
         }
         return;
     }
     if QUEUED.load(Ordering::Relaxed) > 0 && !CLOSED.load(Ordering::Relaxed) && try_lead() {
         QUEUED.fetch_sub(1, Ordering::SeqCst);
-        if poll(true) {
+        if poll(true) && may_freeze_here() {
             now();
         }
     }
@@ -639,7 +659,11 @@ pub fn coordinate() {
     }
     let t_read = Instant::now();
     let views = read_all();
-    log::trace!("reading {} took {} us", c.readings + 1, t_read.elapsed().as_micros());
+    log::trace!(
+        "reading {} took {} us",
+        c.readings + 1,
+        t_read.elapsed().as_micros()
+    );
     c.readings += 1;
     c.last_read = Some(Instant::now());
     let stuck = sync::stuck(&c.previous, &views);

@@ -480,6 +480,36 @@ fn gen_function(f: &Function, out: &mut String) {
             writeln!(post, "        handles::win_released(win_slot);").unwrap();
         }
     }
+    // Access and exposure epochs of the program's windows: a regroup does
+    // not freeze a process at a call boundary inside one (peers may be
+    // waiting in MPI for its unlock).
+    if [
+        "MPI_Win_lock",
+        "MPI_Win_lock_all",
+        "MPI_Win_start",
+        "MPI_Win_post",
+    ]
+    .contains(&base)
+    {
+        writeln!(post, "        crate::regroup::epoch_opened();").unwrap();
+    }
+    if [
+        "MPI_Win_unlock",
+        "MPI_Win_unlock_all",
+        "MPI_Win_complete",
+        "MPI_Win_wait",
+    ]
+    .contains(&base)
+    {
+        writeln!(post, "        crate::regroup::epoch_closed();").unwrap();
+    }
+    if base == "MPI_Win_test" {
+        writeln!(
+            post,
+            "        if !flag.is_null() && *flag != 0 {{ crate::regroup::epoch_closed(); }}"
+        )
+        .unwrap();
+    }
     if WIN_CONSTRUCTORS.contains(&base) {
         writeln!(
             post,

@@ -7467,6 +7467,9 @@ pub unsafe extern "C" fn MPI_Win_call_errhandler(win: sys::MPI_Win, errorcode: c
 pub unsafe extern "C" fn MPI_Win_complete(win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_complete", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_complete(win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_closed();
+        }
         rc
     })
 }
@@ -7699,6 +7702,9 @@ pub unsafe extern "C" fn MPI_Win_get_name(win: sys::MPI_Win, win_name: *mut c_ch
 pub unsafe extern "C" fn MPI_Win_lock(lock_type: c_int, rank: c_int, assert: c_int, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_lock", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_lock(lock_type, rank, assert, win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_opened();
+        }
         rc
     })
 }
@@ -7708,6 +7714,9 @@ pub unsafe extern "C" fn MPI_Win_lock(lock_type: c_int, rank: c_int, assert: c_i
 pub unsafe extern "C" fn MPI_Win_lock_all(assert: c_int, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_lock_all", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_lock_all(assert, win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_opened();
+        }
         rc
     })
 }
@@ -7718,6 +7727,9 @@ pub unsafe extern "C" fn MPI_Win_post(group: sys::MPI_Group, assert: c_int, win:
     crate::boundary::guard("MPI_Win_post", crate::boundary::internal_error(), || {
         let group = handles::group_real(group);
         let rc = PMPI_Win_post(group, assert, win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_opened();
+        }
         rc
     })
 }
@@ -7782,6 +7794,9 @@ pub unsafe extern "C" fn MPI_Win_start(group: sys::MPI_Group, assert: c_int, win
     crate::boundary::guard("MPI_Win_start", crate::boundary::internal_error(), || {
         let group = handles::group_real(group);
         let rc = PMPI_Win_start(group, assert, win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_opened();
+        }
         rc
     })
 }
@@ -7800,6 +7815,9 @@ pub unsafe extern "C" fn MPI_Win_sync(win: sys::MPI_Win) -> c_int {
 pub unsafe extern "C" fn MPI_Win_test(win: sys::MPI_Win, flag: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Win_test", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_test(win, flag as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !flag.is_null() && *flag != 0 { crate::regroup::epoch_closed(); }
+        }
         rc
     })
 }
@@ -7818,6 +7836,9 @@ pub unsafe extern "C" fn MPI_Win_toint(win: sys::MPI_Win) -> c_int {
 pub unsafe extern "C" fn MPI_Win_unlock(rank: c_int, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_unlock", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_unlock(rank, win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_closed();
+        }
         rc
     })
 }
@@ -7827,6 +7848,9 @@ pub unsafe extern "C" fn MPI_Win_unlock(rank: c_int, win: sys::MPI_Win) -> c_int
 pub unsafe extern "C" fn MPI_Win_unlock_all(win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_unlock_all", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_unlock_all(win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_closed();
+        }
         rc
     })
 }
@@ -7836,6 +7860,9 @@ pub unsafe extern "C" fn MPI_Win_unlock_all(win: sys::MPI_Win) -> c_int {
 pub unsafe extern "C" fn MPI_Win_wait(win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Win_wait", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_wait(win);
+        if rc == sys::constants::MPI_SUCCESS() {
+            crate::regroup::epoch_closed();
+        }
         rc
     })
 }
