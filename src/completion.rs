@@ -425,6 +425,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     }
     if let Some(s) = idx.and_then(handles::request_slot) {
         s.active = true;
+        s.cancelled = false;
         if s.kind == ReqKind::PersistentSend {
             count_send(s.comm, s.peer);
         }
@@ -472,6 +473,7 @@ pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
             for i in idx.iter().flatten() {
                 if let Some(s) = handles::request_slot(*i) {
                     s.active = true;
+                    s.cancelled = false;
                     if s.kind == ReqKind::PersistentSend {
                         count_send(s.comm, s.peer);
                     }
@@ -512,9 +514,16 @@ pub unsafe fn cancel(request: *mut MPI_Request) -> c_int {
         return unsafe { PMPI_Cancel(request) };
     }
     // SAFETY: non-null.
-    let mut real = handles::request_real(unsafe { *request });
+    let v = unsafe { *request };
+    let mut real = handles::request_real(v);
     // SAFETY: translated request.
-    unsafe { PMPI_Cancel(&mut real) }
+    let rc = unsafe { PMPI_Cancel(&mut real) };
+    if rc == k::MPI_SUCCESS() {
+        if let Some(s) = handles::request_index(v).and_then(handles::request_slot) {
+            s.cancelled = true;
+        }
+    }
+    rc
 }
 
 /// `MPI_Request_get_status`: no completion, only a look.

@@ -153,6 +153,9 @@ pub struct ReqSlot {
     /// persistent request on the new communicator that takes its place
     /// once the program has completed it.
     pub swap_in: MPI_Request,
+    /// The program cancelled it (`MPI_Cancel`): it stays where it is and
+    /// completes as cancelled.
+    pub cancelled: bool,
 }
 
 static REQUEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -694,6 +697,7 @@ fn request_insert(
         active: false,
         seq: if p2p.is_some() { next_seq() } else { 0 },
         swap_in: k::MPI_REQUEST_NULL(),
+        cancelled: false,
     });
     codec::encode(codec::REQUEST, i)
 }

@@ -73,7 +73,7 @@ pub unsafe fn park() -> Vec<Parked> {
         .filter_map(|(i, s)| {
             let args = s.p2p?;
             let comm = s.comm.index()?;
-            (moves(comm) && s.kind != ReqKind::Other)
+            (moves(comm) && s.kind != ReqKind::Other && !s.cancelled)
                 .then_some((i, s.kind, s.real, args, s.active, s.seq))
         })
         .collect();
