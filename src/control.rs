@@ -131,7 +131,7 @@ pub fn start(provided: c_int) {
             &mut window,
         );
         PMPI_Info_free(&mut info);
-        if rc != k::MPI_SUCCESS() || base.is_null() || (base as usize) % 8 != 0 {
+        if rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8) {
             log::warn!("cannot allocate the state window (error {rc}): regroups disabled");
             window = k::MPI_WIN_NULL();
         } else {

@@ -490,3 +490,47 @@ pub unsafe fn mrecv(
     }
     Some(rc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(slot: usize, source: c_int, tag: c_int, byte: u8) -> Drained {
+        Drained {
+            slot,
+            source,
+            tag,
+            // SAFETY: MPI_Status is plain data; all zero is a valid value.
+            status: unsafe { std::mem::zeroed() },
+            data: vec![byte],
+        }
+    }
+
+    /// Served in MPI order: per source first in first out, the earliest
+    /// matching for wildcards, never across communicators.
+    #[test]
+    fn matching_order() {
+        let q = queue();
+        q.clear();
+        q.extend([
+            msg(3, 0, 5, 1),
+            msg(3, 0, 6, 2),
+            msg(3, 1, 5, 3),
+            msg(4, 0, 5, 4),
+            msg(3, 0, 5, 5),
+        ]);
+        PENDING.store(true, Ordering::Relaxed);
+        let c3 = CommRef(3);
+        let any_src = k::MPI_ANY_SOURCE();
+        let any_tag = k::MPI_ANY_TAG();
+        assert_eq!(take(c3, 1, any_tag).map(|d| d.data[0]), Some(3));
+        assert_eq!(take(c3, 0, 6).map(|d| d.data[0]), Some(2));
+        assert_eq!(take(c3, any_src, 5).map(|d| d.data[0]), Some(1));
+        assert_eq!(take(c3, 1, 5).map(|d| d.data[0]), None);
+        assert_eq!(take(CommRef(4), any_src, any_tag).map(|d| d.data[0]), Some(4));
+        assert!(pending());
+        assert_eq!(take(c3, any_src, any_tag).map(|d| d.data[0]), Some(5));
+        assert!(!pending(), "the queue is empty: the hot path check is off");
+        assert!(take(CommRef::NONE, any_src, any_tag).is_none());
+    }
+}
