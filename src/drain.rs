@@ -527,7 +527,10 @@ mod tests {
         assert_eq!(take(c3, 0, 6).map(|d| d.data[0]), Some(2));
         assert_eq!(take(c3, any_src, 5).map(|d| d.data[0]), Some(1));
         assert_eq!(take(c3, 1, 5).map(|d| d.data[0]), None);
-        assert_eq!(take(CommRef(4), any_src, any_tag).map(|d| d.data[0]), Some(4));
+        assert_eq!(
+            take(CommRef(4), any_src, any_tag).map(|d| d.data[0]),
+            Some(4)
+        );
         assert!(pending());
         assert_eq!(take(c3, any_src, any_tag).map(|d| d.data[0]), Some(5));
         assert!(!pending(), "the queue is empty: the hot path check is off");

@@ -33,6 +33,17 @@ pub struct Ticket {
 
 impl Ticket {
     /// The real communicator to call MPI with.
+    /// Another communicator of the call (`peer_comm`), translated again
+    /// from the program's handle after a regroup.
+    #[inline(always)]
+    pub fn again(&self, real: MPI_Comm, program: MPI_Comm) -> MPI_Comm {
+        if self.regrouped {
+            crate::handles::comm_real(program)
+        } else {
+            real
+        }
+    }
+
     #[inline(always)]
     pub fn real(&self, real: MPI_Comm) -> MPI_Comm {
         if self.regrouped {

@@ -372,6 +372,7 @@ fn gen_function(f: &Function, out: &mut String) {
     let mut post = String::new();
     let mut call_args = Vec::new();
     let mut comm_slot: Option<String> = None;
+    let mut other_comms: Vec<String> = Vec::new();
     for p in &f.params {
         let id = ident(&p.name);
         match family(&p.ctype) {
@@ -380,6 +381,11 @@ fn gen_function(f: &Function, out: &mut String) {
                 if fam == "comm" && comm_slot.is_none() {
                     writeln!(pre, "    let ({id}, {id}_slot) = handles::comm_in({id});").unwrap();
                     comm_slot = Some(format!("{id}_slot"));
+                } else if fam == "comm" && t == Template::Collective {
+                    // Translated again if a regroup at the entry moves the job.
+                    writeln!(pre, "    let {id}_virtual = {id};").unwrap();
+                    writeln!(pre, "    let {id} = handles::comm_real({id});").unwrap();
+                    other_comms.push(id.clone());
                 } else {
                     writeln!(pre, "    let {id} = handles::{fam}_real({id});").unwrap();
                 }
@@ -556,6 +562,9 @@ fn gen_function(f: &Function, out: &mut String) {
                 // A regroup while waiting at the entry moves the job to new
                 // communicators: call MPI with the one of the moment.
                 writeln!(b, "    let {c} = ticket.real({c});").unwrap();
+            }
+            for o in &other_comms {
+                writeln!(b, "    let {o} = ticket.again({o}, {o}_virtual);").unwrap();
             }
             writeln!(b, "    let rc = {call};").unwrap();
             writeln!(b, "    superstep::leave_collective(ticket);").unwrap();

@@ -3960,10 +3960,12 @@ pub unsafe extern "C" fn MPI_Initialized(flag: *mut c_int) -> c_int {
 pub unsafe extern "C" fn MPI_Intercomm_create(local_comm: sys::MPI_Comm, local_leader: c_int, peer_comm: sys::MPI_Comm, remote_leader: c_int, tag: c_int, newintercomm: *mut sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Intercomm_create", crate::boundary::internal_error(), || {
         let (local_comm, local_comm_slot) = handles::comm_in(local_comm);
+        let peer_comm_virtual = peer_comm;
         let peer_comm = handles::comm_real(peer_comm);
         let mut newintercomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(local_comm_slot);
         let local_comm = ticket.real(local_comm);
+        let peer_comm = ticket.again(peer_comm, peer_comm_virtual);
         let rc = PMPI_Intercomm_create(local_comm, local_leader, peer_comm, remote_leader, tag, if newintercomm.is_null() { newintercomm } else { &mut newintercomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
