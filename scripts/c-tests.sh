@@ -15,7 +15,10 @@
 # follows: N regroups started by pseudo-random ranks at pseudo-random call
 # counts (FERRY_REGROUP, drawn from seed S, default: the time; the SPECs are
 # printed so that a failure can be replayed), whose stdout must equal the
-# plain run's and whose event log must hold exactly N regroups. Each run is limited by
+# plain run's and whose event log must hold exactly N regroups. With
+# --retries R a regroup run that fails is run again (same SPECs) up to R
+# times; a pass after a failure is reported as such ("passed on retry") and
+# listed in c-tests/out/flaky.txt, never hidden. Each run is limited by
 # `timeout 60`. Outputs go to c-tests/out/$MPI/NAME.{plain,plain2,lib}.{out,err}.
 # Prints one PASS/FAIL line per program and MPI, then "N passed, M failed";
 # exits non-zero if anything failed.
@@ -34,6 +37,7 @@ usage() {
 
 no_lib=0
 regroups=0
+retries=0
 seed="$(date +%s)"
 mpis=()
 names=()
@@ -48,6 +52,7 @@ for arg in "$@"; do
         --no-lib) no_lib=1 ;;
         --regroups) want=regroups ;;
         --seed) want=seed ;;
+        --retries) want=retries ;;
         -h|--help) usage ;;
         mpich|openmpi) mpis+=("$arg") ;;
         all) mpis+=(mpich openmpi) ;;
@@ -221,14 +226,38 @@ test_mpi() (
     done
 )
 
-# regroup_one NAME RANKS: the run with $regroups regroups (see the header).
+# regroup_one NAME RANKS: the run with $regroups regroups (see the header),
+# tried again up to $retries times if it fails.
 regroup_one() {
+    local name="$1" ranks="$2" try first=""
+    for ((try = 0; try <= retries; try++)); do
+        regroup_try "$name" "$ranks"
+        if [ -z "$try_failure" ]; then
+            if [ -n "$first" ]; then
+                result "$FERRY_MPI" "$name" PASS "$try_pass; passed on retry $try, first run: $first"
+                echo "$FERRY_MPI $name: $first" >>"$OUT/flaky.txt"
+            else
+                result "$FERRY_MPI" "$name" PASS "$try_pass"
+            fi
+            return 0
+        fi
+        [ -n "$first" ] || first="$try_failure"
+        echo "    (regroup run of $name [$FERRY_MPI] failed: $try_failure)"
+    done
+    result "$FERRY_MPI" "$name" FAIL "$try_failure"
+}
+
+# regroup_try NAME RANKS: one attempt; sets try_failure ("" on success)
+# and try_pass (the success line).
+regroup_try() {
+    try_failure=""
+    try_pass=""
     local name="$1" ranks="$2" r calls=()
     for ((r = 0; r < ranks; r++)); do
         calls[r]="$(sed -n "s/^ferry\[rank $r pid [0-9]*\] debug: finalize: \([0-9]*\) calls.*/\1/p" \
             "$dir/$name.lib.err" | head -n 1)"
         if [ -z "${calls[r]}" ]; then
-            result "$FERRY_MPI" "$name" FAIL "no call count for rank $r in $dir/$name.lib.err"
+            try_failure="no call count for rank $r in $dir/$name.lib.err"
             return 0
         fi
     done
@@ -260,13 +289,13 @@ regroup_one() {
     done
     local replay="replay: --regroups $regroups --seed $seed $FERRY_MPI $name (FERRY_REGROUP=\"$spec_list\")"
     if [ -n "$run_status" ]; then
-        result "$FERRY_MPI" "$name" FAIL "$run_status; $replay"
+        try_failure="$run_status; $replay"
         show_file stdout "$dir/$name.regroup.out"
         show_file stderr "$dir/$name.regroup.err"
         return 0
     fi
     if ! diff -u "$dir/$name.plain.out" "$dir/$name.regroup.out" >"$dir/$name.diff" 2>&1; then
-        result "$FERRY_MPI" "$name" FAIL "stdout differs with regroups; $replay"
+        try_failure="stdout differs with regroups; $replay"
         show_file "diff plain vs regroup" "$dir/$name.diff"
         show_file "regroup stderr" "$dir/$name.regroup.err"
         return 0
@@ -280,11 +309,11 @@ regroup_one() {
     # (programs may ask for more themselves: the C API, a signal)
     fired="$(grep -c 'regroup asked for' "$dir/$name.regroup.err" || true)"
     if [ "${fired:-0}" -eq 0 ] || [ "${done_n:-0}" -ne "$fired" ]; then
-        result "$FERRY_MPI" "$name" FAIL "${done_n:-0} regroups in the event log, ${fired:-0} asked for ($regroups SPECs); $replay"
+        try_failure="${done_n:-0} regroups in the event log, ${fired:-0} asked for ($regroups SPECs); $replay"
         show_file "regroup stderr" "$dir/$name.regroup.err"
         return 0
     fi
-    result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs $done_n regroups of $regroups SPECs (seed $seed)"
+    try_pass="$ranks ranks, plain vs $done_n regroups of $regroups SPECs (seed $seed)"
 }
 
 if [ "$no_lib" -eq 1 ]; then
