@@ -412,13 +412,31 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
 
 /// Records a communicator with a known recipe.
 pub fn comm_register(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_Comm {
+    comm_register_with(real, recipe, None)
+}
+
+/// Records the communicator of an `MPI_Comm_idup`, not usable before its
+/// request completes: its id is its parent's and superstep's (the same on
+/// both sides of an intercommunicator), with no exchange.
+pub fn comm_register_dup(real: MPI_Comm, recipe: crate::membership::Recipe) -> MPI_Comm {
+    let (parent, step) = crate::superstep::last_collective();
+    let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
+    comm_register_with(real, recipe, Some(mix_gid(&[pgid, step, 0x1d09])))
+}
+
+fn comm_register_with(
+    real: MPI_Comm,
+    recipe: crate::membership::Recipe,
+    gid: Option<u64>,
+) -> MPI_Comm {
     let _g = lock();
     let t = tables();
     let peers = recipe.peer_count();
     let serial = t.next_serial;
     t.next_serial += 1;
-    let mut gid = gid_of(&recipe);
-    if recipe.remote.is_some() && recipe.rebuildable() {
+    let exchange = gid.is_none() && recipe.remote.is_some() && recipe.rebuildable();
+    let mut gid = gid.unwrap_or_else(|| gid_of(&recipe));
+    if exchange {
         // The two groups of an intercommunicator come from different
         // parents: each side learns the other's candidate (a reduction
         // over an intercommunicator delivers the remote group's result).

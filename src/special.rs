@@ -373,7 +373,7 @@ unsafe fn idup_common(
     // name before the request completes); it is usable for communication
     // once the request completes, when it is read again.
     // SAFETY: `real` is the live parent.
-    let v = handles::comm_register(cell.0, unsafe { Recipe::of(real) });
+    let v = handles::comm_register_dup(cell.0, unsafe { Recipe::of(real) });
     let (_, new_slot) = handles::comm_in(v);
     let vreq = handles::request_out(req, ReqKind::CommIdup, new_slot, 0, 0);
     match handles::request_index(vreq) {
