@@ -38,6 +38,16 @@ use std::time::{Duration, Instant};
 /// The signal that asks a process to start a regroup.
 pub const SIGNAL: c_int = libc::SIGUSR2;
 
+/// The assertion of the library's shared epochs on the state windows.
+/// MPICH: `MPI_MODE_NOCHECK` (no process ever takes a conflicting lock on
+/// them there: the lead is taken with an atomic), so that no lock has to be
+/// granted by a target busy elsewhere. Open MPI takes the lead under an
+/// exclusive lock, so its shared epochs keep the check.
+#[cfg(ferry_mpi = "mpich")]
+const LOCK_ALL_ASSERT: c_int = k::MPI_MODE_NOCHECK();
+#[cfg(not(ferry_mpi = "mpich"))]
+const LOCK_ALL_ASSERT: c_int = 0;
+
 /// The tag of the leader's messages on the control communicator.
 const TAG_CTRL: c_int = 31_337;
 /// Messages: `[kind, epoch, ...]`.
@@ -519,7 +529,7 @@ unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
     let zero: u64 = 0;
     // SAFETY: contract of the caller.
     unsafe {
-        PMPI_Win_lock_all(0, win);
+        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
         PMPI_Compare_and_swap(
             &me as *const u64 as *const c_void,
             &zero as *const u64 as *const c_void,
@@ -591,7 +601,7 @@ fn try_lead() -> bool {
     let cmd: [u64; 3] = [epoch, rank as u64, 0];
     // SAFETY: as above.
     unsafe {
-        PMPI_Win_lock_all(0, win);
+        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
         for r in 0..size {
             PMPI_Put(
                 cmd.as_ptr() as *const c_void,
@@ -724,7 +734,7 @@ fn read_all() -> Vec<View> {
     // SAFETY: the window is ours; every Get lands in a buffer that lives
     // until the epoch is closed (flush/unlock) below.
     unsafe {
-        PMPI_Win_lock_all(0, win);
+        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
         for r in 0..size {
             PMPI_Get(
                 headers.as_mut_ptr().add(hb * r as usize) as *mut c_void,
