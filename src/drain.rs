@@ -318,6 +318,28 @@ pub unsafe fn deliver(
     rc
 }
 
+/// Delivers a drained message into a receive buffer and makes `req` a
+/// request that is already complete and reports it (for nonblocking and
+/// persistent receives served from the queue).
+///
+/// # Safety
+/// As for [`deliver`]; `req` must be writable.
+pub unsafe fn deliver_completed(
+    d: &Drained,
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    req: *mut MPI_Request,
+) -> c_int {
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    // SAFETY: forwarded; `st` is a local that `deliver` fills (a truncation
+    // is reported in its MPI_ERROR, as MPI would at completion).
+    unsafe {
+        deliver(d, buf, count, datatype, st.as_mut_ptr());
+        crate::pending::completed_request(st.assume_init(), req)
+    }
+}
+
 /// A blocking receive served from the queue, if a drained message matches.
 ///
 /// # Safety
@@ -354,20 +376,17 @@ pub unsafe fn irecv(
         return None;
     }
     let d = take(slot, source, tag)?;
-    let mut st = MaybeUninit::<MPI_Status>::zeroed();
-    // SAFETY: forwarded; `st` is a local.
-    let rc = unsafe { deliver(&d, buf, count, datatype, st.as_mut_ptr()) };
     let mut real = k::MPI_REQUEST_NULL();
-    // SAFETY: MPI filled nothing but deliver did: the status is complete.
-    let grc = unsafe { crate::pending::completed_request(st.assume_init(), &mut real) };
-    if grc != k::MPI_SUCCESS() {
-        return Some(grc);
+    // SAFETY: forwarded; `real` is a local.
+    let rc = unsafe { deliver_completed(&d, buf, count, datatype, &mut real) };
+    if rc == k::MPI_SUCCESS() {
+        // Already counted by the drain: `Other`, so completion counts nothing.
+        // SAFETY: checked non-null.
+        unsafe {
+            *request = handles::request_out(real, handles::ReqKind::Other, slot, source, tag)
+        };
     }
-    // Already counted by the drain: `Other`, so completion counts nothing.
-    // SAFETY: checked non-null.
-    unsafe { *request = handles::request_out(real, handles::ReqKind::Other, slot, source, tag) };
-    let _ = rc;
-    Some(k::MPI_SUCCESS())
+    Some(rc)
 }
 
 /// `MPI_Iprobe`/`MPI_Probe` answered from the queue.
@@ -470,12 +489,9 @@ pub unsafe fn mrecv(
         // SAFETY: forwarded.
         return Some(unsafe { deliver(&d, buf, count, datatype, status) });
     }
-    let mut st = MaybeUninit::<MPI_Status>::zeroed();
-    // SAFETY: forwarded; `st` is a local.
-    unsafe { deliver(&d, buf, count, datatype, st.as_mut_ptr()) };
     let mut real = k::MPI_REQUEST_NULL();
-    // SAFETY: the status is complete.
-    let rc = unsafe { crate::pending::completed_request(st.assume_init(), &mut real) };
+    // SAFETY: forwarded; `real` is a local.
+    let rc = unsafe { deliver_completed(&d, buf, count, datatype, &mut real) };
     if rc == k::MPI_SUCCESS() {
         // SAFETY: checked non-null by the caller's contract.
         unsafe {

@@ -154,13 +154,9 @@ pub unsafe fn serve_start(i: usize) -> bool {
     let Some(d) = crate::drain::take(slot.comm, slot.peer, slot.tag) else {
         return false;
     };
-    let mut st = MaybeUninit::<MPI_Status>::zeroed();
     let mut done = k::MPI_REQUEST_NULL();
     // SAFETY: the program's own receive arguments; a fresh request.
-    unsafe {
-        crate::drain::deliver(&d, args.buf, args.count, args.datatype, st.as_mut_ptr());
-        completed_request(st.assume_init(), &mut done);
-    }
+    unsafe { crate::drain::deliver_completed(&d, args.buf, args.count, args.datatype, &mut done) };
     if let Some(s) = tables().requests.get_mut(i) {
         s.swap_in = s.real;
         s.real = done;
@@ -267,17 +263,15 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
         let served_any = served.is_some();
         let rc = match (slot.kind, p.completed, served) {
             (ReqKind::Recv, _, Some(d)) => {
-                let mut st = MaybeUninit::<MPI_Status>::zeroed();
                 // SAFETY: the program's own receive arguments.
                 unsafe {
-                    crate::drain::deliver(
+                    crate::drain::deliver_completed(
                         &d,
                         p.args.buf,
                         p.args.count,
                         p.args.datatype,
-                        st.as_mut_ptr(),
-                    );
-                    completed_request(st.assume_init(), &mut real)
+                        &mut real,
+                    )
                 }
             }
             (ReqKind::Recv, Some(st), _) => {
