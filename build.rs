@@ -184,6 +184,12 @@ fn main() {
         cc.include(d);
     }
     cc.compile("ferry_mpi_constants");
+    println!("cargo:rerun-if-changed=src/image/context.c");
+    cc::Build::new()
+        .file("src/image/context.c")
+        .flag("-fno-stack-protector")
+        .warnings(true)
+        .compile("ferry_image_context");
 
     // Integer constants, as Rust consts: a tiny C program prints them.
     let mut prog = String::from("#include <mpi.h>\n#include <stdio.h>\nint main(void) {\n");

@@ -14,15 +14,19 @@ static PANICS: AtomicU64 = AtomicU64::new(0);
 /// Runs one wrapper body.
 #[inline(always)]
 pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
+    // What MPI (and the library) allocates from here is not the program's.
+    let counted = crate::image::enter_mpi();
     let calls = state().tick();
     crate::control::after_tick(calls);
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let r = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(payload) => {
             report(name, payload);
             fallback
         }
-    }
+    };
+    crate::image::leave_mpi(counted);
+    r
 }
 
 #[cold]

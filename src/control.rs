@@ -77,6 +77,8 @@ unsafe impl Sync for RuntimeCell {}
 static RUNTIME: RuntimeCell = RuntimeCell(std::cell::UnsafeCell::new(None));
 
 static MULTIPLE: AtomicBool = AtomicBool::new(false);
+/// The thread level MPI provided.
+static LEVEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 /// How many of this rank's regroup SPECs have fired.
 static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
@@ -85,6 +87,70 @@ static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
 pub fn runtime() -> Option<&'static Runtime> {
     // SAFETY: see `RuntimeCell`.
     unsafe { (*RUNTIME.0.get()).as_ref() }
+}
+
+/// The thread level MPI provided to the program.
+pub fn thread_level() -> c_int {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+/// This process's own MPI objects, for a restore to put aside while the
+/// library's memory is replaced by the image's (see [`adopt`]): the
+/// control and finale communicators, the state window and its memory.
+pub fn fresh() -> [u64; 16] {
+    let mut v = [0u64; 16];
+    if let Some(rt) = runtime() {
+        v[0] = handle_bits(rt.control);
+        v[1] = handle_bits(rt.finale);
+        v[2] = handle_bits(rt.window);
+    }
+    v[3] = crate::state::location() as u64;
+    v
+}
+
+/// In a restored process: the library (the old process's, from the
+/// image) takes the new process's MPI objects put aside by [`fresh`].
+pub fn adopt(v: &[u64; 16]) {
+    // SAFETY: see `RuntimeCell`: the program's main thread, inside the
+    // library, with no other thread of the program.
+    unsafe {
+        if let Some(rt) = (*RUNTIME.0.get()).as_mut() {
+            rt.control = handle_from_bits(v[0]);
+            rt.finale = handle_from_bits(v[1]);
+            rt.window = handle_from_bits(v[2]);
+        }
+        crate::state::adopt(v[3] as usize);
+    }
+}
+
+/// An MPI handle (an `int` or a pointer) as 64 bits.
+pub fn handle_bits<T: Copy>(h: T) -> u64 {
+    assert!(std::mem::size_of::<T>() <= 8);
+    let mut v = 0u64;
+    // SAFETY: copies the handle's bytes into a wider integer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            &h as *const T as *const u8,
+            &mut v as *mut u64 as *mut u8,
+            std::mem::size_of::<T>(),
+        )
+    };
+    v
+}
+
+/// The inverse of [`handle_bits`].
+pub fn handle_from_bits<T: Copy>(v: u64) -> T {
+    assert!(std::mem::size_of::<T>() <= 8);
+    let mut h = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the bytes of a handle made by `handle_bits`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            &v as *const u64 as *const u8,
+            h.as_mut_ptr() as *mut u8,
+            std::mem::size_of::<T>(),
+        );
+        h.assume_init()
+    }
 }
 
 #[inline(always)]
@@ -96,6 +162,7 @@ pub fn thread_multiple() -> bool {
 pub fn start(provided: c_int) {
     crate::logging::init();
     MULTIPLE.store(provided == k::MPI_THREAD_MULTIPLE(), Ordering::Relaxed);
+    LEVEL.store(provided, Ordering::Relaxed);
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -152,14 +219,19 @@ pub fn start(provided: c_int) {
             log::error!("{e}; no regroup will be started");
         }
     }
+    if let Err(e) = crate::checkpoint::configure(rank) {
+        if rank == 0 {
+            log::error!("{e}; no checkpoint will be taken");
+        }
+    }
     if rank == 0 {
         // Accepted by `ferry run` and the environment already; the protocol
-        // behind them is not in this version. Say so rather than ignore it.
-        use ferry_common::env::{FERRY_CHECKPOINT, FERRY_MIGRATE};
-        for var in [FERRY_MIGRATE, FERRY_CHECKPOINT] {
-            if let Some(v) = ferry_common::env::var(var) {
-                log::warn!("{var}={v:?} is not acted on yet: this version of ferry cannot migrate or checkpoint");
-            }
+        // behind it is not in this version. Say so rather than ignore it.
+        use ferry_common::env::FERRY_MIGRATE;
+        if let Some(v) = ferry_common::env::var(FERRY_MIGRATE) {
+            log::warn!(
+                "{FERRY_MIGRATE}={v:?} is not acted on yet: this version of ferry cannot migrate"
+            );
         }
     }
     handles::init(world, size as usize);
@@ -190,10 +262,9 @@ pub fn start(provided: c_int) {
 /// to reach it (taking part in a regroup meanwhile), then frees the
 /// library's objects.
 pub fn finish() {
-    let s = state();
     crate::regroup::closing();
     if let Some(rt) = runtime() {
-        s.set_status(crate::state::Status::Finalizing);
+        state().set_status(crate::state::Status::Finalizing);
         let mut req = k::MPI_REQUEST_NULL();
         // SAFETY: our private communicator; every process comes here once.
         unsafe { PMPI_Ibarrier(rt.finale, &mut req) };
@@ -205,10 +276,10 @@ pub fn finish() {
             if flag != 0 {
                 break;
             }
-            if s.command_pending() {
+            if state().command_pending() {
                 if crate::regroup::poll(true) {
                     crate::regroup::now();
-                    s.set_status(crate::state::Status::Finalizing);
+                    state().set_status(crate::state::Status::Finalizing);
                 }
                 idle = crate::regroup::Backoff::default();
             }
@@ -217,12 +288,19 @@ pub fn finish() {
     }
     log::debug!(
         "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",
-        s.calls.load(Ordering::Relaxed),
-        s.regroups.load(Ordering::Relaxed),
+        state().calls.load(Ordering::Relaxed),
+        state().regroups.load(Ordering::Relaxed),
         WORLD_BARRIERS.load(Ordering::Relaxed),
         WORLD_SWAPS.load(Ordering::Relaxed),
         crate::boundary::panics()
     );
+    release();
+}
+
+/// Frees the library's own MPI objects (the state window and the private
+/// communicators). Collective: every process calls it once, before
+/// `MPI_Finalize`.
+pub fn release() {
     // SAFETY: see `RuntimeCell`; the window and the control communicator
     // are ours and freed collectively, as every process finalizes.
     unsafe {
@@ -261,6 +339,7 @@ pub fn next_scheduled() -> u64 {
         .get(fired)
         .copied()
         .unwrap_or(u64::MAX)
+        .min(crate::checkpoint::due_at())
 }
 
 /// Set while `scheduled` runs.
@@ -289,12 +368,14 @@ fn scheduled(calls: u64) {
         crate::regroup::request();
     }
     SPECS_FIRED.store(fired as u64, Ordering::Relaxed);
+    if calls >= crate::checkpoint::due_at() {
+        crate::checkpoint::fire(calls);
+    }
     crate::regroup::service();
-    let s = state();
-    if s.command.load(Ordering::SeqCst) == 0 && crate::regroup::queued() == 0 {
-        s.next_event.store(next_scheduled(), Ordering::SeqCst);
-        if s.command.load(Ordering::SeqCst) != 0 || crate::regroup::queued() > 0 {
-            s.next_event.store(0, Ordering::SeqCst);
+    if state().command.load(Ordering::SeqCst) == 0 && crate::regroup::queued() == 0 {
+        state().next_event.store(next_scheduled(), Ordering::SeqCst);
+        if state().command.load(Ordering::SeqCst) != 0 || crate::regroup::queued() > 0 {
+            state().next_event.store(0, Ordering::SeqCst);
         }
     }
     NESTED.store(false, Ordering::Relaxed);

@@ -21,6 +21,9 @@
 //! | [`drain`] | channels emptied by their counts; drained messages served first |
 //! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
+//! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
+//! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
+//! | [`objects`] | MPI objects the program holds that an image cannot re-create yet |
 //! | [`control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
 //! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
 //! | [`sys`] | the raw MPI layer: bindgen's `mpi.h` and macro-only constants |
@@ -34,12 +37,15 @@
 pub mod api;
 pub mod boundary;
 pub mod channels;
+pub mod checkpoint;
 pub mod completion;
 pub mod control;
 pub mod drain;
 pub mod handles;
+pub mod image;
 pub mod logging;
 pub mod membership;
+pub mod objects;
 pub mod p2p;
 pub mod pending;
 pub mod regroup;
@@ -50,3 +56,8 @@ pub mod superstep;
 pub mod sync;
 pub mod sys;
 pub mod wrappers;
+
+/// Every allocation of the library itself goes to its own arena once the
+/// process image is on (see [`image::alloc`]).
+#[global_allocator]
+static ALLOCATOR: image::alloc::LibAlloc = image::alloc::LibAlloc;

@@ -433,9 +433,26 @@ pub unsafe fn rebuild_all(
     new_world: MPI_Comm,
     keep_old: &dyn Fn(usize) -> bool,
 ) -> Result<Rebuilt, c_int> {
-    let old_world = handles::comm_real(k::MPI_COMM_WORLD());
     // SAFETY: contract of the function.
-    unsafe { carry_over(old_world, new_world) };
+    unsafe { rebuild_all_from(new_world, keep_old, true) }
+}
+
+/// [`rebuild_all`], with or without carrying attributes, names and error
+/// handlers over from the old real communicators (`carry`: they are alive;
+/// after a restart they belong to the old process's MPI and are not).
+///
+/// # Safety
+/// As [`rebuild_all`].
+pub unsafe fn rebuild_all_from(
+    new_world: MPI_Comm,
+    keep_old: &dyn Fn(usize) -> bool,
+    carry: bool,
+) -> Result<Rebuilt, c_int> {
+    let old_world = handles::comm_real(k::MPI_COMM_WORLD());
+    if carry {
+        // SAFETY: contract of the function.
+        unsafe { carry_over(old_world, new_world) };
+    }
     // Order by creation; read what is needed, then call MPI without holding
     // a reference into the tables.
     let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = tables()
@@ -456,8 +473,10 @@ pub unsafe fn rebuild_all(
         };
         // SAFETY: contract of the function.
         let new = unsafe { recipe.build(new_world)? };
-        // SAFETY: both live.
-        unsafe { carry_over(old, new) };
+        if carry {
+            // SAFETY: both live.
+            unsafe { carry_over(old, new) };
+        }
         if let Some(s) = tables().comms.get_mut(i) {
             s.real = new;
         }

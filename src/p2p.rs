@@ -90,23 +90,22 @@ pub fn block_on(
     if rc != k::MPI_SUCCESS() || done {
         return Ok(rc);
     }
-    let s = state();
     let world = world_of(comm, peer);
-    s.set_blocked(kind, comm.0, peer, tag, world);
+    state().set_blocked(kind, comm.0, peer, tag, world);
     let mut since: Option<std::time::Instant> = None;
     let r = loop {
         let (rc, done) = poll();
         if rc != k::MPI_SUCCESS() || done {
             break Ok(rc);
         }
-        if s.command_pending() {
+        if state().command_pending() {
             if regroup::poll(false) && wakeable && regroup::may_freeze_here() {
                 break Err(Woken);
             }
             regroup::nudge(world, *since.get_or_insert_with(std::time::Instant::now));
         }
     };
-    s.clear_blocked();
+    state().clear_blocked();
     r
 }
 

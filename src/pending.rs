@@ -28,6 +28,13 @@ pub struct Parked {
     in_flight: Option<MPI_Request>,
 }
 
+impl Parked {
+    /// The request slot.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
 /// Whether requests on this communicator slot move with the rebuild.
 fn moves(comm: usize) -> bool {
     comm == 0

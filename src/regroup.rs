@@ -111,11 +111,11 @@ impl Regroup {
     /// Whether some communicator of this process is below its target.
     fn behind(&self) -> bool {
         let Some(t) = &self.targets else { return false };
-        let s = state();
-        let used = s.used_slots.load(Ordering::Relaxed) as usize;
+        let used = state().used_slots.load(Ordering::Relaxed) as usize;
         (0..used.min(crate::state::MAX_COMMS)).any(|i| {
-            let g = s.gids[i].load(Ordering::Relaxed);
-            g != 0 && s.supersteps[i].load(Ordering::Relaxed) < t.get(&g).copied().unwrap_or(0)
+            let g = state().gids[i].load(Ordering::Relaxed);
+            g != 0
+                && state().supersteps[i].load(Ordering::Relaxed) < t.get(&g).copied().unwrap_or(0)
         })
     }
 }
@@ -320,14 +320,13 @@ pub fn poll(_safe: bool) -> bool {
     let Some((control, _, _, _)) = channel() else {
         return false;
     };
-    let s = state();
-    let epoch = s.command.load(Ordering::SeqCst);
+    let epoch = state().command.load(Ordering::SeqCst);
     if epoch == 0 {
         return false;
     }
     let sy = sync_state();
     if sy.as_ref().is_none_or(|x| x.epoch != epoch) {
-        let leader = s.command_leader.load(Ordering::SeqCst) as c_int;
+        let leader = state().command_leader.load(Ordering::SeqCst) as c_int;
         log::debug!("regroup {epoch}: command noticed (leader {leader})");
         *sy = Some(Regroup::new(epoch, leader));
     }
@@ -423,22 +422,21 @@ pub fn nudge(world: i32, blocked_since: Instant) {
 /// target, or stops in front of it until released or frozen. Returns
 /// whether the job moved to new communicators meanwhile.
 pub fn at_collective(slot: usize, k: u64) -> bool {
-    let s = state();
-    let gid: Gid = s.gids[slot].load(Ordering::Relaxed);
+    let gid: Gid = state().gids[slot].load(Ordering::Relaxed);
     if gid == 0 || channel().is_none() {
         return false;
     }
     // Until the synchronization says it may enter, the collective is not
     // entered: take the count back, so that the initiator's readings show
     // this process in front of it, not inside.
-    s.stop_slot.store(slot as u32, Ordering::Relaxed);
-    s.supersteps[slot].swap(k - 1, Ordering::SeqCst);
-    s.set_status(Status::Stopped);
+    state().stop_slot.store(slot as u32, Ordering::Relaxed);
+    state().supersteps[slot].swap(k - 1, Ordering::SeqCst);
+    state().set_status(Status::Stopped);
     let mut regrouped = false;
     let mut told = false;
     let mut idle = Backoff::default();
     loop {
-        if s.command.load(Ordering::SeqCst) == 0 {
+        if state().command.load(Ordering::SeqCst) == 0 {
             break;
         }
         let freeze = poll(false);
@@ -471,15 +469,15 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             regrouped = true;
             // `now` reset the status; this process is still in front of
             // the collective, and a next regroup may already be asked for.
-            s.stop_slot.store(slot as u32, Ordering::Relaxed);
-            s.set_status(Status::Stopped);
+            state().stop_slot.store(slot as u32, Ordering::Relaxed);
+            state().set_status(Status::Stopped);
             told = false;
             continue;
         }
         idle.pause(leading);
     }
-    s.supersteps[slot].swap(k, Ordering::SeqCst);
-    s.set_status(Status::Running);
+    state().supersteps[slot].swap(k, Ordering::SeqCst);
+    state().set_status(Status::Running);
     regrouped
 }
 
@@ -835,10 +833,9 @@ pub fn now() {
     let Some((control, _, rank, _)) = channel() else {
         return;
     };
-    let s = state();
     let frozen_at = Instant::now();
-    s.set_status(Status::Frozen);
-    let epoch = s.command.load(Ordering::SeqCst);
+    state().set_status(Status::Frozen);
+    let epoch = state().command.load(Ordering::SeqCst);
     // Everyone arrives: the leader's measure of the point-to-point sync.
     // SAFETY: every process of the job calls this once per regroup.
     unsafe { PMPI_Barrier(control) };
@@ -854,6 +851,58 @@ pub fn now() {
     // SAFETY: after the drain, every started persistent send was received.
     unsafe { crate::pending::complete_sends(&mut parked) };
     let drain = t_drain.elapsed();
+    let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
+    // A checkpoint (the leader says): every process images itself here; in
+    // a restarted job the processes come back here, on a new MPI.
+    let mut resumed: Option<u64> = None;
+    // SAFETY: every process of the job is here, after the drain.
+    if unsafe { crate::checkpoint::agree(control, leader, rank) } {
+        let (notify_us, collective_us, started) = sync_state()
+            .as_ref()
+            .and_then(|x| x.coordinator.as_ref())
+            .map(|c| {
+                let us = |d: Duration| d.as_micros() as u64;
+                let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
+                let collective = match (c.notified, c.synced) {
+                    (Some(a), Some(b)) => us(b - a),
+                    _ => 0,
+                };
+                (notify, collective, Some(c.started))
+            })
+            .unwrap_or((0, 0, None));
+        let before = crate::checkpoint::Before {
+            epoch,
+            notify_us,
+            collective_us,
+            p2p_sync_us: p2p_sync.as_micros() as u64,
+            drain_us: drain.as_micros() as u64,
+            drained_messages: drained.messages,
+            drained_bytes: drained.bytes,
+            started,
+            leader,
+        };
+        let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
+        // The library's own messages must be delivered before the image.
+        let mut flush_all = || {
+            if let Some(x) = sync_state().as_mut() {
+                flush(&mut x.outbox, true);
+                if let Some(c) = x.coordinator.as_mut() {
+                    flush(&mut c.outbox, true);
+                }
+            }
+        };
+        let size = channel().map(|c| c.3).unwrap_or(0);
+        // SAFETY: every process is here, frozen and drained.
+        if let crate::checkpoint::Taken::Resumed { restore_us } =
+            unsafe { crate::checkpoint::take(control, rank, size, &slots, &before, &mut flush_all) }
+        {
+            resumed = Some(restore_us);
+        }
+    }
+    // After a restart the control communicator is the new MPI'state().
+    let Some((control, _, rank, _)) = channel() else {
+        return;
+    };
     let t_group = Instant::now();
     let mut new_world = k::MPI_COMM_NULL();
     // SAFETY: collective over the control communicator.
@@ -872,13 +921,28 @@ pub fn now() {
                 orphans.len()
             );
         }
-        match unsafe { crate::membership::rebuild_all(new_world, &|i| orphans.contains(&i)) } {
+        if resumed.is_some() && !orphans.is_empty() {
+            log::error!(
+                "restart: {} communicators some members had freed cannot be made again",
+                orphans.len()
+            );
+        }
+        match unsafe {
+            crate::membership::rebuild_all_from(
+                new_world,
+                &|i| orphans.contains(&i),
+                resumed.is_none(),
+            )
+        } {
             Ok(st) => log::debug!(
                 "regroup {epoch}: {} communicators rebuilt, {} kept",
                 st.communicators,
                 st.skipped
             ),
             Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
+        }
+        if resumed.is_some() {
+            crate::checkpoint::after_rebuild();
         }
         // SAFETY: the communicators are rebuilt.
         unsafe { crate::pending::repost(parked) };
@@ -892,7 +956,6 @@ pub fn now() {
         group_us: group.as_micros() as u64,
         requests_moved: moved,
     };
-    let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
     let mut sums = Contribution::default();
     let mut maxs = Contribution::default();
     // SAFETY: plain reductions of six u64s over the control communicator.
@@ -927,21 +990,39 @@ pub fn now() {
     if let Some(c) = coordinator.as_mut() {
         flush(&mut c.outbox, true);
     }
-    s.regroups.fetch_add(1, Ordering::SeqCst);
-    s.command.store(0, Ordering::SeqCst);
-    s.set_status(Status::Running);
+    state().regroups.fetch_add(1, Ordering::SeqCst);
+    state().command.store(0, Ordering::SeqCst);
+    state().set_status(Status::Running);
     // The lead is free again. Rank 0 clears it in its own memory, now that
     // every process is here (nobody can be trying to take it), before the
     // barrier after which they may.
     if rank == 0 {
-        s.leader.store(0, Ordering::SeqCst);
+        state().leader.store(0, Ordering::SeqCst);
     }
     // Nobody may be told of a next regroup before everyone has reset.
     // SAFETY: collective over the control communicator.
     unsafe { PMPI_Barrier(control) };
     restore_next_event();
+    if let Some(restore_us) = resumed {
+        let mut worst: u64 = 0;
+        // SAFETY: a reduction of one integer over the control communicator.
+        unsafe {
+            PMPI_Reduce(
+                &restore_us as *const u64 as *const c_void,
+                &mut worst as *mut u64 as *mut c_void,
+                1,
+                k::MPI_UINT64_T(),
+                k::MPI_MAX(),
+                0,
+                control,
+            )
+        };
+        let group_us = maxs.group_us;
+        crate::checkpoint::restarted(rank, worst, group_us, worst + group_us);
+        return;
+    }
     if let Some(c) = coordinator {
-        let superstep = s.supersteps[0].load(Ordering::Relaxed);
+        let superstep = state().supersteps[0].load(Ordering::Relaxed);
         let total = c.started.elapsed();
         let us = |d: Duration| d.as_micros() as u64;
         let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
@@ -991,14 +1072,13 @@ pub fn closing() {
     if channel().is_none() {
         return;
     }
-    let s = state();
-    s.set_status(Status::Finalizing);
+    state().set_status(Status::Finalizing);
     let mut idle = Backoff::default();
     loop {
-        if s.command.load(Ordering::SeqCst) != 0 {
+        if state().command.load(Ordering::SeqCst) != 0 {
             if poll(true) {
                 now();
-                s.set_status(Status::Finalizing);
+                state().set_status(Status::Finalizing);
                 idle = Backoff::default();
             }
             idle.pause(true);

@@ -601,7 +601,7 @@ unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, code: *mut 
     // SAFETY: the address the program gave to MPI_Comm_create_errhandler.
     unsafe {
         let f: ErrFn = std::mem::transmute::<usize, ErrFn>(user);
-        f(&mut v, code);
+        crate::image::as_program(|| f(&mut v, code));
     }
 }
 
@@ -757,14 +757,17 @@ unsafe extern "C" fn copy_trampoline(
     match attr_fns(keyval).and_then(|f| f.copy) {
         // SAFETY: the program's own function, with the arguments MPI gave.
         Some(f) => unsafe {
-            f(
-                program_comm(oldcomm),
-                keyval,
-                extra_state,
-                attribute_val_in,
-                attribute_val_out,
-                flag,
-            )
+            let comm = program_comm(oldcomm);
+            crate::image::as_program(|| {
+                f(
+                    comm,
+                    keyval,
+                    extra_state,
+                    attribute_val_in,
+                    attribute_val_out,
+                    flag,
+                )
+            })
         },
         None => {
             if !flag.is_null() {
@@ -784,7 +787,10 @@ unsafe extern "C" fn delete_trampoline(
 ) -> c_int {
     match attr_fns(keyval).and_then(|f| f.delete) {
         // SAFETY: the program's own function, with the arguments MPI gave.
-        Some(f) => unsafe { f(program_comm(comm), keyval, attribute_val, extra_state) },
+        Some(f) => unsafe {
+            let comm = program_comm(comm);
+            crate::image::as_program(|| f(comm, keyval, attribute_val, extra_state))
+        },
         None => k::MPI_SUCCESS(),
     }
 }

@@ -175,6 +175,45 @@ pub fn move_home() {
     }
 }
 
+/// Copies the live state into the static, leaving it where it is (the
+/// static is the process image's copy: window memory belongs to MPI and is
+/// not carried).
+pub fn copy_home() {
+    let home = STATE.0.get();
+    let at = STATE_AT.load(Ordering::SeqCst);
+    if at != home {
+        // SAFETY: `at` is the live window memory, `home` the static.
+        unsafe { std::ptr::copy_nonoverlapping(at as *const u8, home as *mut u8, STATE_BYTES) };
+    }
+}
+
+/// Where the state is now (the window memory of this process's MPI, or
+/// the static), as an address.
+pub fn location() -> usize {
+    STATE_AT.load(Ordering::SeqCst) as usize
+}
+
+/// After a restore: the state carried in the static moves into the new
+/// process's window memory at `at` (0: it stays in the static).
+///
+/// # Safety
+/// `at` must be this process's live state window memory (or 0).
+pub unsafe fn adopt(at: usize) {
+    let home = STATE.0.get();
+    if at != 0 && at != home as usize {
+        // SAFETY: contract of the function.
+        unsafe { move_to_from(home as *const u8, at as *mut u8) };
+    } else {
+        STATE_AT.store(home, Ordering::SeqCst);
+    }
+}
+
+unsafe fn move_to_from(from: *const u8, to: *mut u8) {
+    // SAFETY: see `adopt`.
+    unsafe { std::ptr::copy_nonoverlapping(from, to, STATE_BYTES) };
+    STATE_AT.store(to as *mut ProcState, Ordering::SeqCst);
+}
+
 /// Byte offsets of the fields a remote process reads or writes.
 pub mod offsets {
     use super::ProcState;

@@ -61,9 +61,8 @@ pub fn enter_collective(comm: CommRef) -> Ticket {
         regrouped: false,
     };
     if let Some(i) = comm.index() {
-        let s = state();
-        let steps = &s.supersteps[i];
-        s.entering_comm.store(i as u32 + 1, Ordering::Relaxed);
+        let steps = &state().supersteps[i];
+        state().entering_comm.store(i as u32 + 1, Ordering::Relaxed);
         let k = steps.load(Ordering::Relaxed) + 1;
         // The publishing store is a sequentially consistent exchange: one
         // locked instruction on x86-64, the store and the full fence at
@@ -71,7 +70,7 @@ pub fn enter_collective(comm: CommRef) -> Ticket {
         steps.swap(k, Ordering::SeqCst);
         LAST_SLOT.store(i as u32, Ordering::Relaxed);
         LAST_STEP.store(k, Ordering::Relaxed);
-        if s.command.load(Ordering::SeqCst) != 0 {
+        if state().command.load(Ordering::SeqCst) != 0 {
             t.regrouped = crate::regroup::at_collective(i, k);
         }
     }

@@ -138,14 +138,101 @@ pub fn migrate(job: &str, rank: u32, to: Option<String>) -> Result<i32, Failure>
     Ok(0)
 }
 
-pub fn restart(dir: &Path) -> Result<i32, Failure> {
+/// What `checkpoint.json` (written by rank 0 of a checkpointed job) says.
+#[derive(serde::Deserialize, Debug)]
+pub struct CheckpointMeta {
+    pub ranks: u32,
+    pub program: String,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    pub mpi: String,
+    pub events: Option<String>,
+    #[serde(default)]
+    pub image_bytes: u64,
+}
+
+/// Reads and checks a checkpoint directory.
+pub fn read_checkpoint(dir: &Path) -> Result<CheckpointMeta, Failure> {
     if !dir.is_dir() {
         return Err(Failure::usage(format!(
             "{}: no such checkpoint directory",
             dir.display()
         )));
     }
-    Err(Failure::usage("checkpoint/restart is not implemented yet"))
+    let path = dir.join("checkpoint.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::usage(format!(
+            "{}: not a complete checkpoint ({}: {e})",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    let meta: CheckpointMeta = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{}: corrupt: {e}", path.display())))?;
+    for r in 0..meta.ranks {
+        let img = dir.join(format!("rank-{r}.img"));
+        if !img.is_file() {
+            return Err(Failure::usage(format!(
+                "{}: the image of rank {r} is missing ({})",
+                dir.display(),
+                img.display()
+            )));
+        }
+    }
+    if !Path::new(&meta.program).is_file() {
+        return Err(Failure::usage(format!(
+            "the checkpointed program {} is gone",
+            meta.program
+        )));
+    }
+    Ok(meta)
+}
+
+/// `ferry restart DIR`: the same program, on as many ranks, under the same
+/// MPI, each rank resuming from its image.
+pub fn restart(dir: &Path) -> Result<i32, Failure> {
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        Failure::usage(format!(
+            "{}: no such checkpoint directory ({e})",
+            dir.display()
+        ))
+    })?;
+    let meta = read_checkpoint(&dir)?;
+    let mpi = match meta.mpi.as_str() {
+        "mpich" => crate::Mpi::Mpich,
+        "openmpi" => crate::Mpi::Openmpi,
+        other => {
+            return Err(Failure::usage(format!(
+                "the checkpoint was taken under an unknown MPI '{other}'"
+            )))
+        }
+    };
+    if let Some(cwd) = &meta.cwd {
+        if let Err(e) = std::env::set_current_dir(cwd) {
+            log::warn!("cannot go to the checkpoint's working directory {cwd}: {e}");
+        }
+    }
+    let mut command: Vec<std::ffi::OsString> = vec![meta.program.clone().into()];
+    command.extend(meta.argv.iter().skip(1).map(|a| a.into()));
+    eprintln!(
+        "ferry: restarting {} ranks of {} from {} ({:.1} MiB of images)",
+        meta.ranks,
+        meta.program,
+        dir.display(),
+        meta.image_bytes as f64 / (1u64 << 20) as f64
+    );
+    crate::run::run(crate::RunArgs {
+        mpi: Some(mpi),
+        n: meta.ranks,
+        hosts: None,
+        migrate: Vec::new(),
+        regroup: Vec::new(),
+        events: meta.events.map(std::path::PathBuf::from),
+        checkpoint: None,
+        command,
+        restart: Some(dir),
+    })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ struct Cli {
 enum Command {
     /// Run PROGRAM under the MPI's mpiexec with libferry.so preloaded in every rank
     Run(RunArgs),
-    /// Restart a job from a checkpoint directory (not implemented yet)
+    /// Restart a job from a checkpoint directory
     Restart {
         /// Checkpoint directory written by `ferry run --checkpoint`
         #[arg(value_name = "DIR")]
@@ -163,6 +163,9 @@ pub struct RunArgs {
     /// The MPI program and its arguments (after `--`)
     #[arg(value_name = "PROGRAM", required = true, num_args = 1.., trailing_var_arg = true)]
     pub command: Vec<OsString>,
+    /// Set by `ferry restart`: the checkpoint directory the ranks resume from.
+    #[arg(skip)]
+    pub restart: Option<PathBuf>,
 }
 
 fn parse_migrate_spec(s: &str) -> Result<OpSpec, String> {

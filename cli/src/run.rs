@@ -35,6 +35,7 @@ const SET_BY_FERRY: &[&str] = &[
     fenv::FERRY_REGROUP,
     fenv::FERRY_CHECKPOINT,
     fenv::FERRY_HOSTS,
+    fenv::FERRY_RESTART,
 ];
 
 /// The environment of the ranks: `LD_PRELOAD`, the variables ferry sets
@@ -395,9 +396,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             })
             .transpose()?,
     };
-    if checkpoint.is_some() {
-        log::warn!("--checkpoint is passed to the ranks as FERRY_CHECKPOINT, but the library does not checkpoint yet");
-    }
+    // The checkpoint directory is the same for every rank, wherever it runs.
+    let checkpoint = checkpoint.map(|mut c| {
+        c.dir = absolute_new(Path::new(&c.dir)).display().to_string();
+        c
+    });
     let hosts: Option<Vec<String>> = args.hosts.map(|HostList(h)| h);
     let program = args.command[0].clone();
     if hosts.is_none() {
@@ -461,6 +464,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     if let Some(h) = &hosts {
         fixed.push((fenv::FERRY_HOSTS, h.join(",").into()));
+    }
+    if let Some(d) = &args.restart {
+        fixed.push((fenv::FERRY_RESTART, d.as_os_str().to_os_string()));
+    }
+    // A checkpoint and a restart need the process image in every rank.
+    if (meta.checkpoint.is_some() || args.restart.is_some())
+        && std::env::var_os(fenv::FERRY_IMAGE).is_none()
+    {
+        fixed.push((fenv::FERRY_IMAGE, "1".into()));
     }
     let inherited_preload = std::env::var_os("LD_PRELOAD");
     let user = user_preload(inherited_preload.as_deref());

@@ -291,6 +291,31 @@ fn family(ctype: &str) -> Option<(&'static str, usize)> {
     Some((fam, stars))
 }
 
+/// MPI objects the program makes that are not virtual handles: counted
+/// live (made, freed) so that a process image can refuse what it cannot
+/// re-create yet (`crate::objects`).
+fn tracked(ctype: &str) -> Option<&'static str> {
+    let (base, stars) = base_type(ctype);
+    if stars != 1 {
+        return None;
+    }
+    Some(match base {
+        "MPI_Datatype" => "Datatype",
+        "MPI_Op" => "Op",
+        "MPI_Errhandler" => "Errhandler",
+        "MPI_Info" => "Info",
+        "MPI_File" => "File",
+        "MPI_Session" => "Session",
+        _ => return None,
+    })
+}
+
+/// Functions that release a tracked object through an `inout` handle.
+fn releases(name: &str) -> bool {
+    let base = name.strip_suffix("_c").unwrap_or(name);
+    base.ends_with("_free") || base == "MPI_File_close" || base == "MPI_Session_finalize"
+}
+
 fn param_list(f: &Function) -> String {
     f.params
         .iter()
@@ -469,7 +494,17 @@ fn gen_function(f: &Function, out: &mut String) {
             }
             // Pointers are forwarded with a cast: a few C prototypes in the
             // spec spell an array differently from mpi.h (`int ranges[][3]`).
-            None if rust_type(&p.ctype).starts_with('*') => call_args.push(format!("{id} as _")),
+            None if rust_type(&p.ctype).starts_with('*') => {
+                if let Some(kind) = tracked(&p.ctype).filter(|_| !is_array(p)) {
+                    if p.dir == "out" {
+                        writeln!(post, "        if !{id}.is_null() {{ crate::objects::made(crate::objects::Kind::{kind}, *{id}); }}").unwrap();
+                    } else if p.dir == "inout" && releases(&f.name) {
+                        writeln!(pre, "    let {id}_before = if {id}.is_null() {{ None }} else {{ Some(*{id}) }};").unwrap();
+                        writeln!(post, "        if let Some(h) = {id}_before {{ crate::objects::freed(crate::objects::Kind::{kind}, h); }}").unwrap();
+                    }
+                }
+                call_args.push(format!("{id} as _"))
+            }
             None => call_args.push(id),
         }
     }

@@ -19,6 +19,11 @@ pub const FERRY_MIGRATE: &str = "FERRY_MIGRATE";
 pub const FERRY_REGROUP: &str = "FERRY_REGROUP";
 /// Checkpoint SPEC `after=K,dir=DIR`.
 pub const FERRY_CHECKPOINT: &str = "FERRY_CHECKPOINT";
+/// `1` turns the process image on (the program's memory at fixed
+/// addresses, so that it can be checkpointed or moved).
+pub const FERRY_IMAGE: &str = "FERRY_IMAGE";
+/// Set by `ferry restart`: the checkpoint directory each rank resumes from.
+pub const FERRY_RESTART: &str = "FERRY_RESTART";
 /// Log level: `error`, `warn`, `info`, `debug` or `trace` (also `off`).
 pub const FERRY_LOG: &str = "FERRY_LOG";
 /// Comma-separated host list given to `ferry run --hosts`.

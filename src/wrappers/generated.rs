@@ -152,6 +152,9 @@ pub unsafe extern "C" fn MPI_Abi_get_fortran_booleans(logical_size: c_int, logic
 pub unsafe extern "C" fn MPI_Abi_get_fortran_info(info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Abi_get_fortran_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Abi_get_fortran_info(info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -161,6 +164,9 @@ pub unsafe extern "C" fn MPI_Abi_get_fortran_info(info: *mut sys::MPI_Info) -> c
 pub unsafe extern "C" fn MPI_Abi_get_info(info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Abi_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Abi_get_info(info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -1255,6 +1261,9 @@ pub unsafe extern "C" fn MPI_Comm_get_errhandler(comm: sys::MPI_Comm, errhandler
     crate::boundary::guard("MPI_Comm_get_errhandler", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Comm_get_errhandler(comm, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -1265,6 +1274,9 @@ pub unsafe extern "C" fn MPI_Comm_get_info(comm: sys::MPI_Comm, info_used: *mut 
     crate::boundary::guard("MPI_Comm_get_info", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Comm_get_info(comm, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }
@@ -1603,7 +1615,11 @@ pub unsafe extern "C" fn MPI_Errhandler_f2c(errhandler: sys::MPI_Fint) -> sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Errhandler_free(errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_Errhandler_free", crate::boundary::internal_error(), || {
+        let errhandler_before = if errhandler.is_null() { None } else { Some(*errhandler) };
         let rc = PMPI_Errhandler_free(errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = errhandler_before { crate::objects::freed(crate::objects::Kind::Errhandler, h); }
+        }
         rc
     })
 }
@@ -1624,6 +1640,9 @@ pub unsafe extern "C" fn MPI_Errhandler_get(comm: sys::MPI_Comm, errhandler: *mu
     crate::boundary::guard("MPI_Errhandler_get", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Errhandler_get(comm, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -1753,7 +1772,11 @@ pub unsafe extern "C" fn MPI_File_call_errhandler(fh: sys::MPI_File, errorcode: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_close(fh: *mut sys::MPI_File) -> c_int {
     crate::boundary::guard("MPI_File_close", crate::boundary::internal_error(), || {
+        let fh_before = if fh.is_null() { None } else { Some(*fh) };
         let rc = PMPI_File_close(fh as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = fh_before { crate::objects::freed(crate::objects::Kind::File, h); }
+        }
         rc
     })
 }
@@ -1763,6 +1786,9 @@ pub unsafe extern "C" fn MPI_File_close(fh: *mut sys::MPI_File) -> c_int {
 pub unsafe extern "C" fn MPI_File_create_errhandler(file_errhandler_fn: sys::MPI_File_errhandler_function, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_File_create_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_File_create_errhandler(file_errhandler_fn, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -1826,6 +1852,9 @@ pub unsafe extern "C" fn MPI_File_get_byte_offset(fh: sys::MPI_File, offset: sys
 pub unsafe extern "C" fn MPI_File_get_errhandler(file: sys::MPI_File, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_File_get_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_File_get_errhandler(file, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -1848,6 +1877,9 @@ pub unsafe extern "C" fn MPI_File_get_group(fh: sys::MPI_File, group: *mut sys::
 pub unsafe extern "C" fn MPI_File_get_info(fh: sys::MPI_File, info_used: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_File_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_File_get_info(fh, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }
@@ -1902,6 +1934,10 @@ pub unsafe extern "C" fn MPI_File_get_type_extent_c(fh: sys::MPI_File, datatype:
 pub unsafe extern "C" fn MPI_File_get_view(fh: sys::MPI_File, disp: *mut sys::MPI_Offset, etype: *mut sys::MPI_Datatype, filetype: *mut sys::MPI_Datatype, datarep: *mut c_char) -> c_int {
     crate::boundary::guard("MPI_File_get_view", crate::boundary::internal_error(), || {
         let rc = PMPI_File_get_view(fh, disp as _, etype as _, filetype as _, datarep as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !etype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *etype); }
+            if !filetype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *filetype); }
+        }
         rc
     })
 }
@@ -2175,6 +2211,9 @@ pub unsafe extern "C" fn MPI_File_open(comm: sys::MPI_Comm, filename: *const c_c
         let comm = ticket.real(comm);
         let rc = PMPI_File_open(comm, filename as _, amode, info, fh as _);
         superstep::leave_collective(ticket);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !fh.is_null() { crate::objects::made(crate::objects::Kind::File, *fh); }
+        }
         rc
     })
 }
@@ -2886,6 +2925,9 @@ pub unsafe extern "C" fn MPI_Get_elements_x(status: *const sys::MPI_Status, data
 pub unsafe extern "C" fn MPI_Get_hw_resource_info(hw_info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Get_hw_resource_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Get_hw_resource_info(hw_info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !hw_info.is_null() { crate::objects::made(crate::objects::Kind::Info, *hw_info); }
+        }
         rc
     })
 }
@@ -3813,6 +3855,9 @@ pub unsafe extern "C" fn MPI_Info_c2f(info: sys::MPI_Info) -> sys::MPI_Fint {
 pub unsafe extern "C" fn MPI_Info_create(info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Info_create", crate::boundary::internal_error(), || {
         let rc = PMPI_Info_create(info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -3822,6 +3867,9 @@ pub unsafe extern "C" fn MPI_Info_create(info: *mut sys::MPI_Info) -> c_int {
 pub unsafe extern "C" fn MPI_Info_create_env(argc: c_int, argv: *mut c_char, info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Info_create_env", crate::boundary::internal_error(), || {
         let rc = PMPI_Info_create_env(argc, argv as _, info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -3840,6 +3888,9 @@ pub unsafe extern "C" fn MPI_Info_delete(info: sys::MPI_Info, key: *const c_char
 pub unsafe extern "C" fn MPI_Info_dup(info: sys::MPI_Info, newinfo: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Info_dup", crate::boundary::internal_error(), || {
         let rc = PMPI_Info_dup(info, newinfo as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newinfo.is_null() { crate::objects::made(crate::objects::Kind::Info, *newinfo); }
+        }
         rc
     })
 }
@@ -3857,7 +3908,11 @@ pub unsafe extern "C" fn MPI_Info_f2c(info: sys::MPI_Fint) -> sys::MPI_Info {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Info_free(info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Info_free", crate::boundary::internal_error(), || {
+        let info_before = if info.is_null() { None } else { Some(*info) };
         let rc = PMPI_Info_free(info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = info_before { crate::objects::freed(crate::objects::Kind::Info, h); }
+        }
         rc
     })
 }
@@ -4835,6 +4890,9 @@ pub unsafe extern "C" fn MPI_Op_commutative(op: sys::MPI_Op, commute: *mut c_int
 pub unsafe extern "C" fn MPI_Op_create(user_fn: sys::MPI_User_function, commute: c_int, op: *mut sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Op_create", crate::boundary::internal_error(), || {
         let rc = PMPI_Op_create(user_fn, commute, op as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !op.is_null() { crate::objects::made(crate::objects::Kind::Op, *op); }
+        }
         rc
     })
 }
@@ -4844,6 +4902,9 @@ pub unsafe extern "C" fn MPI_Op_create(user_fn: sys::MPI_User_function, commute:
 pub unsafe extern "C" fn MPI_Op_create_c(user_fn: sys::MPI_User_function_c, commute: c_int, op: *mut sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Op_create_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Op_create_c(user_fn, commute, op as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !op.is_null() { crate::objects::made(crate::objects::Kind::Op, *op); }
+        }
         rc
     })
 }
@@ -4861,7 +4922,11 @@ pub unsafe extern "C" fn MPI_Op_f2c(op: sys::MPI_Fint) -> sys::MPI_Op {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_free(op: *mut sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Op_free", crate::boundary::internal_error(), || {
+        let op_before = if op.is_null() { None } else { Some(*op) };
         let rc = PMPI_Op_free(op as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = op_before { crate::objects::freed(crate::objects::Kind::Op, h); }
+        }
         rc
     })
 }
@@ -5903,6 +5968,9 @@ pub unsafe extern "C" fn MPI_Session_call_errhandler(session: sys::MPI_Session, 
 pub unsafe extern "C" fn MPI_Session_create_errhandler(session_errhandler_fn: sys::MPI_Session_errhandler_function, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_Session_create_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_Session_create_errhandler(session_errhandler_fn, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -5938,7 +6006,11 @@ pub unsafe extern "C" fn MPI_Session_f2c(session: sys::MPI_Fint) -> sys::MPI_Ses
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Session_finalize(session: *mut sys::MPI_Session) -> c_int {
     crate::boundary::guard("MPI_Session_finalize", crate::boundary::internal_error(), || {
+        let session_before = if session.is_null() { None } else { Some(*session) };
         let rc = PMPI_Session_finalize(session as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = session_before { crate::objects::freed(crate::objects::Kind::Session, h); }
+        }
         rc
     })
 }
@@ -5966,6 +6038,9 @@ pub unsafe extern "C" fn MPI_Session_fromint(session: c_int) -> sys::MPI_Session
 pub unsafe extern "C" fn MPI_Session_get_errhandler(session: sys::MPI_Session, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_Session_get_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_Session_get_errhandler(session, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -5975,6 +6050,9 @@ pub unsafe extern "C" fn MPI_Session_get_errhandler(session: sys::MPI_Session, e
 pub unsafe extern "C" fn MPI_Session_get_info(session: sys::MPI_Session, info_used: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Session_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Session_get_info(session, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }
@@ -6002,6 +6080,9 @@ pub unsafe extern "C" fn MPI_Session_get_num_psets(session: sys::MPI_Session, in
 pub unsafe extern "C" fn MPI_Session_get_pset_info(session: sys::MPI_Session, pset_name: *const c_char, info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Session_get_pset_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Session_get_pset_info(session, pset_name as _, info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -6024,6 +6105,9 @@ pub unsafe extern "C" fn MPI_Session_iflush_buffer(session: sys::MPI_Session, re
 pub unsafe extern "C" fn MPI_Session_init(info: sys::MPI_Info, errhandler: sys::MPI_Errhandler, session: *mut sys::MPI_Session) -> c_int {
     crate::boundary::guard("MPI_Session_init", crate::boundary::internal_error(), || {
         let rc = PMPI_Session_init(info, errhandler, session as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !session.is_null() { crate::objects::made(crate::objects::Kind::Session, *session); }
+        }
         rc
     })
 }
@@ -6349,6 +6433,9 @@ pub unsafe extern "C" fn MPI_T_cvar_get_index(name: *const c_char, cvar_index: *
 pub unsafe extern "C" fn MPI_T_cvar_get_info(cvar_index: c_int, name: *mut c_char, name_len: *mut c_int, verbosity: *mut c_int, datatype: *mut sys::MPI_Datatype, enumtype: *mut sys::MPI_T_enum, desc: *mut c_char, desc_len: *mut c_int, bind: *mut c_int, scope: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_T_cvar_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_cvar_get_info(cvar_index, name as _, name_len as _, verbosity as _, datatype as _, enumtype as _, desc as _, desc_len as _, bind as _, scope as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
+        }
         rc
     })
 }
@@ -6421,6 +6508,9 @@ pub unsafe extern "C" fn MPI_T_enum_get_item(enumtype: sys::MPI_T_enum, index: c
 pub unsafe extern "C" fn MPI_T_event_callback_get_info(event_registration: sys::MPI_T_event_registration, cb_safety: sys::MPI_T_cb_safety, info_used: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_T_event_callback_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_event_callback_get_info(event_registration, cb_safety, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }
@@ -6457,6 +6547,9 @@ pub unsafe extern "C" fn MPI_T_event_get_index(name: *const c_char, event_index:
 pub unsafe extern "C" fn MPI_T_event_get_info(event_index: c_int, name: *mut c_char, name_len: *mut c_int, verbosity: *mut c_int, array_of_datatypes: *mut sys::MPI_Datatype, array_of_displacements: *mut sys::MPI_Aint, num_elements: *mut c_int, enumtype: *mut sys::MPI_T_enum, info: *mut sys::MPI_Info, desc: *mut c_char, desc_len: *mut c_int, bind: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_T_event_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_event_get_info(event_index, name as _, name_len as _, verbosity as _, array_of_datatypes as _, array_of_displacements as _, num_elements as _, enumtype as _, info as _, desc as _, desc_len as _, bind as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -6511,6 +6604,9 @@ pub unsafe extern "C" fn MPI_T_event_handle_free(event_registration: sys::MPI_T_
 pub unsafe extern "C" fn MPI_T_event_handle_get_info(event_registration: sys::MPI_T_event_registration, info_used: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_T_event_handle_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_event_handle_get_info(event_registration, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }
@@ -6583,6 +6679,9 @@ pub unsafe extern "C" fn MPI_T_pvar_get_index(name: *const c_char, var_class: c_
 pub unsafe extern "C" fn MPI_T_pvar_get_info(pvar_index: c_int, name: *mut c_char, name_len: *mut c_int, verbosity: *mut c_int, var_class: *mut c_int, datatype: *mut sys::MPI_Datatype, enumtype: *mut sys::MPI_T_enum, desc: *mut c_char, desc_len: *mut c_int, bind: *mut c_int, readonly: *mut c_int, continuous: *mut c_int, atomic: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_T_pvar_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_pvar_get_info(pvar_index, name as _, name_len as _, verbosity as _, var_class as _, datatype as _, enumtype as _, desc as _, desc_len as _, bind as _, readonly as _, continuous as _, atomic as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
+        }
         rc
     })
 }
@@ -6691,6 +6790,9 @@ pub unsafe extern "C" fn MPI_T_pvar_write(pe_session: sys::MPI_T_pvar_session, h
 pub unsafe extern "C" fn MPI_T_source_get_info(source_index: c_int, name: *mut c_char, name_len: *mut c_int, desc: *mut c_char, desc_len: *mut c_int, ordering: *mut sys::MPI_T_source_order, ticks_per_second: *mut sys::MPI_Count, max_ticks: *mut sys::MPI_Count, info: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_T_source_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_source_get_info(source_index, name as _, name_len as _, desc as _, desc_len as _, ordering as _, ticks_per_second as _, max_ticks as _, info as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info.is_null() { crate::objects::made(crate::objects::Kind::Info, *info); }
+        }
         rc
     })
 }
@@ -6779,6 +6881,9 @@ pub unsafe extern "C" fn MPI_Type_commit(datatype: *mut sys::MPI_Datatype) -> c_
 pub unsafe extern "C" fn MPI_Type_contiguous(count: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_contiguous", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_contiguous(count, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6788,6 +6893,9 @@ pub unsafe extern "C" fn MPI_Type_contiguous(count: c_int, oldtype: sys::MPI_Dat
 pub unsafe extern "C" fn MPI_Type_contiguous_c(count: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_contiguous_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_contiguous_c(count, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6797,6 +6905,9 @@ pub unsafe extern "C" fn MPI_Type_contiguous_c(count: sys::MPI_Count, oldtype: s
 pub unsafe extern "C" fn MPI_Type_create_darray(size: c_int, rank: c_int, ndims: c_int, array_of_gsizes: *const c_int, array_of_distribs: *const c_int, array_of_dargs: *const c_int, array_of_psizes: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_darray", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_darray(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6806,6 +6917,9 @@ pub unsafe extern "C" fn MPI_Type_create_darray(size: c_int, rank: c_int, ndims:
 pub unsafe extern "C" fn MPI_Type_create_darray_c(size: c_int, rank: c_int, ndims: c_int, array_of_gsizes: *const sys::MPI_Count, array_of_distribs: *const c_int, array_of_dargs: *const c_int, array_of_psizes: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_darray_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_darray_c(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6815,6 +6929,9 @@ pub unsafe extern "C" fn MPI_Type_create_darray_c(size: c_int, rank: c_int, ndim
 pub unsafe extern "C" fn MPI_Type_create_f90_complex(p: c_int, r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_complex", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_f90_complex(p, r, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6824,6 +6941,9 @@ pub unsafe extern "C" fn MPI_Type_create_f90_complex(p: c_int, r: c_int, newtype
 pub unsafe extern "C" fn MPI_Type_create_f90_integer(r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_integer", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_f90_integer(r, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6833,6 +6953,9 @@ pub unsafe extern "C" fn MPI_Type_create_f90_integer(r: c_int, newtype: *mut sys
 pub unsafe extern "C" fn MPI_Type_create_f90_real(p: c_int, r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_real", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_f90_real(p, r, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6842,6 +6965,9 @@ pub unsafe extern "C" fn MPI_Type_create_f90_real(p: c_int, r: c_int, newtype: *
 pub unsafe extern "C" fn MPI_Type_create_hindexed(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6851,6 +6977,9 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed(count: c_int, array_of_blockle
 pub unsafe extern "C" fn MPI_Type_create_hindexed_block(count: c_int, blocklength: c_int, array_of_displacements: *const sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_block", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hindexed_block(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6860,6 +6989,9 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block(count: c_int, blocklengt
 pub unsafe extern "C" fn MPI_Type_create_hindexed_block_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_block_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hindexed_block_c(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6869,6 +7001,9 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block_c(count: sys::MPI_Count,
 pub unsafe extern "C" fn MPI_Type_create_hindexed_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hindexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6878,6 +7013,9 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_c(count: sys::MPI_Count, array
 pub unsafe extern "C" fn MPI_Type_create_hvector(count: c_int, blocklength: c_int, stride: sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hvector", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hvector(count, blocklength, stride, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6887,6 +7025,9 @@ pub unsafe extern "C" fn MPI_Type_create_hvector(count: c_int, blocklength: c_in
 pub unsafe extern "C" fn MPI_Type_create_hvector_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, stride: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hvector_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_hvector_c(count, blocklength, stride, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6896,6 +7037,9 @@ pub unsafe extern "C" fn MPI_Type_create_hvector_c(count: sys::MPI_Count, blockl
 pub unsafe extern "C" fn MPI_Type_create_indexed_block(count: c_int, blocklength: c_int, array_of_displacements: *const c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_indexed_block", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_indexed_block(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6905,6 +7049,9 @@ pub unsafe extern "C" fn MPI_Type_create_indexed_block(count: c_int, blocklength
 pub unsafe extern "C" fn MPI_Type_create_indexed_block_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_indexed_block_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_indexed_block_c(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6923,6 +7070,9 @@ pub unsafe extern "C" fn MPI_Type_create_keyval(type_copy_attr_fn: sys::MPI_Type
 pub unsafe extern "C" fn MPI_Type_create_resized(oldtype: sys::MPI_Datatype, lb: sys::MPI_Aint, extent: sys::MPI_Aint, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_resized", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_resized(oldtype, lb, extent, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6932,6 +7082,9 @@ pub unsafe extern "C" fn MPI_Type_create_resized(oldtype: sys::MPI_Datatype, lb:
 pub unsafe extern "C" fn MPI_Type_create_resized_c(oldtype: sys::MPI_Datatype, lb: sys::MPI_Count, extent: sys::MPI_Count, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_resized_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_resized_c(oldtype, lb, extent, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6941,6 +7094,9 @@ pub unsafe extern "C" fn MPI_Type_create_resized_c(oldtype: sys::MPI_Datatype, l
 pub unsafe extern "C" fn MPI_Type_create_struct(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const sys::MPI_Aint, array_of_types: *const sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_struct", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_struct(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6950,6 +7106,9 @@ pub unsafe extern "C" fn MPI_Type_create_struct(count: c_int, array_of_blockleng
 pub unsafe extern "C" fn MPI_Type_create_struct_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, array_of_types: *const sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_struct_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_struct_c(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6959,6 +7118,9 @@ pub unsafe extern "C" fn MPI_Type_create_struct_c(count: sys::MPI_Count, array_o
 pub unsafe extern "C" fn MPI_Type_create_subarray(ndims: c_int, array_of_sizes: *const c_int, array_of_subsizes: *const c_int, array_of_starts: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_subarray", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_subarray(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6968,6 +7130,9 @@ pub unsafe extern "C" fn MPI_Type_create_subarray(ndims: c_int, array_of_sizes: 
 pub unsafe extern "C" fn MPI_Type_create_subarray_c(ndims: c_int, array_of_sizes: *const sys::MPI_Count, array_of_subsizes: *const sys::MPI_Count, array_of_starts: *const sys::MPI_Count, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_subarray_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_create_subarray_c(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -6986,6 +7151,9 @@ pub unsafe extern "C" fn MPI_Type_delete_attr(datatype: sys::MPI_Datatype, type_
 pub unsafe extern "C" fn MPI_Type_dup(oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_dup", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_dup(oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7013,7 +7181,11 @@ pub unsafe extern "C" fn MPI_Type_f2c(datatype: sys::MPI_Fint) -> sys::MPI_Datat
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_free(datatype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_free", crate::boundary::internal_error(), || {
+        let datatype_before = if datatype.is_null() { None } else { Some(*datatype) };
         let rc = PMPI_Type_free(datatype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if let Some(h) = datatype_before { crate::objects::freed(crate::objects::Kind::Datatype, h); }
+        }
         rc
     })
 }
@@ -7149,6 +7321,9 @@ pub unsafe extern "C" fn MPI_Type_get_true_extent_x(datatype: sys::MPI_Datatype,
 pub unsafe extern "C" fn MPI_Type_get_value_index(value_type: sys::MPI_Datatype, index_type: sys::MPI_Datatype, pair_type: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_get_value_index", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_get_value_index(value_type, index_type, pair_type as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !pair_type.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *pair_type); }
+        }
         rc
     })
 }
@@ -7159,6 +7334,9 @@ pub unsafe extern "C" fn MPI_Type_get_value_index(value_type: sys::MPI_Datatype,
 pub unsafe extern "C" fn MPI_Type_hindexed(count: c_int, array_of_blocklengths: *mut c_int, array_of_displacements: *mut sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_hindexed", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7169,6 +7347,9 @@ pub unsafe extern "C" fn MPI_Type_hindexed(count: c_int, array_of_blocklengths: 
 pub unsafe extern "C" fn MPI_Type_hvector(count: c_int, blocklength: c_int, stride: sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_hvector", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_hvector(count, blocklength, stride, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7178,6 +7359,9 @@ pub unsafe extern "C" fn MPI_Type_hvector(count: c_int, blocklength: c_int, stri
 pub unsafe extern "C" fn MPI_Type_indexed(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_indexed", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_indexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7187,6 +7371,9 @@ pub unsafe extern "C" fn MPI_Type_indexed(count: c_int, array_of_blocklengths: *
 pub unsafe extern "C" fn MPI_Type_indexed_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_indexed_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_indexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7206,6 +7393,9 @@ pub unsafe extern "C" fn MPI_Type_lb(datatype: sys::MPI_Datatype, displacement: 
 pub unsafe extern "C" fn MPI_Type_match_size(typeclass: c_int, size: c_int, datatype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_match_size", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_match_size(typeclass, size, datatype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
+        }
         rc
     })
 }
@@ -7261,6 +7451,9 @@ pub unsafe extern "C" fn MPI_Type_size_x(datatype: sys::MPI_Datatype, size: *mut
 pub unsafe extern "C" fn MPI_Type_struct(count: c_int, array_of_blocklengths: *mut c_int, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_struct", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_struct(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7289,6 +7482,9 @@ pub unsafe extern "C" fn MPI_Type_ub(datatype: sys::MPI_Datatype, displacement: 
 pub unsafe extern "C" fn MPI_Type_vector(count: c_int, blocklength: c_int, stride: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_vector", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_vector(count, blocklength, stride, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7298,6 +7494,9 @@ pub unsafe extern "C" fn MPI_Type_vector(count: c_int, blocklength: c_int, strid
 pub unsafe extern "C" fn MPI_Type_vector_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, stride: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_vector_c", crate::boundary::internal_error(), || {
         let rc = PMPI_Type_vector_c(count, blocklength, stride, oldtype, newtype as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+        }
         rc
     })
 }
@@ -7529,6 +7728,9 @@ pub unsafe extern "C" fn MPI_Win_create_dynamic(info: sys::MPI_Info, comm: sys::
 pub unsafe extern "C" fn MPI_Win_create_errhandler(win_errhandler_fn: sys::MPI_Win_errhandler_function, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_Win_create_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_create_errhandler(win_errhandler_fn, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -7664,6 +7866,9 @@ pub unsafe extern "C" fn MPI_Win_get_attr(win: sys::MPI_Win, win_keyval: c_int, 
 pub unsafe extern "C" fn MPI_Win_get_errhandler(win: sys::MPI_Win, errhandler: *mut sys::MPI_Errhandler) -> c_int {
     crate::boundary::guard("MPI_Win_get_errhandler", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_get_errhandler(win, errhandler as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !errhandler.is_null() { crate::objects::made(crate::objects::Kind::Errhandler, *errhandler); }
+        }
         rc
     })
 }
@@ -7686,6 +7891,9 @@ pub unsafe extern "C" fn MPI_Win_get_group(win: sys::MPI_Win, group: *mut sys::M
 pub unsafe extern "C" fn MPI_Win_get_info(win: sys::MPI_Win, info_used: *mut sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_Win_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_Win_get_info(win, info_used as _);
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !info_used.is_null() { crate::objects::made(crate::objects::Kind::Info, *info_used); }
+        }
         rc
     })
 }

@@ -1,0 +1,355 @@
+//! Capture: the process's image written to a file, from inside an MPI call
+//! of the program's main thread.
+//!
+//! The save point (`ferry_image_save` in `context.c`) records the thread's
+//! context, then calls [`write_image`] with its own frame still alive, so
+//! that the context is valid in the stack the image holds. In the new
+//! process the restore jumps back to that context: the save point returns
+//! a second time, now saying "resumed", and [`capture`] applies what lives
+//! outside memory (files, signal handlers, working directory, stdio list,
+//! exit handlers) before returning [`Outcome::Resumed`] to its caller.
+//!
+//! While the regions are written nothing allocates in the arenas: every
+//! buffer is made beforehand.
+use super::elf;
+use super::format::{self, Header, Kind, Loaded, Region};
+use super::layout::{self, *};
+use std::ffi::c_void;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+use xxhash_rust::xxh3::Xxh3;
+
+extern "C" {
+    fn ferry_image_save(
+        ctx: *mut libc::ucontext_t,
+        resumed: *mut i32,
+        write: extern "C" fn(*mut c_void) -> i32,
+        arg: *mut c_void,
+    ) -> i32;
+    fn ferry_image_canary() -> u64;
+}
+
+/// How a capture ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The image is written (this is still the old process).
+    Written(Stats),
+    /// This is the new process, resumed from the image.
+    Resumed,
+    /// Nothing usable was written.
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub path: PathBuf,
+    pub image_bytes: u64,
+    pub file_bytes: u64,
+    pub regions: usize,
+    pub micros: u64,
+}
+
+/// What the process needs applied after a resume, captured with the image
+/// (in the library's memory, so carried).
+static EXTRAS: Mutex<Option<super::process::Extras>> = Mutex::new(None);
+
+/// Identity of the running binary and library (hashes of the files),
+/// computed once.
+pub fn identity() -> (String, u64, String, u64) {
+    static ID: std::sync::OnceLock<(String, u64, String, u64)> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let hash = |p: &str| {
+            std::fs::read(p)
+                .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
+                .unwrap_or(0)
+        };
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ferry = elf::ferry_path().unwrap_or_default();
+        (
+            exe.clone(),
+            hash("/proc/self/exe"),
+            ferry.clone(),
+            hash(&ferry),
+        )
+    })
+    .clone()
+}
+
+/// The loaded objects as an image records them (pinned: those whose
+/// address the image depends on).
+pub fn loaded_objects(objs: &[elf::Object]) -> Vec<Loaded> {
+    let fb = elf::ferry_base();
+    objs.iter()
+        .map(|o| Loaded {
+            name: o.name.clone(),
+            base: o.base as u64,
+            pinned: o.carried(fb)
+                || o.is_mpi()
+                || o.file_name().starts_with("libc.so")
+                || o.file_name().starts_with("ld-linux"),
+        })
+        .collect()
+}
+
+/// Everything the writer needs, made before the save point.
+struct Job {
+    file: std::fs::File,
+    header: Header,
+    /// Address ranges to write, with their kind (filled in the writer).
+    ranges: Vec<(usize, usize, Kind)>,
+    holes: Vec<(usize, usize)>,
+    scratch: Vec<(usize, usize)>,
+    objects: Vec<elf::Object>,
+    error: Option<String>,
+    file_bytes: u64,
+    fsync: bool,
+}
+
+/// Writes this process's image to `path` (mode 0600). Called on the
+/// program's main thread from inside an MPI call.
+pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32) -> Outcome {
+    if !super::on_app_stack() {
+        return Outcome::Failed("the capture must run on the program's main thread".into());
+    }
+    let t0 = Instant::now();
+    // What the program printed so far goes out before the image is taken.
+    // SAFETY: flushes every stdio stream.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+    let files = match super::files::capture() {
+        Ok(f) => f,
+        Err(e) => return Outcome::Failed(e.0),
+    };
+    if let Ok(mut x) = EXTRAS.lock() {
+        *x = Some(super::process::capture());
+    }
+    let tmp = path.with_extension("img.partial");
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+    {
+        Ok(f) => f,
+        Err(e) => return Outcome::Failed(format!("cannot create {}: {e}", tmp.display())),
+    };
+    let objects = elf::objects();
+    let (exe_path, exe_hash, ferry_path, ferry_hash) = identity();
+    let header = Header {
+        world_rank,
+        world_size,
+        pid: std::process::id(),
+        host: hostname(),
+        exe_path,
+        exe_hash,
+        ferry_path,
+        ferry_hash,
+        objects: loaded_objects(&objects),
+        thread_level,
+        // SAFETY: reads the thread's canary.
+        canary: unsafe { ferry_image_canary() },
+        context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),
+        files,
+        regions: Vec::with_capacity(1 << 16),
+        created_unix_ms: ferry_common::time::unix_ms(),
+    };
+    let mut job = Job {
+        file,
+        header,
+        ranges: Vec::with_capacity(1 << 16),
+        holes: Vec::with_capacity(1 << 12),
+        scratch: Vec::with_capacity(1 << 16),
+        objects,
+        error: None,
+        file_bytes: 0,
+        fsync: ferry_common::env::var("FERRY_IMAGE_FSYNC").as_deref() != Some("0"),
+    };
+    // The library's protocol state lives in MPI's window memory, which is
+    // not carried: its home copy (carried) is brought up to date.
+    crate::state::copy_home();
+    let h = layout::handover();
+    // SAFETY: the handover page is mapped (the image layer is on); the
+    // writer gets our job for the duration of the call.
+    let rc = unsafe {
+        ferry_image_save(
+            std::ptr::addr_of_mut!((*h).ctx),
+            std::ptr::addr_of_mut!((*h).resumed),
+            write_image,
+            &mut job as *mut Job as *mut c_void,
+        )
+    };
+    match rc {
+        1 => {
+            // The new process. The job's file descriptor is the old
+            // process's (the number may be the program's here): not closed.
+            std::mem::forget(job);
+            resumed();
+            Outcome::Resumed
+        }
+        0 => {
+            let image_bytes = job.header.image_bytes();
+            let regions = job.header.regions.len();
+            if let Err(e) = std::fs::rename(&tmp, path) {
+                return Outcome::Failed(format!("cannot rename {}: {e}", tmp.display()));
+            }
+            Outcome::Written(Stats {
+                path: path.to_path_buf(),
+                image_bytes,
+                file_bytes: job.file_bytes,
+                regions,
+                micros: t0.elapsed().as_micros() as u64,
+            })
+        }
+        _ => {
+            let _ = std::fs::remove_file(&tmp);
+            Outcome::Failed(
+                job.error
+                    .unwrap_or_else(|| "the image could not be written".into()),
+            )
+        }
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most the buffer's length.
+    unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// The writer, called by the save point.
+extern "C" fn write_image(arg: *mut c_void) -> i32 {
+    // SAFETY: the job handed to ferry_image_save by `capture`.
+    let job = unsafe { &mut *(arg as *mut Job) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_all(job))) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            job.error = Some(e);
+            -1
+        }
+        Err(_) => {
+            job.error = Some("internal error while writing the image".into());
+            -1
+        }
+    }
+}
+
+fn write_all(job: &mut Job) -> Result<(), String> {
+    let h = layout::handover();
+    // SAFETY: the context was just saved in the handover page.
+    let ctx = unsafe { &(*h).ctx };
+    let rsp = ctx.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+    // SAFETY: the saved context, as bytes.
+    job.header.context.extend_from_slice(unsafe {
+        std::slice::from_raw_parts(
+            ctx as *const _ as *const u8,
+            std::mem::size_of::<libc::ucontext_t>(),
+        )
+    });
+    collect_ranges(job, rsp);
+    // Write each range at a page-aligned offset, hashing as it goes.
+    let mut offset: u64 = 0;
+    for i in 0..job.ranges.len() {
+        let (lo, hi, kind) = job.ranges[i];
+        let len = hi - lo;
+        // SAFETY: mapped, readable memory of this process (the ranges come
+        // from the loader's tables and our own arenas).
+        let bytes = unsafe { std::slice::from_raw_parts(lo as *const u8, len) };
+        let mut hasher = Xxh3::new();
+        hasher.update(bytes);
+        write_at(&job.file, bytes, offset)?;
+        job.header.regions.push(Region {
+            addr: lo as u64,
+            len: len as u64,
+            offset,
+            hash: hasher.digest(),
+            kind,
+        });
+        offset = page_up((offset + len as u64) as usize) as u64;
+    }
+    let hb = job.header.encode();
+    write_at(&job.file, &hb, offset)?;
+    let t = format::trailer(offset, &hb);
+    write_at(&job.file, &t, offset + hb.len() as u64)?;
+    job.file_bytes = offset + (hb.len() + t.len()) as u64;
+    if job.fsync {
+        job.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync the image: {e}"))?;
+    }
+    job.file.flush().ok();
+    Ok(())
+}
+
+fn write_at(f: &std::fs::File, b: &[u8], at: u64) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b, at)
+        .map_err(|e| format!("cannot write the image: {e}"))
+}
+
+/// Every range to carry, in address order of kind.
+fn collect_ranges(job: &mut Job, rsp: usize) {
+    let fb = elf::ferry_base();
+    // The program's heap.
+    job.scratch.clear();
+    super::alloc::app().used_ranges(&mut job.scratch);
+    for &(a, b) in &job.scratch {
+        job.ranges.push((a, b, Kind::ProgramHeap));
+    }
+    // The main thread's stack, from the saved frame to its top. Below it
+    // run the writer's own frames, which change while they write (the save
+    // point calls no function with a red zone in use, so nothing of the
+    // interrupted call lies below the saved stack pointer).
+    job.ranges.push((rsp, APP_STACK_TOP, Kind::ProgramStack));
+    // Writable data of the executable (minus MPI's objects copied into
+    // it), of the carried libraries and of libferry; their thread-local
+    // blocks for this thread.
+    for o in &job.objects {
+        if !o.carried(fb) {
+            continue;
+        }
+        let kind = if o.base == fb {
+            Kind::LibraryData
+        } else {
+            Kind::ProgramData
+        };
+        job.holes.clear();
+        for (a, b, name) in &o.copies {
+            if elf::is_mpi_symbol(name) {
+                job.holes.push((*a, *b));
+            }
+        }
+        for &(lo, hi) in &o.writable {
+            job.scratch.clear();
+            elf::subtract(lo, hi, &job.holes, &mut job.scratch);
+            for &(a, b) in &job.scratch {
+                job.ranges.push((a, b, kind));
+            }
+        }
+        if let Some((a, b)) = o.tls {
+            job.ranges.push((a, b, Kind::Tls));
+        }
+    }
+    // The library's heap, last: nothing allocates while it is written.
+    job.scratch.clear();
+    super::alloc::lib().used_ranges(&mut job.scratch);
+    for &(a, b) in &job.scratch {
+        job.ranges.push((a, b, Kind::LibraryHeap));
+    }
+}
+
+/// In the new process, right after the jump: what lives outside memory.
+fn resumed() {
+    let extras = EXTRAS.lock().ok().and_then(|x| x.clone());
+    if let Some(x) = extras {
+        if let Err(e) = super::process::apply(&x) {
+            log::error!("after the restore: {e}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The loaded objects of the process, as the dynamic linker lists them:
+//! which of their writable data is the program's to carry, where their
+//! thread-local blocks are, and where each was loaded (the layout an image
+//! depends on).
+//!
+//! Carried: the executable, libferry itself (its tables live there and in
+//! its arena), and the program-side runtime libraries of C++ and Fortran
+//! ([`CARRIED_LIBRARIES`]). Never carried: the C library, the dynamic
+//! linker, MPI and everything MPI loads.
+//!
+//! The executable's data holds objects of MPI too: a program that refers to
+//! `ompi_mpi_comm_world` or `ompi_mpi_int` gets a copy of the object in its
+//! own `.bss` (an `R_X86_64_COPY` relocation), which the live MPI library
+//! then uses as the object. Those ranges are cut out ([`is_mpi_symbol`]).
+use std::ffi::{c_int, c_void, CStr};
+
+/// Libraries whose writable data is the program's (by file-name prefix).
+pub const CARRIED_LIBRARIES: &[&str] = &["libstdc++.so", "libgfortran.so", "libquadmath.so"];
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_TLS: u32 = 7;
+const PT_GNU_RELRO: u32 = 0x6474_e552;
+const PF_W: u32 = 2;
+const DT_NULL: i64 = 0;
+const DT_STRTAB: i64 = 5;
+const DT_SYMTAB: i64 = 6;
+const DT_RELA: i64 = 7;
+const DT_RELASZ: i64 = 8;
+const R_X86_64_COPY: u64 = 5;
+
+#[repr(C)]
+struct Dyn {
+    tag: i64,
+    val: u64,
+}
+
+#[repr(C)]
+struct Rela {
+    offset: u64,
+    info: u64,
+    addend: i64,
+}
+
+#[repr(C)]
+struct Sym {
+    name: u32,
+    info: u8,
+    other: u8,
+    shndx: u16,
+    value: u64,
+    size: u64,
+}
+
+/// One loaded object.
+#[derive(Clone, Debug, Default)]
+pub struct Object {
+    /// Path as the dynamic linker has it ("" for the executable).
+    pub name: String,
+    /// Load bias.
+    pub base: usize,
+    /// Writable ranges (page-aligned, RELRO removed).
+    pub writable: Vec<(usize, usize)>,
+    /// The calling thread's TLS block of this object, if it has one.
+    pub tls: Option<(usize, usize)>,
+    /// `R_X86_64_COPY` targets: (start, end, symbol name).
+    pub copies: Vec<(usize, usize, String)>,
+}
+
+impl Object {
+    pub fn is_executable(&self) -> bool {
+        self.name.is_empty()
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
+    }
+
+    /// Whether the program's state includes this object's writable data.
+    pub fn carried(&self, ferry_base: usize) -> bool {
+        self.is_executable()
+            || self.base == ferry_base
+            || CARRIED_LIBRARIES
+                .iter()
+                .any(|p| self.file_name().starts_with(p))
+    }
+
+    /// Whether this is part of the MPI library (its address must not move).
+    pub fn is_mpi(&self) -> bool {
+        let f = self.file_name();
+        f.starts_with("libmpi") || f.starts_with("libpmpi") || f.starts_with("libopen-")
+    }
+}
+
+/// Whether a symbol copied into the executable belongs to MPI (or to
+/// a library MPI brings: its transport, its process manager, its
+/// hardware locality).
+pub fn is_mpi_symbol(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "mpi", "pmpi", "ompi", "opal", "orte", "pmix", "prte", "ucs_", "ucp_", "uct_", "hwloc",
+        "mpl_", "i_mpi", "mca_",
+    ];
+    let lower = name.to_ascii_lowercase();
+    PREFIXES.iter().any(|p| lower.starts_with(p))
+}
+
+/// Every loaded object, in the dynamic linker's order.
+pub fn objects() -> Vec<Object> {
+    let mut out: Vec<Object> = Vec::new();
+    // SAFETY: the callback only reads what the dynamic linker hands it,
+    // during the call.
+    unsafe {
+        libc::dl_iterate_phdr(Some(collect), &mut out as *mut Vec<Object> as *mut c_void);
+    }
+    out
+}
+
+unsafe extern "C" fn collect(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: the dynamic linker's description of a loaded object and our
+    // vector, both valid during the call.
+    let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<Object>)) };
+    let name = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a C string of the dynamic linker.
+        unsafe { CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    // The vdso has a name like "linux-vdso.so.1" and no file; keep it (its
+    // address is part of the layout too).
+    let base = info.dlpi_addr as usize;
+    // SAFETY: dlpi_phnum program headers at dlpi_phdr.
+    let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let mut relro = None;
+    let mut dynamic = None;
+    let mut tls_size = 0usize;
+    for p in phdrs {
+        match p.p_type {
+            PT_GNU_RELRO => {
+                let lo = base + p.p_vaddr as usize;
+                relro = Some((lo, super::layout::page_up(lo + p.p_memsz as usize)));
+            }
+            PT_DYNAMIC => dynamic = Some(base + p.p_vaddr as usize),
+            PT_TLS => tls_size = p.p_memsz as usize,
+            _ => {}
+        }
+    }
+    let mut writable = Vec::new();
+    for p in phdrs {
+        if p.p_type != PT_LOAD || p.p_flags & PF_W == 0 {
+            continue;
+        }
+        let mut lo = super::layout::page_down(base + p.p_vaddr as usize);
+        let hi = super::layout::page_up(base + (p.p_vaddr + p.p_memsz) as usize);
+        if let Some((rlo, rhi)) = relro {
+            if rlo <= lo + super::layout::PAGE && rhi > lo && rhi <= hi {
+                lo = rhi;
+            }
+        }
+        if lo < hi {
+            writable.push((lo, hi));
+        }
+    }
+    let tls = (!info.dlpi_tls_data.is_null() && tls_size > 0).then(|| {
+        (
+            info.dlpi_tls_data as usize,
+            info.dlpi_tls_data as usize + tls_size,
+        )
+    });
+    let copies = if name.is_empty() {
+        // SAFETY: the executable's dynamic section, as loaded.
+        dynamic
+            .map(|d| unsafe { copy_relocations(base, d) })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    out.push(Object {
+        name,
+        base,
+        writable,
+        tls,
+        copies,
+    });
+    0
+}
+
+/// The `R_X86_64_COPY` relocations of an object.
+///
+/// # Safety
+/// `dynamic` must be the object's loaded dynamic section.
+unsafe fn copy_relocations(base: usize, dynamic: usize) -> Vec<(usize, usize, String)> {
+    let (mut rela, mut relasz, mut symtab, mut strtab) = (0usize, 0usize, 0usize, 0usize);
+    // The dynamic linker relocates these addresses in place on x86-64;
+    // accept both forms.
+    let abs = |v: u64| {
+        let v = v as usize;
+        if v < base {
+            v + base
+        } else {
+            v
+        }
+    };
+    let mut d = dynamic as *const Dyn;
+    // SAFETY: the dynamic section ends with DT_NULL.
+    unsafe {
+        while (*d).tag != DT_NULL {
+            match (*d).tag {
+                DT_RELA => rela = abs((*d).val),
+                DT_RELASZ => relasz = (*d).val as usize,
+                DT_SYMTAB => symtab = abs((*d).val),
+                DT_STRTAB => strtab = abs((*d).val),
+                _ => {}
+            }
+            d = d.add(1);
+        }
+    }
+    let mut out = Vec::new();
+    if rela == 0 || symtab == 0 || strtab == 0 {
+        return out;
+    }
+    let n = relasz / std::mem::size_of::<Rela>();
+    for i in 0..n {
+        // SAFETY: DT_RELASZ bytes of relocations at DT_RELA; symbols and
+        // names from the object's own tables.
+        unsafe {
+            let r = &*(rela as *const Rela).add(i);
+            if r.info & 0xffff_ffff != R_X86_64_COPY {
+                continue;
+            }
+            let sym = &*(symtab as *const Sym).add((r.info >> 32) as usize);
+            let name = CStr::from_ptr((strtab + sym.name as usize) as *const libc::c_char)
+                .to_string_lossy()
+                .into_owned();
+            let lo = base + r.offset as usize;
+            out.push((lo, lo + sym.size as usize, name));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `[lo, hi)` minus the given sorted ranges.
+pub fn subtract(lo: usize, hi: usize, holes: &[(usize, usize)], out: &mut Vec<(usize, usize)>) {
+    let mut cur = lo;
+    for &(a, b) in holes {
+        if b <= cur || a >= hi {
+            continue;
+        }
+        if a > cur {
+            out.push((cur, a));
+        }
+        cur = cur.max(b);
+    }
+    if cur < hi {
+        out.push((cur, hi));
+    }
+}
+
+/// The load bias of libferry itself.
+pub fn ferry_base() -> usize {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr on one of our own functions; fills `info`.
+    let ok = unsafe { libc::dladdr(ferry_base as *const c_void, &mut info) };
+    if ok == 0 {
+        0
+    } else {
+        info.dli_fbase as usize
+    }
+}
+
+/// The path of libferry itself.
+pub fn ferry_path() -> Option<String> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as in `ferry_base`.
+    let ok = unsafe { libc::dladdr(ferry_base as *const c_void, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: a C string of the dynamic linker.
+    Some(
+        unsafe { CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtracting_holes() {
+        let mut out = Vec::new();
+        subtract(0, 100, &[(10, 20), (15, 30), (90, 120)], &mut out);
+        assert_eq!(out, vec![(0, 10), (30, 90)]);
+        out.clear();
+        subtract(0, 100, &[], &mut out);
+        assert_eq!(out, vec![(0, 100)]);
+        out.clear();
+        subtract(50, 60, &[(0, 100)], &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn mpi_symbols() {
+        assert!(is_mpi_symbol("ompi_mpi_comm_world"));
+        assert!(is_mpi_symbol("ompi_mpi_int"));
+        assert!(is_mpi_symbol("MPIR_F_NeedInit"));
+        assert!(is_mpi_symbol("mpi_fortran_bottom_"));
+        assert!(!is_mpi_symbol("environ"));
+        assert!(!is_mpi_symbol("_ZSt4cout"));
+        assert!(!is_mpi_symbol("stdout"));
+    }
+
+    #[test]
+    fn this_process_lists_itself() {
+        let objs = objects();
+        assert!(objs[0].is_executable());
+        assert!(objs.iter().any(|o| o.file_name().starts_with("libc.so")));
+        assert!(objs[0].writable.iter().all(|(a, b)| a < b));
+    }
+}

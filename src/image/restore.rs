@@ -1,0 +1,381 @@
+//! Restore: a new process of the same binary becomes the old one.
+//!
+//! Runs in place of `main` (see [`super::startup`]) when `FERRY_RESTART`
+//! names a checkpoint directory:
+//!
+//! 1. finds its image (`rank-R.img`, R from the launcher's environment),
+//!    maps it and checks everything: trailer, header, every region's
+//!    checksum, the binary, libferry and the address layout; a failure is
+//!    reported and the process exits with status 1, nothing jumped into;
+//! 2. reserves the descriptor numbers of the program's files (so that MPI
+//!    cannot take them) and opens the files again;
+//! 3. starts MPI (`MPI_Init_thread` at the old thread level) and the
+//!    library, whose fresh MPI objects are put aside in the handover page;
+//! 4. on a stack of its own, copies the regions into place, zeroes what
+//!    the old arenas did not use, moves the files to their numbers and
+//!    jumps into the old process's interrupted call (`context.c`).
+use super::format::{self, Header, Kind};
+use super::layout::{self, *};
+use std::ffi::c_void;
+
+extern "C" {
+    fn ferry_image_on_stack(
+        lo: *mut c_void,
+        size: u64,
+        f: extern "C" fn(*mut c_void) -> i64,
+        arg: *mut c_void,
+    ) -> i64;
+    fn ferry_image_jump(ctx: *const libc::ucontext_t, resumed: *mut i32, canary: u64) -> !;
+}
+
+/// Wall clock in microseconds (the same clock in the old and the new
+/// process, unlike `Instant`, whose value lives in the replaced memory).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Index of the restore's start time among the fresh values.
+const STARTED_AT: usize = 15;
+/// The launcher's rank for this process, known before `MPI_Init`.
+fn launcher_rank() -> Option<i32> {
+    [
+        "PMI_RANK",
+        "OMPI_COMM_WORLD_RANK",
+        "PMIX_RANK",
+        "MPI_LOCALRANKID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
+/// The image file of a rank in a checkpoint directory.
+pub fn image_path(dir: &std::path::Path, rank: i32) -> std::path::PathBuf {
+    dir.join(format!("rank-{rank}.img"))
+}
+
+fn fail(msg: &str) -> i32 {
+    super::startup::early_warn(&format!("restart refused: {msg}"));
+    1
+}
+
+/// Restarts this process from its image in `dir`. Returns an exit status
+/// when it cannot (after saying why); does not return otherwise.
+pub fn restart(dir: &str) -> i32 {
+    let started = now_us();
+    let Some(rank) = launcher_rank() else {
+        return fail(
+            "cannot tell this process's rank before MPI_Init (no PMI_RANK or OMPI_COMM_WORLD_RANK)",
+        );
+    };
+    let path = image_path(std::path::Path::new(dir), rank);
+    let map = match Mapped::open(&path) {
+        Ok(m) => m,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    let header = match check(&map) {
+        Ok(h) => h,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    // The program's descriptors: numbers reserved, files opened again.
+    for f in &header.files {
+        // SAFETY: probing and reserving descriptor numbers of this process.
+        unsafe {
+            if libc::fcntl(f.fd, libc::F_GETFD) != -1 {
+                return fail(&format!(
+                    "descriptor {} (the program's {}) is already taken in the new process",
+                    f.fd, f.path
+                ));
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if null != f.fd {
+                libc::dup2(null, f.fd);
+                libc::close(null);
+            }
+        }
+    }
+    let reopened = match super::files::reopen(&header.files) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    // MPI, at the thread level the program had.
+    let mut provided = 0;
+    // SAFETY: the first MPI call of this process.
+    let rc = unsafe {
+        crate::sys::PMPI_Init_thread(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            header.thread_level,
+            &mut provided,
+        )
+    };
+    if rc != crate::sys::constants::MPI_SUCCESS() {
+        return fail(&format!("MPI_Init_thread failed ({rc})"));
+    }
+    crate::control::start(provided);
+    let (rank_now, size_now) = crate::control::runtime()
+        .map(|r| (r.world_rank, r.world_size))
+        .unwrap_or((-1, -1));
+    if (rank_now, size_now) != (header.world_rank, header.world_size) {
+        let msg = format!(
+            "the image is of rank {} of {}, this process is rank {rank_now} of {size_now}",
+            header.world_rank, header.world_size
+        );
+        fail(&msg);
+        // SAFETY: MPI is up; the job cannot go on.
+        unsafe { crate::sys::PMPI_Abort(crate::sys::constants::MPI_COMM_WORLD(), 1) };
+        return 1;
+    }
+    // Everything that crosses the copy goes to the handover page.
+    let h = layout::handover();
+    // SAFETY: the handover page is ours; nothing else uses it now.
+    unsafe {
+        let hv = &mut *h;
+        hv.fresh = crate::control::fresh();
+        hv.fresh[STARTED_AT] = started;
+        hv.canary = header.canary;
+        std::ptr::copy_nonoverlapping(
+            header.context.as_ptr(),
+            std::ptr::addr_of_mut!(hv.ctx) as *mut u8,
+            std::mem::size_of::<libc::ucontext_t>().min(header.context.len()),
+        );
+        let moves = reopened.moves();
+        hv.nfiles = moves.len() as u32;
+        for (i, m) in moves.iter().enumerate() {
+            hv.files[i] = *m;
+        }
+        hv.ncopies = 0;
+        for r in &header.regions {
+            hv.copies[hv.ncopies as usize] = layout::Copy {
+                dst: r.addr,
+                src: map.base as u64 + r.offset,
+                len: r.len,
+            };
+            hv.ncopies += 1;
+        }
+        hv.nzero = 0;
+        for (lo, hi) in zero_ranges(&header) {
+            if (hv.nzero as usize) < MAX_ZERO {
+                hv.zero[hv.nzero as usize] = (lo as u64, hi as u64);
+                hv.nzero += 1;
+            }
+        }
+    }
+    std::mem::forget(reopened);
+    std::mem::forget(map);
+    log::debug!(
+        "restoring {} bytes in {} regions from {}",
+        header.image_bytes(),
+        header.regions.len(),
+        path.display()
+    );
+    // SAFETY: switches to the restore stack (mapped, never carried); the
+    // copy and the jump do not return.
+    unsafe {
+        ferry_image_on_stack(
+            RESTORE_STACK_BASE as *mut c_void,
+            RESTORE_STACK_LEN as u64,
+            copy_and_jump,
+            std::ptr::null_mut(),
+        );
+    }
+    fail("the jump into the image returned")
+}
+
+/// The image checked against this process.
+fn check(map: &Mapped) -> Result<Header, String> {
+    let file = map.bytes();
+    let header = format::read_header(file).map_err(|e| e.0)?;
+    if header.regions.len() > MAX_REGIONS || header.files.len() > MAX_FILES {
+        return Err("the image has more regions or files than this ferry restores".into());
+    }
+    if header.context.len() != std::mem::size_of::<libc::ucontext_t>() {
+        return Err("the image's saved context has the wrong size (corrupt or foreign)".into());
+    }
+    for r in &header.regions {
+        if !allowed(r.addr as usize, r.len as usize, r.kind) {
+            return Err(format!(
+                "region at {:#x} ({} bytes) is outside what an image may hold (corrupt or foreign)",
+                r.addr, r.len
+            ));
+        }
+    }
+    format::verify_regions(file, &header).map_err(|e| e.0)?;
+    let objs = super::elf::objects();
+    let (exe_path, exe_hash, ferry_path, ferry_hash) = super::capture::identity();
+    let now = Header {
+        exe_path,
+        exe_hash,
+        ferry_path,
+        ferry_hash,
+        objects: super::capture::loaded_objects(&objs),
+        ..Header::default()
+    };
+    format::check_identity(&header, &now).map_err(|e| e.0)?;
+    // Every data region must lie in a writable segment of this process.
+    let writable: Vec<(usize, usize)> = objs
+        .iter()
+        .flat_map(|o| o.writable.iter().copied().chain(o.tls))
+        .collect();
+    for r in header
+        .regions
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::ProgramData | Kind::LibraryData | Kind::Tls))
+    {
+        let (lo, hi) = (r.addr as usize, (r.addr + r.len) as usize);
+        if !writable.iter().any(|&(a, b)| a <= lo && hi <= b) {
+            return Err(format!(
+                "region at {lo:#x} is not writable data of this process (foreign layout)"
+            ));
+        }
+    }
+    Ok(header)
+}
+
+/// Whether a region of this kind may be at this place.
+fn allowed(addr: usize, len: usize, kind: Kind) -> bool {
+    let inside = |base: usize, l: usize| {
+        addr >= base && addr.checked_add(len).is_some_and(|e| e <= base + l)
+    };
+    match kind {
+        Kind::ProgramHeap => inside(APP_HEAP_BASE, APP_HEAP_LEN),
+        Kind::ProgramStack => inside(APP_STACK_BASE, APP_STACK_LEN),
+        Kind::LibraryHeap => inside(LIB_HEAP_BASE, LIB_HEAP_LEN),
+        Kind::ProgramData | Kind::LibraryData | Kind::Tls => {
+            // Checked against this process's writable segments in `check`;
+            // never inside the regions the restore itself uses.
+            !inside(HANDOVER_BASE, HANDOVER_LEN) && !inside(RESTORE_STACK_BASE, RESTORE_STACK_LEN)
+        }
+    }
+}
+
+/// Parts of the arenas the image does not cover, up to the further of the
+/// old and the new high-water mark: zeroed after the copy, so that the old
+/// allocator finds fresh memory as it left it.
+fn zero_ranges(h: &Header) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (arena, kind) in [
+        (super::alloc::app(), Kind::ProgramHeap),
+        (super::alloc::lib(), Kind::LibraryHeap),
+    ] {
+        let mut covered: Vec<(usize, usize)> = h
+            .regions
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| (r.addr as usize, (r.addr + r.len) as usize))
+            .collect();
+        covered.sort();
+        let old_end = covered.last().map(|c| c.1).unwrap_or(0);
+        let base = arena_base(kind);
+        let end = page_up(arena.high_water().max(old_end));
+        super::elf::subtract(base, end, &covered, &mut out);
+    }
+    out.retain(|(a, b)| b > a);
+    out
+}
+
+fn arena_base(kind: Kind) -> usize {
+    if kind == Kind::ProgramHeap {
+        APP_HEAP_BASE
+    } else {
+        LIB_HEAP_BASE
+    }
+}
+
+/// On the restore stack: the copy, then the jump. Touches nothing but the
+/// handover page, the mapped image and the destination memory.
+extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
+    let h = layout::handover();
+    // SAFETY: the handover page was filled by `restart`; every copy was
+    // checked (inside an arena, the stack, or a writable segment of this
+    // process; source inside the mapped image); nothing else runs.
+    unsafe {
+        let hv = &mut *h;
+        for i in 0..hv.ncopies as usize {
+            let c = hv.copies[i];
+            libc::memcpy(c.dst as *mut c_void, c.src as *const c_void, c.len as usize);
+        }
+        for i in 0..hv.nzero as usize {
+            let (lo, hi) = hv.zero[i];
+            libc::madvise(lo as *mut c_void, (hi - lo) as usize, libc::MADV_DONTNEED);
+        }
+        for i in 0..hv.nfiles as usize {
+            let f = hv.files[i];
+            libc::syscall(libc::SYS_dup3, f.tmp, f.target, 0);
+            libc::syscall(libc::SYS_close, f.tmp);
+            libc::syscall(libc::SYS_fcntl, f.target, libc::F_SETFD, f.fd_flags);
+            if f.offset > 0 {
+                libc::syscall(libc::SYS_lseek, f.target, f.offset, libc::SEEK_SET);
+            }
+        }
+        ferry_image_jump(
+            std::ptr::addr_of!(hv.ctx),
+            std::ptr::addr_of_mut!(hv.resumed),
+            hv.canary,
+        )
+    }
+}
+
+/// A read-only mapping of an image file.
+struct Mapped {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Mapped {
+    fn open(path: &std::path::Path) -> Result<Mapped, String> {
+        let f = std::fs::File::open(path).map_err(|e| format!("cannot open the image: {e}"))?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
+        if len == 0 {
+            return Err("the image is empty (truncated)".into());
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a private read-only mapping of a file we opened.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map the image: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Mapped {
+            base: p as *mut u8,
+            len,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping, alive as long as self.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.base as *mut c_void, self.len) };
+    }
+}
+
+/// The new process's own values, put aside by the restore (valid in a
+/// restored process, right after the jump).
+pub fn fresh_values() -> [u64; 16] {
+    // SAFETY: the handover page, filled by `restart` before the jump.
+    unsafe { (*layout::handover()).fresh }
+}
+
+/// Microseconds since the restore of this process began.
+pub fn elapsed_us(fresh: &[u64; 16]) -> u64 {
+    now_us().saturating_sub(fresh[STARTED_AT])
+}

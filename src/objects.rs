@@ -1,0 +1,109 @@
+//! MPI objects the program makes that are not (yet) virtual handles:
+//! derived datatypes, reduction operations, error handlers, info objects,
+//! files and sessions. The program holds the real handles, which a new
+//! MPI would not know, so a process image refuses to carry a process that
+//! holds one (the generated wrappers count them made and freed).
+//! Predefined objects (`MPI_INT`, `MPI_SUM`, `MPI_ERRORS_RETURN`, ...) are
+//! the same in every process and are not counted.
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Datatype,
+    Op,
+    Errhandler,
+    Info,
+    File,
+    Session,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Datatype => "derived datatype",
+            Kind::Op => "reduction operation",
+            Kind::Errhandler => "error handler",
+            Kind::Info => "info object",
+            Kind::File => "open MPI file",
+            Kind::Session => "session",
+        }
+    }
+}
+
+static LIVE: Mutex<Option<HashSet<(Kind, u64)>>> = Mutex::new(None);
+
+/// Whether a handle names a predefined object.
+fn predefined(bits: u64) -> bool {
+    #[cfg(ferry_mpi = "mpich")]
+    {
+        // MPICH: handle kind in bits 30-31, 1 = builtin.
+        (bits as u32) >> 30 == 1 || bits == 0
+    }
+    #[cfg(not(ferry_mpi = "mpich"))]
+    {
+        // Open MPI: predefined objects are statics of libmpi.
+        let (lo, hi) = libmpi_range();
+        bits == 0 || (lo <= bits && bits < hi)
+    }
+}
+
+#[cfg(not(ferry_mpi = "mpich"))]
+fn libmpi_range() -> (u64, u64) {
+    static RANGE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        let mut range = (0u64, 0u64);
+        for o in crate::image::elf::objects() {
+            if o.file_name().starts_with("libmpi.so") {
+                let lo = o.base as u64;
+                let hi = o.writable.iter().map(|w| w.1 as u64).max().unwrap_or(lo);
+                range = (lo, hi);
+            }
+        }
+        range
+    })
+}
+
+/// The program got a new handle of this kind.
+pub fn made<T: Copy>(kind: Kind, h: T) {
+    let bits = crate::control::handle_bits(h);
+    if predefined(bits) {
+        return;
+    }
+    if let Ok(mut l) = LIVE.lock() {
+        l.get_or_insert_with(HashSet::new).insert((kind, bits));
+    }
+}
+
+/// The program released a handle of this kind.
+pub fn freed<T: Copy>(kind: Kind, h: T) {
+    let bits = crate::control::handle_bits(h);
+    if let Ok(mut l) = LIVE.lock() {
+        if let Some(s) = l.as_mut() {
+            s.remove(&(kind, bits));
+        }
+    }
+}
+
+/// What the program holds, in words ("" when nothing).
+pub fn live() -> String {
+    let Ok(l) = LIVE.lock() else {
+        return String::new();
+    };
+    let Some(s) = l.as_ref() else {
+        return String::new();
+    };
+    let mut counts: Vec<(Kind, usize)> = Vec::new();
+    for (k, _) in s.iter() {
+        match counts.iter_mut().find(|c| c.0 == *k) {
+            Some(c) => c.1 += 1,
+            None => counts.push((*k, 1)),
+        }
+    }
+    counts.sort_by_key(|c| c.0 as u8);
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}{}", k.noun(), if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
