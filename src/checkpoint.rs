@@ -599,18 +599,33 @@ unsafe fn remake() {
         }
     }
     if let Ok(mut r) = REMADE.lock() {
-        *r = Some((record.names, record.errhandlers));
+        *r = Some(Remade {
+            names: record.names,
+            errhandlers: record.errhandlers,
+        });
     }
 }
 
 /// Names and error handlers, applied once the communicators are rebuilt.
-static REMADE: Mutex<Option<(Vec<(usize, CString)>, Vec<(usize, MPI_Errhandler)>)>> =
-    Mutex::new(None);
+struct Remade {
+    names: Vec<(usize, CString)>,
+    errhandlers: Vec<(usize, MPI_Errhandler)>,
+}
+
+// SAFETY: predefined error handlers are plain values, used by the thread
+// that calls MPI.
+unsafe impl Send for Remade {}
+
+static REMADE: Mutex<Option<Remade>> = Mutex::new(None);
 
 /// After the rebuild of a restarted process: names and error handlers on
 /// the new communicators.
 pub fn after_rebuild() {
-    let Some((names, ehs)) = REMADE.lock().ok().and_then(|mut r| r.take()) else {
+    let Some(Remade {
+        names,
+        errhandlers: ehs,
+    }) = REMADE.lock().ok().and_then(|mut r| r.take())
+    else {
         return;
     };
     for (i, name) in names {
