@@ -104,6 +104,9 @@ struct Job {
     ranges: Vec<(usize, usize, Kind)>,
     holes: Vec<(usize, usize)>,
     scratch: Vec<(usize, usize)>,
+    /// `/proc/self/pagemap` entries, read a chunk at a time.
+    pagemap: Vec<u64>,
+    pagemap_file: Option<std::fs::File>,
     objects: Vec<elf::Object>,
     error: Option<String>,
     file_bytes: u64,
@@ -155,15 +158,17 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         canary: unsafe { ferry_image_canary() },
         context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),
         files,
-        regions: Vec::with_capacity(1 << 16),
+        regions: Vec::with_capacity(MAX_REGIONS),
         created_unix_ms: ferry_common::time::unix_ms(),
     };
     let mut job = Job {
         file,
         header,
-        ranges: Vec::with_capacity(1 << 16),
+        ranges: Vec::with_capacity(MAX_REGIONS),
         holes: Vec::with_capacity(1 << 12),
         scratch: Vec::with_capacity(1 << 16),
+        pagemap: vec![0u64; PAGEMAP_CHUNK],
+        pagemap_file: std::fs::File::open("/proc/self/pagemap").ok(),
         objects,
         error: None,
         file_bytes: 0,
@@ -296,11 +301,12 @@ fn write_at(f: &std::fs::File, b: &[u8], at: u64) -> Result<(), String> {
 /// Every range to carry, in address order of kind.
 fn collect_ranges(job: &mut Job, rsp: usize) {
     let fb = elf::ferry_base();
-    // The program's heap.
+    // The program's heap: the pages of its used ranges that hold data.
     job.scratch.clear();
     super::alloc::app().used_ranges(&mut job.scratch);
-    for &(a, b) in &job.scratch {
-        job.ranges.push((a, b, Kind::ProgramHeap));
+    for i in 0..job.scratch.len() {
+        let (a, b) = job.scratch[i];
+        touched(job, a, b, Kind::ProgramHeap);
     }
     // The main thread's stack, from the saved frame to its top. Below it
     // run the writer's own frames, which change while they write (the save
@@ -339,8 +345,68 @@ fn collect_ranges(job: &mut Job, rsp: usize) {
     // The library's heap, last: nothing allocates while it is written.
     job.scratch.clear();
     super::alloc::lib().used_ranges(&mut job.scratch);
-    for &(a, b) in &job.scratch {
-        job.ranges.push((a, b, Kind::LibraryHeap));
+    for i in 0..job.scratch.len() {
+        let (a, b) = job.scratch[i];
+        touched(job, a, b, Kind::LibraryHeap);
+    }
+}
+
+/// Pagemap entries read at a time.
+const PAGEMAP_CHUNK: usize = 1 << 16;
+/// Untouched gaps shorter than this many pages are written anyway (fewer,
+/// longer regions).
+const GAP_PAGES: usize = 16;
+
+/// Adds the parts of `[lo, hi)` whose pages were ever touched: present in
+/// memory or swapped out, per `/proc/self/pagemap`. A page never touched
+/// (or given back with `MADV_DONTNEED`) reads as zero, which is what the
+/// restore leaves there. Without the pagemap, the whole range.
+fn touched(job: &mut Job, lo: usize, hi: usize, kind: Kind) {
+    use std::os::unix::fs::FileExt;
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    let room = job.ranges.capacity() - job.ranges.len();
+    let Some(f) = job.pagemap_file.as_ref().filter(|_| room > 1024) else {
+        job.ranges.push((lo, hi, kind));
+        return;
+    };
+    let (first, last) = (lo / PAGE, page_up(hi) / PAGE);
+    let mut run: Option<(usize, usize)> = None; // (start page, end page)
+    let mut page = first;
+    while page < last {
+        let n = (last - page).min(PAGEMAP_CHUNK);
+        // SAFETY: the buffer is `PAGEMAP_CHUNK` u64s, viewed as bytes.
+        let buf =
+            unsafe { std::slice::from_raw_parts_mut(job.pagemap.as_mut_ptr() as *mut u8, n * 8) };
+        if f.read_exact_at(buf, (page * 8) as u64).is_err() {
+            job.ranges.push((page * PAGE, hi, kind));
+            return;
+        }
+        for i in 0..n {
+            let p = page + i;
+            if job.pagemap[i] & (PRESENT | SWAPPED) == 0 {
+                continue;
+            }
+            run = match run {
+                Some((s, e)) if p - e <= GAP_PAGES => Some((s, p + 1)),
+                Some((s, e)) => {
+                    if job.ranges.len() + 2 >= job.ranges.capacity() {
+                        // Too fragmented: the rest in one piece.
+                        job.ranges.push(((s * PAGE).max(lo), hi, kind));
+                        return;
+                    }
+                    job.ranges
+                        .push(((s * PAGE).max(lo), (e * PAGE).min(hi), kind));
+                    Some((p, p + 1))
+                }
+                None => Some((p, p + 1)),
+            };
+        }
+        page += n;
+    }
+    if let Some((s, e)) = run {
+        job.ranges
+            .push(((s * PAGE).max(lo), (e * PAGE).min(hi), kind));
     }
 }
 

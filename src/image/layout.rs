@@ -86,8 +86,8 @@ pub fn map_fixed(base: usize, len: usize, prot: i32) -> Result<(), String> {
 pub const MAX_REGIONS: usize = 16_384;
 /// Most files an image may reopen.
 pub const MAX_FILES: usize = 1_024;
-/// Most ranges zeroed after a restore.
-pub const MAX_ZERO: usize = 8_192;
+/// Most ranges zeroed by a restore (the two arenas).
+pub const MAX_ZERO: usize = 8;
 
 /// A file reopened for the program: the temporary descriptor goes to the
 /// program's number at the program's offset.

@@ -157,10 +157,8 @@ pub fn restart(dir: &str) -> i32 {
         }
         hv.nzero = 0;
         for (lo, hi) in zero_ranges(&header) {
-            if (hv.nzero as usize) < MAX_ZERO {
-                hv.zero[hv.nzero as usize] = (lo as u64, hi as u64);
-                hv.nzero += 1;
-            }
+            hv.zero[hv.nzero as usize] = (lo as u64, hi as u64);
+            hv.nzero += 1;
         }
     }
     std::mem::forget(reopened);
@@ -251,37 +249,29 @@ fn allowed(addr: usize, len: usize, kind: Kind) -> bool {
     }
 }
 
-/// Parts of the arenas the image does not cover, up to the further of the
-/// old and the new high-water mark: zeroed after the copy, so that the old
-/// allocator finds fresh memory as it left it.
+/// The arenas up to the further of the old and the new high-water mark:
+/// zeroed before the copy, so that what the image does not hold (pages
+/// the old process never touched or gave back) reads as zero, as the old
+/// allocator left it, and nothing of the new process's startup remains.
 fn zero_ranges(h: &Header) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    for (arena, kind) in [
-        (super::alloc::app(), Kind::ProgramHeap),
-        (super::alloc::lib(), Kind::LibraryHeap),
+    for (arena, kind, base) in [
+        (super::alloc::app(), Kind::ProgramHeap, APP_HEAP_BASE),
+        (super::alloc::lib(), Kind::LibraryHeap, LIB_HEAP_BASE),
     ] {
-        let mut covered: Vec<(usize, usize)> = h
+        let old_end = h
             .regions
             .iter()
             .filter(|r| r.kind == kind)
-            .map(|r| (r.addr as usize, (r.addr + r.len) as usize))
-            .collect();
-        covered.sort();
-        let old_end = covered.last().map(|c| c.1).unwrap_or(0);
-        let base = arena_base(kind);
+            .map(|r| (r.addr + r.len) as usize)
+            .max()
+            .unwrap_or(base);
         let end = page_up(arena.high_water().max(old_end));
-        super::elf::subtract(base, end, &covered, &mut out);
+        if end > base {
+            out.push((base, end));
+        }
     }
-    out.retain(|(a, b)| b > a);
     out
-}
-
-fn arena_base(kind: Kind) -> usize {
-    if kind == Kind::ProgramHeap {
-        APP_HEAP_BASE
-    } else {
-        LIB_HEAP_BASE
-    }
 }
 
 /// On the restore stack: the copy, then the jump. Touches nothing but the
@@ -293,13 +283,13 @@ extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
     // process; source inside the mapped image); nothing else runs.
     unsafe {
         let hv = &mut *h;
-        for i in 0..hv.ncopies as usize {
-            let c = hv.copies[i];
-            libc::memcpy(c.dst as *mut c_void, c.src as *const c_void, c.len as usize);
-        }
         for i in 0..hv.nzero as usize {
             let (lo, hi) = hv.zero[i];
             libc::madvise(lo as *mut c_void, (hi - lo) as usize, libc::MADV_DONTNEED);
+        }
+        for i in 0..hv.ncopies as usize {
+            let c = hv.copies[i];
+            libc::memcpy(c.dst as *mut c_void, c.src as *const c_void, c.len as usize);
         }
         for i in 0..hv.nfiles as usize {
             let f = hv.files[i];
