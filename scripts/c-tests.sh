@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run ferry's C test programs (c-tests/*.c) with and without libferry.so.
 #
-#   scripts/c-tests.sh [--no-lib] [--regroups N [--seed S]] [mpich|openmpi|all] [NAME...]
+#   scripts/c-tests.sh [--no-lib] [--regroups N] [--checkpoints N] [--seed S]
+#                      [--retries R] [mpich|openmpi|all] [NAME...]
 #
 # For each chosen MPI (default: all) and each program (default: every
 # c-tests/*.c), build it into c-tests/out/$MPI/NAME and run it at the rank
@@ -15,13 +16,35 @@
 # follows: N regroups started by pseudo-random ranks at pseudo-random call
 # counts (FERRY_REGROUP, drawn from seed S, default: the time; the SPECs are
 # printed so that a failure can be replayed), whose stdout must equal the
-# plain run's and whose event log must hold exactly N regroups. With
-# --retries R a regroup run that fails is run again (same SPECs) up to R
-# times; a pass after a failure is reported as such ("passed on retry") and
-# listed in c-tests/out/flaky.txt, never hidden. Each run is limited by
-# `timeout 60`. Outputs go to c-tests/out/$MPI/NAME.{plain,plain2,lib}.{out,err}.
-# Prints one PASS/FAIL line per program and MPI, then "N passed, M failed";
-# exits non-zero if anything failed.
+# plain run's and whose event log must hold exactly N regroups.
+# With --checkpoints N (not with --no-lib) N checkpoint/restart cases follow
+# instead of the plain-vs-lib line: N call counts K of world rank 0 drawn
+# from seed S in [1, 9/10 of rank 0's calls in the lib run] (printed for
+# replay), each run as `ferry run --checkpoint after=K,dir=DIR` (FERRY_LOG=
+# info, in c-tests/out/$MPI/ckpt/NAME.K/: DIR img/, events.jsonl, work/ as
+# the working directory, {run,restart}.{out,err,cmd}) and then:
+#   - "checkpoint written": `ferry restart DIR`; both exit 0, the two stdouts
+#     together equal the plain run's, DIR is mode 700 with files mode 600 (a
+#     rank-R.img per rank and checkpoint.json), the event log has exactly one
+#     checkpoint and one restart event; the images are deleted on a pass;
+#   - "checkpoint refused": a PASS only for a program of CKPT_REFUSALS below
+#     whose reason contains the substring listed there; the job must exit 0
+#     with the plain run's stdout and DIR must hold no image;
+#   - neither (rank 0 made fewer calls this time): K becomes K/4+1 and the
+#     run is made again, at most twice; then a FAIL.
+# The ranks of ferry runs get only the FERRY_* entries of FERRY_TEST_ENV.
+# With --retries R a regroup or checkpoint case that fails is run again
+# (same SPECs or K) up to R times; a pass after a failure is reported as
+# such ("passed on retry") and listed in c-tests/out/flaky.txt, never hidden.
+# Each run is limited by `timeout 60` (FERRY_TEST_TIMEOUT). Outputs go to
+# c-tests/out/$MPI/NAME.{plain,plain2,lib,regroup}.{out,err,cmd}.
+# Prints one PASS/FAIL line per program and MPI (per program, MPI and K with
+# --checkpoints), then "N passed, M failed"; exits non-zero if anything
+# failed.
+
+# test_mpi runs in a subshell on purpose (mpi-env.sh's exports stay in it);
+# the functions it calls run in that subshell and see what it sets.
+# shellcheck disable=SC2030,SC2031
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,13 +53,22 @@ OUT="$TESTS/out"
 TIMEOUT="${FERRY_TEST_TIMEOUT:-60}"
 CFLAGS=(-O1 -g -Wall -Wextra -I"$ROOT/include")
 
+# Expected checkpoint refusals (--checkpoints): program -> a substring the
+# "checkpoint refused" reason must contain. A refusal of any other program,
+# or for another reason, is a FAIL. This version of the library cannot image
+# programs holding derived datatypes, user reduction ops, error handlers of
+# the program, attribute keyvals, RMA windows, info objects or threads.
+declare -A CKPT_REFUSALS=(
+)
+
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
     exit 2
 }
 
 no_lib=0
 regroups=0
+checkpoints=0
 retries=0
 seed="$(date +%s)"
 mpis=()
@@ -51,6 +83,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-lib) no_lib=1 ;;
         --regroups) want=regroups ;;
+        --checkpoints) want=checkpoints ;;
         --seed) want=seed ;;
         --retries) want=retries ;;
         -h|--help) usage ;;
@@ -60,6 +93,20 @@ for arg in "$@"; do
         *) names+=("$(basename "${arg%.c}")") ;;
     esac
 done
+if [ -n "$want" ]; then
+    echo "c-tests.sh: --$want needs a value" >&2
+    usage
+fi
+for opt in regroups checkpoints seed retries; do
+    if ! [[ "${!opt}" =~ ^(0|[1-9][0-9]*)$ ]]; then
+        echo "c-tests.sh: --$opt wants a non-negative integer, not '${!opt}'" >&2
+        usage
+    fi
+done
+if [ "$checkpoints" -gt 0 ] && [ "$no_lib" -eq 1 ]; then
+    echo "c-tests.sh: --checkpoints needs the library (not with --no-lib)" >&2
+    exit 2
+fi
 [ ${#mpis[@]} -gt 0 ] || mpis=(mpich openmpi)
 
 if [ ${#names[@]} -eq 0 ]; then
@@ -202,7 +249,10 @@ test_mpi() (
             continue
         fi
         local lib_env=()
-        [ "$regroups" -gt 0 ] && lib_env=(FERRY_LOG=debug)
+        # the call counts (finalize: N calls) for --regroups, --checkpoints
+        if [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ]; then
+            lib_env=(FERRY_LOG=debug)
+        fi
         run_one "$second" "$name" "$ranks" "${lib_env[@]}"
         if [ -n "$run_status" ]; then
             result "$FERRY_MPI" "$name" FAIL "$run_status"
@@ -220,6 +270,11 @@ test_mpi() (
         rm -f "$dir/$name.diff"
         if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ]; then
             regroup_one "$name" "$ranks"
+            if [ "$checkpoints" -gt 0 ]; then checkpoint_all "$name" "$ranks"; fi
+            continue
+        fi
+        if [ "$checkpoints" -gt 0 ]; then
+            checkpoint_all "$name" "$ranks"
             continue
         fi
         result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs $second"
@@ -316,10 +371,233 @@ regroup_try() {
     try_pass="$ranks ranks, plain vs $done_n regroups of $regroups SPECs (seed $seed)"
 }
 
+# describe_rc RC: how a run ended, for a failure message
+describe_rc() {
+    if [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; then
+        echo "timed out after ${TIMEOUT}s"
+    elif [ "$1" -gt 128 ]; then
+        echo "exited with status $1 (signal $(($1 - 128))?)"
+    else
+        echo "exited with status $1"
+    fi
+}
+
+# ferry_run PREFIX CWD CMD...: run a ferry command in CWD with FERRY_LOG=info
+# (unless FERRY_LOG is set) and FERRY_TEST_ENV, output in PREFIX.{out,err},
+# the command line in PREFIX.cmd; sets rc (never fails)
+ferry_run() {
+    local prefix="$1" cwd="$2"
+    shift 2
+    local envs=("FERRY_LOG=${FERRY_LOG:-info}" "${test_env[@]}")
+    { printf 'cd %q && env' "$cwd"; printf ' %q' "${envs[@]}" "$@"; echo; } >"$prefix.cmd"
+    rc=0
+    (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" env "${envs[@]}" "$@") \
+        </dev/null >"$prefix.out" 2>"$prefix.err" || rc=$?
+}
+
+# checkpoint_all NAME RANKS: the $checkpoints checkpoint/restart cases (see
+# the header), one result line per K
+checkpoint_all() {
+    local name="$1" ranks="$2" calls0
+    rm -rf "${dir:?}/ckpt/$name".*
+    mkdir -p "$dir/ckpt"
+    calls0="$(sed -n "/^ferry\[rank 0 pid [0-9]*\] debug: finalize: [0-9]* calls/{s/.*debug: finalize: \([0-9]*\) calls.*/\1/p;q}" \
+        "$dir/$name.lib.err")"
+    if [ -z "$calls0" ]; then
+        result "$FERRY_MPI" "$name" FAIL "checkpoints: no call count for rank 0 in $dir/$name.lib.err"
+        return 0
+    fi
+    # Seeded per program, so one program's Ks do not depend on the others.
+    RANDOM=$(( (seed + $(cksum <<<"checkpoint $name" | cut -d' ' -f1)) % 32768 ))
+    local top=$((calls0 * 9 / 10)) ks=() i
+    [ "$top" -ge 1 ] || top=1
+    for ((i = 0; i < checkpoints; i++)); do
+        ks+=("$(( (RANDOM * 32768 + RANDOM) % top + 1 ))")
+    done
+    echo "    checkpoints of $name [$FERRY_MPI] at K = ${ks[*]} (rank 0 made $calls0 calls;" \
+        "replay: --checkpoints $checkpoints --seed $seed $FERRY_MPI $name)"
+    for i in "${!ks[@]}"; do
+        checkpoint_one "$name" "$ranks" "${ks[i]}" "$i"
+    done
+}
+
+# checkpoint_one NAME RANKS K I: the I-th case, tried again up to $retries
+# times if it fails (a failed try's directory is kept as CASE.failT)
+checkpoint_one() {
+    local name="$1" ranks="$2" k="$3" try first="" case_dir="$dir/ckpt/$1.$3"
+    # the same K drawn twice
+    [ ! -e "$case_dir" ] || case_dir="$case_dir-$4"
+    for ((try = 0; try <= retries; try++)); do
+        checkpoint_try "$name" "$ranks" "$k" "$case_dir"
+        if [ -z "$try_failure" ]; then
+            if [ -n "$first" ]; then
+                result "$FERRY_MPI" "$name" PASS "$try_pass; passed on retry $try, first run: $first"
+                echo "$FERRY_MPI $name checkpoint at $k: $first" >>"$OUT/flaky.txt"
+            else
+                result "$FERRY_MPI" "$name" PASS "$try_pass"
+            fi
+            return 0
+        fi
+        [ -n "$first" ] || first="$try_failure"
+        if [ "$try" -lt "$retries" ]; then
+            rm -rf "$case_dir.fail$try"
+            mv "$case_dir" "$case_dir.fail$try"
+            echo "    (checkpoint case of $name [$FERRY_MPI] at $k failed: $try_failure; kept in $case_dir.fail$try)"
+        fi
+    done
+    result "$FERRY_MPI" "$name" FAIL "$try_failure"
+}
+
+# checkpoint_try NAME RANKS K CASE_DIR: one attempt; sets try_failure (""
+# on success) and try_pass (the success line)
+checkpoint_try() {
+    try_failure=""
+    try_pass=""
+    local name="$1" ranks="$2" k="$3" cdir="$4"
+    local ck="$4/img" events="$4/events.jsonl" plain="$dir/$1.plain.out"
+    local got="" tried=() attempt
+    # A program that polls may make fewer calls in this run than in the one
+    # counted: if rank 0 never reached K, K is quartered (at most twice).
+    for attempt in 1 2 3; do
+        rm -rf "$cdir"
+        mkdir -p "$cdir/work"
+        tried+=("$k")
+        ferry_run "$cdir/run" "$cdir/work" "$FERRY_BIN" run --mpi "$FERRY_MPI" -n "$ranks" \
+            --events "$events" --checkpoint "after=$k,dir=$ck" -- "$dir/$name"
+        if grep -q 'checkpoint written' "$cdir/run.err"; then
+            got=written
+        elif grep -q 'checkpoint refused' "$cdir/run.err"; then
+            got=refused
+        elif grep -q 'checkpoint failed' "$cdir/run.err"; then
+            got=failed
+        fi
+        if [ -n "$got" ] || [ "$rc" -ne 0 ] || [ "$attempt" -eq 3 ]; then
+            break
+        fi
+        k=$((k / 4 + 1))
+    done
+    local at="checkpoint at $k"
+    [ "${#tried[@]}" -eq 1 ] || at="$at (K ${tried[*]} tried in turn)"
+    local replay="replay: --checkpoints $checkpoints --seed $seed $FERRY_MPI $name; commands in $cdir/*.cmd"
+    case "$got" in
+        failed)
+            try_failure="$at: $(grep -m1 'checkpoint failed' "$cdir/run.err" | cut -c1-200 || true); $replay"
+            show_file "checkpoint run stderr" "$cdir/run.err"
+            return 0
+            ;;
+        "")
+            if [ "$rc" -ne 0 ]; then
+                try_failure="$at: the run $(describe_rc "$rc") without a checkpoint message; $replay"
+            else
+                try_failure="no checkpoint: rank 0 never reached K ${tried[*]} (no 'checkpoint written' or 'checkpoint refused' on stderr); $replay"
+            fi
+            show_file "checkpoint run stdout" "$cdir/run.out"
+            show_file "checkpoint run stderr" "$cdir/run.err"
+            return 0
+            ;;
+        refused)
+            checkpoint_refused "$name" "$cdir" "$at" "$replay"
+            return 0
+            ;;
+    esac
+    if [ "$rc" -ne 0 ]; then
+        try_failure="$at: written, but the run $(describe_rc "$rc"); $replay"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    local mode bad="" r
+    mode="$(stat -c %a "$ck" 2>/dev/null || echo none)"
+    [ "$mode" = 700 ] || bad="$ck has mode $mode, not 700"
+    for r in checkpoint.json $(seq -f 'rank-%g.img' 0 $((ranks - 1))); do
+        [ -n "$bad" ] || [ -f "$ck/$r" ] || bad="$ck has no $r"
+    done
+    if [ -z "$bad" ]; then
+        bad="$(find "$ck" -mindepth 1 \( ! -type f -o ! -perm 600 \) -printf '%M %P, ' | head -c 300)"
+        [ -z "$bad" ] || bad="$ck has entries that are not files of mode 600: ${bad%, }"
+    fi
+    if [ -n "$bad" ]; then
+        try_failure="$at: $bad; $replay"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    local size
+    size="$(du -sh "$ck" | cut -f1)"
+    ferry_run "$cdir/restart" "$cdir/work" "$FERRY_BIN" restart "$ck"
+    if [ "$rc" -ne 0 ]; then
+        try_failure="$at (image $size): the restart $(describe_rc "$rc"); $replay"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        show_file "restart stdout" "$cdir/restart.out"
+        show_file "restart stderr" "$cdir/restart.err"
+        return 0
+    fi
+    cat "$cdir/run.out" "$cdir/restart.out" >"$cdir/both.out"
+    if ! diff -u "$plain" "$cdir/both.out" >"$cdir/diff" 2>&1; then
+        try_failure="$at (image $size): checkpoint + restart stdout differs from the plain run's ($(wc -l <"$cdir/run.out") + $(wc -l <"$cdir/restart.out") lines vs $(wc -l <"$plain")); $replay"
+        show_file "diff plain vs checkpoint+restart" "$cdir/diff"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        show_file "restart stderr" "$cdir/restart.err"
+        return 0
+    fi
+    rm -f "$cdir/diff"
+    local n_ckpt n_restart
+    n_ckpt="$(grep -c '"event":"checkpoint"' "$events" 2>/dev/null || true)"
+    n_restart="$(grep -c '"event":"restart"' "$events" 2>/dev/null || true)"
+    if [ "${n_ckpt:-0}" -ne 1 ] || [ "${n_restart:-0}" -ne 1 ]; then
+        try_failure="$at (image $size): ${n_ckpt:-0} checkpoint and ${n_restart:-0} restart events in $events, expected 1 and 1; $replay"
+        return 0
+    fi
+    try_pass="$at (image $size), restarted"
+    rm -f "$ck"/*.img
+}
+
+# checkpoint_refused NAME CASE_DIR AT REPLAY: judge a refused checkpoint;
+# sets try_failure or try_pass
+checkpoint_refused() {
+    local name="$1" cdir="$2" at="$3" replay="$4"
+    local expect="${CKPT_REFUSALS[$1]:-}" reason
+    reason="$(grep -m1 'checkpoint refused: rank [0-9]*: ' "$cdir/run.err" \
+        | sed 's/.*checkpoint refused: //' | cut -c1-200 || true)"
+    if [ "$rc" -ne 0 ]; then
+        try_failure="$at refused ($reason), but the job $(describe_rc "$rc") instead of going on; $replay"
+        show_file "checkpoint run stdout" "$cdir/run.out"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    if ! diff -u "$dir/$name.plain.out" "$cdir/run.out" >"$cdir/diff" 2>&1; then
+        try_failure="$at refused, but stdout differs from the plain run's; $replay"
+        show_file "diff plain vs refused run" "$cdir/diff"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    rm -f "$cdir/diff"
+    local images=""
+    [ ! -d "$cdir/img" ] || images="$(find "$cdir/img" -name '*.img' -printf '%P ' | head -c 200)"
+    if [ -n "$images" ]; then
+        try_failure="$at refused, but images were written: $images; $replay"
+        return 0
+    fi
+    if [ -z "$expect" ]; then
+        try_failure="$at refused, but $name is not expected to be: $reason; $replay"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    if ! grep 'checkpoint refused' "$cdir/run.err" | grep -qF -- "$expect"; then
+        try_failure="$at refused for another reason than '$expect': $reason; $replay"
+        show_file "checkpoint run stderr" "$cdir/run.err"
+        return 0
+    fi
+    reason="$(grep 'checkpoint refused' "$cdir/run.err" | grep -m1 -F -- "$expect" \
+        | sed 's/.*checkpoint refused: //' | cut -c1-200 || true)"
+    try_pass="$at refused as expected: $reason"
+}
+
 if [ "$no_lib" -eq 1 ]; then
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain runs only (determinism check)"
-elif [ "$regroups" -gt 0 ]; then
-    echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs libferry.so with $regroups regroups (seed $seed)"
+elif [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ]; then
+    what=()
+    [ "$regroups" -eq 0 ] || what+=("$regroups regroups")
+    [ "$checkpoints" -eq 0 ] || what+=("$checkpoints checkpoints/restarts")
+    echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs libferry.so with $(printf '%s, ' "${what[@]}" | sed 's/, $//') (seed $seed)"
 else
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs LD_PRELOAD=libferry.so${FERRY_TEST_ENV:+ with $FERRY_TEST_ENV}"
 fi
@@ -327,6 +605,13 @@ for mpi in "${mpis[@]}"; do
     test_mpi "$mpi"
 done
 
+if [ "$checkpoints" -gt 0 ]; then
+    for mpi in "${mpis[@]}"; do
+        echo "checkpoints [$mpi]: $(grep -c "^PASS .* \[$mpi\]: .*, restarted" "$RESULTS" || true) restarted," \
+            "$(grep -c "^PASS .* \[$mpi\]: .* refused as expected" "$RESULTS" || true) refused as expected," \
+            "$(grep -c "^FAIL .* \[$mpi\]" "$RESULTS" || true) failed"
+    done
+fi
 passed="$(grep -c '^PASS ' "$RESULTS" || true)"
 failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 echo "$passed passed, $failed failed"

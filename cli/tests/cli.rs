@@ -784,8 +784,9 @@ fn migrate_queues_a_request() {
 }
 
 #[test]
-fn restart_is_not_implemented_yet() {
+fn restart_refuses_what_is_not_a_checkpoint() {
     let sb = Sandbox::new();
+    let restart = |dir: &std::path::Path| sb.ferry().arg("restart").arg(dir).output().unwrap();
     let out = sb
         .ferry()
         .args(["restart", "no-such-dir"])
@@ -793,9 +794,39 @@ fn restart_is_not_implemented_yet() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no-such-dir: no such checkpoint directory"));
-    let out = sb.ferry().args(["restart"]).arg(&sb.dir).output().unwrap();
+    // A directory that is not a checkpoint.
+    let ck = sb.path("ck");
+    fs::create_dir_all(&ck).unwrap();
+    let out = restart(&ck);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("checkpoint/restart is not implemented yet"));
+    assert!(
+        text(&out.stderr).contains("not a complete checkpoint"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A record that does not parse.
+    fs::write(ck.join("checkpoint.json"), "{ not json").unwrap();
+    let out = restart(&ck);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("corrupt"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A record whose images are missing.
+    fs::write(
+        ck.join("checkpoint.json"),
+        r#"{"ranks": 2, "program": "/bin/true", "argv": ["true"], "mpi": "mpich"}"#,
+    )
+    .unwrap();
+    fs::write(ck.join("rank-0.img"), "x").unwrap();
+    let out = restart(&ck);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the image of rank 1 is missing"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 // ------------------------------------------------------------------ report

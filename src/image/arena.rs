@@ -424,6 +424,20 @@ impl Arena {
         ok.then_some(Arena { base, len })
     }
 
+    /// A handle on the region `[base, base+len)` without looking at it (for
+    /// the hot path, where the region is known to be initialized).
+    ///
+    /// # Safety
+    /// The region must have been set up by [`Arena::init`] (in this process
+    /// or restored from an image) before any allocating method is called.
+    #[inline(always)]
+    pub const unsafe fn from_raw(base: *mut u8, len: usize) -> Arena {
+        Arena {
+            base,
+            len: len & !(PAGE - 1),
+        }
+    }
+
     /// The region this handle manages: `(base, len)`.
     pub fn region(&self) -> (*mut u8, usize) {
         (self.base, self.len)
@@ -1200,21 +1214,5 @@ mod tests {
         }
         let ns = t.elapsed().as_nanos() as f64 / n as f64;
         eprintln!("arena: {ns:.1} ns per small malloc/free pair");
-    }
-}
-
-impl Arena {
-    /// A handle on the region `[base, base+len)` without looking at it (for
-    /// the hot path, where the region is known to be initialized).
-    ///
-    /// # Safety
-    /// The region must have been set up by [`Arena::init`] (in this process
-    /// or restored from an image) before any allocating method is called.
-    #[inline(always)]
-    pub const unsafe fn from_raw(base: *mut u8, len: usize) -> Arena {
-        Arena {
-            base,
-            len: len & !(PAGE - 1),
-        }
     }
 }

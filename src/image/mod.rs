@@ -71,7 +71,7 @@ fn stack_pointer() -> usize {
 #[inline(always)]
 pub fn on_app_stack() -> bool {
     let sp = stack_pointer();
-    sp >= layout::APP_STACK_BASE && sp < layout::APP_STACK_TOP
+    (layout::APP_STACK_BASE..layout::APP_STACK_TOP).contains(&sp)
 }
 
 /// Entering an MPI call (or the library's own work): what the program's

@@ -4,6 +4,9 @@
 //! handlers the program registered. Captured into [`Extras`] (kept in the
 //! library's arena, so carried with the image) and applied again once the
 //! image is in place.
+// The interposed C functions are not built into unit tests (whose harness
+// keeps libc's): their helpers are unused there.
+#![cfg_attr(test, allow(dead_code, unused_macros))]
 use super::elf;
 use std::ffi::{c_int, c_void};
 use std::sync::Mutex;

@@ -120,6 +120,10 @@ pub(crate) fn early_warn(msg: &str) {
 
 #[no_mangle]
 /// The C library's program start, intercepted (see the module comment).
+///
+/// # Safety
+/// Called once by the program's entry point, with the arguments the C
+/// library's own `__libc_start_main` takes.
 pub unsafe extern "C" fn __libc_start_main(
     main: MainFn,
     argc: c_int,
