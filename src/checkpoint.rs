@@ -129,8 +129,9 @@ pub enum Taken {
     /// An image could not be written: the job goes on.
     Failed,
     /// This is the restarted process; the regroup goes on with a fresh
-    /// world. `restore_us`: this process's restore time.
-    Resumed { restore_us: u64 },
+    /// world. `restore_us`: this process's restore time; `image_bytes`:
+    /// the memory its image held.
+    Resumed { restore_us: u64, image_bytes: u64 },
 }
 
 /// Phases measured before the capture, for the event log.
@@ -281,7 +282,10 @@ pub unsafe fn take(
             let restore_us = crate::image::restore::elapsed_us(&fresh);
             // SAFETY: the new MPI is up; every process of the job is here.
             unsafe { remake() };
-            Taken::Resumed { restore_us }
+            Taken::Resumed {
+                restore_us,
+                image_bytes: fresh[crate::image::restore::IMAGE_BYTES],
+            }
         }
         crate::image::capture::Outcome::Written(stats) => {
             // SAFETY: collective.
@@ -643,13 +647,19 @@ pub fn after_rebuild() {
 }
 
 /// The restart event, written by rank 0 of the restarted job.
-pub fn restarted(rank: c_int, restore_us_max: u64, group_us: u64, total_us: u64) {
+pub fn restarted(rank: c_int, image_bytes: u64, restore_us_max: u64, group_us: u64, total_us: u64) {
     if rank != 0 {
         return;
     }
     let mut ev = ferry_common::events::Event::new(ferry_common::events::EventKind::Restart);
     ev.rank = Some(0);
     ev.new_pid = Some(std::process::id());
+    ev.image_bytes = Some(image_bytes);
+    if restore_us_max > 0 {
+        let mbps = image_bytes as f64 / restore_us_max as f64;
+        ev.extra
+            .insert("restore_mb_per_s".into(), (mbps.round() as u64).into());
+    }
     ev.phases_us.restore = Some(restore_us_max);
     ev.phases_us.group = Some(group_us);
     ev.phases_us.total = Some(total_us);

@@ -854,7 +854,7 @@ pub fn now() {
     let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
     // A checkpoint (the leader says): every process images itself here; in
     // a restarted job the processes come back here, on a new MPI.
-    let mut resumed: Option<u64> = None;
+    let mut resumed: Option<(u64, u64)> = None;
     // SAFETY: every process of the job is here, after the drain.
     if unsafe { crate::checkpoint::agree(control, leader, rank) } {
         let (notify_us, collective_us, started) = sync_state()
@@ -893,13 +893,16 @@ pub fn now() {
         };
         let size = channel().map(|c| c.3).unwrap_or(0);
         // SAFETY: every process is here, frozen and drained.
-        if let crate::checkpoint::Taken::Resumed { restore_us } =
+        if let crate::checkpoint::Taken::Resumed {
+            restore_us,
+            image_bytes,
+        } =
             unsafe { crate::checkpoint::take(control, rank, size, &slots, &before, &mut flush_all) }
         {
-            resumed = Some(restore_us);
+            resumed = Some((restore_us, image_bytes));
         }
     }
-    // After a restart the control communicator is the new MPI'state().
+    // After a restart the control communicator is the new MPI's.
     let Some((control, _, rank, _)) = channel() else {
         return;
     };
@@ -1003,9 +1006,9 @@ pub fn now() {
     // SAFETY: collective over the control communicator.
     unsafe { PMPI_Barrier(control) };
     restore_next_event();
-    if let Some(restore_us) = resumed {
-        let mut worst: u64 = 0;
-        // SAFETY: a reduction of one integer over the control communicator.
+    if let Some((restore_us, image_bytes)) = resumed {
+        let (mut worst, mut bytes): (u64, u64) = (0, 0);
+        // SAFETY: reductions of one integer over the control communicator.
         unsafe {
             PMPI_Reduce(
                 &restore_us as *const u64 as *const c_void,
@@ -1015,10 +1018,19 @@ pub fn now() {
                 k::MPI_MAX(),
                 0,
                 control,
-            )
-        };
+            );
+            PMPI_Reduce(
+                &image_bytes as *const u64 as *const c_void,
+                &mut bytes as *mut u64 as *mut c_void,
+                1,
+                k::MPI_UINT64_T(),
+                k::MPI_SUM(),
+                0,
+                control,
+            );
+        }
         let group_us = maxs.group_us;
-        crate::checkpoint::restarted(rank, worst, group_us, worst + group_us);
+        crate::checkpoint::restarted(rank, bytes, worst, group_us, worst + group_us);
         return;
     }
     if let Some(c) = coordinator {

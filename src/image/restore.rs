@@ -39,6 +39,10 @@ pub fn now_us() -> u64 {
 
 /// Index of the restore's start time among the fresh values.
 const STARTED_AT: usize = 15;
+/// Index of the time `MPI_Init` took (not part of the restore proper).
+const INIT_US: usize = 14;
+/// Index of the bytes of memory the image held.
+pub const IMAGE_BYTES: usize = 13;
 /// The launcher's rank for this process, known before `MPI_Init`.
 fn launcher_rank() -> Option<i32> {
     [
@@ -101,6 +105,7 @@ pub fn restart(dir: &str) -> i32 {
         Err(e) => return fail(&e),
     };
     // MPI, at the thread level the program had.
+    let init_started = now_us();
     let mut provided = 0;
     // SAFETY: the first MPI call of this process.
     let rc = unsafe {
@@ -115,6 +120,7 @@ pub fn restart(dir: &str) -> i32 {
         return fail(&format!("MPI_Init_thread failed ({rc})"));
     }
     crate::control::start(provided);
+    let init_us = now_us().saturating_sub(init_started);
     let (rank_now, size_now) = crate::control::runtime()
         .map(|r| (r.world_rank, r.world_size))
         .unwrap_or((-1, -1));
@@ -135,6 +141,8 @@ pub fn restart(dir: &str) -> i32 {
         let hv = &mut *h;
         hv.fresh = crate::control::fresh();
         hv.fresh[STARTED_AT] = started;
+        hv.fresh[INIT_US] = init_us;
+        hv.fresh[IMAGE_BYTES] = header.image_bytes();
         hv.canary = header.canary;
         std::ptr::copy_nonoverlapping(
             header.context.as_ptr(),
@@ -365,7 +373,10 @@ pub fn fresh_values() -> [u64; 16] {
     unsafe { (*layout::handover()).fresh }
 }
 
-/// Microseconds since the restore of this process began.
+/// Microseconds since the restore of this process began, without the
+/// time `MPI_Init` took: checking, mapping and copying the image.
 pub fn elapsed_us(fresh: &[u64; 16]) -> u64 {
-    now_us().saturating_sub(fresh[STARTED_AT])
+    now_us()
+        .saturating_sub(fresh[STARTED_AT])
+        .saturating_sub(fresh[INIT_US])
 }
