@@ -266,9 +266,27 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         // SAFETY: mapped, readable memory of this process (the ranges come
         // from the loader's tables and our own arenas).
         let bytes = unsafe { std::slice::from_raw_parts(lo as *const u8, len) };
+        // In chunks: each is hashed while it is in the cache, written, and
+        // its writeback started at once, so that dirty pages do not pile
+        // up for the final sync.
         let mut hasher = Xxh3::new();
-        hasher.update(bytes);
-        write_at(&job.file, bytes, offset)?;
+        for (i, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
+            let at = offset + (i * WRITE_CHUNK) as u64;
+            hasher.update(chunk);
+            write_at(&job.file, chunk, at)?;
+            if job.fsync {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a hint to the kernel on our own file.
+                unsafe {
+                    libc::sync_file_range(
+                        job.file.as_raw_fd(),
+                        at as i64,
+                        chunk.len() as i64,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    )
+                };
+            }
+        }
         job.header.regions.push(Region {
             addr: lo as u64,
             len: len as u64,
@@ -350,6 +368,9 @@ fn collect_ranges(job: &mut Job, rsp: usize) {
         touched(job, a, b, Kind::LibraryHeap);
     }
 }
+
+/// Bytes hashed and written at a time.
+const WRITE_CHUNK: usize = 8 << 20;
 
 /// Pagemap entries read at a time.
 const PAGEMAP_CHUNK: usize = 1 << 16;
