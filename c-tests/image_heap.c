@@ -37,9 +37,22 @@
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* A signal handler of the program and the working directory must survive
+ * a checkpoint too: the handler is installed before MPI_Init, the program
+ * moves into a directory of its own right after it. */
+static volatile sig_atomic_t g_signals;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_signals++;
+}
 
 #define NBLOCKS 20000
 #define NNODES 5000
@@ -457,9 +470,15 @@ int main(int argc, char **argv)
     CHECK(fclose(t) == 0);
     g_log = fopen(name, "a");
     CHECK(g_log != NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
 
     CK(MPI_Init(&argc, &argv));
     g_mpi_calls++;
+    CHECK(mkdir("image_heap.d", 0700) == 0 || errno == EEXIST);
+    CHECK(chdir("image_heap.d") == 0);
     int size;
     CK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     g_mpi_calls++;
@@ -525,6 +544,15 @@ int main(int argc, char **argv)
     printf("final: heap %016llx big %016llx nodes %u hist %zu ticks %016llx\n",
            (unsigned long long)small_state_hash(), (unsigned long long)bh, g_nodes,
            g_hist_len, (unsigned long long)tick());
+
+    raise(SIGUSR1);
+    raise(SIGUSR1);
+    char cwd[4096];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    const char *base = strrchr(cwd, '/');
+    printf("signals handled: %d, working directory: %s\n", (int)g_signals, base ? base + 1 : cwd);
+    CHECK(chdir("..") == 0);
+    rmdir("image_heap.d");
 
     fprintf(g_log, "end: %lu MPI calls made\n", g_mpi_calls);
     CHECK(fclose(g_log) == 0);

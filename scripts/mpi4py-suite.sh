@@ -35,6 +35,9 @@ read -r -a RANK_COUNTS <<<"${FERRY_SUITE_RANKS:-1 2}"
 # More arguments for test/main.py, e.g. "-i test_spawn" (only the modules
 # matching) or "-x testCommSpawn" (leave tests out): for investigating.
 read -r -a EXTRA_ARGS <<<"${FERRY_SUITE_ARGS:-}"
+# FERRY_SUITE_ENV: more environment (VAR=VAL ...) for the ranks of the run
+# with the library, e.g. FERRY_IMAGE=1 (the process image on).
+read -r -a SUITE_ENV <<<"${FERRY_SUITE_ENV:-}"
 
 # Tests left out, as mpi4py's own `-x PATTERN` (fnmatch on
 # module.Class.method, '*' added on both sides when the pattern has none).
@@ -185,7 +188,11 @@ run_one() {
     # they would under `python test/main.py` where the test dir is sys.path[0].
     rank_env PYTHONPATH "$TESTS"
     known_problems
-    [[ "$mode" == ferry ]] && rank_env LD_PRELOAD "$FERRY_LIB"
+    if [[ "$mode" == ferry ]]; then
+        rank_env LD_PRELOAD "$FERRY_LIB"
+        local kv
+        for kv in "${SUITE_ENV[@]}"; do rank_env "${kv%%=*}" "${kv#*=}"; done
+    fi
     cmd+=("$FERRY_PY" "$RUNNER" "$rundir" "$TESTS" -v)
     local x
     for x in "${EXCLUDE[@]}"; do cmd+=(-x "$x"); done

@@ -239,10 +239,11 @@ pub fn start(provided: c_int) {
         crate::regroup::install_signal();
     }
     log::debug!(
-        "ferry {} on {} ({}), rank {rank} of {size}, thread level {provided}",
+        "ferry {} on {} ({}), rank {rank} of {size}, thread level {provided}, process image {}",
         env!("CARGO_PKG_VERSION"),
         env!("FERRY_MPI_FLAVOUR"),
-        library_version()
+        library_version(),
+        if crate::image::active() { "on" } else { "off" }
     );
     // SAFETY: see `RuntimeCell`: no other thread can be in the library yet.
     unsafe {

@@ -158,6 +158,11 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         canary: unsafe { ferry_image_canary() },
         context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),
         files,
+        signals: super::process::program_handlers()
+            .iter()
+            .filter(|h| h.before_init)
+            .map(|h| (h.signo, super::process::handler_bytes(h)))
+            .collect(),
         regions: Vec::with_capacity(MAX_REGIONS),
         created_unix_ms: ferry_common::time::unix_ms(),
     };

@@ -84,6 +84,9 @@ pub struct Header {
     /// The saved `ucontext_t`, bytes.
     pub context: Vec<u8>,
     pub files: Vec<Record>,
+    /// Signal dispositions the program set before `MPI_Init`: (signal,
+    /// bytes of its `sigaction`), installed again before `MPI_Init`.
+    pub signals: Vec<(i32, Vec<u8>)>,
     pub regions: Vec<Region>,
     pub created_unix_ms: u64,
 }
@@ -205,6 +208,11 @@ impl Header {
             w.u64(f.dev);
             w.u64(f.ino);
         }
+        w.u64(self.signals.len() as u64);
+        for (signo, b) in &self.signals {
+            w.i32(*signo);
+            w.bytes(b);
+        }
         w.u64(self.regions.len() as u64);
         for r in &self.regions {
             w.u64(r.addr);
@@ -251,6 +259,9 @@ impl Header {
                 dev: r.u64()?,
                 ino: r.u64()?,
             });
+        }
+        for _ in 0..r.count()? {
+            h.signals.push((r.i32()?, r.bytes()?));
         }
         for _ in 0..r.count()? {
             let addr = r.u64()?;
@@ -446,6 +457,7 @@ mod tests {
                 dev: 5,
                 ino: 6,
             }],
+            signals: vec![(10, vec![1, 2, 3, 4])],
             regions: vec![Region {
                 addr: 0x2000_0000_0000,
                 len: 8,

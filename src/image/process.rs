@@ -7,7 +7,6 @@
 // The interposed C functions are not built into unit tests (whose harness
 // keeps libc's): their helpers are unused there.
 #![cfg_attr(test, allow(dead_code, unused_macros))]
-use super::elf;
 use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
@@ -20,11 +19,104 @@ extern "C" {
 /// flags word and eleven buffer pointers and the marker list).
 const FILE_CHAIN_OFFSET: usize = 104;
 
-/// A signal's disposition, as the kernel's `sigaction` has it.
+/// A disposition the program gave a signal (its last one for that
+/// signal), recorded by the interposed `sigaction` and `signal`.
 #[derive(Clone)]
 pub struct Handler {
     pub signo: c_int,
     pub action: libc::sigaction,
+    /// Set before `MPI_Init`: the MPI library may have installed its own
+    /// handler on top (and call the program's from it), so in a restarted
+    /// process it is installed again before `MPI_Init` too.
+    pub before_init: bool,
+}
+
+/// The program's signal dispositions, one per signal.
+static HANDLERS: Mutex<Vec<Handler>> = Mutex::new(Vec::new());
+
+/// The program's recorded dispositions.
+pub fn program_handlers() -> Vec<Handler> {
+    HANDLERS.lock().map(|h| h.clone()).unwrap_or_default()
+}
+
+/// Records a disposition the program set (not MPI: only outside MPI calls
+/// on the program's main thread).
+fn record_handler(signo: c_int, action: &libc::sigaction) {
+    if !super::program_allocates() {
+        return;
+    }
+    let counted = super::enter_mpi();
+    let before_init = crate::control::runtime().is_none();
+    if let Ok(mut h) = HANDLERS.lock() {
+        h.retain(|x| x.signo != signo);
+        h.push(Handler {
+            signo,
+            action: *action,
+            before_init,
+        });
+    }
+    super::leave_mpi(counted);
+}
+
+/// A disposition as bytes (for the image header).
+pub fn handler_bytes(h: &Handler) -> Vec<u8> {
+    // SAFETY: a plain C struct, read as its bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            &h.action as *const libc::sigaction as *const u8,
+            std::mem::size_of::<libc::sigaction>(),
+        )
+    }
+    .to_vec()
+}
+
+/// A disposition from its bytes (`None` if they are not one).
+pub fn handler_from(signo: c_int, b: &[u8], before_init: bool) -> Option<Handler> {
+    if b.len() != std::mem::size_of::<libc::sigaction>() || !(1..=64).contains(&signo) {
+        return None;
+    }
+    // SAFETY: zeroed, then filled with the bytes of a sigaction.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), &mut action as *mut _ as *mut u8, b.len()) };
+    Some(Handler {
+        signo,
+        action,
+        before_init,
+    })
+}
+
+/// Installs recorded dispositions (those set before `MPI_Init` or those
+/// set after it).
+pub fn install_handlers(handlers: &[Handler], before_init: bool) {
+    for h in handlers.iter().filter(|h| h.before_init == before_init) {
+        // SAFETY: a disposition the program had, whose handler function is
+        // at the same address in this process (same binary, same layout).
+        unsafe { real_sigaction()(h.signo, &h.action, std::ptr::null_mut()) };
+    }
+}
+
+type SigactionFn =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+
+fn real_sigaction() -> SigactionFn {
+    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let p = *REAL.get_or_init(|| {
+        // SAFETY: a symbol lookup.
+        unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) as usize }
+    });
+    // SAFETY: the C library's sigaction.
+    unsafe { std::mem::transmute::<usize, SigactionFn>(p) }
+}
+
+fn real_signal() -> SignalFn {
+    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let p = *REAL.get_or_init(|| {
+        // SAFETY: a symbol lookup.
+        unsafe { libc::dlsym(libc::RTLD_NEXT, c"signal".as_ptr()) as usize }
+    });
+    // SAFETY: the C library's signal.
+    unsafe { std::mem::transmute::<usize, SignalFn>(p) }
 }
 
 /// What is applied after the memory is back.
@@ -89,42 +181,6 @@ fn program_streams() -> Vec<usize> {
     out
 }
 
-/// Signal handlers that are functions of the program (of the executable or
-/// of a carried library).
-fn program_handlers() -> Vec<Handler> {
-    let fb = elf::ferry_base();
-    let carried: Vec<(usize, usize)> = elf::objects()
-        .iter()
-        .filter(|o| o.carried(fb) && o.base != fb)
-        .map(|o| (o.base, o.base))
-        .collect();
-    let mut out = Vec::new();
-    for signo in 1..=64 {
-        if matches!(signo, libc::SIGKILL | libc::SIGSTOP | 32 | 33) {
-            continue;
-        }
-        // SAFETY: querying a disposition into a zeroed struct.
-        let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(signo, std::ptr::null(), &mut act) } != 0 {
-            continue;
-        }
-        let h = act.sa_sigaction;
-        if h == libc::SIG_DFL || h == libc::SIG_IGN {
-            continue;
-        }
-        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-        // SAFETY: dladdr only reads the loader's tables.
-        if unsafe { libc::dladdr(h as *const c_void, &mut info) } == 0 {
-            continue;
-        }
-        let owner = info.dli_fbase as usize;
-        if carried.iter().any(|&(b, _)| b == owner) {
-            out.push(Handler { signo, action: act });
-        }
-    }
-    out
-}
-
 /// Applies the extras in the new process (the memory is back).
 pub fn apply(x: &Extras) -> Result<(), String> {
     if let Some(cwd) = &x.cwd {
@@ -151,9 +207,7 @@ pub fn apply(x: &Extras) -> Result<(), String> {
             *((last as *mut u8).add(FILE_CHAIN_OFFSET) as *mut *mut c_void) = _IO_list_all;
             _IO_list_all = first as *mut c_void;
         }
-        for h in &x.handlers {
-            libc::sigaction(h.signo, &h.action, std::ptr::null_mut());
-        }
+        install_handlers(&x.handlers, false);
     }
     reregister_exit_handlers();
     Ok(())
@@ -222,6 +276,39 @@ mod exported {
             record(ExitHandler::Cxa { f, arg, dso });
         }
         rc
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn sigaction(
+        signo: c_int,
+        act: *const libc::sigaction,
+        old: *mut libc::sigaction,
+    ) -> c_int {
+        // SAFETY: forwarded.
+        let rc = unsafe { real_sigaction()(signo, act, old) };
+        if rc == 0 && !act.is_null() {
+            // SAFETY: the caller's disposition, valid during the call.
+            record_handler(signo, unsafe { &*act });
+        }
+        rc
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn signal(
+        signo: c_int,
+        handler: libc::sighandler_t,
+    ) -> libc::sighandler_t {
+        // SAFETY: forwarded.
+        let old = unsafe { real_signal()(signo, handler) };
+        if old != libc::SIG_ERR {
+            // What `signal` installed, as `sigaction` reports it.
+            // SAFETY: a query into a zeroed struct.
+            let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+            if unsafe { real_sigaction()(signo, std::ptr::null(), &mut now) } == 0 {
+                record_handler(signo, &now);
+            }
+        }
+        old
     }
 
     #[no_mangle]

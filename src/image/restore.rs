@@ -104,6 +104,17 @@ pub fn restart(dir: &str) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    // The program's signal handlers set before MPI_Init, in place before
+    // MPI_Init again (MPI may install its own on top and chain to them).
+    let early: Vec<super::process::Handler> = header
+        .signals
+        .iter()
+        .filter_map(|(signo, b)| super::process::handler_from(*signo, b, true))
+        .collect();
+    if early.len() != header.signals.len() {
+        return fail("a signal disposition of the image is malformed (corrupt)");
+    }
+    super::process::install_handlers(&early, true);
     // MPI, at the thread level the program had.
     let init_started = now_us();
     let mut provided = 0;
