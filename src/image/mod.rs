@@ -16,6 +16,8 @@
 //!   thread, outside MPI calls, allocates in the arena ([`arena`]);
 //!   everything MPI allocates (inside calls, or on its own threads) stays in
 //!   libc's heap, which is never carried.
+//! * **Mappings** ([`mapping`]): anonymous memory the program maps itself
+//!   comes from its arena too.
 //! * **Capture** ([`capture`]): at a call boundary the used arena, the
 //!   stack, the writable data of the program and of its non-MPI libraries
 //!   (minus MPI's objects copied into the program by `R_X86_64_COPY`), the
@@ -37,6 +39,7 @@ pub mod elf;
 pub mod files;
 pub mod format;
 pub mod layout;
+pub mod mapping;
 pub mod process;
 pub mod refusal;
 pub mod restore;

@@ -52,6 +52,7 @@ pub fn reasons() -> Vec<String> {
     if let Err(e) = super::files::capture() {
         out.push(e.0);
     }
+    out.extend(super::mapping::reasons());
     out
 }
 
