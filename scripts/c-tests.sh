@@ -247,6 +247,11 @@ test_mpi() (
             for name in "${names[@]}"; do result "$FERRY_MPI" "$name" FAIL "no library $FERRY_LIB"; done
             return 0
         fi
+        if [ "$checkpoints" -gt 0 ] && [ ! -x "$FERRY_BIN" ]; then
+            echo "c-tests.sh: $FERRY_BIN does not exist: build it first (--checkpoints runs it)" >&2
+            for name in "${names[@]}"; do result "$FERRY_MPI" "$name" FAIL "no ferry command $FERRY_BIN"; done
+            return 0
+        fi
     fi
     for name in "${names[@]}"; do
         local ranks

@@ -13,7 +13,14 @@
 #   swap       the same with the world swapped underneath at barriers 2 and 5
 #   regroup    every program with 1, 3 and 20 regroups at seeded random points
 #   signal     a regroup asked for with SIGUSR2
+#   image      checkpoint/restart of one-rank programs (heap, stack, files,
+#              signal handler, C++), corrupt/truncated/foreign images
+#              refused, a program with a thread refused
+#   image-on   every C program with the process image on (FERRY_IMAGE=1)
+#   checkpoint every C program checkpointed at seeded random points and
+#              restarted (or refused, where expected), both MPIs
 #   mpi4py     mpi4py's own test suite with and without the library
+#   mpi4py-image  the same with the process image on
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -97,6 +104,31 @@ signal_check() {
   done
 }
 
+image_on_check() {
+  # The process image on in every rank (arena, fixed stack, interposed
+  # allocation, files and mappings): outputs must not change. The log
+  # must show that it really was on.
+  FERRY_TEST_ENV="FERRY_IMAGE=1 FERRY_LOG=debug" bash scripts/c-tests.sh all
+  local n
+  n=$(grep -l "process image on" c-tests/out/*/*.lib.err | wc -l)
+  echo "process image on in $n program runs"
+  [ "$n" -ge 20 ]
+}
+
+checkpoint_check() {
+  # Every program checkpointed at 2 seeded random points of rank 0 and
+  # restarted; outputs concatenated must equal the plain run's. A failed
+  # run is tried once more and reported if it then passes.
+  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
+  echo "checkpoint seed: $seed"
+  rm -f c-tests/out/flaky.txt
+  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --checkpoints 2 --seed "$seed" --retries 1 all || return 1
+  if [ -s c-tests/out/flaky.txt ]; then
+    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
+    sed 's/^/  /' c-tests/out/flaky.txt
+  fi
+}
+
 step setup bash scripts/setup.sh
 step format cargo fmt --all --check
 step build bash scripts/build.sh all
@@ -107,8 +139,12 @@ step c-tests bash scripts/c-tests.sh all
 step swap swap_check
 step regroup regroup_check
 step signal signal_check
+step image bash scripts/image-tests.sh all
+step image-on image_on_check
+step checkpoint checkpoint_check
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh all
+  step mpi4py-image env FERRY_SUITE_ENV="FERRY_IMAGE=1" bash scripts/mpi4py-suite.sh all
 fi
 
 echo

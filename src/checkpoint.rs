@@ -508,6 +508,7 @@ unsafe fn finish(
         }
         let mut ev = ferry_common::events::Event::new(ferry_common::events::EventKind::Checkpoint);
         ev.rank = Some(0);
+        ev.old_pid = Some(std::process::id());
         ev.global_superstep = Some(crate::state::state().supersteps[0].load(Ordering::Relaxed));
         ev.drained_messages = Some(before.drained_messages);
         ev.drained_bytes = Some(before.drained_bytes);
@@ -654,6 +655,10 @@ pub fn restarted(rank: c_int, image_bytes: u64, restore_us_max: u64, group_us: u
     let mut ev = ferry_common::events::Event::new(ferry_common::events::EventKind::Restart);
     ev.rank = Some(0);
     ev.new_pid = Some(std::process::id());
+    let old = crate::image::restore::fresh_values()[crate::image::restore::OLD_PID];
+    if old != 0 {
+        ev.old_pid = Some(old as u32);
+    }
     ev.image_bytes = Some(image_bytes);
     if restore_us_max > 0 {
         let mbps = image_bytes as f64 / restore_us_max as f64;

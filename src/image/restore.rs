@@ -43,6 +43,8 @@ const STARTED_AT: usize = 15;
 const INIT_US: usize = 14;
 /// Index of the bytes of memory the image held.
 pub const IMAGE_BYTES: usize = 13;
+/// Index of the pid of the process the image was taken of.
+pub const OLD_PID: usize = 12;
 /// The launcher's rank for this process, known before `MPI_Init`.
 fn launcher_rank() -> Option<i32> {
     [
@@ -154,6 +156,7 @@ pub fn restart(dir: &str) -> i32 {
         hv.fresh[STARTED_AT] = started;
         hv.fresh[INIT_US] = init_us;
         hv.fresh[IMAGE_BYTES] = header.image_bytes();
+        hv.fresh[OLD_PID] = header.pid as u64;
         hv.canary = header.canary;
         std::ptr::copy_nonoverlapping(
             header.context.as_ptr(),
