@@ -74,16 +74,8 @@ fn in_lib(p: *const c_void) -> bool {
 /// The real `malloc_usable_size` of libc (we export our own).
 fn libc_usable_size(p: *mut c_void) -> usize {
     type F = unsafe extern "C" fn(*mut c_void) -> usize;
-    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let f = *REAL.get_or_init(|| {
-        // SAFETY: a plain symbol lookup.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"malloc_usable_size".as_ptr()) as usize }
-    });
-    if f == 0 {
-        return 0;
-    }
     // SAFETY: libc's malloc_usable_size, on a block of libc's.
-    unsafe { std::mem::transmute::<usize, F>(f)(p) }
+    unsafe { crate::next!(F, c"malloc_usable_size")(p) }
 }
 
 // ---------------------------------------------------------------------------

@@ -22,16 +22,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 use xxhash_rust::xxh3::Xxh3;
 
-extern "C" {
-    fn ferry_image_save(
-        ctx: *mut libc::ucontext_t,
-        resumed: *mut i32,
-        write: extern "C" fn(*mut c_void) -> i32,
-        arg: *mut c_void,
-    ) -> i32;
-    fn ferry_image_canary() -> u64;
-}
-
 /// How a capture ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -154,8 +144,7 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         ferry_hash,
         objects: loaded_objects(&objects),
         thread_level,
-        // SAFETY: reads the thread's canary.
-        canary: unsafe { ferry_image_canary() },
+        canary: super::context::canary(),
         context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),
         files,
         signals: super::process::program_handlers()
@@ -186,7 +175,7 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
     // SAFETY: the handover page is mapped (the image layer is on); the
     // writer gets our job for the duration of the call.
     let rc = unsafe {
-        ferry_image_save(
+        super::context::save(
             std::ptr::addr_of_mut!((*h).ctx),
             std::ptr::addr_of_mut!((*h).resumed),
             write_image,

@@ -14,7 +14,7 @@
 #![cfg_attr(test, allow(dead_code, unused_macros))]
 use serde_like::Record;
 use std::collections::BTreeMap;
-use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::ffi::{c_char, c_int, c_uint};
 use std::sync::Mutex;
 
 /// What is kept of one descriptor while the program runs.
@@ -221,27 +221,6 @@ type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type DupFn = unsafe extern "C" fn(c_int) -> c_int;
 type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
 
-/// The next definition of a C library function.
-fn next<F: Copy>(name: &CStr, cache: &std::sync::atomic::AtomicUsize) -> F {
-    let mut p = cache.load(std::sync::atomic::Ordering::Relaxed);
-    if p == 0 {
-        // SAFETY: a symbol lookup.
-        p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-        assert!(p != 0, "no next definition of {name:?}");
-        cache.store(p, std::sync::atomic::Ordering::Relaxed);
-    }
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    // SAFETY: F is the function pointer type of `name` (see callers).
-    unsafe { std::mem::transmute_copy::<usize, F>(&p) }
-}
-
-macro_rules! next_fn {
-    ($ty:ty, $name:literal) => {{
-        static CACHE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        next::<$ty>($name, &CACHE)
-    }};
-}
-
 #[cfg(not(test))]
 mod exported {
     use super::*;
@@ -253,7 +232,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(OpenFn, c"open")(path, flags, mode) };
+        let fd = unsafe { crate::next!(OpenFn, c"open")(path, flags, mode) };
         opened(fd);
         fd
     }
@@ -261,7 +240,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(OpenFn, c"open64")(path, flags, mode) };
+        let fd = unsafe { crate::next!(OpenFn, c"open64")(path, flags, mode) };
         opened(fd);
         fd
     }
@@ -274,7 +253,7 @@ mod exported {
         mode: c_uint,
     ) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(OpenAtFn, c"openat")(dir, path, flags, mode) };
+        let fd = unsafe { crate::next!(OpenAtFn, c"openat")(dir, path, flags, mode) };
         opened(fd);
         fd
     }
@@ -287,7 +266,7 @@ mod exported {
         mode: c_uint,
     ) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(OpenAtFn, c"openat64")(dir, path, flags, mode) };
+        let fd = unsafe { crate::next!(OpenAtFn, c"openat64")(dir, path, flags, mode) };
         opened(fd);
         fd
     }
@@ -295,7 +274,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn creat(path: *const c_char, mode: libc::mode_t) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(CreatFn, c"creat")(path, mode) };
+        let fd = unsafe { crate::next!(CreatFn, c"creat")(path, mode) };
         opened(fd);
         fd
     }
@@ -303,7 +282,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int {
         // SAFETY: forwarded.
-        let fd = unsafe { next_fn!(CreatFn, c"creat64")(path, mode) };
+        let fd = unsafe { crate::next!(CreatFn, c"creat64")(path, mode) };
         opened(fd);
         fd
     }
@@ -319,7 +298,7 @@ mod exported {
     pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
         // SAFETY: forwarded; the result checked.
         unsafe {
-            let f = next_fn!(FopenFn, c"fopen")(path, mode);
+            let f = crate::next!(FopenFn, c"fopen")(path, mode);
             file_opened(f);
             f
         }
@@ -329,7 +308,7 @@ mod exported {
     pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
         // SAFETY: forwarded; the result checked.
         unsafe {
-            let f = next_fn!(FopenFn, c"fopen64")(path, mode);
+            let f = crate::next!(FopenFn, c"fopen64")(path, mode);
             file_opened(f);
             f
         }
@@ -343,7 +322,7 @@ mod exported {
     ) -> *mut libc::FILE {
         // SAFETY: forwarded; the result checked.
         unsafe {
-            let f = next_fn!(FreopenFn, c"freopen")(path, mode, stream);
+            let f = crate::next!(FreopenFn, c"freopen")(path, mode, stream);
             file_opened(f);
             f
         }
@@ -357,7 +336,7 @@ mod exported {
     ) -> *mut libc::FILE {
         // SAFETY: forwarded; the result checked.
         unsafe {
-            let f = next_fn!(FreopenFn, c"freopen64")(path, mode, stream);
+            let f = crate::next!(FreopenFn, c"freopen64")(path, mode, stream);
             file_opened(f);
             f
         }
@@ -366,7 +345,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
         // SAFETY: forwarded.
-        let n = unsafe { next_fn!(DupFn, c"dup")(fd) };
+        let n = unsafe { crate::next!(DupFn, c"dup")(fd) };
         duplicated(fd, n);
         n
     }
@@ -374,7 +353,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn dup2(fd: c_int, to: c_int) -> c_int {
         // SAFETY: forwarded.
-        let n = unsafe { next_fn!(Dup2Fn, c"dup2")(fd, to) };
+        let n = unsafe { crate::next!(Dup2Fn, c"dup2")(fd, to) };
         if n >= 0 && fd != to {
             duplicated(fd, n);
         }
@@ -384,7 +363,7 @@ mod exported {
     #[no_mangle]
     pub unsafe extern "C" fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int {
         // SAFETY: forwarded.
-        let n = unsafe { next_fn!(Dup3Fn, c"dup3")(fd, to, flags) };
+        let n = unsafe { crate::next!(Dup3Fn, c"dup3")(fd, to, flags) };
         duplicated(fd, n);
         n
     }
@@ -393,6 +372,6 @@ mod exported {
     pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         closed(fd);
         // SAFETY: forwarded.
-        unsafe { next_fn!(CloseFn, c"close")(fd) }
+        unsafe { crate::next!(CloseFn, c"close")(fd) }
     }
 }

@@ -51,35 +51,13 @@ type MunmapFn = unsafe extern "C" fn(*mut c_void, usize) -> c_int;
 type MremapFn = unsafe extern "C" fn(*mut c_void, usize, usize, c_int, *mut c_void) -> *mut c_void;
 type MprotectFn = unsafe extern "C" fn(*mut c_void, usize, c_int) -> c_int;
 
-/// The C library's definition of `name`, as a function pointer of type `F`.
-fn resolve<F: Copy>(name: &std::ffi::CStr, cache: &std::sync::atomic::AtomicUsize) -> F {
-    let mut p = cache.load(std::sync::atomic::Ordering::Relaxed);
-    if p == 0 {
-        // SAFETY: a symbol lookup.
-        p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-        assert!(p != 0, "no next definition of {name:?}");
-        cache.store(p, std::sync::atomic::Ordering::Relaxed);
-    }
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-    // SAFETY: F is the function pointer type of `name` (see the callers).
-    unsafe { std::mem::transmute_copy::<usize, F>(&p) }
-}
-
-macro_rules! real {
-    ($ty:ty, $name:literal) => {{
-        static CACHE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        resolve::<$ty>($name, &CACHE)
-    }};
-}
-
 /// Whether a mapping request is one the arena serves.
-fn arena_serves(addr: *mut c_void, prot: c_int, flags: c_int, fd: c_int) -> bool {
+fn arena_serves(addr: *mut c_void, prot: c_int, flags: c_int) -> bool {
     addr.is_null()
         && prot == libc::PROT_READ | libc::PROT_WRITE
         && flags & libc::MAP_ANONYMOUS != 0
         && flags & libc::MAP_PRIVATE != 0
         && flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE | libc::MAP_SHARED) == 0
-        && (fd == -1 || flags & libc::MAP_ANONYMOUS != 0)
         && super::program_allocates()
 }
 
@@ -118,7 +96,7 @@ fn to_arena(addr: *mut c_void, len: usize) {
     unsafe {
         if whole.is_some() {
             super::alloc::app().free(addr as *mut u8);
-        } else if (addr as usize) % PAGE == 0 {
+        } else if (addr as usize).is_multiple_of(PAGE) {
             libc::madvise(addr, page_up(len), libc::MADV_DONTNEED);
         }
     }
@@ -141,11 +119,11 @@ mod exported {
         fd: c_int,
         off: i64,
     ) -> *mut c_void {
-        if arena_serves(addr, prot, flags, fd) {
+        if arena_serves(addr, prot, flags) {
             return from_arena(len);
         }
         // SAFETY: forwarded.
-        let p = unsafe { real!(MmapFn, c"mmap")(addr, len, prot, flags, fd, off) };
+        let p = unsafe { crate::next!(MmapFn, c"mmap")(addr, len, prot, flags, fd, off) };
         if p != libc::MAP_FAILED
             && flags & libc::MAP_ANONYMOUS == 0
             && super::super::program_allocates()
@@ -182,7 +160,7 @@ mod exported {
             v.retain(|&m| !overlaps(m, addr as usize, len));
         }
         // SAFETY: forwarded.
-        unsafe { real!(MunmapFn, c"munmap")(addr, len) }
+        unsafe { crate::next!(MunmapFn, c"munmap")(addr, len) }
     }
 
     #[no_mangle]
@@ -228,7 +206,7 @@ mod exported {
         }
         // SAFETY: forwarded (the fifth argument is read only with
         // MREMAP_FIXED, as in C).
-        unsafe { real!(MremapFn, c"mremap")(old, old_len, new_len, flags, new_addr) }
+        unsafe { crate::next!(MremapFn, c"mremap")(old, old_len, new_len, flags, new_addr) }
     }
 
     #[no_mangle]
@@ -242,6 +220,6 @@ mod exported {
             }
         }
         // SAFETY: forwarded.
-        unsafe { real!(MprotectFn, c"mprotect")(addr, len, prot) }
+        unsafe { crate::next!(MprotectFn, c"mprotect")(addr, len, prot) }
     }
 }

@@ -35,11 +35,13 @@
 pub mod alloc;
 pub mod arena;
 pub mod capture;
+pub mod context;
 pub mod elf;
 pub mod files;
 pub mod format;
 pub mod layout;
 pub mod mapping;
+pub mod next;
 pub mod process;
 pub mod refusal;
 pub mod restore;

@@ -100,23 +100,11 @@ type SigactionFn =
 type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 
 fn real_sigaction() -> SigactionFn {
-    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let p = *REAL.get_or_init(|| {
-        // SAFETY: a symbol lookup.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) as usize }
-    });
-    // SAFETY: the C library's sigaction.
-    unsafe { std::mem::transmute::<usize, SigactionFn>(p) }
+    crate::next!(SigactionFn, c"sigaction")
 }
 
 fn real_signal() -> SignalFn {
-    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let p = *REAL.get_or_init(|| {
-        // SAFETY: a symbol lookup.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"signal".as_ptr()) as usize }
-    });
-    // SAFETY: the C library's signal.
-    unsafe { std::mem::transmute::<usize, SignalFn>(p) }
+    crate::next!(SignalFn, c"signal")
 }
 
 /// What is applied after the memory is back.
@@ -217,23 +205,11 @@ type CxaAtexit = unsafe extern "C" fn(usize, usize, usize) -> c_int;
 type OnExit = unsafe extern "C" fn(usize, usize) -> c_int;
 
 fn real_cxa_atexit() -> CxaAtexit {
-    // SAFETY: the C library's __cxa_atexit.
-    unsafe {
-        std::mem::transmute::<*mut c_void, CxaAtexit>(libc::dlsym(
-            libc::RTLD_NEXT,
-            c"__cxa_atexit".as_ptr(),
-        ))
-    }
+    crate::next!(CxaAtexit, c"__cxa_atexit")
 }
 
 fn real_on_exit() -> OnExit {
-    // SAFETY: the C library's on_exit.
-    unsafe {
-        std::mem::transmute::<*mut c_void, OnExit>(libc::dlsym(
-            libc::RTLD_NEXT,
-            c"on_exit".as_ptr(),
-        ))
-    }
+    crate::next!(OnExit, c"on_exit")
 }
 
 fn reregister_exit_handlers() {

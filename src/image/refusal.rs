@@ -104,13 +104,7 @@ pub unsafe extern "C" fn pthread_create(
     start: StartRoutine,
     arg: *mut c_void,
 ) -> c_int {
-    static REAL: OnceLock<usize> = OnceLock::new();
-    let real = *REAL.get_or_init(|| {
-        // SAFETY: a symbol lookup.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) as usize }
-    });
-    // SAFETY: the C library's pthread_create.
-    let real: CreateFn = unsafe { std::mem::transmute::<usize, CreateFn>(real) };
+    let real = crate::next!(CreateFn, c"pthread_create");
     if !super::program_allocates() {
         // MPI's threads, or any thread before the image layer is on.
         // SAFETY: forwarded.

@@ -18,16 +18,6 @@ use super::format::{self, Header, Kind};
 use super::layout::{self, *};
 use std::ffi::c_void;
 
-extern "C" {
-    fn ferry_image_on_stack(
-        lo: *mut c_void,
-        size: u64,
-        f: extern "C" fn(*mut c_void) -> i64,
-        arg: *mut c_void,
-    ) -> i64;
-    fn ferry_image_jump(ctx: *const libc::ucontext_t, resumed: *mut i32, canary: u64) -> !;
-}
-
 /// Wall clock in microseconds (the same clock in the old and the new
 /// process, unlike `Instant`, whose value lives in the replaced memory).
 pub fn now_us() -> u64 {
@@ -194,9 +184,9 @@ pub fn restart(dir: &str) -> i32 {
     // SAFETY: switches to the restore stack (mapped, never carried); the
     // copy and the jump do not return.
     unsafe {
-        ferry_image_on_stack(
-            RESTORE_STACK_BASE as *mut c_void,
-            RESTORE_STACK_LEN as u64,
+        super::context::on_stack(
+            RESTORE_STACK_BASE,
+            RESTORE_STACK_LEN,
             copy_and_jump,
             std::ptr::null_mut(),
         );
@@ -322,7 +312,7 @@ extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
                 libc::syscall(libc::SYS_lseek, f.target, f.offset, libc::SEEK_SET);
             }
         }
-        ferry_image_jump(
+        super::context::jump(
             std::ptr::addr_of!(hv.ctx),
             std::ptr::addr_of_mut!(hv.resumed),
             hv.canary,

@@ -32,12 +32,6 @@ type StartFn = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
-    fn ferry_image_on_stack(
-        lo: *mut c_void,
-        size: u64,
-        f: extern "C" fn(*mut c_void) -> i64,
-        arg: *mut c_void,
-    ) -> i64;
     static mut environ: *mut *mut c_char;
 }
 
@@ -162,9 +156,9 @@ pub unsafe extern "C" fn __libc_start_main(
             unsafe {
                 REAL_MAIN = Some(start.main);
                 START = Some(start);
-                ferry_image_on_stack(
-                    APP_STACK_BASE as *mut c_void,
-                    APP_STACK_LEN as u64,
+                super::context::on_stack(
+                    APP_STACK_BASE,
+                    APP_STACK_LEN,
                     on_fixed_stack,
                     std::ptr::null_mut(),
                 );
