@@ -51,6 +51,8 @@ struct Record {
     groups: Vec<(usize, Vec<c_int>)>,
     /// Request slot → the status it completed with.
     completed: Vec<(usize, MPI_Status)>,
+    /// The program's derived datatypes.
+    datatypes: Vec<crate::datatypes::Saved>,
 }
 
 // SAFETY: MPI handles in the record are plain values, only used by the
@@ -217,6 +219,13 @@ pub unsafe fn take(
     };
     let mut reasons = crate::image::refusal::reasons();
     reasons.extend(library_reasons(parked));
+    let datatypes = match crate::datatypes::save_all() {
+        Ok(d) => d,
+        Err(e) => {
+            reasons.push(e);
+            Vec::new()
+        }
+    };
     // SAFETY: collective over the control communicator.
     let refused = unsafe { any(control, !reasons.is_empty()) };
     if refused {
@@ -256,6 +265,7 @@ pub unsafe fn take(
         errhandlers: comm_errhandlers(),
         groups: group_ranks(),
         completed,
+        datatypes,
     };
     if let Ok(mut r) = RECORD.lock() {
         *r = Some(record);
@@ -595,6 +605,12 @@ unsafe fn remake() {
     }
     // SAFETY: our reference to the world group.
     unsafe { PMPI_Group_free(&mut wg) };
+    if let Err(e) = crate::datatypes::remake_all(&record.datatypes) {
+        // The old job is gone: this one cannot go on without its datatypes.
+        eprintln!("ferry: restart failed: {e}");
+        // SAFETY: ends the job, as MPI does.
+        unsafe { PMPI_Abort(world, 1) };
+    }
     for (i, st) in record.completed {
         let mut req = k::MPI_REQUEST_NULL();
         // SAFETY: a fresh completed request reporting the recorded status.

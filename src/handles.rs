@@ -26,6 +26,18 @@ use std::sync::Mutex;
 pub const MAX_COMMS: usize = crate::state::MAX_COMMS;
 pub const MAX_GROUPS: usize = 1 << 16;
 pub const MAX_REQUESTS: usize = 1 << 20;
+pub const MAX_DATATYPES: usize = 1 << 16;
+
+/// A derived datatype of the program. Predefined datatypes are not
+/// virtual (they are the same in every process).
+#[derive(Clone, Copy)]
+pub struct DtSlot {
+    pub real: crate::sys::MPI_Datatype,
+    /// `MPI_Type_commit` was called on it.
+    pub committed: bool,
+    /// Creation order (a datatype is made after those it is made of).
+    pub serial: u64,
+}
 
 /// A communicator as the library knows it.
 pub struct CommSlot {
@@ -190,12 +202,15 @@ pub struct P2pArgs {
     pub op: P2pOp,
     pub buf: *mut std::ffi::c_void,
     pub count: i64,
+    /// The program's (virtual) handle: translated when the request is
+    /// posted again.
     pub datatype: crate::sys::MPI_Datatype,
 }
 
 pub struct Tables {
     pub comms: Slab<CommSlot>,
     pub groups: Slab<MPI_Group>,
+    pub datatypes: Slab<DtSlot>,
     pub requests: Slab<ReqSlot>,
     /// Matched messages (from `MPI_Mprobe`/`MPI_Improbe`) to their channel.
     pub messages: HashMap<usize, (CommRef, c_int)>,
@@ -233,6 +248,7 @@ unsafe fn init_tables() -> &'static mut Tables {
     let t = Tables {
         comms: Slab::new(MAX_COMMS),
         groups: Slab::new(MAX_GROUPS),
+        datatypes: Slab::new(MAX_DATATYPES),
         requests: Slab::new(MAX_REQUESTS),
         messages: HashMap::new(),
         next_serial: 2,
@@ -293,6 +309,7 @@ mod codec {
     //! sees (in error handler and attribute callbacks, from MPIX_ calls).
     pub const COMM: u32 = 0x0400_0000;
     pub const GROUP: u32 = 0x0800_0000;
+    pub const DATATYPE: u32 = 0x0C00_0000;
     pub const REQUEST: u32 = 0x2C00_0000;
     const MASK: u32 = 0xFC00_0000;
 
@@ -318,17 +335,26 @@ mod codec {
     pub const GROUP: u32 = 1;
     pub const REQUEST: u32 = 2;
     pub const MESSAGE: u32 = 3;
+    pub const DATATYPE: u32 = 4;
+    const SPANS: usize = 5;
     const SPAN: usize = 1 << 24;
     static BASE: OnceLock<usize> = OnceLock::new();
 
     fn base() -> usize {
         *BASE.get_or_init(|| {
+            // At a fixed address (the same in every process of the job, so
+            // that the handles a process image holds mean the same after a
+            // restart), else wherever the kernel puts it.
+            let fixed = crate::image::layout::HANDLE_BASE;
+            if crate::image::layout::map_fixed(fixed, SPANS * SPAN, libc::PROT_NONE).is_ok() {
+                return fixed;
+            }
             // SAFETY: a fresh anonymous PROT_NONE reservation: nothing lives
             // there and nothing can be read or written through it.
             let p = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
-                    4 * SPAN,
+                    SPANS * SPAN,
                     libc::PROT_NONE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                     -1,
@@ -625,6 +651,168 @@ pub fn group_of_real(real: MPI_Group) -> Option<MPI_Group> {
         .iter()
         .find(|(_, g)| **g == real)
         .map(|(i, _)| codec::encode(codec::GROUP, i))
+}
+
+// ---------------------------------------------------------------------------
+// Datatypes: the program's derived datatypes are virtual, so that a process
+// image can make them again on another MPI (see `crate::objects`).
+
+#[inline(always)]
+pub fn datatype_null() -> crate::sys::MPI_Datatype {
+    k::MPI_DATATYPE_NULL()
+}
+
+/// The real datatype of a handle the program gave (predefined and unknown
+/// handles pass through).
+#[inline(always)]
+pub fn datatype_real(v: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
+    match codec::decode(codec::DATATYPE, v, MAX_DATATYPES) {
+        Some(i) => tables().datatypes.get(i).map(|s| s.real).unwrap_or(v),
+        None => v,
+    }
+}
+
+/// A datatype MPI returned: predefined ones as they are, derived ones get a
+/// virtual handle.
+pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
+    if real == k::MPI_DATATYPE_NULL()
+        || crate::objects::predefined(crate::control::handle_bits(real))
+    {
+        return real;
+    }
+    let _g = lock();
+    let t = tables();
+    let serial = t.next_serial;
+    t.next_serial += 1;
+    let i = t.datatypes.insert(DtSlot {
+        real,
+        committed: false,
+        serial,
+    });
+    codec::encode(codec::DATATYPE, i)
+}
+
+/// After `MPI_Type_free` (the real handle is now null: the slot goes) or
+/// `MPI_Type_commit` (the slot is kept, committed).
+pub fn datatype_released(
+    v: crate::sys::MPI_Datatype,
+    real_after: crate::sys::MPI_Datatype,
+) -> crate::sys::MPI_Datatype {
+    let Some(i) = codec::decode(codec::DATATYPE, v, MAX_DATATYPES) else {
+        return real_after;
+    };
+    let _g = lock();
+    if real_after == k::MPI_DATATYPE_NULL() {
+        tables().datatypes.remove(i);
+        real_after
+    } else {
+        if let Some(s) = tables().datatypes.get_mut(i) {
+            s.real = real_after;
+            s.committed = true;
+        }
+        v
+    }
+}
+
+/// The virtual handle of a real derived datatype (for callbacks MPI makes
+/// with real handles), or the real one.
+pub fn datatype_of_real(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
+    tables()
+        .datatypes
+        .iter()
+        .find(|(_, s)| s.real == real)
+        .map(|(i, _)| codec::encode(codec::DATATYPE, i))
+        .unwrap_or(real)
+}
+
+/// The virtual handle of slot `i`.
+pub fn datatype_virtual(i: usize) -> crate::sys::MPI_Datatype {
+    codec::encode(codec::DATATYPE, i)
+}
+
+/// An array of datatypes the program gave, translated (`len` entries; an
+/// empty vector for a null array).
+///
+/// # Safety
+/// `p` must be null or valid for `len` reads.
+pub unsafe fn datatype_array_in(
+    p: *const crate::sys::MPI_Datatype,
+    len: usize,
+    translate: bool,
+) -> Vec<crate::sys::MPI_Datatype> {
+    if p.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: contract of the function.
+    let a = unsafe { std::slice::from_raw_parts(p, len) };
+    if translate {
+        a.iter().map(|&d| datatype_real(d)).collect()
+    } else {
+        vec![datatype_null(); len]
+    }
+}
+
+/// Datatypes MPI wrote into our array, given to the program.
+///
+/// # Safety
+/// `p` must be null or valid for `v.len()` writes.
+pub unsafe fn datatype_array_out(p: *mut crate::sys::MPI_Datatype, v: &[crate::sys::MPI_Datatype]) {
+    if p.is_null() {
+        return;
+    }
+    for (i, &real) in v.iter().enumerate() {
+        // SAFETY: contract of the function.
+        unsafe { *p.add(i) = datatype_out(real) };
+    }
+}
+
+/// The pointer to give MPI for a translated array: ours, or null if the
+/// program gave null.
+#[inline]
+pub fn array_ptr<T>(v: &mut [T], orig: *mut T) -> *mut T {
+    if orig.is_null() {
+        orig
+    } else {
+        v.as_mut_ptr()
+    }
+}
+
+/// How many datatypes an `alltoallw`-like call reads from `sendtypes` and
+/// `recvtypes`: the group size (remote group of an intercommunicator), or
+/// the neighbourhood's out- and in-degree for the neighbourhood forms.
+pub fn alltoallw_lens(comm: MPI_Comm, neighbor: bool) -> (usize, usize) {
+    let (mut a, mut b): (c_int, c_int) = (0, 0);
+    // SAFETY: queries on the real communicator the program gave.
+    unsafe {
+        if !neighbor {
+            let mut inter: c_int = 0;
+            crate::sys::PMPI_Comm_test_inter(comm, &mut inter);
+            if inter != 0 {
+                crate::sys::PMPI_Comm_remote_size(comm, &mut a);
+            } else {
+                crate::sys::PMPI_Comm_size(comm, &mut a);
+            }
+            return (a as usize, a as usize);
+        }
+        let mut kind: c_int = 0;
+        crate::sys::PMPI_Topo_test(comm, &mut kind);
+        if kind == k::MPI_DIST_GRAPH() {
+            let mut weighted: c_int = 0;
+            crate::sys::PMPI_Dist_graph_neighbors_count(comm, &mut b, &mut a, &mut weighted);
+        } else if kind == k::MPI_GRAPH() {
+            let mut rank: c_int = 0;
+            crate::sys::PMPI_Comm_rank(comm, &mut rank);
+            crate::sys::PMPI_Graph_neighbors_count(comm, rank, &mut a);
+            b = a;
+        } else if kind == k::MPI_CART() {
+            let mut nd: c_int = 0;
+            crate::sys::PMPI_Cartdim_get(comm, &mut nd);
+            a = 2 * nd;
+            b = a;
+        }
+    }
+    // (send count = out-degree, receive count = in-degree)
+    (a as usize, b as usize)
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 //! | [`wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |
 //! | [`api`] | the C API of `include/ferry.h` (ask for a regroup, count them) |
 //! | [`boundary`] | each call counted; panics caught so a ferry bug never aborts the job |
-//! | [`handles`] | virtual communicators, groups and requests, mapped to the real ones |
+//! | [`handles`] | virtual communicators, groups, requests and derived datatypes, mapped to the real ones |
 //! | [`superstep`] | per-communicator collective sequence numbers (the global superstep) |
 //! | [`channels`] | per-(communicator, peer) sent/received counts, for the drain |
 //! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
@@ -23,6 +23,7 @@
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
 //! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
 //! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
+//! | [`datatypes`] | the program's derived datatypes described before an image and made again after it |
 //! | [`objects`] | MPI objects the program holds that an image cannot re-create yet |
 //! | [`control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
 //! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
@@ -40,6 +41,7 @@ pub mod channels;
 pub mod checkpoint;
 pub mod completion;
 pub mod control;
+pub mod datatypes;
 pub mod drain;
 pub mod handles;
 pub mod image;

@@ -1,6 +1,6 @@
 //! MPI objects the program makes that are not (yet) virtual handles:
-//! derived datatypes, reduction operations, error handlers, info objects,
-//! files and sessions. The program holds the real handles, which a new
+//! reduction operations, error handlers, info objects, files and sessions
+//! (derived datatypes are virtual: see [`crate::datatypes`]). The program holds the real handles, which a new
 //! MPI would not know, so a process image refuses to carry a process that
 //! holds one (the generated wrappers count them made and freed).
 //! Predefined objects (`MPI_INT`, `MPI_SUM`, `MPI_ERRORS_RETURN`, ...) are
@@ -10,7 +10,6 @@ use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    Datatype,
     Op,
     Errhandler,
     Info,
@@ -21,7 +20,6 @@ pub enum Kind {
 impl Kind {
     fn noun(self) -> &'static str {
         match self {
-            Kind::Datatype => "derived datatype",
             Kind::Op => "reduction operation",
             Kind::Errhandler => "error handler",
             Kind::Info => "info object",
@@ -34,7 +32,7 @@ impl Kind {
 static LIVE: Mutex<Option<HashSet<(Kind, u64)>>> = Mutex::new(None);
 
 /// Whether a handle names a predefined object.
-fn predefined(bits: u64) -> bool {
+pub fn predefined(bits: u64) -> bool {
     #[cfg(ferry_mpi = "mpich")]
     {
         // MPICH: handle kind in bits 30-31, 1 = builtin.

@@ -175,6 +175,7 @@ unsafe fn take_back(req: *mut MPI_Request, status: *mut MPI_Status) -> Result<c_
 pub struct Target {
     pub buf: *mut c_void,
     pub count: i64,
+    /// The program's (virtual) handle: translated when used.
     pub datatype: MPI_Datatype,
 }
 
@@ -204,7 +205,7 @@ pub unsafe fn recv_blocking(
                     tag,
                     target.buf,
                     target.count,
-                    target.datatype,
+                    crate::handles::datatype_real(target.datatype),
                     status,
                 )
             } {
@@ -345,7 +346,7 @@ pub unsafe fn sendrecv_blocking(
                 tag,
                 target.buf,
                 target.count,
-                target.datatype,
+                crate::handles::datatype_real(target.datatype),
                 status,
             )
         }

@@ -163,7 +163,15 @@ pub unsafe fn serve_start(i: usize) -> bool {
     };
     let mut done = k::MPI_REQUEST_NULL();
     // SAFETY: the program's own receive arguments; a fresh request.
-    unsafe { crate::drain::deliver_completed(&d, args.buf, args.count, args.datatype, &mut done) };
+    unsafe {
+        crate::drain::deliver_completed(
+            &d,
+            args.buf,
+            args.count,
+            crate::handles::datatype_real(args.datatype),
+            &mut done,
+        )
+    };
     if let Some(s) = tables().requests.get_mut(i) {
         s.swap_in = s.real;
         s.real = done;
@@ -241,7 +249,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                             d,
                             p.args.buf,
                             p.args.count,
-                            p.args.datatype,
+                            crate::handles::datatype_real(p.args.datatype),
                             st.as_mut_ptr(),
                         );
                         st.assume_init()
@@ -276,7 +284,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                         &d,
                         p.args.buf,
                         p.args.count,
-                        p.args.datatype,
+                        crate::handles::datatype_real(p.args.datatype),
                         &mut real,
                     )
                 }
@@ -320,7 +328,7 @@ unsafe fn post(
     comm: MPI_Comm,
     req: *mut MPI_Request,
 ) -> c_int {
-    let (buf, n, dt) = (a.buf, a.count, a.datatype);
+    let (buf, n, dt) = (a.buf, a.count, crate::handles::datatype_real(a.datatype));
     let c = n as c_int;
     let cbuf = buf as *const c_void;
     // SAFETY: as the program called it, on a communicator of the same group.

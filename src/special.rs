@@ -490,6 +490,8 @@ macro_rules! sendrecv_replace {
             status: *mut MPI_Status,
         ) -> c_int {
             let (comm, slot) = handles::comm_in(comm);
+            let datatype_virtual = datatype;
+            let datatype = handles::datatype_real(datatype);
             // SAFETY: arguments as the program gave them, handles translated;
             // the packed buffer lives until both requests complete.
             unsafe {
@@ -517,7 +519,7 @@ macro_rules! sendrecv_replace {
                 let target = crate::p2p::Target {
                     buf,
                     count: count as i64,
-                    datatype,
+                    datatype: datatype_virtual,
                 };
                 crate::p2p::sendrecv_blocking(
                     slot,
@@ -537,7 +539,17 @@ macro_rules! sendrecv_replace {
                             req,
                         )
                     },
-                    |comm, req| $irecv(buf, count, datatype, source, recvtag, comm, req),
+                    |comm, req| {
+                        $irecv(
+                            buf,
+                            count,
+                            handles::datatype_real(datatype_virtual),
+                            source,
+                            recvtag,
+                            comm,
+                            req,
+                        )
+                    },
                 )
             }
         }

@@ -286,6 +286,7 @@ fn family(ctype: &str) -> Option<(&'static str, usize)> {
         "MPI_Comm" => "comm",
         "MPI_Group" => "group",
         "MPI_Request" => "request",
+        "MPI_Datatype" => "datatype",
         _ => return None,
     };
     Some((fam, stars))
@@ -300,7 +301,6 @@ fn tracked(ctype: &str) -> Option<&'static str> {
         return None;
     }
     Some(match base {
-        "MPI_Datatype" => "Datatype",
         "MPI_Op" => "Op",
         "MPI_Errhandler" => "Errhandler",
         "MPI_Info" => "Info",
@@ -400,7 +400,10 @@ fn gen_function(f: &Function, out: &mut String) {
     let mut other_comms: Vec<String> = Vec::new();
     for p in &f.params {
         let id = ident(&p.name);
-        match family(&p.ctype) {
+        // The tool interface's datatypes are predefined ones: not virtual.
+        let fam = family(&p.ctype)
+            .filter(|(fam, _)| !(*fam == "datatype" && f.name.starts_with("MPI_T_")));
+        match fam {
             Some((fam, 0)) => {
                 // A handle passed by value: translate it.
                 if fam == "comm" && comm_slot.is_none() {
@@ -412,6 +415,12 @@ fn gen_function(f: &Function, out: &mut String) {
                     writeln!(pre, "    let {id} = handles::comm_real({id});").unwrap();
                     other_comms.push(id.clone());
                 } else {
+                    if fam == "datatype" {
+                        // Kept for what outlives this call (a repeated
+                        // receive, a request posted again): translated
+                        // when used.
+                        writeln!(pre, "    let {id}_virtual = {id};").unwrap();
+                    }
                     writeln!(pre, "    let {id} = handles::{fam}_real({id});").unwrap();
                 }
                 call_args.push(id);
@@ -618,7 +627,7 @@ fn gen_function(f: &Function, out: &mut String) {
             };
             match isend {
                 Some(isend) => format!(
-                    "    channels::count_send({slot}, dest);\n    let rc = p2p::send_blocking({slot}, dest, tag, {}, count as i64, datatype, || {call}, |req| {isend}(buf, count, datatype, dest, tag, comm, req));\n",
+                    "    channels::count_send({slot}, dest);\n    let rc = p2p::send_blocking({slot}, dest, tag, {}, count as i64, datatype, || {call}, |req| {isend}(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));\n",
                     base == "MPI_Ssend"
                 ),
                 None => format!("    channels::count_send({slot}, dest);\n    let rc = {call};\n"),
@@ -627,7 +636,7 @@ fn gen_function(f: &Function, out: &mut String) {
         Template::Recv => {
             let irecv = f.name.replacen("MPI_Recv", "PMPI_Irecv", 1);
             format!(
-                "    let rc = p2p::recv_blocking({slot}, comm, source, tag, status, p2p::Target {{ buf, count: count as i64, datatype }}, |comm, req| {irecv}(buf, count, datatype, source, tag, comm, req));\n"
+                "    let rc = p2p::recv_blocking({slot}, comm, source, tag, status, p2p::Target {{ buf, count: count as i64, datatype: datatype_virtual }}, |comm, req| {irecv}(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));\n"
             )
         }
         Template::Probe => {
@@ -651,7 +660,7 @@ fn gen_function(f: &Function, out: &mut String) {
             "    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }\n".to_string()
                 + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!(
-                    "    let rc = p2p::mrecv_blocking(mslot, msource, status, |req| {imrecv}(buf, count, datatype, message, req));\n"
+                    "    let rc = p2p::mrecv_blocking(mslot, msource, status, |req| {imrecv}(buf, count, handles::datatype_real(datatype_virtual), message, req));\n"
                 )
         }
         Template::Imrecv => {
@@ -663,7 +672,7 @@ fn gen_function(f: &Function, out: &mut String) {
             let isend = f.name.replacen("MPI_Sendrecv", "PMPI_Isend", 1);
             let irecv = f.name.replacen("MPI_Sendrecv", "PMPI_Irecv", 1);
             format!(
-                "    channels::count_send({slot}, dest);\n    let rc = p2p::sendrecv_blocking({slot}, comm, source, recvtag, status, p2p::Target {{ buf: recvbuf, count: recvcount as i64, datatype: recvtype }},\n        |req| {isend}(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),\n        |comm, req| {irecv}(recvbuf, recvcount, recvtype, source, recvtag, comm, req));\n"
+                "    channels::count_send({slot}, dest);\n    let rc = p2p::sendrecv_blocking({slot}, comm, source, recvtag, status, p2p::Target {{ buf: recvbuf, count: recvcount as i64, datatype: recvtype_virtual }},\n        |req| {isend}(sendbuf, sendcount, handles::datatype_real(sendtype_virtual), dest, sendtag, comm, req),\n        |comm, req| {irecv}(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));\n"
             )
         }
         Template::Special => unreachable!(),
@@ -711,12 +720,14 @@ fn gen_function(f: &Function, out: &mut String) {
 fn p2p_args(name: &str) -> String {
     let op = name.trim_start_matches("MPI_");
     format!(
-        "handles::P2pArgs {{ op: handles::P2pOp::{op}, buf: buf as *mut c_void, count: count as i64, datatype }}"
+        "handles::P2pArgs {{ op: handles::P2pOp::{op}, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }}"
     )
 }
 
 fn is_array(p: &Param) -> bool {
-    p.name.starts_with("array_of_") || p.name.ends_with('s') && p.kind == "REQUEST"
+    p.name.starts_with("array_of_")
+        || p.name.ends_with('s') && p.kind == "REQUEST"
+        || p.name.ends_with("types") && base_type(&p.ctype).0 == "MPI_Datatype"
 }
 
 /// The length of an array of handles: the spec names it in `count`-like
@@ -729,6 +740,13 @@ fn array_len(f: &Function, p: &Param) -> String {
         "incount as usize".into()
     } else if has("n") {
         "n as usize".into()
+    } else if has("max_datatypes") {
+        "max_datatypes as usize".into()
+    } else if p.name == "sendtypes" || p.name == "recvtypes" {
+        // Alltoallw-like: one per peer (or per neighbour).
+        let neighbor = f.name.contains("eighbor");
+        let which = if p.name == "sendtypes" { 0 } else { 1 };
+        format!("handles::alltoallw_lens(handles::comm_real(comm), {neighbor}).{which}")
     } else {
         panic!("{}: no length for array parameter {}", f.name, p.name)
     }

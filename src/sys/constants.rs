@@ -454,3 +454,15 @@ pub fn MPI_UNWEIGHTED() -> *mut c_int {
     // SAFETY: a C function without arguments returning a constant address.
     unsafe { ferry_unweighted() }
 }
+
+/// The datatype combiners (`MPI_Type_get_envelope`), for re-creating a
+/// derived datatype from its description.
+pub mod combiners {
+    pub use super::ints::{
+        MPI_COMBINER_CONTIGUOUS, MPI_COMBINER_DARRAY, MPI_COMBINER_DUP, MPI_COMBINER_F90_COMPLEX,
+        MPI_COMBINER_F90_INTEGER, MPI_COMBINER_F90_REAL, MPI_COMBINER_HINDEXED,
+        MPI_COMBINER_HINDEXED_BLOCK, MPI_COMBINER_HVECTOR, MPI_COMBINER_INDEXED,
+        MPI_COMBINER_INDEXED_BLOCK, MPI_COMBINER_NAMED, MPI_COMBINER_RESIZED, MPI_COMBINER_STRUCT,
+        MPI_COMBINER_SUBARRAY, MPI_COMBINER_VECTOR,
+    };
+}

@@ -212,6 +212,10 @@ pub unsafe extern "C" fn MPI_Abort(comm: sys::MPI_Comm, errorcode: c_int) -> c_i
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Accumulate(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Accumulate", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Accumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -221,6 +225,10 @@ pub unsafe extern "C" fn MPI_Accumulate(origin_addr: *const c_void, origin_count
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Accumulate_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Accumulate_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Accumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -285,6 +293,10 @@ pub unsafe extern "C" fn MPI_Aint_diff(addr1: sys::MPI_Aint, addr2: sys::MPI_Ain
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -298,6 +310,10 @@ pub unsafe extern "C" fn MPI_Allgather(sendbuf: *const c_void, sendcount: c_int,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -311,6 +327,10 @@ pub unsafe extern "C" fn MPI_Allgather_c(sendbuf: *const c_void, sendcount: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgather_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -328,6 +348,10 @@ pub unsafe extern "C" fn MPI_Allgather_init(sendbuf: *const c_void, sendcount: c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgather_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -345,6 +369,10 @@ pub unsafe extern "C" fn MPI_Allgather_init_c(sendbuf: *const c_void, sendcount:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -358,6 +386,10 @@ pub unsafe extern "C" fn MPI_Allgatherv(sendbuf: *const c_void, sendcount: c_int
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -371,6 +403,10 @@ pub unsafe extern "C" fn MPI_Allgatherv_c(sendbuf: *const c_void, sendcount: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -388,6 +424,10 @@ pub unsafe extern "C" fn MPI_Allgatherv_init(sendbuf: *const c_void, sendcount: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allgatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -414,6 +454,8 @@ pub unsafe extern "C" fn MPI_Alloc_mem(size: sys::MPI_Aint, info: sys::MPI_Info,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allreduce", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -427,6 +469,8 @@ pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_v
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allreduce_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -440,6 +484,8 @@ pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allreduce_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -457,6 +503,8 @@ pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mu
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allreduce_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -474,6 +522,10 @@ pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoall", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -487,6 +539,10 @@ pub unsafe extern "C" fn MPI_Alltoall(sendbuf: *const c_void, sendcount: c_int, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoall_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -500,6 +556,10 @@ pub unsafe extern "C" fn MPI_Alltoall_c(sendbuf: *const c_void, sendcount: sys::
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoall_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoall_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -517,6 +577,10 @@ pub unsafe extern "C" fn MPI_Alltoall_init(sendbuf: *const c_void, sendcount: c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoall_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoall_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -534,6 +598,10 @@ pub unsafe extern "C" fn MPI_Alltoall_init_c(sendbuf: *const c_void, sendcount: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -547,6 +615,10 @@ pub unsafe extern "C" fn MPI_Alltoallv(sendbuf: *const c_void, sendcounts: *cons
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -560,6 +632,10 @@ pub unsafe extern "C" fn MPI_Alltoallv_c(sendbuf: *const c_void, sendcounts: *co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallv_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -577,6 +653,10 @@ pub unsafe extern "C" fn MPI_Alltoallv_init(sendbuf: *const c_void, sendcounts: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -594,10 +674,12 @@ pub unsafe extern "C" fn MPI_Alltoallv_init_c(sendbuf: *const c_void, sendcounts
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallw", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
+        let rc = PMPI_Alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
     })
@@ -607,10 +689,12 @@ pub unsafe extern "C" fn MPI_Alltoallw(sendbuf: *const c_void, sendcounts: *cons
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
+        let rc = PMPI_Alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
     })
@@ -620,11 +704,13 @@ pub unsafe extern "C" fn MPI_Alltoallw_c(sendbuf: *const c_void, sendcounts: *co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_init", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -637,11 +723,13 @@ pub unsafe extern "C" fn MPI_Alltoallw_init(sendbuf: *const c_void, sendcounts: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_init_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -711,6 +799,8 @@ pub unsafe extern "C" fn MPI_Barrier_init(comm: sys::MPI_Comm, info: sys::MPI_In
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bcast(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bcast", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -724,6 +814,8 @@ pub unsafe extern "C" fn MPI_Bcast(buffer: *mut c_void, count: c_int, datatype: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bcast_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bcast_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -737,6 +829,8 @@ pub unsafe extern "C" fn MPI_Bcast_c(buffer: *mut c_void, count: sys::MPI_Count,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bcast_init(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bcast_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -754,6 +848,8 @@ pub unsafe extern "C" fn MPI_Bcast_init(buffer: *mut c_void, count: c_int, datat
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bcast_init_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bcast_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -771,6 +867,8 @@ pub unsafe extern "C" fn MPI_Bcast_init_c(buffer: *mut c_void, count: sys::MPI_C
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bsend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bsend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Bsend(buf as _, count, datatype, dest, tag, comm);
@@ -783,6 +881,8 @@ pub unsafe extern "C" fn MPI_Bsend(buf: *const c_void, count: c_int, datatype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bsend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bsend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Bsend_c(buf as _, count, datatype, dest, tag, comm);
@@ -795,11 +895,13 @@ pub unsafe extern "C" fn MPI_Bsend_c(buf: *const c_void, count: sys::MPI_Count, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bsend_init(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bsend_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Bsend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -809,11 +911,13 @@ pub unsafe extern "C" fn MPI_Bsend_init(buf: *const c_void, count: c_int, dataty
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Bsend_init_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bsend_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Bsend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Bsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -1518,6 +1622,8 @@ pub unsafe extern "C" fn MPI_Comm_toint(comm: sys::MPI_Comm) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Compare_and_swap(origin_addr: *const c_void, compare_addr: *const c_void, result_addr: *mut c_void, datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Compare_and_swap", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Compare_and_swap(origin_addr as _, compare_addr as _, result_addr as _, datatype, target_rank, target_disp, win);
         rc
     })
@@ -1685,6 +1791,8 @@ pub unsafe extern "C" fn MPI_Error_string(errorcode: c_int, string: *mut c_char,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Exscan", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -1698,6 +1806,8 @@ pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Exscan_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -1711,6 +1821,8 @@ pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Exscan_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -1728,6 +1840,8 @@ pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Exscan_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -1745,6 +1859,8 @@ pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Fetch_and_op(origin_addr: *const c_void, result_addr: *mut c_void, datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, op: sys::MPI_Op, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Fetch_and_op", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Fetch_and_op(origin_addr as _, result_addr as _, datatype, target_rank, target_disp, op, win);
         rc
     })
@@ -1915,6 +2031,8 @@ pub unsafe extern "C" fn MPI_File_get_size(fh: sys::MPI_File, size: *mut sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_get_type_extent(fh: sys::MPI_File, datatype: sys::MPI_Datatype, extent: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_File_get_type_extent", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_get_type_extent(fh, datatype, extent as _);
         rc
     })
@@ -1924,6 +2042,8 @@ pub unsafe extern "C" fn MPI_File_get_type_extent(fh: sys::MPI_File, datatype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_get_type_extent_c(fh: sys::MPI_File, datatype: sys::MPI_Datatype, extent: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_File_get_type_extent_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_get_type_extent_c(fh, datatype, extent as _);
         rc
     })
@@ -1933,10 +2053,12 @@ pub unsafe extern "C" fn MPI_File_get_type_extent_c(fh: sys::MPI_File, datatype:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_get_view(fh: sys::MPI_File, disp: *mut sys::MPI_Offset, etype: *mut sys::MPI_Datatype, filetype: *mut sys::MPI_Datatype, datarep: *mut c_char) -> c_int {
     crate::boundary::guard("MPI_File_get_view", crate::boundary::internal_error(), || {
-        let rc = PMPI_File_get_view(fh, disp as _, etype as _, filetype as _, datarep as _);
+        let mut etype_real = handles::datatype_null();
+        let mut filetype_real = handles::datatype_null();
+        let rc = PMPI_File_get_view(fh, disp as _, if etype.is_null() { etype } else { &mut etype_real }, if filetype.is_null() { filetype } else { &mut filetype_real }, datarep as _);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !etype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *etype); }
-            if !filetype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *filetype); }
+            if !etype.is_null() { *etype = handles::datatype_out(etype_real); }
+            if !filetype.is_null() { *filetype = handles::datatype_out(filetype_real); }
         }
         rc
     })
@@ -1946,6 +2068,8 @@ pub unsafe extern "C" fn MPI_File_get_view(fh: sys::MPI_File, disp: *mut sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1959,6 +2083,8 @@ pub unsafe extern "C" fn MPI_File_iread(fh: sys::MPI_File, buf: *mut c_void, cou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_all(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_all(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1972,6 +2098,8 @@ pub unsafe extern "C" fn MPI_File_iread_all(fh: sys::MPI_File, buf: *mut c_void,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_all_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_all_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1985,6 +2113,8 @@ pub unsafe extern "C" fn MPI_File_iread_all_c(fh: sys::MPI_File, buf: *mut c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_at(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_at", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_at(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1998,6 +2128,8 @@ pub unsafe extern "C" fn MPI_File_iread_at(fh: sys::MPI_File, offset: sys::MPI_O
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_at_all(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_at_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_at_all(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2011,6 +2143,8 @@ pub unsafe extern "C" fn MPI_File_iread_at_all(fh: sys::MPI_File, offset: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_at_all_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_at_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_at_all_c(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2024,6 +2158,8 @@ pub unsafe extern "C" fn MPI_File_iread_at_all_c(fh: sys::MPI_File, offset: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_at_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_at_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_at_c(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2037,6 +2173,8 @@ pub unsafe extern "C" fn MPI_File_iread_at_c(fh: sys::MPI_File, offset: sys::MPI
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2050,6 +2188,8 @@ pub unsafe extern "C" fn MPI_File_iread_c(fh: sys::MPI_File, buf: *mut c_void, c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_shared(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_shared", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_shared(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2063,6 +2203,8 @@ pub unsafe extern "C" fn MPI_File_iread_shared(fh: sys::MPI_File, buf: *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iread_shared_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iread_shared_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iread_shared_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2076,6 +2218,8 @@ pub unsafe extern "C" fn MPI_File_iread_shared_c(fh: sys::MPI_File, buf: *mut c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2089,6 +2233,8 @@ pub unsafe extern "C" fn MPI_File_iwrite(fh: sys::MPI_File, buf: *const c_void, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_all(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_all(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2102,6 +2248,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_all(fh: sys::MPI_File, buf: *const c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_all_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_all_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2115,6 +2263,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_all_c(fh: sys::MPI_File, buf: *const c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_at(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_at", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_at(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2128,6 +2278,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_at(fh: sys::MPI_File, offset: sys::MPI_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_at_all(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_at_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_at_all(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2141,6 +2293,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_at_all(fh: sys::MPI_File, offset: sys::
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_at_all_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_at_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_at_all_c(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2154,6 +2308,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_at_all_c(fh: sys::MPI_File, offset: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_at_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_at_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_at_c(fh, offset, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2167,6 +2323,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_at_c(fh: sys::MPI_File, offset: sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2180,6 +2338,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_c(fh: sys::MPI_File, buf: *const c_void
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_shared(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_shared", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_shared(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2193,6 +2353,8 @@ pub unsafe extern "C" fn MPI_File_iwrite_shared(fh: sys::MPI_File, buf: *const c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_iwrite_shared_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_File_iwrite_shared_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_File_iwrite_shared_c(fh, buf as _, count, datatype, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2231,6 +2393,8 @@ pub unsafe extern "C" fn MPI_File_preallocate(fh: sys::MPI_File, size: sys::MPI_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2240,6 +2404,8 @@ pub unsafe extern "C" fn MPI_File_read(fh: sys::MPI_File, buf: *mut c_void, coun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_all(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_all(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2249,6 +2415,8 @@ pub unsafe extern "C" fn MPI_File_read_all(fh: sys::MPI_File, buf: *mut c_void, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_all_begin(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_all_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_all_begin(fh, buf as _, count, datatype);
         rc
     })
@@ -2258,6 +2426,8 @@ pub unsafe extern "C" fn MPI_File_read_all_begin(fh: sys::MPI_File, buf: *mut c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_all_begin_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_all_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_all_begin_c(fh, buf as _, count, datatype);
         rc
     })
@@ -2267,6 +2437,8 @@ pub unsafe extern "C" fn MPI_File_read_all_begin_c(fh: sys::MPI_File, buf: *mut 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_all_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_all_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2285,6 +2457,8 @@ pub unsafe extern "C" fn MPI_File_read_all_end(fh: sys::MPI_File, buf: *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_at", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2294,6 +2468,8 @@ pub unsafe extern "C" fn MPI_File_read_at(fh: sys::MPI_File, offset: sys::MPI_Of
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at_all(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_at_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at_all(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2303,6 +2479,8 @@ pub unsafe extern "C" fn MPI_File_read_at_all(fh: sys::MPI_File, offset: sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at_all_begin(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_at_all_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at_all_begin(fh, offset, buf as _, count, datatype);
         rc
     })
@@ -2312,6 +2490,8 @@ pub unsafe extern "C" fn MPI_File_read_at_all_begin(fh: sys::MPI_File, offset: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at_all_begin_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_at_all_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at_all_begin_c(fh, offset, buf as _, count, datatype);
         rc
     })
@@ -2321,6 +2501,8 @@ pub unsafe extern "C" fn MPI_File_read_at_all_begin_c(fh: sys::MPI_File, offset:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at_all_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_at_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at_all_c(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2339,6 +2521,8 @@ pub unsafe extern "C" fn MPI_File_read_at_all_end(fh: sys::MPI_File, buf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_at_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_at_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_at_c(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2348,6 +2532,8 @@ pub unsafe extern "C" fn MPI_File_read_at_c(fh: sys::MPI_File, offset: sys::MPI_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2357,6 +2543,8 @@ pub unsafe extern "C" fn MPI_File_read_c(fh: sys::MPI_File, buf: *mut c_void, co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_ordered(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_ordered", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_ordered(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2366,6 +2554,8 @@ pub unsafe extern "C" fn MPI_File_read_ordered(fh: sys::MPI_File, buf: *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_ordered_begin(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_ordered_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_ordered_begin(fh, buf as _, count, datatype);
         rc
     })
@@ -2375,6 +2565,8 @@ pub unsafe extern "C" fn MPI_File_read_ordered_begin(fh: sys::MPI_File, buf: *mu
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_ordered_begin_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_read_ordered_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_ordered_begin_c(fh, buf as _, count, datatype);
         rc
     })
@@ -2384,6 +2576,8 @@ pub unsafe extern "C" fn MPI_File_read_ordered_begin_c(fh: sys::MPI_File, buf: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_ordered_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_ordered_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_ordered_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2402,6 +2596,8 @@ pub unsafe extern "C" fn MPI_File_read_ordered_end(fh: sys::MPI_File, buf: *mut 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_shared(fh: sys::MPI_File, buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_shared", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_shared(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2411,6 +2607,8 @@ pub unsafe extern "C" fn MPI_File_read_shared(fh: sys::MPI_File, buf: *mut c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_read_shared_c(fh: sys::MPI_File, buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_read_shared_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_read_shared_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2474,6 +2672,10 @@ pub unsafe extern "C" fn MPI_File_set_size(fh: sys::MPI_File, size: sys::MPI_Off
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_set_view(fh: sys::MPI_File, disp: sys::MPI_Offset, etype: sys::MPI_Datatype, filetype: sys::MPI_Datatype, datarep: *const c_char, info: sys::MPI_Info) -> c_int {
     crate::boundary::guard("MPI_File_set_view", crate::boundary::internal_error(), || {
+        let etype_virtual = etype;
+        let etype = handles::datatype_real(etype);
+        let filetype_virtual = filetype;
+        let filetype = handles::datatype_real(filetype);
         let rc = PMPI_File_set_view(fh, disp, etype, filetype, datarep as _, info);
         rc
     })
@@ -2501,6 +2703,8 @@ pub unsafe extern "C" fn MPI_File_toint(file: sys::MPI_File) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2510,6 +2714,8 @@ pub unsafe extern "C" fn MPI_File_write(fh: sys::MPI_File, buf: *const c_void, c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_all(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_all(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2519,6 +2725,8 @@ pub unsafe extern "C" fn MPI_File_write_all(fh: sys::MPI_File, buf: *const c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_all_begin(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_all_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_all_begin(fh, buf as _, count, datatype);
         rc
     })
@@ -2528,6 +2736,8 @@ pub unsafe extern "C" fn MPI_File_write_all_begin(fh: sys::MPI_File, buf: *const
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_all_begin_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_all_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_all_begin_c(fh, buf as _, count, datatype);
         rc
     })
@@ -2537,6 +2747,8 @@ pub unsafe extern "C" fn MPI_File_write_all_begin_c(fh: sys::MPI_File, buf: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_all_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_all_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2555,6 +2767,8 @@ pub unsafe extern "C" fn MPI_File_write_all_end(fh: sys::MPI_File, buf: *const c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_at", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2564,6 +2778,8 @@ pub unsafe extern "C" fn MPI_File_write_at(fh: sys::MPI_File, offset: sys::MPI_O
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at_all(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_at_all", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at_all(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2573,6 +2789,8 @@ pub unsafe extern "C" fn MPI_File_write_at_all(fh: sys::MPI_File, offset: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at_all_begin(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_at_all_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at_all_begin(fh, offset, buf as _, count, datatype);
         rc
     })
@@ -2582,6 +2800,8 @@ pub unsafe extern "C" fn MPI_File_write_at_all_begin(fh: sys::MPI_File, offset: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at_all_begin_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_at_all_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at_all_begin_c(fh, offset, buf as _, count, datatype);
         rc
     })
@@ -2591,6 +2811,8 @@ pub unsafe extern "C" fn MPI_File_write_at_all_begin_c(fh: sys::MPI_File, offset
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at_all_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_at_all_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at_all_c(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2609,6 +2831,8 @@ pub unsafe extern "C" fn MPI_File_write_at_all_end(fh: sys::MPI_File, buf: *cons
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_at_c(fh: sys::MPI_File, offset: sys::MPI_Offset, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_at_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_at_c(fh, offset, buf as _, count, datatype, status as _);
         rc
     })
@@ -2618,6 +2842,8 @@ pub unsafe extern "C" fn MPI_File_write_at_c(fh: sys::MPI_File, offset: sys::MPI
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2627,6 +2853,8 @@ pub unsafe extern "C" fn MPI_File_write_c(fh: sys::MPI_File, buf: *const c_void,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_ordered(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_ordered", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_ordered(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2636,6 +2864,8 @@ pub unsafe extern "C" fn MPI_File_write_ordered(fh: sys::MPI_File, buf: *const c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_ordered_begin(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_ordered_begin", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_ordered_begin(fh, buf as _, count, datatype);
         rc
     })
@@ -2645,6 +2875,8 @@ pub unsafe extern "C" fn MPI_File_write_ordered_begin(fh: sys::MPI_File, buf: *c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_ordered_begin_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_File_write_ordered_begin_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_ordered_begin_c(fh, buf as _, count, datatype);
         rc
     })
@@ -2654,6 +2886,8 @@ pub unsafe extern "C" fn MPI_File_write_ordered_begin_c(fh: sys::MPI_File, buf: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_ordered_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_ordered_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_ordered_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2672,6 +2906,8 @@ pub unsafe extern "C" fn MPI_File_write_ordered_end(fh: sys::MPI_File, buf: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_shared(fh: sys::MPI_File, buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_shared", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_shared(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2681,6 +2917,8 @@ pub unsafe extern "C" fn MPI_File_write_shared(fh: sys::MPI_File, buf: *const c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_File_write_shared_c(fh: sys::MPI_File, buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_File_write_shared_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_File_write_shared_c(fh, buf as _, count, datatype, status as _);
         rc
     })
@@ -2714,6 +2952,10 @@ pub unsafe extern "C" fn MPI_Free_mem(base: *mut c_void) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -2727,6 +2969,10 @@ pub unsafe extern "C" fn MPI_Gather(sendbuf: *const c_void, sendcount: c_int, se
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -2740,6 +2986,10 @@ pub unsafe extern "C" fn MPI_Gather_c(sendbuf: *const c_void, sendcount: sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gather_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -2757,6 +3007,10 @@ pub unsafe extern "C" fn MPI_Gather_init(sendbuf: *const c_void, sendcount: c_in
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gather_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -2774,6 +3028,10 @@ pub unsafe extern "C" fn MPI_Gather_init_c(sendbuf: *const c_void, sendcount: sy
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -2787,6 +3045,10 @@ pub unsafe extern "C" fn MPI_Gatherv(sendbuf: *const c_void, sendcount: c_int, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -2800,6 +3062,10 @@ pub unsafe extern "C" fn MPI_Gatherv_c(sendbuf: *const c_void, sendcount: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gatherv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -2817,6 +3083,10 @@ pub unsafe extern "C" fn MPI_Gatherv_init(sendbuf: *const c_void, sendcount: c_i
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Gatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gatherv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -2834,6 +3104,10 @@ pub unsafe extern "C" fn MPI_Gatherv_init_c(sendbuf: *const c_void, sendcount: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get(origin_addr: *mut c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Get", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Get(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win);
         rc
     })
@@ -2843,6 +3117,12 @@ pub unsafe extern "C" fn MPI_Get(origin_addr: *mut c_void, origin_count: c_int, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_accumulate(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, result_addr: *mut c_void, result_count: c_int, result_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Get_accumulate", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let result_datatype_virtual = result_datatype;
+        let result_datatype = handles::datatype_real(result_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Get_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -2852,6 +3132,12 @@ pub unsafe extern "C" fn MPI_Get_accumulate(origin_addr: *const c_void, origin_c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_accumulate_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, result_addr: *mut c_void, result_count: sys::MPI_Count, result_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Get_accumulate_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let result_datatype_virtual = result_datatype;
+        let result_datatype = handles::datatype_real(result_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Get_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -2870,6 +3156,10 @@ pub unsafe extern "C" fn MPI_Get_address(location: *const c_void, address: *mut 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_c(origin_addr: *mut c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Get_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Get_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win);
         rc
     })
@@ -2879,6 +3169,8 @@ pub unsafe extern "C" fn MPI_Get_c(origin_addr: *mut c_void, origin_count: sys::
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_count(status: *const sys::MPI_Status, datatype: sys::MPI_Datatype, count: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Get_count", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Get_count(status as _, datatype, count as _);
         rc
     })
@@ -2888,6 +3180,8 @@ pub unsafe extern "C" fn MPI_Get_count(status: *const sys::MPI_Status, datatype:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_count_c(status: *const sys::MPI_Status, datatype: sys::MPI_Datatype, count: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Get_count_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Get_count_c(status as _, datatype, count as _);
         rc
     })
@@ -2897,6 +3191,8 @@ pub unsafe extern "C" fn MPI_Get_count_c(status: *const sys::MPI_Status, datatyp
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_elements(status: *const sys::MPI_Status, datatype: sys::MPI_Datatype, count: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Get_elements", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Get_elements(status as _, datatype, count as _);
         rc
     })
@@ -2906,6 +3202,8 @@ pub unsafe extern "C" fn MPI_Get_elements(status: *const sys::MPI_Status, dataty
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_elements_c(status: *const sys::MPI_Status, datatype: sys::MPI_Datatype, count: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Get_elements_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Get_elements_c(status as _, datatype, count as _);
         rc
     })
@@ -2915,6 +3213,8 @@ pub unsafe extern "C" fn MPI_Get_elements_c(status: *const sys::MPI_Status, data
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Get_elements_x(status: *const sys::MPI_Status, datatype: sys::MPI_Datatype, count: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Get_elements_x", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Get_elements_x(status as _, datatype, count as _);
         rc
     })
@@ -3246,6 +3546,10 @@ pub unsafe extern "C" fn MPI_Group_union(group1: sys::MPI_Group, group2: sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3263,6 +3567,10 @@ pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3280,6 +3588,10 @@ pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3297,6 +3609,10 @@ pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_in
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3314,6 +3630,8 @@ pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sy
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallreduce", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3331,6 +3649,8 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallreduce_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3348,6 +3668,10 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoall", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3365,6 +3689,10 @@ pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoall_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3382,6 +3710,10 @@ pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3399,6 +3731,10 @@ pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3416,11 +3752,13 @@ pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallw", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Ialltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Ialltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -3433,11 +3771,13 @@ pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallw_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Ialltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Ialltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -3467,6 +3807,8 @@ pub unsafe extern "C" fn MPI_Ibarrier(comm: sys::MPI_Comm, request: *mut sys::MP
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibcast", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3484,6 +3826,8 @@ pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ibcast_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibcast_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3501,6 +3845,8 @@ pub unsafe extern "C" fn MPI_Ibcast_c(buffer: *mut c_void, count: sys::MPI_Count
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ibsend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibsend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -3517,6 +3863,8 @@ pub unsafe extern "C" fn MPI_Ibsend(buf: *const c_void, count: c_int, datatype: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ibsend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibsend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -3533,6 +3881,8 @@ pub unsafe extern "C" fn MPI_Ibsend_c(buf: *const c_void, count: sys::MPI_Count,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iexscan", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3550,6 +3900,8 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iexscan_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3567,6 +3919,10 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3584,6 +3940,10 @@ pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3601,6 +3961,10 @@ pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3618,6 +3982,10 @@ pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Igatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3645,6 +4013,8 @@ pub unsafe extern "C" fn MPI_Improbe(source: c_int, tag: c_int, comm: sys::MPI_C
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Imrecv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Imrecv", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
@@ -3660,6 +4030,8 @@ pub unsafe extern "C" fn MPI_Imrecv(buf: *mut c_void, count: c_int, datatype: sy
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Imrecv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Imrecv_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let mut request_real = handles::request_null();
         if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
@@ -3675,6 +4047,10 @@ pub unsafe extern "C" fn MPI_Imrecv_c(buf: *mut c_void, count: sys::MPI_Count, d
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3692,6 +4068,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3709,6 +4089,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendc
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3726,6 +4110,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3743,6 +4131,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, send
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoall", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3760,6 +4152,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoall_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3777,6 +4173,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3794,6 +4194,10 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3811,11 +4215,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendc
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallw", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Ineighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Ineighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -3828,11 +4234,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallw_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Ineighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Ineighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -4076,12 +4484,14 @@ pub unsafe extern "C" fn MPI_Iprobe(source: c_int, tag: c_int, comm: sys::MPI_Co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Irecv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Irecv", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
         let rc = PMPI_Irecv(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -4091,12 +4501,14 @@ pub unsafe extern "C" fn MPI_Irecv(buf: *mut c_void, count: c_int, datatype: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Irecv_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
         let rc = PMPI_Irecv_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -4106,6 +4518,8 @@ pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, da
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4123,6 +4537,8 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4140,6 +4556,8 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4157,6 +4575,8 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_block", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4174,6 +4594,8 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_block_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4191,6 +4613,8 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4208,6 +4632,8 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Irsend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Irsend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4224,6 +4650,8 @@ pub unsafe extern "C" fn MPI_Irsend(buf: *const c_void, count: c_int, datatype: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Irsend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Irsend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4249,6 +4677,8 @@ pub unsafe extern "C" fn MPI_Is_thread_main(flag: *mut c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscan", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4266,6 +4696,8 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscan_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4283,6 +4715,10 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatter", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4300,6 +4736,10 @@ pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatter_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4317,6 +4757,10 @@ pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatterv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4334,6 +4778,10 @@ pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *cons
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Iscatterv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatterv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4351,6 +4799,8 @@ pub unsafe extern "C" fn MPI_Iscatterv_c(sendbuf: *const c_void, sendcounts: *co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4367,6 +4817,8 @@ pub unsafe extern "C" fn MPI_Isend(buf: *const c_void, count: c_int, datatype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4383,6 +4835,10 @@ pub unsafe extern "C" fn MPI_Isend_c(buf: *const c_void, count: sys::MPI_Count, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isendrecv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4399,6 +4855,10 @@ pub unsafe extern "C" fn MPI_Isendrecv(sendbuf: *const c_void, sendcount: c_int,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isendrecv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4415,6 +4875,8 @@ pub unsafe extern "C" fn MPI_Isendrecv_c(sendbuf: *const c_void, sendcount: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_replace(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isendrecv_replace", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4431,6 +4893,8 @@ pub unsafe extern "C" fn MPI_Isendrecv_replace(buf: *mut c_void, count: c_int, d
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_replace_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Isendrecv_replace_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4447,6 +4911,8 @@ pub unsafe extern "C" fn MPI_Isendrecv_replace_c(buf: *mut c_void, count: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Issend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Issend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4463,6 +4929,8 @@ pub unsafe extern "C" fn MPI_Issend(buf: *const c_void, count: c_int, datatype: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Issend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Issend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         channels::count_send(comm_slot, dest);
@@ -4549,9 +5017,11 @@ pub unsafe extern "C" fn MPI_Mprobe(source: c_int, tag: c_int, comm: sys::MPI_Co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Mrecv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Mrecv", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
-        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv(buf, count, datatype, message, req));
+        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv(buf, count, handles::datatype_real(datatype_virtual), message, req));
         rc
     })
 }
@@ -4560,9 +5030,11 @@ pub unsafe extern "C" fn MPI_Mrecv(buf: *mut c_void, count: c_int, datatype: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Mrecv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, message: *mut sys::MPI_Message, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Mrecv_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }
         let (mslot, msource) = handles::message_consumed(*message);
-        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv_c(buf, count, datatype, message, req));
+        let rc = p2p::mrecv_blocking(mslot, msource, status, |req| PMPI_Imrecv_c(buf, count, handles::datatype_real(datatype_virtual), message, req));
         rc
     })
 }
@@ -4571,6 +5043,10 @@ pub unsafe extern "C" fn MPI_Mrecv_c(buf: *mut c_void, count: sys::MPI_Count, da
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4584,6 +5060,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather(sendbuf: *const c_void, sendcoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4597,6 +5077,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_c(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4614,6 +5098,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init(sendbuf: *const c_void, sen
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4631,6 +5119,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init_c(sendbuf: *const c_void, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4644,6 +5136,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4657,6 +5153,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_c(sendbuf: *const c_void, sendc
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4674,6 +5174,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init(sendbuf: *const c_void, se
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4691,6 +5195,10 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init_c(sendbuf: *const c_void, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4704,6 +5212,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall(sendbuf: *const c_void, sendcount
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4717,6 +5229,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_c(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4734,6 +5250,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init(sendbuf: *const c_void, send
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4751,6 +5271,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init_c(sendbuf: *const c_void, se
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4764,6 +5288,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv(sendbuf: *const c_void, sendcoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -4777,6 +5305,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_c(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4794,6 +5326,10 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init(sendbuf: *const c_void, sen
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4811,10 +5347,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init_c(sendbuf: *const c_void, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Neighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
+        let rc = PMPI_Neighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
     })
@@ -4824,10 +5362,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw(sendbuf: *const c_void, sendcoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Neighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm);
+        let rc = PMPI_Neighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
     })
@@ -4837,11 +5377,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_c(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_init", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Neighbor_alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Neighbor_alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -4854,11 +5396,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init(sendbuf: *const c_void, sen
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_init_c", crate::boundary::internal_error(), || {
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
-        let rc = PMPI_Neighbor_alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtypes as _, recvbuf as _, recvcounts as _, rdispls as _, recvtypes as _, comm, info, if request.is_null() { request } else { &mut request_real });
+        let rc = PMPI_Neighbor_alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Collective, comm_slot, -1, -1); }
@@ -4962,6 +5506,8 @@ pub unsafe extern "C" fn MPI_Open_port(info: sys::MPI_Info, port_name: *mut c_ch
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack(inbuf: *const c_void, incount: c_int, datatype: sys::MPI_Datatype, outbuf: *mut c_void, outsize: c_int, position: *mut c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Pack", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Pack(inbuf as _, incount, datatype, outbuf as _, outsize, position as _, comm);
         rc
@@ -4972,6 +5518,8 @@ pub unsafe extern "C" fn MPI_Pack(inbuf: *const c_void, incount: c_int, datatype
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_c(inbuf: *const c_void, incount: sys::MPI_Count, datatype: sys::MPI_Datatype, outbuf: *mut c_void, outsize: sys::MPI_Count, position: *mut sys::MPI_Count, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Pack_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Pack_c(inbuf as _, incount, datatype, outbuf as _, outsize, position as _, comm);
         rc
@@ -4982,6 +5530,8 @@ pub unsafe extern "C" fn MPI_Pack_c(inbuf: *const c_void, incount: sys::MPI_Coun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_external(datarep: *const c_char, inbuf: *const c_void, incount: c_int, datatype: sys::MPI_Datatype, outbuf: *mut c_void, outsize: sys::MPI_Aint, position: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Pack_external", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Pack_external(datarep as _, inbuf as _, incount, datatype, outbuf as _, outsize, position as _);
         rc
     })
@@ -4991,6 +5541,8 @@ pub unsafe extern "C" fn MPI_Pack_external(datarep: *const c_char, inbuf: *const
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_external_c(datarep: *const c_char, inbuf: *const c_void, incount: sys::MPI_Count, datatype: sys::MPI_Datatype, outbuf: *mut c_void, outsize: sys::MPI_Count, position: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Pack_external_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Pack_external_c(datarep as _, inbuf as _, incount, datatype, outbuf as _, outsize, position as _);
         rc
     })
@@ -5000,6 +5552,8 @@ pub unsafe extern "C" fn MPI_Pack_external_c(datarep: *const c_char, inbuf: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_external_size(datarep: *const c_char, incount: c_int, datatype: sys::MPI_Datatype, size: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Pack_external_size", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Pack_external_size(datarep as _, incount, datatype, size as _);
         rc
     })
@@ -5009,6 +5563,8 @@ pub unsafe extern "C" fn MPI_Pack_external_size(datarep: *const c_char, incount:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_external_size_c(datarep: *const c_char, incount: sys::MPI_Count, datatype: sys::MPI_Datatype, size: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Pack_external_size_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Pack_external_size_c(datarep as _, incount, datatype, size as _);
         rc
     })
@@ -5018,6 +5574,8 @@ pub unsafe extern "C" fn MPI_Pack_external_size_c(datarep: *const c_char, incoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_size(incount: c_int, datatype: sys::MPI_Datatype, comm: sys::MPI_Comm, size: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Pack_size", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Pack_size(incount, datatype, comm, size as _);
         rc
@@ -5028,6 +5586,8 @@ pub unsafe extern "C" fn MPI_Pack_size(incount: c_int, datatype: sys::MPI_Dataty
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Pack_size_c(incount: sys::MPI_Count, datatype: sys::MPI_Datatype, comm: sys::MPI_Comm, size: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Pack_size_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Pack_size_c(incount, datatype, comm, size as _);
         rc
@@ -5084,6 +5644,8 @@ pub unsafe extern "C" fn MPI_Pready_range(partition_low: c_int, partition_high: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Precv_init(buf: *mut c_void, partitions: c_int, count: sys::MPI_Count, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Precv_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Precv_init(buf as _, partitions, count, datatype, source, tag, comm, info, if request.is_null() { request } else { &mut request_real });
@@ -5108,6 +5670,8 @@ pub unsafe extern "C" fn MPI_Probe(source: c_int, tag: c_int, comm: sys::MPI_Com
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Psend_init(buf: *const c_void, partitions: c_int, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Psend_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Psend_init(buf as _, partitions, count, datatype, dest, tag, comm, info, if request.is_null() { request } else { &mut request_real });
@@ -5131,6 +5695,10 @@ pub unsafe extern "C" fn MPI_Publish_name(service_name: *const c_char, info: sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Put(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Put", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Put(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win);
         rc
     })
@@ -5140,6 +5708,10 @@ pub unsafe extern "C" fn MPI_Put(origin_addr: *const c_void, origin_count: c_int
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Put_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win) -> c_int {
     crate::boundary::guard("MPI_Put_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let rc = PMPI_Put_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win);
         rc
     })
@@ -5158,6 +5730,10 @@ pub unsafe extern "C" fn MPI_Query_thread(provided: *mut c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Raccumulate(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Raccumulate", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5171,6 +5747,10 @@ pub unsafe extern "C" fn MPI_Raccumulate(origin_addr: *const c_void, origin_coun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Raccumulate_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Raccumulate_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5184,8 +5764,10 @@ pub unsafe extern "C" fn MPI_Raccumulate_c(origin_addr: *const c_void, origin_co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Recv(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Recv", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype }, |comm, req| PMPI_Irecv(buf, count, datatype, source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| PMPI_Irecv(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
         rc
     })
 }
@@ -5194,8 +5776,10 @@ pub unsafe extern "C" fn MPI_Recv(buf: *mut c_void, count: c_int, datatype: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Recv_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Recv_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype }, |comm, req| PMPI_Irecv_c(buf, count, datatype, source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| PMPI_Irecv_c(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
         rc
     })
 }
@@ -5204,11 +5788,13 @@ pub unsafe extern "C" fn MPI_Recv_c(buf: *mut c_void, count: sys::MPI_Count, dat
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Recv_init(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Recv_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Recv_init(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5218,11 +5804,13 @@ pub unsafe extern "C" fn MPI_Recv_init(buf: *mut c_void, count: c_int, datatype:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Recv_init_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, source: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Recv_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Recv_init_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentRecv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Recv_init_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5232,6 +5820,8 @@ pub unsafe extern "C" fn MPI_Recv_init_c(buf: *mut c_void, count: sys::MPI_Count
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5245,6 +5835,8 @@ pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5258,6 +5850,8 @@ pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_vo
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5275,6 +5869,8 @@ pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5292,6 +5888,8 @@ pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_local(inbuf: *const c_void, inoutbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Reduce_local", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Reduce_local(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     })
@@ -5301,6 +5899,8 @@ pub unsafe extern "C" fn MPI_Reduce_local(inbuf: *const c_void, inoutbuf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_local_c(inbuf: *const c_void, inoutbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Reduce_local_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Reduce_local_c(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     })
@@ -5310,6 +5910,8 @@ pub unsafe extern "C" fn MPI_Reduce_local_c(inbuf: *const c_void, inoutbuf: *mut
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5323,6 +5925,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mu
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5336,6 +5940,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbu
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5349,6 +5955,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recv
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5366,6 +5974,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, r
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5383,6 +5993,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5396,6 +6008,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5413,6 +6027,8 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Reduce_scatter_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5529,6 +6145,10 @@ pub unsafe extern "C" fn MPI_Request_toint(request: sys::MPI_Request) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rget(origin_addr: *mut c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rget", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5542,6 +6162,12 @@ pub unsafe extern "C" fn MPI_Rget(origin_addr: *mut c_void, origin_count: c_int,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rget_accumulate(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, result_addr: *mut c_void, result_count: c_int, result_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rget_accumulate", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let result_datatype_virtual = result_datatype;
+        let result_datatype = handles::datatype_real(result_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5555,6 +6181,12 @@ pub unsafe extern "C" fn MPI_Rget_accumulate(origin_addr: *const c_void, origin_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rget_accumulate_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, result_addr: *mut c_void, result_count: sys::MPI_Count, result_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, op: sys::MPI_Op, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rget_accumulate_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let result_datatype_virtual = result_datatype;
+        let result_datatype = handles::datatype_real(result_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5568,6 +6200,10 @@ pub unsafe extern "C" fn MPI_Rget_accumulate_c(origin_addr: *const c_void, origi
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rget_c(origin_addr: *mut c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rget_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5581,6 +6217,10 @@ pub unsafe extern "C" fn MPI_Rget_c(origin_addr: *mut c_void, origin_count: sys:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rput(origin_addr: *const c_void, origin_count: c_int, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: c_int, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rput", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rput(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5594,6 +6234,10 @@ pub unsafe extern "C" fn MPI_Rput(origin_addr: *const c_void, origin_count: c_in
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rput_c(origin_addr: *const c_void, origin_count: sys::MPI_Count, origin_datatype: sys::MPI_Datatype, target_rank: c_int, target_disp: sys::MPI_Aint, target_count: sys::MPI_Count, target_datatype: sys::MPI_Datatype, win: sys::MPI_Win, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rput_c", crate::boundary::internal_error(), || {
+        let origin_datatype_virtual = origin_datatype;
+        let origin_datatype = handles::datatype_real(origin_datatype);
+        let target_datatype_virtual = target_datatype;
+        let target_datatype = handles::datatype_real(target_datatype);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rput_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5607,6 +6251,8 @@ pub unsafe extern "C" fn MPI_Rput_c(origin_addr: *const c_void, origin_count: sy
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rsend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Rsend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Rsend(buf as _, count, datatype, dest, tag, comm);
@@ -5619,6 +6265,8 @@ pub unsafe extern "C" fn MPI_Rsend(buf: *const c_void, count: c_int, datatype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rsend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Rsend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
         let rc = PMPI_Rsend_c(buf as _, count, datatype, dest, tag, comm);
@@ -5631,11 +6279,13 @@ pub unsafe extern "C" fn MPI_Rsend_c(buf: *const c_void, count: sys::MPI_Count, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rsend_init(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rsend_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rsend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5645,11 +6295,13 @@ pub unsafe extern "C" fn MPI_Rsend_init(buf: *const c_void, count: c_int, dataty
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Rsend_init_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Rsend_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rsend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Rsend_init_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5659,6 +6311,8 @@ pub unsafe extern "C" fn MPI_Rsend_init_c(buf: *const c_void, count: sys::MPI_Co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scan", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5672,6 +6326,8 @@ pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scan_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5685,6 +6341,8 @@ pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scan_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5702,6 +6360,8 @@ pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_v
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scan_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5719,6 +6379,10 @@ pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatter(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatter", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5732,6 +6396,10 @@ pub unsafe extern "C" fn MPI_Scatter(sendbuf: *const c_void, sendcount: c_int, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatter_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatter_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5745,6 +6413,10 @@ pub unsafe extern "C" fn MPI_Scatter_c(sendbuf: *const c_void, sendcount: sys::M
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatter_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatter_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5762,6 +6434,10 @@ pub unsafe extern "C" fn MPI_Scatter_init(sendbuf: *const c_void, sendcount: c_i
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatter_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatter_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5779,6 +6455,10 @@ pub unsafe extern "C" fn MPI_Scatter_init_c(sendbuf: *const c_void, sendcount: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatterv(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatterv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5792,6 +6472,10 @@ pub unsafe extern "C" fn MPI_Scatterv(sendbuf: *const c_void, sendcounts: *const
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatterv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatterv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5805,6 +6489,10 @@ pub unsafe extern "C" fn MPI_Scatterv_c(sendbuf: *const c_void, sendcounts: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatterv_init(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatterv_init", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5822,6 +6510,10 @@ pub unsafe extern "C" fn MPI_Scatterv_init(sendbuf: *const c_void, sendcounts: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Scatterv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatterv_init_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5839,9 +6531,11 @@ pub unsafe extern "C" fn MPI_Scatterv_init_c(sendbuf: *const c_void, sendcounts:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Send(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Send", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend(buf, count, datatype, dest, tag, comm, req));
+        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -5851,9 +6545,11 @@ pub unsafe extern "C" fn MPI_Send(buf: *const c_void, count: c_int, datatype: sy
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Send_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Send_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend_c(buf, count, datatype, dest, tag, comm, req));
+        let rc = p2p::send_blocking(comm_slot, dest, tag, false, count as i64, datatype, || PMPI_Send_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Isend_c(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -5863,11 +6559,13 @@ pub unsafe extern "C" fn MPI_Send_c(buf: *const c_void, count: sys::MPI_Count, d
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Send_init(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Send_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Send_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5877,11 +6575,13 @@ pub unsafe extern "C" fn MPI_Send_init(buf: *const c_void, count: c_int, datatyp
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Send_init_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Send_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Send_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Send_init_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -5891,11 +6591,15 @@ pub unsafe extern "C" fn MPI_Send_init_c(buf: *const c_void, count: sys::MPI_Cou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Sendrecv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Sendrecv", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
-            |req| PMPI_Isend(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
-            |comm, req| PMPI_Irecv(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype_virtual },
+            |req| PMPI_Isend(sendbuf, sendcount, handles::datatype_real(sendtype_virtual), dest, sendtag, comm, req),
+            |comm, req| PMPI_Irecv(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -5905,11 +6609,15 @@ pub unsafe extern "C" fn MPI_Sendrecv(sendbuf: *const c_void, sendcount: c_int, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Sendrecv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, status: *mut sys::MPI_Status) -> c_int {
     crate::boundary::guard("MPI_Sendrecv_c", crate::boundary::internal_error(), || {
+        let sendtype_virtual = sendtype;
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype_virtual = recvtype;
+        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype },
-            |req| PMPI_Isend_c(sendbuf, sendcount, sendtype, dest, sendtag, comm, req),
-            |comm, req| PMPI_Irecv_c(recvbuf, recvcount, recvtype, source, recvtag, comm, req));
+        let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype_virtual },
+            |req| PMPI_Isend_c(sendbuf, sendcount, handles::datatype_real(sendtype_virtual), dest, sendtag, comm, req),
+            |comm, req| PMPI_Irecv_c(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -6134,9 +6842,11 @@ pub unsafe extern "C" fn MPI_Session_toint(session: sys::MPI_Session) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ssend(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Ssend", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend(buf, count, datatype, dest, tag, comm, req));
+        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -6146,9 +6856,11 @@ pub unsafe extern "C" fn MPI_Ssend(buf: *const c_void, count: c_int, datatype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ssend_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Ssend_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         channels::count_send(comm_slot, dest);
-        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend_c(buf, count, datatype, dest, tag, comm, req));
+        let rc = p2p::send_blocking(comm_slot, dest, tag, true, count as i64, datatype, || PMPI_Ssend_c(buf as _, count, datatype, dest, tag, comm), |req| PMPI_Issend_c(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -6158,11 +6870,13 @@ pub unsafe extern "C" fn MPI_Ssend_c(buf: *const c_void, count: sys::MPI_Count, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ssend_init(buf: *const c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ssend_init", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Ssend_init(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -6172,11 +6886,13 @@ pub unsafe extern "C" fn MPI_Ssend_init(buf: *const c_void, count: c_int, dataty
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ssend_init_c(buf: *const c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, tag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ssend_init_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let rc = PMPI_Ssend_init_c(buf as _, count, datatype, dest, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init_c, buf: buf as *mut c_void, count: count as i64, datatype }); }
+            if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::PersistentSend, comm_slot, dest, tag, handles::P2pArgs { op: handles::P2pOp::Ssend_init_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
         rc
     })
@@ -6288,6 +7004,8 @@ pub unsafe extern "C" fn MPI_Status_set_cancelled(status: *mut sys::MPI_Status, 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Status_set_elements(status: *mut sys::MPI_Status, datatype: sys::MPI_Datatype, count: c_int) -> c_int {
     crate::boundary::guard("MPI_Status_set_elements", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Status_set_elements(status as _, datatype, count);
         rc
     })
@@ -6297,6 +7015,8 @@ pub unsafe extern "C" fn MPI_Status_set_elements(status: *mut sys::MPI_Status, d
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Status_set_elements_c(status: *mut sys::MPI_Status, datatype: sys::MPI_Datatype, count: sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Status_set_elements_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Status_set_elements_c(status as _, datatype, count);
         rc
     })
@@ -6306,6 +7026,8 @@ pub unsafe extern "C" fn MPI_Status_set_elements_c(status: *mut sys::MPI_Status,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Status_set_elements_x(status: *mut sys::MPI_Status, datatype: sys::MPI_Datatype, count: sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Status_set_elements_x", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Status_set_elements_x(status as _, datatype, count);
         rc
     })
@@ -6433,9 +7155,6 @@ pub unsafe extern "C" fn MPI_T_cvar_get_index(name: *const c_char, cvar_index: *
 pub unsafe extern "C" fn MPI_T_cvar_get_info(cvar_index: c_int, name: *mut c_char, name_len: *mut c_int, verbosity: *mut c_int, datatype: *mut sys::MPI_Datatype, enumtype: *mut sys::MPI_T_enum, desc: *mut c_char, desc_len: *mut c_int, bind: *mut c_int, scope: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_T_cvar_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_cvar_get_info(cvar_index, name as _, name_len as _, verbosity as _, datatype as _, enumtype as _, desc as _, desc_len as _, bind as _, scope as _);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
-        }
         rc
     })
 }
@@ -6679,9 +7398,6 @@ pub unsafe extern "C" fn MPI_T_pvar_get_index(name: *const c_char, var_class: c_
 pub unsafe extern "C" fn MPI_T_pvar_get_info(pvar_index: c_int, name: *mut c_char, name_len: *mut c_int, verbosity: *mut c_int, var_class: *mut c_int, datatype: *mut sys::MPI_Datatype, enumtype: *mut sys::MPI_T_enum, desc: *mut c_char, desc_len: *mut c_int, bind: *mut c_int, readonly: *mut c_int, continuous: *mut c_int, atomic: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_T_pvar_get_info", crate::boundary::internal_error(), || {
         let rc = PMPI_T_pvar_get_info(pvar_index, name as _, name_len as _, verbosity as _, var_class as _, datatype as _, enumtype as _, desc as _, desc_len as _, bind as _, readonly as _, continuous as _, atomic as _);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
-        }
         rc
     })
 }
@@ -6862,6 +7578,8 @@ pub unsafe extern "C" fn MPI_Topo_test(comm: sys::MPI_Comm, status: *mut c_int) 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_c2f(datatype: sys::MPI_Datatype) -> sys::MPI_Fint {
     crate::boundary::guard("MPI_Type_c2f", 0, || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_c2f(datatype);
         rc
     })
@@ -6871,7 +7589,11 @@ pub unsafe extern "C" fn MPI_Type_c2f(datatype: sys::MPI_Datatype) -> sys::MPI_F
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_commit(datatype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_commit", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_commit(datatype as _);
+        let mut datatype_real = if datatype.is_null() { handles::datatype_null() } else { handles::datatype_real(*datatype) };
+        let rc = PMPI_Type_commit(if datatype.is_null() { datatype } else { &mut datatype_real });
+        if rc == sys::constants::MPI_SUCCESS() {
+            if !datatype.is_null() { *datatype = handles::datatype_released(*datatype, datatype_real); }
+        }
         rc
     })
 }
@@ -6880,9 +7602,12 @@ pub unsafe extern "C" fn MPI_Type_commit(datatype: *mut sys::MPI_Datatype) -> c_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_contiguous(count: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_contiguous", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_contiguous(count, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_contiguous(count, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6892,9 +7617,12 @@ pub unsafe extern "C" fn MPI_Type_contiguous(count: c_int, oldtype: sys::MPI_Dat
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_contiguous_c(count: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_contiguous_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_contiguous_c(count, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_contiguous_c(count, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6904,9 +7632,12 @@ pub unsafe extern "C" fn MPI_Type_contiguous_c(count: sys::MPI_Count, oldtype: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_darray(size: c_int, rank: c_int, ndims: c_int, array_of_gsizes: *const c_int, array_of_distribs: *const c_int, array_of_dargs: *const c_int, array_of_psizes: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_darray", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_darray(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_darray(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6916,9 +7647,12 @@ pub unsafe extern "C" fn MPI_Type_create_darray(size: c_int, rank: c_int, ndims:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_darray_c(size: c_int, rank: c_int, ndims: c_int, array_of_gsizes: *const sys::MPI_Count, array_of_distribs: *const c_int, array_of_dargs: *const c_int, array_of_psizes: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_darray_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_darray_c(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_darray_c(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6928,9 +7662,10 @@ pub unsafe extern "C" fn MPI_Type_create_darray_c(size: c_int, rank: c_int, ndim
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_f90_complex(p: c_int, r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_complex", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_f90_complex(p, r, newtype as _);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_f90_complex(p, r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6940,9 +7675,10 @@ pub unsafe extern "C" fn MPI_Type_create_f90_complex(p: c_int, r: c_int, newtype
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_f90_integer(r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_integer", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_f90_integer(r, newtype as _);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_f90_integer(r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6952,9 +7688,10 @@ pub unsafe extern "C" fn MPI_Type_create_f90_integer(r: c_int, newtype: *mut sys
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_f90_real(p: c_int, r: c_int, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_f90_real", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_f90_real(p, r, newtype as _);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_f90_real(p, r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6964,9 +7701,12 @@ pub unsafe extern "C" fn MPI_Type_create_f90_real(p: c_int, r: c_int, newtype: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hindexed(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6976,9 +7716,12 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed(count: c_int, array_of_blockle
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hindexed_block(count: c_int, blocklength: c_int, array_of_displacements: *const sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_block", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hindexed_block(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hindexed_block(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -6988,9 +7731,12 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block(count: c_int, blocklengt
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hindexed_block_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_block_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hindexed_block_c(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hindexed_block_c(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7000,9 +7746,12 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block_c(count: sys::MPI_Count,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hindexed_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hindexed_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hindexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hindexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7012,9 +7761,12 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_c(count: sys::MPI_Count, array
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hvector(count: c_int, blocklength: c_int, stride: sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hvector", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hvector(count, blocklength, stride, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hvector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7024,9 +7776,12 @@ pub unsafe extern "C" fn MPI_Type_create_hvector(count: c_int, blocklength: c_in
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_hvector_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, stride: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_hvector_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_hvector_c(count, blocklength, stride, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_hvector_c(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7036,9 +7791,12 @@ pub unsafe extern "C" fn MPI_Type_create_hvector_c(count: sys::MPI_Count, blockl
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_indexed_block(count: c_int, blocklength: c_int, array_of_displacements: *const c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_indexed_block", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_indexed_block(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_indexed_block(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7048,9 +7806,12 @@ pub unsafe extern "C" fn MPI_Type_create_indexed_block(count: c_int, blocklength
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_indexed_block_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_indexed_block_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_indexed_block_c(count, blocklength, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_indexed_block_c(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7069,9 +7830,12 @@ pub unsafe extern "C" fn MPI_Type_create_keyval(type_copy_attr_fn: sys::MPI_Type
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_resized(oldtype: sys::MPI_Datatype, lb: sys::MPI_Aint, extent: sys::MPI_Aint, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_resized", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_resized(oldtype, lb, extent, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_resized(oldtype, lb, extent, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7081,9 +7845,12 @@ pub unsafe extern "C" fn MPI_Type_create_resized(oldtype: sys::MPI_Datatype, lb:
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_resized_c(oldtype: sys::MPI_Datatype, lb: sys::MPI_Count, extent: sys::MPI_Count, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_resized_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_resized_c(oldtype, lb, extent, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_resized_c(oldtype, lb, extent, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7093,9 +7860,11 @@ pub unsafe extern "C" fn MPI_Type_create_resized_c(oldtype: sys::MPI_Datatype, l
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_struct(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const sys::MPI_Aint, array_of_types: *const sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_struct", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_struct(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        let mut array_of_types_real = handles::datatype_array_in(array_of_types, count as usize, true);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_struct(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7105,9 +7874,11 @@ pub unsafe extern "C" fn MPI_Type_create_struct(count: c_int, array_of_blockleng
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_struct_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, array_of_types: *const sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_struct_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_struct_c(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        let mut array_of_types_real = handles::datatype_array_in(array_of_types, count as usize, true);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_struct_c(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7117,9 +7888,12 @@ pub unsafe extern "C" fn MPI_Type_create_struct_c(count: sys::MPI_Count, array_o
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_subarray(ndims: c_int, array_of_sizes: *const c_int, array_of_subsizes: *const c_int, array_of_starts: *const c_int, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_subarray", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_subarray(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_subarray(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7129,9 +7903,12 @@ pub unsafe extern "C" fn MPI_Type_create_subarray(ndims: c_int, array_of_sizes: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_create_subarray_c(ndims: c_int, array_of_sizes: *const sys::MPI_Count, array_of_subsizes: *const sys::MPI_Count, array_of_starts: *const sys::MPI_Count, order: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_create_subarray_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_create_subarray_c(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_create_subarray_c(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7141,6 +7918,8 @@ pub unsafe extern "C" fn MPI_Type_create_subarray_c(ndims: c_int, array_of_sizes
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_delete_attr(datatype: sys::MPI_Datatype, type_keyval: c_int) -> c_int {
     crate::boundary::guard("MPI_Type_delete_attr", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_delete_attr(datatype, type_keyval);
         rc
     })
@@ -7150,9 +7929,12 @@ pub unsafe extern "C" fn MPI_Type_delete_attr(datatype: sys::MPI_Datatype, type_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_dup(oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_dup", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_dup(oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_dup(oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7163,6 +7945,8 @@ pub unsafe extern "C" fn MPI_Type_dup(oldtype: sys::MPI_Datatype, newtype: *mut 
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_extent(datatype: sys::MPI_Datatype, extent: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Type_extent", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_extent(datatype, extent as _);
         rc
     })
@@ -7181,10 +7965,10 @@ pub unsafe extern "C" fn MPI_Type_f2c(datatype: sys::MPI_Fint) -> sys::MPI_Datat
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_free(datatype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_free", crate::boundary::internal_error(), || {
-        let datatype_before = if datatype.is_null() { None } else { Some(*datatype) };
-        let rc = PMPI_Type_free(datatype as _);
+        let mut datatype_real = if datatype.is_null() { handles::datatype_null() } else { handles::datatype_real(*datatype) };
+        let rc = PMPI_Type_free(if datatype.is_null() { datatype } else { &mut datatype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if let Some(h) = datatype_before { crate::objects::freed(crate::objects::Kind::Datatype, h); }
+            if !datatype.is_null() { *datatype = handles::datatype_released(*datatype, datatype_real); }
         }
         rc
     })
@@ -7212,6 +7996,8 @@ pub unsafe extern "C" fn MPI_Type_fromint(datatype: c_int) -> sys::MPI_Datatype 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_attr(datatype: sys::MPI_Datatype, type_keyval: c_int, attribute_val: *mut c_void, flag: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Type_get_attr", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_attr(datatype, type_keyval, attribute_val as _, flag as _);
         rc
     })
@@ -7221,7 +8007,13 @@ pub unsafe extern "C" fn MPI_Type_get_attr(datatype: sys::MPI_Datatype, type_key
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_contents(datatype: sys::MPI_Datatype, max_integers: c_int, max_addresses: c_int, max_datatypes: c_int, array_of_integers: *mut c_int, array_of_addresses: *mut sys::MPI_Aint, array_of_datatypes: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_get_contents", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_get_contents(datatype, max_integers, max_addresses, max_datatypes, array_of_integers as _, array_of_addresses as _, array_of_datatypes as _);
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
+        let mut array_of_datatypes_real = handles::datatype_array_in(array_of_datatypes, max_datatypes as usize, false);
+        let rc = PMPI_Type_get_contents(datatype, max_integers, max_addresses, max_datatypes, array_of_integers as _, array_of_addresses as _, handles::array_ptr(&mut array_of_datatypes_real, array_of_datatypes as *mut _));
+        if rc == sys::constants::MPI_SUCCESS() {
+            handles::datatype_array_out(array_of_datatypes, &array_of_datatypes_real);
+        }
         rc
     })
 }
@@ -7230,7 +8022,13 @@ pub unsafe extern "C" fn MPI_Type_get_contents(datatype: sys::MPI_Datatype, max_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_contents_c(datatype: sys::MPI_Datatype, max_integers: sys::MPI_Count, max_addresses: sys::MPI_Count, max_large_counts: sys::MPI_Count, max_datatypes: sys::MPI_Count, array_of_integers: *mut c_int, array_of_addresses: *mut sys::MPI_Aint, array_of_large_counts: *mut sys::MPI_Count, array_of_datatypes: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_get_contents_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_get_contents_c(datatype, max_integers, max_addresses, max_large_counts, max_datatypes, array_of_integers as _, array_of_addresses as _, array_of_large_counts as _, array_of_datatypes as _);
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
+        let mut array_of_datatypes_real = handles::datatype_array_in(array_of_datatypes, max_datatypes as usize, false);
+        let rc = PMPI_Type_get_contents_c(datatype, max_integers, max_addresses, max_large_counts, max_datatypes, array_of_integers as _, array_of_addresses as _, array_of_large_counts as _, handles::array_ptr(&mut array_of_datatypes_real, array_of_datatypes as *mut _));
+        if rc == sys::constants::MPI_SUCCESS() {
+            handles::datatype_array_out(array_of_datatypes, &array_of_datatypes_real);
+        }
         rc
     })
 }
@@ -7239,6 +8037,8 @@ pub unsafe extern "C" fn MPI_Type_get_contents_c(datatype: sys::MPI_Datatype, ma
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_envelope(datatype: sys::MPI_Datatype, num_integers: *mut c_int, num_addresses: *mut c_int, num_datatypes: *mut c_int, combiner: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Type_get_envelope", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_envelope(datatype, num_integers as _, num_addresses as _, num_datatypes as _, combiner as _);
         rc
     })
@@ -7248,6 +8048,8 @@ pub unsafe extern "C" fn MPI_Type_get_envelope(datatype: sys::MPI_Datatype, num_
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_envelope_c(datatype: sys::MPI_Datatype, num_integers: *mut sys::MPI_Count, num_addresses: *mut sys::MPI_Count, num_large_counts: *mut sys::MPI_Count, num_datatypes: *mut sys::MPI_Count, combiner: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Type_get_envelope_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_envelope_c(datatype, num_integers as _, num_addresses as _, num_large_counts as _, num_datatypes as _, combiner as _);
         rc
     })
@@ -7257,6 +8059,8 @@ pub unsafe extern "C" fn MPI_Type_get_envelope_c(datatype: sys::MPI_Datatype, nu
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_extent(datatype: sys::MPI_Datatype, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Type_get_extent", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_extent(datatype, lb as _, extent as _);
         rc
     })
@@ -7266,6 +8070,8 @@ pub unsafe extern "C" fn MPI_Type_get_extent(datatype: sys::MPI_Datatype, lb: *m
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_extent_c(datatype: sys::MPI_Datatype, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_get_extent_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_extent_c(datatype, lb as _, extent as _);
         rc
     })
@@ -7275,6 +8081,8 @@ pub unsafe extern "C" fn MPI_Type_get_extent_c(datatype: sys::MPI_Datatype, lb: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_extent_x(datatype: sys::MPI_Datatype, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_get_extent_x", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_extent_x(datatype, lb as _, extent as _);
         rc
     })
@@ -7284,6 +8092,8 @@ pub unsafe extern "C" fn MPI_Type_get_extent_x(datatype: sys::MPI_Datatype, lb: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_name(datatype: sys::MPI_Datatype, type_name: *mut c_char, resultlen: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Type_get_name", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_name(datatype, type_name as _, resultlen as _);
         rc
     })
@@ -7293,6 +8103,8 @@ pub unsafe extern "C" fn MPI_Type_get_name(datatype: sys::MPI_Datatype, type_nam
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_true_extent(datatype: sys::MPI_Datatype, true_lb: *mut sys::MPI_Aint, true_extent: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Type_get_true_extent", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_true_extent(datatype, true_lb as _, true_extent as _);
         rc
     })
@@ -7302,6 +8114,8 @@ pub unsafe extern "C" fn MPI_Type_get_true_extent(datatype: sys::MPI_Datatype, t
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_true_extent_c(datatype: sys::MPI_Datatype, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_get_true_extent_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_true_extent_c(datatype, true_lb as _, true_extent as _);
         rc
     })
@@ -7311,6 +8125,8 @@ pub unsafe extern "C" fn MPI_Type_get_true_extent_c(datatype: sys::MPI_Datatype,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_true_extent_x(datatype: sys::MPI_Datatype, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_get_true_extent_x", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_get_true_extent_x(datatype, true_lb as _, true_extent as _);
         rc
     })
@@ -7320,9 +8136,14 @@ pub unsafe extern "C" fn MPI_Type_get_true_extent_x(datatype: sys::MPI_Datatype,
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_get_value_index(value_type: sys::MPI_Datatype, index_type: sys::MPI_Datatype, pair_type: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_get_value_index", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_get_value_index(value_type, index_type, pair_type as _);
+        let value_type_virtual = value_type;
+        let value_type = handles::datatype_real(value_type);
+        let index_type_virtual = index_type;
+        let index_type = handles::datatype_real(index_type);
+        let mut pair_type_real = handles::datatype_null();
+        let rc = PMPI_Type_get_value_index(value_type, index_type, if pair_type.is_null() { pair_type } else { &mut pair_type_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !pair_type.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *pair_type); }
+            if !pair_type.is_null() { *pair_type = handles::datatype_out(pair_type_real); }
         }
         rc
     })
@@ -7333,9 +8154,12 @@ pub unsafe extern "C" fn MPI_Type_get_value_index(value_type: sys::MPI_Datatype,
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_hindexed(count: c_int, array_of_blocklengths: *mut c_int, array_of_displacements: *mut sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_hindexed", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7346,9 +8170,12 @@ pub unsafe extern "C" fn MPI_Type_hindexed(count: c_int, array_of_blocklengths: 
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_hvector(count: c_int, blocklength: c_int, stride: sys::MPI_Aint, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_hvector", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_hvector(count, blocklength, stride, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_hvector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7358,9 +8185,12 @@ pub unsafe extern "C" fn MPI_Type_hvector(count: c_int, blocklength: c_int, stri
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_indexed(count: c_int, array_of_blocklengths: *const c_int, array_of_displacements: *const c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_indexed", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_indexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_indexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7370,9 +8200,12 @@ pub unsafe extern "C" fn MPI_Type_indexed(count: c_int, array_of_blocklengths: *
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_indexed_c(count: sys::MPI_Count, array_of_blocklengths: *const sys::MPI_Count, array_of_displacements: *const sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_indexed_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_indexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_indexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7383,6 +8216,8 @@ pub unsafe extern "C" fn MPI_Type_indexed_c(count: sys::MPI_Count, array_of_bloc
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_lb(datatype: sys::MPI_Datatype, displacement: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Type_lb", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_lb(datatype, displacement as _);
         rc
     })
@@ -7392,9 +8227,10 @@ pub unsafe extern "C" fn MPI_Type_lb(datatype: sys::MPI_Datatype, displacement: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_match_size(typeclass: c_int, size: c_int, datatype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_match_size", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_match_size(typeclass, size, datatype as _);
+        let mut datatype_real = handles::datatype_null();
+        let rc = PMPI_Type_match_size(typeclass, size, if datatype.is_null() { datatype } else { &mut datatype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !datatype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *datatype); }
+            if !datatype.is_null() { *datatype = handles::datatype_out(datatype_real); }
         }
         rc
     })
@@ -7404,6 +8240,8 @@ pub unsafe extern "C" fn MPI_Type_match_size(typeclass: c_int, size: c_int, data
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_set_attr(datatype: sys::MPI_Datatype, type_keyval: c_int, attribute_val: *mut c_void) -> c_int {
     crate::boundary::guard("MPI_Type_set_attr", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_set_attr(datatype, type_keyval, attribute_val as _);
         rc
     })
@@ -7413,6 +8251,8 @@ pub unsafe extern "C" fn MPI_Type_set_attr(datatype: sys::MPI_Datatype, type_key
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_set_name(datatype: sys::MPI_Datatype, type_name: *const c_char) -> c_int {
     crate::boundary::guard("MPI_Type_set_name", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_set_name(datatype, type_name as _);
         rc
     })
@@ -7422,6 +8262,8 @@ pub unsafe extern "C" fn MPI_Type_set_name(datatype: sys::MPI_Datatype, type_nam
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_size(datatype: sys::MPI_Datatype, size: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Type_size", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_size(datatype, size as _);
         rc
     })
@@ -7431,6 +8273,8 @@ pub unsafe extern "C" fn MPI_Type_size(datatype: sys::MPI_Datatype, size: *mut c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_size_c(datatype: sys::MPI_Datatype, size: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_size_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_size_c(datatype, size as _);
         rc
     })
@@ -7440,6 +8284,8 @@ pub unsafe extern "C" fn MPI_Type_size_c(datatype: sys::MPI_Datatype, size: *mut
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_size_x(datatype: sys::MPI_Datatype, size: *mut sys::MPI_Count) -> c_int {
     crate::boundary::guard("MPI_Type_size_x", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_size_x(datatype, size as _);
         rc
     })
@@ -7450,9 +8296,11 @@ pub unsafe extern "C" fn MPI_Type_size_x(datatype: sys::MPI_Datatype, size: *mut
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_struct(count: c_int, array_of_blocklengths: *mut c_int, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_struct", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_struct(count, array_of_blocklengths as _, array_of_displacements as _, array_of_types as _, newtype as _);
+        let mut array_of_types_real = handles::datatype_array_in(array_of_types, count as usize, true);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_struct(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7462,6 +8310,8 @@ pub unsafe extern "C" fn MPI_Type_struct(count: c_int, array_of_blocklengths: *m
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_toint(datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_toint", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_toint(datatype);
         rc
     })
@@ -7472,6 +8322,8 @@ pub unsafe extern "C" fn MPI_Type_toint(datatype: sys::MPI_Datatype) -> c_int {
 /// Removed in MPI-3.0; still exported by both libraries.
 pub unsafe extern "C" fn MPI_Type_ub(datatype: sys::MPI_Datatype, displacement: *mut sys::MPI_Aint) -> c_int {
     crate::boundary::guard("MPI_Type_ub", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Type_ub(datatype, displacement as _);
         rc
     })
@@ -7481,9 +8333,12 @@ pub unsafe extern "C" fn MPI_Type_ub(datatype: sys::MPI_Datatype, displacement: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_vector(count: c_int, blocklength: c_int, stride: c_int, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_vector", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_vector(count, blocklength, stride, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_vector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7493,9 +8348,12 @@ pub unsafe extern "C" fn MPI_Type_vector(count: c_int, blocklength: c_int, strid
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_vector_c(count: sys::MPI_Count, blocklength: sys::MPI_Count, stride: sys::MPI_Count, oldtype: sys::MPI_Datatype, newtype: *mut sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Type_vector_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Type_vector_c(count, blocklength, stride, oldtype, newtype as _);
+        let oldtype_virtual = oldtype;
+        let oldtype = handles::datatype_real(oldtype);
+        let mut newtype_real = handles::datatype_null();
+        let rc = PMPI_Type_vector_c(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newtype.is_null() { crate::objects::made(crate::objects::Kind::Datatype, *newtype); }
+            if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
         }
         rc
     })
@@ -7505,6 +8363,8 @@ pub unsafe extern "C" fn MPI_Type_vector_c(count: sys::MPI_Count, blocklength: s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Unpack(inbuf: *const c_void, insize: c_int, position: *mut c_int, outbuf: *mut c_void, outcount: c_int, datatype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Unpack", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Unpack(inbuf as _, insize, position as _, outbuf as _, outcount, datatype, comm);
         rc
@@ -7515,6 +8375,8 @@ pub unsafe extern "C" fn MPI_Unpack(inbuf: *const c_void, insize: c_int, positio
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Unpack_c(inbuf: *const c_void, insize: sys::MPI_Count, position: *mut sys::MPI_Count, outbuf: *mut c_void, outcount: sys::MPI_Count, datatype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Unpack_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let rc = PMPI_Unpack_c(inbuf as _, insize, position as _, outbuf as _, outcount, datatype, comm);
         rc
@@ -7525,6 +8387,8 @@ pub unsafe extern "C" fn MPI_Unpack_c(inbuf: *const c_void, insize: sys::MPI_Cou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Unpack_external(datarep: *const c_char, inbuf: *const c_void, insize: sys::MPI_Aint, position: *mut sys::MPI_Aint, outbuf: *mut c_void, outcount: c_int, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Unpack_external", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Unpack_external(datarep as _, inbuf as _, insize, position as _, outbuf as _, outcount, datatype);
         rc
     })
@@ -7534,6 +8398,8 @@ pub unsafe extern "C" fn MPI_Unpack_external(datarep: *const c_char, inbuf: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Unpack_external_c(datarep: *const c_char, inbuf: *const c_void, insize: sys::MPI_Count, position: *mut sys::MPI_Count, outbuf: *mut c_void, outcount: sys::MPI_Count, datatype: sys::MPI_Datatype) -> c_int {
     crate::boundary::guard("MPI_Unpack_external_c", crate::boundary::internal_error(), || {
+        let datatype_virtual = datatype;
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Unpack_external_c(datarep as _, inbuf as _, insize, position as _, outbuf as _, outcount, datatype);
         rc
     })
