@@ -149,7 +149,7 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
         Ok(Recipe {
             combiner: comb,
             ints,
-            aints: aints.into_iter().map(|a| a as i64).collect(),
+            aints: aints.into_iter().map(i64::from).collect(),
             parts,
         })
     }
