@@ -103,6 +103,8 @@ pub fn is_named(real: MPI_Datatype) -> bool {
 
 /// Describes a real derived datatype. Component handles MPI returns are
 /// freed again (they are new references).
+// `MPI_Aint` is `i64` under MPICH and `isize` under Open MPI.
+#[allow(clippy::unnecessary_cast)]
 fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
     if depth > 64 {
         return Err("a derived datatype nested more than 64 deep".into());
@@ -149,7 +151,7 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
         Ok(Recipe {
             combiner: comb,
             ints,
-            aints: aints.into_iter().map(i64::from).collect(),
+            aints: aints.into_iter().map(|a| a as i64).collect(),
             parts,
         })
     }
