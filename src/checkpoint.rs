@@ -562,6 +562,7 @@ unsafe fn finish(
         PMPI_Barrier(control);
         crate::control::release();
         PMPI_Finalize();
+        crate::image::process::run_library_exit_handlers();
         libc::_exit(0)
     }
 }
@@ -605,7 +606,9 @@ unsafe fn remake() {
     }
     // SAFETY: our reference to the world group.
     unsafe { PMPI_Group_free(&mut wg) };
-    if let Err(e) = crate::datatypes::remake_all(&record.datatypes) {
+    if let Err(e) =
+        crate::datatypes::remake_all(&record.datatypes).and_then(|()| crate::ops::remake_all())
+    {
         // The old job is gone: this one cannot go on without its datatypes.
         eprintln!("ferry: restart failed: {e}");
         // SAFETY: ends the job, as MPI does.

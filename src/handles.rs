@@ -336,7 +336,8 @@ mod codec {
     pub const REQUEST: u32 = 2;
     pub const MESSAGE: u32 = 3;
     pub const DATATYPE: u32 = 4;
-    const SPANS: usize = 5;
+    // (the sixth: reduction operations, see `crate::ops`)
+    const SPANS: usize = 6;
     const SPAN: usize = 1 << 24;
     static BASE: OnceLock<usize> = OnceLock::new();
 
@@ -813,6 +814,23 @@ pub fn alltoallw_lens(comm: MPI_Comm, neighbor: bool) -> (usize, usize) {
     }
     // (send count = out-degree, receive count = in-degree)
     (a as usize, b as usize)
+}
+
+// ---------------------------------------------------------------------------
+// Reduction operations (see `crate::ops`).
+
+#[inline(always)]
+pub fn op_null() -> crate::sys::MPI_Op {
+    k::MPI_OP_NULL()
+}
+
+#[inline(always)]
+pub fn op_real(v: crate::sys::MPI_Op) -> crate::sys::MPI_Op {
+    crate::ops::op_real(v)
+}
+
+pub fn op_released(v: crate::sys::MPI_Op, real_after: crate::sys::MPI_Op) -> crate::sys::MPI_Op {
+    crate::ops::released(v, real_after)
 }
 
 // ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 //! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
 //! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
 //! | [`datatypes`] | the program's derived datatypes described before an image and made again after it |
+//! | [`ops`] | the program's reduction operations: virtual handles, trampolines that show the program its own datatype handles |
 //! | [`objects`] | MPI objects the program holds that an image cannot re-create yet |
 //! | [`control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
 //! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
@@ -48,6 +49,7 @@ pub mod image;
 pub mod logging;
 pub mod membership;
 pub mod objects;
+pub mod ops;
 pub mod p2p;
 pub mod pending;
 pub mod regroup;

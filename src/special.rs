@@ -912,3 +912,26 @@ macro_rules! get_attr {
 get_attr!(MPI_Comm_get_attr, PMPI_Comm_get_attr);
 #[cfg(ferry_has = "MPI_Attr_get")]
 get_attr!(MPI_Attr_get, PMPI_Attr_get);
+
+// --- reduction operations ------------------------------------------------------
+
+pub unsafe fn MPI_Op_create(user_fn: MPI_User_function, commute: c_int, op: *mut MPI_Op) -> c_int {
+    let Some(f) = user_fn else {
+        return k::MPI_ERR_ARG();
+    };
+    // SAFETY: the program's function and out-parameter.
+    unsafe { crate::ops::create(f as usize, commute, false, op) }
+}
+
+#[cfg(ferry_has = "MPI_Op_create_c")]
+pub unsafe fn MPI_Op_create_c(
+    user_fn: MPI_User_function_c,
+    commute: c_int,
+    op: *mut MPI_Op,
+) -> c_int {
+    let Some(f) = user_fn else {
+        return k::MPI_ERR_ARG();
+    };
+    // SAFETY: the program's function and out-parameter.
+    unsafe { crate::ops::create(f as usize, commute, true, op) }
+}

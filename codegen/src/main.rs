@@ -130,6 +130,8 @@ const SPECIAL: &[&str] = &[
     "MPI_Keyval_create",
     "MPI_Comm_get_attr",
     "MPI_Attr_get",
+    "MPI_Op_create",
+    "MPI_Op_create_c",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the
@@ -287,6 +289,7 @@ fn family(ctype: &str) -> Option<(&'static str, usize)> {
         "MPI_Group" => "group",
         "MPI_Request" => "request",
         "MPI_Datatype" => "datatype",
+        "MPI_Op" => "op",
         _ => return None,
     };
     Some((fam, stars))
@@ -301,7 +304,6 @@ fn tracked(ctype: &str) -> Option<&'static str> {
         return None;
     }
     Some(match base {
-        "MPI_Op" => "Op",
         "MPI_Errhandler" => "Errhandler",
         "MPI_Info" => "Info",
         "MPI_File" => "File",

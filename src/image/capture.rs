@@ -74,11 +74,12 @@ pub fn identity() -> (String, u64, String, u64) {
 /// address the image depends on).
 pub fn loaded_objects(objs: &[elf::Object]) -> Vec<Loaded> {
     let fb = elf::ferry_base();
+    let needed = objs.first().map(|o| o.needed.clone()).unwrap_or_default();
     objs.iter()
         .map(|o| Loaded {
             name: o.name.clone(),
             base: o.base as u64,
-            pinned: o.carried(fb)
+            pinned: o.carried_by(fb, &needed)
                 || o.is_mpi()
                 || o.file_name().starts_with("libc.so")
                 || o.file_name().starts_with("ld-linux"),
@@ -313,6 +314,11 @@ fn write_at(f: &std::fs::File, b: &[u8], at: u64) -> Result<(), String> {
 /// Every range to carry, in address order of kind.
 fn collect_ranges(job: &mut Job, rsp: usize) {
     let fb = elf::ferry_base();
+    let needed = job
+        .objects
+        .first()
+        .map(|o| o.needed.clone())
+        .unwrap_or_default();
     // The program's heap: the pages of its used ranges that hold data.
     job.scratch.clear();
     super::alloc::app().used_ranges(&mut job.scratch);
@@ -329,7 +335,7 @@ fn collect_ranges(job: &mut Job, rsp: usize) {
     // it), of the carried libraries and of libferry; their thread-local
     // blocks for this thread.
     for o in &job.objects {
-        if !o.carried(fb) {
+        if !o.carried_by(fb, &needed) {
             continue;
         }
         let kind = if o.base == fb {

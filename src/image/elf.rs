@@ -23,6 +23,7 @@ const PT_TLS: u32 = 7;
 const PT_GNU_RELRO: u32 = 0x6474_e552;
 const PF_W: u32 = 2;
 const DT_NULL: i64 = 0;
+const DT_NEEDED: i64 = 1;
 const DT_STRTAB: i64 = 5;
 const DT_SYMTAB: i64 = 6;
 const DT_RELA: i64 = 7;
@@ -65,6 +66,8 @@ pub struct Object {
     pub tls: Option<(usize, usize)>,
     /// `R_X86_64_COPY` targets: (start, end, symbol name).
     pub copies: Vec<(usize, usize, String)>,
+    /// For the executable: the libraries it names itself (`DT_NEEDED`).
+    pub needed: Vec<String>,
 }
 
 impl Object {
@@ -76,13 +79,22 @@ impl Object {
         self.name.rsplit('/').next().unwrap_or(&self.name)
     }
 
-    /// Whether the program's state includes this object's writable data.
-    pub fn carried(&self, ferry_base: usize) -> bool {
+    /// Whether the program's state includes this object's writable data:
+    /// the executable, libferry, and the C++ and Fortran runtimes when the
+    /// executable itself needs them (not when MPI loads one for a plugin of
+    /// its own: its data is then MPI's).
+    pub fn carried_by(&self, ferry_base: usize, exe_needed: &[String]) -> bool {
         self.is_executable()
             || self.base == ferry_base
-            || CARRIED_LIBRARIES
+            || (CARRIED_LIBRARIES
                 .iter()
                 .any(|p| self.file_name().starts_with(p))
+                && exe_needed.iter().any(|n| n == self.file_name()))
+    }
+
+    /// [`Object::carried_by`] for this process's executable.
+    pub fn carried(&self, ferry_base: usize) -> bool {
+        self.carried_by(ferry_base, &exe_needed())
     }
 
     /// Whether this is part of the MPI library (its address must not move).
@@ -172,13 +184,13 @@ unsafe extern "C" fn collect(
             info.dlpi_tls_data as usize + tls_size,
         )
     });
-    let copies = if name.is_empty() {
+    let (copies, needed) = if name.is_empty() {
         // SAFETY: the executable's dynamic section, as loaded.
         dynamic
-            .map(|d| unsafe { copy_relocations(base, d) })
+            .map(|d| unsafe { (copy_relocations(base, d), needed_of(base, d)) })
             .unwrap_or_default()
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     out.push(Object {
         name,
@@ -186,6 +198,7 @@ unsafe extern "C" fn collect(
         writable,
         tls,
         copies,
+        needed,
     });
     0
 }
@@ -243,6 +256,53 @@ unsafe fn copy_relocations(base: usize, dynamic: usize) -> Vec<(usize, usize, St
     }
     out.sort();
     out
+}
+
+/// The libraries an object names in its `DT_NEEDED` entries.
+///
+/// # Safety
+/// `dynamic` must be the object's loaded dynamic section.
+unsafe fn needed_of(base: usize, dynamic: usize) -> Vec<String> {
+    let mut strtab = 0usize;
+    let mut offsets = Vec::new();
+    let mut d = dynamic as *const Dyn;
+    // SAFETY: the dynamic section ends with DT_NULL; names are in the
+    // object's string table.
+    unsafe {
+        while (*d).tag != DT_NULL {
+            match (*d).tag {
+                DT_STRTAB => {
+                    let v = (*d).val as usize;
+                    strtab = if v < base { v + base } else { v };
+                }
+                DT_NEEDED => offsets.push((*d).val as usize),
+                _ => {}
+            }
+            d = d.add(1);
+        }
+        if strtab == 0 {
+            return Vec::new();
+        }
+        offsets
+            .into_iter()
+            .map(|o| {
+                CStr::from_ptr((strtab + o) as *const libc::c_char)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+}
+
+/// The libraries the executable names itself. (Not cached: a cache made
+/// before the library's arena exists would point into memory an image
+/// does not carry.)
+pub fn exe_needed() -> Vec<String> {
+    objects()
+        .into_iter()
+        .next()
+        .map(|o| o.needed)
+        .unwrap_or_default()
 }
 
 /// `[lo, hi)` minus the given sorted ranges.
@@ -324,5 +384,6 @@ mod tests {
         assert!(objs[0].is_executable());
         assert!(objs.iter().any(|o| o.file_name().starts_with("libc.so")));
         assert!(objs[0].writable.iter().all(|(a, b)| a < b));
+        assert!(objs[0].needed.iter().any(|n| n.starts_with("libc.so")));
     }
 }

@@ -183,9 +183,12 @@ pub fn apply(x: &Extras) -> Result<(), String> {
     // program) process, to the values the old one had.
     unsafe {
         libc::umask(x.umask);
-        if x.environ != 0 {
-            environ = x.environ as *mut *mut libc::c_char;
-        }
+        // The environment stays the new process's: its MPI set its own
+        // variables there. The old one's strings are still in the image
+        // (pointers the program kept from getenv stay valid); variables
+        // the program set itself are not carried.
+        let _ = x.environ;
+        libc::unsetenv(c"FERRY_RESTART".as_ptr());
         // The program's streams go in front of the new process's list, in
         // their old order, so that exit() flushes and closes them.
         if let (Some(&first), Some(&last)) = (x.streams.first(), x.streams.last()) {
@@ -237,6 +240,81 @@ fn record(h: ExitHandler) {
             l.push(h);
         }
         super::leave_mpi(counted);
+    } else if !of_the_program(&h) {
+        record_library(h);
+    }
+}
+
+/// Exit handlers of the libraries that are not carried (MPI and what it
+/// loads): a process that ends after a checkpoint runs them (MPICH's
+/// launcher takes a process that skipped its own for a failed one) but not
+/// the program's. A fixed array: this process's registrations only, never
+/// carried into another process (whose own libraries register their own).
+struct LibraryHandlers {
+    pid: u32,
+    n: usize,
+    list: [Option<ExitHandler>; 64],
+}
+
+static LIBRARY_HANDLERS: Mutex<LibraryHandlers> = Mutex::new(LibraryHandlers {
+    pid: 0,
+    n: 0,
+    list: [None; 64],
+});
+
+fn of_the_program(h: &ExitHandler) -> bool {
+    let f = match *h {
+        ExitHandler::Cxa { f, .. } | ExitHandler::OnExit { f, .. } => f,
+    };
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables.
+    if unsafe { libc::dladdr(f as *const c_void, &mut info) } == 0 {
+        return true;
+    }
+    let owner = info.dli_fbase as usize;
+    let fb = super::elf::ferry_base();
+    super::elf::objects()
+        .iter()
+        .any(|o| o.base == owner && o.carried(fb))
+}
+
+fn record_library(h: ExitHandler) {
+    if let Ok(mut l) = LIBRARY_HANDLERS.lock() {
+        let pid = std::process::id();
+        if l.pid != pid {
+            // Another process's list (carried by an image): start anew.
+            l.pid = pid;
+            l.n = 0;
+        }
+        if l.n < l.list.len() {
+            let n = l.n;
+            l.list[n] = Some(h);
+            l.n += 1;
+        }
+    }
+}
+
+/// Runs the exit handlers of the libraries that are not carried (MPI's),
+/// last registered first, without the program's: for a process that ends
+/// after its image is written.
+pub fn run_library_exit_handlers() {
+    let list: Vec<ExitHandler> = match LIBRARY_HANDLERS.lock() {
+        Ok(l) if l.pid == std::process::id() => l.list[..l.n].iter().flatten().copied().collect(),
+        _ => Vec::new(),
+    };
+    for h in list.into_iter().rev() {
+        // SAFETY: a handler a library registered in this process, called
+        // once, as exit() would.
+        unsafe {
+            match h {
+                ExitHandler::Cxa { f, arg, .. } => {
+                    std::mem::transmute::<usize, extern "C" fn(usize)>(f)(arg)
+                }
+                ExitHandler::OnExit { f, arg } => {
+                    std::mem::transmute::<usize, extern "C" fn(c_int, usize)>(f)(0, arg)
+                }
+            }
+        }
     }
 }
 

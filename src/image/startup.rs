@@ -191,8 +191,15 @@ fn prepare(s: &Start) -> Result<Start, String> {
         // is back: the constructors' and MPI's allocations go to libc.
         super::IN_MPI.store(1, Ordering::SeqCst);
     }
+    if env_is(c"FERRY_RESTART").is_some() {
+        // The image brings the program's own copies; the new process keeps
+        // its environment where the C library put it (outside the arena,
+        // which the image replaces).
+        return Ok(*s);
+    }
     // From here the main thread's allocations outside the fixed stack still
-    // go to libc; copy argv and the environment into the arena by hand.
+    // go to libc; copy argv and the environment into the arena by hand (so
+    // that the pointers the program keeps to them are carried).
     // SAFETY: argv has argc entries and a null; environ is the C library's.
     let (argv, envp) = unsafe { (copy_vector(s.argv), copy_vector(environ)) };
     // SAFETY: the environment pointer of the C library, replaced by an

@@ -216,6 +216,7 @@ pub unsafe extern "C" fn MPI_Accumulate(origin_addr: *const c_void, origin_count
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Accumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -229,6 +230,7 @@ pub unsafe extern "C" fn MPI_Accumulate_c(origin_addr: *const c_void, origin_cou
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Accumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -456,6 +458,7 @@ pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Allreduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -471,6 +474,7 @@ pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c
     crate::boundary::guard("MPI_Allreduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -486,6 +490,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mu
     crate::boundary::guard("MPI_Allreduce_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -505,6 +510,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *
     crate::boundary::guard("MPI_Allreduce_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -1793,6 +1799,7 @@ pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Exscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -1808,6 +1815,7 @@ pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_vo
     crate::boundary::guard("MPI_Exscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -1823,6 +1831,7 @@ pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c
     crate::boundary::guard("MPI_Exscan_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -1842,6 +1851,7 @@ pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut
     crate::boundary::guard("MPI_Exscan_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -1861,6 +1871,7 @@ pub unsafe extern "C" fn MPI_Fetch_and_op(origin_addr: *const c_void, result_add
     crate::boundary::guard("MPI_Fetch_and_op", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Fetch_and_op(origin_addr as _, result_addr as _, datatype, target_rank, target_disp, op, win);
         rc
     })
@@ -3123,6 +3134,7 @@ pub unsafe extern "C" fn MPI_Get_accumulate(origin_addr: *const c_void, origin_c
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Get_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -3138,6 +3150,7 @@ pub unsafe extern "C" fn MPI_Get_accumulate_c(origin_addr: *const c_void, origin
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Get_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     })
@@ -3632,6 +3645,7 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
     crate::boundary::guard("MPI_Iallreduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3651,6 +3665,7 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
     crate::boundary::guard("MPI_Iallreduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3883,6 +3898,7 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Iexscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -3902,6 +3918,7 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Iexscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4520,6 +4537,7 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Ireduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4539,6 +4557,7 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Ireduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4558,6 +4577,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
     crate::boundary::guard("MPI_Ireduce_scatter", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4577,6 +4597,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
     crate::boundary::guard("MPI_Ireduce_scatter_block", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4596,6 +4617,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
     crate::boundary::guard("MPI_Ireduce_scatter_block_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4615,6 +4637,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: 
     crate::boundary::guard("MPI_Ireduce_scatter_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4679,6 +4702,7 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
     crate::boundary::guard("MPI_Iscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -4698,6 +4722,7 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
     crate::boundary::guard("MPI_Iscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5415,6 +5440,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init_c(sendbuf: *const c_void, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_c2f(op: sys::MPI_Op) -> sys::MPI_Fint {
     crate::boundary::guard("MPI_Op_c2f", 0, || {
+        let op = handles::op_real(op);
         let rc = PMPI_Op_c2f(op);
         rc
     })
@@ -5424,6 +5450,7 @@ pub unsafe extern "C" fn MPI_Op_c2f(op: sys::MPI_Op) -> sys::MPI_Fint {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_commutative(op: sys::MPI_Op, commute: *mut c_int) -> c_int {
     crate::boundary::guard("MPI_Op_commutative", crate::boundary::internal_error(), || {
+        let op = handles::op_real(op);
         let rc = PMPI_Op_commutative(op, commute as _);
         rc
     })
@@ -5432,25 +5459,13 @@ pub unsafe extern "C" fn MPI_Op_commutative(op: sys::MPI_Op, commute: *mut c_int
 #[cfg(ferry_has = "MPI_Op_create")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_create(user_fn: sys::MPI_User_function, commute: c_int, op: *mut sys::MPI_Op) -> c_int {
-    crate::boundary::guard("MPI_Op_create", crate::boundary::internal_error(), || {
-        let rc = PMPI_Op_create(user_fn, commute, op as _);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !op.is_null() { crate::objects::made(crate::objects::Kind::Op, *op); }
-        }
-        rc
-    })
+    crate::boundary::guard("MPI_Op_create", crate::boundary::internal_error(), || special::MPI_Op_create(user_fn, commute, op))
 }
 
 #[cfg(ferry_has = "MPI_Op_create_c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_create_c(user_fn: sys::MPI_User_function_c, commute: c_int, op: *mut sys::MPI_Op) -> c_int {
-    crate::boundary::guard("MPI_Op_create_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Op_create_c(user_fn, commute, op as _);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !op.is_null() { crate::objects::made(crate::objects::Kind::Op, *op); }
-        }
-        rc
-    })
+    crate::boundary::guard("MPI_Op_create_c", crate::boundary::internal_error(), || special::MPI_Op_create_c(user_fn, commute, op))
 }
 
 #[cfg(ferry_has = "MPI_Op_f2c")]
@@ -5466,10 +5481,10 @@ pub unsafe extern "C" fn MPI_Op_f2c(op: sys::MPI_Fint) -> sys::MPI_Op {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_free(op: *mut sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Op_free", crate::boundary::internal_error(), || {
-        let op_before = if op.is_null() { None } else { Some(*op) };
-        let rc = PMPI_Op_free(op as _);
+        let mut op_real = if op.is_null() { handles::op_null() } else { handles::op_real(*op) };
+        let rc = PMPI_Op_free(if op.is_null() { op } else { &mut op_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if let Some(h) = op_before { crate::objects::freed(crate::objects::Kind::Op, h); }
+            if !op.is_null() { *op = handles::op_released(*op, op_real); }
         }
         rc
     })
@@ -5488,6 +5503,7 @@ pub unsafe extern "C" fn MPI_Op_fromint(op: c_int) -> sys::MPI_Op {
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_toint(op: sys::MPI_Op) -> c_int {
     crate::boundary::guard("MPI_Op_toint", crate::boundary::internal_error(), || {
+        let op = handles::op_real(op);
         let rc = PMPI_Op_toint(op);
         rc
     })
@@ -5734,6 +5750,7 @@ pub unsafe extern "C" fn MPI_Raccumulate(origin_addr: *const c_void, origin_coun
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5751,6 +5768,7 @@ pub unsafe extern "C" fn MPI_Raccumulate_c(origin_addr: *const c_void, origin_co
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5822,6 +5840,7 @@ pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Reduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5837,6 +5856,7 @@ pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_vo
     crate::boundary::guard("MPI_Reduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5852,6 +5872,7 @@ pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c
     crate::boundary::guard("MPI_Reduce_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5871,6 +5892,7 @@ pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut
     crate::boundary::guard("MPI_Reduce_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5890,6 +5912,7 @@ pub unsafe extern "C" fn MPI_Reduce_local(inbuf: *const c_void, inoutbuf: *mut c
     crate::boundary::guard("MPI_Reduce_local", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_local(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     })
@@ -5901,6 +5924,7 @@ pub unsafe extern "C" fn MPI_Reduce_local_c(inbuf: *const c_void, inoutbuf: *mut
     crate::boundary::guard("MPI_Reduce_local_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_local_c(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     })
@@ -5912,6 +5936,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mu
     crate::boundary::guard("MPI_Reduce_scatter", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5927,6 +5952,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbu
     crate::boundary::guard("MPI_Reduce_scatter_block", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5942,6 +5968,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recv
     crate::boundary::guard("MPI_Reduce_scatter_block_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -5957,6 +5984,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, r
     crate::boundary::guard("MPI_Reduce_scatter_block_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5976,6 +6004,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void,
     crate::boundary::guard("MPI_Reduce_scatter_block_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -5995,6 +6024,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *
     crate::boundary::guard("MPI_Reduce_scatter_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -6010,6 +6040,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf
     crate::boundary::guard("MPI_Reduce_scatter_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -6029,6 +6060,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init_c(sendbuf: *const c_void, recvb
     crate::boundary::guard("MPI_Reduce_scatter_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -6168,6 +6200,7 @@ pub unsafe extern "C" fn MPI_Rget_accumulate(origin_addr: *const c_void, origin_
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6187,6 +6220,7 @@ pub unsafe extern "C" fn MPI_Rget_accumulate_c(origin_addr: *const c_void, origi
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
+        let op = handles::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6313,6 +6347,7 @@ pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, 
     crate::boundary::guard("MPI_Scan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -6328,6 +6363,7 @@ pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void
     crate::boundary::guard("MPI_Scan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
@@ -6343,6 +6379,7 @@ pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_v
     crate::boundary::guard("MPI_Scan_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -6362,6 +6399,7 @@ pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c
     crate::boundary::guard("MPI_Scan_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
@@ -8961,4 +8999,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 464, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 45).
+// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 462, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 47).
