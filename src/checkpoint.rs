@@ -320,8 +320,12 @@ pub unsafe fn take(
     }
 }
 
+/// One line on stderr, written at once (lines of several ranks meet in
+/// the launcher's output).
 fn eprintln_rank(rank: c_int, msg: &str) {
-    eprintln!("ferry[{rank}]: {msg}");
+    use std::io::Write;
+    let line = format!("ferry[{rank}]: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Logical OR over the control communicator.
