@@ -154,7 +154,7 @@ pub struct Before {
 fn library_reasons(parked: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     let t = tables();
-    let keyvals = crate::special::program_keyvals().len();
+    let keyvals = crate::special::program_keyvals_ever();
     if keyvals > 0 {
         out.push(format!(
             "the program made {keyvals} attribute keyval(s): attributes cannot be carried yet"
@@ -241,6 +241,9 @@ pub unsafe fn take(
         }
         return Taken::Refused;
     }
+    // The library's own waits on the program's blocking sends: complete.
+    // SAFETY: every process is frozen and drained.
+    unsafe { crate::p2p::complete_held() };
     // Requests that are not re-posted complete now; each is replaced by a
     // completed request reporting its status (made again after a restart).
     // SAFETY: every process is here, frozen; completion needs only MPI's
@@ -594,6 +597,14 @@ pub fn append_event(ev: &ferry_common::events::Event) {
 /// In the restarted process, after the image is back: the recorded MPI
 /// objects made again on the new MPI.
 unsafe fn remake() {
+    // Communicators the old process kept from earlier rebuilds belong to
+    // its MPI.
+    let slots: Vec<usize> = tables().comms.iter().map(|(i, _)| i).collect();
+    for i in slots {
+        if let Some(s) = tables().comms.get_mut(i) {
+            s.retired.clear();
+        }
+    }
     let record = RECORD.lock().ok().and_then(|mut r| r.take());
     let Some(record) = record else { return };
     let world = k::MPI_COMM_WORLD();

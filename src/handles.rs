@@ -57,6 +57,9 @@ pub struct CommSlot {
     /// Global id, the same in every member (0: not synchronized, e.g.
     /// `MPI_COMM_SELF`). See [`gid_of`].
     pub gid: u64,
+    /// The real communicators this one was before rebuilds (freed when the
+    /// program frees it).
+    pub retired: Vec<MPI_Comm>,
     /// Not a communicator but an RMA window of the program: only its
     /// collectives (`MPI_Win_fence`, `MPI_Win_free`) are counted; it is not
     /// rebuilt (a window outlives a change of communicators) nor drained.
@@ -279,6 +282,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         serial: 0,
         errfn: 0,
         gid: WORLD_GID,
+        retired: Vec::new(),
         window: false,
     });
     let s = t.comms.insert(CommSlot {
@@ -289,6 +293,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         serial: 1,
         errfn: 0,
         gid: 0,
+        retired: Vec::new(),
         window: false,
     });
     assert_eq!((w, s), (0, 1), "world and self must be the first slots");
@@ -492,6 +497,7 @@ fn comm_register_with(
         serial,
         errfn: 0,
         gid,
+        retired: Vec::new(),
         window: false,
     });
     crate::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
@@ -551,6 +557,7 @@ pub fn win_register(win: crate::sys::MPI_Win) {
         serial,
         errfn: 0,
         gid,
+        retired: Vec::new(),
         window: true,
     });
     t.windows.insert(win_key(win), i);
@@ -591,9 +598,19 @@ pub fn comm_real_of(c: CommRef) -> MPI_Comm {
 /// and hand the program the null handle MPI returned.
 pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
     if let Some(i) = codec::decode(codec::COMM, v, MAX_COMMS) {
-        let _g = lock();
-        tables().comms.remove(i);
-        publish_gid(i, 0);
+        let slot = {
+            let _g = lock();
+            let s = tables().comms.remove(i);
+            publish_gid(i, 0);
+            s
+        };
+        // What it was before rebuilds goes with it (outside the lock: the
+        // program's delete functions may run).
+        for mut old in slot.map(|s| s.retired).unwrap_or_default() {
+            // SAFETY: a real communicator of this process that only the
+            // library still held.
+            unsafe { crate::sys::PMPI_Comm_free(&mut old) };
+        }
     }
     real_after
 }

@@ -303,6 +303,9 @@ unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
                 && flag != 0
             {
                 PMPI_Comm_set_attr(new, kv, val);
+                // The value moved: the old communicator lets go of it
+                // without the program hearing of a delete.
+                crate::special::with_silent_delete(|| PMPI_Comm_delete_attr(old, kv));
             }
         }
     }
@@ -479,6 +482,12 @@ pub unsafe fn rebuild_all_from(
         }
         if let Some(s) = tables().comms.get_mut(i) {
             s.real = new;
+            if carry {
+                // Kept until the program frees the communicator: attributes
+                // of keyvals it already freed stay there, and their delete
+                // functions run then, as they would have.
+                s.retired.push(old);
+            }
         }
         stats.communicators += 1;
     }

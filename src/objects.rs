@@ -40,10 +40,34 @@ pub fn predefined(bits: u64) -> bool {
     }
     #[cfg(not(ferry_mpi = "mpich"))]
     {
-        // Open MPI: predefined objects are statics of libmpi.
+        // Open MPI: predefined objects are statics of libmpi, or the
+        // program's copies of them (`R_X86_64_COPY`).
         let (lo, hi) = libmpi_range();
-        bits == 0 || (lo <= bits && bits < hi)
+        bits == 0 || (lo <= bits && bits < hi) || copied_from_mpi(bits)
     }
+}
+
+/// Whether an address is inside an object of MPI copied into the
+/// executable.
+#[cfg(not(ferry_mpi = "mpich"))]
+fn copied_from_mpi(bits: u64) -> bool {
+    static COPIES: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    COPIES
+        .get_or_init(|| {
+            crate::image::elf::objects()
+                .into_iter()
+                .next()
+                .map(|exe| {
+                    exe.copies
+                        .iter()
+                        .filter(|(_, _, name)| crate::image::elf::is_mpi_symbol(name))
+                        .map(|&(a, b, _)| (a as u64, b as u64))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .iter()
+        .any(|&(a, b)| a <= bits && bits < b)
 }
 
 #[cfg(not(ferry_mpi = "mpich"))]

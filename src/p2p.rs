@@ -144,11 +144,65 @@ pub unsafe fn wait_through(
     peer: c_int,
     tag: c_int,
 ) -> c_int {
+    let _held = Held::new(req);
     loop {
         // SAFETY: forwarded.
         match unsafe { wait_one(req, status, kind, comm, peer, tag) } {
             Ok(rc) => return rc,
             Err(Woken) => regroup::now(),
+        }
+    }
+}
+
+/// Send requests the library waits on for the program (a blocking send
+/// that may wait for its receiver, the send half of a sendrecv), by the
+/// address of the variable that holds each: a checkpoint completes them
+/// (the drain has received their messages) so that the frames waiting on
+/// them hold no request of the old MPI.
+static HELD: std::sync::Mutex<[usize; 8]> = std::sync::Mutex::new([0; 8]);
+
+/// Registers a held request while it lives (see [`HELD`]).
+pub struct Held(usize);
+
+impl Held {
+    pub fn new(req: *mut MPI_Request) -> Held {
+        if let Ok(mut h) = HELD.lock() {
+            if let Some(free) = h.iter_mut().find(|x| **x == 0) {
+                *free = req as usize;
+            }
+        }
+        Held(req as usize)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut h) = HELD.lock() {
+            if let Some(x) = h.iter_mut().find(|x| **x == self.0) {
+                *x = 0;
+            }
+        }
+    }
+}
+
+/// Completes every held send request (after the drain, before an image).
+///
+/// # Safety
+/// Every process is frozen and drained; the registered variables are live
+/// (their frames are below on this thread's stack).
+pub unsafe fn complete_held() {
+    let held: Vec<usize> = HELD
+        .lock()
+        .map(|h| h.iter().copied().filter(|&x| x != 0).collect())
+        .unwrap_or_default();
+    for p in held {
+        let req = p as *mut MPI_Request;
+        // SAFETY: contract of the function; a completed request becomes
+        // MPI_REQUEST_NULL in the frame's own variable.
+        unsafe {
+            if *req != k::MPI_REQUEST_NULL() {
+                PMPI_Wait(req, k::MPI_STATUS_IGNORE());
+            }
         }
     }
 }
@@ -360,6 +414,7 @@ pub unsafe fn sendrecv_blocking(
         }
     }
     let rc = isend(&mut sreq);
+    let _held = Held::new(&mut sreq);
     if rc != k::MPI_SUCCESS() {
         if served.is_none() {
             // SAFETY: rreq is the live receive just posted.

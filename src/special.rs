@@ -686,6 +686,10 @@ unsafe fn create_comm_errhandler(
     // SAFETY: forwarded with the trampoline in place of the function.
     let rc = unsafe { PMPI_Comm_create_errhandler(Some(tramp), errhandler) };
     if rc == k::MPI_SUCCESS() && !errhandler.is_null() {
+        // The program holds MPI's own handle: counted, so that a process
+        // image refuses what it cannot make again.
+        // SAFETY: MPI wrote the new handler.
+        crate::objects::made(crate::objects::Kind::Errhandler, unsafe { *errhandler });
         // SAFETY: MPI wrote the new handler.
         let key = errhandler_key(unsafe { *errhandler });
         COMM_ERRHANDLERS
@@ -727,6 +731,9 @@ pub unsafe fn MPI_Errhandler_create(
 
 #[derive(Clone, Copy)]
 struct AttrFns {
+    /// The program freed the keyval (MPI keeps it while attributes use it,
+    /// and still calls its delete function; it can no longer be read with).
+    freed: bool,
     copy: MPI_Comm_copy_attr_function,
     delete: MPI_Comm_delete_attr_function,
 }
@@ -743,15 +750,73 @@ fn attr_fns(keyval: c_int) -> Option<AttrFns> {
         .and_then(|m| m.get(&keyval).copied())
 }
 
-/// The keyvals the program created, for carrying attributes to a rebuilt
-/// communicator.
+/// The keyvals the program created and has not freed, for carrying
+/// attributes to a rebuilt communicator.
 pub fn program_keyvals() -> Vec<c_int> {
     KEYVALS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .map(|m| m.keys().copied().collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(_, f)| !f.freed)
+                .map(|(k, _)| *k)
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// While set, the delete trampoline does not call the program: the library
+/// removes an attribute it has carried to a rebuilt communicator from the
+/// old one (the program's value lives on, on the new one).
+static SILENT_DELETE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f` with the program's delete functions silenced (see
+/// [`SILENT_DELETE`]).
+pub fn with_silent_delete<R>(f: impl FnOnce() -> R) -> R {
+    SILENT_DELETE.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = f();
+    SILENT_DELETE.store(false, std::sync::atomic::Ordering::SeqCst);
+    r
+}
+
+/// Every keyval the program created, freed ones included (their
+/// attributes may still be held).
+pub fn program_keyvals_ever() -> usize {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+fn keyval_freed(kv: c_int) {
+    if let Some(m) = KEYVALS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(f) = m.get_mut(&kv) {
+            f.freed = true;
+        }
+    }
+}
+
+pub unsafe fn MPI_Comm_free_keyval(keyval: *mut c_int) -> c_int {
+    let kv = if keyval.is_null() {
+        None
+    } else {
+        // SAFETY: the program's keyval.
+        Some(unsafe { *keyval })
+    };
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Comm_free_keyval(keyval) };
+    if let (true, Some(kv)) = (rc == k::MPI_SUCCESS(), kv) {
+        keyval_freed(kv);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Keyval_free(keyval: *mut c_int) -> c_int {
+    // SAFETY: the same call under its MPI-1 name.
+    unsafe { MPI_Comm_free_keyval(keyval) }
 }
 
 fn program_comm(real: MPI_Comm) -> MPI_Comm {
@@ -797,6 +862,9 @@ unsafe extern "C" fn delete_trampoline(
     attribute_val: *mut c_void,
     extra_state: *mut c_void,
 ) -> c_int {
+    if SILENT_DELETE.load(std::sync::atomic::Ordering::SeqCst) {
+        return k::MPI_SUCCESS();
+    }
     match attr_fns(keyval).and_then(|f| f.delete) {
         // SAFETY: the program's own function, with the arguments MPI gave.
         Some(f) => unsafe {
@@ -829,7 +897,14 @@ unsafe fn create_keyval(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert_with(HashMap::new)
-            .insert(kv, AttrFns { copy, delete });
+            .insert(
+                kv,
+                AttrFns {
+                    freed: false,
+                    copy,
+                    delete,
+                },
+            );
     }
     rc
 }
@@ -934,4 +1009,39 @@ pub unsafe fn MPI_Op_create_c(
     };
     // SAFETY: the program's function and out-parameter.
     unsafe { crate::ops::create(f as usize, commute, true, op) }
+}
+
+// --- memory for the program -------------------------------------------------------
+
+/// `MPI_Alloc_mem`: with the process image on, the program's main thread
+/// gets memory of its own arena (carried by an image; MPI's would not be).
+/// MPI may return any memory here; registered memory is only an
+/// optimization of some networks.
+pub unsafe fn MPI_Alloc_mem(size: MPI_Aint, info: MPI_Info, baseptr: *mut c_void) -> c_int {
+    if crate::image::active() && crate::image::on_app_stack() && !baseptr.is_null() {
+        if size < 0 {
+            return k::MPI_ERR_ARG();
+        }
+        // SAFETY: the program's arena, initialized while the image is on.
+        let p = unsafe { crate::image::alloc::app().alloc((size as usize).max(1), 64) };
+        if p.is_null() {
+            return k::MPI_ERR_OTHER();
+        }
+        // SAFETY: `baseptr` is the address of the program's pointer.
+        unsafe { *(baseptr as *mut *mut u8) = p };
+        return k::MPI_SUCCESS();
+    }
+    // SAFETY: forwarded.
+    unsafe { PMPI_Alloc_mem(size, info, baseptr) }
+}
+
+/// `MPI_Free_mem`: memory of the program's arena goes back there.
+pub unsafe fn MPI_Free_mem(base: *mut c_void) -> c_int {
+    if crate::image::alloc::app().contains(base as *const u8) && crate::image::active() {
+        // SAFETY: a block `MPI_Alloc_mem` gave from the arena.
+        unsafe { crate::image::alloc::app().free(base as *mut u8) };
+        return k::MPI_SUCCESS();
+    }
+    // SAFETY: forwarded.
+    unsafe { PMPI_Free_mem(base) }
 }

@@ -132,6 +132,10 @@ const SPECIAL: &[&str] = &[
     "MPI_Attr_get",
     "MPI_Op_create",
     "MPI_Op_create_c",
+    "MPI_Alloc_mem",
+    "MPI_Free_mem",
+    "MPI_Comm_free_keyval",
+    "MPI_Keyval_free",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the

@@ -446,10 +446,7 @@ pub unsafe extern "C" fn MPI_Allgatherv_init_c(sendbuf: *const c_void, sendcount
 #[cfg(ferry_has = "MPI_Alloc_mem")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alloc_mem(size: sys::MPI_Aint, info: sys::MPI_Info, baseptr: *mut c_void) -> c_int {
-    crate::boundary::guard("MPI_Alloc_mem", crate::boundary::internal_error(), || {
-        let rc = PMPI_Alloc_mem(size, info, baseptr as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Alloc_mem", crate::boundary::internal_error(), || special::MPI_Alloc_mem(size, info, baseptr))
 }
 
 #[cfg(ferry_has = "MPI_Allreduce")]
@@ -1347,10 +1344,7 @@ pub unsafe extern "C" fn MPI_Comm_free(comm: *mut sys::MPI_Comm) -> c_int {
 #[cfg(ferry_has = "MPI_Comm_free_keyval")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_free_keyval(comm_keyval: *mut c_int) -> c_int {
-    crate::boundary::guard("MPI_Comm_free_keyval", crate::boundary::internal_error(), || {
-        let rc = PMPI_Comm_free_keyval(comm_keyval as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_free_keyval", crate::boundary::internal_error(), || special::MPI_Comm_free_keyval(comm_keyval))
 }
 
 #[cfg(ferry_has = "MPI_Comm_fromint")]
@@ -2953,10 +2947,7 @@ pub unsafe extern "C" fn MPI_Finalized(flag: *mut c_int) -> c_int {
 #[cfg(ferry_has = "MPI_Free_mem")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Free_mem(base: *mut c_void) -> c_int {
-    crate::boundary::guard("MPI_Free_mem", crate::boundary::internal_error(), || {
-        let rc = PMPI_Free_mem(base as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Free_mem", crate::boundary::internal_error(), || special::MPI_Free_mem(base))
 }
 
 #[cfg(ferry_has = "MPI_Gather")]
@@ -4977,10 +4968,7 @@ pub unsafe extern "C" fn MPI_Keyval_create(copy_fn: sys::MPI_Copy_function, dele
 #[cfg(ferry_has = "MPI_Keyval_free")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Keyval_free(keyval: *mut c_int) -> c_int {
-    crate::boundary::guard("MPI_Keyval_free", crate::boundary::internal_error(), || {
-        let rc = PMPI_Keyval_free(keyval as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Keyval_free", crate::boundary::internal_error(), || special::MPI_Keyval_free(keyval))
 }
 
 #[cfg(ferry_has = "MPI_Lookup_name")]
@@ -8999,4 +8987,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 462, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 47).
+// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 458, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 51).
