@@ -677,6 +677,9 @@ pub fn after_rebuild() {
         if let Some(s) = tables().comms.get(i) {
             // SAFETY: a live communicator and a predefined error handler.
             unsafe { PMPI_Comm_set_errhandler(s.real, eh) };
+            if i == 0 {
+                crate::special::world_errhandler_too(k::MPI_COMM_WORLD(), s.real, eh);
+            }
         }
     }
 }

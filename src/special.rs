@@ -648,20 +648,36 @@ pub fn note_inherited_errhandler(v: MPI_Comm, real: MPI_Comm) {
 }
 
 pub unsafe fn MPI_Comm_set_errhandler(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    let real = handles::comm_real(comm);
     // SAFETY: forwarded with the real communicator.
-    let rc = unsafe { PMPI_Comm_set_errhandler(handles::comm_real(comm), errhandler) };
+    let rc = unsafe { PMPI_Comm_set_errhandler(real, errhandler) };
     if rc == k::MPI_SUCCESS() {
         set_errfn(comm, errhandler);
+        world_errhandler_too(comm, real, errhandler);
     }
     rc
 }
 
+/// Errors of calls that name no communicator go to MPI's own
+/// `MPI_COMM_WORLD`: when the program's world lives on another real
+/// communicator (after a regroup or a restart), the error handler it sets
+/// on its world goes to MPI's world as well.
+pub fn world_errhandler_too(comm: MPI_Comm, real: MPI_Comm, errhandler: MPI_Errhandler) {
+    let world = k::MPI_COMM_WORLD();
+    if comm == world && real != world {
+        // SAFETY: MPI's world and a handler MPI just accepted.
+        unsafe { PMPI_Comm_set_errhandler(world, errhandler) };
+    }
+}
+
 #[cfg(ferry_has = "MPI_Errhandler_set")]
 pub unsafe fn MPI_Errhandler_set(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    let real = handles::comm_real(comm);
     // SAFETY: forwarded with the real communicator.
-    let rc = unsafe { PMPI_Errhandler_set(handles::comm_real(comm), errhandler) };
+    let rc = unsafe { PMPI_Errhandler_set(real, errhandler) };
     if rc == k::MPI_SUCCESS() {
         set_errfn(comm, errhandler);
+        world_errhandler_too(comm, real, errhandler);
     }
     rc
 }
