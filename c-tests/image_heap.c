@@ -479,6 +479,8 @@ int main(int argc, char **argv)
     g_mpi_calls++;
     CHECK(mkdir("image_heap.d", 0700) == 0 || errno == EEXIST);
     CHECK(chdir("image_heap.d") == 0);
+    /* an environment variable of the program's own */
+    CHECK(setenv("IMAGE_HEAP_MARK", "carried", 1) == 0);
     int size;
     CK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     g_mpi_calls++;
@@ -550,7 +552,9 @@ int main(int argc, char **argv)
     char cwd[4096];
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
     const char *base = strrchr(cwd, '/');
-    printf("signals handled: %d, working directory: %s\n", (int)g_signals, base ? base + 1 : cwd);
+    const char *mark = getenv("IMAGE_HEAP_MARK");
+    printf("signals handled: %d, working directory: %s, environment: %s\n", (int)g_signals,
+           base ? base + 1 : cwd, mark ? mark : "(unset)");
     CHECK(chdir("..") == 0);
     rmdir("image_heap.d");
 

@@ -183,12 +183,13 @@ pub fn apply(x: &Extras) -> Result<(), String> {
     // program) process, to the values the old one had.
     unsafe {
         libc::umask(x.umask);
-        // The environment stays the new process's: its MPI set its own
-        // variables there. The old one's strings are still in the image
-        // (pointers the program kept from getenv stay valid); variables
-        // the program set itself are not carried.
+        // The environment is the new process's (its MPI set its own
+        // variables there), with the changes the program made replayed on
+        // it. The old one's strings are still in the image: pointers the
+        // program kept from getenv stay valid.
         let _ = x.environ;
         libc::unsetenv(c"FERRY_RESTART".as_ptr());
+        replay_env_changes();
         // The program's streams go in front of the new process's list, in
         // their old order, so that exit() flushes and closes them.
         if let (Some(&first), Some(&last)) = (x.streams.first(), x.streams.last()) {
@@ -202,6 +203,48 @@ pub fn apply(x: &Extras) -> Result<(), String> {
     }
     reregister_exit_handlers();
     Ok(())
+}
+
+/// A change the program made to its environment (`setenv`, `unsetenv`,
+/// `putenv`), replayed after a restore.
+#[derive(Clone)]
+enum EnvChange {
+    Set(std::ffi::CString, std::ffi::CString),
+    Unset(std::ffi::CString),
+}
+
+static ENV_CHANGES: Mutex<Vec<EnvChange>> = Mutex::new(Vec::new());
+
+fn record_env(c: impl FnOnce() -> Option<EnvChange>) {
+    if !super::program_allocates() {
+        return;
+    }
+    let counted = super::enter_mpi();
+    if let Some(c) = c() {
+        if let Ok(mut l) = ENV_CHANGES.lock() {
+            l.push(c);
+        }
+    }
+    super::leave_mpi(counted);
+}
+
+fn replay_env_changes() {
+    type SetenvFn = unsafe extern "C" fn(*const libc::c_char, *const libc::c_char, c_int) -> c_int;
+    type UnsetenvFn = unsafe extern "C" fn(*const libc::c_char) -> c_int;
+    let list = ENV_CHANGES.lock().map(|l| l.clone()).unwrap_or_default();
+    for c in list {
+        // SAFETY: the C library's functions on C strings of ours.
+        unsafe {
+            match c {
+                EnvChange::Set(k, v) => {
+                    crate::next!(SetenvFn, c"setenv")(k.as_ptr(), v.as_ptr(), 1);
+                }
+                EnvChange::Unset(k) => {
+                    crate::next!(UnsetenvFn, c"unsetenv")(k.as_ptr());
+                }
+            }
+        }
+    }
 }
 
 type CxaAtexit = unsafe extern "C" fn(usize, usize, usize) -> c_int;
@@ -328,6 +371,65 @@ mod exported {
         let rc = unsafe { real_cxa_atexit()(f, arg, dso) };
         if rc == 0 {
             record(ExitHandler::Cxa { f, arg, dso });
+        }
+        rc
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn setenv(
+        name: *const libc::c_char,
+        value: *const libc::c_char,
+        overwrite: c_int,
+    ) -> c_int {
+        type F = unsafe extern "C" fn(*const libc::c_char, *const libc::c_char, c_int) -> c_int;
+        // SAFETY: forwarded.
+        let rc = unsafe { crate::next!(F, c"setenv")(name, value, overwrite) };
+        if rc == 0 && !name.is_null() && !value.is_null() {
+            record_env(|| {
+                // SAFETY: C strings the program gave; the value now set is
+                // read back (overwrite may have kept the old one).
+                unsafe {
+                    let k = std::ffi::CStr::from_ptr(name).to_owned();
+                    let now = libc::getenv(name);
+                    (!now.is_null())
+                        .then(|| EnvChange::Set(k, std::ffi::CStr::from_ptr(now).to_owned()))
+                }
+            });
+        }
+        rc
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn unsetenv(name: *const libc::c_char) -> c_int {
+        type F = unsafe extern "C" fn(*const libc::c_char) -> c_int;
+        // SAFETY: forwarded.
+        let rc = unsafe { crate::next!(F, c"unsetenv")(name) };
+        if rc == 0 && !name.is_null() {
+            // SAFETY: a C string the program gave.
+            record_env(|| {
+                Some(EnvChange::Unset(
+                    unsafe { std::ffi::CStr::from_ptr(name) }.to_owned(),
+                ))
+            });
+        }
+        rc
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn putenv(string: *mut libc::c_char) -> c_int {
+        type F = unsafe extern "C" fn(*mut libc::c_char) -> c_int;
+        // SAFETY: forwarded.
+        let rc = unsafe { crate::next!(F, c"putenv")(string) };
+        if rc == 0 && !string.is_null() {
+            record_env(|| {
+                // SAFETY: the program's "NAME=VALUE" (or "NAME") string.
+                let kv = unsafe { std::ffi::CStr::from_ptr(string) }.to_bytes();
+                let c = |b: &[u8]| std::ffi::CString::new(b.to_vec()).ok();
+                match kv.iter().position(|&b| b == b'=') {
+                    Some(i) => Some(EnvChange::Set(c(&kv[..i])?, c(&kv[i + 1..])?)),
+                    None => Some(EnvChange::Unset(c(kv)?)),
+                }
+            });
         }
         rc
     }
