@@ -74,6 +74,8 @@ declare -A CKPT_REFUSALS=(
     [many_barriers]='attribute keyval'
     # Info objects (Info_create, Info_dup, Comm_get_info) for a while
     [misc]='info object'
+    # a message matched by MPI_Mprobe/MPI_Improbe and received later
+    [probe]='matched with MPI_Mprobe'
     # an RMA window (Win_create, then Win_allocate) for the whole run
     [rma]='RMA window'
 )

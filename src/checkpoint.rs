@@ -188,6 +188,12 @@ fn library_reasons(parked: &[usize]) -> Vec<String> {
             "{swapped} persistent receive(s) were served across an earlier regroup and not yet completed"
         ));
     }
+    let matched = t.messages.len();
+    if matched > 0 {
+        out.push(format!(
+            "the program holds {matched} message(s) matched with MPI_Mprobe/MPI_Improbe and not yet received (they cannot be carried yet)"
+        ));
+    }
     let created = crate::objects::live();
     if !created.is_empty() {
         out.push(format!(

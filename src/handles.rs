@@ -698,6 +698,12 @@ pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype 
     {
         return real;
     }
+    // MPI's own account decides (MPICH's pair types, for one, are
+    // predefined handles of the "direct" kind); before MPI_Init (the tool
+    // interface) nothing is derived.
+    if crate::control::runtime().is_none() || crate::datatypes::is_named(real) {
+        return real;
+    }
     let _g = lock();
     let t = tables();
     let serial = t.next_serial;

@@ -135,6 +135,17 @@ pub fn op_real(v: MPI_Op) -> MPI_Op {
     }
 }
 
+/// The program's handle of a real operation (for conversions that give a
+/// handle back), or the real one.
+pub fn op_of_real(real: MPI_Op) -> MPI_Op {
+    let bits = crate::control::handle_bits(real);
+    OPS.lock()
+        .ok()
+        .and_then(|o| o.iter().position(|s| s.is_some_and(|s| s.real == bits)))
+        .map(codec::encode)
+        .unwrap_or(real)
+}
+
 /// `MPI_Op_create` / `MPI_Op_create_c`: the real operation with a
 /// trampoline, a virtual handle for the program.
 ///

@@ -263,6 +263,18 @@ mod fortran {
     pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
         f as MPI_Request
     }
+    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
+        f as MPI_Datatype
+    }
+    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
+        f as MPI_Op
+    }
 }
 
 #[cfg(ferry_mpi = "openmpi")]
@@ -295,6 +307,24 @@ mod fortran {
         let real = unsafe { PMPI_Request_f2c(f) };
         handles::request_of_real(real).unwrap_or(real)
     }
+    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
+        // SAFETY: as above.
+        unsafe { PMPI_Type_c2f(handles::datatype_real(v)) }
+    }
+    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
+        // SAFETY: as above.
+        let real = unsafe { PMPI_Type_f2c(f) };
+        handles::datatype_of_real(real)
+    }
+    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
+        // SAFETY: as above.
+        unsafe { PMPI_Op_c2f(handles::op_real(v)) }
+    }
+    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
+        // SAFETY: as above.
+        let real = unsafe { PMPI_Op_f2c(f) };
+        crate::ops::op_of_real(real)
+    }
 }
 
 pub unsafe fn MPI_Comm_c2f(comm: MPI_Comm) -> MPI_Fint {
@@ -314,6 +344,34 @@ pub unsafe fn MPI_Request_c2f(request: MPI_Request) -> MPI_Fint {
 }
 pub unsafe fn MPI_Request_f2c(request: MPI_Fint) -> MPI_Request {
     fortran::request_f2c(request)
+}
+pub unsafe fn MPI_Type_c2f(datatype: MPI_Datatype) -> MPI_Fint {
+    fortran::datatype_c2f(datatype)
+}
+pub unsafe fn MPI_Type_f2c(datatype: MPI_Fint) -> MPI_Datatype {
+    fortran::datatype_f2c(datatype)
+}
+pub unsafe fn MPI_Op_c2f(op: MPI_Op) -> MPI_Fint {
+    fortran::op_c2f(op)
+}
+pub unsafe fn MPI_Op_f2c(op: MPI_Fint) -> MPI_Op {
+    fortran::op_f2c(op)
+}
+#[cfg(ferry_has = "MPI_Type_toint")]
+pub unsafe fn MPI_Type_toint(datatype: MPI_Datatype) -> c_int {
+    fortran::datatype_c2f(datatype)
+}
+#[cfg(ferry_has = "MPI_Type_fromint")]
+pub unsafe fn MPI_Type_fromint(datatype: c_int) -> MPI_Datatype {
+    fortran::datatype_f2c(datatype)
+}
+#[cfg(ferry_has = "MPI_Op_toint")]
+pub unsafe fn MPI_Op_toint(op: MPI_Op) -> c_int {
+    fortran::op_c2f(op)
+}
+#[cfg(ferry_has = "MPI_Op_fromint")]
+pub unsafe fn MPI_Op_fromint(op: c_int) -> MPI_Op {
+    fortran::op_f2c(op)
 }
 
 // MPICH's ABI conversions: the identity, as its own.

@@ -136,6 +136,14 @@ const SPECIAL: &[&str] = &[
     "MPI_Free_mem",
     "MPI_Comm_free_keyval",
     "MPI_Keyval_free",
+    "MPI_Type_c2f",
+    "MPI_Type_f2c",
+    "MPI_Type_toint",
+    "MPI_Type_fromint",
+    "MPI_Op_c2f",
+    "MPI_Op_f2c",
+    "MPI_Op_toint",
+    "MPI_Op_fromint",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the
@@ -400,6 +408,9 @@ fn gen_function(f: &Function, out: &mut String) {
     }
     let _ = f.variadic;
     let mut pre = String::new();
+    // Datatypes and operations of a collective: translated after its entry,
+    // where a regroup (or a restart) may have made them anew.
+    let mut late = String::new();
     let mut post = String::new();
     let mut call_args = Vec::new();
     let mut comm_slot: Option<String> = None;
@@ -427,7 +438,12 @@ fn gen_function(f: &Function, out: &mut String) {
                         // when used.
                         writeln!(pre, "    let {id}_virtual = {id};").unwrap();
                     }
-                    writeln!(pre, "    let {id} = handles::{fam}_real({id});").unwrap();
+                    let at = if t == Template::Collective && (fam == "datatype" || fam == "op") {
+                        &mut late
+                    } else {
+                        &mut pre
+                    };
+                    writeln!(at, "    let {id} = handles::{fam}_real({id});").unwrap();
                 }
                 call_args.push(id);
             }
@@ -494,8 +510,13 @@ fn gen_function(f: &Function, out: &mut String) {
                 // Arrays of handles: translated into a scratch array.
                 let len = array_len(f, p);
                 let dirp = p.dir.as_str();
+                let at = if t == Template::Collective && fam == "datatype" {
+                    &mut late
+                } else {
+                    &mut pre
+                };
                 writeln!(
-                    pre,
+                    at,
                     "    let mut {id}_real = handles::{fam}_array_in({id}, {len}, {});",
                     dirp != "out"
                 )
@@ -581,6 +602,7 @@ fn gen_function(f: &Function, out: &mut String) {
             .clone()
             .unwrap_or_else(|| "handles::CommRef::NONE".into())
     };
+    debug_assert!(t == Template::Collective || late.is_empty());
     let call = format!("{pname}({})", call_args.join(", "));
     let body = match t {
         Template::Plain
@@ -616,6 +638,7 @@ fn gen_function(f: &Function, out: &mut String) {
             for o in &other_comms {
                 writeln!(b, "    let {o} = ticket.again({o}, {o}_virtual);").unwrap();
             }
+            b.push_str(&late);
             writeln!(b, "    let rc = {call};").unwrap();
             writeln!(b, "    superstep::leave_collective(ticket);").unwrap();
             if f.name == "MPI_Barrier" {

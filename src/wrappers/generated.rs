@@ -296,12 +296,12 @@ pub unsafe extern "C" fn MPI_Aint_diff(addr1: sys::MPI_Aint, addr2: sys::MPI_Ain
 pub unsafe extern "C" fn MPI_Allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -313,12 +313,12 @@ pub unsafe extern "C" fn MPI_Allgather(sendbuf: *const c_void, sendcount: c_int,
 pub unsafe extern "C" fn MPI_Allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -330,13 +330,13 @@ pub unsafe extern "C" fn MPI_Allgather_c(sendbuf: *const c_void, sendcount: sys:
 pub unsafe extern "C" fn MPI_Allgather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgather_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -351,13 +351,13 @@ pub unsafe extern "C" fn MPI_Allgather_init(sendbuf: *const c_void, sendcount: c
 pub unsafe extern "C" fn MPI_Allgather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgather_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -372,12 +372,12 @@ pub unsafe extern "C" fn MPI_Allgather_init_c(sendbuf: *const c_void, sendcount:
 pub unsafe extern "C" fn MPI_Allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -389,12 +389,12 @@ pub unsafe extern "C" fn MPI_Allgatherv(sendbuf: *const c_void, sendcount: c_int
 pub unsafe extern "C" fn MPI_Allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -406,13 +406,13 @@ pub unsafe extern "C" fn MPI_Allgatherv_c(sendbuf: *const c_void, sendcount: sys
 pub unsafe extern "C" fn MPI_Allgatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -427,13 +427,13 @@ pub unsafe extern "C" fn MPI_Allgatherv_init(sendbuf: *const c_void, sendcount: 
 pub unsafe extern "C" fn MPI_Allgatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allgatherv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Allgatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -454,11 +454,11 @@ pub unsafe extern "C" fn MPI_Alloc_mem(size: sys::MPI_Aint, info: sys::MPI_Info,
 pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allreduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Allreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -470,11 +470,11 @@ pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_v
 pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Allreduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Allreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -486,12 +486,12 @@ pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c
 pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allreduce_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Allreduce_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -506,12 +506,12 @@ pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mu
 pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Allreduce_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Allreduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -526,12 +526,12 @@ pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *
 pub unsafe extern "C" fn MPI_Alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoall", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -543,12 +543,12 @@ pub unsafe extern "C" fn MPI_Alltoall(sendbuf: *const c_void, sendcount: c_int, 
 pub unsafe extern "C" fn MPI_Alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoall_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -560,13 +560,13 @@ pub unsafe extern "C" fn MPI_Alltoall_c(sendbuf: *const c_void, sendcount: sys::
 pub unsafe extern "C" fn MPI_Alltoall_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoall_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoall_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -581,13 +581,13 @@ pub unsafe extern "C" fn MPI_Alltoall_init(sendbuf: *const c_void, sendcount: c_
 pub unsafe extern "C" fn MPI_Alltoall_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoall_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoall_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -602,12 +602,12 @@ pub unsafe extern "C" fn MPI_Alltoall_init_c(sendbuf: *const c_void, sendcount: 
 pub unsafe extern "C" fn MPI_Alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -619,12 +619,12 @@ pub unsafe extern "C" fn MPI_Alltoallv(sendbuf: *const c_void, sendcounts: *cons
 pub unsafe extern "C" fn MPI_Alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -636,13 +636,13 @@ pub unsafe extern "C" fn MPI_Alltoallv_c(sendbuf: *const c_void, sendcounts: *co
 pub unsafe extern "C" fn MPI_Alltoallv_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoallv_init(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -657,13 +657,13 @@ pub unsafe extern "C" fn MPI_Alltoallv_init(sendbuf: *const c_void, sendcounts: 
 pub unsafe extern "C" fn MPI_Alltoallv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Alltoallv_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -677,11 +677,11 @@ pub unsafe extern "C" fn MPI_Alltoallv_init_c(sendbuf: *const c_void, sendcounts
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallw", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
@@ -692,11 +692,11 @@ pub unsafe extern "C" fn MPI_Alltoallw(sendbuf: *const c_void, sendcounts: *cons
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
@@ -707,12 +707,12 @@ pub unsafe extern "C" fn MPI_Alltoallw_c(sendbuf: *const c_void, sendcounts: *co
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_init", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -726,12 +726,12 @@ pub unsafe extern "C" fn MPI_Alltoallw_init(sendbuf: *const c_void, sendcounts: 
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Alltoallw_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Alltoallw_init_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -803,10 +803,10 @@ pub unsafe extern "C" fn MPI_Barrier_init(comm: sys::MPI_Comm, info: sys::MPI_In
 pub unsafe extern "C" fn MPI_Bcast(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bcast", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Bcast(buffer as _, count, datatype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -818,10 +818,10 @@ pub unsafe extern "C" fn MPI_Bcast(buffer: *mut c_void, count: c_int, datatype: 
 pub unsafe extern "C" fn MPI_Bcast_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Bcast_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Bcast_c(buffer as _, count, datatype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -833,11 +833,11 @@ pub unsafe extern "C" fn MPI_Bcast_c(buffer: *mut c_void, count: sys::MPI_Count,
 pub unsafe extern "C" fn MPI_Bcast_init(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bcast_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Bcast_init(buffer as _, count, datatype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -852,11 +852,11 @@ pub unsafe extern "C" fn MPI_Bcast_init(buffer: *mut c_void, count: c_int, datat
 pub unsafe extern "C" fn MPI_Bcast_init_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Bcast_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Bcast_init_c(buffer as _, count, datatype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1792,11 +1792,11 @@ pub unsafe extern "C" fn MPI_Error_string(errorcode: c_int, string: *mut c_char,
 pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Exscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Exscan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -1808,11 +1808,11 @@ pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void
 pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Exscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Exscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -1824,12 +1824,12 @@ pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_vo
 pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Exscan_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Exscan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1844,12 +1844,12 @@ pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c
 pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Exscan_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Exscan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2955,12 +2955,12 @@ pub unsafe extern "C" fn MPI_Free_mem(base: *mut c_void) -> c_int {
 pub unsafe extern "C" fn MPI_Gather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2972,12 +2972,12 @@ pub unsafe extern "C" fn MPI_Gather(sendbuf: *const c_void, sendcount: c_int, se
 pub unsafe extern "C" fn MPI_Gather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2989,13 +2989,13 @@ pub unsafe extern "C" fn MPI_Gather_c(sendbuf: *const c_void, sendcount: sys::MP
 pub unsafe extern "C" fn MPI_Gather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gather_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3010,13 +3010,13 @@ pub unsafe extern "C" fn MPI_Gather_init(sendbuf: *const c_void, sendcount: c_in
 pub unsafe extern "C" fn MPI_Gather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gather_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3031,12 +3031,12 @@ pub unsafe extern "C" fn MPI_Gather_init_c(sendbuf: *const c_void, sendcount: sy
 pub unsafe extern "C" fn MPI_Gatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -3048,12 +3048,12 @@ pub unsafe extern "C" fn MPI_Gatherv(sendbuf: *const c_void, sendcount: c_int, s
 pub unsafe extern "C" fn MPI_Gatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Gatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -3065,13 +3065,13 @@ pub unsafe extern "C" fn MPI_Gatherv_c(sendbuf: *const c_void, sendcount: sys::M
 pub unsafe extern "C" fn MPI_Gatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gatherv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3086,13 +3086,13 @@ pub unsafe extern "C" fn MPI_Gatherv_init(sendbuf: *const c_void, sendcount: c_i
 pub unsafe extern "C" fn MPI_Gatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Gatherv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Gatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3551,13 +3551,13 @@ pub unsafe extern "C" fn MPI_Group_union(group1: sys::MPI_Group, group2: sys::MP
 pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iallgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3572,13 +3572,13 @@ pub unsafe extern "C" fn MPI_Iallgather(sendbuf: *const c_void, sendcount: c_int
 pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iallgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3593,13 +3593,13 @@ pub unsafe extern "C" fn MPI_Iallgather_c(sendbuf: *const c_void, sendcount: sys
 pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iallgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3614,13 +3614,13 @@ pub unsafe extern "C" fn MPI_Iallgatherv(sendbuf: *const c_void, sendcount: c_in
 pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallgatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iallgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3635,12 +3635,12 @@ pub unsafe extern "C" fn MPI_Iallgatherv_c(sendbuf: *const c_void, sendcount: sy
 pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallreduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iallreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3655,12 +3655,12 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
 pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iallreduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iallreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3675,13 +3675,13 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
 pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoall", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ialltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3696,13 +3696,13 @@ pub unsafe extern "C" fn MPI_Ialltoall(sendbuf: *const c_void, sendcount: c_int,
 pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoall_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ialltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3717,13 +3717,13 @@ pub unsafe extern "C" fn MPI_Ialltoall_c(sendbuf: *const c_void, sendcount: sys:
 pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ialltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3738,13 +3738,13 @@ pub unsafe extern "C" fn MPI_Ialltoallv(sendbuf: *const c_void, sendcounts: *con
 pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ialltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3758,12 +3758,12 @@ pub unsafe extern "C" fn MPI_Ialltoallv_c(sendbuf: *const c_void, sendcounts: *c
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallw", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Ialltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3777,12 +3777,12 @@ pub unsafe extern "C" fn MPI_Ialltoallw(sendbuf: *const c_void, sendcounts: *con
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ialltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ialltoallw_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), false).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), false).1, true);
         let rc = PMPI_Ialltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3814,11 +3814,11 @@ pub unsafe extern "C" fn MPI_Ibarrier(comm: sys::MPI_Comm, request: *mut sys::MP
 pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibcast", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Ibcast(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3833,11 +3833,11 @@ pub unsafe extern "C" fn MPI_Ibcast(buffer: *mut c_void, count: c_int, datatype:
 pub unsafe extern "C" fn MPI_Ibcast_c(buffer: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ibcast_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
         let rc = PMPI_Ibcast_c(buffer as _, count, datatype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3888,12 +3888,12 @@ pub unsafe extern "C" fn MPI_Ibsend_c(buf: *const c_void, count: sys::MPI_Count,
 pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iexscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iexscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3908,12 +3908,12 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
 pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iexscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iexscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3928,13 +3928,13 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
 pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Igather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3949,13 +3949,13 @@ pub unsafe extern "C" fn MPI_Igather(sendbuf: *const c_void, sendcount: c_int, s
 pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Igather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3970,13 +3970,13 @@ pub unsafe extern "C" fn MPI_Igather_c(sendbuf: *const c_void, sendcount: sys::M
 pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Igatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -3991,13 +3991,13 @@ pub unsafe extern "C" fn MPI_Igatherv(sendbuf: *const c_void, sendcount: c_int, 
 pub unsafe extern "C" fn MPI_Igatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Igatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Igatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4056,13 +4056,13 @@ pub unsafe extern "C" fn MPI_Imrecv_c(buf: *mut c_void, count: sys::MPI_Count, d
 pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4077,13 +4077,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather(sendbuf: *const c_void, sendcou
 pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4098,13 +4098,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgather_c(sendbuf: *const c_void, sendc
 pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4119,13 +4119,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv(sendbuf: *const c_void, sendco
 pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_allgatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4140,13 +4140,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_allgatherv_c(sendbuf: *const c_void, send
 pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoall", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4161,13 +4161,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall(sendbuf: *const c_void, sendcoun
 pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoall_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4182,13 +4182,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoall_c(sendbuf: *const c_void, sendco
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4203,13 +4203,13 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv(sendbuf: *const c_void, sendcou
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Ineighbor_alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4223,12 +4223,12 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallv_c(sendbuf: *const c_void, sendc
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallw", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Ineighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4242,12 +4242,12 @@ pub unsafe extern "C" fn MPI_Ineighbor_alltoallw(sendbuf: *const c_void, sendcou
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Ineighbor_alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ineighbor_alltoallw_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Ineighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4527,12 +4527,12 @@ pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, da
 pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4547,12 +4547,12 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
 pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4567,12 +4567,12 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
 pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4587,12 +4587,12 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
 pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_block", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4607,12 +4607,12 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
 pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_block_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4627,12 +4627,12 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
 pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Ireduce_scatter_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Ireduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4692,12 +4692,12 @@ pub unsafe extern "C" fn MPI_Is_thread_main(flag: *mut c_int) -> c_int {
 pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4712,12 +4712,12 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
 pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Iscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4732,13 +4732,13 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
 pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatter", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iscatter(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4753,13 +4753,13 @@ pub unsafe extern "C" fn MPI_Iscatter(sendbuf: *const c_void, sendcount: c_int, 
 pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatter_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iscatter_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4774,13 +4774,13 @@ pub unsafe extern "C" fn MPI_Iscatter_c(sendbuf: *const c_void, sendcount: sys::
 pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatterv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iscatterv(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4795,13 +4795,13 @@ pub unsafe extern "C" fn MPI_Iscatterv(sendbuf: *const c_void, sendcounts: *cons
 pub unsafe extern "C" fn MPI_Iscatterv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Iscatterv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Iscatterv_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5057,12 +5057,12 @@ pub unsafe extern "C" fn MPI_Mrecv_c(buf: *mut c_void, count: sys::MPI_Count, da
 pub unsafe extern "C" fn MPI_Neighbor_allgather(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgather(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5074,12 +5074,12 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather(sendbuf: *const c_void, sendcoun
 pub unsafe extern "C" fn MPI_Neighbor_allgather_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgather_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5091,13 +5091,13 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_c(sendbuf: *const c_void, sendco
 pub unsafe extern "C" fn MPI_Neighbor_allgather_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgather_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5112,13 +5112,13 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init(sendbuf: *const c_void, sen
 pub unsafe extern "C" fn MPI_Neighbor_allgather_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgather_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgather_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5133,12 +5133,12 @@ pub unsafe extern "C" fn MPI_Neighbor_allgather_init_c(sendbuf: *const c_void, s
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgatherv(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5150,12 +5150,12 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv(sendbuf: *const c_void, sendcou
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgatherv_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5167,13 +5167,13 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_c(sendbuf: *const c_void, sendc
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, displs: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgatherv_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5188,13 +5188,13 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init(sendbuf: *const c_void, se
 pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_allgatherv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_allgatherv_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcounts as _, displs as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5209,12 +5209,12 @@ pub unsafe extern "C" fn MPI_Neighbor_allgatherv_init_c(sendbuf: *const c_void, 
 pub unsafe extern "C" fn MPI_Neighbor_alltoall(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoall(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5226,12 +5226,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall(sendbuf: *const c_void, sendcount
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoall_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5243,13 +5243,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_c(sendbuf: *const c_void, sendcou
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoall_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5264,13 +5264,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init(sendbuf: *const c_void, send
 pub unsafe extern "C" fn MPI_Neighbor_alltoall_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoall_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoall_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5285,12 +5285,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoall_init_c(sendbuf: *const c_void, se
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoallv(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5302,12 +5302,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv(sendbuf: *const c_void, sendcoun
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoallv_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5319,13 +5319,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_c(sendbuf: *const c_void, sendco
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const c_int, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoallv_init(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5340,13 +5340,13 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init(sendbuf: *const c_void, sen
 pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtype: sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Neighbor_alltoallv_init_c(sendbuf as _, sendcounts as _, sdispls as _, sendtype, recvbuf as _, recvcounts as _, rdispls as _, recvtype, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5360,11 +5360,11 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallv_init_c(sendbuf: *const c_void, s
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Neighbor_alltoallw(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
@@ -5375,11 +5375,11 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw(sendbuf: *const c_void, sendcoun
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Neighbor_alltoallw_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm);
         superstep::leave_collective(ticket);
         rc
@@ -5390,12 +5390,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_c(sendbuf: *const c_void, sendco
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init(sendbuf: *const c_void, sendcounts: *const c_int, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const c_int, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_init", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Neighbor_alltoallw_init(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5409,12 +5409,12 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init(sendbuf: *const c_void, sen
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, sdispls: *const sys::MPI_Aint, sendtypes: *const sys::MPI_Datatype, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, rdispls: *const sys::MPI_Aint, recvtypes: *const sys::MPI_Datatype, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Neighbor_alltoallw_init_c", crate::boundary::internal_error(), || {
-        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
-        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let mut sendtypes_real = handles::datatype_array_in(sendtypes, handles::alltoallw_lens(handles::comm_real(comm), true).0, true);
+        let mut recvtypes_real = handles::datatype_array_in(recvtypes, handles::alltoallw_lens(handles::comm_real(comm), true).1, true);
         let rc = PMPI_Neighbor_alltoallw_init_c(sendbuf as _, sendcounts as _, sdispls as _, handles::array_ptr(&mut sendtypes_real, sendtypes as *mut _), recvbuf as _, recvcounts as _, rdispls as _, handles::array_ptr(&mut recvtypes_real, recvtypes as *mut _), comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5427,11 +5427,7 @@ pub unsafe extern "C" fn MPI_Neighbor_alltoallw_init_c(sendbuf: *const c_void, s
 #[cfg(ferry_has = "MPI_Op_c2f")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_c2f(op: sys::MPI_Op) -> sys::MPI_Fint {
-    crate::boundary::guard("MPI_Op_c2f", 0, || {
-        let op = handles::op_real(op);
-        let rc = PMPI_Op_c2f(op);
-        rc
-    })
+    crate::boundary::guard("MPI_Op_c2f", 0, || special::MPI_Op_c2f(op))
 }
 
 #[cfg(ferry_has = "MPI_Op_commutative")]
@@ -5459,10 +5455,7 @@ pub unsafe extern "C" fn MPI_Op_create_c(user_fn: sys::MPI_User_function_c, comm
 #[cfg(ferry_has = "MPI_Op_f2c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_f2c(op: sys::MPI_Fint) -> sys::MPI_Op {
-    crate::boundary::guard("MPI_Op_f2c", std::mem::zeroed(), || {
-        let rc = PMPI_Op_f2c(op);
-        rc
-    })
+    crate::boundary::guard("MPI_Op_f2c", std::mem::zeroed(), || special::MPI_Op_f2c(op))
 }
 
 #[cfg(ferry_has = "MPI_Op_free")]
@@ -5481,20 +5474,13 @@ pub unsafe extern "C" fn MPI_Op_free(op: *mut sys::MPI_Op) -> c_int {
 #[cfg(ferry_has = "MPI_Op_fromint")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_fromint(op: c_int) -> sys::MPI_Op {
-    crate::boundary::guard("MPI_Op_fromint", std::mem::zeroed(), || {
-        let rc = PMPI_Op_fromint(op);
-        rc
-    })
+    crate::boundary::guard("MPI_Op_fromint", std::mem::zeroed(), || special::MPI_Op_fromint(op))
 }
 
 #[cfg(ferry_has = "MPI_Op_toint")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Op_toint(op: sys::MPI_Op) -> c_int {
-    crate::boundary::guard("MPI_Op_toint", crate::boundary::internal_error(), || {
-        let op = handles::op_real(op);
-        let rc = PMPI_Op_toint(op);
-        rc
-    })
+    crate::boundary::guard("MPI_Op_toint", crate::boundary::internal_error(), || special::MPI_Op_toint(op))
 }
 
 #[cfg(ferry_has = "MPI_Open_port")]
@@ -5827,11 +5813,11 @@ pub unsafe extern "C" fn MPI_Recv_init_c(buf: *mut c_void, count: sys::MPI_Count
 pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5843,11 +5829,11 @@ pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void
 pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5859,12 +5845,12 @@ pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_vo
 pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_init(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5879,12 +5865,12 @@ pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c
 pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5923,11 +5909,11 @@ pub unsafe extern "C" fn MPI_Reduce_local_c(inbuf: *const c_void, inoutbuf: *mut
 pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5939,11 +5925,11 @@ pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mu
 pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5955,11 +5941,11 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbu
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -5971,12 +5957,12 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recv
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_block_init(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5991,12 +5977,12 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, r
 pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcount: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_block_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_block_init_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6011,11 +5997,11 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void,
 pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6027,12 +6013,12 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *
 pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_init(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6047,12 +6033,12 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf
 pub unsafe extern "C" fn MPI_Reduce_scatter_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, recvcounts: *const sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Reduce_scatter_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Reduce_scatter_init_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6334,11 +6320,11 @@ pub unsafe extern "C" fn MPI_Rsend_init_c(buf: *const c_void, count: sys::MPI_Co
 pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scan", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Scan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6350,11 +6336,11 @@ pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, 
 pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scan_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Scan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6366,12 +6352,12 @@ pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void
 pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scan_init", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Scan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6386,12 +6372,12 @@ pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_v
 pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, op: sys::MPI_Op, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scan_init_c", crate::boundary::internal_error(), || {
         let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let datatype = handles::datatype_real(datatype);
+        let op = handles::op_real(op);
         let rc = PMPI_Scan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6406,12 +6392,12 @@ pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c
 pub unsafe extern "C" fn MPI_Scatter(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatter", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatter(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6423,12 +6409,12 @@ pub unsafe extern "C" fn MPI_Scatter(sendbuf: *const c_void, sendcount: c_int, s
 pub unsafe extern "C" fn MPI_Scatter_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatter_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatter_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6440,13 +6426,13 @@ pub unsafe extern "C" fn MPI_Scatter_c(sendbuf: *const c_void, sendcount: sys::M
 pub unsafe extern "C" fn MPI_Scatter_init(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatter_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatter_init(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6461,13 +6447,13 @@ pub unsafe extern "C" fn MPI_Scatter_init(sendbuf: *const c_void, sendcount: c_i
 pub unsafe extern "C" fn MPI_Scatter_init_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatter_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatter_init_c(sendbuf as _, sendcount, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6482,12 +6468,12 @@ pub unsafe extern "C" fn MPI_Scatter_init_c(sendbuf: *const c_void, sendcount: s
 pub unsafe extern "C" fn MPI_Scatterv(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatterv", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatterv(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6499,12 +6485,12 @@ pub unsafe extern "C" fn MPI_Scatterv(sendbuf: *const c_void, sendcounts: *const
 pub unsafe extern "C" fn MPI_Scatterv_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Scatterv_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatterv_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6516,13 +6502,13 @@ pub unsafe extern "C" fn MPI_Scatterv_c(sendbuf: *const c_void, sendcounts: *con
 pub unsafe extern "C" fn MPI_Scatterv_init(sendbuf: *const c_void, sendcounts: *const c_int, displs: *const c_int, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatterv_init", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatterv_init(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6537,13 +6523,13 @@ pub unsafe extern "C" fn MPI_Scatterv_init(sendbuf: *const c_void, sendcounts: *
 pub unsafe extern "C" fn MPI_Scatterv_init_c(sendbuf: *const c_void, sendcounts: *const sys::MPI_Count, displs: *const sys::MPI_Aint, sendtype: sys::MPI_Datatype, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, root: c_int, comm: sys::MPI_Comm, info: sys::MPI_Info, request: *mut sys::MPI_Request) -> c_int {
     crate::boundary::guard("MPI_Scatterv_init_c", crate::boundary::internal_error(), || {
         let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
         let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let sendtype = handles::datatype_real(sendtype);
+        let recvtype = handles::datatype_real(recvtype);
         let rc = PMPI_Scatterv_init_c(sendbuf as _, sendcounts as _, displs as _, sendtype, recvbuf as _, recvcount, recvtype, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -7603,12 +7589,7 @@ pub unsafe extern "C" fn MPI_Topo_test(comm: sys::MPI_Comm, status: *mut c_int) 
 #[cfg(ferry_has = "MPI_Type_c2f")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_c2f(datatype: sys::MPI_Datatype) -> sys::MPI_Fint {
-    crate::boundary::guard("MPI_Type_c2f", 0, || {
-        let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let rc = PMPI_Type_c2f(datatype);
-        rc
-    })
+    crate::boundary::guard("MPI_Type_c2f", 0, || special::MPI_Type_c2f(datatype))
 }
 
 #[cfg(ferry_has = "MPI_Type_commit")]
@@ -7981,10 +7962,7 @@ pub unsafe extern "C" fn MPI_Type_extent(datatype: sys::MPI_Datatype, extent: *m
 #[cfg(ferry_has = "MPI_Type_f2c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_f2c(datatype: sys::MPI_Fint) -> sys::MPI_Datatype {
-    crate::boundary::guard("MPI_Type_f2c", std::mem::zeroed(), || {
-        let rc = PMPI_Type_f2c(datatype);
-        rc
-    })
+    crate::boundary::guard("MPI_Type_f2c", std::mem::zeroed(), || special::MPI_Type_f2c(datatype))
 }
 
 #[cfg(ferry_has = "MPI_Type_free")]
@@ -8012,10 +7990,7 @@ pub unsafe extern "C" fn MPI_Type_free_keyval(type_keyval: *mut c_int) -> c_int 
 #[cfg(ferry_has = "MPI_Type_fromint")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_fromint(datatype: c_int) -> sys::MPI_Datatype {
-    crate::boundary::guard("MPI_Type_fromint", std::mem::zeroed(), || {
-        let rc = PMPI_Type_fromint(datatype);
-        rc
-    })
+    crate::boundary::guard("MPI_Type_fromint", std::mem::zeroed(), || special::MPI_Type_fromint(datatype))
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
@@ -8335,12 +8310,7 @@ pub unsafe extern "C" fn MPI_Type_struct(count: c_int, array_of_blocklengths: *m
 #[cfg(ferry_has = "MPI_Type_toint")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_toint(datatype: sys::MPI_Datatype) -> c_int {
-    crate::boundary::guard("MPI_Type_toint", crate::boundary::internal_error(), || {
-        let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let rc = PMPI_Type_toint(datatype);
-        rc
-    })
+    crate::boundary::guard("MPI_Type_toint", crate::boundary::internal_error(), || special::MPI_Type_toint(datatype))
 }
 
 #[cfg(ferry_has = "MPI_Type_ub")]
@@ -8987,4 +8957,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     })
 }
 
-// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 458, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 51).
+// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 450, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 59).
