@@ -146,7 +146,6 @@ pub struct Before {
     pub drained_messages: u64,
     pub drained_bytes: u64,
     pub started: Option<Instant>,
-    pub leader: c_int,
 }
 
 /// Why this process cannot be checkpointed now (beyond the image's own

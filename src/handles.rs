@@ -749,11 +749,6 @@ pub fn datatype_of_real(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datat
         .unwrap_or(real)
 }
 
-/// The virtual handle of slot `i`.
-pub fn datatype_virtual(i: usize) -> crate::sys::MPI_Datatype {
-    codec::encode(codec::DATATYPE, i)
-}
-
 /// An array of datatypes the program gave, translated (`len` entries; an
 /// empty vector for a null array).
 ///

@@ -27,9 +27,6 @@ pub struct OpSlot {
     pub commute: c_int,
     /// The large-count form (`MPI_Op_create_c`).
     pub large: bool,
-    /// Served by trampoline `slot` (otherwise the function is MPI's
-    /// directly).
-    pub trampolined: bool,
 }
 
 /// The operations, by slot: `[0, POOL)` for `MPI_Op_create`, `[POOL,
@@ -193,7 +190,6 @@ pub unsafe fn create(user_fn: usize, commute: c_int, large: bool, op: *mut MPI_O
                 user_fn,
                 commute,
                 large,
-                trampolined: true,
             });
         }
         // SAFETY: the caller's out-parameter.
@@ -239,12 +235,6 @@ pub fn released(v: MPI_Op, real_after: MPI_Op) -> MPI_Op {
         None => crate::objects::freed(crate::objects::Kind::Op, v),
     }
     real_after
-}
-
-/// The program's live operations (for a process image: carried with the
-/// library's memory, made again by [`remake_all`]).
-pub fn live() -> usize {
-    OPS.lock().map(|o| o.iter().flatten().count()).unwrap_or(0)
 }
 
 /// After a restart: every operation made again on the new MPI, with the

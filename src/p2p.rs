@@ -159,29 +159,31 @@ pub unsafe fn wait_through(
 /// address of the variable that holds each: a checkpoint completes them
 /// (the drain has received their messages) so that the frames waiting on
 /// them hold no request of the old MPI.
-static HELD: std::sync::Mutex<[usize; 8]> = std::sync::Mutex::new([0; 8]);
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static HELD: [std::sync::atomic::AtomicUsize; 8] = [FREE; 8];
 
 /// Registers a held request while it lives (see [`HELD`]).
 pub struct Held(usize);
 
 impl Held {
     pub fn new(req: *mut MPI_Request) -> Held {
-        if let Ok(mut h) = HELD.lock() {
-            if let Some(free) = h.iter_mut().find(|x| **x == 0) {
-                *free = req as usize;
-            }
-        }
-        Held(req as usize)
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = req as usize;
+        // One atomic exchange on the way in (a send path): no lock.
+        let _ = HELD
+            .iter()
+            .any(|x| x.compare_exchange(0, p, Relaxed, Relaxed).is_ok());
+        Held(p)
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Ok(mut h) = HELD.lock() {
-            if let Some(x) = h.iter_mut().find(|x| **x == self.0) {
-                *x = 0;
-            }
-        }
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = HELD
+            .iter()
+            .any(|x| x.compare_exchange(self.0, 0, Relaxed, Relaxed).is_ok());
     }
 }
 
@@ -191,10 +193,10 @@ impl Drop for Held {
 /// Every process is frozen and drained; the registered variables are live
 /// (their frames are below on this thread's stack).
 pub unsafe fn complete_held() {
-    let held: Vec<usize> = HELD
-        .lock()
-        .map(|h| h.iter().copied().filter(|&x| x != 0).collect())
-        .unwrap_or_default();
+    let held = HELD
+        .iter()
+        .map(|x| x.load(std::sync::atomic::Ordering::Relaxed))
+        .filter(|&x| x != 0);
     for p in held {
         let req = p as *mut MPI_Request;
         // SAFETY: contract of the function; a completed request becomes

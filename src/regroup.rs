@@ -879,7 +879,6 @@ pub fn now() {
             drained_messages: drained.messages,
             drained_bytes: drained.bytes,
             started,
-            leader,
         };
         let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
         // The library's own messages must be delivered before the image.

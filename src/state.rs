@@ -200,18 +200,11 @@ pub fn location() -> usize {
 /// `at` must be this process's live state window memory (or 0).
 pub unsafe fn adopt(at: usize) {
     let home = STATE.0.get();
+    STATE_AT.store(home, Ordering::SeqCst);
     if at != 0 && at != home as usize {
         // SAFETY: contract of the function.
-        unsafe { move_to_from(home as *const u8, at as *mut u8) };
-    } else {
-        STATE_AT.store(home, Ordering::SeqCst);
+        unsafe { move_to(at as *mut u8) };
     }
-}
-
-unsafe fn move_to_from(from: *const u8, to: *mut u8) {
-    // SAFETY: see `adopt`.
-    unsafe { std::ptr::copy_nonoverlapping(from, to, STATE_BYTES) };
-    STATE_AT.store(to as *mut ProcState, Ordering::SeqCst);
 }
 
 /// Byte offsets of the fields a remote process reads or writes.

@@ -26,8 +26,6 @@ extern "C" {
     fn __libc_memalign(align: usize, n: usize) -> *mut c_void;
 }
 
-/// Set when the program's arena is initialized.
-static APP_READY: AtomicBool = AtomicBool::new(false);
 /// Set when the library's arena is initialized.
 static LIB_READY: AtomicBool = AtomicBool::new(false);
 
@@ -35,7 +33,8 @@ static LIB_READY: AtomicBool = AtomicBool::new(false);
 #[inline(always)]
 pub fn app() -> Arena {
     // SAFETY: the address range of the program's arena (mapped before
-    // APP_READY is set; callers check it or only test addresses).
+    // the image layer is turned on; callers check it or only test
+    // addresses).
     unsafe { Arena::from_raw(APP_HEAP_BASE as *mut u8, APP_HEAP_LEN) }
 }
 
@@ -58,7 +57,6 @@ pub unsafe fn init_arenas() {
         Arena::init(APP_HEAP_BASE as *mut u8, APP_HEAP_LEN);
     }
     LIB_READY.store(true, Ordering::SeqCst);
-    APP_READY.store(true, Ordering::SeqCst);
 }
 
 #[inline(always)]
@@ -150,7 +148,8 @@ mod exported {
 
     #[inline(always)]
     fn to_arena() -> bool {
-        APP_READY.load(Ordering::Relaxed) && crate::image::program_allocates()
+        // The image layer is on only once both arenas are set up.
+        crate::image::program_allocates()
     }
 
     #[no_mangle]

@@ -1,9 +1,9 @@
 //! The rest of a process's state that lives outside its memory regions or
 //! in the C library: signal handlers, working directory, file mode mask,
-//! `environ`, the list of the program's stdio streams and the exit
-//! handlers the program registered. Captured into [`Extras`] (kept in the
-//! library's arena, so carried with the image) and applied again once the
-//! image is in place.
+//! the list of the program's stdio streams, the exit handlers and the
+//! environment changes the program made. Captured into [`Extras`] and the
+//! recorded lists (kept in the library's memory, so carried with the
+//! image) and applied again once the image is in place.
 // The interposed C functions are not built into unit tests (whose harness
 // keeps libc's): their helpers are unused there.
 #![cfg_attr(test, allow(dead_code, unused_macros))]
@@ -11,7 +11,6 @@ use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
 extern "C" {
-    static mut environ: *mut *mut libc::c_char;
     static mut _IO_list_all: *mut c_void;
 }
 
@@ -112,7 +111,6 @@ fn real_signal() -> SignalFn {
 pub struct Extras {
     pub cwd: Option<std::path::PathBuf>,
     pub umask: u32,
-    pub environ: usize,
     /// The program's stdio streams (in its arena), in list order.
     pub streams: Vec<usize>,
     pub handlers: Vec<Handler>,
@@ -140,8 +138,6 @@ pub fn capture() -> Extras {
     Extras {
         cwd: std::env::current_dir().ok(),
         umask,
-        // SAFETY: reading the C library's pointer.
-        environ: unsafe { environ } as usize,
         streams: program_streams(),
         handlers: program_handlers(),
     }
@@ -187,7 +183,6 @@ pub fn apply(x: &Extras) -> Result<(), String> {
         // variables there), with the changes the program made replayed on
         // it. The old one's strings are still in the image: pointers the
         // program kept from getenv stay valid.
-        let _ = x.environ;
         libc::unsetenv(c"FERRY_RESTART".as_ptr());
         replay_env_changes();
         // The program's streams go in front of the new process's list, in
