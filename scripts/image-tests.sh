@@ -239,15 +239,22 @@ case_nockpt() {
     detail="$(wc -l <"$dir/run.out") lines"
 }
 
-# case_ckpt PROG K
-case_ckpt() {
-    local prog="$1" k="$2" dir="$OUT/ckpt-$1-$2"
-    local ck="$dir/ckpt" ref="$OUT/ref-$prog/run.out"
+# checkpoint_run DIR PROG K: `ferry run --checkpoint after=K,dir=DIR/ckpt`
+# of PROG in the fresh working directory DIR/work (logs DIR/run.*; sets rc).
+checkpoint_run() {
+    local dir="$1" prog="$2" k="$3"
     rm -rf "$dir"
     mkdir -p "$dir/work"
     prog_args "$prog"
     run_in "$dir/run" "$dir/work" "$FERRY" run --mpi "$FERRY_MPI" -n "$(ranks_of "$prog")" \
-        --checkpoint "after=$k,dir=$ck" -- "$BIN/$prog" "${args[@]}"
+        --checkpoint "after=$k,dir=$dir/ckpt" -- "$BIN/$prog" "${args[@]}"
+}
+
+# case_ckpt PROG K
+case_ckpt() {
+    local prog="$1" k="$2" dir="$OUT/ckpt-$1-$2"
+    local ck="$dir/ckpt" ref="$OUT/ref-$prog/run.out"
+    checkpoint_run "$dir" "$prog" "$k"
     if [ "$rc" -ne 0 ]; then
         why="checkpoint run $(describe_rc "$rc")"
         show_file stderr "$dir/run.err"
@@ -388,11 +395,7 @@ corrupt_setup() {
 case_refuse() {
     local prog="$1" k="$2" dir="$OUT/refuse-$1-$2"
     local ck="$dir/ckpt"
-    rm -rf "$dir"
-    mkdir -p "$dir/work"
-    prog_args "$prog"
-    run_in "$dir/run" "$dir/work" "$FERRY" run --mpi "$FERRY_MPI" -n "$(ranks_of "$prog")" \
-        --checkpoint "after=$k,dir=$ck" -- "$BIN/$prog" "${args[@]}"
+    checkpoint_run "$dir" "$prog" "$k"
     if [ "$rc" -ne 0 ]; then
         why="ferry run $(describe_rc "$rc") (a refused checkpoint must let the job finish)"
         show_file stderr "$dir/run.err"
