@@ -279,6 +279,7 @@ pub unsafe fn take(
         *r = Some(record);
     }
     flush();
+    crate::special::wtime_captured();
     let made = private_dir(&dir);
     let outcome = match made {
         Ok(()) => {
@@ -297,6 +298,7 @@ pub unsafe fn take(
             // The new process: its own MPI objects, then the recorded ones.
             let fresh = crate::image::restore::fresh_values();
             crate::control::adopt(&fresh);
+            crate::special::wtime_resumed();
             let restore_us = crate::image::restore::elapsed_us(&fresh);
             // SAFETY: the new MPI is up; every process of the job is here.
             unsafe { remake() };

@@ -144,6 +144,7 @@ const SPECIAL: &[&str] = &[
     "MPI_Op_f2c",
     "MPI_Op_toint",
     "MPI_Op_fromint",
+    "MPI_Wtime",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the
