@@ -104,24 +104,10 @@ pub fn fire(calls: u64) {
     crate::regroup::request();
 }
 
-/// Inside the regroup, once everyone is there: whether this one is a
-/// checkpoint (the leader says). Collective over `control`.
-///
-/// # Safety
-/// Every process of the job calls it, in the same regroup.
-pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int) -> bool {
-    let mut op: u64 = (rank == leader && LEADS.swap(false, Ordering::SeqCst)) as u64;
-    // SAFETY: a broadcast of one integer over the control communicator.
-    unsafe {
-        PMPI_Bcast(
-            &mut op as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            leader,
-            control,
-        )
-    };
-    op == 1
+/// Whether this process asked for the checkpoint that the regroup it
+/// leads now is (the leader's part of [`crate::migration::agree`]).
+pub fn leading() -> bool {
+    LEADS.swap(false, Ordering::SeqCst)
 }
 
 /// How a checkpoint ended for the job (when it did not end the job).
@@ -150,7 +136,7 @@ pub struct Before {
 
 /// Why this process cannot be checkpointed now (beyond the image's own
 /// reasons): MPI objects the image cannot re-create yet.
-fn library_reasons(parked: &[usize]) -> Vec<String> {
+pub(crate) fn library_reasons(parked: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     let t = tables();
     let keyvals = crate::special::program_keyvals_ever();
@@ -268,16 +254,7 @@ pub unsafe fn take(
         );
         return Taken::Failed;
     }
-    let record = Record {
-        names: comm_names(),
-        errhandlers: comm_errhandlers(),
-        groups: group_ranks(),
-        completed,
-        datatypes,
-    };
-    if let Ok(mut r) = RECORD.lock() {
-        *r = Some(record);
-    }
+    record(completed, datatypes);
     flush();
     crate::special::wtime_captured();
     let made = private_dir(&dir);
@@ -285,7 +262,9 @@ pub unsafe fn take(
         Ok(()) => {
             let level = crate::control::thread_level();
             crate::image::capture::capture(
-                &crate::image::restore::image_path(&dir, rank),
+                crate::image::capture::Destination::File(&crate::image::restore::image_path(
+                    &dir, rank,
+                )),
                 rank,
                 size,
                 level,
@@ -301,7 +280,7 @@ pub unsafe fn take(
             crate::special::wtime_resumed();
             let restore_us = crate::image::restore::elapsed_us(&fresh);
             // SAFETY: the new MPI is up; every process of the job is here.
-            unsafe { remake() };
+            unsafe { remake(k::MPI_COMM_WORLD()) };
             Taken::Resumed {
                 restore_us,
                 image_bytes: fresh[crate::image::restore::IMAGE_BYTES],
@@ -356,8 +335,26 @@ unsafe fn any(control: MPI_Comm, mine: bool) -> bool {
     out != 0
 }
 
+/// Records what a new process must make again: names, error handlers,
+/// groups, completed requests and derived datatypes (carried by the
+/// image, read by [`remake`]).
+pub(crate) fn record(completed: Vec<(usize, MPI_Status)>, datatypes: Vec<crate::datatypes::Saved>) {
+    let record = Record {
+        names: comm_names(),
+        errhandlers: comm_errhandlers(),
+        groups: group_ranks(),
+        completed,
+        datatypes,
+    };
+    if let Ok(mut r) = RECORD.lock() {
+        *r = Some(record);
+    }
+}
+
 /// Completes every live request that the regroup does not re-post.
-unsafe fn complete_requests(parked: &[usize]) -> Result<Vec<(usize, MPI_Status)>, String> {
+pub(crate) unsafe fn complete_requests(
+    parked: &[usize],
+) -> Result<Vec<(usize, MPI_Status)>, String> {
     let mut todo: Vec<(usize, MPI_Request)> = tables()
         .requests
         .iter()
@@ -435,7 +432,36 @@ fn comm_errhandlers() -> Vec<(usize, MPI_Errhandler)> {
     out
 }
 
-fn group_ranks() -> Vec<(usize, Vec<c_int>)> {
+/// The program's groups made again from their world ranks on `world`
+/// (`free_old`: the old real groups are live and freed).
+///
+/// # Safety
+/// `world` is the job's current world.
+pub(crate) unsafe fn remake_groups(
+    world: MPI_Comm,
+    groups: Vec<(usize, Vec<c_int>)>,
+    free_old: bool,
+) {
+    let mut wg = k::MPI_GROUP_NULL();
+    // SAFETY: a live communicator.
+    unsafe { PMPI_Comm_group(world, &mut wg) };
+    for (i, ranks) in groups {
+        let mut g = k::MPI_GROUP_NULL();
+        // SAFETY: ranks of the world, recorded from the old group.
+        unsafe { PMPI_Group_incl(wg, ranks.len() as c_int, ranks.as_ptr(), &mut g) };
+        if let Some(slot) = tables().groups.get_mut(i) {
+            let mut old = std::mem::replace(slot, g);
+            if free_old {
+                // SAFETY: the program's old real group, replaced.
+                unsafe { PMPI_Group_free(&mut old) };
+            }
+        }
+    }
+    // SAFETY: our reference to the world group.
+    unsafe { PMPI_Group_free(&mut wg) };
+}
+
+pub(crate) fn group_ranks() -> Vec<(usize, Vec<c_int>)> {
     let groups: Vec<(usize, MPI_Group)> = tables().groups.iter().map(|(i, g)| (i, *g)).collect();
     groups
         .into_iter()
@@ -601,9 +627,12 @@ pub fn append_event(ev: &ferry_common::events::Event) {
     }
 }
 
-/// In the restarted process, after the image is back: the recorded MPI
-/// objects made again on the new MPI.
-unsafe fn remake() {
+/// In the restarted (or replacement) process, after the image is back: the
+/// recorded MPI objects made again on the new MPI.
+///
+/// # Safety
+/// The new MPI is up; `world` is the job's world on it.
+pub(crate) unsafe fn remake(world: MPI_Comm) {
     // Communicators the old process kept from earlier rebuilds belong to
     // its MPI.
     let slots: Vec<usize> = tables().comms.iter().map(|(i, _)| i).collect();
@@ -614,20 +643,8 @@ unsafe fn remake() {
     }
     let record = RECORD.lock().ok().and_then(|mut r| r.take());
     let Some(record) = record else { return };
-    let world = k::MPI_COMM_WORLD();
-    let mut wg = k::MPI_GROUP_NULL();
-    // SAFETY: the new MPI's world.
-    unsafe { PMPI_Comm_group(world, &mut wg) };
-    for (i, ranks) in record.groups {
-        let mut g = k::MPI_GROUP_NULL();
-        // SAFETY: ranks of the world, recorded from the old group.
-        unsafe { PMPI_Group_incl(wg, ranks.len() as c_int, ranks.as_ptr(), &mut g) };
-        if let Some(slot) = tables().groups.get_mut(i) {
-            *slot = g;
-        }
-    }
-    // SAFETY: our reference to the world group.
-    unsafe { PMPI_Group_free(&mut wg) };
+    // SAFETY: contract of the function.
+    unsafe { remake_groups(world, record.groups, false) };
     if let Err(e) =
         crate::datatypes::remake_all(&record.datatypes).and_then(|()| crate::ops::remake_all())
     {

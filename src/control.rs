@@ -22,6 +22,9 @@ pub struct Config {
     /// The call counts after which this rank starts a regroup (its
     /// `FERRY_REGROUP` SPECs), ascending.
     pub regroup_after: Vec<u64>,
+    /// The call counts after which this rank asks to move, and where to
+    /// (its `FERRY_MIGRATE` SPECs), ascending.
+    pub migrate_after: Vec<(u64, Option<String>)>,
 }
 
 impl Config {
@@ -52,6 +55,17 @@ impl Config {
                 .collect();
             self.regroup_after.sort_unstable();
         }
+        use ferry_common::env::FERRY_MIGRATE;
+        if let Some(list) = ferry_common::env::var(FERRY_MIGRATE) {
+            let specs = ferry_common::spec::parse_spec_list(&list)
+                .map_err(|e| format!("{FERRY_MIGRATE}: {e}"))?;
+            self.migrate_after = specs
+                .iter()
+                .filter(|s| s.rank as c_int == rank)
+                .map(|s| (s.after, s.to.clone()))
+                .collect();
+            self.migrate_after.sort_by_key(|m| m.0);
+        }
         Ok(())
     }
 }
@@ -81,6 +95,10 @@ static MULTIPLE: AtomicBool = AtomicBool::new(false);
 static LEVEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 /// How many of this rank's regroup SPECs have fired.
 static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
+/// How many of this rank's migrate SPECs have fired.
+static MIGRATIONS_FIRED: AtomicU64 = AtomicU64::new(0);
+/// The job has a directory (`ferry run`): status files are written.
+static JOB_DIR: AtomicBool = AtomicBool::new(false);
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
 
@@ -97,8 +115,8 @@ pub fn thread_level() -> c_int {
 /// This process's own MPI objects, for a restore to put aside while the
 /// library's memory is replaced by the image's (see [`adopt`]): the
 /// control and finale communicators, the state window and its memory.
-pub fn fresh() -> [u64; 16] {
-    let mut v = [0u64; 16];
+pub fn fresh() -> crate::image::layout::Fresh {
+    let mut v: crate::image::layout::Fresh = [0; 32];
     if let Some(rt) = runtime() {
         v[0] = handle_bits(rt.control);
         v[1] = handle_bits(rt.finale);
@@ -110,7 +128,7 @@ pub fn fresh() -> [u64; 16] {
 
 /// In a restored process: the library (the old process's, from the
 /// image) takes the new process's MPI objects put aside by [`fresh`].
-pub fn adopt(v: &[u64; 16]) {
+pub fn adopt(v: &crate::image::layout::Fresh) {
     // SAFETY: see `RuntimeCell`: the program's main thread, inside the
     // library, with no other thread of the program.
     unsafe {
@@ -172,66 +190,36 @@ pub fn start(provided: c_int) {
     };
     let world = k::MPI_COMM_WORLD();
     let (mut rank, mut size) = (0, 0);
-    let mut control = k::MPI_COMM_NULL();
-    let mut finale = k::MPI_COMM_NULL();
-    let mut window = k::MPI_WIN_NULL();
-    // SAFETY: MPI is initialized; out-parameters are locals; the window
-    // memory is the process's static state, alive for the whole run.
+    // SAFETY: MPI is initialized; out-parameters are locals.
     unsafe {
         PMPI_Comm_rank(world, &mut rank);
         PMPI_Comm_size(world, &mut size);
-        PMPI_Comm_dup(world, &mut control);
-        PMPI_Comm_set_errhandler(control, k::MPI_ERRORS_RETURN());
-        PMPI_Comm_dup(world, &mut finale);
-        // Memory MPI allocates, so that processes of one node share it
-        // (MPICH needs the hint; Open MPI does it by itself).
-        let mut info = k::MPI_INFO_NULL();
-        PMPI_Info_create(&mut info);
-        PMPI_Info_set(info, c"alloc_shm".as_ptr(), c"true".as_ptr());
-        let mut base: *mut u8 = std::ptr::null_mut();
-        let rc = PMPI_Win_allocate(
-            crate::state::STATE_BYTES as MPI_Aint,
-            1,
-            info,
-            control,
-            &mut base as *mut *mut u8 as *mut std::ffi::c_void,
-            &mut window,
-        );
-        PMPI_Info_free(&mut info);
-        if rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8) {
-            log::warn!("cannot allocate the state window (error {rc}): regroups disabled");
-            window = k::MPI_WIN_NULL();
-        } else {
-            // SAFETY: fresh window memory of the state's size, 8-aligned
-            // (checked), alive until the window is freed at MPI_Finalize.
-            crate::state::move_to(base);
-        }
-        // Nobody may reach into a window before its owner has moved its
-        // state in (the copy would overwrite what a fast peer put there).
-        PMPI_Barrier(control);
     }
+    // SAFETY: collective over the world, as every process starts here.
+    let ch = unsafe { open(world) };
+    let (control, finale, window) = (ch.control, ch.finale, ch.window);
+    if window != k::MPI_WIN_NULL() {
+        // SAFETY: fresh window memory of the state's size, 8-aligned
+        // (checked by `open`), alive until the window is freed at
+        // MPI_Finalize.
+        unsafe { crate::state::move_to(ch.base) };
+    }
+    // Nobody may reach into a window before its owner has moved its state
+    // in (the copy would overwrite what a fast peer put there).
+    // SAFETY: collective over the new control communicator.
+    unsafe { PMPI_Barrier(control) };
     crate::logging::set_rank(rank);
     let mut config = config;
     if let Err(e) = config.read_regroups(rank) {
         // `ferry run` refuses a malformed SPEC before the launch; set by
         // hand, it is reported here and the job runs without it.
         if rank == 0 {
-            log::error!("{e}; no regroup will be started");
+            log::error!("{e}; no regroup or migration will be started");
         }
     }
     if let Err(e) = crate::checkpoint::configure(rank) {
         if rank == 0 {
             log::error!("{e}; no checkpoint will be taken");
-        }
-    }
-    if rank == 0 {
-        // Accepted by `ferry run` and the environment already; the protocol
-        // behind it is not in this version. Say so rather than ignore it.
-        use ferry_common::env::FERRY_MIGRATE;
-        if let Some(v) = ferry_common::env::var(FERRY_MIGRATE) {
-            log::warn!(
-                "{FERRY_MIGRATE}={v:?} is not acted on yet: this version of ferry cannot migrate"
-            );
         }
     }
     handles::init(world, size as usize);
@@ -256,8 +244,174 @@ pub fn start(provided: c_int) {
             finale,
         });
     }
+    JOB_DIR.store(
+        ferry_common::job::JobDir::from_env().is_some(),
+        Ordering::Relaxed,
+    );
+    report_status("running");
     state().next_event.store(next_scheduled(), Ordering::SeqCst);
 }
+
+/// The library's own MPI objects over one world: the control and finale
+/// communicators and the state window (not yet holding the state).
+pub struct Channel {
+    pub control: MPI_Comm,
+    pub finale: MPI_Comm,
+    pub window: MPI_Win,
+    /// The window's memory (null without a window).
+    pub base: *mut u8,
+}
+
+impl Channel {
+    /// The values a restore carries across its copy (see [`adopt`]).
+    pub fn fresh(&self) -> crate::image::layout::Fresh {
+        let mut v: crate::image::layout::Fresh = [0; 32];
+        v[0] = handle_bits(self.control);
+        v[1] = handle_bits(self.finale);
+        v[2] = handle_bits(self.window);
+        v[3] = self.base as u64;
+        v
+    }
+}
+
+/// Makes the library's objects over `world`. Collective over `world`.
+///
+/// # Safety
+/// MPI is initialized and every process of `world` calls it.
+pub unsafe fn open(world: MPI_Comm) -> Channel {
+    let mut control = k::MPI_COMM_NULL();
+    let mut finale = k::MPI_COMM_NULL();
+    let mut window = k::MPI_WIN_NULL();
+    let mut base: *mut u8 = std::ptr::null_mut();
+    // SAFETY: contract of the function; out-parameters are locals.
+    unsafe {
+        PMPI_Comm_dup(world, &mut control);
+        PMPI_Comm_set_errhandler(control, k::MPI_ERRORS_RETURN());
+        PMPI_Comm_dup(world, &mut finale);
+        // Memory MPI allocates, so that processes of one node share it
+        // (MPICH needs the hint; Open MPI does it by itself).
+        let mut info = k::MPI_INFO_NULL();
+        PMPI_Info_create(&mut info);
+        PMPI_Info_set(info, c"alloc_shm".as_ptr(), c"true".as_ptr());
+        let rc = PMPI_Win_allocate(
+            crate::state::STATE_BYTES as MPI_Aint,
+            1,
+            info,
+            control,
+            &mut base as *mut *mut u8 as *mut std::ffi::c_void,
+            &mut window,
+        );
+        PMPI_Info_free(&mut info);
+        if rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8) {
+            log::warn!("cannot allocate the state window (error {rc}): regroups disabled");
+            window = k::MPI_WIN_NULL();
+            base = std::ptr::null_mut();
+        }
+    }
+    Channel {
+        control,
+        finale,
+        window,
+        base,
+    }
+}
+
+/// Frees this process's objects over the old world (collective with
+/// every old process: the leaving one calls [`leave`]).
+unsafe fn close_old(rt: &mut Runtime) {
+    // SAFETY: our objects, freed collectively.
+    unsafe {
+        if rt.window != k::MPI_WIN_NULL() {
+            crate::state::move_home();
+            PMPI_Win_free(&mut rt.window);
+        }
+        PMPI_Comm_free(&mut rt.control);
+        PMPI_Comm_free(&mut rt.finale);
+    }
+}
+
+/// A migration made `world` (the old processes but the leaving one, and
+/// the replacement): the library moves onto it. Collective over `world`
+/// (with the replacement, which makes its objects with [`open`]), then
+/// over the old control communicator (with the leaving process, in
+/// [`leave`]), then over `world` again (with the replacement's [`joined`]).
+///
+/// # Safety
+/// Every process of both worlds takes part as described, frozen.
+pub unsafe fn move_to_world(world: MPI_Comm) {
+    // SAFETY: contract of the function.
+    let ch = unsafe { open(world) };
+    // SAFETY: see `RuntimeCell`: the program's main thread, frozen.
+    let rt = unsafe { (*RUNTIME.0.get()).as_mut() };
+    let Some(rt) = rt else { return };
+    // SAFETY: contract of the function.
+    unsafe { close_old(rt) };
+    rt.control = ch.control;
+    rt.finale = ch.finale;
+    rt.window = ch.window;
+    if ch.window != k::MPI_WIN_NULL() {
+        // SAFETY: the new window's memory, checked by `open`.
+        unsafe { crate::state::move_to(ch.base) };
+    }
+    // SAFETY: collective over the new control communicator.
+    unsafe { PMPI_Barrier(rt.control) };
+}
+
+/// The leaving process's part of [`move_to_world`]: its objects over the
+/// old world are freed with the others'.
+///
+/// # Safety
+/// As [`move_to_world`].
+pub unsafe fn leave() {
+    // SAFETY: see `RuntimeCell`.
+    if let Some(rt) = unsafe { (*RUNTIME.0.get()).as_mut() } {
+        // SAFETY: contract of the function.
+        unsafe { close_old(rt) };
+        rt.window = k::MPI_WIN_NULL();
+        rt.control = k::MPI_COMM_NULL();
+        rt.finale = k::MPI_COMM_NULL();
+    }
+}
+
+/// The replacement's part of [`move_to_world`], after it adopted its
+/// objects.
+///
+/// # Safety
+/// As [`move_to_world`].
+pub unsafe fn joined() {
+    if let Some(rt) = runtime() {
+        // SAFETY: collective over the new control communicator.
+        unsafe { PMPI_Barrier(rt.control) };
+    }
+}
+
+/// Writes this rank's status file in the job directory (`ferry status`
+/// reads it), if the job has one.
+pub fn report_status(what: &str) {
+    let Some(dir) = ferry_common::job::JobDir::from_env() else {
+        return;
+    };
+    let Some(rt) = runtime() else { return };
+    let mut st = ferry_common::job::RankStatus::new(
+        rt.world_rank as u32,
+        ferry_common::job::hostname(),
+        std::process::id(),
+        crate::migration::count() as u32,
+        state().calls.load(Ordering::Relaxed),
+    );
+    st.state = Some(what.to_string());
+    st.superstep = Some(state().supersteps[0].load(Ordering::Relaxed));
+    st.regroups = Some(state().regroups.load(Ordering::Relaxed) as u32);
+    if let Err(e) = dir.write_rank_status(&st) {
+        log::debug!("cannot write the rank status: {e}");
+    }
+    STATUS_AT.store(ferry_common::time::unix_ms(), Ordering::Relaxed);
+}
+
+/// When this process last wrote its status (Unix ms).
+static STATUS_AT: AtomicU64 = AtomicU64::new(0);
+/// Calls between two looks at whether the status is due.
+const STATUS_EVERY_CALLS: u64 = 1 << 16;
 
 /// Called by `MPI_Finalize` before the real one: waits for every process
 /// to reach it (taking part in a regroup meanwhile), then frees the
@@ -287,6 +441,9 @@ pub fn finish() {
             idle.pause(false);
         }
     }
+    // The processes this rank left behind finalize with it.
+    crate::migration::finish_predecessor();
+    report_status("finalized");
     log::debug!(
         "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",
         state().calls.load(Ordering::Relaxed),
@@ -335,12 +492,20 @@ pub fn next_scheduled() -> u64 {
         return u64::MAX;
     };
     let fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
+    let moved = MIGRATIONS_FIRED.load(Ordering::Relaxed) as usize;
+    let status = if JOB_DIR.load(Ordering::Relaxed) {
+        state().calls.load(Ordering::Relaxed) + STATUS_EVERY_CALLS
+    } else {
+        u64::MAX
+    };
     rt.config
         .regroup_after
         .get(fired)
         .copied()
         .unwrap_or(u64::MAX)
+        .min(rt.config.migrate_after.get(moved).map_or(u64::MAX, |m| m.0))
         .min(crate::checkpoint::due_at())
+        .min(status)
 }
 
 /// Set while `scheduled` runs.
@@ -369,6 +534,21 @@ fn scheduled(calls: u64) {
         crate::regroup::request();
     }
     SPECS_FIRED.store(fired as u64, Ordering::Relaxed);
+    let mut moved = MIGRATIONS_FIRED.load(Ordering::Relaxed) as usize;
+    while let Some((after, to)) = rt.config.migrate_after.get(moved).filter(|m| calls >= m.0) {
+        log::info!("migration asked for after call {calls} (SPEC after={after})");
+        moved += 1;
+        crate::migration::request(crate::migration::Target {
+            rank: rt.world_rank,
+            host: to.clone(),
+        });
+    }
+    MIGRATIONS_FIRED.store(moved as u64, Ordering::Relaxed);
+    if JOB_DIR.load(Ordering::Relaxed)
+        && ferry_common::time::unix_ms().saturating_sub(STATUS_AT.load(Ordering::Relaxed)) >= 1000
+    {
+        report_status("running");
+    }
     if calls >= crate::checkpoint::due_at() {
         crate::checkpoint::fire(calls);
     }

@@ -48,6 +48,7 @@ pub mod handles;
 pub mod image;
 pub mod logging;
 pub mod membership;
+pub mod migration;
 pub mod objects;
 pub mod ops;
 pub mod p2p;

@@ -852,11 +852,44 @@ pub fn now() {
     unsafe { crate::pending::complete_sends(&mut parked) };
     let drain = t_drain.elapsed();
     let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
-    // A checkpoint (the leader says): every process images itself here; in
-    // a restarted job the processes come back here, on a new MPI.
-    let mut resumed: Option<(u64, u64)> = None;
+    let size = channel().map(|c| c.3).unwrap_or(0);
+    // What this regroup is (the leader says): a plain one, a checkpoint
+    // (every process images itself here; in a restarted job the processes
+    // come back here, on a new MPI) or a migration.
     // SAFETY: every process of the job is here, after the drain.
-    if unsafe { crate::checkpoint::agree(control, leader, rank) } {
+    let op = unsafe { crate::migration::agree(control, leader, rank, size) };
+    let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
+    // The library's own messages must be delivered before an image.
+    let mut flush_all = || {
+        if let Some(x) = sync_state().as_mut() {
+            flush(&mut x.outbox, true);
+            if let Some(c) = x.coordinator.as_mut() {
+                flush(&mut c.outbox, true);
+            }
+        }
+    };
+    let mut resumed: Option<(u64, u64)> = None;
+    // A migration's new world, and whether this is the replacement.
+    let mut migrated: Option<(MPI_Comm, bool)> = None;
+    let mut stayer_groups = None;
+    if let crate::migration::Operation::Migrate(t) = &op {
+        // SAFETY: every process is here, frozen and drained.
+        match unsafe { crate::migration::run(control, rank, size, t, &slots, &mut flush_all) } {
+            crate::migration::Moved::Stayed => {}
+            crate::migration::Moved::Yes {
+                new_world,
+                replacement,
+            } => {
+                if !replacement {
+                    // The program's groups name the old process: made
+                    // again on the new world after the rebuild.
+                    stayer_groups = Some(crate::checkpoint::group_ranks());
+                }
+                migrated = Some((new_world, replacement));
+            }
+        }
+    }
+    if op == crate::migration::Operation::Checkpoint {
         let (notify_us, collective_us, started) = sync_state()
             .as_ref()
             .and_then(|x| x.coordinator.as_ref())
@@ -880,17 +913,6 @@ pub fn now() {
             drained_bytes: drained.bytes,
             started,
         };
-        let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
-        // The library's own messages must be delivered before the image.
-        let mut flush_all = || {
-            if let Some(x) = sync_state().as_mut() {
-                flush(&mut x.outbox, true);
-                if let Some(c) = x.coordinator.as_mut() {
-                    flush(&mut c.outbox, true);
-                }
-            }
-        };
-        let size = channel().map(|c| c.3).unwrap_or(0);
         // SAFETY: every process is here, frozen and drained.
         if let crate::checkpoint::Taken::Resumed {
             restore_us,
@@ -907,8 +929,18 @@ pub fn now() {
     };
     let t_group = Instant::now();
     let mut new_world = k::MPI_COMM_NULL();
-    // SAFETY: collective over the control communicator.
-    let rc = unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) };
+    let replacement = migrated.is_some_and(|m| m.1);
+    // A fresh MPI (restart) or a fresh process (replacement): nothing of
+    // the old real communicators is alive here.
+    let fresh = resumed.is_some() || replacement;
+    let rc = match migrated {
+        Some((w, _)) => {
+            new_world = w;
+            k::MPI_SUCCESS()
+        }
+        // SAFETY: collective over the control communicator.
+        None => unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) },
+    };
     if rc != k::MPI_SUCCESS() {
         log::error!("regroup {epoch}: cannot make the new world ({rc}); staying on the old one");
         // SAFETY: the parked requests' communicators are unchanged.
@@ -923,18 +955,14 @@ pub fn now() {
                 orphans.len()
             );
         }
-        if resumed.is_some() && !orphans.is_empty() {
+        if fresh && !orphans.is_empty() {
             log::error!(
-                "restart: {} communicators some members had freed cannot be made again",
+                "{} communicators some members had freed cannot be made again in a new process",
                 orphans.len()
             );
         }
         match unsafe {
-            crate::membership::rebuild_all_from(
-                new_world,
-                &|i| orphans.contains(&i),
-                resumed.is_none(),
-            )
+            crate::membership::rebuild_all_from(new_world, &|i| orphans.contains(&i), !fresh)
         } {
             Ok(st) => log::debug!(
                 "regroup {epoch}: {} communicators rebuilt, {} kept",
@@ -943,8 +971,12 @@ pub fn now() {
             ),
             Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
         }
-        if resumed.is_some() {
+        if fresh {
             crate::checkpoint::after_rebuild();
+        }
+        if let Some(groups) = stayer_groups.take() {
+            // SAFETY: the new world is live; the old groups are ours.
+            unsafe { crate::checkpoint::remake_groups(new_world, groups, true) };
         }
         // SAFETY: the communicators are rebuilt.
         unsafe { crate::pending::repost(parked) };
@@ -1041,8 +1073,28 @@ pub fn now() {
             (Some(a), Some(b)) => us(b - a),
             _ => 0,
         };
-        let mut ev = ferry_common::events::Event::new(ferry_common::events::EventKind::Regroup);
+        let report = crate::migration::take_report().filter(|_| migrated.is_some());
+        let kind = if report.is_some() {
+            ferry_common::events::EventKind::Migrate
+        } else {
+            ferry_common::events::EventKind::Regroup
+        };
+        let mut ev = ferry_common::events::Event::new(kind);
         ev.rank = Some(rank as u32);
+        if let Some(r) = &report {
+            ev.rank = Some(r.rank as u32);
+            ev.from_host = Some(r.from_host.clone());
+            ev.to_host = Some(r.to_host.clone());
+            ev.old_pid = Some(r.old_pid as u32);
+            ev.new_pid = Some(r.new_pid as u32);
+            ev.image_bytes = Some(r.image_bytes);
+            ev.phases_us.spawn = Some(r.spawn_us);
+            ev.phases_us.state_transfer = Some(r.transfer_us);
+            ev.phases_us.restore = Some(r.restore_us);
+            ev.extra.insert("leader".into(), rank.into());
+        } else if let crate::migration::Operation::Migrate(t) = &op {
+            ev.extra.insert("migration_refused".into(), t.rank.into());
+        }
         ev.global_superstep = Some(superstep);
         ev.drained_messages = Some(sums.drained_messages);
         ev.drained_bytes = Some(sums.drained_bytes);
@@ -1050,16 +1102,22 @@ pub fn now() {
         ev.phases_us.collective_sync = Some(collective);
         ev.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
         ev.phases_us.drain = Some(maxs.drain_us);
-        ev.phases_us.group = Some(maxs.group_us);
+        ev.phases_us.group = Some(match &report {
+            Some(r) => r.group_us + maxs.group_us,
+            None => maxs.group_us,
+        });
         ev.phases_us.total = Some(us(total));
         ev.extra.insert("epoch".into(), epoch.into());
         ev.extra.insert("readings".into(), c.readings.into());
         ev.extra.insert("releases".into(), c.releases.into());
         ev.extra
             .insert("requests_moved".into(), sums.requests_moved.into());
-        ev.extra.insert("pid".into(), std::process::id().into());
+        if report.is_none() {
+            ev.extra.insert("pid".into(), std::process::id().into());
+        }
         log::info!(
-            "regroup {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
+            "{} {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
+            if report.is_some() { "migration" } else { "regroup" },
             total.as_secs_f64() * 1e3,
             (collective + maxs.p2p_sync_us) as f64 / 1e3,
             sums.drained_messages,

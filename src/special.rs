@@ -502,6 +502,13 @@ pub unsafe fn MPI_Comm_idup_with_info(
 static PARENT: Mutex<Option<Raw<MPI_Comm>>> = Mutex::new(None);
 
 pub unsafe fn MPI_Comm_get_parent(parent: *mut MPI_Comm) -> c_int {
+    if crate::migration::is_replacement() && !parent.is_null() {
+        // The replacement's parent is the library's migration, not the
+        // program's: the program sees what its first process saw.
+        // SAFETY: the program's out-parameter.
+        unsafe { *parent = k::MPI_COMM_NULL() };
+        return k::MPI_SUCCESS();
+    }
     let mut real = k::MPI_COMM_NULL();
     // SAFETY: forwarded to a local.
     let rc = unsafe { PMPI_Comm_get_parent(if parent.is_null() { parent } else { &mut real }) };

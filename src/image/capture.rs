@@ -14,6 +14,7 @@
 use super::elf;
 use super::format::{self, Header, Kind, Loaded, Region};
 use super::layout::{self, *};
+use super::stream;
 use std::ffi::c_void;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -87,9 +88,40 @@ pub fn loaded_objects(objs: &[elf::Object]) -> Vec<Loaded> {
         .collect()
 }
 
+/// Where an image goes.
+pub enum Destination<'a> {
+    /// A file (written as `.partial`, then renamed), for a checkpoint.
+    File(&'a Path),
+    /// Straight to the replacement process, over MPI (see [`stream`]): the
+    /// bytes of the same file format, each piece sent with its offset.
+    Peer {
+        comm: crate::sys::MPI_Comm,
+        rank: std::ffi::c_int,
+    },
+}
+
+/// The writer's output.
+enum Out {
+    File(std::fs::File),
+    Peer {
+        comm: crate::sys::MPI_Comm,
+        rank: std::ffi::c_int,
+    },
+}
+
+impl Out {
+    fn write_at(&self, b: &[u8], at: u64) -> Result<(), String> {
+        match self {
+            Out::File(f) => write_at(f, b, at),
+            // SAFETY: a live communicator of this process; `b` is readable.
+            Out::Peer { comm, rank } => unsafe { stream::send(*comm, *rank, b, at) },
+        }
+    }
+}
+
 /// Everything the writer needs, made before the save point.
 struct Job {
-    file: std::fs::File,
+    out: Out,
     header: Header,
     /// Address ranges to write, with their kind (filled in the writer).
     ranges: Vec<(usize, usize, Kind)>,
@@ -104,9 +136,10 @@ struct Job {
     fsync: bool,
 }
 
-/// Writes this process's image to `path` (mode 0600). Called on the
-/// program's main thread from inside an MPI call.
-pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32) -> Outcome {
+/// Writes this process's image to `dest` (a file of mode 0600, or the
+/// replacement process). Called on the program's main thread from inside
+/// an MPI call.
+pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level: i32) -> Outcome {
     if !super::on_app_stack() {
         return Outcome::Failed("the capture must run on the program's main thread".into());
     }
@@ -121,16 +154,21 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
     if let Ok(mut x) = EXTRAS.lock() {
         *x = Some(super::process::capture());
     }
-    let tmp = path.with_extension("img.partial");
-    let file = match std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-    {
-        Ok(f) => f,
-        Err(e) => return Outcome::Failed(format!("cannot create {}: {e}", tmp.display())),
+    let (out, path, tmp) = match dest {
+        Destination::File(path) => {
+            let tmp = path.with_extension("img.partial");
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(f) => (Out::File(f), path.to_path_buf(), Some(tmp)),
+                Err(e) => return Outcome::Failed(format!("cannot create {}: {e}", tmp.display())),
+            }
+        }
+        Destination::Peer { comm, rank } => (Out::Peer { comm, rank }, PathBuf::new(), None),
     };
     let objects = elf::objects();
     let (exe_path, exe_hash, ferry_path, ferry_hash) = identity();
@@ -156,8 +194,10 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         regions: Vec::with_capacity(MAX_REGIONS),
         created_unix_ms: ferry_common::time::unix_ms(),
     };
+    let fsync = matches!(out, Out::File(_))
+        && ferry_common::env::var("FERRY_IMAGE_FSYNC").as_deref() != Some("0");
     let mut job = Job {
-        file,
+        out,
         header,
         ranges: Vec::with_capacity(MAX_REGIONS),
         holes: Vec::with_capacity(1 << 12),
@@ -167,7 +207,7 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         objects,
         error: None,
         file_bytes: 0,
-        fsync: ferry_common::env::var("FERRY_IMAGE_FSYNC").as_deref() != Some("0"),
+        fsync,
     };
     // The library's protocol state lives in MPI's window memory, which is
     // not carried: its home copy (carried) is brought up to date.
@@ -194,11 +234,13 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
         0 => {
             let image_bytes = job.header.image_bytes();
             let regions = job.header.regions.len();
-            if let Err(e) = std::fs::rename(&tmp, path) {
-                return Outcome::Failed(format!("cannot rename {}: {e}", tmp.display()));
+            if let Some(tmp) = &tmp {
+                if let Err(e) = std::fs::rename(tmp, &path) {
+                    return Outcome::Failed(format!("cannot rename {}: {e}", tmp.display()));
+                }
             }
             Outcome::Written(Stats {
-                path: path.to_path_buf(),
+                path,
                 image_bytes,
                 file_bytes: job.file_bytes,
                 regions,
@@ -206,7 +248,9 @@ pub fn capture(path: &Path, world_rank: i32, world_size: i32, thread_level: i32)
             })
         }
         _ => {
-            let _ = std::fs::remove_file(&tmp);
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
             Outcome::Failed(
                 job.error
                     .unwrap_or_else(|| "the image could not be written".into()),
@@ -268,13 +312,13 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         for (i, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
             let at = offset + (i * WRITE_CHUNK) as u64;
             hasher.update(chunk);
-            write_at(&job.file, chunk, at)?;
-            if job.fsync {
+            job.out.write_at(chunk, at)?;
+            if let (true, Out::File(f)) = (job.fsync, &job.out) {
                 use std::os::fd::AsRawFd;
                 // SAFETY: a hint to the kernel on our own file.
                 unsafe {
                     libc::sync_file_range(
-                        job.file.as_raw_fd(),
+                        f.as_raw_fd(),
                         at as i64,
                         chunk.len() as i64,
                         libc::SYNC_FILE_RANGE_WRITE,
@@ -292,16 +336,21 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         offset = page_up((offset + len as u64) as usize) as u64;
     }
     let hb = job.header.encode();
-    write_at(&job.file, &hb, offset)?;
+    job.out.write_at(&hb, offset)?;
     let t = format::trailer(offset, &hb);
-    write_at(&job.file, &t, offset + hb.len() as u64)?;
+    job.out.write_at(&t, offset + hb.len() as u64)?;
     job.file_bytes = offset + (hb.len() + t.len()) as u64;
-    if job.fsync {
-        job.file
-            .sync_data()
-            .map_err(|e| format!("cannot sync the image: {e}"))?;
+    match &mut job.out {
+        Out::File(f) => {
+            if job.fsync {
+                f.sync_data()
+                    .map_err(|e| format!("cannot sync the image: {e}"))?;
+            }
+            f.flush().ok();
+        }
+        // SAFETY: as every piece before it.
+        Out::Peer { comm, rank } => unsafe { stream::end(*comm, *rank, job.file_bytes)? },
     }
-    job.file.flush().ok();
     Ok(())
 }
 

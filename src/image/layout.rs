@@ -110,6 +110,10 @@ pub struct Copy {
     pub len: u64,
 }
 
+/// The new process's own values carried across a restore (see
+/// `control::fresh`; slots 4..=11 are the migration's, 12.. the restore's).
+pub type Fresh = [u64; 32];
+
 /// The handover page: what crosses a restore without being part of the
 /// image. Mapped at the same address in every process, never carried: it
 /// tells a save point on which side of a restore it is, holds the saved
@@ -126,7 +130,7 @@ pub struct Handover {
     pub canary: u64,
     /// The new process's own values, opaque to the image layer (see
     /// `control::fresh`).
-    pub fresh: [u64; 16],
+    pub fresh: Fresh,
     pub nfiles: u32,
     pub ncopies: u32,
     pub nzero: u32,

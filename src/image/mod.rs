@@ -46,6 +46,7 @@ pub mod process;
 pub mod refusal;
 pub mod restore;
 pub mod startup;
+pub mod stream;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 

@@ -16,6 +16,7 @@
 //!    jumps into the old process's interrupted call (`context.c`).
 use super::format::{self, Header, Kind};
 use super::layout::{self, *};
+use layout::Fresh;
 use std::ffi::c_void;
 
 /// Wall clock in microseconds (the same clock in the old and the new
@@ -137,16 +138,68 @@ pub fn restart(dir: &str) -> i32 {
         unsafe { crate::sys::PMPI_Abort(crate::sys::constants::MPI_COMM_WORLD(), 1) };
         return 1;
     }
-    // Everything that crosses the copy goes to the handover page.
+    let mut fresh = crate::control::fresh();
+    fresh[STARTED_AT] = started;
+    fresh[INIT_US] = init_us;
+    let e = jump(map, &header, reopened, fresh);
+    fail(&e)
+}
+
+/// An image received by a replacement, checked, with the program's files
+/// opened again: ready to jump into (see [`Prepared::jump`]).
+pub struct Prepared {
+    map: Mapped,
+    header: Header,
+    reopened: super::files::Reopened,
+}
+
+/// The replacement of a migrating process (see `crate::migration`), once
+/// MPI is up and the image has arrived in `map`: checks it, opens the
+/// program's files again (their numbers were reserved before `MPI_Init`)
+/// and installs the signal handlers the program set before `MPI_Init`.
+pub fn prepare(map: Mapped) -> Result<Prepared, String> {
+    let header = check(&map).map_err(|e| format!("the image received is not usable: {e}"))?;
+    let reopened = super::files::reopen(&header.files)?;
+    let early: Vec<super::process::Handler> = header
+        .signals
+        .iter()
+        .filter_map(|(signo, b)| super::process::handler_from(*signo, b, true))
+        .collect();
+    super::process::install_handlers(&early, true);
+    Ok(Prepared {
+        map,
+        header,
+        reopened,
+    })
+}
+
+impl Prepared {
+    /// Copies the image into place and jumps into the old process's
+    /// interrupted call with `fresh`, the new process's own values.
+    /// Returns only if the jump did, with why.
+    pub fn jump(self, mut fresh: Fresh, started: u64, init_us: u64) -> String {
+        fresh[STARTED_AT] = started;
+        fresh[INIT_US] = init_us;
+        jump(self.map, &self.header, self.reopened, fresh)
+    }
+}
+
+/// Puts everything that crosses the copy into the handover page, then
+/// copies the image into place on the restore stack and jumps. Returns
+/// only if the jump did.
+fn jump(
+    map: Mapped,
+    header: &Header,
+    reopened: super::files::Reopened,
+    mut fresh: Fresh,
+) -> String {
+    fresh[IMAGE_BYTES] = header.image_bytes();
+    fresh[OLD_PID] = header.pid as u64;
     let h = layout::handover();
     // SAFETY: the handover page is ours; nothing else uses it now.
     unsafe {
         let hv = &mut *h;
-        hv.fresh = crate::control::fresh();
-        hv.fresh[STARTED_AT] = started;
-        hv.fresh[INIT_US] = init_us;
-        hv.fresh[IMAGE_BYTES] = header.image_bytes();
-        hv.fresh[OLD_PID] = header.pid as u64;
+        hv.fresh = fresh;
         hv.canary = header.canary;
         std::ptr::copy_nonoverlapping(
             header.context.as_ptr(),
@@ -168,7 +221,7 @@ pub fn restart(dir: &str) -> i32 {
             hv.ncopies += 1;
         }
         hv.nzero = 0;
-        for (lo, hi) in zero_ranges(&header) {
+        for (lo, hi) in zero_ranges(header) {
             hv.zero[hv.nzero as usize] = (lo as u64, hi as u64);
             hv.nzero += 1;
         }
@@ -176,10 +229,9 @@ pub fn restart(dir: &str) -> i32 {
     std::mem::forget(reopened);
     std::mem::forget(map);
     log::debug!(
-        "restoring {} bytes in {} regions from {}",
+        "restoring {} bytes in {} regions",
         header.image_bytes(),
         header.regions.len(),
-        path.display()
     );
     // SAFETY: switches to the restore stack (mapped, never carried); the
     // copy and the jump do not return.
@@ -191,7 +243,7 @@ pub fn restart(dir: &str) -> i32 {
             std::ptr::null_mut(),
         );
     }
-    fail("the jump into the image returned")
+    "the jump into the image returned".into()
 }
 
 /// The image checked against this process.
@@ -320,13 +372,64 @@ extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
     }
 }
 
-/// A read-only mapping of an image file.
-struct Mapped {
+/// An image in memory: a read-only mapping of its file, or the pieces
+/// received from the migrating process.
+pub struct Mapped {
     base: *mut u8,
     len: usize,
+    /// Bytes mapped (at least `len`).
+    cap: usize,
 }
 
 impl Mapped {
+    /// Reserves `cap` bytes of anonymous memory (nothing is committed
+    /// until it is written) for an image that arrives in pieces.
+    pub fn reserve(cap: usize) -> Result<Mapped, String> {
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's
+        // choosing.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                cap,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot reserve {} GiB for the image: {}",
+                cap >> 30,
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Mapped {
+            base: p as *mut u8,
+            len: 0,
+            cap,
+        })
+    }
+
+    /// Where the piece `[at, at+len)` of the image goes, if it fits.
+    pub fn piece(&mut self, at: u64, len: u64) -> Option<*mut u8> {
+        let end = at.checked_add(len)?;
+        if end > self.cap as u64 {
+            return None;
+        }
+        // SAFETY: inside the mapping (checked).
+        Some(unsafe { self.base.add(at as usize) })
+    }
+
+    /// The image is complete at `len` bytes.
+    pub fn complete(&mut self, len: u64) -> bool {
+        if len > self.cap as u64 {
+            return false;
+        }
+        self.len = len as usize;
+        true
+    }
+
     fn open(path: &std::path::Path) -> Result<Mapped, String> {
         let f = std::fs::File::open(path).map_err(|e| format!("cannot open the image: {e}"))?;
         let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
@@ -354,6 +457,7 @@ impl Mapped {
         Ok(Mapped {
             base: p as *mut u8,
             len,
+            cap: len,
         })
     }
 
@@ -366,20 +470,20 @@ impl Mapped {
 impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: our mapping.
-        unsafe { libc::munmap(self.base as *mut c_void, self.len) };
+        unsafe { libc::munmap(self.base as *mut c_void, self.cap) };
     }
 }
 
 /// The new process's own values, put aside by the restore (valid in a
 /// restored process, right after the jump).
-pub fn fresh_values() -> [u64; 16] {
+pub fn fresh_values() -> crate::image::layout::Fresh {
     // SAFETY: the handover page, filled by `restart` before the jump.
     unsafe { (*layout::handover()).fresh }
 }
 
 /// Microseconds since the restore of this process began, without the
 /// time `MPI_Init` took: checking, mapping and copying the image.
-pub fn elapsed_us(fresh: &[u64; 16]) -> u64 {
+pub fn elapsed_us(fresh: &crate::image::layout::Fresh) -> u64 {
     now_us()
         .saturating_sub(fresh[STARTED_AT])
         .saturating_sub(fresh[INIT_US])

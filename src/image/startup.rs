@@ -97,11 +97,26 @@ fn env_is(name: &CStr) -> Option<&'static str> {
 }
 
 /// Whether this process wants the image layer.
-fn wanted() -> bool {
+fn wanted(s: &Start) -> bool {
     let on = |v: Option<&str>| v.is_some_and(|v| !v.trim().is_empty());
     matches!(env_is(c"FERRY_IMAGE"), Some("1" | "on" | "yes" | "true"))
         || on(env_is(c"FERRY_CHECKPOINT"))
         || on(env_is(c"FERRY_RESTART"))
+        || on(env_is(c"FERRY_MIGRATE"))
+        || replacing(s.argc, s.argv)
+}
+
+/// Whether this process is the replacement of a migrating rank (started
+/// by the library with [`crate::migration::MARKER`] as first argument).
+fn replacing(argc: c_int, argv: *mut *mut c_char) -> bool {
+    if argc < 2 || argv.is_null() {
+        return false;
+    }
+    // SAFETY: argv has argc entries, each a C string.
+    let first = unsafe { *argv.add(1) };
+    // SAFETY: as above.
+    !first.is_null()
+        && unsafe { CStr::from_ptr(first) }.to_bytes() == crate::migration::MARKER.as_bytes()
 }
 
 /// Says something on stderr before the logger exists (it is set up at
@@ -146,7 +161,7 @@ pub unsafe extern "C" fn __libc_start_main(
         rtld_fini,
         stack_end,
     };
-    if !wanted() {
+    if !wanted(&start) {
         // SAFETY: forwarded unchanged.
         return unsafe { real(main, argc, argv, init, fini, rtld_fini, stack_end) };
     }
@@ -186,12 +201,10 @@ fn prepare(s: &Start) -> Result<Start, String> {
     // SAFETY: the regions were just mapped, zeroed; no other thread exists.
     unsafe { super::alloc::init_arenas() };
     super::ACTIVE.store(true, Ordering::SeqCst);
-    if env_is(c"FERRY_RESTART").is_some() {
+    if env_is(c"FERRY_RESTART").is_some() || replacing(s.argc, s.argv) {
         // Nothing of the new process belongs to the program until its image
         // is back: the constructors' and MPI's allocations go to libc.
         super::IN_MPI.store(1, Ordering::SeqCst);
-    }
-    if env_is(c"FERRY_RESTART").is_some() {
         // The image brings the program's own copies; the new process keeps
         // its environment where the C library put it (outside the arena,
         // which the image replaces).
@@ -305,6 +318,20 @@ unsafe extern "C" fn main_hook(
     envp: *mut *mut c_char,
 ) -> c_int {
     MAIN_STARTED.store(true, Ordering::SeqCst);
+    if replacing(argc, argv) {
+        let args: Vec<String> = (2..argc.max(0) as usize)
+            .filter_map(|i| {
+                // SAFETY: argc entries, each a C string.
+                let p = unsafe { *argv.add(i) };
+                // SAFETY: as above.
+                (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            })
+            .collect();
+        // Does not return when the replacement takes over.
+        let code = crate::migration::replacement_main(&args);
+        // SAFETY: nothing of the program ran; end the process.
+        unsafe { libc::_exit(code) };
+    }
     if let Some(dir) = env_is(c"FERRY_RESTART") {
         // Does not return when the restore succeeds.
         let code = super::restore::restart(dir);

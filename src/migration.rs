@@ -1,0 +1,941 @@
+//! Live migration: one rank leaves its process and goes on in a new one,
+//! started with `MPI_Comm_spawn`, while the others keep their processes
+//! (the patent's Figs. 3–5; DESIGN.md 2.5(e)–(g), 2.7).
+//!
+//! A migration is a regroup ([`crate::regroup`]) whose leader says so
+//! ([`agree`]). Once every process is frozen and every channel drained:
+//!
+//! 1. **Can it move?** The leaving process checks that it can be imaged
+//!    (threads, windows, MPI objects an image cannot re-create yet); every
+//!    process learns the answer. It then completes its sends and other
+//!    requests that are not re-posted, and records its MPI objects.
+//! 2. **Spawn.** Every process calls `MPI_Comm_spawn` of the same binary
+//!    (rooted at the leaving rank, info key `host`), with the arguments of a
+//!    replacement ([`MARKER`]): the thread level and the descriptor numbers
+//!    to keep free before `MPI_Init`.
+//! 3. **New group.** The leaving rank tells the replacement which rank it
+//!    takes; `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split`
+//!    keyed by the old rank with the leaving process excluded: the
+//!    replacement holds rank j in the new world.
+//! 4. **State transfer.** The leaving process sends its process image
+//!    straight to the replacement ([`crate::image::stream`]): memory, open
+//!    files, signal handlers, and with them the library's own state —
+//!    drained messages, pending operations, handle tables. The replacement
+//!    checks it; every process agrees that it arrived whole, or the
+//!    migration is undone and the old process keeps the rank.
+//! 5. **Restore.** The library moves onto the new world (control
+//!    communicator and state window made again); the replacement copies
+//!    the image into place and returns from the interrupted call, inside
+//!    the regroup, which rebuilds every derived communicator and re-posts
+//!    pending receives as after any regroup.
+//! 6. **The leaving process** gives its memory back, sleeps (no CPU) until
+//!    the rank that replaced it finalizes, and finalizes with it
+//!    ([`dormant`]).
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// First argument of a replacement process: it restores the image it is
+/// sent instead of running `main`.
+pub const MARKER: &str = "--ferry-replacement";
+
+/// Tag of the handshake (old rank to the replacement) and of FINISH.
+const TAG_HELLO: c_int = 0x6673;
+const TAG_FINISH: c_int = 0x6674;
+
+/// Where a rank is asked to go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub rank: c_int,
+    /// The host to start the replacement on (`None`: the rank's own).
+    pub host: Option<String>,
+}
+
+/// Migrations asked for in this process (SPEC, C API, `ferry migrate`),
+/// not yet led.
+static QUEUE: Mutex<VecDeque<Target>> = Mutex::new(VecDeque::new());
+
+/// Asks for the migration of `t.rank`; it starts at this process's next
+/// MPI call (after any regroup or migration already running).
+pub fn request(t: Target) {
+    let rank = t.rank;
+    if let Ok(mut q) = QUEUE.lock() {
+        q.push_back(t);
+    }
+    log::debug!("migration of rank {rank} queued");
+    crate::regroup::request();
+}
+
+fn next_queued() -> Option<Target> {
+    QUEUE.lock().ok().and_then(|mut q| q.pop_front())
+}
+
+/// What a regroup does once everyone is frozen and drained (its leader
+/// decides).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// The group is made again with the same processes.
+    Regroup,
+    /// Every process writes its image and the job ends.
+    Checkpoint,
+    /// A rank moves to a new process.
+    Migrate(Target),
+}
+
+const OP_WORDS: usize = 36;
+const HOST_BYTES: usize = (OP_WORDS - 3) * 8;
+
+/// The leader tells everyone what this regroup is. Collective over
+/// `control`.
+///
+/// # Safety
+/// Every process of the job calls it, in the same regroup.
+pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) -> Operation {
+    let mut buf = [0u64; OP_WORDS];
+    if rank == leader {
+        let op = if crate::checkpoint::leading() {
+            Operation::Checkpoint
+        } else {
+            loop {
+                match next_queued() {
+                    Some(t) if t.rank < 0 || t.rank >= size => {
+                        say(&format!(
+                            "migration refused: there is no rank {} (the job has ranks 0..{}); the job goes on",
+                            t.rank,
+                            size - 1
+                        ));
+                    }
+                    Some(t) => break Operation::Migrate(t),
+                    None => break Operation::Regroup,
+                }
+            }
+        };
+        encode(&op, &mut buf);
+    }
+    // SAFETY: a broadcast of a fixed buffer over the control communicator.
+    unsafe {
+        PMPI_Bcast(
+            buf.as_mut_ptr() as *mut c_void,
+            OP_WORDS as c_int,
+            k::MPI_UINT64_T(),
+            leader,
+            control,
+        )
+    };
+    decode(&buf)
+}
+
+fn encode(op: &Operation, buf: &mut [u64; OP_WORDS]) {
+    match op {
+        Operation::Regroup => buf[0] = 0,
+        Operation::Checkpoint => buf[0] = 1,
+        Operation::Migrate(t) => {
+            buf[0] = 2;
+            buf[1] = t.rank as u64;
+            let host = t.host.as_deref().unwrap_or("").as_bytes();
+            let n = host.len().min(HOST_BYTES);
+            buf[2] = n as u64;
+            let mut bytes = [0u8; HOST_BYTES];
+            bytes[..n].copy_from_slice(&host[..n]);
+            for (i, w) in bytes.chunks_exact(8).enumerate() {
+                buf[3 + i] = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            }
+        }
+    }
+}
+
+fn decode(buf: &[u64; OP_WORDS]) -> Operation {
+    match buf[0] {
+        1 => Operation::Checkpoint,
+        2 => {
+            let n = (buf[2] as usize).min(HOST_BYTES);
+            let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_le_bytes()).collect();
+            let host = String::from_utf8_lossy(&bytes[..n]).into_owned();
+            Operation::Migrate(Target {
+                rank: buf[1] as c_int,
+                host: (!host.is_empty()).then_some(host),
+            })
+        }
+        _ => Operation::Regroup,
+    }
+}
+
+/// One line on stderr, at once.
+fn say(msg: &str) {
+    use std::io::Write;
+    let rank = crate::control::runtime()
+        .map(|r| r.world_rank)
+        .unwrap_or(-1);
+    let line = format!("ferry[{rank}]: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// How a migration ended for this process.
+pub enum Moved {
+    /// The rank did not move (refused or failed, said why): the regroup
+    /// goes on as a plain one.
+    Stayed,
+    /// The rank moved: the job goes on over `new_world`. `replacement`:
+    /// this is the new process (resumed from the image).
+    Yes {
+        new_world: MPI_Comm,
+        replacement: bool,
+    },
+}
+
+/// The measures of one migration, for the event line (known to the
+/// leader once the migration is done).
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub rank: c_int,
+    pub old_pid: u64,
+    pub new_pid: u64,
+    pub from_host: String,
+    pub to_host: String,
+    pub image_bytes: u64,
+    pub spawn_us: u64,
+    pub group_us: u64,
+    pub transfer_us: u64,
+    pub restore_us: u64,
+}
+
+static REPORT: Mutex<Option<Report>> = Mutex::new(None);
+
+/// The report of the migration this process just took part in.
+pub fn take_report() -> Option<Report> {
+    REPORT.lock().ok().and_then(|mut r| r.take())
+}
+
+/// Migrations this rank went through (carried by the image).
+static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times this rank has moved.
+pub fn count() -> u64 {
+    MIGRATIONS.load(Ordering::Relaxed)
+}
+
+/// This process is a replacement (set from the handover page after the
+/// jump: the image's copy belongs to the old process).
+static REPLACEMENT: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process replaced a migrated one (its `MPI_Comm_get_parent`
+/// is the library's, not the program's).
+pub fn is_replacement() -> bool {
+    REPLACEMENT.load(Ordering::Relaxed)
+}
+
+/// The process this one replaced, still alive and asleep until this one
+/// finalizes: (the migration's merged communicator, its rank there).
+struct Link(MPI_Comm, c_int);
+// SAFETY: an MPI handle used by the thread that calls MPI.
+unsafe impl Send for Link {}
+static PREDECESSOR: Mutex<Option<Link>> = Mutex::new(None);
+/// The communicators of past migrations this process keeps until
+/// `MPI_Finalize` (intercommunicators and merged ones).
+static KEPT: Mutex<Vec<Link>> = Mutex::new(Vec::new());
+
+fn keep(c: MPI_Comm) {
+    if let Ok(mut v) = KEPT.lock() {
+        v.push(Link(c, 0));
+    }
+}
+
+// Slots of the handover page's fresh values used by a migration.
+const F_REPLACEMENT: usize = 4;
+const F_MERGED: usize = 5;
+const F_PARENT: usize = 6;
+const F_WORLD: usize = 7;
+const F_TRANSFER_US: usize = 8;
+const F_SPAWNED_AT: usize = 9;
+
+/// Logical OR over `comm`.
+unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
+    let v: u64 = mine as u64;
+    let mut out: u64 = 0;
+    // SAFETY: a reduction of one integer over a live communicator.
+    let rc = unsafe {
+        PMPI_Allreduce(
+            &v as *const u64 as *const c_void,
+            &mut out as *mut u64 as *mut c_void,
+            1,
+            k::MPI_UINT64_T(),
+            k::MPI_MAX(),
+            comm,
+        )
+    };
+    rc != k::MPI_SUCCESS() || out != 0
+}
+
+fn hostname() -> String {
+    ferry_common::job::hostname()
+}
+
+/// Whether `host` names a machine this one can resolve.
+fn resolvable(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.next().is_some())
+}
+
+/// Runs the migration of `t`, with every other process. Called inside the
+/// regroup after the drain; see the module comment.
+///
+/// # Safety
+/// Every process is frozen and drained and calls it with the same target;
+/// `parked` are the request slots the regroup took off their communicators.
+pub unsafe fn run(
+    control: MPI_Comm,
+    rank: c_int,
+    size: c_int,
+    t: &Target,
+    parked: &[usize],
+    flush: &mut dyn FnMut(),
+) -> Moved {
+    let leaving = rank == t.rank;
+    let host = t.host.clone().unwrap_or_else(hostname);
+    // 1. Can it move?
+    let mut reasons = Vec::new();
+    let mut datatypes = Vec::new();
+    if leaving {
+        if !crate::image::active() {
+            reasons.push(
+                "its process image is off (start the job with `ferry run`, or FERRY_IMAGE=1)"
+                    .to_string(),
+            );
+        }
+        if !resolvable(&host) {
+            reasons.push(format!("the host {host:?} is unknown"));
+        }
+        reasons.extend(crate::image::refusal::reasons());
+        reasons.extend(crate::checkpoint::library_reasons(parked));
+        match crate::datatypes::save_all() {
+            Ok(d) => datatypes = d,
+            Err(e) => reasons.push(e),
+        }
+    }
+    // SAFETY: collective over the control communicator.
+    if unsafe { any(control, !reasons.is_empty()) } {
+        for r in &reasons {
+            say(&format!(
+                "migration of rank {} refused: {r}; the job goes on",
+                t.rank
+            ));
+        }
+        return Moved::Stayed;
+    }
+    // The leaving process's sends and requests that are not re-posted
+    // complete now (the others make progress in the reduction).
+    let mut failed = false;
+    if leaving {
+        // SAFETY: every process is frozen and drained.
+        unsafe { crate::p2p::complete_held() };
+        // SAFETY: as above.
+        match unsafe { crate::checkpoint::complete_requests(parked) } {
+            Ok(done) => crate::checkpoint::record(done, datatypes),
+            Err(e) => {
+                say(&format!(
+                    "migration of rank {} failed: {e}; the job goes on",
+                    t.rank
+                ));
+                failed = true;
+            }
+        }
+    }
+    // SAFETY: collective.
+    if unsafe { any(control, failed) } {
+        return Moved::Stayed;
+    }
+    // 2. Spawn.
+    let t_spawn = Instant::now();
+    // SAFETY: collective over the control communicator.
+    let inter = match unsafe { spawn(control, t.rank, leaving, &host) } {
+        Ok(c) => c,
+        Err(e) => {
+            if leaving {
+                say(&format!(
+                    "migration of rank {} to {host} failed: {e}; the job goes on",
+                    t.rank
+                ));
+            }
+            return Moved::Stayed;
+        }
+    };
+    let spawn_us = t_spawn.elapsed().as_micros() as u64;
+    // 3. New group.
+    let t_group = Instant::now();
+    let mut merged = k::MPI_COMM_NULL();
+    let mut world = k::MPI_COMM_NULL();
+    // SAFETY: the intercommunicator just made; collectives over it and
+    // over the merged communicator, with the replacement.
+    unsafe {
+        if leaving {
+            let hello: [c_int; 2] = [rank, size];
+            PMPI_Send(
+                hello.as_ptr() as *const c_void,
+                2,
+                k::MPI_INT(),
+                0,
+                TAG_HELLO,
+                inter,
+            );
+        }
+        PMPI_Intercomm_merge(inter, 0, &mut merged);
+        PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
+        PMPI_Comm_split(
+            merged,
+            if leaving { k::MPI_UNDEFINED() } else { 0 },
+            rank,
+            &mut world,
+        );
+    }
+    let mut group_us = t_group.elapsed().as_micros() as u64;
+    // 4. State transfer: the leaving process sends its image.
+    if leaving {
+        // The library's own messages must be delivered before the image.
+        flush();
+        crate::special::wtime_captured();
+        let level = crate::control::thread_level();
+        let child = size; // the replacement's rank in the merged communicator
+        MIGRATIONS.fetch_add(1, Ordering::SeqCst);
+        let outcome = crate::image::capture::capture(
+            crate::image::capture::Destination::Peer {
+                comm: merged,
+                rank: child,
+            },
+            rank,
+            size,
+            level,
+        );
+        match outcome {
+            crate::image::capture::Outcome::Resumed => {
+                // SAFETY: this is the replacement, right after the jump.
+                return unsafe { resumed(t, spawn_us) };
+            }
+            crate::image::capture::Outcome::Written(stats) => {
+                // SAFETY: collective over the merged communicator.
+                if unsafe { any(merged, false) } {
+                    MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
+                    say(&format!(
+                        "migration of rank {rank} failed: the replacement could not take the image; the job goes on here"
+                    ));
+                    // SAFETY: every member of the migration undoes it.
+                    unsafe { undo(inter, merged, world) };
+                    return Moved::Stayed;
+                }
+                log::info!(
+                    "rank {rank}: image of {:.1} MiB sent to the replacement in {:.1} ms",
+                    stats.image_bytes as f64 / (1 << 20) as f64,
+                    stats.micros as f64 / 1e3
+                );
+                // SAFETY: collective with the other old processes.
+                unsafe { crate::control::leave() };
+                // SAFETY: the rank lives on in the replacement.
+                unsafe { dormant(merged, child, inter) }
+            }
+            crate::image::capture::Outcome::Failed(e) => {
+                MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
+                say(&format!(
+                    "migration of rank {rank} failed: cannot send the image: {e}; the job goes on here"
+                ));
+                // SAFETY: the replacement waits for the image's end.
+                unsafe {
+                    let _ = crate::image::stream::end(merged, child, 0);
+                    any(merged, true);
+                    undo(inter, merged, world);
+                }
+                return Moved::Stayed;
+            }
+        }
+    }
+    // The others: did the image arrive whole?
+    let t_wait = Instant::now();
+    // SAFETY: collective over the merged communicator.
+    if unsafe { any(merged, false) } {
+        say(&format!(
+            "migration of rank {} failed: the image did not reach the replacement; rank {} goes on in its old process",
+            t.rank, t.rank
+        ));
+        // SAFETY: every member of the migration undoes it.
+        unsafe { undo(inter, merged, world) };
+        return Moved::Stayed;
+    }
+    let transfer_us = t_wait.elapsed().as_micros() as u64;
+    // 5. The library moves onto the new world.
+    let t_open = Instant::now();
+    // SAFETY: collective over the new world (with the replacement), then
+    // over the old control communicator (with the leaving process).
+    unsafe { crate::control::move_to_world(world) };
+    keep(inter);
+    keep(merged);
+    group_us += t_open.elapsed().as_micros() as u64;
+    // SAFETY: collective over the new control communicator.
+    unsafe { exchange_report(t, spawn_us, group_us, transfer_us) };
+    Moved::Yes {
+        new_world: world,
+        replacement: false,
+    }
+}
+
+/// The spawn of the replacement, rooted at the leaving rank. Collective
+/// over `control`; every process learns whether it worked.
+unsafe fn spawn(
+    control: MPI_Comm,
+    root: c_int,
+    leaving: bool,
+    host: &str,
+) -> Result<MPI_Comm, String> {
+    let mut inter = k::MPI_COMM_NULL();
+    let mut errcode: c_int = k::MPI_SUCCESS();
+    let mut rc;
+    // Made at the root only; the others pass nulls.
+    let exe = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .and_then(|p| CString::new(p.to_string_lossy().into_owned()).ok())
+        .unwrap_or_default();
+    let fds: Vec<String> = crate::image::files::capture()
+        .map(|v| v.iter().map(|r| r.fd.to_string()).collect())
+        .unwrap_or_default();
+    let args: Vec<CString> = [
+        MARKER.to_string(),
+        format!("level={}", crate::control::thread_level()),
+        format!("fds={}", fds.join(",")),
+    ]
+    .into_iter()
+    .filter_map(|a| CString::new(a).ok())
+    .collect();
+    let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
+    argv.push(std::ptr::null_mut());
+    let chost = CString::new(host).unwrap_or_default();
+    // SAFETY: every pointer lives until the call returns; non-root
+    // arguments are ignored by MPI.
+    unsafe {
+        let mut info = k::MPI_INFO_NULL();
+        if leaving {
+            PMPI_Info_create(&mut info);
+            PMPI_Info_set(info, c"host".as_ptr(), chost.as_ptr());
+        }
+        rc = PMPI_Comm_spawn(
+            if leaving {
+                exe.as_ptr()
+            } else {
+                std::ptr::null()
+            },
+            if leaving {
+                argv.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+            1,
+            info,
+            root,
+            control,
+            &mut inter,
+            &mut errcode,
+        );
+        if leaving {
+            PMPI_Info_free(&mut info);
+        }
+        if rc == k::MPI_SUCCESS() && leaving && errcode != k::MPI_SUCCESS() {
+            rc = errcode;
+        }
+    }
+    // SAFETY: collective over the control communicator.
+    let failed = unsafe {
+        any(
+            control,
+            rc != k::MPI_SUCCESS() || inter == k::MPI_COMM_NULL(),
+        )
+    };
+    if failed {
+        if inter != k::MPI_COMM_NULL() {
+            // SAFETY: our intercommunicator, freed by every parent.
+            unsafe { PMPI_Comm_free(&mut inter) };
+        }
+        return Err(format!("MPI_Comm_spawn failed: {}", error_string(rc)));
+    }
+    Ok(inter)
+}
+
+fn error_string(rc: c_int) -> String {
+    if rc == k::MPI_SUCCESS() {
+        return "on another rank".into();
+    }
+    let mut buf = [0 as c_char; 1024];
+    let mut len: c_int = 0;
+    // SAFETY: the buffer exceeds MPI_MAX_ERROR_STRING.
+    unsafe { PMPI_Error_string(rc, buf.as_mut_ptr(), &mut len) };
+    let bytes: Vec<u8> = buf[..len.max(0) as usize]
+        .iter()
+        .map(|&c| c as u8)
+        .collect();
+    format!(
+        "{} (MPI error {rc})",
+        String::from_utf8_lossy(&bytes).trim()
+    )
+}
+
+/// A migration that failed after the spawn: the new world and the
+/// replacement are given up. Every member of the merged communicator
+/// (the replacement included) calls it.
+unsafe fn undo(mut inter: MPI_Comm, mut merged: MPI_Comm, mut world: MPI_Comm) {
+    // SAFETY: our communicators, live or null.
+    unsafe {
+        if world != k::MPI_COMM_NULL() {
+            PMPI_Comm_free(&mut world);
+        }
+        PMPI_Comm_disconnect(&mut merged);
+        PMPI_Comm_disconnect(&mut inter);
+    }
+}
+
+/// The measures of the migration go to everyone (the leader writes the
+/// event): the replacement's own, broadcast from its rank.
+unsafe fn exchange_report(t: &Target, spawn_us: u64, group_us: u64, transfer_us: u64) {
+    let Some(rt) = crate::control::runtime() else {
+        return;
+    };
+    let me_new = rt.world_rank == t.rank;
+    let mut words = [0u64; 8];
+    let mut host = [0u8; 256];
+    if me_new {
+        let fresh = crate::image::restore::fresh_values();
+        words = [
+            std::process::id() as u64,
+            fresh[crate::image::restore::OLD_PID],
+            fresh[crate::image::restore::IMAGE_BYTES],
+            fresh[F_TRANSFER_US],
+            crate::image::restore::elapsed_us(&fresh),
+            0,
+            0,
+            0,
+        ];
+        let h = hostname();
+        let n = h.len().min(255);
+        host[..n].copy_from_slice(&h.as_bytes()[..n]);
+    }
+    // SAFETY: broadcasts of fixed buffers over the control communicator.
+    unsafe {
+        PMPI_Bcast(
+            words.as_mut_ptr() as *mut c_void,
+            8,
+            k::MPI_UINT64_T(),
+            t.rank,
+            rt.control,
+        );
+        PMPI_Bcast(
+            host.as_mut_ptr() as *mut c_void,
+            256,
+            k::MPI_BYTE(),
+            t.rank,
+            rt.control,
+        );
+    }
+    let n = host.iter().position(|&b| b == 0).unwrap_or(256);
+    let to_host = String::from_utf8_lossy(&host[..n]).into_owned();
+    let report = Report {
+        rank: t.rank,
+        new_pid: words[0],
+        old_pid: words[1],
+        image_bytes: words[2],
+        transfer_us: if me_new {
+            words[3]
+        } else {
+            transfer_us.max(words[3])
+        },
+        restore_us: words[4],
+        spawn_us,
+        group_us,
+        from_host: String::new(),
+        to_host,
+    };
+    if let Ok(mut r) = REPORT.lock() {
+        *r = Some(report);
+    }
+}
+
+/// In the replacement, right after the jump: it takes its own MPI objects
+/// and joins the others on the new world.
+unsafe fn resumed(t: &Target, spawn_us: u64) -> Moved {
+    let fresh = crate::image::restore::fresh_values();
+    REPLACEMENT.store(true, Ordering::SeqCst);
+    crate::control::adopt(&fresh);
+    crate::special::wtime_resumed();
+    let merged: MPI_Comm = crate::control::handle_from_bits(fresh[F_MERGED]);
+    let parent: MPI_Comm = crate::control::handle_from_bits(fresh[F_PARENT]);
+    let world: MPI_Comm = crate::control::handle_from_bits(fresh[F_WORLD]);
+    if let Ok(mut p) = PREDECESSOR.lock() {
+        // The process this one replaced (the image's own predecessor link
+        // belongs to the old process's MPI).
+        *p = Some(Link(merged, t.rank));
+    }
+    if let Ok(mut v) = KEPT.lock() {
+        // The image's kept communicators are the old process's.
+        std::mem::forget(std::mem::take(&mut *v));
+        v.push(Link(parent, 0));
+    }
+    // SAFETY: the new MPI is up; `world` is the job's new world.
+    unsafe { crate::checkpoint::remake(world) };
+    // SAFETY: collective over the new control communicator, matching the
+    // others' `move_to_world`.
+    unsafe { crate::control::joined() };
+    let from = fresh[F_SPAWNED_AT];
+    log::info!(
+        "rank {} resumed in process {} on {} ({} µs after the spawn began)",
+        t.rank,
+        std::process::id(),
+        hostname(),
+        crate::image::restore::now_us().saturating_sub(from)
+    );
+    // SAFETY: collective over the new control communicator.
+    unsafe { exchange_report(t, spawn_us, 0, 0) };
+    crate::control::report_status("running");
+    Moved::Yes {
+        new_world: world,
+        replacement: true,
+    }
+}
+
+/// The old process, once its rank lives on in the replacement: gives its
+/// memory back, sleeps until the replacement finalizes, then finalizes
+/// with the job. Never returns.
+unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
+    let pid = std::process::id();
+    log::info!("process {pid} left its rank; asleep until the job ends");
+    give_back_memory();
+    let mut token: c_int = 0;
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: a receive of one integer into a local that outlives it.
+    unsafe {
+        PMPI_Irecv(
+            &mut token as *mut c_int as *mut c_void,
+            1,
+            k::MPI_INT(),
+            child,
+            TAG_FINISH,
+            merged,
+            &mut req,
+        )
+    };
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let mut flag: c_int = 0;
+        // SAFETY: the live request.
+        unsafe { PMPI_Test(&mut req, &mut flag, k::MPI_STATUS_IGNORE()) };
+        if flag != 0 {
+            break;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(200));
+    }
+    log::debug!("process {pid}: the job finalizes");
+    finish_predecessor();
+    let _ = inter;
+    // SAFETY: the end of this process, with the job: MPI's exit handlers
+    // run, the program's do not (they run in the replacement).
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        PMPI_Finalize();
+        crate::image::process::run_library_exit_handlers();
+        libc::_exit(0)
+    }
+}
+
+/// The program's heap of the old process is of no more use: its pages go
+/// back to the system (the arena's header page stays, so that the
+/// allocator would still read a valid arena).
+fn give_back_memory() {
+    use crate::image::layout::{page_up, APP_HEAP_BASE, PAGE};
+    let hw = crate::image::alloc::app().high_water();
+    let lo = APP_HEAP_BASE + PAGE;
+    if hw > lo {
+        // SAFETY: memory of the program's arena, which no code of this
+        // process touches any more (the program runs in the replacement).
+        unsafe { libc::madvise(lo as *mut c_void, page_up(hw) - lo, libc::MADV_DONTNEED) };
+    }
+}
+
+/// At `MPI_Finalize` (and in a dormant process told to finish): the
+/// process this one replaced may finalize too.
+pub fn finish_predecessor() {
+    let link = PREDECESSOR.lock().ok().and_then(|mut p| p.take());
+    if let Some(Link(comm, rank)) = link {
+        let token: c_int = 1;
+        // SAFETY: a send of one integer on the kept merged communicator to
+        // the sleeping process, which receives it.
+        unsafe {
+            PMPI_Send(
+                &token as *const c_int as *const c_void,
+                1,
+                k::MPI_INT(),
+                rank,
+                TAG_FINISH,
+                comm,
+            )
+        };
+    }
+}
+
+/// The start of a replacement process (in place of `main`, see
+/// [`crate::image::startup`]): MPI, the handshake with the migrating
+/// rank, the new world, the image, the jump. Returns an exit status when
+/// it cannot go on (the migration is then undone by everyone).
+pub fn replacement_main(args: &[String]) -> i32 {
+    let started = crate::image::restore::now_us();
+    let mut level = 0;
+    let mut fds: Vec<c_int> = Vec::new();
+    for a in args {
+        if let Some(v) = a.strip_prefix("level=") {
+            level = v.parse().unwrap_or(0);
+        } else if let Some(v) = a.strip_prefix("fds=") {
+            fds = v.split(',').filter_map(|f| f.parse().ok()).collect();
+        }
+    }
+    // The program's descriptor numbers stay free for its files.
+    for &fd in &fds {
+        // SAFETY: probing and reserving descriptor numbers of this process.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if null >= 0 && null != fd {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+        }
+    }
+    let init_started = crate::image::restore::now_us();
+    let mut provided = 0;
+    // SAFETY: the first MPI call of this process.
+    let rc = unsafe {
+        PMPI_Init_thread(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            level,
+            &mut provided,
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        crate::image::startup::early_warn("replacement: MPI_Init_thread failed");
+        return 1;
+    }
+    crate::logging::init();
+    let init_us = crate::image::restore::now_us().saturating_sub(init_started);
+    // SAFETY: MPI is up; collectives with the parents, in their order.
+    match unsafe { join(started, init_us) } {
+        Ok(never) => match never {},
+        Err(e) => {
+            crate::image::startup::early_warn(&format!("replacement: {e}"));
+            // SAFETY: MPI is up; the parents undid the migration.
+            unsafe { PMPI_Finalize() };
+            0
+        }
+    }
+}
+
+/// The replacement's side of the handshake, group and transfer.
+unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, String> {
+    let mut parent = k::MPI_COMM_NULL();
+    let mut hello: [c_int; 2] = [0; 2];
+    let mut merged = k::MPI_COMM_NULL();
+    let mut world = k::MPI_COMM_NULL();
+    // SAFETY: MPI is up; the parents are in the matching calls.
+    unsafe {
+        PMPI_Comm_get_parent(&mut parent);
+        if parent == k::MPI_COMM_NULL() {
+            return Err("started without a parent job (not by ferry)".into());
+        }
+        PMPI_Recv(
+            hello.as_mut_ptr() as *mut c_void,
+            2,
+            k::MPI_INT(),
+            k::MPI_ANY_SOURCE(),
+            TAG_HELLO,
+            parent,
+            k::MPI_STATUS_IGNORE(),
+        );
+        PMPI_Intercomm_merge(parent, 1, &mut merged);
+        PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
+        PMPI_Comm_split(merged, 0, hello[0], &mut world);
+    }
+    let [rank, _size] = hello;
+    crate::logging::set_rank(rank);
+    let t_transfer = Instant::now();
+    // SAFETY: the leaving process (rank `rank` of the merged communicator)
+    // sends its image.
+    let received = unsafe { crate::image::stream::receive(merged, rank) };
+    let transfer_us = t_transfer.elapsed().as_micros() as u64;
+    let prepared = received.and_then(crate::image::restore::prepare);
+    // SAFETY: collective over the merged communicator.
+    let bad = unsafe { any(merged, prepared.is_err()) };
+    let prepared = match prepared {
+        Ok(p) if !bad => p,
+        Ok(_) => {
+            // SAFETY: every member undoes the migration.
+            unsafe { undo(parent, merged, world) };
+            return Err("the migration was given up by the job".into());
+        }
+        Err(e) => {
+            // SAFETY: as above.
+            unsafe { undo(parent, merged, world) };
+            return Err(e);
+        }
+    };
+    // The library's objects on the new world, made with the others.
+    // SAFETY: collective over the new world.
+    let ch = unsafe { crate::control::open(world) };
+    let mut fresh = ch.fresh();
+    fresh[F_REPLACEMENT] = 1;
+    fresh[F_MERGED] = crate::control::handle_bits(merged);
+    fresh[F_PARENT] = crate::control::handle_bits(parent);
+    fresh[F_WORLD] = crate::control::handle_bits(world);
+    fresh[F_TRANSFER_US] = transfer_us;
+    fresh[F_SPAWNED_AT] = started;
+    Err(prepared.jump(fresh, started, init_us))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_round_trip() {
+        for op in [
+            Operation::Regroup,
+            Operation::Checkpoint,
+            Operation::Migrate(Target {
+                rank: 3,
+                host: None,
+            }),
+            Operation::Migrate(Target {
+                rank: 0,
+                host: Some("node-7.cluster".into()),
+            }),
+        ] {
+            let mut buf = [0u64; OP_WORDS];
+            encode(&op, &mut buf);
+            assert_eq!(decode(&buf), op);
+        }
+    }
+
+    #[test]
+    fn long_host_names_are_cut_not_overrun() {
+        let long = "h".repeat(400);
+        let mut buf = [0u64; OP_WORDS];
+        encode(
+            &Operation::Migrate(Target {
+                rank: 1,
+                host: Some(long),
+            }),
+            &mut buf,
+        );
+        match decode(&buf) {
+            Operation::Migrate(t) => assert_eq!(t.host.map(|h| h.len()), Some(HOST_BYTES)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
