@@ -14,8 +14,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LINE_MAX_LEN 256
+
+/* The pid this process had when the program started, in a global: a rank
+ * that migrated ends in another process than the one that started it
+ * (the global travels with the process image), which report_pids shows. */
+static pid_t ctest_start_pid;
+__attribute__((constructor)) static void ctest_record_pid(void)
+{
+    ctest_start_pid = getpid();
+}
+
+/* On stderr (stdout must not depend on where a rank ran): "ctest-pids:
+ * rank R started in pid A, ends in pid B". The migration tests compare A
+ * and B for every rank. */
+static inline void report_pids(int rank)
+{
+    fprintf(stderr, "ctest-pids: rank %d started in pid %d, ends in pid %d\n", rank,
+            (int)ctest_start_pid, (int)getpid());
+    fflush(stderr);
+}
 
 static inline void check_failed(const char *file, int line, const char *what)
 {
@@ -135,8 +155,11 @@ static inline int cmp_int(const void *a, const void *b)
 static inline int finish_ok(void)
 {
     CK(MPI_Barrier(MPI_COMM_WORLD));
+    int rank = world_rank();
     say("OK");
     CK(MPI_Finalize());
+    /* after MPI_Finalize: a migration may still happen inside it */
+    report_pids(rank);
     return 0;
 }
 

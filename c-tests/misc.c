@@ -119,6 +119,7 @@ int main(int argc, char **argv)
     CK(MPI_Barrier(MPI_COMM_WORLD));
     say("OK");
     CK(MPI_Finalize());
+    report_pids(rank);
     CK(MPI_Finalized(&flag));
     CHECK(flag == 1);
     return 0;

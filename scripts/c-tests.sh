@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run ferry's C test programs (c-tests/*.c) with and without libferry.so.
 #
-#   scripts/c-tests.sh [--no-lib] [--regroups N] [--checkpoints N] [--seed S]
-#                      [--retries R] [mpich|openmpi|all] [NAME...]
+#   scripts/c-tests.sh [--no-lib] [--regroups N] [--migrations N]
+#                      [--checkpoints N] [--seed S] [--retries R]
+#                      [mpich|openmpi|all] [NAME...]
 #
 # For each chosen MPI (default: all) and each program (default: every
 # c-tests/*.c), build it into c-tests/out/$MPI/NAME and run it at the rank
@@ -17,6 +18,12 @@
 # counts (FERRY_REGROUP, drawn from seed S, default: the time; the SPECs are
 # printed so that a failure can be replayed), whose stdout must equal the
 # plain run's and whose event log must hold exactly N regroups.
+# --migrations N is the same with N migrations (FERRY_MIGRATE, the process
+# image on): stdout equal to the plain run's; one "migrate" event per SPEC
+# that fired (or, for a program of CKPT_REFUSALS below, a refusal for the
+# reason listed there); and the "ctest-pids:" lines every rank prints on
+# stderr (common.h) show each rank that moved ending in another process
+# than the one that started it, and every other rank in its own.
 # With --checkpoints N (not with --no-lib) N checkpoint/restart cases follow
 # instead of the plain-vs-lib line: N call counts K of world rank 0 drawn
 # from seed S in [1, 9/10 of rank 0's calls in the lib run] (printed for
@@ -87,6 +94,7 @@ usage() {
 
 no_lib=0
 regroups=0
+migrations=0
 checkpoints=0
 retries=0
 seed="$(date +%s)"
@@ -102,6 +110,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-lib) no_lib=1 ;;
         --regroups) want=regroups ;;
+        --migrations) want=migrations ;;
         --checkpoints) want=checkpoints ;;
         --seed) want=seed ;;
         --retries) want=retries ;;
@@ -116,14 +125,14 @@ if [ -n "$want" ]; then
     echo "c-tests.sh: --$want needs a value" >&2
     usage
 fi
-for opt in regroups checkpoints seed retries; do
+for opt in regroups migrations checkpoints seed retries; do
     if ! [[ "${!opt}" =~ ^(0|[1-9][0-9]*)$ ]]; then
         echo "c-tests.sh: --$opt wants a non-negative integer, not '${!opt}'" >&2
         usage
     fi
 done
-if [ "$checkpoints" -gt 0 ] && [ "$no_lib" -eq 1 ]; then
-    echo "c-tests.sh: --checkpoints needs the library (not with --no-lib)" >&2
+if { [ "$checkpoints" -gt 0 ] || [ "$migrations" -gt 0 ]; } && [ "$no_lib" -eq 1 ]; then
+    echo "c-tests.sh: --checkpoints and --migrations need the library (not with --no-lib)" >&2
     exit 2
 fi
 [ ${#mpis[@]} -gt 0 ] || mpis=(mpich openmpi)
@@ -274,7 +283,7 @@ test_mpi() (
         fi
         local lib_env=()
         # the call counts (finalize: N calls) for --regroups, --checkpoints
-        if [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ]; then
+        if [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ] || [ "$migrations" -gt 0 ]; then
             lib_env=(FERRY_LOG=debug)
         fi
         run_one "$second" "$name" "$ranks" "${lib_env[@]}"
@@ -293,7 +302,13 @@ test_mpi() (
         fi
         rm -f "$dir/$name.diff"
         if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ]; then
-            regroup_one "$name" "$ranks"
+            op=regroup count="$regroups" regroup_one "$name" "$ranks"
+            if [ "$migrations" -gt 0 ]; then op=migrate count="$migrations" regroup_one "$name" "$ranks"; fi
+            if [ "$checkpoints" -gt 0 ]; then checkpoint_all "$name" "$ranks"; fi
+            continue
+        fi
+        if [ "$migrations" -gt 0 ]; then
+            op=migrate count="$migrations" regroup_one "$name" "$ranks"
             if [ "$checkpoints" -gt 0 ]; then checkpoint_all "$name" "$ranks"; fi
             continue
         fi
@@ -305,8 +320,9 @@ test_mpi() (
     done
 )
 
-# regroup_one NAME RANKS: the run with $regroups regroups (see the header),
-# tried again up to $retries times if it fails.
+# regroup_one NAME RANKS: the run with $count regroups ($op=regroup) or
+# migrations ($op=migrate) (see the header), tried again up to $retries
+# times if it fails.
 regroup_one() {
     local name="$1" ranks="$2" try first=""
     for ((try = 0; try <= retries; try++)); do
@@ -321,7 +337,7 @@ regroup_one() {
             return 0
         fi
         [ -n "$first" ] || first="$try_failure"
-        echo "    (regroup run of $name [$FERRY_MPI] failed: $try_failure)"
+        echo "    ($op run of $name [$FERRY_MPI] failed: $try_failure)"
     done
     result "$FERRY_MPI" "$name" FAIL "$try_failure"
 }
@@ -340,59 +356,105 @@ regroup_try() {
             return 0
         fi
     done
-    # Seeded per program, so one program's specs do not depend on the others.
-    RANDOM=$(( (seed + $(cksum <<<"$name" | cut -d' ' -f1)) % 32768 ))
+    # Seeded per program (and operation), so one program's specs do not
+    # depend on the others.
+    RANDOM=$(( (seed + $(cksum <<<"$name$op" | cut -d' ' -f1)) % 32768 ))
     local specs=() i rank after
-    for ((i = 0; i < regroups; i++)); do
+    for ((i = 0; i < count; i++)); do
         rank=$((RANDOM % ranks))
         # Within the first third of the rank's calls: programs that poll
         # (MPI_Test loops) make fewer calls in some runs than in others.
         after=$(( (RANDOM * 32768 + RANDOM) % (calls[rank] > 3 ? calls[rank] / 3 : 1) + 1 ))
         specs+=("rank=$rank,after=$after")
     done
-    local spec_list events="$dir/$name.regroup.events" attempt
+    local var=FERRY_REGROUP asked='regroup asked for' mode=regroup extra=()
+    if [ "$op" = migrate ]; then
+        var=FERRY_MIGRATE asked='migration asked for' mode=migrate extra=(FERRY_IMAGE=1)
+    fi
+    local spec_list events="$dir/$name.$mode.events" attempt
     # A program that polls may make fewer calls in this run than in the one
     # counted: if no SPEC fired, the call counts are quartered and it runs
     # again (at most twice).
     for attempt in 1 2 3; do
         spec_list="$(IFS=';'; echo "${specs[*]}")"
         rm -f "$events"
-        run_one regroup "$name" "$ranks" "FERRY_REGROUP=$spec_list" "FERRY_EVENTS=$events" "FERRY_LOG=${FERRY_LOG:-info}"
+        run_one "$mode" "$name" "$ranks" "$var=$spec_list" "FERRY_EVENTS=$events" "FERRY_LOG=${FERRY_LOG:-info}" "${extra[@]}"
         [ -n "$run_status" ] && break
-        grep -q 'regroup asked for' "$dir/$name.regroup.err" && break
+        grep -q "$asked" "$dir/$name.$mode.err" && break
         for i in "${!specs[@]}"; do
             rank="${specs[i]#rank=}"; rank="${rank%%,*}"
             after="${specs[i]##*after=}"
             specs[i]="rank=$rank,after=$(( after / 4 + 1 ))"
         done
     done
-    local replay="replay: --regroups $regroups --seed $seed $FERRY_MPI $name (FERRY_REGROUP=\"$spec_list\")"
+    local replay="replay: --${op/%migrate/migration}s $count --seed $seed $FERRY_MPI $name ($var=\"$spec_list\")"
     if [ -n "$run_status" ]; then
         try_failure="$run_status; $replay"
-        show_file stdout "$dir/$name.regroup.out"
-        show_file stderr "$dir/$name.regroup.err"
+        show_file stdout "$dir/$name.$mode.out"
+        show_file stderr "$dir/$name.$mode.err"
         return 0
     fi
-    if ! diff -u "$dir/$name.plain.out" "$dir/$name.regroup.out" >"$dir/$name.diff" 2>&1; then
-        try_failure="stdout differs with regroups; $replay"
-        show_file "diff plain vs regroup" "$dir/$name.diff"
-        show_file "regroup stderr" "$dir/$name.regroup.err"
+    if ! diff -u "$dir/$name.plain.out" "$dir/$name.$mode.out" >"$dir/$name.diff" 2>&1; then
+        try_failure="stdout differs with ${op}s; $replay"
+        show_file "diff plain vs $mode" "$dir/$name.diff"
+        show_file "$mode stderr" "$dir/$name.$mode.err"
         return 0
     fi
     rm -f "$dir/$name.diff"
     # Programs that poll make a different number of calls from run to run:
     # a SPEC beyond this run's count never fires. Every one that fired must
     # have run (queued ones included), and at least one must have.
-    local done_n fired
-    done_n="$(grep -c '"event":"regroup"' "$events" 2>/dev/null || true)"
+    local done_n fired refused=0
+    done_n="$(grep -c "\"event\":\"$op\"" "$events" 2>/dev/null || true)"
     # (programs may ask for more themselves: the C API, a signal)
-    fired="$(grep -c 'regroup asked for' "$dir/$name.regroup.err" || true)"
-    if [ "${fired:-0}" -eq 0 ] || [ "${done_n:-0}" -ne "$fired" ]; then
-        try_failure="${done_n:-0} regroups in the event log, ${fired:-0} asked for ($regroups SPECs); $replay"
-        show_file "regroup stderr" "$dir/$name.regroup.err"
+    fired="$(grep -c "$asked" "$dir/$name.$mode.err" || true)"
+    if [ "$op" = migrate ]; then
+        refused="$(grep -c 'migration_refused' "$events" 2>/dev/null || true)"
+        if [ "${refused:-0}" -gt 0 ]; then
+            local want="${CKPT_REFUSALS[$name]:-}" ok=0 alt
+            if [ -n "$want" ]; then
+                IFS='|' read -r -a alts <<<"$want"
+                for alt in "${alts[@]}"; do
+                    grep -q "migration of rank [0-9]* refused: .*$alt" "$dir/$name.$mode.err" && ok=1
+                done
+            fi
+            if [ "$ok" -eq 0 ]; then
+                try_failure="$refused migration(s) refused, not expected for $name; $replay"
+                show_file "$mode stderr" "$dir/$name.$mode.err"
+                return 0
+            fi
+        fi
+    fi
+    if [ "${fired:-0}" -eq 0 ] || [ $(( ${done_n:-0} + ${refused:-0} )) -ne "$fired" ]; then
+        try_failure="${done_n:-0} ${op}s (and ${refused:-0} refused) in the event log, ${fired:-0} asked for ($count SPECs); $replay"
+        show_file "$mode stderr" "$dir/$name.$mode.err"
         return 0
     fi
-    try_pass="$ranks ranks, plain vs $done_n regroups of $regroups SPECs (seed $seed)"
+    if [ "$op" = migrate ]; then
+        # Which ranks moved (event lines), and where each rank ended.
+        local moved=" " line r a b
+        while read -r r; do moved+="$r "; done < <(sed -n 's/.*"event":"migrate","rank":\([0-9]*\).*/\1/p' "$events")
+        for ((r = 0; r < ranks; r++)); do
+            line="$(grep -m1 "^ctest-pids: rank $r " "$dir/$name.$mode.err" || true)"
+            if [ -z "$line" ]; then
+                try_failure="rank $r printed no ctest-pids line; $replay"
+                return 0
+            fi
+            a="$(sed -n 's/.*started in pid \([0-9]*\),.*/\1/p' <<<"$line")"
+            b="$(sed -n 's/.*ends in pid \([0-9]*\)$/\1/p' <<<"$line")"
+            if [[ "$moved" == *" $r "* ]] && [ "$a" = "$b" ]; then
+                try_failure="rank $r migrated but ends in the process that started it (pid $a); $replay"
+                return 0
+            fi
+            if [[ "$moved" != *" $r "* ]] && [ "$a" != "$b" ]; then
+                try_failure="rank $r did not migrate but ends in pid $b, started in $a; $replay"
+                return 0
+            fi
+        done
+        try_pass="$ranks ranks, plain vs $done_n migrations of $count SPECs (ranks moved:${moved% }; ${refused:-0} refused; seed $seed)"
+        return 0
+    fi
+    try_pass="$ranks ranks, plain vs $done_n regroups of $count SPECs (seed $seed)"
 }
 
 # describe_rc RC: how a run ended, for a failure message
@@ -621,9 +683,10 @@ checkpoint_refused() {
 
 if [ "$no_lib" -eq 1 ]; then
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain runs only (determinism check)"
-elif [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ]; then
+elif [ "$regroups" -gt 0 ] || [ "$checkpoints" -gt 0 ] || [ "$migrations" -gt 0 ]; then
     what=()
     [ "$regroups" -eq 0 ] || what+=("$regroups regroups")
+    [ "$migrations" -eq 0 ] || what+=("$migrations migrations")
     [ "$checkpoints" -eq 0 ] || what+=("$checkpoints checkpoints/restarts")
     echo "c-tests: ${#names[@]} program(s) on ${mpis[*]}, plain vs libferry.so with $(printf '%s, ' "${what[@]}" | sed 's/, $//') (seed $seed)"
 else

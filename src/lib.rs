@@ -13,6 +13,7 @@
 //! | [`handles`] | virtual communicators, groups, requests and derived datatypes, mapped to the real ones |
 //! | [`superstep`] | per-communicator collective sequence numbers (the global superstep) |
 //! | [`channels`] | per-(communicator, peer) sent/received counts, for the drain |
+//! | [`anysource`] | MPICH's `MPI_ANY_SOURCE` receives after a migration, as matched probes |
 //! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
 //! | [`completion`] | the wait/test families: completion accounted, handles written back |
 //! | [`state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
@@ -22,6 +23,7 @@
 //! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
 //! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
+//! | [`migration`] | a rank moves: spawn, merge, split by old rank, image handed over, the old process asleep |
 //! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
 //! | [`datatypes`] | the program's derived datatypes described before an image and made again after it |
 //! | [`ops`] | the program's reduction operations: virtual handles, trampolines that show the program its own datatype handles |
@@ -36,6 +38,7 @@
 // MPI): passing one to a PMPI function is not a dereference of ours.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod anysource;
 pub mod api;
 pub mod boundary;
 pub mod channels;

@@ -494,6 +494,146 @@ pub unsafe fn rebuild_all_from(
     Ok(stats)
 }
 
+/// `MPI_Dist_graph_create` made with `MPI_Dist_graph_create_adjacent`:
+/// every process learns its incoming and outgoing edges from the others
+/// (an all-to-all of the edges each declared), then the graph is made from
+/// them. MPICH 5.0.2's own `MPI_Dist_graph_create` never returns on a
+/// communicator that holds a spawned process (it hangs without ferry too),
+/// which every communicator of a job holds after a migration.
+///
+/// Neighbours come in the order of the declaring ranks (MPI leaves the
+/// order of a non-adjacent graph's neighbours to the implementation).
+///
+/// # Safety
+/// As `MPI_Dist_graph_create` on the real communicator `comm`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn dist_graph_create(
+    comm: MPI_Comm,
+    n: c_int,
+    sources: *const c_int,
+    degrees: *const c_int,
+    destinations: *const c_int,
+    weights: *const c_int,
+    info: MPI_Info,
+    reorder: c_int,
+    out: *mut MPI_Comm,
+) -> c_int {
+    let weighted = weights != k::MPI_UNWEIGHTED() as *const c_int;
+    let mut size: c_int = 0;
+    // SAFETY: a live communicator.
+    unsafe { PMPI_Comm_size(comm, &mut size) };
+    let p = size.max(0) as usize;
+    // Edges to tell each process: (kind 0 = it is the source / 1 = it is
+    // the destination, the other end, the weight).
+    let mut to: Vec<Vec<c_int>> = vec![Vec::new(); p];
+    let mut at = 0usize;
+    for i in 0..n.max(0) as usize {
+        // SAFETY: the program's arrays of n sources and degrees, and of
+        // sum(degrees) destinations (and weights).
+        let (s, d) = unsafe { (*sources.add(i), *degrees.add(i)) };
+        for _ in 0..d.max(0) {
+            // SAFETY: as above.
+            let (dst, w) = unsafe {
+                (
+                    *destinations.add(at),
+                    if weighted && !weights.is_null() {
+                        *weights.add(at)
+                    } else {
+                        1
+                    },
+                )
+            };
+            at += 1;
+            if (0..size).contains(&s) && (0..size).contains(&dst) {
+                to[s as usize].extend([0, dst, w]);
+                to[dst as usize].extend([1, s, w]);
+            } else {
+                return MPI_ERR_RANK as c_int;
+            }
+        }
+    }
+    let counts: Vec<c_int> = to.iter().map(|v| v.len() as c_int).collect();
+    let mut rcounts = vec![0 as c_int; p];
+    let sdispls: Vec<c_int> = prefix(&counts);
+    let sendbuf: Vec<c_int> = to.concat();
+    // SAFETY: arrays of the communicator's size; buffers sized from the
+    // counts exchanged first.
+    let got: Vec<c_int> = unsafe {
+        let rc = PMPI_Alltoall(
+            counts.as_ptr() as *const std::ffi::c_void,
+            1,
+            k::MPI_INT(),
+            rcounts.as_mut_ptr() as *mut std::ffi::c_void,
+            1,
+            k::MPI_INT(),
+            comm,
+        );
+        if rc != k::MPI_SUCCESS() {
+            return rc;
+        }
+        let rdispls = prefix(&rcounts);
+        let mut got = vec![0 as c_int; rcounts.iter().map(|&c| c as usize).sum()];
+        let rc = PMPI_Alltoallv(
+            sendbuf.as_ptr() as *const std::ffi::c_void,
+            counts.as_ptr(),
+            sdispls.as_ptr(),
+            k::MPI_INT(),
+            got.as_mut_ptr() as *mut std::ffi::c_void,
+            rcounts.as_ptr(),
+            rdispls.as_ptr(),
+            k::MPI_INT(),
+            comm,
+        );
+        if rc != k::MPI_SUCCESS() {
+            return rc;
+        }
+        got
+    };
+    let (mut ins, mut inw, mut outs, mut outw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for e in got.chunks_exact(3) {
+        if e[0] == 0 {
+            outs.push(e[1]);
+            outw.push(e[2]);
+        } else {
+            ins.push(e[1]);
+            inw.push(e[2]);
+        }
+    }
+    let w = |v: &mut Vec<c_int>| {
+        if weighted {
+            v.as_mut_ptr()
+        } else {
+            k::MPI_UNWEIGHTED()
+        }
+    };
+    // SAFETY: the neighbour lists just built; `out` is the caller's.
+    unsafe {
+        PMPI_Dist_graph_create_adjacent(
+            comm,
+            ins.len() as c_int,
+            ins.as_ptr(),
+            w(&mut inw),
+            outs.len() as c_int,
+            outs.as_ptr(),
+            w(&mut outw),
+            info,
+            reorder,
+            out,
+        )
+    }
+}
+
+fn prefix(counts: &[c_int]) -> Vec<c_int> {
+    counts
+        .iter()
+        .scan(0, |a, &x| {
+            let d = *a;
+            *a += x;
+            Some(d)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,6 +228,12 @@ pub fn is_replacement() -> bool {
     REPLACEMENT.load(Ordering::Relaxed)
 }
 
+/// Whether this process took part in a migration (as one that stayed or as
+/// a replacement): its communicators then hold spawned processes.
+pub fn happened() -> bool {
+    is_replacement() || KEPT.lock().map(|v| !v.is_empty()).unwrap_or(false)
+}
+
 /// The process this one replaced, still alive and asleep until this one
 /// finalizes: (the migration's merged communicator, its rank there).
 struct Link(MPI_Comm, c_int);
@@ -736,9 +742,10 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     finish_predecessor();
     let _ = inter;
     // SAFETY: the end of this process, with the job: MPI's exit handlers
-    // run, the program's do not (they run in the replacement).
+    // run, the program's do not (they run in the replacement). No stdio
+    // flush: the program's streams were flushed at the capture and live in
+    // the memory given back.
     unsafe {
-        libc::fflush(std::ptr::null_mut());
         PMPI_Finalize();
         crate::image::process::run_library_exit_handlers();
         libc::_exit(0)

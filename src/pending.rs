@@ -334,7 +334,7 @@ unsafe fn post(
     // SAFETY: as the program called it, on a communicator of the same group.
     unsafe {
         match a.op {
-            P2pOp::Irecv => PMPI_Irecv(buf, c, dt, peer, tag, comm, req),
+            P2pOp::Irecv => crate::anysource::irecv(buf, c, dt, peer, tag, comm, req),
             P2pOp::Recv_init => PMPI_Recv_init(buf, c, dt, peer, tag, comm, req),
             P2pOp::Send_init => PMPI_Send_init(cbuf, c, dt, peer, tag, comm, req),
             P2pOp::Bsend_init => PMPI_Bsend_init(cbuf, c, dt, peer, tag, comm, req),

@@ -84,6 +84,8 @@ struct Regroup {
     coordinator: Option<Coordinator>,
     /// This process's own messages on their way.
     outbox: Vec<(MPI_Request, Box<[u64]>)>,
+    /// The raise this process asked the leader for (communicator, count).
+    raising: Option<(Gid, u64)>,
 }
 
 impl Regroup {
@@ -97,6 +99,7 @@ impl Regroup {
             asked: None,
             coordinator: None,
             outbox: Vec::new(),
+            raising: None,
         }
     }
 
@@ -160,23 +163,33 @@ fn flush(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, wait: bool) {
     });
 }
 
-/// Raises the target of `slot`'s communicator to `k` so that this process
-/// may pass its `k`-th collective there, and tells the other members (and
-/// the leader) so that they come too.
+/// Asks for the target of `slot`'s communicator to be raised to `k`, so
+/// that this process may pass its `k`-th collective there (and the other
+/// members come too). Every target comes from the leader: a member asks it
+/// and waits for its new targets (or FREEZE, if the leader froze the job
+/// first — then nobody passes, and nobody is left inside a collective the
+/// others will not enter). The leader raises its own at once, unless it
+/// already froze.
 fn raise(x: &mut Regroup, slot: usize, gid: Gid, k: u64) {
-    x.merge(&[gid, k]);
-    let me = crate::control::runtime()
-        .map(|r| r.world_rank)
-        .unwrap_or(-1);
-    let body = [MSG_RAISE, x.epoch, gid, k];
-    let mut to = crate::membership::members(slot);
-    to.push(x.leader);
-    to.sort_unstable();
-    to.dedup();
-    for r in to.into_iter().filter(|&r| r != me) {
-        post(&mut x.outbox, r, &body);
+    if x.raising.is_some_and(|r| r >= (gid, k)) {
+        return;
     }
-    log::debug!("passing collective {k} on slot {slot}: target raised");
+    x.raising = Some((gid, k));
+    if let Some(c) = x.coordinator.as_mut() {
+        if c.frozen {
+            return;
+        }
+        let e = c.targets.entry(gid).or_insert(0);
+        *e = (*e).max(k);
+        send_all(c, MSG_TARGETS);
+        x.merge(&[gid, k]);
+        log::debug!("passing collective {k} on slot {slot}: target raised");
+        return;
+    }
+    let body = [MSG_RAISE, x.epoch, gid, k];
+    let leader = x.leader;
+    post(&mut x.outbox, leader, &body);
+    log::debug!("collective {k} on slot {slot}: asking the leader to raise its target");
 }
 
 struct Cell(UnsafeCell<Option<Regroup>>);
@@ -376,7 +389,10 @@ pub fn poll(_safe: bool) -> bool {
             continue;
         }
         match msg[0] {
-            MSG_TARGETS | MSG_RAISE => x.merge(&msg[2..]),
+            MSG_TARGETS => x.merge(&msg[2..]),
+            // A member asks the leader (this process) to raise a target.
+            MSG_RAISE if x.coordinator.is_some() => x.merge(&msg[2..]),
+            MSG_RAISE => {}
             MSG_FREEZE => x.freeze = true,
             MSG_PASS => x.pass = true,
             _ => log::warn!("unexpected control message {msg:?} from rank {from}"),
@@ -457,7 +473,6 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
                 // it does after this collective: it must pass.
                 x.pass = false;
                 raise(x, slot, gid, k);
-                continue;
             }
             if !told {
                 told = true;
@@ -652,11 +667,22 @@ pub fn coordinate() {
         return;
     };
     flush(&mut c.outbox, false);
-    // Targets members raised to pass a collective count as the leader's.
+    // Targets members asked to raise to pass a collective count as the
+    // leader's, and go to everyone at once (unless the job is frozen:
+    // then the members that asked get FREEZE instead, and do not pass).
     if let Some(t) = known {
+        let mut grown = false;
         for (g, v) in t {
             let e = c.targets.entry(g).or_insert(0);
-            *e = (*e).max(v);
+            if v > *e {
+                *e = v;
+                grown = true;
+            }
+        }
+        if grown && !c.frozen {
+            c.releases += 1;
+            log::debug!("regroup: targets raised on request to {:?}", c.targets);
+            send_all(c, MSG_TARGETS);
         }
     }
     if c.frozen

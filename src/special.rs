@@ -542,7 +542,7 @@ pub unsafe fn MPI_Comm_get_parent(parent: *mut MPI_Comm) -> c_int {
 // any datatype with the same type signature, so the peer sees no change.
 
 macro_rules! sendrecv_replace {
-    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:ident, $isend:ident) => {
+    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:path, $isend:ident) => {
         pub unsafe fn $name(
             buf: *mut c_void,
             count: $count,
@@ -626,7 +626,7 @@ sendrecv_replace!(
     c_int,
     PMPI_Pack_size,
     PMPI_Pack,
-    PMPI_Irecv,
+    crate::anysource::irecv,
     PMPI_Isend
 );
 #[cfg(ferry_has = "MPI_Sendrecv_replace_c")]
@@ -1160,4 +1160,62 @@ pub fn wtime_resumed() {
     let now = unsafe { PMPI_Wtime() };
     let offset = (then - now).max(0.0);
     WTIME_OFFSET.store(offset.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+// --- MPI_Dist_graph_create ----------------------------------------------------
+
+pub unsafe fn MPI_Dist_graph_create(
+    comm_old: MPI_Comm,
+    n: c_int,
+    sources: *const c_int,
+    degrees: *const c_int,
+    destinations: *const c_int,
+    weights: *const c_int,
+    info: MPI_Info,
+    reorder: c_int,
+    comm_dist_graph: *mut MPI_Comm,
+) -> c_int {
+    let (comm_old, slot) = handles::comm_in(comm_old);
+    let mut real_new = handles::comm_null();
+    let ticket = crate::superstep::enter_collective(slot);
+    let comm_old = ticket.real(comm_old);
+    let out = if comm_dist_graph.is_null() {
+        comm_dist_graph
+    } else {
+        &mut real_new
+    };
+    // SAFETY: the program's arguments, as MPI requires them.
+    let rc = unsafe {
+        if cfg!(ferry_mpi = "mpich") && crate::migration::happened() {
+            crate::membership::dist_graph_create(
+                comm_old,
+                n,
+                sources,
+                degrees,
+                destinations,
+                weights,
+                info,
+                reorder,
+                out,
+            )
+        } else {
+            PMPI_Dist_graph_create(
+                comm_old,
+                n,
+                sources,
+                degrees,
+                destinations,
+                weights as *mut c_int,
+                info,
+                reorder,
+                out,
+            )
+        }
+    };
+    crate::superstep::leave_collective(ticket);
+    if rc == k::MPI_SUCCESS() && !comm_dist_graph.is_null() {
+        // SAFETY: the program's out-parameter.
+        unsafe { *comm_dist_graph = handles::comm_out(real_new) };
+    }
+    rc
 }

@@ -122,6 +122,7 @@ const SPECIAL: &[&str] = &[
     "MPI_Comm_idup_with_info",
     "MPI_Sendrecv_replace",
     "MPI_Comm_get_parent",
+    "MPI_Dist_graph_create",
     "MPI_Comm_create_errhandler",
     "MPI_Errhandler_create",
     "MPI_Comm_set_errhandler",
@@ -706,6 +707,14 @@ fn gen_function(f: &Function, out: &mut String) {
             )
         }
         Template::Special => unreachable!(),
+    };
+    // MPICH's posted MPI_ANY_SOURCE receives fail after a migration: the
+    // receives go through `anysource` (see there), which is `PMPI_Irecv`
+    // everywhere else.
+    let body = if matches!(f.name.as_str(), "MPI_Irecv" | "MPI_Recv" | "MPI_Sendrecv") {
+        body.replace("PMPI_Irecv(", "crate::anysource::irecv(")
+    } else {
+        body
     };
     // A send MPI refused sent nothing: take its count back.
     let body = if matches!(

@@ -1641,18 +1641,7 @@ pub unsafe extern "C" fn MPI_Dims_create(nnodes: c_int, ndims: c_int, dims: *mut
 #[cfg(ferry_has = "MPI_Dist_graph_create")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Dist_graph_create(comm_old: sys::MPI_Comm, n: c_int, sources: *const c_int, degrees: *const c_int, destinations: *const c_int, weights: *const c_int, info: sys::MPI_Info, reorder: c_int, comm_dist_graph: *mut sys::MPI_Comm) -> c_int {
-    crate::boundary::guard("MPI_Dist_graph_create", crate::boundary::internal_error(), || {
-        let (comm_old, comm_old_slot) = handles::comm_in(comm_old);
-        let mut comm_dist_graph_real = handles::comm_null();
-        let ticket = superstep::enter_collective(comm_old_slot);
-        let comm_old = ticket.real(comm_old);
-        let rc = PMPI_Dist_graph_create(comm_old, n, sources as _, degrees as _, destinations as _, weights as _, info, reorder, if comm_dist_graph.is_null() { comm_dist_graph } else { &mut comm_dist_graph_real });
-        superstep::leave_collective(ticket);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !comm_dist_graph.is_null() { *comm_dist_graph = handles::comm_out(comm_dist_graph_real); }
-        }
-        rc
-    })
+    crate::boundary::guard("MPI_Dist_graph_create", crate::boundary::internal_error(), || special::MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph))
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
@@ -4497,7 +4486,7 @@ pub unsafe extern "C" fn MPI_Irecv(buf: *mut c_void, count: c_int, datatype: sys
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
-        let rc = PMPI_Irecv(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = crate::anysource::irecv(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
@@ -5759,7 +5748,7 @@ pub unsafe extern "C" fn MPI_Recv(buf: *mut c_void, count: c_int, datatype: sys:
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| PMPI_Irecv(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| crate::anysource::irecv(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
         rc
     })
 }
@@ -6611,7 +6600,7 @@ pub unsafe extern "C" fn MPI_Sendrecv(sendbuf: *const c_void, sendcount: c_int, 
         channels::count_send(comm_slot, dest);
         let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype_virtual },
             |req| PMPI_Isend(sendbuf, sendcount, handles::datatype_real(sendtype_virtual), dest, sendtag, comm, req),
-            |comm, req| PMPI_Irecv(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
+            |comm, req| crate::anysource::irecv(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
@@ -8954,4 +8943,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     crate::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime())
 }
 
-// 710 wrappers (Collective: 157, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 449, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 60).
+// 710 wrappers (Collective: 156, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 449, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 61).
