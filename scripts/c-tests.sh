@@ -369,7 +369,7 @@ regroup_try() {
     done
     local var=FERRY_REGROUP asked='regroup asked for' mode=regroup extra=()
     if [ "$op" = migrate ]; then
-        var=FERRY_MIGRATE asked='migration asked for' mode=migrate extra=(FERRY_IMAGE=1)
+        var=FERRY_MIGRATE asked='migration (asked for|of rank [0-9]+.* asked for)' mode=migrate extra=(FERRY_IMAGE=1)
     fi
     local spec_list events="$dir/$name.$mode.events" attempt
     # A program that polls may make fewer calls in this run than in the one
@@ -380,7 +380,7 @@ regroup_try() {
         rm -f "$events"
         run_one "$mode" "$name" "$ranks" "$var=$spec_list" "FERRY_EVENTS=$events" "FERRY_LOG=${FERRY_LOG:-info}" "${extra[@]}"
         [ -n "$run_status" ] && break
-        grep -q "$asked" "$dir/$name.$mode.err" && break
+        grep -qE "$asked" "$dir/$name.$mode.err" && break
         for i in "${!specs[@]}"; do
             rank="${specs[i]#rank=}"; rank="${rank%%,*}"
             after="${specs[i]##*after=}"
@@ -407,7 +407,7 @@ regroup_try() {
     local done_n fired refused=0
     done_n="$(grep -c "\"event\":\"$op\"" "$events" 2>/dev/null || true)"
     # (programs may ask for more themselves: the C API, a signal)
-    fired="$(grep -c "$asked" "$dir/$name.$mode.err" || true)"
+    fired="$(grep -cE "$asked" "$dir/$name.$mode.err" || true)"
     if [ "$op" = migrate ]; then
         refused="$(grep -c 'migration_refused' "$events" 2>/dev/null || true)"
         if [ "${refused:-0}" -gt 0 ]; then

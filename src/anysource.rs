@@ -112,7 +112,14 @@ mod mpich {
         // SAFETY: the program's communicator and buffer, as it posted them.
         unsafe {
             let mut st: MPI_Status = std::mem::zeroed();
-            let rc = PMPI_Improbe(k::MPI_ANY_SOURCE(), d.tag, d.comm, &mut flag, &mut msg, &mut st);
+            let rc = PMPI_Improbe(
+                k::MPI_ANY_SOURCE(),
+                d.tag,
+                d.comm,
+                &mut flag,
+                &mut msg,
+                &mut st,
+            );
             if rc != k::MPI_SUCCESS() || flag == 0 {
                 return rc;
             }

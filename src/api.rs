@@ -33,3 +33,95 @@ pub extern "C" fn ferry_request_regroup() -> c_int {
 pub extern "C" fn ferry_regroup_count() -> c_long {
     catch_unwind(|| regroup::completed() as c_long).unwrap_or(0)
 }
+
+/// `FERRY_EINVAL`: an argument is wrong (a rank outside the job, a host
+/// name that is not a valid name, a null callback).
+pub const FERRY_EINVAL: c_int = -4;
+/// `FERRY_EFULL`: no room for another callback.
+pub const FERRY_EFULL: c_int = -5;
+
+/// Asks for the migration of `rank` to `host` (null: the rank's own host).
+/// Asynchronous: it starts at this process's next MPI call.
+///
+/// # Safety
+/// `host` is null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ferry_request_migration(
+    rank: c_int,
+    host: *const std::ffi::c_char,
+) -> c_int {
+    let host = if host.is_null() {
+        None
+    } else {
+        // SAFETY: contract of the function.
+        Some(
+            unsafe { std::ffi::CStr::from_ptr(host) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    catch_unwind(move || {
+        if regroup::closed() {
+            return FERRY_EFINISHED;
+        }
+        if !regroup::ready() {
+            return FERRY_ENOTREADY;
+        }
+        let size = crate::control::runtime().map(|r| r.world_size).unwrap_or(0);
+        if rank < 0 || rank >= size {
+            log::error!("ferry_migrate: there is no rank {rank} (the job has {size})");
+            return FERRY_EINVAL;
+        }
+        if let Some(h) = &host {
+            if let Err(e) = ferry_common::spec::check_host(h) {
+                log::error!("ferry_migrate: {e}");
+                return FERRY_EINVAL;
+            }
+        }
+        log::info!("migration of rank {rank} asked for by the program (ferry_migrate)");
+        crate::migration::request(crate::migration::Target { rank, host });
+        FERRY_OK
+    })
+    .unwrap_or(FERRY_ENOTREADY)
+}
+
+/// Migrations this rank has gone through.
+#[no_mangle]
+pub extern "C" fn ferry_migration_count() -> c_long {
+    catch_unwind(|| crate::migration::count() as c_long).unwrap_or(0)
+}
+
+/// A program's callback: `fn(arg)`.
+pub type Callback = unsafe extern "C" fn(*mut std::ffi::c_void);
+
+/// Registers `cb(arg)`, run in a process that is about to leave its rank
+/// (before its image is taken: what it changes travels).
+#[no_mangle]
+pub extern "C" fn ferry_on_leave(cb: Option<Callback>, arg: *mut std::ffi::c_void) -> c_int {
+    register(cb, arg, crate::migration::Hook::Leave)
+}
+
+/// Registers `cb(arg)`, run in the replacement once the rank resumed in it.
+#[no_mangle]
+pub extern "C" fn ferry_on_resume(cb: Option<Callback>, arg: *mut std::ffi::c_void) -> c_int {
+    register(cb, arg, crate::migration::Hook::Resume)
+}
+
+fn register(
+    cb: Option<Callback>,
+    arg: *mut std::ffi::c_void,
+    when: crate::migration::Hook,
+) -> c_int {
+    let arg = arg as usize;
+    catch_unwind(move || match cb {
+        None => FERRY_EINVAL,
+        Some(f) => {
+            if crate::migration::add_hook(when, f, arg) {
+                FERRY_OK
+            } else {
+                FERRY_EFULL
+            }
+        }
+    })
+    .unwrap_or(FERRY_ENOTREADY)
+}

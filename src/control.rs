@@ -420,16 +420,24 @@ pub fn finish() {
     crate::regroup::closing();
     if let Some(rt) = runtime() {
         state().set_status(crate::state::Status::Finalizing);
-        let mut req = k::MPI_REQUEST_NULL();
-        // SAFETY: our private communicator; every process comes here once.
-        unsafe { PMPI_Ibarrier(rt.finale, &mut req) };
-        let mut flag: c_int = 0;
+        // Every rank says it arrived (once: a replacement resuming here
+        // has said it already, in the process it replaced), then waits
+        // for all, taking part in a regroup or migration meanwhile. A
+        // counter in rank 0's window, not a barrier on a communicator: a
+        // migration during the wait makes new communicators.
+        if !ARRIVED.swap(true, Ordering::SeqCst) {
+            arrive();
+        }
         let mut idle = crate::regroup::Backoff::default();
+        let mut since_read = std::time::Instant::now();
+        let mut first = true;
         loop {
-            // SAFETY: the live barrier request.
-            unsafe { PMPI_Test(&mut req, &mut flag, k::MPI_STATUS_IGNORE()) };
-            if flag != 0 {
-                break;
+            if first || since_read.elapsed() >= std::time::Duration::from_micros(500) {
+                first = false;
+                since_read = std::time::Instant::now();
+                if arrivals() >= runtime().map_or(0, |r| r.world_size) as u64 {
+                    break;
+                }
             }
             if state().command_pending() {
                 if crate::regroup::poll(true) {
@@ -440,6 +448,7 @@ pub fn finish() {
             }
             idle.pause(false);
         }
+        let _ = rt;
     }
     // The processes this rank left behind finalize with it.
     crate::migration::finish_predecessor();
@@ -453,6 +462,69 @@ pub fn finish() {
         crate::boundary::panics()
     );
     release();
+}
+
+/// This rank reached `MPI_Finalize` (carried by an image: a replacement
+/// resuming in the wait does not arrive twice).
+static ARRIVED: AtomicBool = AtomicBool::new(false);
+
+/// Adds this rank to rank 0's count of ranks in `MPI_Finalize`.
+fn arrive() {
+    let Some(rt) = runtime() else { return };
+    let mut v: u64 = 0;
+    let at = crate::state::offsets::ARRIVED as MPI_Aint;
+    // SAFETY: our window; the buffer outlives the epoch. Read and write
+    // under an exclusive lock (not MPI_Fetch_and_op: Debian's Open MPI
+    // 4.1.4 crashes in its emulated atomics when rank 0 targets itself).
+    unsafe {
+        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, rt.window);
+        PMPI_Get(
+            &mut v as *mut u64 as *mut std::ffi::c_void,
+            1,
+            k::MPI_UINT64_T(),
+            0,
+            at,
+            1,
+            k::MPI_UINT64_T(),
+            rt.window,
+        );
+        PMPI_Win_flush(0, rt.window);
+        v += 1;
+        PMPI_Put(
+            &v as *const u64 as *const std::ffi::c_void,
+            1,
+            k::MPI_UINT64_T(),
+            0,
+            at,
+            1,
+            k::MPI_UINT64_T(),
+            rt.window,
+        );
+        PMPI_Win_unlock(0, rt.window);
+    }
+}
+
+/// How many ranks reached `MPI_Finalize` (rank 0's count).
+fn arrivals() -> u64 {
+    let Some(rt) = runtime() else { return u64::MAX };
+    let mut v: u64 = 0;
+    let at = crate::state::offsets::ARRIVED as MPI_Aint;
+    // SAFETY: our window; the buffer outlives the epoch.
+    unsafe {
+        PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, rt.window);
+        PMPI_Get(
+            &mut v as *mut u64 as *mut std::ffi::c_void,
+            1,
+            k::MPI_UINT64_T(),
+            0,
+            at,
+            1,
+            k::MPI_UINT64_T(),
+            rt.window,
+        );
+        PMPI_Win_unlock(0, rt.window);
+    }
+    v
 }
 
 /// Frees the library's own MPI objects (the state window and the private

@@ -70,6 +70,45 @@ pub fn request(t: Target) {
     crate::regroup::request();
 }
 
+/// Migrations asked for from outside the job (`ferry migrate` writes
+/// `requests/<n>.json` in the job directory, then signals a rank): each
+/// request is claimed by renaming it to `<n>.taken` (so that exactly one
+/// process takes it) and queued here. Returns how many were taken.
+pub fn take_external_requests() -> usize {
+    let Some(dir) = ferry_common::job::JobDir::from_env() else {
+        return 0;
+    };
+    let Ok(list) = dir.pending_requests() else {
+        return 0;
+    };
+    let mut n = 0;
+    for (num, path) in list {
+        let taken = path.with_extension("taken");
+        if std::fs::rename(&path, &taken).is_err() {
+            continue; // another process took it
+        }
+        match ferry_common::job::read_json::<ferry_common::job::MigrateRequest>(&taken) {
+            Ok(req) => {
+                log::info!(
+                    "migration of rank {}{} asked for by `ferry migrate` (request {num})",
+                    req.rank,
+                    req.to
+                        .as_deref()
+                        .map(|h| format!(" to {h}"))
+                        .unwrap_or_default()
+                );
+                request(Target {
+                    rank: req.rank as c_int,
+                    host: req.to,
+                });
+                n += 1;
+            }
+            Err(e) => say(&format!("a migration request cannot be read: {e}")),
+        }
+    }
+    n
+}
+
 fn next_queued() -> Option<Target> {
     QUEUE.lock().ok().and_then(|mut q| q.pop_front())
 }
@@ -228,6 +267,51 @@ pub fn is_replacement() -> bool {
     REPLACEMENT.load(Ordering::Relaxed)
 }
 
+/// When a program's callback runs (see `include/ferry.h`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Hook {
+    /// In the process about to leave its rank, before its image is taken.
+    Leave,
+    /// In the replacement, once the rank resumed there.
+    Resume,
+}
+
+/// Most callbacks of each kind.
+const MAX_HOOKS: usize = 16;
+/// The program's callbacks (in the library's memory: they travel with the
+/// image, as the program's functions and arguments do).
+static HOOKS: Mutex<Vec<(Hook, crate::api::Callback, usize)>> = Mutex::new(Vec::new());
+
+/// Registers a callback; false when there are already [`MAX_HOOKS`].
+pub fn add_hook(when: Hook, f: crate::api::Callback, arg: usize) -> bool {
+    let Ok(mut h) = HOOKS.lock() else {
+        return false;
+    };
+    if h.iter().filter(|x| x.0 == when).count() >= MAX_HOOKS {
+        return false;
+    }
+    h.push((when, f, arg));
+    true
+}
+
+/// Runs the program's callbacks of one kind, in registration order, as
+/// the program (what they allocate is the program's).
+fn run_hooks(when: Hook) {
+    let list: Vec<(crate::api::Callback, usize)> = HOOKS
+        .lock()
+        .map(|h| {
+            h.iter()
+                .filter(|x| x.0 == when)
+                .map(|x| (x.1, x.2))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (f, arg) in list {
+        // SAFETY: a function the program registered, with its argument.
+        crate::image::as_program(|| unsafe { f(arg as *mut c_void) });
+    }
+}
+
 /// Whether this process took part in a migration (as one that stayed or as
 /// a replacement): its communicators then hold spawned processes.
 pub fn happened() -> bool {
@@ -356,6 +440,26 @@ pub unsafe fn run(
     if unsafe { any(control, failed) } {
         return Moved::Stayed;
     }
+    // The host the rank leaves, for the event.
+    let mut from = [0u8; 256];
+    if leaving {
+        let h = hostname();
+        let n = h.len().min(255);
+        from[..n].copy_from_slice(&h.as_bytes()[..n]);
+    }
+    // SAFETY: a broadcast of a fixed buffer over the control communicator.
+    unsafe {
+        PMPI_Bcast(
+            from.as_mut_ptr() as *mut c_void,
+            256,
+            k::MPI_BYTE(),
+            t.rank,
+            control,
+        )
+    };
+    let from_host =
+        String::from_utf8_lossy(&from[..from.iter().position(|&b| b == 0).unwrap_or(256)])
+            .into_owned();
     // 2. Spawn.
     let t_spawn = Instant::now();
     // SAFETY: collective over the control communicator.
@@ -402,6 +506,7 @@ pub unsafe fn run(
     let mut group_us = t_group.elapsed().as_micros() as u64;
     // 4. State transfer: the leaving process sends its image.
     if leaving {
+        run_hooks(Hook::Leave);
         // The library's own messages must be delivered before the image.
         flush();
         crate::special::wtime_captured();
@@ -420,7 +525,7 @@ pub unsafe fn run(
         match outcome {
             crate::image::capture::Outcome::Resumed => {
                 // SAFETY: this is the replacement, right after the jump.
-                return unsafe { resumed(t, spawn_us) };
+                return unsafe { resumed(t, &from_host, spawn_us, group_us) };
             }
             crate::image::capture::Outcome::Written(stats) => {
                 // SAFETY: collective over the merged communicator.
@@ -480,7 +585,7 @@ pub unsafe fn run(
     keep(merged);
     group_us += t_open.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, spawn_us, group_us, transfer_us) };
+    unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
     Moved::Yes {
         new_world: world,
         replacement: false,
@@ -601,7 +706,13 @@ unsafe fn undo(mut inter: MPI_Comm, mut merged: MPI_Comm, mut world: MPI_Comm) {
 
 /// The measures of the migration go to everyone (the leader writes the
 /// event): the replacement's own, broadcast from its rank.
-unsafe fn exchange_report(t: &Target, spawn_us: u64, group_us: u64, transfer_us: u64) {
+unsafe fn exchange_report(
+    t: &Target,
+    from_host: &str,
+    spawn_us: u64,
+    group_us: u64,
+    transfer_us: u64,
+) {
     let Some(rt) = crate::control::runtime() else {
         return;
     };
@@ -656,7 +767,7 @@ unsafe fn exchange_report(t: &Target, spawn_us: u64, group_us: u64, transfer_us:
         restore_us: words[4],
         spawn_us,
         group_us,
-        from_host: String::new(),
+        from_host: from_host.to_string(),
         to_host,
     };
     if let Ok(mut r) = REPORT.lock() {
@@ -666,7 +777,7 @@ unsafe fn exchange_report(t: &Target, spawn_us: u64, group_us: u64, transfer_us:
 
 /// In the replacement, right after the jump: it takes its own MPI objects
 /// and joins the others on the new world.
-unsafe fn resumed(t: &Target, spawn_us: u64) -> Moved {
+unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> Moved {
     let fresh = crate::image::restore::fresh_values();
     REPLACEMENT.store(true, Ordering::SeqCst);
     crate::control::adopt(&fresh);
@@ -698,8 +809,9 @@ unsafe fn resumed(t: &Target, spawn_us: u64) -> Moved {
         crate::image::restore::now_us().saturating_sub(from)
     );
     // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, spawn_us, 0, 0) };
+    unsafe { exchange_report(t, from_host, spawn_us, group_us, 0) };
     crate::control::report_status("running");
+    run_hooks(Hook::Resume);
     Moved::Yes {
         new_world: world,
         replacement: true,
@@ -876,6 +988,8 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     // sends its image.
     let received = unsafe { crate::image::stream::receive(merged, rank) };
     let transfer_us = t_transfer.elapsed().as_micros() as u64;
+    // The restore proper is measured from here: check, copy, jump.
+    let restore_started = crate::image::restore::now_us();
     let prepared = received.and_then(crate::image::restore::prepare);
     // SAFETY: collective over the merged communicator.
     let bad = unsafe { any(merged, prepared.is_err()) };
@@ -902,7 +1016,8 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     fresh[F_WORLD] = crate::control::handle_bits(world);
     fresh[F_TRANSFER_US] = transfer_us;
     fresh[F_SPAWNED_AT] = started;
-    Err(prepared.jump(fresh, started, init_us))
+    let _ = (started, init_us);
+    Err(prepared.jump(fresh, restore_started, 0))
 }
 
 #[cfg(test)]

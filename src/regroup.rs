@@ -294,7 +294,9 @@ fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
 /// at a call boundary, where it may freeze.
 pub fn service() {
     let signals = SIGNALLED.swap(0, Ordering::SeqCst);
-    if signals > 0 {
+    // A signal brings the requests `ferry migrate` left in the job
+    // directory; without any, it asks for a regroup.
+    if signals > 0 && crate::migration::take_external_requests() == 0 {
         log::info!("regroup asked for by signal (SIGUSR2, {signals} received)");
         QUEUED.fetch_add(signals, Ordering::SeqCst);
     }

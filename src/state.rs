@@ -99,6 +99,9 @@ pub struct ProcState {
     pub gids: [AtomicU64; MAX_COMMS],
     /// Collective sequence number per communicator slot.
     pub supersteps: [AtomicU64; MAX_COMMS],
+    /// On world rank 0 only: how many ranks reached `MPI_Finalize` (each
+    /// adds one, once, whichever process holds the rank then).
+    pub arrived: AtomicU64,
 }
 
 /// Bytes of the header (everything before `gids`).
@@ -131,6 +134,7 @@ pub static STATE: StateCell = StateCell(UnsafeCell::new(ProcState {
     _pad: AtomicU32::new(0),
     gids: [ZERO64; MAX_COMMS],
     supersteps: [ZERO64; MAX_COMMS],
+    arrived: AtomicU64::new(0),
 }));
 
 /// Where the state is: the static, or the window's memory.
@@ -215,6 +219,7 @@ pub mod offsets {
     pub const LEADER: usize = offset_of!(ProcState, leader);
     pub const GIDS: usize = offset_of!(ProcState, gids);
     pub const SUPERSTEPS: usize = offset_of!(ProcState, supersteps);
+    pub const ARRIVED: usize = offset_of!(ProcState, arrived);
 }
 
 impl ProcState {

@@ -101,10 +101,60 @@ pub fn status(job: &str) -> Result<i32, Failure> {
             println!("{} of {} ranks have reported", ranks.len(), meta.n);
         }
     }
+    let events_path = meta
+        .events
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.events_jsonl());
+    let moves: Vec<ferry_common::events::Event> = events_from(&events_path, 0)
+        .into_iter()
+        .filter(|e| e.event == ferry_common::events::EventKind::Migrate)
+        .collect();
+    if !moves.is_empty() {
+        println!();
+        println!("migrations ({}):", moves.len());
+        for e in &moves {
+            println!(
+                "  rank {}: pid {} on {} -> pid {} on {}, {:.1} ms (spawn {:.1} ms, image {:.1} MiB)",
+                e.rank.unwrap_or(0),
+                e.old_pid.unwrap_or(0),
+                e.from_host.as_deref().unwrap_or("?"),
+                e.new_pid.unwrap_or(0),
+                e.to_host.as_deref().unwrap_or("?"),
+                e.phases_us.total.unwrap_or(0) as f64 / 1e3,
+                e.phases_us.spawn.unwrap_or(0) as f64 / 1e3,
+                e.image_bytes.unwrap_or(0) as f64 / (1u64 << 20) as f64
+            );
+        }
+    }
     Ok(0)
 }
 
-pub fn migrate(job: &str, rank: u32, to: Option<String>) -> Result<i32, Failure> {
+/// Whether a process is alive (and ours to signal).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// The events of the job's log, from line `from` on.
+fn events_from(path: &Path, from: usize) -> Vec<ferry_common::events::Event> {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .skip(from)
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn migrate(
+    job: &str,
+    rank: u32,
+    to: Option<String>,
+    wait: bool,
+    timeout: u64,
+) -> Result<i32, Failure> {
     let dir = find_job(job)?;
     let meta = dir.read_meta()?;
     if rank >= meta.n {
@@ -122,6 +172,39 @@ pub fn migrate(job: &str, rank: u32, to: Option<String>) -> Result<i32, Failure>
             job_state(&meta, unix_ms())
         )));
     }
+    if let Some(h) = &to {
+        use std::net::ToSocketAddrs;
+        if (h.as_str(), 0)
+            .to_socket_addrs()
+            .map_or(true, |mut a| a.next().is_none())
+        {
+            return Err(Failure::usage(format!(
+                "unknown host {h:?}: it does not resolve from here"
+            )));
+        }
+    }
+    // The rank's process (and, should it be gone, any other live rank's):
+    // the signalled process takes the request and leads the migration.
+    let ranks = dir.rank_statuses()?;
+    let mut targets: Vec<&RankStatus> = ranks
+        .iter()
+        .filter(|r| r.state.as_deref() != Some("finalized"))
+        .collect();
+    targets.sort_by_key(|r| r.rank != rank);
+    let Some(first) = targets.iter().find(|r| alive(r.pid)) else {
+        return Err(Failure::other(format!(
+            "job {}: no rank has a live process to take the request (has MPI_Init run?)",
+            meta.job
+        )));
+    };
+    let events_path = meta
+        .events
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.events_jsonl());
+    let seen = std::fs::read_to_string(&events_path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
     let req = MigrateRequest {
         rank,
         to: to.clone(),
@@ -129,13 +212,70 @@ pub fn migrate(job: &str, rank: u32, to: Option<String>) -> Result<i32, Failure>
         requester_pid: std::process::id(),
     };
     let (n, path) = dir.queue_request(&req)?;
-    let target = to.map(|h| format!(" to {h}")).unwrap_or_default();
+    // SAFETY: a signal to a process of the job (same owner: the job
+    // directory is private to its owner, and the kernel checks too).
+    if unsafe { libc::kill(first.pid as libc::pid_t, libc::SIGUSR2) } != 0 {
+        let _ = std::fs::remove_file(&path);
+        return Err(Failure::other(format!(
+            "cannot signal rank {} (pid {}): {}",
+            first.rank,
+            first.pid,
+            std::io::Error::last_os_error()
+        )));
+    }
+    let target = to.clone().map(|h| format!(" to {h}")).unwrap_or_default();
     println!(
-        "ferry: migration of rank {rank}{target} queued for job {} as request {n} ({})",
-        meta.job,
-        path.display()
+        "ferry: migration of rank {rank}{target} asked of job {} (request {n}, delivered to rank {} pid {})",
+        meta.job, first.rank, first.pid
     );
-    Ok(0)
+    if !wait {
+        return Ok(0);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let taken = path.with_extension("taken");
+    let mut said_taken = false;
+    while std::time::Instant::now() < deadline {
+        if !said_taken && taken.exists() {
+            said_taken = true;
+            println!("ferry: request {n} taken; the job synchronizes");
+        }
+        for ev in events_from(&events_path, seen) {
+            use ferry_common::events::EventKind;
+            let refused = ev.extra.get("migration_refused").and_then(|v| v.as_u64());
+            if ev.event == EventKind::Migrate && ev.rank == Some(rank) {
+                println!(
+                    "ferry: rank {rank} moved: pid {} on {} -> pid {} on {}, in {:.1} ms",
+                    ev.old_pid.unwrap_or(0),
+                    ev.from_host.as_deref().unwrap_or("?"),
+                    ev.new_pid.unwrap_or(0),
+                    ev.to_host.as_deref().unwrap_or("?"),
+                    ev.phases_us.total.unwrap_or(0) as f64 / 1e3
+                );
+                return Ok(0);
+            }
+            if refused == Some(rank as u64) {
+                return Err(Failure::other(format!(
+                    "the migration of rank {rank} was refused (the job's stderr says why); the job goes on"
+                )));
+            }
+        }
+        let m = dir.read_meta()?;
+        if m.ended_at.is_some() {
+            return Err(Failure::other(format!(
+                "job {} ended before rank {rank} moved",
+                m.job
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(Failure::other(format!(
+        "rank {rank} has not moved within {timeout} s (request {n}: {}); it may still move",
+        if taken.exists() {
+            "taken"
+        } else {
+            "not taken yet: the rank has made no MPI call since"
+        }
+    )))
 }
 
 /// What `checkpoint.json` (written by rank 0 of a checkpointed job) says.

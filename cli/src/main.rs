@@ -86,6 +86,13 @@ enum Command {
         /// Target host (default: the rank's own host)
         #[arg(long, value_name = "HOST", value_parser = parse_host)]
         to: Option<String>,
+        /// Return once the request is delivered, without waiting for the
+        /// migration to finish
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the migration to finish
+        #[arg(long, value_name = "S", default_value_t = 120)]
+        timeout: u64,
     },
     /// Show a job's ranks as reported by the library
     Status {
@@ -213,7 +220,13 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Restart { dir } => jobs::restart(&dir),
-        Command::Migrate { job, rank, to } => jobs::migrate(&job, rank, to),
+        Command::Migrate {
+            job,
+            rank,
+            to,
+            no_wait,
+            timeout,
+        } => jobs::migrate(&job, rank, to, !no_wait, timeout),
         Command::Status { job } => jobs::status(&job),
         Command::Report { events, svg } => report::report(&events, svg.as_deref()),
     };

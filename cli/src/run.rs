@@ -468,10 +468,10 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if let Some(d) = &args.restart {
         fixed.push((fenv::FERRY_RESTART, d.as_os_str().to_os_string()));
     }
-    // A checkpoint and a restart need the process image in every rank.
-    if (meta.checkpoint.is_some() || args.restart.is_some())
-        && std::env::var_os(fenv::FERRY_IMAGE).is_none()
-    {
+    // Every rank of a job started here can be moved (`--migrate`, `ferry
+    // migrate`), checkpointed or restarted: the process image is on unless
+    // the user turned it off (FERRY_IMAGE=0).
+    if std::env::var_os(fenv::FERRY_IMAGE).is_none() {
         fixed.push((fenv::FERRY_IMAGE, "1".into()));
     }
     let inherited_preload = std::env::var_os("LD_PRELOAD");

@@ -1,0 +1,149 @@
+/* ranks: 4 */
+/* Migrations asked for by the program itself (ferry.h), each at a moment a
+ * migration must get right:
+ *   1. peers blocked receiving from the migrating rank (rank 1 asks for its
+ *      own move, computes for a while, then sends);
+ *   2. the migrating rank with unreceived messages queued for it and
+ *      Irecvs posted (rank 2, moved at rank 0's request);
+ *   3. a long phase on a sub-communicator (rank 3 moves while its half of
+ *      the job runs allreduces on its own communicator);
+ *   4. rank 0 inside a gather.
+ * Callbacks: the leaving process bumps a global before its image is taken,
+ * the replacement checks it arrived. Without the library (or without the
+ * process image, when the library refuses to move a rank) the program runs
+ * the same and prints the same. */
+#include "common.h"
+#include <ferry.h>
+#include <time.h>
+
+static int left_count;    /* bumped by the leave callback (travels) */
+static int resumed_count; /* bumped by the resume callback */
+
+static void on_leave(void *arg)
+{
+    (void)arg;
+    left_count++;
+}
+
+static void on_resume(void *arg)
+{
+    int *seen = arg;
+    *seen = left_count; /* what the old process counted is here */
+    resumed_count++;
+}
+
+static void spin_ms(int ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+
+int main(int argc, char **argv)
+{
+    CK(MPI_Init(&argc, &argv));
+    need_ranks(4);
+    int rank = world_rank();
+    int seen_at_resume = -1;
+    if (ferry_is_loaded()) {
+        CHECK(ferry_at_leave(on_leave, NULL) == FERRY_OK);
+        CHECK(ferry_at_resume(on_resume, &seen_at_resume) == FERRY_OK);
+        CHECK(ferry_migrate(99, NULL) == FERRY_EINVAL);
+    }
+
+    /* 1. Peers blocked receiving from rank 1 while it moves. */
+    if (rank == 1) {
+        if (ferry_is_loaded())
+            CHECK(ferry_migrate(1, NULL) == FERRY_OK);
+        spin_ms(50); /* the others block in MPI_Recv meanwhile */
+        for (int r = 0; r < 4; r++)
+            if (r != 1) {
+                int v = 1000 + r;
+                CK(MPI_Send(&v, 1, MPI_INT, r, 11, MPI_COMM_WORLD));
+            }
+    } else {
+        int v = -1;
+        CK(MPI_Recv(&v, 1, MPI_INT, 1, 11, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        CHECK(v == 1000 + rank);
+    }
+    say("1. blocked receivers got rank 1's messages");
+
+    /* 2. Rank 2 moves with messages queued for it and Irecvs posted. */
+    int got[8] = {0};
+    MPI_Request rq[4];
+    if (rank == 2) {
+        for (int i = 0; i < 4; i++)
+            CK(MPI_Irecv(&got[i], 1, MPI_INT, MPI_ANY_SOURCE, 20 + i, MPI_COMM_WORLD, &rq[i]));
+    } else {
+        for (int i = 0; i < 4; i++) {
+            int v = 100 * rank + i;
+            CK(MPI_Send(&v, 1, MPI_INT, 2, 30 + i, MPI_COMM_WORLD)); /* unreceived for now */
+        }
+    }
+    CK(MPI_Barrier(MPI_COMM_WORLD));
+    if (rank == 0 && ferry_is_loaded())
+        CHECK(ferry_migrate(2, NULL) == FERRY_OK);
+    CK(MPI_Barrier(MPI_COMM_WORLD)); /* rank 2 moves around here */
+    if (rank != 2) {
+        for (int i = 0; i < 4; i++) {
+            int v = 10 * rank + i;
+            CK(MPI_Send(&v, 1, MPI_INT, 2, 20 + i, MPI_COMM_WORLD));
+        }
+    } else {
+        MPI_Status st[4];
+        CK(MPI_Waitall(4, rq, st));
+        int sum = 0;
+        for (int i = 0; i < 4; i++)
+            sum += got[i];
+        /* the queued ones, in order per sender */
+        for (int s = 0; s < 4; s++) {
+            if (s == 2)
+                continue;
+            for (int i = 0; i < 4; i++) {
+                int v = -1;
+                CK(MPI_Recv(&v, 1, MPI_INT, s, 30 + i, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+                CHECK(v == 100 * s + i);
+            }
+        }
+        got[4] = sum;
+    }
+    CK(MPI_Bcast(&got[4], 1, MPI_INT, 2, MPI_COMM_WORLD));
+    say("2. posted Irecvs and queued messages of rank 2: sum %d", got[4]);
+
+    /* 3. A long phase on a sub-communicator while rank 3 moves. */
+    MPI_Comm half;
+    CK(MPI_Comm_split(MPI_COMM_WORLD, rank / 2, rank, &half));
+    long long acc = 0;
+    if (rank == 0 && ferry_is_loaded())
+        CHECK(ferry_migrate(3, NULL) == FERRY_OK);
+    for (int it = 0; it < 300; it++) {
+        long long x = rank * 7 + it, y = 0;
+        CK(MPI_Allreduce(&x, &y, 1, MPI_LONG_LONG, MPI_SUM, half));
+        acc += y;
+    }
+    long long all = 0;
+    CK(MPI_Allreduce(&acc, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD));
+    say("3. sub-communicator phase: %lld", all);
+    CK(MPI_Comm_free(&half));
+
+    /* 4. Rank 0 moves inside a gather. */
+    if (rank == 0 && ferry_is_loaded())
+        CHECK(ferry_migrate(0, NULL) == FERRY_OK);
+    int mine = rank * rank + 1, gathered[4] = {0};
+    CK(MPI_Gather(&mine, 1, MPI_INT, gathered, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (rank == 0) {
+        char buf[64];
+        say("4. gather at rank 0: %s", fmt_ints(buf, sizeof buf, gathered, 4));
+    }
+
+    /* The callbacks ran once per move of this rank, in the right process. */
+    if (ferry_is_loaded()) {
+        long moved = ferry_migrations();
+        CHECK(left_count == moved);
+        CHECK(resumed_count == moved && (moved == 0 || seen_at_resume == left_count));
+        fprintf(stderr, "migrate.c: rank %d moved %ld time(s)\n", rank, moved);
+    }
+    return finish_ok();
+}
