@@ -71,11 +71,11 @@ int main(int argc, char **argv)
     say("1. blocked receivers got rank 1's messages");
 
     /* 2. Rank 2 moves with messages queued for it and Irecvs posted. */
-    int got[8] = {0};
-    MPI_Request rq[4];
+    int got[13] = {0};
+    MPI_Request rq[12];
     if (rank == 2) {
-        for (int i = 0; i < 4; i++)
-            CK(MPI_Irecv(&got[i], 1, MPI_INT, MPI_ANY_SOURCE, 20 + i, MPI_COMM_WORLD, &rq[i]));
+        for (int i = 0; i < 12; i++)
+            CK(MPI_Irecv(&got[i], 1, MPI_INT, MPI_ANY_SOURCE, 20 + i % 4, MPI_COMM_WORLD, &rq[i]));
     } else {
         for (int i = 0; i < 4; i++) {
             int v = 100 * rank + i;
@@ -92,11 +92,13 @@ int main(int argc, char **argv)
             CK(MPI_Send(&v, 1, MPI_INT, 2, 20 + i, MPI_COMM_WORLD));
         }
     } else {
-        MPI_Status st[4];
-        CK(MPI_Waitall(4, rq, st));
+        MPI_Status st[12];
+        CK(MPI_Waitall(12, rq, st));
         int sum = 0;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 12; i++) {
+            CHECK(st[i].MPI_TAG == 20 + i % 4 && got[i] == 10 * st[i].MPI_SOURCE + i % 4);
             sum += got[i];
+        }
         /* the queued ones, in order per sender */
         for (int s = 0; s < 4; s++) {
             if (s == 2)
@@ -107,10 +109,10 @@ int main(int argc, char **argv)
                 CHECK(v == 100 * s + i);
             }
         }
-        got[4] = sum;
+        got[12] = sum;
     }
-    CK(MPI_Bcast(&got[4], 1, MPI_INT, 2, MPI_COMM_WORLD));
-    say("2. posted Irecvs and queued messages of rank 2: sum %d", got[4]);
+    CK(MPI_Bcast(&got[12], 1, MPI_INT, 2, MPI_COMM_WORLD));
+    say("2. posted Irecvs and queued messages of rank 2: sum %d", got[12]);
 
     /* 3. A long phase on a sub-communicator while rank 3 moves. */
     MPI_Comm half;

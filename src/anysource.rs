@@ -13,6 +13,7 @@
 //!
 //! Everywhere else (Open MPI, before any migration, a fixed source) this
 //! is `MPI_Irecv` itself.
+#[cfg(ferry_mpi = "mpich")]
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};

@@ -452,6 +452,7 @@ pub fn finish() {
     }
     // The processes this rank left behind finalize with it.
     crate::migration::finish_predecessor();
+    crate::migration::disconnect_all();
     report_status("finalized");
     log::debug!(
         "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",

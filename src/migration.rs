@@ -324,13 +324,47 @@ struct Link(MPI_Comm, c_int);
 // SAFETY: an MPI handle used by the thread that calls MPI.
 unsafe impl Send for Link {}
 static PREDECESSOR: Mutex<Option<Link>> = Mutex::new(None);
-/// The communicators of past migrations this process keeps until
-/// `MPI_Finalize` (intercommunicators and merged ones).
-static KEPT: Mutex<Vec<Link>> = Mutex::new(Vec::new());
+/// The communicators of a migration this process took part in, kept
+/// until `MPI_Finalize`: (the regroup's epoch, the intercommunicator of
+/// the spawn, the merged communicator).
+struct Kept(u64, MPI_Comm, MPI_Comm);
+// SAFETY: MPI handles used by the thread that calls MPI.
+unsafe impl Send for Kept {}
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
 
-fn keep(c: MPI_Comm) {
+fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
     if let Ok(mut v) = KEPT.lock() {
-        v.push(Link(c, 0));
+        v.push(Kept(epoch, inter, merged));
+    }
+}
+
+/// The regroup this migration is part of.
+fn epoch() -> u64 {
+    crate::state::state().command.load(Ordering::SeqCst)
+}
+
+/// Before `MPI_Finalize`: every migration's intercommunicator is
+/// disconnected by all its members (the old processes of that moment,
+/// asleep or not, and the replacement), in the order of the migrations,
+/// so that no process waits on another in a different order. Open MPI
+/// otherwise disconnects the replacement from its parents inside its
+/// `MPI_Finalize`, writing to processes that may be gone.
+pub fn disconnect_all() {
+    let mut kept = KEPT
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    kept.sort_by_key(|k| k.0);
+    for Kept(e, mut inter, mut merged) in kept {
+        // SAFETY: communicators of this process's MPI, freed once; every
+        // member comes here, in the same order.
+        unsafe {
+            PMPI_Comm_free(&mut merged);
+            let rc = PMPI_Comm_disconnect(&mut inter);
+            if rc != k::MPI_SUCCESS() {
+                log::warn!("disconnecting migration {e}'s intercommunicator failed ({rc})");
+            }
+        }
     }
 }
 
@@ -545,6 +579,7 @@ pub unsafe fn run(
                 );
                 // SAFETY: collective with the other old processes.
                 unsafe { crate::control::leave() };
+                keep(epoch(), inter, merged);
                 // SAFETY: the rank lives on in the replacement.
                 unsafe { dormant(merged, child, inter) }
             }
@@ -581,8 +616,7 @@ pub unsafe fn run(
     // SAFETY: collective over the new world (with the replacement), then
     // over the old control communicator (with the leaving process).
     unsafe { crate::control::move_to_world(world) };
-    keep(inter);
-    keep(merged);
+    keep(epoch(), inter, merged);
     group_us += t_open.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
@@ -793,7 +827,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
     if let Ok(mut v) = KEPT.lock() {
         // The image's kept communicators are the old process's.
         std::mem::forget(std::mem::take(&mut *v));
-        v.push(Link(parent, 0));
+        v.push(Kept(epoch(), parent, merged));
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::checkpoint::remake(world) };
@@ -824,15 +858,18 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
 unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     let pid = std::process::id();
     log::info!("process {pid} left its rank; asleep until the job ends");
-    give_back_memory();
-    let mut token: c_int = 0;
+    if std::env::var_os("FERRY_TEST_KEEP_HEAP").is_none() {
+        give_back_memory();
+    }
+    // FINISH: the pid and host of the process that holds the rank now.
+    let mut token = [0u64; 2];
     let mut req = k::MPI_REQUEST_NULL();
-    // SAFETY: a receive of one integer into a local that outlives it.
+    // SAFETY: a receive of two integers into a local that outlives it.
     unsafe {
         PMPI_Irecv(
-            &mut token as *mut c_int as *mut c_void,
-            1,
-            k::MPI_INT(),
+            token.as_mut_ptr() as *mut c_void,
+            2,
+            k::MPI_UINT64_T(),
             child,
             TAG_FINISH,
             merged,
@@ -852,6 +889,7 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     }
     log::debug!("process {pid}: the job finalizes");
     finish_predecessor();
+    disconnect_all();
     let _ = inter;
     // SAFETY: the end of this process, with the job: MPI's exit handlers
     // run, the program's do not (they run in the replacement). No stdio
@@ -860,8 +898,27 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     unsafe {
         PMPI_Finalize();
         crate::image::process::run_library_exit_handlers();
-        libc::_exit(0)
     }
+    // This process belongs to the job the launcher started; the rank's
+    // process may belong to a spawned one. Launchers end the job's output
+    // forwarding when their first job ends (Open MPI: the rank's later
+    // writes then die of SIGPIPE), so this process stays until the rank's
+    // process has exited (on this host; at most ten minutes).
+    let (rank_pid, rank_host) = (token[0] as libc::pid_t, token[1]);
+    if rank_pid > 0 && rank_host == host_hash() {
+        let until = std::time::Instant::now() + Duration::from_secs(600);
+        // SAFETY: signal 0 only checks whether the process exists.
+        while unsafe { libc::kill(rank_pid, 0) } == 0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // SAFETY: ends this process without the program's exit handlers.
+    unsafe { libc::_exit(0) }
+}
+
+/// A hash of this host's name (to tell whether a pid is of this host).
+fn host_hash() -> u64 {
+    xxhash_rust::xxh3::xxh3_64(hostname().as_bytes())
 }
 
 /// The program's heap of the old process is of no more use: its pages go
@@ -883,14 +940,14 @@ fn give_back_memory() {
 pub fn finish_predecessor() {
     let link = PREDECESSOR.lock().ok().and_then(|mut p| p.take());
     if let Some(Link(comm, rank)) = link {
-        let token: c_int = 1;
-        // SAFETY: a send of one integer on the kept merged communicator to
-        // the sleeping process, which receives it.
+        let token: [u64; 2] = [std::process::id() as u64, host_hash()];
+        // SAFETY: a send of two integers on the kept merged communicator to
+        // the sleeping process, which receives them.
         unsafe {
             PMPI_Send(
-                &token as *const c_int as *const c_void,
-                1,
-                k::MPI_INT(),
+                token.as_ptr() as *const c_void,
+                2,
+                k::MPI_UINT64_T(),
                 rank,
                 TAG_FINISH,
                 comm,

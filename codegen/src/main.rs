@@ -410,8 +410,9 @@ fn gen_function(f: &Function, out: &mut String) {
     }
     let _ = f.variadic;
     let mut pre = String::new();
-    // Datatypes and operations of a collective: translated after its entry,
-    // where a regroup (or a restart) may have made them anew.
+    // Datatypes, operations and groups of a collective: translated after
+    // its entry, where a regroup, migration or restart may have made them
+    // anew.
     let mut late = String::new();
     let mut post = String::new();
     let mut call_args = Vec::new();
@@ -440,7 +441,9 @@ fn gen_function(f: &Function, out: &mut String) {
                         // when used.
                         writeln!(pre, "    let {id}_virtual = {id};").unwrap();
                     }
-                    let at = if t == Template::Collective && (fam == "datatype" || fam == "op") {
+                    let at = if t == Template::Collective
+                        && (fam == "datatype" || fam == "op" || fam == "group")
+                    {
                         &mut late
                     } else {
                         &mut pre

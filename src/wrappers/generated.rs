@@ -1179,10 +1179,10 @@ pub unsafe extern "C" fn MPI_Comm_connect(port_name: *const c_char, info: sys::M
 pub unsafe extern "C" fn MPI_Comm_create(comm: sys::MPI_Comm, group: sys::MPI_Group, newcomm: *mut sys::MPI_Comm) -> c_int {
     crate::boundary::guard("MPI_Comm_create", crate::boundary::internal_error(), || {
         let (comm, comm_slot) = handles::comm_in(comm);
-        let group = handles::group_real(group);
         let mut newcomm_real = handles::comm_null();
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
+        let group = handles::group_real(group);
         let rc = PMPI_Comm_create(comm, group, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
