@@ -278,6 +278,8 @@ pub unsafe fn take(
             let fresh = crate::image::restore::fresh_values();
             crate::control::adopt(&fresh);
             crate::special::wtime_resumed();
+            // Links of past migrations name the old job's processes.
+            crate::migration::forget_links();
             let restore_us = crate::image::restore::elapsed_us(&fresh);
             // SAFETY: the new MPI is up; every process of the job is here.
             unsafe { remake(k::MPI_COMM_WORLD()) };
@@ -600,6 +602,9 @@ unsafe fn finish(
     unsafe {
         libc::fflush(std::ptr::null_mut());
         PMPI_Barrier(control);
+        // Processes left behind by migrations end with the job.
+        crate::migration::finish_predecessor();
+        crate::migration::disconnect_all();
         crate::control::release();
         PMPI_Finalize();
         crate::image::process::run_library_exit_handlers();

@@ -302,8 +302,26 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
             &mut window,
         );
         PMPI_Info_free(&mut info);
-        if rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8) {
-            log::warn!("cannot allocate the state window (error {rc}): regroups disabled");
+        let failed = rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8);
+        // Every process must have its window, or nobody uses one: a
+        // process without would leave the others waiting in the protocol.
+        let mine: c_int = failed as c_int;
+        let mut any: c_int = 0;
+        PMPI_Allreduce(
+            &mine as *const c_int as *const std::ffi::c_void,
+            &mut any as *mut c_int as *mut std::ffi::c_void,
+            1,
+            k::MPI_INT(),
+            k::MPI_MAX(),
+            control,
+        );
+        if any != 0 {
+            if failed {
+                log::warn!("cannot allocate the state window (error {rc}): regroups and migrations disabled");
+            } else {
+                log::warn!("another process cannot allocate its state window: regroups and migrations disabled");
+                PMPI_Win_free(&mut window);
+            }
             window = k::MPI_WIN_NULL();
             base = std::ptr::null_mut();
         }

@@ -518,7 +518,7 @@ pub unsafe fn dist_graph_create(
     reorder: c_int,
     out: *mut MPI_Comm,
 ) -> c_int {
-    let weighted = weights != k::MPI_UNWEIGHTED() as *const c_int;
+    let weighted = !std::ptr::eq(weights, k::MPI_UNWEIGHTED());
     let mut size: c_int = 0;
     // SAFETY: a live communicator.
     unsafe { PMPI_Comm_size(comm, &mut size) };

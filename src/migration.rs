@@ -338,6 +338,18 @@ fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
     }
 }
 
+/// In a restarted process: the links of past migrations are the old job's
+/// (their handles belong to an MPI that is gone).
+pub fn forget_links() {
+    REPLACEMENT.store(false, Ordering::SeqCst);
+    if let Ok(mut v) = KEPT.lock() {
+        std::mem::forget(std::mem::take(&mut *v));
+    }
+    if let Ok(mut p) = PREDECESSOR.lock() {
+        *p = None;
+    }
+}
+
 /// The regroup this migration is part of.
 fn epoch() -> u64 {
     crate::state::state().command.load(Ordering::SeqCst)
@@ -896,6 +908,9 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     // flush: the program's streams were flushed at the capture and live in
     // the memory given back.
     unsafe {
+        let mut ign: libc::sigaction = std::mem::zeroed();
+        ign.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGPIPE, &ign, std::ptr::null_mut());
         PMPI_Finalize();
         crate::image::process::run_library_exit_handlers();
     }

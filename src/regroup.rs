@@ -951,8 +951,9 @@ pub fn now() {
             resumed = Some((restore_us, image_bytes));
         }
     }
-    // After a restart the control communicator is the new MPI's.
-    let Some((control, _, rank, _)) = channel() else {
+    // After a restart or a migration the control communicator is a new
+    // one (with or without a state window: the regroup finishes either way).
+    let Some((control, rank)) = crate::control::runtime().map(|r| (r.control, r.world_rank)) else {
         return;
     };
     let t_group = Instant::now();

@@ -330,6 +330,7 @@ mod tests {
             _pad: AtomicU32::new(0),
             gids: [ZERO64; MAX_COMMS],
             supersteps: [ZERO64; MAX_COMMS],
+            arrived: AtomicU64::new(0),
         };
         // SAFETY: reading the header bytes of a live, initialized struct.
         let bytes = unsafe {

@@ -317,6 +317,7 @@ fn run_mpich_command_line_environment_and_exit_status() {
     ));
     want.extend(genv("FERRY_REGROUP", "rank=0,after=3"));
     want.extend(genv("FERRY_HOSTS", "nodeA,nodeB"));
+    want.extend(genv("FERRY_IMAGE", "1"));
     want.extend(genv("FERRY_JOB_ROOT", &sb.jobs().display().to_string()));
     want.extend(genv("FERRY_LOG", "debug"));
     want.extend(genv("FERRY_MPIEXEC", &launcher.display().to_string()));
@@ -396,6 +397,7 @@ fn run_openmpi_command_line() {
         format!("FERRY_EVENTS={}", jobdir.join("events.jsonl").display()),
         "FERRY_MIGRATE=rank=1,after=4".to_string(),
         "FERRY_HOSTS=h1,h2".to_string(),
+        "FERRY_IMAGE=1".to_string(),
         format!("FERRY_JOB_ROOT={}", sb.jobs().display()),
         format!("FERRY_MPIEXEC={}", launcher.display()),
         "FERRY_TEST_X=1".to_string(),
@@ -714,6 +716,23 @@ fn job_root_open_to_others_is_refused() {
 fn migrate_queues_a_request() {
     let sb = Sandbox::new();
     let dir = make_job(&sb, "node-1-abcd", true);
+    // No rank has reported a live process yet: nothing to deliver to.
+    let out = sb
+        .ferry()
+        .args([
+            "migrate",
+            "--job",
+            "node-1-abcd",
+            "--rank",
+            "1",
+            "--no-wait",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no rank has a live process"));
+    assert_eq!(dir.pending_requests().unwrap().len(), 0);
+    // A host that does not resolve is refused before anything is queued.
     let out = sb
         .ferry()
         .args([
@@ -723,24 +742,45 @@ fn migrate_queues_a_request() {
             "--rank",
             "1",
             "--to",
-            "node2",
+            "no-such-host.invalid",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown host"));
+    // Rank 1's process (a child of the test that SIGUSR2 ends) takes it.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let st = ferry_common::job::RankStatus::new(1, "localhost", child.id(), 0, 10);
+    dir.write_rank_status(&st).unwrap();
+    let out = sb
+        .ferry()
+        .args([
+            "migrate",
+            "--job",
+            "node-1-abcd",
+            "--rank",
+            "1",
+            "--to",
+            "localhost",
+            "--no-wait",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout)
-        .contains("migration of rank 1 to node2 queued for job node-1-abcd as request 1"));
+    assert!(text(&out.stdout).contains(&format!(
+        "migration of rank 1 to localhost asked of job node-1-abcd (request 1, delivered to rank 1 pid {})",
+        child.id()
+    )));
     let req: MigrateRequest =
         serde_json::from_str(&fs::read_to_string(dir.requests_dir().join("1.json")).unwrap())
             .unwrap();
-    assert_eq!((req.rank, req.to.as_deref()), (1, Some("node2")));
-    let out = sb
-        .ferry()
-        .args(["migrate", "--job", "node-1-abcd", "--rank", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(dir.pending_requests().unwrap().len(), 2);
+    assert_eq!((req.rank, req.to.as_deref()), (1, Some("localhost")));
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGUSR2));
 
     let out = sb
         .ferry()

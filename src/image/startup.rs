@@ -99,6 +99,13 @@ fn env_is(name: &CStr) -> Option<&'static str> {
 /// Whether this process wants the image layer.
 fn wanted(s: &Start) -> bool {
     let on = |v: Option<&str>| v.is_some_and(|v| !v.trim().is_empty());
+    if replacing(s.argc, s.argv) {
+        return true;
+    }
+    // Turned off on purpose: such a process cannot be moved or imaged.
+    if matches!(env_is(c"FERRY_IMAGE"), Some("0" | "off" | "no" | "false")) {
+        return false;
+    }
     matches!(env_is(c"FERRY_IMAGE"), Some("1" | "on" | "yes" | "true"))
         || on(env_is(c"FERRY_CHECKPOINT"))
         || on(env_is(c"FERRY_RESTART"))
