@@ -405,7 +405,8 @@ regroup_try() {
     # a SPEC beyond this run's count never fires. Every one that fired must
     # have run (queued ones included), and at least one must have.
     local done_n fired refused=0
-    done_n="$(grep -c "\"event\":\"$op\"" "$events" 2>/dev/null || true)"
+    # (a migration refused is a regroup line with "migration_refused")
+    done_n="$(grep "\"event\":\"$op\"" "$events" 2>/dev/null | grep -vc 'migration_refused' || true)"
     # (programs may ask for more themselves: the C API, a signal)
     fired="$(grep -cE "$asked" "$dir/$name.$mode.err" || true)"
     if [ "$op" = migrate ]; then

@@ -604,6 +604,7 @@ unsafe fn finish(
         PMPI_Barrier(control);
         // Processes left behind by migrations end with the job.
         crate::migration::finish_predecessor();
+        let _ = crate::migration::quiet_sigpipe();
         crate::migration::disconnect_all();
         crate::control::release();
         PMPI_Finalize();

@@ -443,13 +443,18 @@ pub fn finish() {
         // for all, taking part in a regroup or migration meanwhile. A
         // counter in rank 0's window, not a barrier on a communicator: a
         // migration during the wait makes new communicators.
-        if !ARRIVED.swap(true, Ordering::SeqCst) {
+        if rt.window == k::MPI_WIN_NULL() {
+            // No state window (regroups disabled): nothing can move any
+            // more; a plain barrier.
+            // SAFETY: our private communicator; every process comes here.
+            unsafe { PMPI_Barrier(rt.finale) };
+        } else if !ARRIVED.swap(true, Ordering::SeqCst) {
             arrive();
         }
         let mut idle = crate::regroup::Backoff::default();
         let mut since_read = std::time::Instant::now();
         let mut first = true;
-        loop {
+        while runtime().is_some_and(|r| r.window != k::MPI_WIN_NULL()) {
             if first || since_read.elapsed() >= std::time::Duration::from_micros(500) {
                 first = false;
                 since_read = std::time::Instant::now();
@@ -466,7 +471,6 @@ pub fn finish() {
             }
             idle.pause(false);
         }
-        let _ = rt;
     }
     // The processes this rank left behind finalize with it.
     crate::migration::finish_predecessor();

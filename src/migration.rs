@@ -257,6 +257,9 @@ pub fn count() -> u64 {
     MIGRATIONS.load(Ordering::Relaxed)
 }
 
+/// Set in a replacement before its image is back (its own memory then).
+static JOINING: AtomicBool = AtomicBool::new(false);
+
 /// This process is a replacement (set from the handover page after the
 /// jump: the image's copy belongs to the old process).
 static REPLACEMENT: AtomicBool = AtomicBool::new(false);
@@ -312,10 +315,39 @@ fn run_hooks(when: Hook) {
     }
 }
 
+/// After a migration the job spans several launches of processes (Open
+/// MPI: several jobs), which end independently: MPI's last writes to a
+/// process that already exited must fail with EPIPE rather than kill this
+/// one with SIGPIPE. Ignores SIGPIPE if this process took part in a
+/// migration; returns the disposition to put back.
+pub fn quiet_sigpipe() -> Option<libc::sigaction> {
+    if !happened() {
+        return None;
+    }
+    // SAFETY: plain sigaction calls on locals.
+    unsafe {
+        let mut ign: libc::sigaction = std::mem::zeroed();
+        ign.sa_sigaction = libc::SIG_IGN;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, &ign, &mut old);
+        Some(old)
+    }
+}
+
+/// Puts back what [`quiet_sigpipe`] replaced.
+pub fn restore_sigpipe(old: Option<libc::sigaction>) {
+    if let Some(old) = old {
+        // SAFETY: the disposition saved by `quiet_sigpipe`.
+        unsafe { libc::sigaction(libc::SIGPIPE, &old, std::ptr::null_mut()) };
+    }
+}
+
 /// Whether this process took part in a migration (as one that stayed or as
 /// a replacement): its communicators then hold spawned processes.
 pub fn happened() -> bool {
-    is_replacement() || KEPT.lock().map(|v| !v.is_empty()).unwrap_or(false)
+    JOINING.load(Ordering::Relaxed)
+        || is_replacement()
+        || KEPT.lock().map(|v| !v.is_empty()).unwrap_or(false)
 }
 
 /// The process this one replaced, still alive and asleep until this one
@@ -625,10 +657,10 @@ pub unsafe fn run(
     let transfer_us = t_wait.elapsed().as_micros() as u64;
     // 5. The library moves onto the new world.
     let t_open = Instant::now();
+    keep(epoch(), inter, merged);
     // SAFETY: collective over the new world (with the replacement), then
     // over the old control communicator (with the leaving process).
     unsafe { crate::control::move_to_world(world) };
-    keep(epoch(), inter, merged);
     group_us += t_open.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
@@ -856,6 +888,10 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
     );
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, from_host, spawn_us, group_us, 0) };
+    // The regroup signal's handler is the kernel's, not memory: installed
+    // again here (unless the program's own handler, put back with the
+    // image, is there).
+    crate::regroup::install_signal();
     crate::control::report_status("running");
     run_hooks(Hook::Resume);
     Moved::Yes {
@@ -1079,6 +1115,7 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
         }
     };
     // The library's objects on the new world, made with the others.
+    JOINING.store(true, Ordering::SeqCst);
     // SAFETY: collective over the new world.
     let ch = unsafe { crate::control::open(world) };
     let mut fresh = ch.fresh();

@@ -55,27 +55,11 @@ pub unsafe fn MPI_Init_thread(
 }
 
 pub unsafe fn MPI_Finalize() -> c_int {
-    // After a migration the job spans several launches of processes
-    // (Open MPI: jobs), which end independently: MPI's last writes to a
-    // process that already exited must fail with EPIPE, not kill this one
-    // with SIGPIPE. The program's disposition comes back afterwards.
-    let quiet = crate::migration::happened().then(|| {
-        // SAFETY: plain sigaction calls on locals.
-        unsafe {
-            let mut ign: libc::sigaction = std::mem::zeroed();
-            ign.sa_sigaction = libc::SIG_IGN;
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGPIPE, &ign, &mut old);
-            old
-        }
-    });
+    let quiet = crate::migration::quiet_sigpipe();
     crate::control::finish();
     // SAFETY: plain forward.
     let rc = unsafe { PMPI_Finalize() };
-    if let Some(old) = quiet {
-        // SAFETY: the disposition saved above.
-        unsafe { libc::sigaction(libc::SIGPIPE, &old, std::ptr::null_mut()) };
-    }
+    crate::migration::restore_sigpipe(quiet);
     rc
 }
 
