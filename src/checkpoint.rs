@@ -210,6 +210,12 @@ pub unsafe fn take(
     };
     let mut reasons = crate::image::refusal::reasons();
     reasons.extend(library_reasons(parked));
+    if crate::migration::happened() {
+        reasons.push(
+            "ranks of this job moved to new processes: a checkpoint after a migration is not supported yet"
+                .into(),
+        );
+    }
     let datatypes = match crate::datatypes::save_all() {
         Ok(d) => d,
         Err(e) => {
