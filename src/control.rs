@@ -493,48 +493,30 @@ static ARRIVED: AtomicBool = AtomicBool::new(false);
 
 /// Adds this rank to rank 0's count of ranks in `MPI_Finalize`.
 fn arrive() {
-    let Some(rt) = runtime() else { return };
-    let mut v: u64 = 0;
-    let at = crate::state::offsets::ARRIVED as MPI_Aint;
-    // SAFETY: our window; the buffer outlives the epoch. Read and write
-    // under an exclusive lock (not MPI_Fetch_and_op: Debian's Open MPI
-    // 4.1.4 crashes in its emulated atomics when rank 0 targets itself).
-    unsafe {
-        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, rt.window);
-        PMPI_Get(
-            &mut v as *mut u64 as *mut std::ffi::c_void,
-            1,
-            k::MPI_UINT64_T(),
-            0,
-            at,
-            1,
-            k::MPI_UINT64_T(),
-            rt.window,
-        );
-        PMPI_Win_flush(0, rt.window);
-        v += 1;
-        PMPI_Put(
-            &v as *const u64 as *const std::ffi::c_void,
-            1,
-            k::MPI_UINT64_T(),
-            0,
-            at,
-            1,
-            k::MPI_UINT64_T(),
-            rt.window,
-        );
-        PMPI_Win_unlock(0, rt.window);
-    }
+    arrived_at_rank0(true);
 }
 
 /// How many ranks reached `MPI_Finalize` (rank 0's count).
 fn arrivals() -> u64 {
+    arrived_at_rank0(false)
+}
+
+/// Reads rank 0's count of ranks in `MPI_Finalize`, adding this rank to it
+/// when `add` (read and write under an exclusive lock, not
+/// `MPI_Fetch_and_op`: Debian's Open MPI 4.1.4 crashes in its emulated
+/// atomics when rank 0 targets itself). Returns the count read.
+fn arrived_at_rank0(add: bool) -> u64 {
     let Some(rt) = runtime() else { return u64::MAX };
     let mut v: u64 = 0;
     let at = crate::state::offsets::ARRIVED as MPI_Aint;
-    // SAFETY: our window; the buffer outlives the epoch.
+    let lock = if add {
+        k::MPI_LOCK_EXCLUSIVE()
+    } else {
+        k::MPI_LOCK_SHARED()
+    };
+    // SAFETY: our window; the buffers outlive the epoch.
     unsafe {
-        PMPI_Win_lock(k::MPI_LOCK_SHARED(), 0, 0, rt.window);
+        PMPI_Win_lock(lock, 0, 0, rt.window);
         PMPI_Get(
             &mut v as *mut u64 as *mut std::ffi::c_void,
             1,
@@ -545,6 +527,20 @@ fn arrivals() -> u64 {
             k::MPI_UINT64_T(),
             rt.window,
         );
+        if add {
+            PMPI_Win_flush(0, rt.window);
+            let next = v + 1;
+            PMPI_Put(
+                &next as *const u64 as *const std::ffi::c_void,
+                1,
+                k::MPI_UINT64_T(),
+                0,
+                at,
+                1,
+                k::MPI_UINT64_T(),
+                rt.window,
+            );
+        }
         PMPI_Win_unlock(0, rt.window);
     }
     v
