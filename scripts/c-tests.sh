@@ -448,6 +448,17 @@ regroup_try() {
                 return 0
             fi
         fi
+        # Refused before any regroup because the job has no state window
+        # any more: allowed on Open MPI only, whose processes of several
+        # spawned jobs may disagree on their node (docs/migration.md).
+        local disabled
+        disabled="$(grep -c 'refused: regroups and migrations are disabled in this job' "$dir/$name.$mode.err" || true)"
+        if [ "${disabled:-0}" -gt 0 ] && [ "$FERRY_MPI" != openmpi ]; then
+            try_failure="$disabled migration(s) refused because regroups were disabled, not expected on $FERRY_MPI; $replay"
+            show_file "$mode stderr" "$dir/$name.$mode.err"
+            return 0
+        fi
+        refused=$(( ${refused:-0} + ${disabled:-0} ))
     fi
     if [ "${fired:-0}" -eq 0 ] || [ $(( ${done_n:-0} + ${refused:-0} )) -ne "$fired" ]; then
         try_failure="${done_n:-0} ${op}s (and ${refused:-0} refused) in the event log, ${fired:-0} asked for ($count SPECs); $replay"

@@ -8,7 +8,7 @@
 #   spec-to-host     --migrate rank=1,after=K,to=$(hostname): one migrate
 #                    event, to_host is this host, new pid differs
 #   two-at-once      two SPECs firing at the same call count on ranks 0 and
-#                    2: both move (queued, not lost) (MPICH only for now)
+#                    2: both move (queued, not lost)
 #   external         `ferry migrate --job JOB --rank 2` on a running job:
 #                    it waits and reports the move; `ferry status` shows
 #                    rank 2 with 1 migration and a new pid
@@ -72,13 +72,6 @@ test_mpi() (
     result FAIL spec-to-host "$FERRY_MPI" "rc=$rc, $(moves spec-to-host) moves"; tail -5 "$out/spec-to-host.err"
   fi
 
-  # Open MPI 4.1.4: a second migration in one job can hang inside
-  # MPI_Win_allocate (its one-sided component is chosen per process, and a
-  # process of a spawned job may get another one than the rest; see
-  # docs/migration.md). Not run there until that is solved.
-  if [ "$FERRY_MPI" = openmpi ]; then
-    echo "SKIP two-at-once [openmpi]: a second migration may hang in Open MPI 4.1.4's MPI_Win_allocate (known, docs/migration.md)"
-  else
   run two-at-once -n 4 --migrate rank=0,after=250 --migrate rank=2,after=250 -- "$out/heat"
   if [ "$rc" -eq 0 ] && cmp -s "$out/heat.plain" "$out/two-at-once.out" && [ "$(moves two-at-once)" -eq 2 ] \
       && grep -q '"event":"migrate","rank":0' "$out/two-at-once.events" \
@@ -86,7 +79,6 @@ test_mpi() (
     result PASS two-at-once "$FERRY_MPI" "ranks 0 and 2 moved, one after the other"
   else
     result FAIL two-at-once "$FERRY_MPI" "rc=$rc, $(moves two-at-once) moves"; tail -5 "$out/two-at-once.err"
-  fi
   fi
 
   # From outside: a longer run, asked while it runs.

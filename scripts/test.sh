@@ -120,12 +120,29 @@ migration_check() {
   # pseudo-random call count (seeded, printed) on both MPIs: identical
   # output, and every rank that moved ends in another process than the one
   # that started it (c-tests.sh checks the pids). A failed run is tried
-  # twice more and reported if it then passes. (5 migrations per program:
-  # `c-tests.sh --migrations 5`, not yet stable enough for CI.)
+  # twice more and reported if it then passes.
   local seed="${FERRY_TEST_SEED:-$(date +%s)}"
   echo "migration seed: $seed"
   rm -f c-tests/out/flaky.txt
   FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 1 --seed "$seed" --retries 2 all || return 1
+  if [ -s c-tests/out/flaky.txt ]; then
+    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
+    sed 's/^/  /' c-tests/out/flaky.txt
+  else
+    echo "no run needed a retry"
+  fi
+}
+
+migration5_check() {
+  # Every program with 5 migrations of pseudo-random ranks at pseudo-random
+  # call counts (so replacements move again, rank 0 included), on MPICH.
+  # Open MPI 4.1.4 is left out: a replacement that moves again can corrupt
+  # its C heap and abort in MPI_Finalize (docs/migration.md, known bugs).
+  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
+  echo "migration-5 seed: $seed"
+  echo "SKIP [openmpi]: 5 migrations per program (known bug, docs/migration.md)"
+  rm -f c-tests/out/flaky.txt
+  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 5 --seed "$seed" --retries 2 mpich || return 1
   if [ -s c-tests/out/flaky.txt ]; then
     echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
     sed 's/^/  /' c-tests/out/flaky.txt
@@ -162,6 +179,7 @@ step image bash scripts/image-tests.sh all
 step image-on image_on_check
 step checkpoint checkpoint_check
 step migration migration_check
+step migration-5 migration5_check
 step migration-cli bash scripts/migration-tests.sh all
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh all

@@ -284,6 +284,7 @@ pub unsafe fn take(
             let fresh = crate::image::restore::fresh_values();
             crate::control::adopt(&fresh);
             crate::special::wtime_resumed();
+            crate::special::reattach_buffer();
             // Links of past migrations name the old job's processes.
             crate::migration::forget_links();
             let restore_us = crate::image::restore::elapsed_us(&fresh);

@@ -290,6 +290,18 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
         PMPI_Comm_dup(world, &mut finale);
         // Memory MPI allocates, so that processes of one node share it
         // (MPICH needs the hint; Open MPI does it by itself).
+        if !locality_agreed(control) {
+            disable(
+                "Open MPI cannot make a one-sided window over processes of several spawned \
+                 jobs that disagree on which of them share a node",
+            );
+            return Channel {
+                control,
+                finale,
+                window,
+                base,
+            };
+        }
         let mut info = k::MPI_INFO_NULL();
         PMPI_Info_create(&mut info);
         PMPI_Info_set(info, c"alloc_shm".as_ptr(), c"true".as_ptr());
@@ -317,9 +329,11 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
         );
         if any != 0 {
             if failed {
-                log::warn!("cannot allocate the state window (error {rc}): regroups and migrations disabled");
+                disable(&format!(
+                    "this process cannot allocate its state window (MPI error {rc})"
+                ));
             } else {
-                log::warn!("another process cannot allocate its state window: regroups and migrations disabled");
+                disable("another process cannot allocate its state window");
                 PMPI_Win_free(&mut window);
             }
             window = k::MPI_WIN_NULL();
@@ -331,6 +345,88 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
         finale,
         window,
         base,
+    }
+}
+
+/// Why this job has no state window (regroups and migrations disabled).
+static DISABLED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The state window could not be made: regroups and migrations are off
+/// from now on, for `why` (said once, as a warning).
+fn disable(why: &str) {
+    log::warn!("no state window: {why}; regroups and migrations disabled");
+    if let Ok(mut d) = DISABLED.lock() {
+        *d = Some(why.to_string());
+    }
+}
+
+/// Why regroups and migrations are disabled in this job, if they are (the
+/// library runs, but without a state window).
+pub fn disabled_why() -> Option<String> {
+    runtime()?;
+    if crate::regroup::ready() {
+        return None;
+    }
+    // (A replacement learnt why before its image replaced its memory.)
+    Some(
+        DISABLED
+            .lock()
+            .ok()
+            .and_then(|d| d.clone())
+            .unwrap_or_else(|| "the processes could not make a state window".into()),
+    )
+}
+
+/// Whether every process of `comm` sees the same answer to "do all of us
+/// share my node?". Open MPI picks the one-sided component of a window in
+/// each process on its own: shared memory when it believes every peer is
+/// on its node, another one otherwise, and a window whose processes
+/// picked differently hangs in its creation. A process of a job spawned by
+/// a migration does not know the node of processes of other spawned jobs
+/// (it takes them as remote), so after a second migration the answers can
+/// differ; the window is then not made at all (everyone agrees on that).
+/// MPICH decides collectively: always true.
+///
+/// # Safety
+/// Collective over `comm`, a live communicator of this process.
+unsafe fn locality_agreed(comm: MPI_Comm) -> bool {
+    if cfg!(not(ferry_mpi = "openmpi")) {
+        return true;
+    }
+    let mut size: c_int = 0;
+    let mut node = k::MPI_COMM_NULL();
+    let mut node_size: c_int = 0;
+    // SAFETY: contract of the function; out-parameters are locals and the
+    // node communicator is freed before returning.
+    unsafe {
+        PMPI_Comm_size(comm, &mut size);
+        if PMPI_Comm_split_type(
+            comm,
+            k::MPI_COMM_TYPE_SHARED(),
+            0,
+            k::MPI_INFO_NULL(),
+            &mut node,
+        ) != k::MPI_SUCCESS()
+        {
+            return false;
+        }
+        PMPI_Comm_size(node, &mut node_size);
+        PMPI_Comm_free(&mut node);
+        let mine: [c_int; 2] = [
+            (node_size == size) as c_int,
+            -((node_size == size) as c_int),
+        ];
+        let mut out: [c_int; 2] = [0; 2];
+        PMPI_Allreduce(
+            mine.as_ptr() as *const std::ffi::c_void,
+            out.as_mut_ptr() as *mut std::ffi::c_void,
+            2,
+            k::MPI_INT(),
+            k::MPI_MAX(),
+            comm,
+        );
+        // max(all) == min(all): the same answer everywhere.
+        out[0] == -out[1]
     }
 }
 

@@ -63,11 +63,35 @@ static QUEUE: Mutex<VecDeque<Target>> = Mutex::new(VecDeque::new());
 /// MPI call (after any regroup or migration already running).
 pub fn request(t: Target) {
     let rank = t.rank;
+    if let Some(why) = crate::control::disabled_why() {
+        refuse(rank, &why);
+        return;
+    }
     if let Ok(mut q) = QUEUE.lock() {
         q.push_back(t);
     }
     log::debug!("migration of rank {rank} queued");
     crate::regroup::request();
+}
+
+fn refuse(rank: c_int, why: &str) {
+    say(&format!(
+        "migration of rank {rank} refused: regroups and migrations are disabled in this job ({why}); the job goes on"
+    ));
+}
+
+/// The state window is gone (see `control::disabled_why`): the migrations
+/// still queued are refused, each with a message.
+pub fn refuse_queued() {
+    let why = crate::control::disabled_why()
+        .unwrap_or_else(|| "the processes could not make a state window".into());
+    let queued: Vec<Target> = QUEUE
+        .lock()
+        .map(|mut q| q.drain(..).collect())
+        .unwrap_or_default();
+    for t in queued {
+        refuse(t.rank, &why);
+    }
 }
 
 /// Migrations asked for from outside the job (`ferry migrate` writes
@@ -860,6 +884,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
     REPLACEMENT.store(true, Ordering::SeqCst);
     crate::control::adopt(&fresh);
     crate::special::wtime_resumed();
+    crate::special::reattach_buffer();
     let merged: MPI_Comm = crate::control::handle_from_bits(fresh[F_MERGED]);
     let parent: MPI_Comm = crate::control::handle_from_bits(fresh[F_PARENT]);
     let world: MPI_Comm = crate::control::handle_from_bits(fresh[F_WORLD]);

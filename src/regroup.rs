@@ -300,6 +300,13 @@ pub fn service() {
         log::info!("regroup asked for by signal (SIGUSR2, {signals} received)");
         QUEUED.fetch_add(signals, Ordering::SeqCst);
     }
+    if !ready() {
+        // No state window any more: what was asked for cannot run.
+        if QUEUED.swap(0, Ordering::SeqCst) > 0 {
+            crate::migration::refuse_queued();
+        }
+        return;
+    }
     if state().command.load(Ordering::SeqCst) != 0 {
         if poll(true) && may_freeze_here() {
             now();

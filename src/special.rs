@@ -1130,6 +1130,94 @@ pub unsafe fn MPI_Free_mem(base: *mut c_void) -> c_int {
     unsafe { PMPI_Free_mem(base) }
 }
 
+// --- the buffer of buffered sends -------------------------------------------------
+
+/// The buffer the program attached for buffered sends (address, size, and
+/// whether it came through the large-count call), in the library's memory
+/// so that an image carries it: a replacement or a restarted process
+/// attaches it to its own MPI again ([`reattach_buffer`]).
+static BSEND_BUFFER: Mutex<Option<(usize, i64, bool)>> = Mutex::new(None);
+
+fn bsend_buffer(v: Option<(usize, i64, bool)>) {
+    if let Ok(mut b) = BSEND_BUFFER.lock() {
+        *b = v;
+    }
+}
+
+/// `MPI_Buffer_attach`: forwarded, and remembered.
+pub unsafe fn MPI_Buffer_attach(buffer: *mut c_void, size: c_int) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_attach(buffer, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(Some((buffer as usize, size as i64, false)));
+    }
+    rc
+}
+
+/// `MPI_Buffer_attach_c`: as [`MPI_Buffer_attach`].
+#[cfg(ferry_has = "MPI_Buffer_attach_c")]
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub unsafe fn MPI_Buffer_attach_c(buffer: *mut c_void, size: MPI_Count) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_attach_c(buffer, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(Some((buffer as usize, size as i64, true)));
+    }
+    rc
+}
+
+/// `MPI_Buffer_detach`: forwarded (it waits for the buffered messages),
+/// and forgotten.
+pub unsafe fn MPI_Buffer_detach(buffer_addr: *mut c_void, size: *mut c_int) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_detach(buffer_addr, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(None);
+    }
+    rc
+}
+
+/// `MPI_Buffer_detach_c`: as [`MPI_Buffer_detach`].
+#[cfg(ferry_has = "MPI_Buffer_detach_c")]
+pub unsafe fn MPI_Buffer_detach_c(buffer_addr: *mut c_void, size: *mut MPI_Count) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_detach_c(buffer_addr, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(None);
+    }
+    rc
+}
+
+/// In a process that goes on from an image (a migration's replacement, a
+/// restart): the program's buffer for buffered sends is attached to this
+/// process's MPI, as it was to the old one's. Its messages were delivered
+/// before the image was taken (the drain), so it starts empty.
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub fn reattach_buffer() {
+    let held = BSEND_BUFFER.lock().ok().and_then(|b| *b);
+    let Some((addr, size, large)) = held else {
+        return;
+    };
+    // SAFETY: the program's buffer, carried by the image at the same
+    // address, attached to the old process's MPI until the image.
+    let rc = unsafe {
+        #[cfg(ferry_has = "MPI_Buffer_attach_c")]
+        if large {
+            PMPI_Buffer_attach_c(addr as *mut c_void, size as MPI_Count)
+        } else {
+            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
+        }
+        #[cfg(not(ferry_has = "MPI_Buffer_attach_c"))]
+        {
+            let _ = large;
+            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
+        }
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::warn!("cannot attach the program's buffered-send buffer again (MPI error {rc})");
+    }
+}
+
 // --- time ----------------------------------------------------------------------------
 
 /// Added to MPI's clock: MPI_Wtime must not run backwards for the program

@@ -146,6 +146,8 @@ const SPECIAL: &[&str] = &[
     "MPI_Op_toint",
     "MPI_Op_fromint",
     "MPI_Wtime",
+    "MPI_Buffer_attach",
+    "MPI_Buffer_detach",
 ];
 
 /// Collective operations (blocking, nonblocking and persistent) and the

@@ -929,37 +929,25 @@ pub unsafe extern "C" fn MPI_Bsend_init_c(buf: *const c_void, count: sys::MPI_Co
 #[cfg(ferry_has = "MPI_Buffer_attach")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Buffer_attach(buffer: *mut c_void, size: c_int) -> c_int {
-    crate::boundary::guard("MPI_Buffer_attach", crate::boundary::internal_error(), || {
-        let rc = PMPI_Buffer_attach(buffer as _, size);
-        rc
-    })
+    crate::boundary::guard("MPI_Buffer_attach", crate::boundary::internal_error(), || special::MPI_Buffer_attach(buffer, size))
 }
 
 #[cfg(ferry_has = "MPI_Buffer_attach_c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Buffer_attach_c(buffer: *mut c_void, size: sys::MPI_Count) -> c_int {
-    crate::boundary::guard("MPI_Buffer_attach_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Buffer_attach_c(buffer as _, size);
-        rc
-    })
+    crate::boundary::guard("MPI_Buffer_attach_c", crate::boundary::internal_error(), || special::MPI_Buffer_attach_c(buffer, size))
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Buffer_detach(buffer_addr: *mut c_void, size: *mut c_int) -> c_int {
-    crate::boundary::guard("MPI_Buffer_detach", crate::boundary::internal_error(), || {
-        let rc = PMPI_Buffer_detach(buffer_addr as _, size as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Buffer_detach", crate::boundary::internal_error(), || special::MPI_Buffer_detach(buffer_addr, size))
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach_c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Buffer_detach_c(buffer_addr: *mut c_void, size: *mut sys::MPI_Count) -> c_int {
-    crate::boundary::guard("MPI_Buffer_detach_c", crate::boundary::internal_error(), || {
-        let rc = PMPI_Buffer_detach_c(buffer_addr as _, size as _);
-        rc
-    })
+    crate::boundary::guard("MPI_Buffer_detach_c", crate::boundary::internal_error(), || special::MPI_Buffer_detach_c(buffer_addr, size))
 }
 
 #[cfg(ferry_has = "MPI_Buffer_flush")]
@@ -8943,4 +8931,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     crate::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime())
 }
 
-// 710 wrappers (Collective: 156, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 449, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 61).
+// 710 wrappers (Collective: 156, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 445, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 65).
