@@ -11,10 +11,22 @@
  * Callbacks: the leaving process bumps a global before its image is taken,
  * the replacement checks it arrived. Without the library (or without the
  * process image, when the library refuses to move a rank) the program runs
- * the same and prints the same. */
+ * the same and prints the same.
+ * Open MPI 4.1.4: after a second migration the library can turn moves off
+ * (docs/migration.md); the calls asking for one then say FERRY_ENOTREADY. */
 #include "common.h"
 #include <ferry.h>
 #include <time.h>
+
+/* A move asked for was taken (or, on Open MPI, moves are off). */
+static int asked(int rc)
+{
+#ifdef OPEN_MPI
+    if (rc == FERRY_ENOTREADY)
+        return 1;
+#endif
+    return rc == FERRY_OK;
+}
 
 static int left_count;    /* bumped by the leave callback (travels) */
 static int resumed_count; /* bumped by the resume callback */
@@ -56,7 +68,7 @@ int main(int argc, char **argv)
     /* 1. Peers blocked receiving from rank 1 while it moves. */
     if (rank == 1) {
         if (ferry_is_loaded())
-            CHECK(ferry_migrate(1, NULL) == FERRY_OK);
+            CHECK(asked(ferry_migrate(1, NULL)));
         spin_ms(50); /* the others block in MPI_Recv meanwhile */
         for (int r = 0; r < 4; r++)
             if (r != 1) {
@@ -84,7 +96,7 @@ int main(int argc, char **argv)
     }
     CK(MPI_Barrier(MPI_COMM_WORLD));
     if (rank == 0 && ferry_is_loaded())
-        CHECK(ferry_migrate(2, NULL) == FERRY_OK);
+        CHECK(asked(ferry_migrate(2, NULL)));
     CK(MPI_Barrier(MPI_COMM_WORLD)); /* rank 2 moves around here */
     if (rank != 2) {
         for (int i = 0; i < 4; i++) {
@@ -119,7 +131,7 @@ int main(int argc, char **argv)
     CK(MPI_Comm_split(MPI_COMM_WORLD, rank / 2, rank, &half));
     long long acc = 0;
     if (rank == 0 && ferry_is_loaded())
-        CHECK(ferry_migrate(3, NULL) == FERRY_OK);
+        CHECK(asked(ferry_migrate(3, NULL)));
     for (int it = 0; it < 300; it++) {
         long long x = rank * 7 + it, y = 0;
         CK(MPI_Allreduce(&x, &y, 1, MPI_LONG_LONG, MPI_SUM, half));
@@ -132,7 +144,7 @@ int main(int argc, char **argv)
 
     /* 4. Rank 0 moves inside a gather. */
     if (rank == 0 && ferry_is_loaded())
-        CHECK(ferry_migrate(0, NULL) == FERRY_OK);
+        CHECK(asked(ferry_migrate(0, NULL)));
     int mine = rank * rank + 1, gathered[4] = {0};
     CK(MPI_Gather(&mine, 1, MPI_INT, gathered, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (rank == 0) {

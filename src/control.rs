@@ -290,10 +290,10 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
         PMPI_Comm_dup(world, &mut finale);
         // Memory MPI allocates, so that processes of one node share it
         // (MPICH needs the hint; Open MPI does it by itself).
-        if !locality_agreed(control) {
+        if !window_possible(control) {
             disable(
-                "Open MPI cannot make a one-sided window over processes of several spawned \
-                 jobs that disagree on which of them share a node",
+                "Open MPI cannot make a one-sided window over the processes of more than one \
+                 migration here",
             );
             return Channel {
                 control,
@@ -377,57 +377,58 @@ pub fn disabled_why() -> Option<String> {
     )
 }
 
-/// Whether every process of `comm` sees the same answer to "do all of us
-/// share my node?". Open MPI picks the one-sided component of a window in
-/// each process on its own: shared memory when it believes every peer is
-/// on its node, another one otherwise, and a window whose processes
-/// picked differently hangs in its creation. A process of a job spawned by
-/// a migration does not know the node of processes of other spawned jobs
-/// (it takes them as remote), so after a second migration the answers can
-/// differ; the window is then not made at all (everyone agrees on that).
-/// MPICH decides collectively: always true.
+/// Whether Open MPI can make a window over `comm` without hanging.
+///
+/// Open MPI picks the one-sided component of a window in each process on
+/// its own: shared memory when it believes every peer is on its node,
+/// another one otherwise (which cannot reach other jobs), and a window
+/// whose processes picked differently hangs in its creation. What a
+/// process believes comes from the spawns it took part in: the processes
+/// of a collective spawn learn that the new process shares their node,
+/// and the new process learns it of the job its spawn's root belongs to,
+/// of no other (seen here: a replacement spawned by a replacement takes
+/// the job's first processes as remote; one spawned for another rank
+/// takes the earlier replacement as remote). So a window is made only
+/// while the world holds at most one replacement, spawned by one of the
+/// job's first processes (their `MPI_Comm_split_type` is no safer: it
+/// crashes where the beliefs differ). Each process tells which spawned
+/// job it is (its own pid if it was started as a replacement, alone in
+/// its job; 0 if `mpiexec` started it) and whether its spawn's root was a
+/// replacement. MPICH decides collectively: always true.
 ///
 /// # Safety
 /// Collective over `comm`, a live communicator of this process.
-unsafe fn locality_agreed(comm: MPI_Comm) -> bool {
+unsafe fn window_possible(comm: MPI_Comm) -> bool {
     if cfg!(not(ferry_mpi = "openmpi")) {
         return true;
     }
-    let mut size: c_int = 0;
-    let mut node = k::MPI_COMM_NULL();
-    let mut node_size: c_int = 0;
-    // SAFETY: contract of the function; out-parameters are locals and the
-    // node communicator is freed before returning.
+    let job: u64 = if crate::migration::started_as_replacement() {
+        std::process::id() as u64
+    } else {
+        0
+    };
+    let grandchild = crate::migration::spawned_by_replacement() as u64;
+    // [largest job, u64::MAX - smallest non-zero job, any grandchild]
+    let mine: [u64; 3] = [job, if job == 0 { 0 } else { u64::MAX - job }, grandchild];
+    let mut out: [u64; 3] = [0; 3];
+    // SAFETY: contract of the function; buffers are locals.
     unsafe {
-        PMPI_Comm_size(comm, &mut size);
-        if PMPI_Comm_split_type(
-            comm,
-            k::MPI_COMM_TYPE_SHARED(),
-            0,
-            k::MPI_INFO_NULL(),
-            &mut node,
-        ) != k::MPI_SUCCESS()
-        {
-            return false;
-        }
-        PMPI_Comm_size(node, &mut node_size);
-        PMPI_Comm_free(&mut node);
-        let mine: [c_int; 2] = [
-            (node_size == size) as c_int,
-            -((node_size == size) as c_int),
-        ];
-        let mut out: [c_int; 2] = [0; 2];
         PMPI_Allreduce(
             mine.as_ptr() as *const std::ffi::c_void,
             out.as_mut_ptr() as *mut std::ffi::c_void,
-            2,
-            k::MPI_INT(),
+            3,
+            k::MPI_UINT64_T(),
             k::MPI_MAX(),
             comm,
         );
-        // max(all) == min(all): the same answer everywhere.
-        out[0] == -out[1]
     }
+    at_most_one_job([out[0], out[1]]) && out[2] == 0
+}
+
+/// The reduction of [`window_possible`] read: `[largest job, u64::MAX -
+/// smallest non-zero job]` says whether at most one non-zero job is there.
+fn at_most_one_job(out: [u64; 2]) -> bool {
+    out[0] == 0 || u64::MAX - out[1] == out[0]
 }
 
 /// Frees this process's objects over the old world (collective with
@@ -569,8 +570,12 @@ pub fn finish() {
         }
     }
     // The processes this rank left behind finalize with it.
+    let migrated = crate::migration::happened();
     crate::migration::finish_predecessor();
     crate::migration::disconnect_all();
+    if cfg!(ferry_mpi = "openmpi") && migrated {
+        crate::handles::free_all_comms();
+    }
     report_status("finalized");
     log::debug!(
         "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",
@@ -819,4 +824,26 @@ pub fn library_version() -> &'static str {
             .trim()
             .to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_spawned_job_at_most() {
+        let reduce = |jobs: &[u64]| {
+            let mut out = [0u64; 2];
+            for &j in jobs {
+                out[0] = out[0].max(j);
+                out[1] = out[1].max(if j == 0 { 0 } else { u64::MAX - j });
+            }
+            out
+        };
+        assert!(at_most_one_job(reduce(&[0, 0, 0])));
+        assert!(at_most_one_job(reduce(&[0, 42, 0])));
+        assert!(at_most_one_job(reduce(&[42])));
+        assert!(!at_most_one_job(reduce(&[0, 42, 43])));
+        assert!(!at_most_one_job(reduce(&[7, 42])));
+    }
 }

@@ -615,6 +615,46 @@ pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
     real_after
 }
 
+/// Frees every real communicator the tables hold, but MPI's own world and
+/// self: the ones the program did not free, and what they were before
+/// rebuilds. Called right before `MPI_Finalize` by a process whose
+/// communicators hold processes of other jobs (after a migration) on
+/// Open MPI: its `MPI_Finalize` disconnects each such communicator still
+/// alive in an array sized by its own count of them, which the
+/// communicators a migration makes do not always match (a heap overflow:
+/// `free(): invalid next size`). Freed here, there are none left to count.
+pub fn free_all_comms() {
+    let mut reals: Vec<MPI_Comm> = Vec::new();
+    {
+        let _g = lock();
+        let t = tables();
+        let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
+        for i in slots {
+            let Some(s) = t.comms.get_mut(i) else {
+                continue;
+            };
+            reals.append(&mut s.retired);
+            let real = s.real;
+            if !s.window
+                && real != k::MPI_COMM_NULL()
+                && real != k::MPI_COMM_WORLD()
+                && real != k::MPI_COMM_SELF()
+            {
+                reals.push(real);
+                s.real = k::MPI_COMM_NULL();
+            }
+        }
+    }
+    let n = reals.len();
+    for mut c in reals {
+        // SAFETY: real communicators of this process, each freed once; the
+        // program is past its last call on them (it is finalizing, or it
+        // lives on in another process).
+        unsafe { crate::sys::PMPI_Comm_free(&mut c) };
+    }
+    log::debug!("freed {n} communicators before MPI_Finalize");
+}
+
 /// The virtual handle of a real communicator, if the library knows it.
 pub fn comm_of_real(real: MPI_Comm) -> Option<MPI_Comm> {
     comm_slot_of_real(real).map(comm_virtual)

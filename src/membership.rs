@@ -467,6 +467,12 @@ pub unsafe fn rebuild_all_from(
     order.sort_by_key(|e| e.0);
     if let Some(w) = tables().comms.get_mut(0) {
         w.real = new_world;
+        if carry && old_world != k::MPI_COMM_WORLD() && old_world != new_world {
+            // A world an earlier regroup or migration made: the library's
+            // own, kept with the others (freed before `MPI_Finalize` where
+            // that matters, see `handles::free_all_comms`).
+            w.retired.push(old_world);
+        }
     }
     let mut stats = Rebuilt::default();
     for (_, i, old, recipe) in order {

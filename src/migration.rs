@@ -46,6 +46,7 @@ pub const MARKER: &str = "--ferry-replacement";
 /// Tag of the handshake (old rank to the replacement) and of FINISH.
 const TAG_HELLO: c_int = 0x6673;
 const TAG_FINISH: c_int = 0x6674;
+const TAG_JOIN: c_int = 0x6675;
 
 /// Where a rank is asked to go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,6 +367,26 @@ pub fn restore_sigpipe(old: Option<libc::sigaction>) {
     }
 }
 
+/// Whether this process was started as a replacement (read from the
+/// kernel's copy of its arguments: the program's, carried by the image,
+/// do not say, and neither can memory the image replaces).
+pub fn started_as_replacement() -> bool {
+    has_argument(MARKER)
+}
+
+/// Whether this process is a replacement spawned by a process that was a
+/// replacement itself (its spawn argument `root=replacement`, see `spawn`).
+pub fn spawned_by_replacement() -> bool {
+    started_as_replacement() && has_argument("root=replacement")
+}
+
+/// Whether the kernel's copy of this process's arguments holds `arg`.
+fn has_argument(arg: &str) -> bool {
+    std::fs::read("/proc/self/cmdline")
+        .map(|b| b.split(|&c| c == 0).any(|a| a == arg.as_bytes()))
+        .unwrap_or(false)
+}
+
 /// Whether this process took part in a migration (as one that stayed or as
 /// a replacement): its communicators then hold spawned processes.
 pub fn happened() -> bool {
@@ -444,22 +465,83 @@ const F_WORLD: usize = 7;
 const F_TRANSFER_US: usize = 8;
 const F_SPAWNED_AT: usize = 9;
 
-/// Logical OR over `comm`.
+/// Logical OR over `comm`, waited for without holding a core (see
+/// [`wait_napping`]).
 unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     let v: u64 = mine as u64;
     let mut out: u64 = 0;
-    // SAFETY: a reduction of one integer over a live communicator.
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: a reduction of one integer over a live communicator; the
+    // buffers outlive the request, which is waited for here.
     let rc = unsafe {
-        PMPI_Allreduce(
+        let rc = PMPI_Iallreduce(
             &v as *const u64 as *const c_void,
             &mut out as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
             k::MPI_MAX(),
             comm,
-        )
+            &mut req,
+        );
+        if rc == k::MPI_SUCCESS() {
+            wait_napping(&mut req)
+        } else {
+            rc
+        }
     };
     rc != k::MPI_SUCCESS() || out != 0
+}
+
+/// `v` of the process `root` of `comm`, to every process, waited for as
+/// [`any`].
+unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, c_int> {
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: a broadcast of one integer over a live communicator; the
+    // buffer outlives the request, which is waited for here.
+    let rc = unsafe {
+        let rc = PMPI_Ibcast(
+            &mut v as *mut u64 as *mut c_void,
+            1,
+            k::MPI_UINT64_T(),
+            root,
+            comm,
+            &mut req,
+        );
+        if rc == k::MPI_SUCCESS() {
+            wait_napping(&mut req)
+        } else {
+            rc
+        }
+    };
+    if rc == k::MPI_SUCCESS() {
+        Ok(v)
+    } else {
+        Err(rc)
+    }
+}
+
+/// Waits for `req`, polling, and after the first few polls sleeping
+/// between them (up to a millisecond): the processes that wait through a
+/// migration (while the replacement starts and the image crosses) leave
+/// the cores to the two that work. MPI's blocking waits spin.
+unsafe fn wait_napping(req: &mut MPI_Request) -> c_int {
+    let mut polls = 0u32;
+    let mut nap = Duration::from_micros(20);
+    loop {
+        let mut flag: c_int = 0;
+        // SAFETY: a live request of this process.
+        let rc = unsafe { PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE()) };
+        if rc != k::MPI_SUCCESS() || flag != 0 {
+            return rc;
+        }
+        polls += 1;
+        if polls < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -564,26 +646,54 @@ pub unsafe fn run(
             .into_owned();
     // 2. Spawn.
     let t_spawn = Instant::now();
-    // SAFETY: collective over the control communicator.
-    let inter = match unsafe { spawn(control, t.rank, leaving, &host) } {
-        Ok(c) => c,
-        Err(e) => {
-            if leaving {
-                say(&format!(
-                    "migration of rank {} to {host} failed: {e}; the job goes on",
-                    t.rank
-                ));
-            }
-            return Moved::Stayed;
+    let mut spawned = k::MPI_COMM_NULL();
+    let mut failure = String::new();
+    let failed = if SPAWN_ALONE {
+        // By the leaving process alone (on MPI_COMM_SELF); the others
+        // learn how it went, asleep meanwhile.
+        if leaving {
+            // SAFETY: MPI is up; a spawn rooted at this process alone.
+            let (c, e) = unsafe { spawn(k::MPI_COMM_SELF(), 0, true, &host) };
+            spawned = c;
+            failure = e.unwrap_or_default();
         }
+        // SAFETY: collective over the control communicator, rooted at
+        // the leaving rank.
+        let outcome = unsafe { bcast_napping(control, t.rank, (!failure.is_empty()) as u64) };
+        outcome != Ok(0)
+    } else {
+        // SAFETY: collective over the control communicator.
+        let (c, e) = unsafe { spawn(control, t.rank, leaving, &host) };
+        spawned = c;
+        failure = e.unwrap_or_default();
+        // SAFETY: as above.
+        unsafe { any(control, !failure.is_empty()) }
     };
+    if failed {
+        if leaving {
+            if failure.is_empty() {
+                failure = "MPI_Comm_spawn failed on another rank".into();
+            }
+            say(&format!(
+                "migration of rank {} to {host} failed: {failure}; the job goes on",
+                t.rank
+            ));
+        }
+        if spawned != k::MPI_COMM_NULL() {
+            // SAFETY: our intercommunicator (every parent has it).
+            unsafe { PMPI_Comm_free(&mut spawned) };
+        }
+        return Moved::Stayed;
+    }
     let spawn_us = t_spawn.elapsed().as_micros() as u64;
-    // 3. New group.
+    // 3. New group: merge with the replacement, split keyed by the old
+    // ranks.
     let t_group = Instant::now();
+    let mut inter = k::MPI_COMM_NULL();
     let mut merged = k::MPI_COMM_NULL();
     let mut world = k::MPI_COMM_NULL();
-    // SAFETY: the intercommunicator just made; collectives over it and
-    // over the merged communicator, with the replacement.
+    // SAFETY: the communicators just made; collectives over them, with
+    // the replacement doing the matching calls in `join`.
     unsafe {
         if leaving {
             let hello: [c_int; 2] = [rank, size];
@@ -593,8 +703,32 @@ pub unsafe fn run(
                 k::MPI_INT(),
                 0,
                 TAG_HELLO,
-                inter,
+                spawned,
             );
+        }
+        if SPAWN_ALONE {
+            // The replacement joins everyone through the leaving process:
+            // an intercommunicator from the control communicator to it,
+            // bridged by the pair the spawn made.
+            let mut pair = k::MPI_COMM_NULL();
+            if leaving {
+                PMPI_Intercomm_merge(spawned, 0, &mut pair);
+            }
+            PMPI_Intercomm_create(
+                control,
+                t.rank,
+                if leaving { pair } else { control },
+                1,
+                TAG_JOIN,
+                &mut inter,
+            );
+            if leaving {
+                // The spawn's own pair is of no more use.
+                PMPI_Comm_free(&mut pair);
+                PMPI_Comm_disconnect(&mut spawned);
+            }
+        } else {
+            inter = spawned;
         }
         PMPI_Intercomm_merge(inter, 0, &mut merged);
         PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
@@ -694,18 +828,26 @@ pub unsafe fn run(
     }
 }
 
-/// The spawn of the replacement, rooted at the leaving rank. Collective
-/// over `control`; every process learns whether it worked.
+/// Whether the leaving process spawns its replacement alone (on
+/// `MPI_COMM_SELF`, the others waiting asleep: they leave the cores to the
+/// new process while it starts) rather than with every process (on the
+/// control communicator). MPICH: alone. Open MPI: with everyone, because
+/// only the processes of a spawn learn that the new process shares their
+/// node, which its one-sided windows need (see `control::window_possible`).
+const SPAWN_ALONE: bool = cfg!(ferry_mpi = "mpich");
+
+/// The spawn of the replacement, rooted at `root` of `comm` (the leaving
+/// process): the intercommunicator to it.
+/// What it made (maybe null) and what went wrong here, if anything (the
+/// caller frees what was made when the spawn failed anywhere).
 unsafe fn spawn(
-    control: MPI_Comm,
+    comm: MPI_Comm,
     root: c_int,
     leaving: bool,
     host: &str,
-) -> Result<MPI_Comm, String> {
+) -> (MPI_Comm, Option<String>) {
     let mut inter = k::MPI_COMM_NULL();
     let mut errcode: c_int = k::MPI_SUCCESS();
-    let mut rc;
-    // Made at the root only; the others pass nulls.
     let exe = std::fs::read_link("/proc/self/exe")
         .ok()
         .and_then(|p| CString::new(p.to_string_lossy().into_owned()).ok())
@@ -717,6 +859,14 @@ unsafe fn spawn(
         MARKER.to_string(),
         format!("level={}", crate::control::thread_level()),
         format!("fds={}", fds.join(",")),
+        format!(
+            "root={}",
+            if started_as_replacement() {
+                "replacement"
+            } else {
+                "original"
+            }
+        ),
     ]
     .into_iter()
     .filter_map(|a| CString::new(a).ok())
@@ -724,15 +874,15 @@ unsafe fn spawn(
     let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
     argv.push(std::ptr::null_mut());
     let chost = CString::new(host).unwrap_or_default();
-    // SAFETY: every pointer lives until the call returns; non-root
-    // arguments are ignored by MPI.
-    unsafe {
+    // SAFETY: every pointer lives until the call returns; the arguments
+    // of processes other than the root are ignored by MPI.
+    let rc = unsafe {
         let mut info = k::MPI_INFO_NULL();
         if leaving {
             PMPI_Info_create(&mut info);
             PMPI_Info_set(info, c"host".as_ptr(), chost.as_ptr());
         }
-        rc = PMPI_Comm_spawn(
+        let rc = PMPI_Comm_spawn(
             if leaving {
                 exe.as_ptr()
             } else {
@@ -746,32 +896,22 @@ unsafe fn spawn(
             1,
             info,
             root,
-            control,
+            comm,
             &mut inter,
             &mut errcode,
         );
         if leaving {
             PMPI_Info_free(&mut info);
         }
-        if rc == k::MPI_SUCCESS() && leaving && errcode != k::MPI_SUCCESS() {
-            rc = errcode;
+        if rc == k::MPI_SUCCESS() && leaving {
+            errcode
+        } else {
+            rc
         }
-    }
-    // SAFETY: collective over the control communicator.
-    let failed = unsafe {
-        any(
-            control,
-            rc != k::MPI_SUCCESS() || inter == k::MPI_COMM_NULL(),
-        )
     };
-    if failed {
-        if inter != k::MPI_COMM_NULL() {
-            // SAFETY: our intercommunicator, freed by every parent.
-            unsafe { PMPI_Comm_free(&mut inter) };
-        }
-        return Err(format!("MPI_Comm_spawn failed: {}", error_string(rc)));
-    }
-    Ok(inter)
+    let failure = (rc != k::MPI_SUCCESS() || inter == k::MPI_COMM_NULL())
+        .then(|| format!("MPI_Comm_spawn failed: {}", error_string(rc)));
+    (inter, failure)
 }
 
 fn error_string(rc: c_int) -> String {
@@ -963,6 +1103,9 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     log::debug!("process {pid}: the job finalizes");
     finish_predecessor();
     disconnect_all();
+    if cfg!(ferry_mpi = "openmpi") {
+        crate::handles::free_all_comms();
+    }
     let _ = inter;
     // SAFETY: the end of this process, with the job: MPI's exit handlers
     // run, the program's do not (they run in the replacement). No stdio
@@ -1091,25 +1234,37 @@ pub fn replacement_main(args: &[String]) -> i32 {
 
 /// The replacement's side of the handshake, group and transfer.
 unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, String> {
-    let mut parent = k::MPI_COMM_NULL();
+    let mut spawned = k::MPI_COMM_NULL();
     let mut hello: [c_int; 2] = [0; 2];
+    let mut parent = k::MPI_COMM_NULL();
     let mut merged = k::MPI_COMM_NULL();
     let mut world = k::MPI_COMM_NULL();
-    // SAFETY: MPI is up; the parents are in the matching calls.
+    // SAFETY: MPI is up; the parents are in the matching calls (`run`).
     unsafe {
-        PMPI_Comm_get_parent(&mut parent);
-        if parent == k::MPI_COMM_NULL() {
+        PMPI_Comm_get_parent(&mut spawned);
+        if spawned == k::MPI_COMM_NULL() {
             return Err("started without a parent job (not by ferry)".into());
         }
         PMPI_Recv(
             hello.as_mut_ptr() as *mut c_void,
             2,
             k::MPI_INT(),
-            k::MPI_ANY_SOURCE(),
+            // (the leaving process's rank among the spawning ones)
+            if SPAWN_ALONE { 0 } else { k::MPI_ANY_SOURCE() },
             TAG_HELLO,
-            parent,
+            spawned,
             k::MPI_STATUS_IGNORE(),
         );
+        if SPAWN_ALONE {
+            // Through the leaving process (see `run`).
+            let mut pair = k::MPI_COMM_NULL();
+            PMPI_Intercomm_merge(spawned, 1, &mut pair);
+            PMPI_Intercomm_create(k::MPI_COMM_SELF(), 0, pair, 0, TAG_JOIN, &mut parent);
+            PMPI_Comm_free(&mut pair);
+            PMPI_Comm_disconnect(&mut spawned);
+        } else {
+            parent = spawned;
+        }
         PMPI_Intercomm_merge(parent, 1, &mut merged);
         PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
         PMPI_Comm_split(merged, 0, hello[0], &mut world);
