@@ -468,8 +468,9 @@ pub unsafe fn move_to_world(world: MPI_Comm) {
         // SAFETY: the new window's memory, checked by `open`.
         unsafe { crate::state::move_to(ch.base) };
     }
-    // SAFETY: collective over the new control communicator.
-    unsafe { PMPI_Barrier(rt.control) };
+    // SAFETY: collective over the new control communicator (the
+    // replacement's `joined`); the stayers wait asleep while it restores.
+    unsafe { barrier_napping(rt.control) };
 }
 
 /// The leaving process's part of [`move_to_world`]: its objects over the
@@ -495,8 +496,50 @@ pub unsafe fn leave() {
 /// As [`move_to_world`].
 pub unsafe fn joined() {
     if let Some(rt) = runtime() {
-        // SAFETY: collective over the new control communicator.
-        unsafe { PMPI_Barrier(rt.control) };
+        // SAFETY: collective over the new control communicator, matching
+        // `move_to_world`'s.
+        unsafe { barrier_napping(rt.control) };
+    }
+}
+
+/// Waits for `req`, polling, and after the first few polls sleeping
+/// between them (up to a millisecond): the processes that wait through a
+/// migration (while the replacement starts and the image crosses) leave
+/// the cores to the two that work. MPI's blocking waits spin.
+pub(crate) unsafe fn wait_napping(req: &mut MPI_Request) -> c_int {
+    let mut polls = 0u32;
+    let mut nap = std::time::Duration::from_micros(20);
+    loop {
+        let mut flag: c_int = 0;
+        // SAFETY: a live request of this process.
+        let rc = unsafe { PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE()) };
+        if rc != k::MPI_SUCCESS() || flag != 0 {
+            return rc;
+        }
+        polls += 1;
+        if polls < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// A barrier over `comm` waited for as [`wait_napping`] (every member
+/// must use this one: a nonblocking barrier matches no blocking one).
+///
+/// # Safety
+/// Collective over `comm`, a live communicator of this process.
+pub(crate) unsafe fn barrier_napping(comm: MPI_Comm) {
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: contract of the function.
+    unsafe {
+        if PMPI_Ibarrier(comm, &mut req) == k::MPI_SUCCESS() {
+            wait_napping(&mut req);
+        } else {
+            PMPI_Barrier(comm);
+        }
     }
 }
 

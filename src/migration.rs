@@ -466,7 +466,7 @@ const F_TRANSFER_US: usize = 8;
 const F_SPAWNED_AT: usize = 9;
 
 /// Logical OR over `comm`, waited for without holding a core (see
-/// [`wait_napping`]).
+/// [`crate::control::wait_napping`]).
 unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     let v: u64 = mine as u64;
     let mut out: u64 = 0;
@@ -484,7 +484,7 @@ unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
             &mut req,
         );
         if rc == k::MPI_SUCCESS() {
-            wait_napping(&mut req)
+            crate::control::wait_napping(&mut req)
         } else {
             rc
         }
@@ -508,7 +508,7 @@ unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, 
             &mut req,
         );
         if rc == k::MPI_SUCCESS() {
-            wait_napping(&mut req)
+            crate::control::wait_napping(&mut req)
         } else {
             rc
         }
@@ -517,30 +517,6 @@ unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, 
         Ok(v)
     } else {
         Err(rc)
-    }
-}
-
-/// Waits for `req`, polling, and after the first few polls sleeping
-/// between them (up to a millisecond): the processes that wait through a
-/// migration (while the replacement starts and the image crosses) leave
-/// the cores to the two that work. MPI's blocking waits spin.
-unsafe fn wait_napping(req: &mut MPI_Request) -> c_int {
-    let mut polls = 0u32;
-    let mut nap = Duration::from_micros(20);
-    loop {
-        let mut flag: c_int = 0;
-        // SAFETY: a live request of this process.
-        let rc = unsafe { PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE()) };
-        if rc != k::MPI_SUCCESS() || flag != 0 {
-            return rc;
-        }
-        polls += 1;
-        if polls < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(1));
-        }
     }
 }
 
