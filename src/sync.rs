@@ -172,15 +172,7 @@ pub fn decide(views: &[View], targets: &Targets, stuck: bool) -> Decision {
             }
         }
     }
-    // 3. Anybody stopped, once nobody is inside a collective any more:
-    //    one is, here, with every member of it inside (nobody is behind),
-    //    so it completes by itself, however slowly its processes are
-    //    scheduled. Raising a stopped process now could send the leader
-    //    into a collective of its own, where it cannot answer the members
-    //    that come out and need a target raised.
-    if !changed && views.iter().any(|v| v.status() == Status::Running) {
-        return Decision::Wait;
-    }
+    // 3. Anybody stopped.
     if !changed {
         for v in views {
             changed |= raise(&mut t, v);
