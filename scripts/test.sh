@@ -73,6 +73,17 @@ swap_check() {
   [ "$n" -ge 10 ]
 }
 
+report_retries() {
+  # The runs c-tests.sh passed only on a retry (c-tests/out/flaky.txt):
+  # listed, never hidden.
+  if [ -s c-tests/out/flaky.txt ]; then
+    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
+    sed 's/^/  /' c-tests/out/flaky.txt
+  else
+    echo "no run needed a retry"
+  fi
+}
+
 regroup_check() {
   # Every program with 1, 3 and 20 regroups started by pseudo-random ranks
   # at pseudo-random call counts (the seed is printed with each result, so
@@ -85,12 +96,7 @@ regroup_check() {
   for n in 1 3 20; do
     FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --regroups "$n" --seed "$seed" --retries 2 all || return 1
   done
-  if [ -s c-tests/out/flaky.txt ]; then
-    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
-    sed 's/^/  /' c-tests/out/flaky.txt
-  else
-    echo "no run needed a retry"
-  fi
+  report_retries
 }
 
 signal_check() {
@@ -125,12 +131,7 @@ migration_check() {
   echo "migration seed: $seed"
   rm -f c-tests/out/flaky.txt
   FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 1 --seed "$seed" --retries 2 all || return 1
-  if [ -s c-tests/out/flaky.txt ]; then
-    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
-    sed 's/^/  /' c-tests/out/flaky.txt
-  else
-    echo "no run needed a retry"
-  fi
+  report_retries
 }
 
 migration5_check() {
@@ -144,12 +145,7 @@ migration5_check() {
   echo "SKIP [openmpi]: 5 migrations per program (Open MPI allows two, docs/migration.md)"
   rm -f c-tests/out/flaky.txt
   FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 5 --seed "$seed" --retries 2 mpich || return 1
-  if [ -s c-tests/out/flaky.txt ]; then
-    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
-    sed 's/^/  /' c-tests/out/flaky.txt
-  else
-    echo "no run needed a retry"
-  fi
+  report_retries
 }
 
 checkpoint_check() {
