@@ -6,11 +6,17 @@
  * program also depends on a derived communicator. Output is deterministic:
  * integer-scaled sums printed by rank 0 only.
  *
- *   mpicc -O1 -o heat examples/heat.c && mpiexec -n 4 ./heat [steps]
+ *   mpicc -O1 -o heat examples/heat.c && mpiexec -n 4 ./heat [steps [pause-us]]
+ *
+ * pause-us (default 0) makes every rank sleep that many microseconds per
+ * step: the run then lasts a known minimum of wall time whatever the
+ * machine's speed (tests that act on a running job from outside use it).
+ * The output does not depend on it.
  */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define CELLS 4096
 
@@ -21,6 +27,8 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int steps = argc > 1 ? atoi(argv[1]) : 400;
+    long pause_us = argc > 2 ? atol(argv[2]) : 0;
+    struct timespec pause = {pause_us / 1000000, (pause_us % 1000000) * 1000};
 
     MPI_Comm pairs; /* ranks 0-1, 2-3, ... */
     MPI_Comm_split(MPI_COMM_WORLD, rank / 2, rank, &pairs);
@@ -52,6 +60,7 @@ int main(int argc, char **argv)
             if (rank == 0) printf("step %4d  total heat %lld  hottest pair %lld\n", s, total, far);
         }
         MPI_Barrier(MPI_COMM_WORLD);
+        if (pause_us > 0) nanosleep(&pause, NULL);
     }
     MPI_Comm_free(&pairs);
     free(u);

@@ -81,10 +81,11 @@ test_mpi() (
     result FAIL two-at-once "$FERRY_MPI" "rc=$rc, $(moves two-at-once) moves"; tail -5 "$out/two-at-once.err"
   fi
 
-  # From outside: a longer run, asked while it runs.
+  # From outside: a run paced to last at least 4 s of wall time (1 ms asleep
+  # per step; the output does not depend on it), asked while it runs.
   rm -f "$out/external.events"
   FERRY_LOG=info timeout 180 "$FERRY_BIN" run --mpi "$FERRY_MPI" -n 4 --events "$out/external.events" \
-    -- "$out/heat" 4000 >"$out/external.out" 2>"$out/external.err" &
+    -- "$out/heat" 4000 1000 >"$out/external.out" 2>"$out/external.err" &
   local job_pid=$! job="" i
   for ((i = 0; i < 100; i++)); do
     job="$(sed -n 's/^ferry: job \([^ ]*\) .*/\1/p' "$out/external.err" | head -n 1)"
