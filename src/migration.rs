@@ -389,10 +389,11 @@ fn has_argument(arg: &str) -> bool {
 
 /// Whether this process took part in a migration (as one that stayed or as
 /// a replacement): its communicators then hold spawned processes.
+///
+/// On the per-call path (every `MPI_ANY_SOURCE` receive on MPICH): three
+/// relaxed loads, no lock.
 pub fn happened() -> bool {
-    JOINING.load(Ordering::Relaxed)
-        || is_replacement()
-        || KEPT.lock().map(|v| !v.is_empty()).unwrap_or(false)
+    JOINING.load(Ordering::Relaxed) || is_replacement() || KEPT_ANY.load(Ordering::Relaxed)
 }
 
 /// The process this one replaced, still alive and asleep until this one
@@ -408,10 +409,14 @@ struct Kept(u64, MPI_Comm, MPI_Comm);
 // SAFETY: MPI handles used by the thread that calls MPI.
 unsafe impl Send for Kept {}
 static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+/// Whether [`KEPT`] ever held a migration in this process (read by
+/// [`happened`] without the lock).
+static KEPT_ANY: AtomicBool = AtomicBool::new(false);
 
 fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
     if let Ok(mut v) = KEPT.lock() {
         v.push(Kept(epoch, inter, merged));
+        KEPT_ANY.store(true, Ordering::SeqCst);
     }
 }
 
@@ -421,6 +426,7 @@ pub fn forget_links() {
     REPLACEMENT.store(false, Ordering::SeqCst);
     if let Ok(mut v) = KEPT.lock() {
         std::mem::forget(std::mem::take(&mut *v));
+        KEPT_ANY.store(false, Ordering::SeqCst);
     }
     if let Ok(mut p) = PREDECESSOR.lock() {
         *p = None;
@@ -1013,6 +1019,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
         // The image's kept communicators are the old process's.
         std::mem::forget(std::mem::take(&mut *v));
         v.push(Kept(epoch(), parent, merged));
+        KEPT_ANY.store(true, Ordering::SeqCst);
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::checkpoint::remake(world) };

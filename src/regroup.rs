@@ -399,8 +399,10 @@ pub fn poll(_safe: bool) -> bool {
         }
         match msg[0] {
             MSG_TARGETS => x.merge(&msg[2..]),
-            // A member asks the leader (this process) to raise a target.
-            MSG_RAISE if x.coordinator.is_some() => x.merge(&msg[2..]),
+            // A member asks the leader (this process) to raise a target;
+            // once the leader froze the job, nobody passes any more (the
+            // member gets FREEZE): the leader must not either.
+            MSG_RAISE if x.coordinator.as_ref().is_some_and(|c| !c.frozen) => x.merge(&msg[2..]),
             MSG_RAISE => {}
             MSG_FREEZE => x.freeze = true,
             MSG_PASS => x.pass = true,
@@ -474,10 +476,11 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             .as_ref()
             .map(|t| t.get(&gid).copied().unwrap_or(0));
         if let Some(t) = target {
-            if sync::may_enter(k, t) {
+            let allowed = sync::may_enter(k, t);
+            if allowed && x.coordinator.as_ref().is_none_or(|c| c.may_enter(gid, k)) {
                 break;
             }
-            if !freeze && (x.pass || x.behind()) {
+            if !allowed && !freeze && (x.pass || x.behind()) {
                 // It cannot catch up elsewhere, or somebody waits for what
                 // it does after this collective: it must pass.
                 x.pass = false;
@@ -485,7 +488,11 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             }
             if !told {
                 told = true;
-                log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+                if allowed {
+                    log::debug!("leading: collective {k} on slot {slot} waits for its members");
+                } else {
+                    log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+                }
             }
         }
         if freeze {
@@ -538,8 +545,27 @@ struct Coordinator {
     frozen: bool,
     readings: u64,
     releases: u64,
+    /// Since when the readings show nobody able to move ([`sync::stuck`]).
+    stuck_since: Option<Instant>,
     /// Messages on their way (Isend requests and their buffers).
     outbox: Vec<(MPI_Request, Box<[u64]>)>,
+}
+
+/// How long the leader waits in front of a collective its target allows
+/// while nothing moves at all, before it enters anyway (a last resort:
+/// [`sync::leader_may_enter`] covers the cases known to need it).
+const LEADER_PATIENCE: Duration = Duration::from_secs(1);
+
+impl Coordinator {
+    /// Whether the leader may enter its `k`-th collective on `gid` now
+    /// ([`sync::leader_may_enter`] on its latest reading).
+    fn may_enter(&self, gid: Gid, k: u64) -> bool {
+        let me = channel().map(|c| c.2).unwrap_or(0).max(0) as usize;
+        sync::leader_may_enter(&self.previous, me, gid, k)
+            || self
+                .stuck_since
+                .is_some_and(|t| t.elapsed() >= LEADER_PATIENCE)
+    }
 }
 
 /// Compare-and-swap of world rank 0's `leader` from 0 to `me`; `old`
@@ -650,6 +676,7 @@ fn try_lead() -> bool {
         frozen: false,
         readings: 0,
         releases: 0,
+        stuck_since: None,
         outbox: Vec::new(),
     };
     let views = read_all();
@@ -710,6 +737,11 @@ pub fn coordinate() {
     c.readings += 1;
     c.last_read = Some(Instant::now());
     let stuck = sync::stuck(&c.previous, &views);
+    if !stuck {
+        c.stuck_since = None;
+    } else if c.stuck_since.is_none() {
+        c.stuck_since = Some(Instant::now());
+    }
     let mut raised: Option<Vec<u64>> = None;
     match sync::decide(&views, &c.targets, stuck) {
         Decision::Freeze => {

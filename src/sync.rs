@@ -192,6 +192,32 @@ pub fn may_enter(k: u64, target: u64) -> bool {
     k <= target
 }
 
+/// The leader's own rule on top of [`may_enter`]: it is the one process
+/// that raises targets, and inside a blocking collective it cannot, so a
+/// member that must pass a collective elsewhere before it comes to this
+/// one would ask in vain (and the leader would wait inside for it
+/// forever). So the leader (world rank `me`) enters its `k`-th collective
+/// on `gid` only once every other member has entered it (its superstep
+/// there reads `k` or more): the collective then completes without
+/// anybody else doing anything. It also enters when a member waits on the
+/// leader itself in a point-to-point operation (`blocked_world` is `me`,
+/// or any source): what that member waits for may come after this
+/// collective (a nonblocking collective, or a program that relies on a
+/// collective not synchronizing), so waiting for it would never end.
+pub fn leader_may_enter(views: &[View], me: usize, gid: Gid, k: u64) -> bool {
+    let others = || {
+        views
+            .iter()
+            .enumerate()
+            .filter(move |(i, v)| *i != me && v.step_of(gid).is_some())
+            .map(|(_, v)| v)
+    };
+    let waits_on_me = |v: &View| {
+        v.status() == Status::Blocked && (v.blocked_world < 0 || v.blocked_world as usize == me)
+    };
+    others().all(|v| v.step_of(gid).is_some_and(|s| s >= k)) || others().any(waits_on_me)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,5 +543,51 @@ mod tests {
         ];
         assert_eq!(decide(&done, &t, false), Decision::Freeze);
         assert!(!stuck(&views, &views), "running processes are not stuck");
+    }
+
+    #[test]
+    fn leader_enters_last() {
+        // World (gid 1) of 3; the leader is rank 0, in front of its 4th
+        // world collective; a sub-communicator (gid 2) holds ranks 1 and 2.
+        let v = |steps: Vec<(Gid, u64)>, status, blocked_world| View {
+            status: Some(status),
+            steps,
+            blocked_world,
+            ..View::default()
+        };
+        let leader = v(vec![(1, 3)], Status::Stopped, -1);
+        // Ranks 1 and 2 are still in their sub-communicator barrier: the
+        // leader must not block in the world collective yet (it could not
+        // raise a target they may need next).
+        let sub = vec![
+            leader.clone(),
+            v(vec![(1, 3), (2, 5)], Status::Running, -1),
+            v(vec![(1, 3), (2, 5)], Status::Running, -1),
+        ];
+        assert!(!leader_may_enter(&sub, 0, 1, 4));
+        // The leader may enter a collective of a communicator it shares
+        // with nobody, and one every other member has entered.
+        assert!(leader_may_enter(&sub, 0, 7, 1));
+        let inside = vec![
+            leader.clone(),
+            v(vec![(1, 4), (2, 5)], Status::Running, -1),
+            v(vec![(1, 4), (2, 6)], Status::Running, -1),
+        ];
+        assert!(leader_may_enter(&inside, 0, 1, 4));
+        // One member is blocked receiving from the leader: it may be
+        // waiting for what the leader sends after this collective.
+        let on_leader = vec![
+            leader.clone(),
+            v(vec![(1, 4), (2, 5)], Status::Running, -1),
+            v(vec![(1, 3), (2, 5)], Status::Blocked, 0),
+        ];
+        assert!(leader_may_enter(&on_leader, 0, 1, 4));
+        // Blocked on another member: that one comes by itself.
+        let on_other = vec![
+            leader,
+            v(vec![(1, 3), (2, 5)], Status::Running, -1),
+            v(vec![(1, 3), (2, 5)], Status::Blocked, 1),
+        ];
+        assert!(!leader_may_enter(&on_other, 0, 1, 4));
     }
 }
