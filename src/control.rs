@@ -470,7 +470,7 @@ pub unsafe fn move_to_world(world: MPI_Comm) {
     }
     // SAFETY: collective over the new control communicator (the
     // replacement's `joined`); the stayers wait asleep while it restores.
-    unsafe { barrier_napping(rt.control) };
+    unsafe { barrier_napping(rt.control, LONG_NAP) };
 }
 
 /// The leaving process's part of [`move_to_world`]: its objects over the
@@ -498,17 +498,36 @@ pub unsafe fn joined() {
     if let Some(rt) = runtime() {
         // SAFETY: collective over the new control communicator, matching
         // `move_to_world`'s.
-        unsafe { barrier_napping(rt.control) };
+        unsafe { barrier_napping(rt.control, LONG_NAP) };
     }
 }
 
+/// Whether the library's own collectives may be nonblocking ones, waited
+/// for asleep ([`wait_napping`]). MPICH: yes. Debian's Open MPI 4.1.4:
+/// no. Each nonblocking collective there takes the next of a
+/// communicator's tags, counting down from the nonblocking range's start,
+/// and after enough of them on one communicator they meet tags the
+/// library's other internal traffic uses: the communicator id agreement
+/// of a later `MPI_Comm_split` then never converges (every process spins
+/// in `ompi_comm_nextcid`; fixed upstream after 4.1.4, open-mpi/ompi
+/// PR 14211). Seen with three nonblocking collectives per regroup on the
+/// control communicator: `comms` hung at its second regroup.
+pub(crate) const NONBLOCKING_COLLECTIVES: bool = cfg!(ferry_mpi = "mpich");
+
+/// The longest nap of the protocol's short waits (see [`wait_napping`]).
+pub(crate) const SHORT_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+/// The longest nap of its long waits.
+pub(crate) const LONG_NAP: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Waits for `req`, polling, and after the first few polls sleeping
-/// between them (up to a millisecond): the processes that wait through a
-/// migration (while the replacement starts and the image crosses) leave
-/// the cores to the two that work. MPI's blocking waits spin.
-pub(crate) unsafe fn wait_napping(req: &mut MPI_Request) -> c_int {
+/// between them, naps doubling up to `longest`: the processes that wait
+/// leave the cores to those that work (MPI's blocking waits spin). Through
+/// a migration's long steps (the replacement starts, the image crosses)
+/// naps grow to [`LONG_NAP`]; in the synchronization's and the drain's
+/// short ones to [`SHORT_NAP`], where a long nap would be most of the step.
+pub(crate) unsafe fn wait_napping(req: &mut MPI_Request, longest: std::time::Duration) -> c_int {
     let mut polls = 0u32;
-    let mut nap = std::time::Duration::from_micros(20);
+    let mut nap = std::time::Duration::from_micros(20).min(longest);
     loop {
         let mut flag: c_int = 0;
         // SAFETY: a live request of this process.
@@ -521,26 +540,45 @@ pub(crate) unsafe fn wait_napping(req: &mut MPI_Request) -> c_int {
             std::thread::yield_now();
         } else {
             std::thread::sleep(nap);
-            nap = (nap * 2).min(std::time::Duration::from_millis(1));
+            nap = (nap * 2).min(longest);
         }
     }
 }
 
-/// A barrier over `comm` waited for as [`wait_napping`] (every member
-/// must use this one: a nonblocking barrier matches no blocking one).
+/// One of the library's own collectives, waited for asleep where that is
+/// safe: `napping!(longest, PMPI_Ibarrier, PMPI_Barrier, comm)` starts the
+/// nonblocking form with the arguments given plus a request and waits for
+/// it as [`wait_napping`] (naps of at most `longest`) when
+/// [`NONBLOCKING_COLLECTIVES`], and calls the blocking form otherwise.
+/// Every member of the communicator runs the same expansion, so the two
+/// forms never meet (a nonblocking collective matches no blocking one).
+/// Evaluates to MPI's return code. Must be used inside an `unsafe` block
+/// whose contract covers both calls.
+macro_rules! napping {
+    ($longest:expr, $nonblocking:ident, $blocking:ident, $($arg:expr),+ $(,)?) => {
+        if $crate::control::NONBLOCKING_COLLECTIVES {
+            let mut req = $crate::sys::constants::MPI_REQUEST_NULL();
+            let rc = $nonblocking($($arg),+, &mut req);
+            if rc == $crate::sys::constants::MPI_SUCCESS() {
+                $crate::control::wait_napping(&mut req, $longest)
+            } else {
+                rc
+            }
+        } else {
+            $blocking($($arg),+)
+        }
+    };
+}
+pub(crate) use napping;
+
+/// A barrier over `comm`, waited for asleep with naps of at most
+/// `longest` (see [`napping`]; every member must use this one).
 ///
 /// # Safety
 /// Collective over `comm`, a live communicator of this process.
-pub(crate) unsafe fn barrier_napping(comm: MPI_Comm) {
-    let mut req = k::MPI_REQUEST_NULL();
+pub(crate) unsafe fn barrier_napping(comm: MPI_Comm, longest: std::time::Duration) {
     // SAFETY: contract of the function.
-    unsafe {
-        if PMPI_Ibarrier(comm, &mut req) == k::MPI_SUCCESS() {
-            wait_napping(&mut req);
-        } else {
-            PMPI_Barrier(comm);
-        }
-    }
+    unsafe { napping!(longest, PMPI_Ibarrier, PMPI_Barrier, comm) };
 }
 
 /// Writes this rank's status file in the job directory (`ferry status`

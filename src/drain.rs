@@ -9,6 +9,7 @@
 //! in first out, which is all MPI promises; an `MPI_ANY_SOURCE` receive
 //! takes the earliest that matches).
 use crate::channels::count_receive;
+use crate::control::{napping, SHORT_NAP};
 use crate::handles::{self, tables, CommRef};
 use crate::sys::constants as k;
 use crate::sys::*;
@@ -135,9 +136,15 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
     }
     let send_counts: Vec<c_int> = out.iter().map(|v| v.len() as c_int).collect();
     let mut recv_counts = vec![0 as c_int; n];
+    // Both exchanges are waited for asleep where MPI allows (see
+    // `control::napping`): on an oversubscribed node the spinning of the
+    // first arrived would keep the last ones off the cores.
     // SAFETY: n ints each way.
     unsafe {
-        PMPI_Alltoall(
+        napping!(
+            SHORT_NAP,
+            PMPI_Ialltoall,
+            PMPI_Alltoall,
             send_counts.as_ptr() as *const c_void,
             1,
             k::MPI_INT(),
@@ -162,7 +169,10 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
     let mut incoming = vec![0u64; recv_counts.iter().map(|&c| c as usize).sum()];
     // SAFETY: counts and displacements describe both buffers.
     unsafe {
-        PMPI_Alltoallv(
+        napping!(
+            SHORT_NAP,
+            PMPI_Ialltoallv,
+            PMPI_Alltoallv,
             flat.as_ptr() as *const c_void,
             send_counts.as_ptr(),
             sdispls.as_ptr(),

@@ -31,6 +31,7 @@
 //! 6. **The leaving process** gives its memory back, sleeps (no CPU) until
 //!    the rank that replaced it finalizes, and finalizes with it
 //!    ([`dormant`]).
+use crate::control::napping;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::collections::VecDeque;
@@ -471,29 +472,25 @@ const F_WORLD: usize = 7;
 const F_TRANSFER_US: usize = 8;
 const F_SPAWNED_AT: usize = 9;
 
-/// Logical OR over `comm`, waited for without holding a core (see
-/// [`crate::control::wait_napping`]).
+/// Logical OR over `comm`, waited for without holding a core where MPI
+/// allows (see [`crate::control::napping`]).
 unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     let v: u64 = mine as u64;
     let mut out: u64 = 0;
-    let mut req = k::MPI_REQUEST_NULL();
     // SAFETY: a reduction of one integer over a live communicator; the
-    // buffers outlive the request, which is waited for here.
+    // buffers outlive the call.
     let rc = unsafe {
-        let rc = PMPI_Iallreduce(
+        napping!(
+            crate::control::LONG_NAP,
+            PMPI_Iallreduce,
+            PMPI_Allreduce,
             &v as *const u64 as *const c_void,
             &mut out as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
             k::MPI_MAX(),
             comm,
-            &mut req,
-        );
-        if rc == k::MPI_SUCCESS() {
-            crate::control::wait_napping(&mut req)
-        } else {
-            rc
-        }
+        )
     };
     rc != k::MPI_SUCCESS() || out != 0
 }
@@ -501,23 +498,19 @@ unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
 /// `v` of the process `root` of `comm`, to every process, waited for as
 /// [`any`].
 unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, c_int> {
-    let mut req = k::MPI_REQUEST_NULL();
     // SAFETY: a broadcast of one integer over a live communicator; the
-    // buffer outlives the request, which is waited for here.
+    // buffer outlives the call.
     let rc = unsafe {
-        let rc = PMPI_Ibcast(
+        napping!(
+            crate::control::LONG_NAP,
+            PMPI_Ibcast,
+            PMPI_Bcast,
             &mut v as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
             root,
             comm,
-            &mut req,
-        );
-        if rc == k::MPI_SUCCESS() {
-            crate::control::wait_napping(&mut req)
-        } else {
-            rc
-        }
+        )
     };
     if rc == k::MPI_SUCCESS() {
         Ok(v)

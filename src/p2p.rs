@@ -93,6 +93,7 @@ pub fn block_on(
     let world = world_of(comm, peer);
     state().set_blocked(kind, comm.0, peer, tag, world);
     let mut since: Option<std::time::Instant> = None;
+    let mut idle = regroup::Backoff::default();
     let r = loop {
         let (rc, done) = poll();
         if rc != k::MPI_SUCCESS() || done {
@@ -103,6 +104,10 @@ pub fn block_on(
                 break Err(Woken);
             }
             regroup::nudge(world, *since.get_or_insert_with(std::time::Instant::now));
+            // While a synchronization runs, a blocked process leaves the
+            // core to those that must move for it (the leader's readings
+            // first); outside one it spins, as MPI's own waits do.
+            idle.pause(false);
         }
     };
     state().clear_blocked();

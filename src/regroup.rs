@@ -904,8 +904,10 @@ pub fn now() {
     state().set_status(Status::Frozen);
     let epoch = state().command.load(Ordering::SeqCst);
     // Everyone arrives: the leader's measure of the point-to-point sync.
+    // Those that arrive first wait asleep: the cores go to the ones still
+    // on their way.
     // SAFETY: every process of the job calls this once per regroup.
-    unsafe { PMPI_Barrier(control) };
+    unsafe { crate::control::barrier_napping(control, crate::control::SHORT_NAP) };
     let p2p_sync = frozen_at.elapsed();
     let t_drain = Instant::now();
     // SAFETY: every process is here; no request of the library is pending.
