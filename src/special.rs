@@ -304,6 +304,12 @@ pub(crate) mod fortran {
     const DATATYPE: MPI_Fint = 3;
     const OP: MPI_Fint = 4;
 
+    /// Whether a Fortran integer is one of ours (of any family).
+    #[inline(always)]
+    pub fn ours(f: MPI_Fint) -> bool {
+        (FORTRAN_BASE..FORTRAN_BASE + 5 * SPAN).contains(&f)
+    }
+
     #[inline(always)]
     fn encode(family: MPI_Fint, index: usize) -> MPI_Fint {
         FORTRAN_BASE + family * SPAN + index as MPI_Fint

@@ -237,6 +237,19 @@ program calls
   call MPI_Type_free(t2, ierr); call counted('MPI_Type_free')
   call MPI_Type_free(t1, ierr); call counted('MPI_Type_free')
 
+  ! calls forwarded to Open MPI's own Fortran layer are counted too
+  call MPI_Comm_split(MPI_COMM_WORLD, 0, rank, sub, ierr); call counted('MPI_Comm_split')
+  call MPI_Comm_get_attr(sub, MPI_TAG_UB, lb, flag, ierr); call counted('MPI_Comm_get_attr')
+  call MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, v, lb, ierr)
+  call counted('MPI_Comm_create_keyval')
+  call MPI_Comm_set_attr(sub, v, lb, ierr); call counted('MPI_Comm_set_attr')
+  call MPI_Comm_delete_attr(sub, v, ierr); call counted('MPI_Comm_delete_attr')
+  call MPI_Comm_free_keyval(v, ierr); call counted('MPI_Comm_free_keyval')
+  blens = (/ 1, 1 /)
+  call MPI_Alltoallw(a, blens, (/ 0, 4 /), (/ MPI_INTEGER, MPI_INTEGER /), b, blens, (/ 0, 4 /), &
+                     (/ MPI_INTEGER, MPI_INTEGER /), sub, ierr)
+  call counted('MPI_Alltoallw')
+  call MPI_Comm_free(sub, ierr); call counted('MPI_Comm_free')
   call MPI_Finalized(flag, ierr); call counted('MPI_Finalized')
   write (0, '(a,i0,a,i0,a,i0,a)') 'fortran-calls: rank ', rank, ' checked ', checked, ' calls, ', bad, ' miscounted'
   call MPI_Barrier(MPI_COMM_WORLD, ierr); call counted('MPI_Barrier')

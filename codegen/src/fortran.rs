@@ -13,6 +13,12 @@
 //! `ompi_send_f`, which `use mpi_f08`'s module procedures call (those with
 //! `LOGICAL` arguments call `pmpi_test_` instead: exported as well).
 //!
+//! A function whose arguments the generator cannot convert (a Fortran
+//! callback, an attribute value, string arrays, ...) gets a forwarding entry
+//! point instead (`gen_forward`): the virtual handles it is given become the
+//! real handles' Open MPI Fortran integers and Open MPI's own Fortran
+//! function runs; the call is counted there.
+//!
 //! Under MPICH nothing is generated: its Fortran layer calls the C `MPI_*`
 //! functions, which the C wrappers already count.
 use super::{base_type, Function, Param};
@@ -21,9 +27,8 @@ use std::fmt::Write as _;
 /// The functions that must get Fortran entry points, by C name (the
 /// generator fails if one of them cannot). Every other function of the
 /// spec gets one too when the generator converts all its arguments (and it
-/// is not in [`DENY`]); the generated file ends with the list of those that
-/// do not, which reach Open MPI's own Fortran library, uncounted (see
-/// docs/fortran.md).
+/// is not in [`DENY`]); the others are forwarded (`gen_forward`). The
+/// generated file ends with the lists (see docs/fortran.md).
 pub const FORTRAN: &[&str] = &[
     // Environment
     "MPI_Init",
@@ -177,7 +182,8 @@ const F08_VIA_PMPI: &[&str] = &[
 ];
 
 /// Functions whose Fortran binding means something else than the C one
-/// (addresses as integers, memory the MPI allocates): left to Open MPI.
+/// (addresses as integers, memory the MPI allocates, results written
+/// later): forwarded to Open MPI's own.
 const DENY: &[(&str, &str)] = &[
     (
         "MPI_Alloc_mem",
@@ -575,6 +581,160 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
+/// C-only functions (conversions between languages): no Fortran binding.
+fn c_only(name: &str) -> bool {
+    [
+        "_c2f", "_f2c", "_c2f08", "_f082c", "_f082f", "_f2f08", "_toint", "_fromint",
+    ]
+    .iter()
+    .any(|sfx| name.ends_with(sfx))
+}
+
+/// A forwarding entry point, for a function whose arguments the library does
+/// not convert: Open MPI's own Fortran implementation (`ompi_x_f`, found
+/// with `dlsym(RTLD_NEXT)`) does the work, given the real Fortran integers
+/// of the virtual handles the call takes; the call is counted (the library's
+/// C wrapper is not involved: a collective or message of such a call is not
+/// seen by the protocol). Handles it returns are MPI's own.
+fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
+    if f.variadic {
+        return Err("variadic".into());
+    }
+    if f.ret != "int" {
+        return Err(format!("returns {} (a Fortran function)", f.ret));
+    }
+    if c_only(&f.name) {
+        return Err("C only".into());
+    }
+    let lower = f.name.to_ascii_lowercase();
+    let stem = lower.strip_prefix("mpi_").unwrap();
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    let mut pre = String::new();
+    let mut post = String::new();
+    let mut hidden = 0;
+    let comm_param = f
+        .params
+        .iter()
+        .find(|q| base_type(&q.ctype) == ("MPI_Comm", 0))
+        .map(|q| id(&q.name));
+    for p in &f.params {
+        if p.kind == "ARGUMENT_COUNT" || p.kind == "ARGUMENT_LIST" {
+            return Err(format!("argument lists ({})", p.name));
+        }
+        let n = id(&p.name);
+        let (base, stars) = base_type(&p.ctype);
+        if base == "char" {
+            hidden += 1;
+        }
+        params.push(format!("{n}: *mut MPI_Fint"));
+        match (virtual_family(base), stars, &p.length) {
+            (Some(fam), 0, _) | (Some(fam), 1, None) if p.dir == "in" => {
+                writeln!(pre, "    let {n}_f = fs::real_fint_{fam}(*{n});").unwrap();
+                args.push(format!("&{n}_f as *const MPI_Fint as *mut MPI_Fint"));
+            }
+            (Some(fam), 1, None) if p.dir == "inout" => {
+                writeln!(pre, "    let mut {n}_f = fs::real_fint_{fam}(*{n});").unwrap();
+                args.push(format!("&mut {n}_f"));
+                writeln!(post, "    *{n} = fs::program_fint_{fam}({n}_f);").unwrap();
+            }
+            (Some(fam), 1, Some(len)) if p.dir == "in" => {
+                let len = if f.params.iter().any(|q| &q.name == len) {
+                    format!("fs::len({})", id(len))
+                } else if len == "*" && comm_param.is_some() {
+                    let which = if p.name.starts_with("send") { 0 } else { 1 };
+                    format!(
+                        "fs::peers(*{}, {}).{which}",
+                        comm_param.as_ref().unwrap(),
+                        f.name.contains("eighbor")
+                    )
+                } else {
+                    return Err(format!("an array of handles of length {len} ({})", p.name));
+                };
+                writeln!(
+                    pre,
+                    "    let mut {n}_f: Vec<MPI_Fint> = (0..{len}).map(|i| fs::real_fint_{fam}(*{n}.add(i))).collect();"
+                )
+                .unwrap();
+                args.push(format!("{n}_f.as_mut_ptr()"));
+            }
+            // Handles made by the call, and everything else: as they are.
+            _ => args.push(n),
+        }
+    }
+    params.push("ierror: *mut MPI_Fint".into());
+    args.push("ierror".into());
+    for i in 0..hidden {
+        params.push(format!("len{i}: usize"));
+        args.push(format!("len{i}"));
+    }
+    let param_list = params.join(", ");
+    let arg_names: Vec<String> = params
+        .iter()
+        .map(|p| p.split(':').next().unwrap().to_string())
+        .collect();
+    let target_ty = format!(
+        "unsafe extern \"C\" fn({})",
+        params
+            .iter()
+            .map(|p| p.split(": ").nth(1).unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let cfg = format!("#[cfg(ferry_has = \"{}\")]", f.name);
+    writeln!(out, "{cfg}").unwrap();
+    writeln!(out, "unsafe fn {}({param_list}) {{", f.name).unwrap();
+    writeln!(
+        out,
+        "    static TARGET: fs::Next = fs::Next::new(\"ompi_{stem}_f\\0\");"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"ompi_{stem}_f\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
+    )
+    .unwrap();
+    for line in pre.lines() {
+        writeln!(out, "    {line}").unwrap();
+    }
+    writeln!(out, "        target({});", args.join(", ")).unwrap();
+    writeln!(
+        out,
+        "        let rc = if ierror.is_null() {{ k::MPI_SUCCESS() }} else {{ *ierror }};"
+    )
+    .unwrap();
+    if !post.is_empty() {
+        writeln!(out, "        if rc == k::MPI_SUCCESS() {{").unwrap();
+        for line in post.lines() {
+            writeln!(out, "        {line}").unwrap();
+        }
+        writeln!(out, "        }}").unwrap();
+    }
+    writeln!(out, "        rc\n    }})\n}}\n").unwrap();
+    let mut names = vec![
+        format!("{lower}_"),
+        format!("{lower}__"),
+        lower.clone(),
+        f.name.to_ascii_uppercase(),
+        format!("ompi_{stem}_f"),
+    ];
+    if F08_VIA_PMPI.contains(&f.name.as_str()) {
+        names.push(format!("p{lower}_"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
+        writeln!(
+            out,
+            "pub unsafe extern \"C\" fn f{i}_{}({param_list}) {{\n    {}({})\n}}\n",
+            f.name,
+            f.name,
+            arg_names.join(", ")
+        )
+        .unwrap();
+    }
+    Ok(())
+}
+
 /// The generated `src/wrappers/fortran.rs`.
 pub fn generate(functions: &[Function], source: &str) -> String {
     let mut out = String::new();
@@ -593,6 +753,7 @@ pub fn generate(functions: &[Function], source: &str) -> String {
     );
     let mut covered = 0;
     let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut forwarded: Vec<(String, String)> = Vec::new();
     for f in functions {
         let name = f.name.as_str();
         let required = FORTRAN.contains(&name);
@@ -609,7 +770,16 @@ pub fn generate(functions: &[Function], source: &str) -> String {
                 out.push_str(&text);
                 covered += 1;
             }
-            Err(why) if !required => skipped.push((f.name.clone(), why)),
+            Err(why) if !required => {
+                let mut text = String::new();
+                match gen_forward(f, &mut text) {
+                    Ok(()) => {
+                        out.push_str(&text);
+                        forwarded.push((f.name.clone(), why));
+                    }
+                    Err(no) => skipped.push((f.name.clone(), no)),
+                }
+            }
             Err(why) => panic!("{name} must have a Fortran entry point: {why}"),
         }
     }
@@ -621,13 +791,23 @@ pub fn generate(functions: &[Function], source: &str) -> String {
     }
     writeln!(
         out,
-        "// {covered} functions, each under 5 names (mpi_x_, mpi_x__, mpi_x, MPI_X, ompi_x_f), {} also as pmpi_x_ (mpi_f08).",
+        "// {} functions, each under 5 names (mpi_x_, mpi_x__, mpi_x, MPI_X, ompi_x_f), {} also as pmpi_x_ (mpi_f08).",
+        covered + forwarded.len(),
         F08_VIA_PMPI.len()
     )
     .unwrap();
     writeln!(
         out,
-        "// Without a Fortran entry point here (Open MPI's own runs, uncounted; see docs/fortran.md):"
+        "// {} of them forwarded to Open MPI's own (handles given made real, counted; see docs/fortran.md):",
+        forwarded.len()
+    )
+    .unwrap();
+    for (name, why) in &forwarded {
+        writeln!(out, "//   {name}: {why}").unwrap();
+    }
+    writeln!(
+        out,
+        "// Without a Fortran entry point (no Fortran binding, or a Fortran function):"
     )
     .unwrap();
     for (name, why) in &skipped {

@@ -8,6 +8,48 @@ use crate::special::fortran;
 use crate::sys::{self, constants as k, MPI_Fint};
 use std::ffi::{c_char, c_void};
 
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+unsafe fn MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_abi_get_fortran_booleans_f\0");
+    fs::forward("mpi_abi_get_fortran_booleans", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_abi_get_fortran_booleans_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(logical_size, logical_true, logical_false, is_set, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+#[export_name = "mpi_abi_get_fortran_booleans_"]
+pub unsafe extern "C" fn f0_MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_get_fortran_booleans(logical_size, logical_true, logical_false, is_set, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+#[export_name = "mpi_abi_get_fortran_booleans__"]
+pub unsafe extern "C" fn f1_MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_get_fortran_booleans(logical_size, logical_true, logical_false, is_set, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+#[export_name = "mpi_abi_get_fortran_booleans"]
+pub unsafe extern "C" fn f2_MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_get_fortran_booleans(logical_size, logical_true, logical_false, is_set, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+#[export_name = "MPI_ABI_GET_FORTRAN_BOOLEANS"]
+pub unsafe extern "C" fn f3_MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_get_fortran_booleans(logical_size, logical_true, logical_false, is_set, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
+#[export_name = "ompi_abi_get_fortran_booleans_f"]
+pub unsafe extern "C" fn f4_MPI_Abi_get_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_get_fortran_booleans(logical_size, logical_true, logical_false, is_set, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Abi_get_fortran_info")]
 unsafe fn MPI_Abi_get_fortran_info(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_abi_get_fortran_info", ierror, || {
@@ -128,6 +170,48 @@ pub unsafe extern "C" fn f3_MPI_Abi_get_version(abi_major: *mut MPI_Fint, abi_mi
 #[export_name = "ompi_abi_get_version_f"]
 pub unsafe extern "C" fn f4_MPI_Abi_get_version(abi_major: *mut MPI_Fint, abi_minor: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Abi_get_version(abi_major, abi_minor, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+unsafe fn MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_abi_set_fortran_booleans_f\0");
+    fs::forward("mpi_abi_set_fortran_booleans", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_abi_set_fortran_booleans_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(logical_size, logical_true, logical_false, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+#[export_name = "mpi_abi_set_fortran_booleans_"]
+pub unsafe extern "C" fn f0_MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_set_fortran_booleans(logical_size, logical_true, logical_false, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+#[export_name = "mpi_abi_set_fortran_booleans__"]
+pub unsafe extern "C" fn f1_MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_set_fortran_booleans(logical_size, logical_true, logical_false, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+#[export_name = "mpi_abi_set_fortran_booleans"]
+pub unsafe extern "C" fn f2_MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_set_fortran_booleans(logical_size, logical_true, logical_false, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+#[export_name = "MPI_ABI_SET_FORTRAN_BOOLEANS"]
+pub unsafe extern "C" fn f3_MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_set_fortran_booleans(logical_size, logical_true, logical_false, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
+#[export_name = "ompi_abi_set_fortran_booleans_f"]
+pub unsafe extern "C" fn f4_MPI_Abi_set_fortran_booleans(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Abi_set_fortran_booleans(logical_size, logical_true, logical_false, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Abi_set_fortran_info")]
@@ -557,6 +641,48 @@ pub unsafe extern "C" fn f4_MPI_Allgatherv_init(sendbuf: *mut c_void, sendcount:
     MPI_Allgatherv_init(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, recvtype, comm, info, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+unsafe fn MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_alloc_mem_f\0");
+    fs::forward("mpi_alloc_mem", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_alloc_mem_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(size, info, baseptr, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+#[export_name = "mpi_alloc_mem_"]
+pub unsafe extern "C" fn f0_MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alloc_mem(size, info, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+#[export_name = "mpi_alloc_mem__"]
+pub unsafe extern "C" fn f1_MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alloc_mem(size, info, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+#[export_name = "mpi_alloc_mem"]
+pub unsafe extern "C" fn f2_MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alloc_mem(size, info, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+#[export_name = "MPI_ALLOC_MEM"]
+pub unsafe extern "C" fn f3_MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alloc_mem(size, info, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alloc_mem")]
+#[export_name = "ompi_alloc_mem_f"]
+pub unsafe extern "C" fn f4_MPI_Alloc_mem(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alloc_mem(size, info, baseptr, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Allreduce")]
 unsafe fn MPI_Allreduce(sendbuf: *mut c_void, recvbuf: *mut c_void, count: *mut MPI_Fint, datatype: *mut MPI_Fint, op: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_allreduce", ierror, || {
@@ -797,6 +923,96 @@ pub unsafe extern "C" fn f4_MPI_Alltoallv_init(sendbuf: *mut c_void, sendcounts:
     MPI_Alltoallv_init(sendbuf, sendcounts, sdispls, sendtype, recvbuf, recvcounts, rdispls, recvtype, comm, info, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Alltoallw")]
+unsafe fn MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_alltoallw_f\0");
+    fs::forward("mpi_alltoallw", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_alltoallw_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw")]
+#[export_name = "mpi_alltoallw_"]
+pub unsafe extern "C" fn f0_MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw")]
+#[export_name = "mpi_alltoallw__"]
+pub unsafe extern "C" fn f1_MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw")]
+#[export_name = "mpi_alltoallw"]
+pub unsafe extern "C" fn f2_MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw")]
+#[export_name = "MPI_ALLTOALLW"]
+pub unsafe extern "C" fn f3_MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw")]
+#[export_name = "ompi_alltoallw_f"]
+pub unsafe extern "C" fn f4_MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+unsafe fn MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_alltoallw_init_f\0");
+    fs::forward("mpi_alltoallw_init", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_alltoallw_init_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, info, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+#[export_name = "mpi_alltoallw_init_"]
+pub unsafe extern "C" fn f0_MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+#[export_name = "mpi_alltoallw_init__"]
+pub unsafe extern "C" fn f1_MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+#[export_name = "mpi_alltoallw_init"]
+pub unsafe extern "C" fn f2_MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+#[export_name = "MPI_ALLTOALLW_INIT"]
+pub unsafe extern "C" fn f3_MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Alltoallw_init")]
+#[export_name = "ompi_alltoallw_init_f"]
+pub unsafe extern "C" fn f4_MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Attr_delete")]
 unsafe fn MPI_Attr_delete(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_attr_delete", ierror, || {
@@ -833,6 +1049,92 @@ pub unsafe extern "C" fn f3_MPI_Attr_delete(comm: *mut MPI_Fint, keyval: *mut MP
 #[export_name = "ompi_attr_delete_f"]
 pub unsafe extern "C" fn f4_MPI_Attr_delete(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Attr_delete(comm, keyval, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+unsafe fn MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_attr_get_f\0");
+    fs::forward("mpi_attr_get", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_attr_get_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, flag, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+#[export_name = "mpi_attr_get_"]
+pub unsafe extern "C" fn f0_MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_get(comm, keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+#[export_name = "mpi_attr_get__"]
+pub unsafe extern "C" fn f1_MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_get(comm, keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+#[export_name = "mpi_attr_get"]
+pub unsafe extern "C" fn f2_MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_get(comm, keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+#[export_name = "MPI_ATTR_GET"]
+pub unsafe extern "C" fn f3_MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_get(comm, keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_get")]
+#[export_name = "ompi_attr_get_f"]
+pub unsafe extern "C" fn f4_MPI_Attr_get(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_get(comm, keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+unsafe fn MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_attr_put_f\0");
+    fs::forward("mpi_attr_put", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_attr_put_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+#[export_name = "mpi_attr_put_"]
+pub unsafe extern "C" fn f0_MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_put(comm, keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+#[export_name = "mpi_attr_put__"]
+pub unsafe extern "C" fn f1_MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_put(comm, keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+#[export_name = "mpi_attr_put"]
+pub unsafe extern "C" fn f2_MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_put(comm, keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+#[export_name = "MPI_ATTR_PUT"]
+pub unsafe extern "C" fn f3_MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_put(comm, keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Attr_put")]
+#[export_name = "ompi_attr_put_f"]
+pub unsafe extern "C" fn f4_MPI_Attr_put(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Attr_put(comm, keyval, attribute_val, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Barrier")]
@@ -1073,6 +1375,90 @@ pub unsafe extern "C" fn f3_MPI_Bsend_init(buf: *mut c_void, count: *mut MPI_Fin
 #[export_name = "ompi_bsend_init_f"]
 pub unsafe extern "C" fn f4_MPI_Bsend_init(buf: *mut c_void, count: *mut MPI_Fint, datatype: *mut MPI_Fint, dest: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Bsend_init(buf, count, datatype, dest, tag, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+unsafe fn MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_buffer_attach_f\0");
+    fs::forward("mpi_buffer_attach", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_buffer_attach_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(buffer, size, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+#[export_name = "mpi_buffer_attach_"]
+pub unsafe extern "C" fn f0_MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_attach(buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+#[export_name = "mpi_buffer_attach__"]
+pub unsafe extern "C" fn f1_MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_attach(buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+#[export_name = "mpi_buffer_attach"]
+pub unsafe extern "C" fn f2_MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_attach(buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+#[export_name = "MPI_BUFFER_ATTACH"]
+pub unsafe extern "C" fn f3_MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_attach(buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_attach")]
+#[export_name = "ompi_buffer_attach_f"]
+pub unsafe extern "C" fn f4_MPI_Buffer_attach(buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_attach(buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+unsafe fn MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_buffer_detach_f\0");
+    fs::forward("mpi_buffer_detach", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_buffer_detach_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(buffer_addr, size, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+#[export_name = "mpi_buffer_detach_"]
+pub unsafe extern "C" fn f0_MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_detach(buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+#[export_name = "mpi_buffer_detach__"]
+pub unsafe extern "C" fn f1_MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_detach(buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+#[export_name = "mpi_buffer_detach"]
+pub unsafe extern "C" fn f2_MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_detach(buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+#[export_name = "MPI_BUFFER_DETACH"]
+pub unsafe extern "C" fn f3_MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_detach(buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Buffer_detach")]
+#[export_name = "ompi_buffer_detach_f"]
+pub unsafe extern "C" fn f4_MPI_Buffer_detach(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Buffer_detach(buffer_addr, size, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Buffer_flush")]
@@ -1811,6 +2197,48 @@ pub unsafe extern "C" fn f4_MPI_Comm_create(comm: *mut MPI_Fint, group: *mut MPI
     MPI_Comm_create(comm, group, newcomm, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+unsafe fn MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_create_errhandler_f\0");
+    fs::forward("mpi_comm_create_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_create_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(comm_errhandler_fn, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+#[export_name = "mpi_comm_create_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+#[export_name = "mpi_comm_create_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+#[export_name = "mpi_comm_create_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+#[export_name = "MPI_COMM_CREATE_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_errhandler")]
+#[export_name = "ompi_comm_create_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_errhandler(comm_errhandler_fn, errhandler, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Comm_create_from_group")]
 unsafe fn MPI_Comm_create_from_group(group: *mut MPI_Fint, stringtag: *mut c_char, info: *mut MPI_Fint, errhandler: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, stringtag_len: usize) {
     fs::entry("mpi_comm_create_from_group", ierror, || {
@@ -1896,6 +2324,48 @@ pub unsafe extern "C" fn f4_MPI_Comm_create_group(comm: *mut MPI_Fint, group: *m
     MPI_Comm_create_group(comm, group, tag, newcomm, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+unsafe fn MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_create_keyval_f\0");
+    fs::forward("mpi_comm_create_keyval", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_create_keyval_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+#[export_name = "mpi_comm_create_keyval_"]
+pub unsafe extern "C" fn f0_MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+#[export_name = "mpi_comm_create_keyval__"]
+pub unsafe extern "C" fn f1_MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+#[export_name = "mpi_comm_create_keyval"]
+pub unsafe extern "C" fn f2_MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+#[export_name = "MPI_COMM_CREATE_KEYVAL"]
+pub unsafe extern "C" fn f3_MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_create_keyval")]
+#[export_name = "ompi_comm_create_keyval_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_create_keyval(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Comm_delete_attr")]
 unsafe fn MPI_Comm_delete_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_comm_delete_attr", ierror, || {
@@ -1932,6 +2402,49 @@ pub unsafe extern "C" fn f3_MPI_Comm_delete_attr(comm: *mut MPI_Fint, comm_keyva
 #[export_name = "ompi_comm_delete_attr_f"]
 pub unsafe extern "C" fn f4_MPI_Comm_delete_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Comm_delete_attr(comm, comm_keyval, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+unsafe fn MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_detach_buffer_f\0");
+    fs::forward("mpi_comm_detach_buffer", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_detach_buffer_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, buffer_addr, size, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+#[export_name = "mpi_comm_detach_buffer_"]
+pub unsafe extern "C" fn f0_MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_detach_buffer(comm, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+#[export_name = "mpi_comm_detach_buffer__"]
+pub unsafe extern "C" fn f1_MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_detach_buffer(comm, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+#[export_name = "mpi_comm_detach_buffer"]
+pub unsafe extern "C" fn f2_MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_detach_buffer(comm, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+#[export_name = "MPI_COMM_DETACH_BUFFER"]
+pub unsafe extern "C" fn f3_MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_detach_buffer(comm, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_detach_buffer")]
+#[export_name = "ompi_comm_detach_buffer_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_detach_buffer(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_detach_buffer(comm, buffer_addr, size, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Comm_disconnect")]
@@ -2178,6 +2691,49 @@ pub unsafe extern "C" fn f4_MPI_Comm_free_keyval(comm_keyval: *mut MPI_Fint, ier
     MPI_Comm_free_keyval(comm_keyval, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+unsafe fn MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_get_attr_f\0");
+    fs::forward("mpi_comm_get_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_get_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, flag, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+#[export_name = "mpi_comm_get_attr_"]
+pub unsafe extern "C" fn f0_MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+#[export_name = "mpi_comm_get_attr__"]
+pub unsafe extern "C" fn f1_MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+#[export_name = "mpi_comm_get_attr"]
+pub unsafe extern "C" fn f2_MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+#[export_name = "MPI_COMM_GET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_get_attr")]
+#[export_name = "ompi_comm_get_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_get_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_get_attr(comm, comm_keyval, attribute_val, flag, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Comm_get_errhandler")]
 unsafe fn MPI_Comm_get_errhandler(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_comm_get_errhandler", ierror, || {
@@ -2388,6 +2944,92 @@ pub unsafe extern "C" fn f4_MPI_Comm_group(comm: *mut MPI_Fint, group: *mut MPI_
     MPI_Comm_group(comm, group, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Comm_idup")]
+unsafe fn MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_idup_f\0");
+    fs::forward("mpi_comm_idup", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_idup_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, newcomm, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup")]
+#[export_name = "mpi_comm_idup_"]
+pub unsafe extern "C" fn f0_MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup(comm, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup")]
+#[export_name = "mpi_comm_idup__"]
+pub unsafe extern "C" fn f1_MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup(comm, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup")]
+#[export_name = "mpi_comm_idup"]
+pub unsafe extern "C" fn f2_MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup(comm, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup")]
+#[export_name = "MPI_COMM_IDUP"]
+pub unsafe extern "C" fn f3_MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup(comm, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup")]
+#[export_name = "ompi_comm_idup_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup(comm, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+unsafe fn MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_idup_with_info_f\0");
+    fs::forward("mpi_comm_idup_with_info", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_idup_with_info_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, info, newcomm, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+#[export_name = "mpi_comm_idup_with_info_"]
+pub unsafe extern "C" fn f0_MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup_with_info(comm, info, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+#[export_name = "mpi_comm_idup_with_info__"]
+pub unsafe extern "C" fn f1_MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup_with_info(comm, info, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+#[export_name = "mpi_comm_idup_with_info"]
+pub unsafe extern "C" fn f2_MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup_with_info(comm, info, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+#[export_name = "MPI_COMM_IDUP_WITH_INFO"]
+pub unsafe extern "C" fn f3_MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup_with_info(comm, info, newcomm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+#[export_name = "ompi_comm_idup_with_info_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_idup_with_info(comm, info, newcomm, request, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Comm_iflush_buffer")]
 unsafe fn MPI_Comm_iflush_buffer(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_comm_iflush_buffer", ierror, || {
@@ -2590,6 +3232,49 @@ pub unsafe extern "C" fn f4_MPI_Comm_remote_size(comm: *mut MPI_Fint, size: *mut
     MPI_Comm_remote_size(comm, size, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+unsafe fn MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_set_attr_f\0");
+    fs::forward("mpi_comm_set_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_set_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+#[export_name = "mpi_comm_set_attr_"]
+pub unsafe extern "C" fn f0_MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_set_attr(comm, comm_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+#[export_name = "mpi_comm_set_attr__"]
+pub unsafe extern "C" fn f1_MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_set_attr(comm, comm_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+#[export_name = "mpi_comm_set_attr"]
+pub unsafe extern "C" fn f2_MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_set_attr(comm, comm_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+#[export_name = "MPI_COMM_SET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_set_attr(comm, comm_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_set_attr")]
+#[export_name = "ompi_comm_set_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_set_attr(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Comm_set_attr(comm, comm_keyval, attribute_val, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Comm_set_errhandler")]
 unsafe fn MPI_Comm_set_errhandler(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_comm_set_errhandler", ierror, || {
@@ -2741,6 +3426,92 @@ pub unsafe extern "C" fn f3_MPI_Comm_size(comm: *mut MPI_Fint, size: *mut MPI_Fi
 #[export_name = "ompi_comm_size_f"]
 pub unsafe extern "C" fn f4_MPI_Comm_size(comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Comm_size(comm, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+unsafe fn MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_spawn_f\0");
+    fs::forward("mpi_comm_spawn", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_spawn_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(command, argv, maxprocs, info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+#[export_name = "mpi_comm_spawn_"]
+pub unsafe extern "C" fn f0_MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+#[export_name = "mpi_comm_spawn__"]
+pub unsafe extern "C" fn f1_MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+#[export_name = "mpi_comm_spawn"]
+pub unsafe extern "C" fn f2_MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+#[export_name = "MPI_COMM_SPAWN"]
+pub unsafe extern "C" fn f3_MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn")]
+#[export_name = "ompi_comm_spawn_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+unsafe fn MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_comm_spawn_multiple_f\0");
+    fs::forward("mpi_comm_spawn_multiple", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_spawn_multiple_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+#[export_name = "mpi_comm_spawn_multiple_"]
+pub unsafe extern "C" fn f0_MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn_multiple(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+#[export_name = "mpi_comm_spawn_multiple__"]
+pub unsafe extern "C" fn f1_MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn_multiple(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+#[export_name = "mpi_comm_spawn_multiple"]
+pub unsafe extern "C" fn f2_MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn_multiple(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+#[export_name = "MPI_COMM_SPAWN_MULTIPLE"]
+pub unsafe extern "C" fn f3_MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn_multiple(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+}
+
+#[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
+#[export_name = "ompi_comm_spawn_multiple_f"]
+pub unsafe extern "C" fn f4_MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
+    MPI_Comm_spawn_multiple(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
 }
 
 #[cfg(ferry_has = "MPI_Comm_split")]
@@ -2985,6 +3756,135 @@ pub unsafe extern "C" fn f4_MPI_Dims_create(nnodes: *mut MPI_Fint, ndims: *mut M
     MPI_Dims_create(nnodes, ndims, dims, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+unsafe fn MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_dist_graph_create_f\0");
+    fs::forward("mpi_dist_graph_create", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_dist_graph_create_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_old_f = fs::real_fint_comm(*comm_old);
+        target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+#[export_name = "mpi_dist_graph_create_"]
+pub unsafe extern "C" fn f0_MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+#[export_name = "mpi_dist_graph_create__"]
+pub unsafe extern "C" fn f1_MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+#[export_name = "mpi_dist_graph_create"]
+pub unsafe extern "C" fn f2_MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+#[export_name = "MPI_DIST_GRAPH_CREATE"]
+pub unsafe extern "C" fn f3_MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create")]
+#[export_name = "ompi_dist_graph_create_f"]
+pub unsafe extern "C" fn f4_MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+unsafe fn MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_dist_graph_create_adjacent_f\0");
+    fs::forward("mpi_dist_graph_create_adjacent", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_dist_graph_create_adjacent_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_old_f = fs::real_fint_comm(*comm_old);
+        target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+#[export_name = "mpi_dist_graph_create_adjacent_"]
+pub unsafe extern "C" fn f0_MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create_adjacent(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+#[export_name = "mpi_dist_graph_create_adjacent__"]
+pub unsafe extern "C" fn f1_MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create_adjacent(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+#[export_name = "mpi_dist_graph_create_adjacent"]
+pub unsafe extern "C" fn f2_MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create_adjacent(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+#[export_name = "MPI_DIST_GRAPH_CREATE_ADJACENT"]
+pub unsafe extern "C" fn f3_MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create_adjacent(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
+#[export_name = "ompi_dist_graph_create_adjacent_f"]
+pub unsafe extern "C" fn f4_MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_create_adjacent(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+unsafe fn MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_dist_graph_neighbors_f\0");
+    fs::forward("mpi_dist_graph_neighbors", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_dist_graph_neighbors_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(&comm_f as *const MPI_Fint as *mut MPI_Fint, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+#[export_name = "mpi_dist_graph_neighbors_"]
+pub unsafe extern "C" fn f0_MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_neighbors(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+#[export_name = "mpi_dist_graph_neighbors__"]
+pub unsafe extern "C" fn f1_MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_neighbors(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+#[export_name = "mpi_dist_graph_neighbors"]
+pub unsafe extern "C" fn f2_MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_neighbors(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+#[export_name = "MPI_DIST_GRAPH_NEIGHBORS"]
+pub unsafe extern "C" fn f3_MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_neighbors(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
+#[export_name = "ompi_dist_graph_neighbors_f"]
+pub unsafe extern "C" fn f4_MPI_Dist_graph_neighbors(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Dist_graph_neighbors(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Dist_graph_neighbors_count")]
 unsafe fn MPI_Dist_graph_neighbors_count(comm: *mut MPI_Fint, indegree: *mut MPI_Fint, outdegree: *mut MPI_Fint, weighted: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_dist_graph_neighbors_count", ierror, || {
@@ -3021,6 +3921,48 @@ pub unsafe extern "C" fn f3_MPI_Dist_graph_neighbors_count(comm: *mut MPI_Fint, 
 #[export_name = "ompi_dist_graph_neighbors_count_f"]
 pub unsafe extern "C" fn f4_MPI_Dist_graph_neighbors_count(comm: *mut MPI_Fint, indegree: *mut MPI_Fint, outdegree: *mut MPI_Fint, weighted: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Dist_graph_neighbors_count(comm, indegree, outdegree, weighted, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+unsafe fn MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_errhandler_create_f\0");
+    fs::forward("mpi_errhandler_create", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_errhandler_create_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(function, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+#[export_name = "mpi_errhandler_create_"]
+pub unsafe extern "C" fn f0_MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Errhandler_create(function, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+#[export_name = "mpi_errhandler_create__"]
+pub unsafe extern "C" fn f1_MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Errhandler_create(function, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+#[export_name = "mpi_errhandler_create"]
+pub unsafe extern "C" fn f2_MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Errhandler_create(function, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+#[export_name = "MPI_ERRHANDLER_CREATE"]
+pub unsafe extern "C" fn f3_MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Errhandler_create(function, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+#[export_name = "ompi_errhandler_create_f"]
+pub unsafe extern "C" fn f4_MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Errhandler_create(function, errhandler, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_free")]
@@ -3459,6 +4401,48 @@ pub unsafe extern "C" fn f3_MPI_File_close(fh: *mut MPI_Fint, ierror: *mut MPI_F
 #[export_name = "ompi_file_close_f"]
 pub unsafe extern "C" fn f4_MPI_File_close(fh: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_File_close(fh, ierror)
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+unsafe fn MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_file_create_errhandler_f\0");
+    fs::forward("mpi_file_create_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_file_create_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(file_errhandler_fn, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+#[export_name = "mpi_file_create_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_File_create_errhandler(file_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+#[export_name = "mpi_file_create_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_File_create_errhandler(file_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+#[export_name = "mpi_file_create_errhandler"]
+pub unsafe extern "C" fn f2_MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_File_create_errhandler(file_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+#[export_name = "MPI_FILE_CREATE_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_File_create_errhandler(file_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_File_create_errhandler")]
+#[export_name = "ompi_file_create_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_File_create_errhandler(file_errhandler_fn, errhandler, ierror)
 }
 
 #[cfg(ferry_has = "MPI_File_delete")]
@@ -5878,6 +6862,48 @@ pub unsafe extern "C" fn f5_MPI_Finalized(flag: *mut MPI_Fint, ierror: *mut MPI_
     MPI_Finalized(flag, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Free_mem")]
+unsafe fn MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_free_mem_f\0");
+    fs::forward("mpi_free_mem", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_free_mem_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(base, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Free_mem")]
+#[export_name = "mpi_free_mem_"]
+pub unsafe extern "C" fn f0_MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Free_mem(base, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Free_mem")]
+#[export_name = "mpi_free_mem__"]
+pub unsafe extern "C" fn f1_MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Free_mem(base, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Free_mem")]
+#[export_name = "mpi_free_mem"]
+pub unsafe extern "C" fn f2_MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Free_mem(base, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Free_mem")]
+#[export_name = "MPI_FREE_MEM"]
+pub unsafe extern "C" fn f3_MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Free_mem(base, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Free_mem")]
+#[export_name = "ompi_free_mem_f"]
+pub unsafe extern "C" fn f4_MPI_Free_mem(base: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Free_mem(base, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Gather")]
 unsafe fn MPI_Gather(sendbuf: *mut c_void, sendcount: *mut MPI_Fint, sendtype: *mut MPI_Fint, recvbuf: *mut c_void, recvcount: *mut MPI_Fint, recvtype: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_gather", ierror, || {
@@ -6709,6 +7735,48 @@ pub unsafe extern "C" fn f4_MPI_Grequest_complete(request: *mut MPI_Fint, ierror
     MPI_Grequest_complete(request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Grequest_start")]
+unsafe fn MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_grequest_start_f\0");
+    fs::forward("mpi_grequest_start", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_grequest_start_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(query_fn, free_fn, cancel_fn, extra_state, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Grequest_start")]
+#[export_name = "mpi_grequest_start_"]
+pub unsafe extern "C" fn f0_MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Grequest_start(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Grequest_start")]
+#[export_name = "mpi_grequest_start__"]
+pub unsafe extern "C" fn f1_MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Grequest_start(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Grequest_start")]
+#[export_name = "mpi_grequest_start"]
+pub unsafe extern "C" fn f2_MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Grequest_start(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Grequest_start")]
+#[export_name = "MPI_GREQUEST_START"]
+pub unsafe extern "C" fn f3_MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Grequest_start(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Grequest_start")]
+#[export_name = "ompi_grequest_start_f"]
+pub unsafe extern "C" fn f4_MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Grequest_start(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Group_compare")]
 unsafe fn MPI_Group_compare(group1: *mut MPI_Fint, group2: *mut MPI_Fint, result: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_group_compare", ierror, || {
@@ -6871,6 +7939,48 @@ pub unsafe extern "C" fn f3_MPI_Group_free(group: *mut MPI_Fint, ierror: *mut MP
 #[export_name = "ompi_group_free_f"]
 pub unsafe extern "C" fn f4_MPI_Group_free(group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Group_free(group, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+unsafe fn MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_group_from_session_pset_f\0");
+    fs::forward("mpi_group_from_session_pset", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_group_from_session_pset_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
+        target(session, pset_name, newgroup, ierror, len0);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+#[export_name = "mpi_group_from_session_pset_"]
+pub unsafe extern "C" fn f0_MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Group_from_session_pset(session, pset_name, newgroup, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+#[export_name = "mpi_group_from_session_pset__"]
+pub unsafe extern "C" fn f1_MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Group_from_session_pset(session, pset_name, newgroup, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+#[export_name = "mpi_group_from_session_pset"]
+pub unsafe extern "C" fn f2_MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Group_from_session_pset(session, pset_name, newgroup, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+#[export_name = "MPI_GROUP_FROM_SESSION_PSET"]
+pub unsafe extern "C" fn f3_MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Group_from_session_pset(session, pset_name, newgroup, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Group_from_session_pset")]
+#[export_name = "ompi_group_from_session_pset_f"]
+pub unsafe extern "C" fn f4_MPI_Group_from_session_pset(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Group_from_session_pset(session, pset_name, newgroup, ierror, len0)
 }
 
 #[cfg(ferry_has = "MPI_Group_incl")]
@@ -7445,6 +8555,51 @@ pub unsafe extern "C" fn f4_MPI_Ialltoallv(sendbuf: *mut c_void, sendcounts: *mu
     MPI_Ialltoallv(sendbuf, sendcounts, sdispls, sendtype, recvbuf, recvcounts, rdispls, recvtype, comm, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+unsafe fn MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_ialltoallw_f\0");
+    fs::forward("mpi_ialltoallw", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_ialltoallw_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+#[export_name = "mpi_ialltoallw_"]
+pub unsafe extern "C" fn f0_MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ialltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+#[export_name = "mpi_ialltoallw__"]
+pub unsafe extern "C" fn f1_MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ialltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+#[export_name = "mpi_ialltoallw"]
+pub unsafe extern "C" fn f2_MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ialltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+#[export_name = "MPI_IALLTOALLW"]
+pub unsafe extern "C" fn f3_MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ialltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ialltoallw")]
+#[export_name = "ompi_ialltoallw_f"]
+pub unsafe extern "C" fn f4_MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ialltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Ibarrier")]
 unsafe fn MPI_Ibarrier(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_ibarrier", ierror, || {
@@ -7958,6 +9113,51 @@ pub unsafe extern "C" fn f3_MPI_Ineighbor_alltoallv(sendbuf: *mut c_void, sendco
 #[export_name = "ompi_ineighbor_alltoallv_f"]
 pub unsafe extern "C" fn f4_MPI_Ineighbor_alltoallv(sendbuf: *mut c_void, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtype: *mut MPI_Fint, recvbuf: *mut c_void, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtype: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Ineighbor_alltoallv(sendbuf, sendcounts, sdispls, sendtype, recvbuf, recvcounts, rdispls, recvtype, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+unsafe fn MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_ineighbor_alltoallw_f\0");
+    fs::forward("mpi_ineighbor_alltoallw", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_ineighbor_alltoallw_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+#[export_name = "mpi_ineighbor_alltoallw_"]
+pub unsafe extern "C" fn f0_MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ineighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+#[export_name = "mpi_ineighbor_alltoallw__"]
+pub unsafe extern "C" fn f1_MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ineighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+#[export_name = "mpi_ineighbor_alltoallw"]
+pub unsafe extern "C" fn f2_MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ineighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+#[export_name = "MPI_INEIGHBOR_ALLTOALLW"]
+pub unsafe extern "C" fn f3_MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ineighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Ineighbor_alltoallw")]
+#[export_name = "ompi_ineighbor_alltoallw_f"]
+pub unsafe extern "C" fn f4_MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Ineighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, request, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Info_create")]
@@ -9270,6 +10470,48 @@ pub unsafe extern "C" fn f4_MPI_Issend(buf: *mut c_void, count: *mut MPI_Fint, d
     MPI_Issend(buf, count, datatype, dest, tag, comm, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Keyval_create")]
+unsafe fn MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_keyval_create_f\0");
+    fs::forward("mpi_keyval_create", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_keyval_create_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(copy_fn, delete_fn, keyval, extra_state, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Keyval_create")]
+#[export_name = "mpi_keyval_create_"]
+pub unsafe extern "C" fn f0_MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Keyval_create")]
+#[export_name = "mpi_keyval_create__"]
+pub unsafe extern "C" fn f1_MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Keyval_create")]
+#[export_name = "mpi_keyval_create"]
+pub unsafe extern "C" fn f2_MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Keyval_create")]
+#[export_name = "MPI_KEYVAL_CREATE"]
+pub unsafe extern "C" fn f3_MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Keyval_create")]
+#[export_name = "ompi_keyval_create_f"]
+pub unsafe extern "C" fn f4_MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Keyval_create(copy_fn, delete_fn, keyval, extra_state, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Keyval_free")]
 unsafe fn MPI_Keyval_free(keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_keyval_free", ierror, || {
@@ -9799,6 +11041,96 @@ pub unsafe extern "C" fn f4_MPI_Neighbor_alltoallv_init(sendbuf: *mut c_void, se
     MPI_Neighbor_alltoallv_init(sendbuf, sendcounts, sdispls, sendtype, recvbuf, recvcounts, rdispls, recvtype, comm, info, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+unsafe fn MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_neighbor_alltoallw_f\0");
+    fs::forward("mpi_neighbor_alltoallw", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_neighbor_alltoallw_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+#[export_name = "mpi_neighbor_alltoallw_"]
+pub unsafe extern "C" fn f0_MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+#[export_name = "mpi_neighbor_alltoallw__"]
+pub unsafe extern "C" fn f1_MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+#[export_name = "mpi_neighbor_alltoallw"]
+pub unsafe extern "C" fn f2_MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+#[export_name = "MPI_NEIGHBOR_ALLTOALLW"]
+pub unsafe extern "C" fn f3_MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw")]
+#[export_name = "ompi_neighbor_alltoallw_f"]
+pub unsafe extern "C" fn f4_MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+unsafe fn MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_neighbor_alltoallw_init_f\0");
+    fs::forward("mpi_neighbor_alltoallw_init", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_neighbor_alltoallw_init_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
+        let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
+        let comm_f = fs::real_fint_comm(*comm);
+        target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, info, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+#[export_name = "mpi_neighbor_alltoallw_init_"]
+pub unsafe extern "C" fn f0_MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+#[export_name = "mpi_neighbor_alltoallw_init__"]
+pub unsafe extern "C" fn f1_MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+#[export_name = "mpi_neighbor_alltoallw_init"]
+pub unsafe extern "C" fn f2_MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+#[export_name = "MPI_NEIGHBOR_ALLTOALLW_INIT"]
+pub unsafe extern "C" fn f3_MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Neighbor_alltoallw_init")]
+#[export_name = "ompi_neighbor_alltoallw_init_f"]
+pub unsafe extern "C" fn f4_MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdispls: *mut MPI_Fint, sendtypes: *mut MPI_Fint, recvbuf: *mut MPI_Fint, recvcounts: *mut MPI_Fint, rdispls: *mut MPI_Fint, recvtypes: *mut MPI_Fint, comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Neighbor_alltoallw_init(sendbuf, sendcounts, sdispls, sendtypes, recvbuf, recvcounts, rdispls, recvtypes, comm, info, request, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Op_commutative")]
 unsafe fn MPI_Op_commutative(op: *mut MPI_Fint, commute: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_op_commutative", ierror, || {
@@ -9841,6 +11173,48 @@ pub unsafe extern "C" fn f4_MPI_Op_commutative(op: *mut MPI_Fint, commute: *mut 
 #[export_name = "pmpi_op_commutative_"]
 pub unsafe extern "C" fn f5_MPI_Op_commutative(op: *mut MPI_Fint, commute: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Op_commutative(op, commute, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+unsafe fn MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_op_create_f\0");
+    fs::forward("mpi_op_create", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_op_create_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(user_fn, commute, op, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+#[export_name = "mpi_op_create_"]
+pub unsafe extern "C" fn f0_MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Op_create(user_fn, commute, op, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+#[export_name = "mpi_op_create__"]
+pub unsafe extern "C" fn f1_MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Op_create(user_fn, commute, op, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+#[export_name = "mpi_op_create"]
+pub unsafe extern "C" fn f2_MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Op_create(user_fn, commute, op, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+#[export_name = "MPI_OP_CREATE"]
+pub unsafe extern "C" fn f3_MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Op_create(user_fn, commute, op, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Op_create")]
+#[export_name = "ompi_op_create_f"]
+pub unsafe extern "C" fn f4_MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Op_create(user_fn, commute, op, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Op_free")]
@@ -10919,6 +12293,48 @@ pub unsafe extern "C" fn f4_MPI_Reduce_scatter_init(sendbuf: *mut c_void, recvbu
     MPI_Reduce_scatter_init(sendbuf, recvbuf, recvcounts, datatype, op, comm, info, request, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Register_datarep")]
+unsafe fn MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_register_datarep_f\0");
+    fs::forward("mpi_register_datarep", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_register_datarep_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
+        target(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Register_datarep")]
+#[export_name = "mpi_register_datarep_"]
+pub unsafe extern "C" fn f0_MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Register_datarep(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Register_datarep")]
+#[export_name = "mpi_register_datarep__"]
+pub unsafe extern "C" fn f1_MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Register_datarep(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Register_datarep")]
+#[export_name = "mpi_register_datarep"]
+pub unsafe extern "C" fn f2_MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Register_datarep(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Register_datarep")]
+#[export_name = "MPI_REGISTER_DATAREP"]
+pub unsafe extern "C" fn f3_MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Register_datarep(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Register_datarep")]
+#[export_name = "ompi_register_datarep_f"]
+pub unsafe extern "C" fn f4_MPI_Register_datarep(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Register_datarep(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+}
+
 #[cfg(ferry_has = "MPI_Remove_error_class")]
 unsafe fn MPI_Remove_error_class(errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_remove_error_class", ierror, || {
@@ -11124,6 +12540,49 @@ pub unsafe extern "C" fn f5_MPI_Request_get_status(request: *mut MPI_Fint, flag:
     MPI_Request_get_status(request, flag, status, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+unsafe fn MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_request_get_status_all_f\0");
+    fs::forward("mpi_request_get_status_all", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_request_get_status_all_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut array_of_requests_f: Vec<MPI_Fint> = (0..fs::len(count)).map(|i| fs::real_fint_request(*array_of_requests.add(i))).collect();
+        target(count, array_of_requests_f.as_mut_ptr(), flag, array_of_statuses, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+#[export_name = "mpi_request_get_status_all_"]
+pub unsafe extern "C" fn f0_MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_all(count, array_of_requests, flag, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+#[export_name = "mpi_request_get_status_all__"]
+pub unsafe extern "C" fn f1_MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_all(count, array_of_requests, flag, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+#[export_name = "mpi_request_get_status_all"]
+pub unsafe extern "C" fn f2_MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_all(count, array_of_requests, flag, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+#[export_name = "MPI_REQUEST_GET_STATUS_ALL"]
+pub unsafe extern "C" fn f3_MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_all(count, array_of_requests, flag, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+#[export_name = "ompi_request_get_status_all_f"]
+pub unsafe extern "C" fn f4_MPI_Request_get_status_all(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_all(count, array_of_requests, flag, array_of_statuses, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Request_get_status_any")]
 unsafe fn MPI_Request_get_status_any(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_request_get_status_any", ierror, || {
@@ -11166,6 +12625,49 @@ pub unsafe extern "C" fn f3_MPI_Request_get_status_any(count: *mut MPI_Fint, arr
 #[export_name = "ompi_request_get_status_any_f"]
 pub unsafe extern "C" fn f4_MPI_Request_get_status_any(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Request_get_status_any(count, array_of_requests, index, flag, status, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+unsafe fn MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_request_get_status_some_f\0");
+    fs::forward("mpi_request_get_status_some", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_request_get_status_some_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let mut array_of_requests_f: Vec<MPI_Fint> = (0..fs::len(incount)).map(|i| fs::real_fint_request(*array_of_requests.add(i))).collect();
+        target(incount, array_of_requests_f.as_mut_ptr(), outcount, array_of_indices, array_of_statuses, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+#[export_name = "mpi_request_get_status_some_"]
+pub unsafe extern "C" fn f0_MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_some(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+#[export_name = "mpi_request_get_status_some__"]
+pub unsafe extern "C" fn f1_MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_some(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+#[export_name = "mpi_request_get_status_some"]
+pub unsafe extern "C" fn f2_MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_some(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+#[export_name = "MPI_REQUEST_GET_STATUS_SOME"]
+pub unsafe extern "C" fn f3_MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_some(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+#[export_name = "ompi_request_get_status_some_f"]
+pub unsafe extern "C" fn f4_MPI_Request_get_status_some(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Request_get_status_some(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Request_toint")]
@@ -11816,6 +13318,594 @@ pub unsafe extern "C" fn f3_MPI_Sendrecv_replace(buf: *mut c_void, count: *mut M
 #[export_name = "ompi_sendrecv_replace_f"]
 pub unsafe extern "C" fn f4_MPI_Sendrecv_replace(buf: *mut c_void, count: *mut MPI_Fint, datatype: *mut MPI_Fint, dest: *mut MPI_Fint, sendtag: *mut MPI_Fint, source: *mut MPI_Fint, recvtag: *mut MPI_Fint, comm: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Sendrecv_replace(buf, count, datatype, dest, sendtag, source, recvtag, comm, status, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+unsafe fn MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_attach_buffer_f\0");
+    fs::forward("mpi_session_attach_buffer", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_attach_buffer_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, buffer, size, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+#[export_name = "mpi_session_attach_buffer_"]
+pub unsafe extern "C" fn f0_MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_attach_buffer(session, buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+#[export_name = "mpi_session_attach_buffer__"]
+pub unsafe extern "C" fn f1_MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_attach_buffer(session, buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+#[export_name = "mpi_session_attach_buffer"]
+pub unsafe extern "C" fn f2_MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_attach_buffer(session, buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+#[export_name = "MPI_SESSION_ATTACH_BUFFER"]
+pub unsafe extern "C" fn f3_MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_attach_buffer(session, buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_attach_buffer")]
+#[export_name = "ompi_session_attach_buffer_f"]
+pub unsafe extern "C" fn f4_MPI_Session_attach_buffer(session: *mut MPI_Fint, buffer: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_attach_buffer(session, buffer, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+unsafe fn MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_call_errhandler_f\0");
+    fs::forward("mpi_session_call_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_call_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, errorcode, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+#[export_name = "mpi_session_call_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_call_errhandler(session, errorcode, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+#[export_name = "mpi_session_call_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_call_errhandler(session, errorcode, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+#[export_name = "mpi_session_call_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_call_errhandler(session, errorcode, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+#[export_name = "MPI_SESSION_CALL_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_call_errhandler(session, errorcode, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_call_errhandler")]
+#[export_name = "ompi_session_call_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Session_call_errhandler(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_call_errhandler(session, errorcode, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+unsafe fn MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_create_errhandler_f\0");
+    fs::forward("mpi_session_create_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_create_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session_errhandler_fn, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+#[export_name = "mpi_session_create_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_create_errhandler(session_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+#[export_name = "mpi_session_create_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_create_errhandler(session_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+#[export_name = "mpi_session_create_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_create_errhandler(session_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+#[export_name = "MPI_SESSION_CREATE_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_create_errhandler(session_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_create_errhandler")]
+#[export_name = "ompi_session_create_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Session_create_errhandler(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_create_errhandler(session_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+unsafe fn MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_detach_buffer_f\0");
+    fs::forward("mpi_session_detach_buffer", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_detach_buffer_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, buffer_addr, size, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+#[export_name = "mpi_session_detach_buffer_"]
+pub unsafe extern "C" fn f0_MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_detach_buffer(session, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+#[export_name = "mpi_session_detach_buffer__"]
+pub unsafe extern "C" fn f1_MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_detach_buffer(session, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+#[export_name = "mpi_session_detach_buffer"]
+pub unsafe extern "C" fn f2_MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_detach_buffer(session, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+#[export_name = "MPI_SESSION_DETACH_BUFFER"]
+pub unsafe extern "C" fn f3_MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_detach_buffer(session, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_detach_buffer")]
+#[export_name = "ompi_session_detach_buffer_f"]
+pub unsafe extern "C" fn f4_MPI_Session_detach_buffer(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_detach_buffer(session, buffer_addr, size, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+unsafe fn MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_finalize_f\0");
+    fs::forward("mpi_session_finalize", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_finalize_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+#[export_name = "mpi_session_finalize_"]
+pub unsafe extern "C" fn f0_MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_finalize(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+#[export_name = "mpi_session_finalize__"]
+pub unsafe extern "C" fn f1_MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_finalize(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+#[export_name = "mpi_session_finalize"]
+pub unsafe extern "C" fn f2_MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_finalize(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+#[export_name = "MPI_SESSION_FINALIZE"]
+pub unsafe extern "C" fn f3_MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_finalize(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_finalize")]
+#[export_name = "ompi_session_finalize_f"]
+pub unsafe extern "C" fn f4_MPI_Session_finalize(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_finalize(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+unsafe fn MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_flush_buffer_f\0");
+    fs::forward("mpi_session_flush_buffer", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_flush_buffer_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+#[export_name = "mpi_session_flush_buffer_"]
+pub unsafe extern "C" fn f0_MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_flush_buffer(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+#[export_name = "mpi_session_flush_buffer__"]
+pub unsafe extern "C" fn f1_MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_flush_buffer(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+#[export_name = "mpi_session_flush_buffer"]
+pub unsafe extern "C" fn f2_MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_flush_buffer(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+#[export_name = "MPI_SESSION_FLUSH_BUFFER"]
+pub unsafe extern "C" fn f3_MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_flush_buffer(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_flush_buffer")]
+#[export_name = "ompi_session_flush_buffer_f"]
+pub unsafe extern "C" fn f4_MPI_Session_flush_buffer(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_flush_buffer(session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+unsafe fn MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_get_errhandler_f\0");
+    fs::forward("mpi_session_get_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_get_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+#[export_name = "mpi_session_get_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+#[export_name = "mpi_session_get_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+#[export_name = "mpi_session_get_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+#[export_name = "MPI_SESSION_GET_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_errhandler")]
+#[export_name = "ompi_session_get_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Session_get_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+unsafe fn MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_get_info_f\0");
+    fs::forward("mpi_session_get_info", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_get_info_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, info_used, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+#[export_name = "mpi_session_get_info_"]
+pub unsafe extern "C" fn f0_MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_info(session, info_used, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+#[export_name = "mpi_session_get_info__"]
+pub unsafe extern "C" fn f1_MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_info(session, info_used, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+#[export_name = "mpi_session_get_info"]
+pub unsafe extern "C" fn f2_MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_info(session, info_used, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+#[export_name = "MPI_SESSION_GET_INFO"]
+pub unsafe extern "C" fn f3_MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_info(session, info_used, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_info")]
+#[export_name = "ompi_session_get_info_f"]
+pub unsafe extern "C" fn f4_MPI_Session_get_info(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_info(session, info_used, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+unsafe fn MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_get_nth_pset_f\0");
+    fs::forward("mpi_session_get_nth_pset", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_get_nth_pset_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
+        target(session, info, n, pset_len, pset_name, ierror, len0);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+#[export_name = "mpi_session_get_nth_pset_"]
+pub unsafe extern "C" fn f0_MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_nth_pset(session, info, n, pset_len, pset_name, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+#[export_name = "mpi_session_get_nth_pset__"]
+pub unsafe extern "C" fn f1_MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_nth_pset(session, info, n, pset_len, pset_name, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+#[export_name = "mpi_session_get_nth_pset"]
+pub unsafe extern "C" fn f2_MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_nth_pset(session, info, n, pset_len, pset_name, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+#[export_name = "MPI_SESSION_GET_NTH_PSET"]
+pub unsafe extern "C" fn f3_MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_nth_pset(session, info, n, pset_len, pset_name, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_nth_pset")]
+#[export_name = "ompi_session_get_nth_pset_f"]
+pub unsafe extern "C" fn f4_MPI_Session_get_nth_pset(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_nth_pset(session, info, n, pset_len, pset_name, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+unsafe fn MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_get_num_psets_f\0");
+    fs::forward("mpi_session_get_num_psets", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_get_num_psets_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, info, npset_names, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+#[export_name = "mpi_session_get_num_psets_"]
+pub unsafe extern "C" fn f0_MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_num_psets(session, info, npset_names, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+#[export_name = "mpi_session_get_num_psets__"]
+pub unsafe extern "C" fn f1_MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_num_psets(session, info, npset_names, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+#[export_name = "mpi_session_get_num_psets"]
+pub unsafe extern "C" fn f2_MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_num_psets(session, info, npset_names, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+#[export_name = "MPI_SESSION_GET_NUM_PSETS"]
+pub unsafe extern "C" fn f3_MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_num_psets(session, info, npset_names, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_num_psets")]
+#[export_name = "ompi_session_get_num_psets_f"]
+pub unsafe extern "C" fn f4_MPI_Session_get_num_psets(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_get_num_psets(session, info, npset_names, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+unsafe fn MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_get_pset_info_f\0");
+    fs::forward("mpi_session_get_pset_info", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_get_pset_info_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
+        target(session, pset_name, info, ierror, len0);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+#[export_name = "mpi_session_get_pset_info_"]
+pub unsafe extern "C" fn f0_MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_pset_info(session, pset_name, info, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+#[export_name = "mpi_session_get_pset_info__"]
+pub unsafe extern "C" fn f1_MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_pset_info(session, pset_name, info, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+#[export_name = "mpi_session_get_pset_info"]
+pub unsafe extern "C" fn f2_MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_pset_info(session, pset_name, info, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+#[export_name = "MPI_SESSION_GET_PSET_INFO"]
+pub unsafe extern "C" fn f3_MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_pset_info(session, pset_name, info, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_get_pset_info")]
+#[export_name = "ompi_session_get_pset_info_f"]
+pub unsafe extern "C" fn f4_MPI_Session_get_pset_info(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
+    MPI_Session_get_pset_info(session, pset_name, info, ierror, len0)
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+unsafe fn MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_iflush_buffer_f\0");
+    fs::forward("mpi_session_iflush_buffer", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_iflush_buffer_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, request, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+#[export_name = "mpi_session_iflush_buffer_"]
+pub unsafe extern "C" fn f0_MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_iflush_buffer(session, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+#[export_name = "mpi_session_iflush_buffer__"]
+pub unsafe extern "C" fn f1_MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_iflush_buffer(session, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+#[export_name = "mpi_session_iflush_buffer"]
+pub unsafe extern "C" fn f2_MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_iflush_buffer(session, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+#[export_name = "MPI_SESSION_IFLUSH_BUFFER"]
+pub unsafe extern "C" fn f3_MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_iflush_buffer(session, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_iflush_buffer")]
+#[export_name = "ompi_session_iflush_buffer_f"]
+pub unsafe extern "C" fn f4_MPI_Session_iflush_buffer(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_iflush_buffer(session, request, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+unsafe fn MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_init_f\0");
+    fs::forward("mpi_session_init", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_init_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(info, errhandler, session, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+#[export_name = "mpi_session_init_"]
+pub unsafe extern "C" fn f0_MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_init(info, errhandler, session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+#[export_name = "mpi_session_init__"]
+pub unsafe extern "C" fn f1_MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_init(info, errhandler, session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+#[export_name = "mpi_session_init"]
+pub unsafe extern "C" fn f2_MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_init(info, errhandler, session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+#[export_name = "MPI_SESSION_INIT"]
+pub unsafe extern "C" fn f3_MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_init(info, errhandler, session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_init")]
+#[export_name = "ompi_session_init_f"]
+pub unsafe extern "C" fn f4_MPI_Session_init(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_init(info, errhandler, session, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+unsafe fn MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_session_set_errhandler_f\0");
+    fs::forward("mpi_session_set_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_session_set_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(session, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+#[export_name = "mpi_session_set_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_set_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+#[export_name = "mpi_session_set_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_set_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+#[export_name = "mpi_session_set_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_set_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+#[export_name = "MPI_SESSION_SET_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_set_errhandler(session, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Session_set_errhandler")]
+#[export_name = "ompi_session_set_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Session_set_errhandler(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Session_set_errhandler(session, errhandler, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Ssend")]
@@ -13066,6 +15156,48 @@ pub unsafe extern "C" fn f4_MPI_Type_create_indexed_block(count: *mut MPI_Fint, 
     MPI_Type_create_indexed_block(count, blocklength, array_of_displacements, oldtype, newtype, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+unsafe fn MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_type_create_keyval_f\0");
+    fs::forward("mpi_type_create_keyval", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_type_create_keyval_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+#[export_name = "mpi_type_create_keyval_"]
+pub unsafe extern "C" fn f0_MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_create_keyval(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+#[export_name = "mpi_type_create_keyval__"]
+pub unsafe extern "C" fn f1_MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_create_keyval(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+#[export_name = "mpi_type_create_keyval"]
+pub unsafe extern "C" fn f2_MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_create_keyval(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+#[export_name = "MPI_TYPE_CREATE_KEYVAL"]
+pub unsafe extern "C" fn f3_MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_create_keyval(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_create_keyval")]
+#[export_name = "ompi_type_create_keyval_f"]
+pub unsafe extern "C" fn f4_MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_create_keyval(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Type_create_resized")]
 unsafe fn MPI_Type_create_resized(oldtype: *mut MPI_Fint, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_type_create_resized", ierror, || {
@@ -13389,6 +15521,49 @@ pub unsafe extern "C" fn f3_MPI_Type_free_keyval(type_keyval: *mut MPI_Fint, ier
 #[export_name = "ompi_type_free_keyval_f"]
 pub unsafe extern "C" fn f4_MPI_Type_free_keyval(type_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Type_free_keyval(type_keyval, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+unsafe fn MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_type_get_attr_f\0");
+    fs::forward("mpi_type_get_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_type_get_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let datatype_f = fs::real_fint_datatype(*datatype);
+        target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, flag, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+#[export_name = "mpi_type_get_attr_"]
+pub unsafe extern "C" fn f0_MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_get_attr(datatype, type_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+#[export_name = "mpi_type_get_attr__"]
+pub unsafe extern "C" fn f1_MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_get_attr(datatype, type_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+#[export_name = "mpi_type_get_attr"]
+pub unsafe extern "C" fn f2_MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_get_attr(datatype, type_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+#[export_name = "MPI_TYPE_GET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_get_attr(datatype, type_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_get_attr")]
+#[export_name = "ompi_type_get_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Type_get_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_get_attr(datatype, type_keyval, attribute_val, flag, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Type_get_contents")]
@@ -13911,6 +16086,49 @@ pub unsafe extern "C" fn f3_MPI_Type_match_size(typeclass: *mut MPI_Fint, size: 
 #[export_name = "ompi_type_match_size_f"]
 pub unsafe extern "C" fn f4_MPI_Type_match_size(typeclass: *mut MPI_Fint, size: *mut MPI_Fint, datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Type_match_size(typeclass, size, datatype, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+unsafe fn MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_type_set_attr_f\0");
+    fs::forward("mpi_type_set_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_type_set_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let datatype_f = fs::real_fint_datatype(*datatype);
+        target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+#[export_name = "mpi_type_set_attr_"]
+pub unsafe extern "C" fn f0_MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_set_attr(datatype, type_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+#[export_name = "mpi_type_set_attr__"]
+pub unsafe extern "C" fn f1_MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_set_attr(datatype, type_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+#[export_name = "mpi_type_set_attr"]
+pub unsafe extern "C" fn f2_MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_set_attr(datatype, type_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+#[export_name = "MPI_TYPE_SET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_set_attr(datatype, type_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Type_set_attr")]
+#[export_name = "ompi_type_set_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Type_set_attr(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Type_set_attr(datatype, type_keyval, attribute_val, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Type_set_name")]
@@ -14488,6 +16706,92 @@ pub unsafe extern "C" fn f4_MPI_Waitsome(incount: *mut MPI_Fint, array_of_reques
     MPI_Waitsome(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Win_allocate")]
+unsafe fn MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_allocate_f\0");
+    fs::forward("mpi_win_allocate", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_allocate_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate")]
+#[export_name = "mpi_win_allocate_"]
+pub unsafe extern "C" fn f0_MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate")]
+#[export_name = "mpi_win_allocate__"]
+pub unsafe extern "C" fn f1_MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate")]
+#[export_name = "mpi_win_allocate"]
+pub unsafe extern "C" fn f2_MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate")]
+#[export_name = "MPI_WIN_ALLOCATE"]
+pub unsafe extern "C" fn f3_MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate")]
+#[export_name = "ompi_win_allocate_f"]
+pub unsafe extern "C" fn f4_MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+unsafe fn MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_allocate_shared_f\0");
+    fs::forward("mpi_win_allocate_shared", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_allocate_shared_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let comm_f = fs::real_fint_comm(*comm);
+        target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+#[export_name = "mpi_win_allocate_shared_"]
+pub unsafe extern "C" fn f0_MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+#[export_name = "mpi_win_allocate_shared__"]
+pub unsafe extern "C" fn f1_MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+#[export_name = "mpi_win_allocate_shared"]
+pub unsafe extern "C" fn f2_MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+#[export_name = "MPI_WIN_ALLOCATE_SHARED"]
+pub unsafe extern "C" fn f3_MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_allocate_shared")]
+#[export_name = "ompi_win_allocate_shared_f"]
+pub unsafe extern "C" fn f4_MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Win_attach")]
 unsafe fn MPI_Win_attach(win: *mut MPI_Fint, base: *mut c_void, size: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_win_attach", ierror, || {
@@ -14684,6 +16988,90 @@ pub unsafe extern "C" fn f3_MPI_Win_create_dynamic(info: *mut MPI_Fint, comm: *m
 #[export_name = "ompi_win_create_dynamic_f"]
 pub unsafe extern "C" fn f4_MPI_Win_create_dynamic(info: *mut MPI_Fint, comm: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     MPI_Win_create_dynamic(info, comm, win, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+unsafe fn MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_create_errhandler_f\0");
+    fs::forward("mpi_win_create_errhandler", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_create_errhandler_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(win_errhandler_fn, errhandler, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+#[export_name = "mpi_win_create_errhandler_"]
+pub unsafe extern "C" fn f0_MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_errhandler(win_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+#[export_name = "mpi_win_create_errhandler__"]
+pub unsafe extern "C" fn f1_MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_errhandler(win_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+#[export_name = "mpi_win_create_errhandler"]
+pub unsafe extern "C" fn f2_MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_errhandler(win_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+#[export_name = "MPI_WIN_CREATE_ERRHANDLER"]
+pub unsafe extern "C" fn f3_MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_errhandler(win_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_errhandler")]
+#[export_name = "ompi_win_create_errhandler_f"]
+pub unsafe extern "C" fn f4_MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_errhandler(win_errhandler_fn, errhandler, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+unsafe fn MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_create_keyval_f\0");
+    fs::forward("mpi_win_create_keyval", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_create_keyval_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+#[export_name = "mpi_win_create_keyval_"]
+pub unsafe extern "C" fn f0_MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_keyval(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+#[export_name = "mpi_win_create_keyval__"]
+pub unsafe extern "C" fn f1_MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_keyval(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+#[export_name = "mpi_win_create_keyval"]
+pub unsafe extern "C" fn f2_MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_keyval(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+#[export_name = "MPI_WIN_CREATE_KEYVAL"]
+pub unsafe extern "C" fn f3_MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_keyval(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_create_keyval")]
+#[export_name = "ompi_win_create_keyval_f"]
+pub unsafe extern "C" fn f4_MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_create_keyval(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Win_delete_attr")]
@@ -15032,6 +17420,48 @@ pub unsafe extern "C" fn f4_MPI_Win_free_keyval(win_keyval: *mut MPI_Fint, ierro
     MPI_Win_free_keyval(win_keyval, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+unsafe fn MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_get_attr_f\0");
+    fs::forward("mpi_win_get_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_get_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(win, win_keyval, attribute_val, flag, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+#[export_name = "mpi_win_get_attr_"]
+pub unsafe extern "C" fn f0_MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_get_attr(win, win_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+#[export_name = "mpi_win_get_attr__"]
+pub unsafe extern "C" fn f1_MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_get_attr(win, win_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+#[export_name = "mpi_win_get_attr"]
+pub unsafe extern "C" fn f2_MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_get_attr(win, win_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+#[export_name = "MPI_WIN_GET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_get_attr(win, win_keyval, attribute_val, flag, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_get_attr")]
+#[export_name = "ompi_win_get_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Win_get_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_get_attr(win, win_keyval, attribute_val, flag, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Win_get_errhandler")]
 unsafe fn MPI_Win_get_errhandler(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_win_get_errhandler", ierror, || {
@@ -15314,6 +17744,48 @@ pub unsafe extern "C" fn f4_MPI_Win_post(group: *mut MPI_Fint, assert: *mut MPI_
     MPI_Win_post(group, assert, win, ierror)
 }
 
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+unsafe fn MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_set_attr_f\0");
+    fs::forward("mpi_win_set_attr", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_set_attr_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(win, win_keyval, attribute_val, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+#[export_name = "mpi_win_set_attr_"]
+pub unsafe extern "C" fn f0_MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_set_attr(win, win_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+#[export_name = "mpi_win_set_attr__"]
+pub unsafe extern "C" fn f1_MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_set_attr(win, win_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+#[export_name = "mpi_win_set_attr"]
+pub unsafe extern "C" fn f2_MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_set_attr(win, win_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+#[export_name = "MPI_WIN_SET_ATTR"]
+pub unsafe extern "C" fn f3_MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_set_attr(win, win_keyval, attribute_val, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_set_attr")]
+#[export_name = "ompi_win_set_attr_f"]
+pub unsafe extern "C" fn f4_MPI_Win_set_attr(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_set_attr(win, win_keyval, attribute_val, ierror)
+}
+
 #[cfg(ferry_has = "MPI_Win_set_errhandler")]
 unsafe fn MPI_Win_set_errhandler(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     fs::entry("mpi_win_set_errhandler", ierror, || {
@@ -15427,6 +17899,48 @@ pub unsafe extern "C" fn f3_MPI_Win_set_name(win: *mut MPI_Fint, win_name: *mut 
 #[export_name = "ompi_win_set_name_f"]
 pub unsafe extern "C" fn f4_MPI_Win_set_name(win: *mut MPI_Fint, win_name: *mut c_char, ierror: *mut MPI_Fint, win_name_len: usize) {
     MPI_Win_set_name(win, win_name, ierror, win_name_len)
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+unsafe fn MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    static TARGET: fs::Next = fs::Next::new("ompi_win_shared_query_f\0");
+    fs::forward("mpi_win_shared_query", ierror, || {
+        let Some(target) = TARGET.get() else { return fs::missing("ompi_win_shared_query_f"); };
+        let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        target(win, rank, size, disp_unit, baseptr, ierror);
+        let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        rc
+    })
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+#[export_name = "mpi_win_shared_query_"]
+pub unsafe extern "C" fn f0_MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_shared_query(win, rank, size, disp_unit, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+#[export_name = "mpi_win_shared_query__"]
+pub unsafe extern "C" fn f1_MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_shared_query(win, rank, size, disp_unit, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+#[export_name = "mpi_win_shared_query"]
+pub unsafe extern "C" fn f2_MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_shared_query(win, rank, size, disp_unit, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+#[export_name = "MPI_WIN_SHARED_QUERY"]
+pub unsafe extern "C" fn f3_MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_shared_query(win, rank, size, disp_unit, baseptr, ierror)
+}
+
+#[cfg(ferry_has = "MPI_Win_shared_query")]
+#[export_name = "ompi_win_shared_query_f"]
+pub unsafe extern "C" fn f4_MPI_Win_shared_query(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
+    MPI_Win_shared_query(win, rank, size, disp_unit, baseptr, ierror)
 }
 
 #[cfg(ferry_has = "MPI_Win_start")]
@@ -15761,12 +18275,10 @@ pub unsafe extern "C" fn f4_MPI_Wtime() -> f64 {
     crate::boundary::guard_uncounted("mpi_wtime", 0.0, || super::generated::MPI_Wtime())
 }
 
-// 387 functions, each under 5 names (mpi_x_, mpi_x__, mpi_x, MPI_X, ompi_x_f), 25 also as pmpi_x_ (mpi_f08).
-// Without a Fortran entry point here (Open MPI's own runs, uncounted; see docs/fortran.md):
+// 446 functions, each under 5 names (mpi_x_, mpi_x__, mpi_x, MPI_X, ompi_x_f), 25 also as pmpi_x_ (mpi_f08).
+// 59 of them forwarded to Open MPI's own (handles given made real, counted; see docs/fortran.md):
 //   MPI_Abi_get_fortran_booleans: parameter logical_true (LOGICAL_VOID, void*) has no Fortran conversion
 //   MPI_Abi_set_fortran_booleans: parameter logical_true (LOGICAL_VOID, void*) has no Fortran conversion
-//   MPI_Aint_add: returns MPI_Aint (a Fortran function)
-//   MPI_Aint_diff: returns MPI_Aint (a Fortran function)
 //   MPI_Alloc_mem: Fortran gets the memory through a C pointer
 //   MPI_Alltoallw: an array of handles of length * (sendtypes)
 //   MPI_Alltoallw_init: an array of handles of length * (sendtypes)
@@ -15774,12 +18286,9 @@ pub unsafe extern "C" fn f4_MPI_Wtime() -> f64 {
 //   MPI_Attr_put: parameter attribute_val (ATTRIBUTE_VAL_10, void*) has no Fortran conversion
 //   MPI_Buffer_attach: the buffer must stay where Fortran put it (the library's C wrapper keeps it)
 //   MPI_Buffer_detach: returns the buffer's address
-//   MPI_Comm_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Comm_create_errhandler: parameter comm_errhandler_fn (FUNCTION, MPI_Comm_errhandler_function*) has no Fortran conversion
 //   MPI_Comm_create_keyval: parameter comm_copy_attr_fn (FUNCTION, MPI_Comm_copy_attr_function*) has no Fortran conversion
 //   MPI_Comm_detach_buffer: parameter buffer_addr (C_BUFFER2, void*) has no Fortran conversion
-//   MPI_Comm_f2c: returns MPI_Comm (a Fortran function)
-//   MPI_Comm_fromint: returns MPI_Comm (a Fortran function)
 //   MPI_Comm_get_attr: parameter attribute_val (ATTRIBUTE_VAL, void*) has no Fortran conversion
 //   MPI_Comm_idup: the new communicator is written when the request completes, into the caller's variable
 //   MPI_Comm_idup_with_info: the new communicator is written when the request completes, into the caller's variable
@@ -15789,52 +18298,26 @@ pub unsafe extern "C" fn f4_MPI_Wtime() -> f64 {
 //   MPI_Dist_graph_create: weights (weights)
 //   MPI_Dist_graph_create_adjacent: weights (sourceweights)
 //   MPI_Dist_graph_neighbors: weights (sourceweights)
-//   MPI_Errhandler_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Errhandler_create: parameter function (FUNCTION, MPI_Handler_function*) has no Fortran conversion
-//   MPI_Errhandler_f2c: returns MPI_Errhandler (a Fortran function)
-//   MPI_Errhandler_fromint: returns MPI_Errhandler (a Fortran function)
-//   MPI_File_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_File_create_errhandler: parameter file_errhandler_fn (FUNCTION, MPI_File_errhandler_function*) has no Fortran conversion
-//   MPI_File_f2c: returns MPI_File (a Fortran function)
-//   MPI_File_fromint: returns MPI_File (a Fortran function)
 //   MPI_Free_mem: pairs with MPI_Alloc_mem
 //   MPI_Grequest_start: parameter query_fn (FUNCTION, MPI_Grequest_query_function*) has no Fortran conversion
-//   MPI_Group_c2f: returns MPI_Fint (a Fortran function)
-//   MPI_Group_f2c: returns MPI_Group (a Fortran function)
 //   MPI_Group_from_session_pset: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Group_fromint: returns MPI_Group (a Fortran function)
 //   MPI_Ialltoallw: an array of handles of length * (sendtypes)
 //   MPI_Ineighbor_alltoallw: an array of handles of length * (sendtypes)
-//   MPI_Info_c2f: returns MPI_Fint (a Fortran function)
-//   MPI_Info_create_env: argument lists (argc)
-//   MPI_Info_f2c: returns MPI_Info (a Fortran function)
-//   MPI_Info_fromint: returns MPI_Info (a Fortran function)
 //   MPI_Keyval_create: parameter copy_fn (FUNCTION, MPI_Copy_function*) has no Fortran conversion
-//   MPI_Message_c2f: returns MPI_Fint (a Fortran function)
-//   MPI_Message_f2c: returns MPI_Message (a Fortran function)
-//   MPI_Message_fromint: returns MPI_Message (a Fortran function)
 //   MPI_Neighbor_alltoallw: an array of handles of length * (sendtypes)
 //   MPI_Neighbor_alltoallw_init: an array of handles of length * (sendtypes)
-//   MPI_Op_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Op_create: parameter user_fn (POLYFUNCTION, MPI_User_function*) has no Fortran conversion
-//   MPI_Op_f2c: returns MPI_Op (a Fortran function)
-//   MPI_Op_fromint: returns MPI_Op (a Fortran function)
-//   MPI_Pcontrol: variadic
 //   MPI_Register_datarep: parameter read_conversion_fn (POLYFUNCTION, MPI_Datarep_conversion_function*) has no Fortran conversion
-//   MPI_Request_c2f: returns MPI_Fint (a Fortran function)
-//   MPI_Request_f2c: returns MPI_Request (a Fortran function)
-//   MPI_Request_fromint: returns MPI_Request (a Fortran function)
 //   MPI_Request_get_status_all: an array of statuses
 //   MPI_Request_get_status_some: an array of statuses
 //   MPI_Session_attach_buffer: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Session_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Session_call_errhandler: parameter session (SESSION, MPI_Session) has no Fortran conversion
 //   MPI_Session_create_errhandler: parameter session_errhandler_fn (FUNCTION, MPI_Session_errhandler_function*) has no Fortran conversion
 //   MPI_Session_detach_buffer: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Session_f2c: returns MPI_Session (a Fortran function)
 //   MPI_Session_finalize: parameter session (SESSION, MPI_Session*) has no Fortran conversion
 //   MPI_Session_flush_buffer: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Session_fromint: returns MPI_Session (a Fortran function)
 //   MPI_Session_get_errhandler: parameter session (SESSION, MPI_Session) has no Fortran conversion
 //   MPI_Session_get_info: parameter session (SESSION, MPI_Session) has no Fortran conversion
 //   MPI_Session_get_nth_pset: parameter session (SESSION, MPI_Session) has no Fortran conversion
@@ -15843,26 +18326,58 @@ pub unsafe extern "C" fn f4_MPI_Wtime() -> f64 {
 //   MPI_Session_iflush_buffer: parameter session (SESSION, MPI_Session) has no Fortran conversion
 //   MPI_Session_init: parameter session (SESSION, MPI_Session*) has no Fortran conversion
 //   MPI_Session_set_errhandler: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Session_toint: parameter session (SESSION, MPI_Session) has no Fortran conversion
-//   MPI_Status_c2f: parameter f_status (F90_STATUS, MPI_Fint*) has no Fortran conversion
-//   MPI_Status_c2f08: parameter f08_status (F08_STATUS, MPI_F08_status*) has no Fortran conversion
-//   MPI_Status_f082c: parameter f08_status (F08_STATUS, const MPI_F08_status*) has no Fortran conversion
-//   MPI_Status_f082f: parameter f08_status (F08_STATUS, const MPI_F08_status*) has no Fortran conversion
-//   MPI_Status_f2c: parameter f_status (F90_STATUS, const MPI_Fint*) has no Fortran conversion
-//   MPI_Status_f2f08: parameter f_status (F90_STATUS, const MPI_Fint*) has no Fortran conversion
-//   MPI_Type_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Type_create_keyval: parameter type_copy_attr_fn (FUNCTION, MPI_Type_copy_attr_function*) has no Fortran conversion
-//   MPI_Type_f2c: returns MPI_Datatype (a Fortran function)
-//   MPI_Type_fromint: returns MPI_Datatype (a Fortran function)
 //   MPI_Type_get_attr: parameter attribute_val (ATTRIBUTE_VAL, void*) has no Fortran conversion
 //   MPI_Type_set_attr: parameter attribute_val (ATTRIBUTE_VAL, void*) has no Fortran conversion
 //   MPI_Win_allocate: Fortran gets the memory through a C pointer
 //   MPI_Win_allocate_shared: Fortran gets the memory through a C pointer
-//   MPI_Win_c2f: returns MPI_Fint (a Fortran function)
 //   MPI_Win_create_errhandler: parameter win_errhandler_fn (FUNCTION, MPI_Win_errhandler_function*) has no Fortran conversion
 //   MPI_Win_create_keyval: parameter win_copy_attr_fn (FUNCTION, MPI_Win_copy_attr_function*) has no Fortran conversion
-//   MPI_Win_f2c: returns MPI_Win (a Fortran function)
-//   MPI_Win_fromint: returns MPI_Win (a Fortran function)
 //   MPI_Win_get_attr: parameter attribute_val (ATTRIBUTE_VAL, void*) has no Fortran conversion
 //   MPI_Win_set_attr: parameter attribute_val (ATTRIBUTE_VAL, void*) has no Fortran conversion
 //   MPI_Win_shared_query: Fortran gets the memory through a C pointer
+// Without a Fortran entry point (no Fortran binding, or a Fortran function):
+//   MPI_Aint_add: returns MPI_Aint (a Fortran function)
+//   MPI_Aint_diff: returns MPI_Aint (a Fortran function)
+//   MPI_Comm_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Comm_f2c: returns MPI_Comm (a Fortran function)
+//   MPI_Comm_fromint: returns MPI_Comm (a Fortran function)
+//   MPI_Errhandler_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Errhandler_f2c: returns MPI_Errhandler (a Fortran function)
+//   MPI_Errhandler_fromint: returns MPI_Errhandler (a Fortran function)
+//   MPI_File_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_File_f2c: returns MPI_File (a Fortran function)
+//   MPI_File_fromint: returns MPI_File (a Fortran function)
+//   MPI_Group_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Group_f2c: returns MPI_Group (a Fortran function)
+//   MPI_Group_fromint: returns MPI_Group (a Fortran function)
+//   MPI_Info_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Info_create_env: argument lists (argc)
+//   MPI_Info_f2c: returns MPI_Info (a Fortran function)
+//   MPI_Info_fromint: returns MPI_Info (a Fortran function)
+//   MPI_Message_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Message_f2c: returns MPI_Message (a Fortran function)
+//   MPI_Message_fromint: returns MPI_Message (a Fortran function)
+//   MPI_Op_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Op_f2c: returns MPI_Op (a Fortran function)
+//   MPI_Op_fromint: returns MPI_Op (a Fortran function)
+//   MPI_Pcontrol: variadic
+//   MPI_Request_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Request_f2c: returns MPI_Request (a Fortran function)
+//   MPI_Request_fromint: returns MPI_Request (a Fortran function)
+//   MPI_Session_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Session_f2c: returns MPI_Session (a Fortran function)
+//   MPI_Session_fromint: returns MPI_Session (a Fortran function)
+//   MPI_Session_toint: C only
+//   MPI_Status_c2f: C only
+//   MPI_Status_c2f08: C only
+//   MPI_Status_f082c: C only
+//   MPI_Status_f082f: C only
+//   MPI_Status_f2c: C only
+//   MPI_Status_f2f08: C only
+//   MPI_Type_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Type_f2c: returns MPI_Datatype (a Fortran function)
+//   MPI_Type_fromint: returns MPI_Datatype (a Fortran function)
+//   MPI_Win_c2f: returns MPI_Fint (a Fortran function)
+//   MPI_Win_f2c: returns MPI_Win (a Fortran function)
+//   MPI_Win_fromint: returns MPI_Win (a Fortran function)

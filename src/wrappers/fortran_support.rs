@@ -227,3 +227,131 @@ pub fn entry(name: &'static str, ierror: *mut MPI_Fint, body: impl FnOnce() -> c
         unsafe { *ierror = rc };
     }
 }
+
+// --- Forwarding to Open MPI's own Fortran functions ---------------------------
+
+/// A function of the MPI's Fortran library, looked up once after this
+/// library (`dlsym(RTLD_NEXT)`): the one the program would have called.
+pub struct Next {
+    name: &'static str,
+    addr: OnceLock<usize>,
+}
+
+impl Next {
+    /// `name` ends with a NUL.
+    pub const fn new(name: &'static str) -> Next {
+        Next {
+            name,
+            addr: OnceLock::new(),
+        }
+    }
+
+    /// The function's address, if the MPI has it.
+    pub fn get(&self) -> Option<*mut c_void> {
+        let a = *self.addr.get_or_init(|| {
+            // SAFETY: a NUL-terminated name (generated).
+            unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr() as *const c_char) as usize }
+        });
+        (a != 0).then_some(a as *mut c_void)
+    }
+}
+
+/// Runs a forwarding entry point: counted here (the library's C wrapper is
+/// not involved), panics caught. `body` returns the error code the MPI
+/// wrote; it is written back to `ierror` only if ours differs (a panic).
+pub fn forward(name: &'static str, ierror: *mut MPI_Fint, body: impl FnOnce() -> c_int) {
+    let rc = crate::boundary::guard(name, crate::boundary::internal_error(), body);
+    if !ierror.is_null() {
+        // SAFETY: Fortran passed `ierror` by reference.
+        unsafe { *ierror = rc };
+    }
+}
+
+/// The MPI has no such Fortran function (an error, said once per call).
+pub fn missing(name: &str) -> c_int {
+    log::error!("{name}: not in the MPI's Fortran library; the call returns MPI_ERR_INTERN");
+    crate::boundary::internal_error()
+}
+
+use crate::special::fortran;
+
+/// The real Fortran integer of a program's communicator (an integer that is
+/// not one of the library's is MPI's own, passed as it is).
+pub fn real_fint_comm(f: MPI_Fint) -> MPI_Fint {
+    if !fortran::ours(f) {
+        return f;
+    }
+    let real = crate::handles::comm_real(fortran::comm_f2c(f));
+    // SAFETY: a real (or foreign) handle: MPI converts it.
+    unsafe { crate::sys::PMPI_Comm_c2f(real) }
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn real_fint_group(f: MPI_Fint) -> MPI_Fint {
+    if !fortran::ours(f) {
+        return f;
+    }
+    let real = crate::handles::group_real(fortran::group_f2c(f));
+    // SAFETY: as above.
+    unsafe { crate::sys::PMPI_Group_c2f(real) }
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
+    if !fortran::ours(f) {
+        return f;
+    }
+    let real = crate::handles::request_real(fortran::request_f2c(f));
+    // SAFETY: as above.
+    unsafe { crate::sys::PMPI_Request_c2f(real) }
+}
+pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
+    if !fortran::ours(f) {
+        return f;
+    }
+    let real = crate::handles::datatype_real(fortran::datatype_f2c(f));
+    // SAFETY: as above.
+    unsafe { crate::sys::PMPI_Type_c2f(real) }
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn real_fint_op(f: MPI_Fint) -> MPI_Fint {
+    if !fortran::ours(f) {
+        return f;
+    }
+    let real = crate::ops::op_real(fortran::op_f2c(f));
+    // SAFETY: as above.
+    unsafe { crate::sys::PMPI_Op_c2f(real) }
+}
+
+/// The program's Fortran integer of a handle MPI handed back as its own
+/// (the virtual one if the library knows the real handle).
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn program_fint_comm(f: MPI_Fint) -> MPI_Fint {
+    fortran::comm_c2f(fortran::comm_f2c(f))
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn program_fint_group(f: MPI_Fint) -> MPI_Fint {
+    fortran::group_c2f(fortran::group_f2c(f))
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn program_fint_request(f: MPI_Fint) -> MPI_Fint {
+    // SAFETY: MPI's own integer.
+    let real = unsafe { crate::sys::PMPI_Request_f2c(f) };
+    fortran::request_c2f(crate::handles::request_of_real(real).unwrap_or(real))
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn program_fint_datatype(f: MPI_Fint) -> MPI_Fint {
+    // SAFETY: MPI's own integer.
+    let real = unsafe { crate::sys::PMPI_Type_f2c(f) };
+    fortran::datatype_c2f(crate::handles::datatype_of_real(real))
+}
+#[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
+pub fn program_fint_op(f: MPI_Fint) -> MPI_Fint {
+    // SAFETY: MPI's own integer.
+    let real = unsafe { crate::sys::PMPI_Op_f2c(f) };
+    fortran::op_c2f(crate::ops::op_of_real(real))
+}
+
+/// The lengths of the per-peer arrays of an `alltoallw`-like call (send,
+/// receive) on a program's communicator.
+pub fn peers(comm: MPI_Fint, neighbor: bool) -> (usize, usize) {
+    crate::handles::alltoallw_lens(crate::handles::comm_real(fortran::comm_f2c(comm)), neighbor)
+}
