@@ -2,7 +2,8 @@
 # Run ferry's Fortran test programs (c-tests/fortran/*.f90) with and without
 # libferry.so.
 #
-#   scripts/fortran-tests.sh [openmpi|mpich|all] [NAME...]
+#   scripts/fortran-tests.sh [--regroup|--migrate|--checkpoint]
+#                            [openmpi|mpich|all] [NAME...]
 #
 # For each chosen MPI (default: openmpi) and each program (default: every
 # c-tests/fortran/*.f90), build it into c-tests/out/$MPI/fortran/NAME with
@@ -17,6 +18,16 @@
 # checked N calls, M miscounted" on stderr (calls.f90, calls_f08.f90: the
 # per-call counter test) must have checked N > 0 calls on every rank, with
 # M = 0, in the lib run.
+# With --regroup, --migrate or --checkpoint a third run follows, under
+# `ferry run` (FERRY_LOG=info): rank 1 (rank 0 of a 1-rank program) asks for
+# a regroup / its migration after K calls, K a third of the calls it made in
+# the lib run (a checkpoint: after a third of rank 0's calls); the stdout (for --checkpoint: of the run and
+# of `ferry restart` together) must equal the plain run's and the event log
+# must hold the event (a migration with another pid). The per-call tests
+# must still count every call once. Outputs: NAME.{regroup,migrate,
+# checkpoint}.{out,err}, checkpoint images in NAME.ckpt/ (deleted on a pass).
+# forwarded.f90 is skipped there, saying why (attributes set through
+# forwarded calls are not carried over a rebuild).
 #
 # MPI:
 #   - openmpi: Debian's Open MPI 4.1.4 (mpif90.openmpi), whose Fortran
@@ -42,8 +53,10 @@ CFLAGS=(-O1 -g -Wall -Wextra -I"$ROOT/include")
 
 mpis=()
 names=()
+op=""
 for arg in "$@"; do
     case "$arg" in
+        --regroup|--migrate|--checkpoint) op="${arg#--}" ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         mpich|openmpi) mpis+=("$arg") ;;
         all) mpis+=(openmpi mpich) ;;
@@ -127,6 +140,68 @@ check_counts() {
     fi
 }
 
+# op_run NAME RANKS: the --regroup/--migrate/--checkpoint run; sets
+# op_status ("" on success) and op_note
+op_run() {
+    local name="$1" ranks="$2" rank=1 calls k ev="$dir/$1.$op.events" rc=0
+    op_status=""
+    op_note=""
+    # a checkpoint's K counts world rank 0's calls
+    [ "$ranks" -gt 1 ] && [ "$op" != checkpoint ] || rank=0
+    calls="$(sed -n "s/^ferry\[rank $rank pid [0-9]*\] debug: finalize: \([0-9]*\) calls.*/\1/p" "$dir/$name.lib.err" | head -n 1)"
+    if [ -z "$calls" ]; then
+        op_status="no call count of rank $rank in the lib run"
+        return
+    fi
+    k=$((calls / 3 + 1))
+    rm -f "$ev"
+    rm -rf "$dir/$name.ckpt"
+    local args=(--mpi "$FERRY_MPI" -n "$ranks" --events "$ev")
+    case "$op" in
+        regroup) args+=(--regroup "rank=$rank,after=$k") ;;
+        migrate) args+=(--migrate "rank=$rank,after=$k") ;;
+        checkpoint) args+=(--checkpoint "after=$k,dir=$dir/$name.ckpt") ;;
+    esac
+    local out="$dir/$name.$op.out" err="$dir/$name.$op.err"
+    (cd "$dir" && FERRY_LOG=info timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run "${args[@]}" -- "$dir/$name" \
+        </dev/null >"$out" 2>"$err") || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        op_status="$op run (rank $rank after $k calls) exited with status $rc"
+        return
+    fi
+    if [ "$op" = checkpoint ]; then
+        if ! grep -aq "checkpoint written" "$err"; then
+            op_status="no checkpoint written (after $k calls)"
+            return
+        fi
+        (cd "$dir" && timeout -k 5 "$TIMEOUT" "$FERRY_BIN" restart "$dir/$name.ckpt" \
+            </dev/null >"$out.restart" 2>"$err.restart") || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            op_status="restart exited with status $rc"
+            return
+        fi
+        cat "$out.restart" >>"$out"
+    fi
+    if ! diff -q "$dir/$name.plain.out" "$out" >/dev/null; then
+        op_status="stdout of the $op run differs from the plain run's (rank $rank after $k calls)"
+        return
+    fi
+    case "$op" in
+        regroup) grep -q '"event":"regroup"' "$ev" 2>/dev/null || op_status="no regroup event" ;;
+        migrate)
+            if ! grep -q '"event":"migrate".*"new_pid"' "$ev" 2>/dev/null; then
+                op_status="no migration event with a new pid"
+            fi ;;
+        checkpoint) grep -q '"event":"restart"' "$ev" 2>/dev/null || op_status="no restart event" ;;
+    esac
+    if [ -z "$op_status" ] && grep -q 'fortran-calls:' "$TESTS/$name.f90"; then
+        local n
+        n="$(cat "$err" "$err.restart" 2>/dev/null | grep -aEc '^fortran-calls: rank [0-9]+ checked [1-9][0-9]* calls, 0 miscounted$' || true)"
+        [ "$n" -ge "$ranks" ] || op_status="per-call counts after the $op: $n of $ranks ranks clean"
+    fi
+    [ -n "$op_status" ] || { op_note="; $op by rank $rank after $k calls"; rm -rf "$dir/$name.ckpt"; }
+}
+
 test_mpi() (
     # shellcheck source=scripts/mpi-env.sh
     . "$ROOT/scripts/mpi-env.sh" "$1"
@@ -199,7 +274,18 @@ test_mpi() (
             show_file "lib stderr" "$dir/$name.lib.err"
             continue
         fi
-        result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs lib${calls_note:+; rank 0 $calls_note}"
+        op_note=""
+        if [ -n "$op" ] && [ "$name" = forwarded ]; then
+            op_note="; $op skipped: attributes set through forwarded calls are not carried over a rebuild (known)"
+        elif [ -n "$op" ]; then
+            op_run "$name" "$ranks"
+            if [ -n "$op_status" ]; then
+                result "$FERRY_MPI" "$name" FAIL "$op_status"
+                show_file "$op stderr" "$dir/$name.$op.err"
+                continue
+            fi
+        fi
+        result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs lib${calls_note:+; rank 0 $calls_note}$op_note"
     done
 )
 
