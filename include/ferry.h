@@ -34,6 +34,9 @@ int ferry_request_migration(int rank, const char *host) __attribute__((weak));
 long ferry_migration_count(void) __attribute__((weak));
 int ferry_on_leave(void (*fn)(void *), void *arg) __attribute__((weak));
 int ferry_on_resume(void (*fn)(void *), void *arg) __attribute__((weak));
+/* MPI calls this process made so far, as the library counts them (the K of
+ * `after=K`): each call of the program once, from C or Fortran. */
+long ferry_call_count(void) __attribute__((weak));
 
 /* Whether libferry.so is loaded into this process. */
 static inline int ferry_is_loaded(void)

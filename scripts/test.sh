@@ -169,6 +169,10 @@ step generated generated_check
 step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 step unit each_mpi cargo test --release --workspace --quiet
 step c-tests bash scripts/c-tests.sh all
+step fortran bash scripts/fortran-tests.sh all
+step fortran-regroup bash scripts/fortran-tests.sh --regroup openmpi
+step fortran-migrate bash scripts/fortran-tests.sh --migrate openmpi
+step fortran-checkpoint bash scripts/fortran-tests.sh --checkpoint openmpi
 step swap swap_check
 step regroup regroup_check
 step signal signal_check

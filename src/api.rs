@@ -11,6 +11,19 @@ pub const FERRY_ENOTREADY: c_int = -2;
 /// `FERRY_EFINISHED`: `MPI_Finalize` has begun.
 pub const FERRY_EFINISHED: c_int = -3;
 
+/// MPI calls this process made so far, as the library counts them (the K
+/// of a SPEC's `after=K`). Each MPI call of the program counts once, from
+/// C or Fortran; the library's own calls do not count.
+#[no_mangle]
+pub extern "C" fn ferry_call_count() -> c_long {
+    catch_unwind(|| {
+        crate::state::state()
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed) as c_long
+    })
+    .unwrap_or(0)
+}
+
 /// Asks for a regroup started by this rank (asynchronous).
 #[no_mangle]
 pub extern "C" fn ferry_request_regroup() -> c_int {

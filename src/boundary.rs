@@ -29,6 +29,23 @@ pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R 
     r
 }
 
+/// Runs the body of an entry point that is not itself an MPI call of the
+/// program's count: a Fortran entry point, whose body calls the C wrapper
+/// that counts (so each call is counted once). Panics are caught alike.
+#[inline(always)]
+pub fn guard_uncounted<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
+    let counted = crate::image::enter_mpi();
+    let r = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(payload) => {
+            report(name, payload);
+            fallback
+        }
+    };
+    crate::image::leave_mpi(counted);
+    r
+}
+
 #[cold]
 fn report(name: &str, payload: Box<dyn std::any::Any + Send>) {
     let what = payload

@@ -388,6 +388,41 @@ mod codec {
 }
 
 // ---------------------------------------------------------------------------
+// Slot indices of virtual handles, for their Fortran integers (see
+// `special::fortran`): a virtual handle's Fortran integer names its slot,
+// so it stays the same when the real handle underneath is made anew.
+
+/// The slot of a virtual communicator other than world and self.
+#[inline(always)]
+pub fn comm_index(v: MPI_Comm) -> Option<usize> {
+    codec::decode(codec::COMM, v, MAX_COMMS)
+}
+
+/// The slot of a virtual group.
+#[inline(always)]
+pub fn group_index(v: MPI_Group) -> Option<usize> {
+    codec::decode(codec::GROUP, v, MAX_GROUPS)
+}
+
+/// The program's handle of a group slot.
+#[inline(always)]
+pub fn group_virtual(i: usize) -> MPI_Group {
+    codec::encode(codec::GROUP, i)
+}
+
+/// The slot of a virtual (derived) datatype.
+#[inline(always)]
+pub fn datatype_index(v: crate::sys::MPI_Datatype) -> Option<usize> {
+    codec::decode(codec::DATATYPE, v, MAX_DATATYPES)
+}
+
+/// The program's handle of a datatype slot.
+#[inline(always)]
+pub fn datatype_virtual(i: usize) -> crate::sys::MPI_Datatype {
+    codec::encode(codec::DATATYPE, i)
+}
+
+// ---------------------------------------------------------------------------
 // Communicators.
 
 /// Translates a program's communicator: the real handle and our slot.

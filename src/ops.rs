@@ -121,6 +121,18 @@ mod codec {
     }
 }
 
+/// The slot of a virtual operation (for its Fortran integer).
+#[inline(always)]
+pub fn op_index(v: MPI_Op) -> Option<usize> {
+    codec::decode(v)
+}
+
+/// The program's handle of an operation slot.
+#[inline(always)]
+pub fn op_virtual(i: usize) -> MPI_Op {
+    codec::encode(i)
+}
+
 /// The real operation of a handle the program gave.
 #[inline(always)]
 pub fn op_real(v: MPI_Op) -> MPI_Op {

@@ -12,6 +12,8 @@
 //!
 //! `ferry-codegen` writes the file; `ferry-codegen --check` fails when the
 //! committed file differs from what the generator produces (a test runs it).
+mod fortran;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,6 +43,10 @@ struct Param {
     ctype: String,
     kind: String,
     dir: String,
+    /// The length of an array parameter (a parameter's name, a constant or
+    /// `*`); `None` for a scalar.
+    #[serde(default)]
+    length: Option<String>,
 }
 
 /// How a wrapper's body is built.
@@ -838,31 +844,54 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Generates the wrappers from the committed spec.
-pub fn render() -> String {
+fn spec() -> Spec {
     let text = std::fs::read_to_string(root().join("spec/mpi-c-api.json")).expect("read spec");
-    let spec: Spec = serde_json::from_str(&text).expect("parse spec");
-    generate(&spec)
+    serde_json::from_str(&text).expect("parse spec")
+}
+
+/// Generates the C wrappers from the committed spec.
+pub fn render() -> String {
+    generate(&spec())
+}
+
+/// Generates the Fortran entry points (Open MPI) from the committed spec.
+pub fn render_fortran() -> String {
+    let spec = spec();
+    fortran::generate(&spec.functions, &spec.source)
+}
+
+/// The generated files: path and contents.
+fn outputs() -> Vec<(PathBuf, String)> {
+    vec![
+        (root().join("src/wrappers/generated.rs"), render()),
+        (root().join("src/wrappers/fortran.rs"), render_fortran()),
+    ]
 }
 
 fn main() {
-    let target = root().join("src/wrappers/generated.rs");
-    let text = render();
-    if std::env::args().any(|a| a == "--check") {
-        let old = std::fs::read_to_string(&target).unwrap_or_default();
-        if old != text {
-            eprintln!(
-                "{} is out of date: run `cargo run -p ferry-codegen`",
-                target.display()
-            );
-            std::process::exit(1);
+    let check = std::env::args().any(|a| a == "--check");
+    let mut stale = false;
+    for (target, text) in outputs() {
+        if check {
+            let old = std::fs::read_to_string(&target).unwrap_or_default();
+            if old != text {
+                eprintln!(
+                    "{} is out of date: run `cargo run -p ferry-codegen`",
+                    target.display()
+                );
+                stale = true;
+            } else {
+                println!("{}: up to date", target.display());
+            }
+            continue;
         }
-        println!("{}: up to date", target.display());
-        return;
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, text).unwrap();
+        println!("wrote {}", target.display());
     }
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::write(&target, text).unwrap();
-    println!("wrote {}", target.display());
+    if stale {
+        std::process::exit(1);
+    }
 }
 
 #[cfg(test)]
@@ -876,6 +905,16 @@ mod tests {
         assert!(
             committed == render(),
             "src/wrappers/generated.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
+        );
+    }
+
+    #[test]
+    fn committed_fortran_entry_points_are_up_to_date() {
+        let committed = std::fs::read_to_string(root().join("src/wrappers/fortran.rs"))
+            .expect("src/wrappers/fortran.rs is missing: run `cargo run -p ferry-codegen`");
+        assert!(
+            committed == render_fortran(),
+            "src/wrappers/fortran.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 
