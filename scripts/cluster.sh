@@ -14,6 +14,10 @@
 #                                     MPICH's hydra (-launcher ssh
 #                                     -launcher-exec) and Open MPI
 #                                     (--mca plm_rsh_agent)
+#   scripts/cluster.sh env            print the exports that make both
+#                                     MPIs' mpiexec (and `ferry run
+#                                     --hosts`) start ranks on the hosts:
+#                                     eval "$(scripts/cluster.sh env)"
 #
 # Host I (1..N) is the network namespace ferry-hI with the address
 # 10.77.0.(10+I)/24 on its eth0, a veth whose other end is on the bridge
@@ -41,7 +45,7 @@ MARK="# ferry cluster (scripts/cluster.sh)"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 die() { echo "cluster.sh: error: $*" >&2; exit 1; }
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, /etc/hosts)"
 
@@ -228,6 +232,14 @@ case "$cmd" in
         run_on "$i" "$@"
         ;;
     launcher) echo "$HERE/cluster-launch.sh" ;;
+    env)
+        # MPICH's hydra: reach the hosts with the launcher; its control port
+        # on the bridge's address (the hosts cannot resolve this machine's
+        # name). Open MPI: the launcher as its rsh agent.
+        printf 'export HYDRA_LAUNCHER=ssh HYDRA_LAUNCHER_EXEC=%q HYDRA_IFACE=%q\n' \
+            "$HERE/cluster-launch.sh" "$BRIDGE"
+        printf 'export OMPI_MCA_plm_rsh_agent=%q\n' "$HERE/cluster-launch.sh"
+        ;;
     -h|--help|help) usage 0 ;;
     *) usage 2 ;;
 esac

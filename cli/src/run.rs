@@ -70,6 +70,9 @@ pub struct PlanInput<'a> {
     pub launcher: &'a Path,
     pub n: u32,
     pub hosts: Option<&'a [String]>,
+    /// Hosts the ranks may move to that are not in `hosts` (the `to=` of
+    /// the `--migrate` SPECs): no rank starts there.
+    pub spare_hosts: &'a [String],
     /// The ranks' environment, from [`rank_env`].
     pub rank_env: &'a [(String, OsString)],
     /// PROGRAM and its arguments.
@@ -89,6 +92,7 @@ pub fn build_plan(
         launcher,
         n,
         hosts,
+        spare_hosts,
         rank_env,
         command,
         is_root,
@@ -111,7 +115,10 @@ pub fn build_plan(
             args.push("--oversubscribe".into());
             if let Some(h) = hosts {
                 args.push("--host".into());
-                args.push(h.join(",").into());
+                args.push(openmpi_hosts(h, spare_hosts, n).into());
+                // Round-robin over the hosts, as MPICH's hydra places them.
+                args.push("--map-by".into());
+                args.push("node".into());
             }
             for (k, v) in rank_env {
                 let mut kv = OsString::from(k);
@@ -129,6 +136,12 @@ pub fn build_plan(
             defaults.push(("OMPI_MCA_rmaps_base_oversubscribe", "1"));
             // No InfiniBand here: keep Open MPI from probing for it noisily.
             defaults.push(("OMPI_MCA_btl", "^openib,ofi"));
+            if hosts.is_some() {
+                // Between hosts over TCP, osc rdma takes one-sided windows
+                // and fails to make them (Open MPI 4.1: TCP has no remote
+                // atomics); without it they fall to osc pt2pt (or ucx).
+                defaults.push(("OMPI_MCA_osc", "^rdma"));
+            }
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
                     launcher_env.push((k.to_string(), OsString::from(v)));
@@ -145,6 +158,32 @@ pub fn build_plan(
         launcher_env,
         launcher_env_remove: Vec::new(),
     }
+}
+
+/// Open MPI's `--host` value for `n` ranks spread round-robin over `hosts`
+/// (`H:SLOTS`, each host as many slots as ranks it gets), then the spare
+/// hosts with no slot (`H:0`): Open MPI's `MPI_Comm_spawn` places a process
+/// only on a host of the job's allocation, so a host a rank may move to
+/// must be in it from the start.
+pub fn openmpi_hosts(hosts: &[String], spare: &[String], n: u32) -> String {
+    let mut slots: Vec<(&str, u32)> = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let count = n / hosts.len() as u32 + u32::from((i as u32) < n % hosts.len() as u32);
+        match slots.iter_mut().find(|(name, _)| name == h) {
+            Some((_, c)) => *c += count,
+            None => slots.push((h, count)),
+        }
+    }
+    for h in spare {
+        if !slots.iter().any(|(name, _)| name == h) {
+            slots.push((h, 0));
+        }
+    }
+    slots
+        .iter()
+        .map(|(h, c)| format!("{h}:{c}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Splits an inherited `LD_PRELOAD` into what the user preloads himself,
@@ -477,12 +516,14 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let inherited_preload = std::env::var_os("LD_PRELOAD");
     let user = user_preload(inherited_preload.as_deref());
     let renv = rank_env(&lib, user.as_deref(), &fixed, std::env::vars_os());
+    let spare_hosts: Vec<String> = migrate.iter().filter_map(|s| s.to.clone()).collect();
     let mut plan = build_plan(
         &PlanInput {
             mpi,
             launcher: &launcher,
             n,
             hosts: hosts.as_deref(),
+            spare_hosts: &spare_hosts,
             rank_env: &renv,
             command: &args.command,
             is_root: current_uid() == 0,
@@ -689,6 +730,7 @@ mod tests {
                 launcher: Path::new("/bin/mpiexec"),
                 n: 3,
                 hosts,
+                spare_hosts: &["d".to_string()],
                 rank_env: &renv,
                 command: &cmd,
                 is_root,
@@ -730,7 +772,9 @@ mod tests {
             os(&[
                 "--oversubscribe",
                 "--host",
-                "a,b",
+                "a:2,b:1,d:0",
+                "--map-by",
+                "node",
                 "-x",
                 "LD_PRELOAD=/l/libferry.so",
                 "-x",
@@ -747,12 +791,24 @@ mod tests {
             [
                 "OMPI_ALLOW_RUN_AS_ROOT",
                 "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
-                "OMPI_MCA_rmaps_base_oversubscribe"
+                "OMPI_MCA_rmaps_base_oversubscribe",
+                "OMPI_MCA_osc"
             ]
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);
         let keys: Vec<&str> = p.launcher_env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["OMPI_MCA_rmaps_base_oversubscribe", "OMPI_MCA_btl"]);
+    }
+
+    #[test]
+    fn openmpi_host_slots() {
+        let s = |v: &[&str]| v.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        assert_eq!(openmpi_hosts(&s(&["a", "b", "c"]), &[], 3), "a:1,b:1,c:1");
+        assert_eq!(openmpi_hosts(&s(&["a", "b", "c"]), &[], 2), "a:1,b:1,c:0");
+        assert_eq!(
+            openmpi_hosts(&s(&["a", "b", "a"]), &s(&["b", "d"]), 5),
+            "a:3,b:2,d:0"
+        );
     }
 
     #[test]
