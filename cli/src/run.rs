@@ -139,8 +139,9 @@ pub fn build_plan(
             if hosts.is_some() {
                 // Between hosts over TCP, osc rdma takes one-sided windows
                 // and fails to make them (Open MPI 4.1: TCP has no remote
-                // atomics); without it they fall to osc pt2pt (or ucx).
-                defaults.push(("OMPI_MCA_osc", "^rdma"));
+                // atomics), and osc ucx over UCX's TCP transport hangs in
+                // MPI_Win_lock: shared memory within a node, pt2pt across.
+                defaults.push(("OMPI_MCA_osc", "sm,pt2pt"));
             }
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
@@ -184,6 +185,32 @@ pub fn openmpi_hosts(hosts: &[String], spare: &[String], n: u32) -> String {
         .map(|(h, c)| format!("{h}:{c}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Whether Open MPI can start `n` ranks on `hosts` with `spare` hosts in
+/// the job: Open MPI 4.1.4's mapper loses ranks (`PMIX ERROR: BAD-PARAM`,
+/// the job never starts) when a host has more than one rank while a host
+/// with no slot is in the job and oversubscription is allowed, which a
+/// spawn needs.
+pub fn openmpi_hosts_supported(hosts: &[String], spare: &[String], n: u32) -> Result<(), String> {
+    let mut distinct: Vec<&String> = hosts.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let spare: Vec<&String> = spare.iter().filter(|h| !hosts.contains(h)).collect();
+    if spare.is_empty() || n as usize <= distinct.len() {
+        return Ok(());
+    }
+    Err(format!(
+        "Open MPI: {n} ranks on {} host(s) with a host that has none at the start ({}): \
+         not supported (Open MPI 4.1.4 loses ranks when a host has more than one while a \
+         host with no slot is in the job); give at least as many hosts as ranks, or use MPICH",
+        distinct.len(),
+        spare
+            .iter()
+            .map(|h| h.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
 }
 
 /// Splits an inherited `LD_PRELOAD` into what the user preloads himself,
@@ -440,10 +467,17 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         c.dir = absolute_new(Path::new(&c.dir)).display().to_string();
         c
     });
-    let hosts: Option<Vec<String>> = args.hosts.map(|HostList(h)| h);
+    let (hosts, mut spare_hosts) = match args.hosts {
+        Some(HostList { ranks, spare }) => (Some(ranks), spare),
+        None => (None, Vec::new()),
+    };
     let program = args.command[0].clone();
     if hosts.is_none() {
         check_program(&program)?;
+    }
+    spare_hosts.extend(migrate.iter().filter_map(|s| s.to.clone()));
+    if let (Mpi::Openmpi, Some(h)) = (mpi, &hosts) {
+        openmpi_hosts_supported(h, &spare_hosts, n).map_err(Failure::usage)?;
     }
     let launcher = find_launcher(mpi)?;
     let lib = find_lib(mpi)?;
@@ -516,7 +550,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let inherited_preload = std::env::var_os("LD_PRELOAD");
     let user = user_preload(inherited_preload.as_deref());
     let renv = rank_env(&lib, user.as_deref(), &fixed, std::env::vars_os());
-    let spare_hosts: Vec<String> = migrate.iter().filter_map(|s| s.to.clone()).collect();
     let mut plan = build_plan(
         &PlanInput {
             mpi,
@@ -808,6 +841,19 @@ mod tests {
         assert_eq!(
             openmpi_hosts(&s(&["a", "b", "a"]), &s(&["b", "d"]), 5),
             "a:3,b:2,d:0"
+        );
+    }
+
+    #[test]
+    fn openmpi_spare_hosts_need_a_host_per_rank() {
+        let s = |v: &[&str]| v.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &s(&["c"]), 2).is_ok());
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &s(&["a"]), 3).is_ok());
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &[], 3).is_ok());
+        let e = openmpi_hosts_supported(&s(&["a", "b"]), &s(&["c"]), 3).unwrap_err();
+        assert!(
+            e.contains("3 ranks on 2 host(s)") && e.contains("(c)"),
+            "{e}"
         );
     }
 
