@@ -649,6 +649,16 @@ pub fn finish() {
             }
             idle.pause(false);
         }
+        // Everyone has arrived; leave together. Rank 0 must stay in MPI
+        // until the others' last reads of its count are done: where
+        // one-sided operations need the target's progress (Open MPI's osc
+        // pt2pt, the only one it has between hosts over TCP), a rank 0
+        // gone into `disconnect_all` would never complete them.
+        if let Some(rt) = runtime().filter(|r| r.window != k::MPI_WIN_NULL()) {
+            // SAFETY: our private communicator; every live process of the
+            // job comes here once everyone has arrived.
+            unsafe { barrier_napping(rt.finale, LONG_NAP) };
+        }
     }
     // The processes this rank left behind finalize with it.
     let migrated = crate::migration::happened();

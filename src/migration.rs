@@ -1047,6 +1047,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> 
 unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     let pid = std::process::id();
     log::info!("process {pid} left its rank; asleep until the job ends");
+    crate::special::detach_buffer_of_leaving();
     if std::env::var_os("FERRY_TEST_KEEP_HEAP").is_none() {
         give_back_memory();
     }

@@ -1314,6 +1314,43 @@ pub fn reattach_buffer() {
     }
 }
 
+/// In the process a rank left, before the program's memory is given back:
+/// the program's buffered-send buffer is detached from this process's MPI,
+/// which keeps its bookkeeping of buffered messages inside that buffer and
+/// reads it again at `MPI_Finalize` (MPICH over TCP crashed there on the
+/// zeroed pages). Its messages were delivered before the image (the
+/// drain), so the detach has nothing to wait for.
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub fn detach_buffer_of_leaving() {
+    let held = BSEND_BUFFER.lock().ok().and_then(|mut b| b.take());
+    let Some((_, _, large)) = held else {
+        return;
+    };
+    let mut addr: *mut c_void = std::ptr::null_mut();
+    let out = &mut addr as *mut *mut c_void as *mut c_void;
+    // SAFETY: the buffer attached to this process's MPI; `out` and the
+    // size are locals that outlive the call.
+    let rc = unsafe {
+        #[cfg(ferry_has = "MPI_Buffer_detach_c")]
+        if large {
+            let mut size: MPI_Count = 0;
+            PMPI_Buffer_detach_c(out, &mut size)
+        } else {
+            let mut size: c_int = 0;
+            PMPI_Buffer_detach(out, &mut size)
+        }
+        #[cfg(not(ferry_has = "MPI_Buffer_detach_c"))]
+        {
+            let _ = large;
+            let mut size: c_int = 0;
+            PMPI_Buffer_detach(out, &mut size)
+        }
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::warn!("cannot detach the program's buffered-send buffer (MPI error {rc})");
+    }
+}
+
 // --- time ----------------------------------------------------------------------------
 
 /// Added to MPI's clock: MPI_Wtime must not run backwards for the program

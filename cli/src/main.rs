@@ -135,9 +135,13 @@ impl Mpi {
     }
 }
 
-/// A `--hosts H1,H2,..` list.
+/// A `--hosts H1,H2,..` list: the hosts the ranks start on, and the spare
+/// hosts (`H:0`) where no rank starts but ranks may move to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostList(pub Vec<String>);
+pub struct HostList {
+    pub ranks: Vec<String>,
+    pub spare: Vec<String>,
+}
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -152,7 +156,9 @@ pub struct RunArgs {
     #[arg(short = 'n', value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub n: u32,
-    /// Hosts to run on, passed to the launcher and as FERRY_HOSTS
+    /// Hosts to spread the ranks over, round-robin (H:0: no rank starts
+    /// there, ranks may move to it; needed by Open MPI for `ferry migrate
+    /// --to H`)
     #[arg(long, value_name = "H1,H2,..", value_parser = parse_hosts)]
     pub hosts: Option<HostList>,
     /// Migrate a rank: rank=R,after=K[,to=HOST] (repeatable)
@@ -200,18 +206,28 @@ fn parse_host(s: &str) -> Result<String, String> {
 }
 
 fn parse_hosts(s: &str) -> Result<HostList, String> {
-    let hosts: Vec<String> = s
-        .split(',')
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .collect();
-    if hosts.is_empty() {
-        return Err("the host list is empty (expected H1,H2,..)".into());
+    let mut list = HostList {
+        ranks: Vec::new(),
+        spare: Vec::new(),
+    };
+    for h in s.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        match h.strip_suffix(":0") {
+            Some(spare) => {
+                check_host(spare)?;
+                list.spare.push(spare.to_string());
+            }
+            None => {
+                check_host(h)?;
+                list.ranks.push(h.to_string());
+            }
+        }
     }
-    for h in &hosts {
-        check_host(h)?;
+    if list.ranks.is_empty() {
+        return Err(format!(
+            "no host for the ranks in {s:?} (expected H1,H2,.., spare hosts as H:0)"
+        ));
     }
-    Ok(HostList(hosts))
+    Ok(list)
 }
 
 fn main() {
@@ -284,7 +300,20 @@ mod tests {
         };
         assert_eq!(r.mpi, Some(Mpi::Openmpi));
         assert_eq!(r.n, 4);
-        assert_eq!(r.hosts, Some(HostList(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            r.hosts,
+            Some(HostList {
+                ranks: vec!["a".into(), "b".into()],
+                spare: vec![]
+            })
+        );
+        assert_eq!(
+            parse_hosts("a, c:0,b"),
+            Ok(HostList {
+                ranks: vec!["a".into(), "b".into()],
+                spare: vec!["c".into()]
+            })
+        );
         assert_eq!(r.migrate.len(), 2);
         assert_eq!(r.migrate[1].to.as_deref(), Some("b"));
         assert_eq!(r.regroup[0].after, 1);
@@ -320,6 +349,8 @@ mod tests {
         assert!(parse(&["run", "-n", "0", "--", "p"]).is_err());
         assert!(parse(&["run", "--mpi", "lam", "--", "p"]).is_err());
         assert!(parse(&["run", "--hosts", ",", "--", "p"]).is_err());
+        assert!(parse(&["run", "--hosts", "a:0", "--", "p"]).is_err());
+        assert!(parse(&["run", "--hosts", "a,b:1", "--", "p"]).is_err());
         assert!(parse(&["run", "--checkpoint", "after=1", "--", "p"]).is_err());
         assert!(parse(&["run", "-n", "2"]).is_err(), "PROGRAM is required");
     }

@@ -70,6 +70,9 @@ pub struct PlanInput<'a> {
     pub launcher: &'a Path,
     pub n: u32,
     pub hosts: Option<&'a [String]>,
+    /// Hosts the ranks may move to that are not in `hosts` (the `to=` of
+    /// the `--migrate` SPECs): no rank starts there.
+    pub spare_hosts: &'a [String],
     /// The ranks' environment, from [`rank_env`].
     pub rank_env: &'a [(String, OsString)],
     /// PROGRAM and its arguments.
@@ -89,6 +92,7 @@ pub fn build_plan(
         launcher,
         n,
         hosts,
+        spare_hosts,
         rank_env,
         command,
         is_root,
@@ -111,7 +115,10 @@ pub fn build_plan(
             args.push("--oversubscribe".into());
             if let Some(h) = hosts {
                 args.push("--host".into());
-                args.push(h.join(",").into());
+                args.push(openmpi_hosts(h, spare_hosts, n).into());
+                // Round-robin over the hosts, as MPICH's hydra places them.
+                args.push("--map-by".into());
+                args.push("node".into());
             }
             for (k, v) in rank_env {
                 let mut kv = OsString::from(k);
@@ -129,6 +136,13 @@ pub fn build_plan(
             defaults.push(("OMPI_MCA_rmaps_base_oversubscribe", "1"));
             // No InfiniBand here: keep Open MPI from probing for it noisily.
             defaults.push(("OMPI_MCA_btl", "^openib,ofi"));
+            if hosts.is_some() {
+                // Between hosts over TCP, osc rdma takes one-sided windows
+                // and fails to make them (Open MPI 4.1: TCP has no remote
+                // atomics), and osc ucx over UCX's TCP transport hangs in
+                // MPI_Win_lock: shared memory within a node, pt2pt across.
+                defaults.push(("OMPI_MCA_osc", "sm,pt2pt"));
+            }
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
                     launcher_env.push((k.to_string(), OsString::from(v)));
@@ -145,6 +159,58 @@ pub fn build_plan(
         launcher_env,
         launcher_env_remove: Vec::new(),
     }
+}
+
+/// Open MPI's `--host` value for `n` ranks spread round-robin over `hosts`
+/// (`H:SLOTS`, each host as many slots as ranks it gets), then the spare
+/// hosts with no slot (`H:0`): Open MPI's `MPI_Comm_spawn` places a process
+/// only on a host of the job's allocation, so a host a rank may move to
+/// must be in it from the start.
+pub fn openmpi_hosts(hosts: &[String], spare: &[String], n: u32) -> String {
+    let mut slots: Vec<(&str, u32)> = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let count = n / hosts.len() as u32 + u32::from((i as u32) < n % hosts.len() as u32);
+        match slots.iter_mut().find(|(name, _)| name == h) {
+            Some((_, c)) => *c += count,
+            None => slots.push((h, count)),
+        }
+    }
+    for h in spare {
+        if !slots.iter().any(|(name, _)| name == h) {
+            slots.push((h, 0));
+        }
+    }
+    slots
+        .iter()
+        .map(|(h, c)| format!("{h}:{c}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether Open MPI can start `n` ranks on `hosts` with `spare` hosts in
+/// the job: Open MPI 4.1.4's mapper loses ranks (`PMIX ERROR: BAD-PARAM`,
+/// the job never starts) when a host has more than one rank while a host
+/// with no slot is in the job and oversubscription is allowed, which a
+/// spawn needs.
+pub fn openmpi_hosts_supported(hosts: &[String], spare: &[String], n: u32) -> Result<(), String> {
+    let mut distinct: Vec<&String> = hosts.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let spare: Vec<&String> = spare.iter().filter(|h| !hosts.contains(h)).collect();
+    if spare.is_empty() || n as usize <= distinct.len() {
+        return Ok(());
+    }
+    Err(format!(
+        "Open MPI: {n} ranks on {} host(s) with a host that has none at the start ({}): \
+         not supported (Open MPI 4.1.4 loses ranks when a host has more than one while a \
+         host with no slot is in the job); give at least as many hosts as ranks, or use MPICH",
+        distinct.len(),
+        spare
+            .iter()
+            .map(|h| h.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
 }
 
 /// Splits an inherited `LD_PRELOAD` into what the user preloads himself,
@@ -401,10 +467,17 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         c.dir = absolute_new(Path::new(&c.dir)).display().to_string();
         c
     });
-    let hosts: Option<Vec<String>> = args.hosts.map(|HostList(h)| h);
+    let (hosts, mut spare_hosts) = match args.hosts {
+        Some(HostList { ranks, spare }) => (Some(ranks), spare),
+        None => (None, Vec::new()),
+    };
     let program = args.command[0].clone();
     if hosts.is_none() {
         check_program(&program)?;
+    }
+    spare_hosts.extend(migrate.iter().filter_map(|s| s.to.clone()));
+    if let (Mpi::Openmpi, Some(h)) = (mpi, &hosts) {
+        openmpi_hosts_supported(h, &spare_hosts, n).map_err(Failure::usage)?;
     }
     let launcher = find_launcher(mpi)?;
     let lib = find_lib(mpi)?;
@@ -483,6 +556,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             launcher: &launcher,
             n,
             hosts: hosts.as_deref(),
+            spare_hosts: &spare_hosts,
             rank_env: &renv,
             command: &args.command,
             is_root: current_uid() == 0,
@@ -689,6 +763,7 @@ mod tests {
                 launcher: Path::new("/bin/mpiexec"),
                 n: 3,
                 hosts,
+                spare_hosts: &["d".to_string()],
                 rank_env: &renv,
                 command: &cmd,
                 is_root,
@@ -730,7 +805,9 @@ mod tests {
             os(&[
                 "--oversubscribe",
                 "--host",
-                "a,b",
+                "a:2,b:1,d:0",
+                "--map-by",
+                "node",
                 "-x",
                 "LD_PRELOAD=/l/libferry.so",
                 "-x",
@@ -747,12 +824,37 @@ mod tests {
             [
                 "OMPI_ALLOW_RUN_AS_ROOT",
                 "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
-                "OMPI_MCA_rmaps_base_oversubscribe"
+                "OMPI_MCA_rmaps_base_oversubscribe",
+                "OMPI_MCA_osc"
             ]
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);
         let keys: Vec<&str> = p.launcher_env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["OMPI_MCA_rmaps_base_oversubscribe", "OMPI_MCA_btl"]);
+    }
+
+    #[test]
+    fn openmpi_host_slots() {
+        let s = |v: &[&str]| v.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        assert_eq!(openmpi_hosts(&s(&["a", "b", "c"]), &[], 3), "a:1,b:1,c:1");
+        assert_eq!(openmpi_hosts(&s(&["a", "b", "c"]), &[], 2), "a:1,b:1,c:0");
+        assert_eq!(
+            openmpi_hosts(&s(&["a", "b", "a"]), &s(&["b", "d"]), 5),
+            "a:3,b:2,d:0"
+        );
+    }
+
+    #[test]
+    fn openmpi_spare_hosts_need_a_host_per_rank() {
+        let s = |v: &[&str]| v.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &s(&["c"]), 2).is_ok());
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &s(&["a"]), 3).is_ok());
+        assert!(openmpi_hosts_supported(&s(&["a", "b"]), &[], 3).is_ok());
+        let e = openmpi_hosts_supported(&s(&["a", "b"]), &s(&["c"]), 3).unwrap_err();
+        assert!(
+            e.contains("3 ranks on 2 host(s)") && e.contains("(c)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -369,7 +369,7 @@ fn run_openmpi_command_line() {
             "--hosts",
             "h1,h2",
             "--migrate",
-            "rank=1,after=4",
+            "rank=1,after=4,to=h3",
             "--",
             "/bin/echo",
             "a",
@@ -385,9 +385,17 @@ fn run_openmpi_command_line() {
     );
     let jobdir = sb.jobs().join(&job);
     let lib = sb.path("libferry.so").display().to_string();
-    let mut want: Vec<String> = ["--oversubscribe", "--host", "h1,h2"]
-        .map(String::from)
-        .to_vec();
+    // One slot per rank, round-robin; the migration target in the
+    // allocation with none.
+    let mut want: Vec<String> = [
+        "--oversubscribe",
+        "--host",
+        "h1:1,h2:1,h3:0",
+        "--map-by",
+        "node",
+    ]
+    .map(String::from)
+    .to_vec();
     for kv in [
         format!("LD_PRELOAD={lib}"),
         format!("FERRY_JOB={job}"),
@@ -395,7 +403,7 @@ fn run_openmpi_command_line() {
         "FERRY_MPI=openmpi".to_string(),
         format!("FERRY_LIB={lib}"),
         format!("FERRY_EVENTS={}", jobdir.join("events.jsonl").display()),
-        "FERRY_MIGRATE=rank=1,after=4".to_string(),
+        "FERRY_MIGRATE=rank=1,after=4,to=h3".to_string(),
         "FERRY_HOSTS=h1,h2".to_string(),
         "FERRY_IMAGE=1".to_string(),
         format!("FERRY_JOB_ROOT={}", sb.jobs().display()),
@@ -413,6 +421,11 @@ fn run_openmpi_command_line() {
         "{lenv:?}"
     );
     assert!(lenv.contains(&"LD_PRELOAD=unset".to_string()), "{lenv:?}");
+    // Several hosts: one-sided windows not through osc rdma.
+    assert!(
+        lenv.contains(&"OMPI_MCA_osc=sm,pt2pt".to_string()),
+        "{lenv:?}"
+    );
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     assert_eq!(

@@ -1,0 +1,41 @@
+#!/bin/sh
+# cluster-launch.sh: the "ssh" of the cluster of scripts/cluster.sh, for
+# MPI launchers: `cluster-launch.sh [-OPTIONS..] HOST COMMAND...` runs
+# COMMAND (its words joined by spaces and read by sh, as ssh does) on HOST
+# (a cluster host's name, address or index): in its network namespace, in a
+# UTS namespace of its own named after the host. Leading options (ssh's -x,
+# -T, ... that launchers add) are ignored.
+# UCX (MPICH's network layer here) is told to use TCP only (UCX_TLS=tcp,self
+# unless UCX_TLS is set already): the hosts share this machine's /dev/shm
+# and pids, and UCX would otherwise pass messages between them through
+# shared memory, which real hosts cannot.
+#   MPICH:    mpiexec -launcher ssh -launcher-exec .../cluster-launch.sh
+#   Open MPI: mpiexec --mca plm_rsh_agent .../cluster-launch.sh
+PREFIX=ferry-h
+NET=10.77.0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -[lopFiEeJLRDWbcmQS]) shift 2 ;; # ssh options with an argument
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+[ $# -ge 1 ] || { echo "cluster-launch.sh: usage: [OPTIONS] HOST COMMAND..." >&2; exit 255; }
+host="$1"; shift
+case "$host" in
+    "$PREFIX"[0-9]*) i="${host#"$PREFIX"}" ;;
+    "$NET".*) i=$((${host#"$NET".} - 10)) ;;
+    *) i="$host" ;;
+esac
+ns="$PREFIX$i"
+if ! ip netns list | grep -qE "^$ns( |\$)"; then
+    echo "cluster-launch.sh: no cluster host '$host' (hosts: $(ip netns list | awk '{print $1}' | grep "^$PREFIX" | tr '\n' ' '))" >&2
+    exit 255
+fi
+if [ -n "${FERRY_CLUSTER_LAUNCH_LOG:-}" ]; then
+    echo "$(date +%T.%N) $host -> $ns: $*" >>"$FERRY_CLUSTER_LAUNCH_LOG"
+fi
+UCX_TLS="${UCX_TLS:-tcp,self}"
+export UCX_TLS
+# shellcheck disable=SC2016  # expanded by the inner sh
+exec ip netns exec "$ns" unshare --uts sh -c 'hostname "$0" && exec sh -c "$1"' "$ns" "$*"
