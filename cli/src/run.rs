@@ -547,6 +547,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if std::env::var_os(fenv::FERRY_IMAGE).is_none() {
         fixed.push((fenv::FERRY_IMAGE, "1".into()));
     }
+    let image_on = std::env::var_os(fenv::FERRY_IMAGE).is_none_or(|v| v != "0");
     let inherited_preload = std::env::var_os("LD_PRELOAD");
     let user = user_preload(inherited_preload.as_deref());
     let renv = rank_env(&lib, user.as_deref(), &fixed, std::env::vars_os());
@@ -585,7 +586,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     log::info!("launching: {}", words.join(" "));
 
     // 4. Run it, forwarding SIGINT/SIGTERM, and record the outcome.
-    let status = launch(&plan, |pid| {
+    let status = launch(&plan, image_on, |pid| {
         meta.launcher_pid = Some(pid);
         if let Err(e) = job.write_meta(&meta) {
             log::warn!(
@@ -627,7 +628,20 @@ fn absolute_new(p: &Path) -> PathBuf {
 /// by another process (`kill`, `timeout`, a batch system) are forwarded to
 /// the launcher; those a terminal sends to the whole foreground process
 /// group reach the launcher directly and are not sent twice.
-fn launch(plan: &LaunchPlan, on_spawn: impl FnOnce(u32)) -> Result<ExitStatus, Failure> {
+///
+/// With the process image on, the launcher starts without address-space
+/// randomization (`personality(ADDR_NO_RANDOMIZE)`, what `setarch -R`
+/// does), and so do all it starts: the ranks, and the replacements a
+/// migration spawns through the launcher's daemons. The library would
+/// otherwise re-execute each of them once to get the fixed layout the
+/// image needs (see the library's `image::startup`), loading the MPI
+/// twice: about 45 ms more for each replacement's start here (MPICH with
+/// UCX), inside the migration's spawn phase.
+fn launch(
+    plan: &LaunchPlan,
+    fixed_layout: bool,
+    on_spawn: impl FnOnce(u32),
+) -> Result<ExitStatus, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::iterator::exfiltrator::origin::WithOrigin;
     use signal_hook::iterator::SignalsInfo;
@@ -644,6 +658,24 @@ fn launch(plan: &LaunchPlan, on_spawn: impl FnOnce(u32)) -> Result<ExitStatus, F
     }
     for k in &plan.launcher_env_remove {
         cmd.env_remove(k);
+    }
+    if fixed_layout {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: `personality` is one system
+        // call, and its failure only leaves randomization on (the library
+        // then re-executes each rank as before).
+        unsafe {
+            cmd.pre_exec(|| {
+                let current = libc::personality(0xffff_ffff);
+                if current >= 0 {
+                    libc::personality(
+                        (current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+                    );
+                }
+                Ok(())
+            });
+        }
     }
     let mut child = cmd
         .spawn()

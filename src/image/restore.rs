@@ -404,6 +404,11 @@ impl Mapped {
                 std::io::Error::last_os_error()
             ));
         }
+        // Every byte received is written once, in large pieces: huge pages
+        // where the kernel allows them on request ("madvise" mode), a fault
+        // per 2 MiB instead of per 4 KiB. Only a hint: failure is harmless.
+        // SAFETY: advice on the mapping just made.
+        unsafe { libc::madvise(p, cap, libc::MADV_HUGEPAGE) };
         Ok(Mapped {
             base: p as *mut u8,
             len: 0,
