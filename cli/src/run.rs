@@ -547,7 +547,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if std::env::var_os(fenv::FERRY_IMAGE).is_none() {
         fixed.push((fenv::FERRY_IMAGE, "1".into()));
     }
-    let image_on = std::env::var_os(fenv::FERRY_IMAGE).is_none_or(|v| v != "0");
+    let image_on = std::env::var_os(fenv::FERRY_IMAGE).map_or(true, |v| v != "0");
     let inherited_preload = std::env::var_os("LD_PRELOAD");
     let user = user_preload(inherited_preload.as_deref());
     let renv = rank_env(&lib, user.as_deref(), &fixed, std::env::vars_os());
