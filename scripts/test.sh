@@ -10,6 +10,10 @@
 #   clippy     cargo clippy -D warnings, against both MPIs
 #   unit       cargo test (protocol logic, CLI, generator)
 #   c-tests    every C program with and without the library, both MPIs
+#   fortran    the Fortran programs (c-tests/fortran) with and without the
+#              library, and a per-call count (Open MPI; MPICH: skipped, the
+#              pip MPICH has no Fortran); fortran-regroup, -migrate,
+#              -checkpoint: one such operation in each program (Open MPI)
 #   swap       the same with the world swapped underneath at barriers 2 and 5
 #   regroup    every program with 1, 3 and 20 regroups at seeded random points
 #   signal     a regroup asked for with SIGUSR2
@@ -19,6 +23,14 @@
 #   image-on   every C program with the process image on (FERRY_IMAGE=1)
 #   checkpoint every C program checkpointed at seeded random points and
 #              restarted (or refused, where expected), both MPIs
+#   migration  every C program with a migration of a seeded random rank,
+#              both MPIs; migration-5: five of them (MPICH)
+#   migration-cli  ferry run --migrate to=HOST, ferry migrate/status from
+#              outside, two ranks at once, refusals (unknown rank or host,
+#              image off, threads)
+#   hosts      a cluster of 4 hosts made of network namespaces: C programs
+#              on 3 of them with a rank moved to the 4th and back, ferry
+#              migrate --to with the replacement's addresses checked
 #   mpi4py     mpi4py's own test suite with and without the library
 #   mpi4py-image  the same with the process image on
 set -euo pipefail
@@ -182,6 +194,7 @@ step checkpoint checkpoint_check
 step migration migration_check
 step migration-5 migration5_check
 step migration-cli bash scripts/migration-tests.sh all
+step hosts bash scripts/hosts-tests.sh all
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh all
   step mpi4py-image env FERRY_SUITE_ENV="FERRY_IMAGE=1" bash scripts/mpi4py-suite.sh all
