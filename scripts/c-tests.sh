@@ -85,6 +85,8 @@ declare -A CKPT_REFUSALS=(
     [probe]='matched with MPI_Mprobe'
     # an RMA window (Win_create, then Win_allocate) for the whole run
     [rma]='RMA window'
+    # a communicator rank 0 freed and ranks 1 and 2 still use
+    [freed_comm]='cannot be made again in a new process'
     # its own ferry_migrate calls move ranks early on (image on under
     # `ferry run`): a checkpoint after a migration is refused
     [migrate]='after a migration'
@@ -180,21 +182,8 @@ ranks_of() {
     echo "$n"
 }
 
-# result MPI NAME PASS|FAIL [REASON]
-result() {
-    local line
-    if [ -n "${4:-}" ]; then line="$3 $2 [$1]: $4"; else line="$3 $2 [$1]"; fi
-    echo "$line"
-    echo "$line" >>"$RESULTS"
-}
-
-# show_file LABEL FILE: print the tail of a file, indented, if non-empty
-show_file() {
-    if [ -s "$2" ]; then
-        echo "    --- $1 ($2, last 20 lines):"
-        tail -n 20 "$2" | awk '{ print "    | " $0 }'
-    fi
-}
+# shellcheck source=scripts/lib-tests.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-tests.sh"
 
 # run_one MODE NAME RANKS [VAR=VAL...]: run the program, output in
 # $dir/NAME.MODE.{out,err}. Sets run_status to "" on success or to the reason

@@ -11,22 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Panics caught so far (reported once each, counted always).
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
-/// Runs one wrapper body.
+/// Runs one wrapper body: counts the call (and lets the protocol in, see
+/// `control::after_tick`), then runs the body as [`guard_uncounted`].
 #[inline(always)]
 pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
-    // What MPI (and the library) allocates from here is not the program's.
-    let counted = crate::image::enter_mpi();
-    let calls = state().tick();
-    crate::control::after_tick(calls);
-    let r = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(r) => r,
-        Err(payload) => {
-            report(name, payload);
-            fallback
-        }
-    };
-    crate::image::leave_mpi(counted);
-    r
+    guard_uncounted(name, fallback, || {
+        let calls = state().tick();
+        crate::control::after_tick(calls);
+        body()
+    })
 }
 
 /// Runs the body of an entry point that is not itself an MPI call of the

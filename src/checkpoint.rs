@@ -135,9 +135,16 @@ pub struct Before {
 }
 
 /// Why this process cannot be checkpointed now (beyond the image's own
-/// reasons): MPI objects the image cannot re-create yet.
-pub(crate) fn library_reasons(parked: &[usize]) -> Vec<String> {
+/// reasons): MPI objects the image cannot re-create yet. `orphans`: the
+/// communicators some members of the job have freed while others still
+/// hold them ([`crate::membership::orphans`]).
+pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
     let mut out = Vec::new();
+    if orphans > 0 {
+        out.push(format!(
+            "{orphans} communicator(s) that some ranks have freed and others still use cannot be made again in a new process"
+        ));
+    }
     let t = tables();
     let keyvals = crate::special::program_keyvals_ever();
     if keyvals > 0 {
@@ -200,6 +207,7 @@ pub unsafe fn take(
     rank: c_int,
     size: c_int,
     parked: &[usize],
+    orphans: usize,
     before: &Before,
     flush: &mut dyn FnMut(),
 ) -> Taken {
@@ -209,7 +217,7 @@ pub unsafe fn take(
         return Taken::Failed;
     };
     let mut reasons = crate::image::refusal::reasons();
-    reasons.extend(library_reasons(parked));
+    reasons.extend(library_reasons(parked, orphans));
     if crate::migration::happened() {
         reasons.push(
             "ranks of this job moved to new processes: a checkpoint after a migration is not supported yet"

@@ -543,6 +543,7 @@ pub unsafe fn run(
     size: c_int,
     t: &Target,
     parked: &[usize],
+    orphans: usize,
     flush: &mut dyn FnMut(),
 ) -> Moved {
     let leaving = rank == t.rank;
@@ -561,7 +562,7 @@ pub unsafe fn run(
             reasons.push(format!("the host {host:?} is unknown"));
         }
         reasons.extend(crate::image::refusal::reasons());
-        reasons.extend(crate::checkpoint::library_reasons(parked));
+        reasons.extend(crate::checkpoint::library_reasons(parked, orphans));
         match crate::datatypes::save_all() {
             Ok(d) => datatypes = d,
             Err(e) => reasons.push(e),

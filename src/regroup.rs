@@ -937,13 +937,28 @@ pub fn now() {
             }
         }
     };
+    // Communicators some members freed and others still hold: kept as
+    // they are by a regroup, and a reason to refuse a migration or a
+    // checkpoint (a new process cannot make them again).
+    // SAFETY: collective over the control communicator, after the drain.
+    let orphans = unsafe { crate::membership::orphans(control) };
     let mut resumed: Option<(u64, u64)> = None;
     // A migration's new world, and whether this is the replacement.
     let mut migrated: Option<(MPI_Comm, bool)> = None;
     let mut stayer_groups = None;
     if let crate::migration::Operation::Migrate(t) = &op {
         // SAFETY: every process is here, frozen and drained.
-        match unsafe { crate::migration::run(control, rank, size, t, &slots, &mut flush_all) } {
+        match unsafe {
+            crate::migration::run(
+                control,
+                rank,
+                size,
+                t,
+                &slots,
+                orphans.len(),
+                &mut flush_all,
+            )
+        } {
             crate::migration::Moved::Stayed => {}
             crate::migration::Moved::Yes {
                 new_world,
@@ -986,9 +1001,17 @@ pub fn now() {
         if let crate::checkpoint::Taken::Resumed {
             restore_us,
             image_bytes,
-        } =
-            unsafe { crate::checkpoint::take(control, rank, size, &slots, &before, &mut flush_all) }
-        {
+        } = unsafe {
+            crate::checkpoint::take(
+                control,
+                rank,
+                size,
+                &slots,
+                orphans.len(),
+                &before,
+                &mut flush_all,
+            )
+        } {
             resumed = Some((restore_us, image_bytes));
         }
     }
@@ -1016,9 +1039,6 @@ pub fn now() {
         // SAFETY: the parked requests' communicators are unchanged.
         unsafe { crate::pending::repost(parked) };
     } else {
-        // SAFETY: after the drain, with every process taking part.
-        // SAFETY: collective over the control communicator.
-        let orphans = unsafe { crate::membership::orphans(control) };
         if !orphans.is_empty() {
             log::debug!(
                 "regroup {epoch}: {} communicators freed by some members stay as they are",
