@@ -279,20 +279,7 @@ test_mpi() (
             lib_env=(FERRY_LOG=debug)
         fi
         run_one "$second" "$name" "$ranks" "${lib_env[@]}"
-        if [ -n "$run_status" ]; then
-            result "$FERRY_MPI" "$name" FAIL "$run_status"
-            echo "    command: $(cat "$dir/$name.$second.cmd")"
-            show_file stdout "$dir/$name.$second.out"
-            show_file stderr "$dir/$name.$second.err"
-            continue
-        fi
-        if ! diff -u "$dir/$name.plain.out" "$dir/$name.$second.out" >"$dir/$name.diff" 2>&1; then
-            result "$FERRY_MPI" "$name" FAIL "stdout differs between plain and $second run"
-            show_file "diff plain vs $second" "$dir/$name.diff"
-            show_file "$second stderr" "$dir/$name.$second.err"
-            continue
-        fi
-        rm -f "$dir/$name.diff"
+        against_plain "$second" || continue
         if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ] && [ "$name" = migrate ]; then
             # Known bug: with many regroups at random points, migrate.c's own
             # (refused) migrations meet a hang in the regroup's collective

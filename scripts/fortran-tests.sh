@@ -272,20 +272,7 @@ test_mpi() (
             continue
         fi
         run_one lib "$name" "$ranks"
-        if [ -n "$run_status" ]; then
-            result "$FERRY_MPI" "$name" FAIL "$run_status"
-            echo "    command: $(cat "$dir/$name.lib.cmd")"
-            show_file stdout "$dir/$name.lib.out"
-            show_file stderr "$dir/$name.lib.err"
-            continue
-        fi
-        if ! diff -u "$dir/$name.plain.out" "$dir/$name.lib.out" >"$dir/$name.diff" 2>&1; then
-            result "$FERRY_MPI" "$name" FAIL "stdout differs between plain and lib run"
-            show_file "diff plain vs lib" "$dir/$name.diff"
-            show_file "lib stderr" "$dir/$name.lib.err"
-            continue
-        fi
-        rm -f "$dir/$name.diff"
+        against_plain "lib" || continue
         calls_note=""
         check_counts "$name" "$ranks"
         if [ -n "$count_status" ]; then

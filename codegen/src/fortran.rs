@@ -567,21 +567,32 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
     }
     writeln!(out, "        rc\n    }})\n}}\n").unwrap();
     // The exported names.
-    for (i, name) in names.iter().enumerate() {
-        writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
-        writeln!(
-            out,
-            "pub unsafe extern \"C\" fn f{i}_{}({param_list}) {{\n    {}({})\n}}\n",
-            f.name,
-            f.name,
-            arg_names.join(", ")
-        )
-        .unwrap();
-    }
+    write_exports(out, &cfg, &names, &f.name, &param_list, &arg_names);
     Ok(())
 }
 
 /// C-only functions (conversions between languages): no Fortran binding.
+/// The exported names of one entry point (every mangling), each a thin
+/// function calling the entry point's body `fname`.
+fn write_exports(
+    out: &mut String,
+    cfg: &str,
+    names: &[String],
+    fname: &str,
+    param_list: &str,
+    arg_names: &[String],
+) {
+    for (i, name) in names.iter().enumerate() {
+        writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
+        writeln!(
+            out,
+            "pub unsafe extern \"C\" fn f{i}_{fname}({param_list}) {{\n    {fname}({})\n}}\n",
+            arg_names.join(", ")
+        )
+        .unwrap();
+    }
+}
+
 fn c_only(name: &str) -> bool {
     [
         "_c2f", "_f2c", "_c2f08", "_f082c", "_f082f", "_f2f08", "_toint", "_fromint",
@@ -721,17 +732,7 @@ fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
     if F08_VIA_PMPI.contains(&f.name.as_str()) {
         names.push(format!("p{lower}_"));
     }
-    for (i, name) in names.iter().enumerate() {
-        writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
-        writeln!(
-            out,
-            "pub unsafe extern \"C\" fn f{i}_{}({param_list}) {{\n    {}({})\n}}\n",
-            f.name,
-            f.name,
-            arg_names.join(", ")
-        )
-        .unwrap();
-    }
+    write_exports(out, &cfg, &names, &f.name, &param_list, &arg_names);
     Ok(())
 }
 
