@@ -5,6 +5,8 @@
 # (a cluster host's name, address or index): in its network namespace, in a
 # UTS namespace of its own named after the host. Leading options (ssh's -x,
 # -T, ... that launchers add) are ignored.
+# Like ssh, it fails (status 255) when HOST does not answer from the
+# caller's network namespace within 3 s.
 # UCX (MPICH's network layer here) is told to use TCP only (UCX_TLS=tcp,self
 # unless UCX_TLS is set already): the hosts share this machine's /dev/shm
 # and pids, and UCX would otherwise pass messages between them through
@@ -32,6 +34,19 @@ if ! ip netns list | grep -qE "^$ns( |\$)"; then
     echo "cluster-launch.sh: no cluster host '$host' (hosts: $(ip netns list | awk '{print $1}' | grep "^$PREFIX" | tr '\n' ' '))" >&2
     exit 255
 fi
+# As ssh would: a host that does not answer from here (its link is down:
+# scripts/hosts-tests.sh cuts links on purpose) cannot be reached. A
+# refused connection is an answer (nothing listens on port 22 here).
+addr="$NET.$((10 + i))"
+knock="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/22"' "$addr" 2>&1)"
+case $? in
+    0) ;;
+    124) echo "ssh: connect to host $host port 22: Connection timed out" >&2; exit 255 ;;
+    *) case "$knock" in
+           *refused*) ;;
+           *) echo "ssh: connect to host $host port 22: ${knock##*: }" >&2; exit 255 ;;
+       esac ;;
+esac
 if [ -n "${FERRY_CLUSTER_LAUNCH_LOG:-}" ]; then
     echo "$(date +%T.%N) $host -> $ns: $*" >>"$FERRY_CLUSTER_LAUNCH_LOG"
 fi

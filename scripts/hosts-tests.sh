@@ -27,6 +27,18 @@
 #       namespace shows that pid's TCP connections from 10.77.0.14 to the
 #       other hosts' addresses; then `ferry migrate ... --to ferry-h3` back;
 #       the output equals a plain run's on hosts 1-3.
+#   host-down (a fault)
+#       the same job; ferry-h4's link is cut (`ip link set eth0 down` in
+#       its namespace) and `ferry migrate --rank 1 --to ferry-h4` asked:
+#       refused (the command fails, the job's stderr says the host does
+#       not answer) after the library's bounded knock on the host, rank 1
+#       in its own process still; the link back up, the same request moves
+#       it; output equal to the plain run's.
+#   same-rank-twice (a fault)
+#       the same job; `ferry migrate --rank 1 --to ferry-h4`, and once the
+#       job has taken it, `ferry migrate --rank 1 --to ferry-h2`: both
+#       happen in that order (events ferry-h2 -> ferry-h4 -> ferry-h2),
+#       each command reports its own move; output equal.
 # MPICH's UCX leaves a request in its pool when a spawned process
 # finalizes over TCP (also without ferry: spawn + merge + MPI_Finalize with
 # UCX_TLS=tcp,self prints it) and warns on stdout: that line ("UCX  WARN
@@ -48,7 +60,7 @@ for a in "$@"; do
     case "$a" in
         mpich|openmpi) mpis+=("$a") ;;
         all) mpis+=(mpich openmpi) ;;
-        -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "hosts-tests.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -189,62 +201,81 @@ test_mpi() (
         fi
     done
 
-    # heat-external: ferry migrate --to, with the addresses checked.
-    local name=heat-external steps=1200 pause=3000 job fail="" st pid host conns
+    # The cases below run examples/heat.c on hosts 1-3 with $SPARE in the
+    # job and no rank on it ($SPARE:0: Open MPI spawns only on the job's
+    # hosts), paced to last a few seconds, and act on it from outside.
     if ! "$MPICC" -O1 -o "$out/heat" "$ROOT/examples/heat.c" >"$out/heat.build.log" 2>&1; then
-        result FAIL "$name" "$FERRY_MPI" "build failed"
+        result FAIL heat "$FERRY_MPI" "build failed ($out/heat.build.log)"
         return
     fi
+    local steps=1200 pause=3000 job fpid fail
     plain 3 "$out/heat" "$steps" >"$out/heat.plain.out" 2>"$out/heat.plain.err" </dev/null \
-        || { result FAIL "$name" "$FERRY_MPI" "plain run on $HOSTS failed"; return; }
-    # $SPARE:0: no rank starts there (Open MPI needs it in the job to
-    # spawn there)
-    timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS,$SPARE:0" -n 3 \
-        -- "$out/heat" "$steps" "$pause" >"$out/heat.hosts.out" 2>"$out/heat.hosts.err" </dev/null &
-    local fpid=$!
-    job=""
-    for _ in $(seq 1 100); do
-        job="$(sed -n 's/^ferry: job \([^ ]*\) .*/\1/p' "$out/heat.hosts.err" 2>/dev/null | head -n 1)"
-        [ -n "$job" ] && [ "$(status_hosts "$job" | wc -l)" -ge 3 ] && break
-        sleep 0.1
-    done
-    if [ -z "$job" ]; then
-        fail="no job id from ferry run"
-    elif ! "$FERRY_BIN" migrate --job "$job" --rank 2 --to "$SPARE" >"$out/heat.migrate1.out" 2>&1; then
-        fail="ferry migrate --to $SPARE failed ($out/heat.migrate1.out)"
-    else
-        st="$(status_hosts "$job" | awk '$1 == 2')"
-        read -r _ host pid <<<"$st"
-        ip netns exec "$SPARE" ss -tnp >"$out/heat.ss" 2>&1
-        # pid's established connections: local address, peer address
-        conns="$(awk -v p="pid=$pid," 'index($0, p) && $1 == "ESTAB" { print $4, $5 }' "$out/heat.ss")"
-        printf '%s\n' "$conns" >"$out/heat.conns"
-        if [ "$host" != "$SPARE" ]; then
-            fail="ferry status shows rank 2 on '$host' after the move to $SPARE"
-        elif [ -z "$conns" ]; then
-            fail="no TCP connection of pid $pid in $SPARE ($out/heat.ss)"
-        elif awk '{ split($1, l, ":"); if (l[1] != "10.77.0.14" && l[1] != "127.0.0.1") bad = 1 }
-                  END { exit !bad }' "$out/heat.conns"; then
-            # (127.0.0.1: Open MPI's rank to its local daemon)
-            fail="pid $pid has connections from another address than 10.77.0.14 ($out/heat.conns)"
-        elif ! awk '{ split($2, p, ":"); if (p[1] ~ /^10\.77\.0\.1[13]$/) ok = 1 } END { exit !ok }' "$out/heat.conns"; then
-            fail="pid $pid has no connection to the other hosts ($out/heat.conns)"
-        elif ! "$FERRY_BIN" migrate --job "$job" --rank 2 --to ferry-h3 >"$out/heat.migrate2.out" 2>&1; then
-            fail="ferry migrate back to ferry-h3 failed ($out/heat.migrate2.out)"
+        || { result FAIL heat "$FERRY_MPI" "plain run on $HOSTS failed"; return; }
+    # heat_start NAME: starts the job; sets job and fpid ("" job: no start).
+    heat_start() {
+        timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS,$SPARE:0" -n 3 \
+            --events "$out/$1.events" -- "$out/heat" "$steps" "$pause" \
+            >"$out/$1.out" 2>"$out/$1.err" </dev/null &
+        fpid=$!
+        job=""
+        local _
+        for _ in $(seq 1 100); do
+            job="$(sed -n 's/^ferry: job \([^ ]*\) .*/\1/p' "$out/$1.err" 2>/dev/null | head -n 1)"
+            [ -n "$job" ] && [ "$(status_hosts "$job" | wc -l)" -ge 3 ] && break
+            sleep 0.1
+        done
+        [ -n "$job" ] || fail="no job id from ferry run ($out/$1.err)"
+    }
+    # heat_end NAME: waits for the job; its exit status and output checked
+    # into fail (unless a failure is known already).
+    heat_end() {
+        wait "$fpid"
+        local rc=$?
+        if [ -z "$fail" ] && [ $rc -ne 0 ]; then fail="ferry run exited with status $rc ($out/$1.err)"; fi
+        if [ -z "$fail" ] && ! cmp -s <(clean "$out/heat.plain.out") <(clean "$out/$1.out"); then
+            diff <(clean "$out/heat.plain.out") <(clean "$out/$1.out") >"$out/$1.diff"
+            fail="stdout differs from the plain run ($out/$1.diff)"
+        fi
+    }
+    # moves FILE: rank 1's (or any rank's) moves in an event log, "from->to ".
+    moves() {
+        sed -n 's/.*"event":"migrate","rank":[0-9]*,"from_host":"\([^"]*\)","to_host":"\([^"]*\)".*/\1->\2/p' \
+            "$1" 2>/dev/null | tr '\n' ' '
+    }
+
+    # heat-external: ferry migrate --to, with the addresses checked.
+    local name=heat-external st pid host conns peers final
+    fail=""
+    heat_start "$name"
+    if [ -z "$fail" ]; then
+        if ! "$FERRY_BIN" migrate --job "$job" --rank 2 --to "$SPARE" >"$out/$name.migrate1.out" 2>&1; then
+            fail="ferry migrate --to $SPARE failed ($out/$name.migrate1.out)"
+        else
+            st="$(status_hosts "$job" | awk '$1 == 2')"
+            read -r _ host pid <<<"$st"
+            ip netns exec "$SPARE" ss -tnp >"$out/$name.ss" 2>&1
+            # pid's established connections: local address, peer address
+            conns="$(awk -v p="pid=$pid," 'index($0, p) && $1 == "ESTAB" { print $4, $5 }' "$out/$name.ss")"
+            printf '%s\n' "$conns" >"$out/$name.conns"
+            if [ "$host" != "$SPARE" ]; then
+                fail="ferry status shows rank 2 on '$host' after the move to $SPARE"
+            elif [ -z "$conns" ]; then
+                fail="no TCP connection of pid $pid in $SPARE ($out/$name.ss)"
+            elif awk '{ split($1, l, ":"); if (l[1] != "10.77.0.14" && l[1] != "127.0.0.1") bad = 1 }
+                      END { exit !bad }' "$out/$name.conns"; then
+                # (127.0.0.1: Open MPI's rank to its local daemon)
+                fail="pid $pid has connections from another address than 10.77.0.14 ($out/$name.conns)"
+            elif ! awk '{ split($2, p, ":"); if (p[1] ~ /^10\.77\.0\.1[13]$/) ok = 1 } END { exit !ok }' "$out/$name.conns"; then
+                fail="pid $pid has no connection to the other hosts ($out/$name.conns)"
+            elif ! "$FERRY_BIN" migrate --job "$job" --rank 2 --to ferry-h3 >"$out/$name.migrate2.out" 2>&1; then
+                fail="ferry migrate back to ferry-h3 failed ($out/$name.migrate2.out)"
+            fi
         fi
     fi
     # the other hosts it talks to (not itself, not mpiexec on the bridge)
-    local peers
     peers="$(awk '{ split($2, p, ":"); if (p[1] ~ /^10\.77\.0\.1[0-9]$/ && p[1] != "10.77.0.14") print p[1] }' \
-        "$out/heat.conns" 2>/dev/null | sort -u | tr '\n' ' ')"
-    wait "$fpid"
-    local rc=$?
-    if [ -z "$fail" ] && [ $rc -ne 0 ]; then fail="ferry run exited with status $rc"; fi
-    if [ -z "$fail" ] && ! cmp -s <(clean "$out/heat.plain.out") <(clean "$out/heat.hosts.out"); then
-        diff <(clean "$out/heat.plain.out") <(clean "$out/heat.hosts.out") >"$out/heat.diff"
-        fail="stdout differs from the plain run ($out/heat.diff)"
-    fi
-    local final
+        "$out/$name.conns" 2>/dev/null | sort -u | tr '\n' ' ')"
+    heat_end "$name"
     final="$(status_hosts "$job" | awk '{ printf "%s@%s:%s ", $1, $2, $3 }')"
     if [ -z "$fail" ] && [[ "$final" != *"2@ferry-h3:"* ]]; then
         fail="rank 2 is not back on ferry-h3 at the end ($final)"
@@ -253,6 +284,79 @@ test_mpi() (
         result FAIL "$name" "$FERRY_MPI" "$fail"
     else
         result PASS "$name" "$FERRY_MPI" "rank 2 on $SPARE as pid $pid, TCP connections from 10.77.0.14 to the other hosts ${peers% }; back on ferry-h3; at the end ${final% }"
+    fi
+
+    # host-down: $SPARE's link is cut; `ferry migrate --to $SPARE` is
+    # refused after a bounded wait (the library knocks on the host before
+    # spawning), the rank keeps its process; with the link back, the same
+    # request moves it.
+    name=host-down
+    local t0 waited before after
+    fail=""
+    heat_start "$name"
+    if [ -z "$fail" ]; then
+        before="$(status_hosts "$job" | awk '$1 == 1 { print $3 }')"
+        ip netns exec "$SPARE" ip link set eth0 down
+        t0=$(date +%s%N)
+        if "$FERRY_BIN" migrate --job "$job" --rank 1 --to "$SPARE" >"$out/$name.migrate1.out" 2>&1; then
+            fail="ferry migrate to $SPARE with its link down succeeded ($out/$name.migrate1.out)"
+        fi
+        waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+        ip netns exec "$SPARE" ip link set eth0 up
+        after="$(status_hosts "$job" | awk '$1 == 1 { print $3 }')"
+        if [ -n "$fail" ]; then
+            :
+        elif ! grep -q 'refused' "$out/$name.migrate1.out"; then
+            fail="ferry migrate did not report a refusal ($out/$name.migrate1.out)"
+        elif ! grep -q "migration of rank 1 refused: the host \"$SPARE\" does not answer" "$out/$name.err"; then
+            fail="the job's stderr does not say that $SPARE does not answer ($out/$name.err)"
+        elif [ "$before" != "$after" ]; then
+            fail="rank 1 changed process ($before -> $after) although the migration was refused"
+        elif ! "$FERRY_BIN" migrate --job "$job" --rank 1 --to "$SPARE" >"$out/$name.migrate2.out" 2>&1; then
+            fail="with the link back, ferry migrate to $SPARE failed ($out/$name.migrate2.out)"
+        fi
+    fi
+    heat_end "$name"
+    if [ -z "$fail" ] && [ "$(moves "$out/$name.events")" != "ferry-h2->$SPARE " ]; then
+        fail="moves were '$(moves "$out/$name.events")', not ferry-h2->$SPARE ($out/$name.events)"
+    fi
+    if [ -n "$fail" ]; then
+        result FAIL "$name" "$FERRY_MPI" "$fail"
+    else
+        result PASS "$name" "$FERRY_MPI" "link of $SPARE down: refused after ${waited} ms ($(grep -o 'does not answer: [^;]*' "$out/$name.err" | head -n 1)), rank 1 kept pid $before; link up: moved to $SPARE; output identical"
+    fi
+
+    # same-rank-twice: a second `ferry migrate` of rank 1 (back to
+    # ferry-h2) asked while its first (to $SPARE) runs: both happen, in
+    # order, each command reporting its own move.
+    name=same-rank-twice
+    local taken first_pid
+    fail=""
+    heat_start "$name"
+    if [ -z "$fail" ]; then
+        taken="$(sed -n 's/^ferry: job .* dir \(.*\)$/\1/p' "$out/$name.err" | head -n 1)/requests/1.taken"
+        "$FERRY_BIN" migrate --job "$job" --rank 1 --to "$SPARE" >"$out/$name.migrate1.out" 2>&1 &
+        first_pid=$!
+        for _ in $(seq 1 500); do [ -e "$taken" ] && break; sleep 0.01; done
+        if [ ! -e "$taken" ]; then
+            fail="the first request was not taken ($taken)"
+        fi
+        "$FERRY_BIN" migrate --job "$job" --rank 1 --to ferry-h2 >"$out/$name.migrate2.out" 2>&1 \
+            || fail="${fail:-the second ferry migrate failed ($out/$name.migrate2.out)}"
+        wait "$first_pid" || fail="${fail:-the first ferry migrate failed ($out/$name.migrate1.out)}"
+    fi
+    heat_end "$name"
+    if [ -z "$fail" ] && [ "$(moves "$out/$name.events")" != "ferry-h2->$SPARE $SPARE->ferry-h2 " ]; then
+        fail="moves were '$(moves "$out/$name.events")', not ferry-h2->$SPARE $SPARE->ferry-h2 ($out/$name.events)"
+    elif [ -z "$fail" ] && ! grep -q "moved: .* on ferry-h2 -> .* on $SPARE" "$out/$name.migrate1.out"; then
+        fail="the first command did not report its own move ($out/$name.migrate1.out)"
+    elif [ -z "$fail" ] && ! grep -q "moved: .* on $SPARE -> .* on ferry-h2" "$out/$name.migrate2.out"; then
+        fail="the second command did not report its own move ($out/$name.migrate2.out)"
+    fi
+    if [ -n "$fail" ]; then
+        result FAIL "$name" "$FERRY_MPI" "$fail"
+    else
+        result PASS "$name" "$FERRY_MPI" "second request while the first ran: $(moves "$out/$name.events")(requests 1, 2), each command reported its own; output identical"
     fi
 )
 

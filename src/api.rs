@@ -92,7 +92,11 @@ pub unsafe extern "C" fn ferry_request_migration(
             }
         }
         log::info!("migration of rank {rank} asked for by the program (ferry_migrate)");
-        crate::migration::request(crate::migration::Target { rank, host });
+        crate::migration::request(crate::migration::Target {
+            rank,
+            host,
+            request: None,
+        });
         FERRY_OK
     })
     .unwrap_or(FERRY_ENOTREADY)

@@ -824,6 +824,7 @@ fn scheduled(calls: u64) {
         crate::migration::request(crate::migration::Target {
             rank: rt.world_rank,
             host: to.clone(),
+            request: None,
         });
     }
     MIGRATIONS_FIRED.store(moved as u64, Ordering::Relaxed);

@@ -23,6 +23,7 @@
 //! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
 //! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
+//! | [`probe`] | a migration's target host knocked on before the spawn, within a bound |
 //! | [`migration`] | a rank moves: spawn, merge, split by old rank, image handed over, the old process asleep |
 //! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
 //! | [`datatypes`] | the program's derived datatypes described before an image and made again after it |
@@ -56,6 +57,7 @@ pub mod objects;
 pub mod ops;
 pub mod p2p;
 pub mod pending;
+pub mod probe;
 pub mod regroup;
 pub mod slab;
 pub mod special;

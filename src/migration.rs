@@ -55,6 +55,10 @@ pub struct Target {
     pub rank: c_int,
     /// The host to start the replacement on (`None`: the rank's own).
     pub host: Option<String>,
+    /// The number of the `ferry migrate` request it answers, if any: the
+    /// event line carries it, so that each request's command finds its
+    /// own outcome (two requests for one rank are two moves).
+    pub request: Option<u64>,
 }
 
 /// Migrations asked for in this process (SPEC, C API, `ferry migrate`),
@@ -126,6 +130,7 @@ pub fn take_external_requests() -> usize {
                 request(Target {
                     rank: req.rank as c_int,
                     host: req.to,
+                    request: Some(num),
                 });
                 n += 1;
             }
@@ -151,8 +156,10 @@ pub enum Operation {
     Migrate(Target),
 }
 
-const OP_WORDS: usize = 36;
-const HOST_BYTES: usize = (OP_WORDS - 3) * 8;
+/// An operation on the wire: kind, rank, host length, request + 1 (0:
+/// none), then the host name.
+const OP_WORDS: usize = 37;
+const HOST_BYTES: usize = (OP_WORDS - 4) * 8;
 
 /// The leader tells everyone what this regroup is. Collective over
 /// `control`.
@@ -204,10 +211,11 @@ fn encode(op: &Operation, buf: &mut [u64; OP_WORDS]) {
             let host = t.host.as_deref().unwrap_or("").as_bytes();
             let n = host.len().min(HOST_BYTES);
             buf[2] = n as u64;
+            buf[3] = t.request.map_or(0, |r| r.saturating_add(1));
             let mut bytes = [0u8; HOST_BYTES];
             bytes[..n].copy_from_slice(&host[..n]);
             for (i, w) in bytes.chunks_exact(8).enumerate() {
-                buf[3 + i] = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+                buf[4 + i] = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
             }
         }
     }
@@ -218,11 +226,12 @@ fn decode(buf: &[u64; OP_WORDS]) -> Operation {
         1 => Operation::Checkpoint,
         2 => {
             let n = (buf[2] as usize).min(HOST_BYTES);
-            let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_le_bytes()).collect();
+            let bytes: Vec<u8> = buf[4..].iter().flat_map(|w| w.to_le_bytes()).collect();
             let host = String::from_utf8_lossy(&bytes[..n]).into_owned();
             Operation::Migrate(Target {
                 rank: buf[1] as c_int,
                 host: (!host.is_empty()).then_some(host),
+                request: buf[3].checked_sub(1),
             })
         }
         _ => Operation::Regroup,
@@ -560,6 +569,17 @@ pub unsafe fn run(
         }
         if !resolvable(&host) {
             reasons.push(format!("the host {host:?} is unknown"));
+        } else if host != hostname() {
+            // Bounded: a spawn toward a host that is down cannot be
+            // interrupted (see `crate::probe`).
+            match crate::probe::knock(&host, crate::probe::Knock::from_env()) {
+                crate::probe::Answer::Up(after) => {
+                    log::debug!("host {host} answered in {} µs", after.as_micros())
+                }
+                crate::probe::Answer::Down(why) => {
+                    reasons.push(format!("the host {host:?} does not answer: {why}"))
+                }
+            }
         }
         reasons.extend(crate::image::refusal::reasons());
         reasons.extend(crate::checkpoint::library_reasons(parked, orphans));
@@ -1299,10 +1319,17 @@ mod tests {
             Operation::Migrate(Target {
                 rank: 3,
                 host: None,
+                request: None,
             }),
             Operation::Migrate(Target {
                 rank: 0,
                 host: Some("node-7.cluster".into()),
+                request: Some(0),
+            }),
+            Operation::Migrate(Target {
+                rank: 5,
+                host: Some("h".into()),
+                request: Some(41),
             }),
         ] {
             let mut buf = [0u64; OP_WORDS];
@@ -1319,6 +1346,7 @@ mod tests {
             &Operation::Migrate(Target {
                 rank: 1,
                 host: Some(long),
+                request: Some(7),
             }),
             &mut buf,
         );

@@ -1185,6 +1185,13 @@ pub fn now() {
         } else if let crate::migration::Operation::Migrate(t) = &op {
             ev.extra.insert("migration_refused".into(), t.rank.into());
         }
+        if let crate::migration::Operation::Migrate(crate::migration::Target {
+            request: Some(n),
+            ..
+        }) = &op
+        {
+            ev.extra.insert("request".into(), (*n).into());
+        }
         ev.global_superstep = Some(superstep);
         ev.drained_messages = Some(sums.drained_messages);
         ev.drained_bytes = Some(sums.drained_bytes);

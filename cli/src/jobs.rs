@@ -148,6 +148,37 @@ fn events_from(path: &Path, from: usize) -> Vec<ferry_common::events::Event> {
         .unwrap_or_default()
 }
 
+/// The process to hand a request of `rank` to: the rank's own (as its
+/// status file says now), or, should it be gone, any other live rank's.
+fn taker(dir: &JobDir, rank: u32) -> Result<RankStatus, Failure> {
+    let ranks = dir.rank_statuses()?;
+    let mut targets: Vec<RankStatus> = ranks
+        .into_iter()
+        .filter(|r| r.state.as_deref() != Some("finalized"))
+        .collect();
+    targets.sort_by_key(|r| r.rank != rank);
+    targets.into_iter().find(|r| alive(r.pid)).ok_or_else(|| {
+        Failure::other(
+            "no rank has a live process to take the request (has MPI_Init run?)".to_string(),
+        )
+    })
+}
+
+/// Signals `to` that a request waits in the job directory.
+fn deliver(to: &RankStatus) -> Result<(), Failure> {
+    // SAFETY: a signal to a process of the job (same owner: the job
+    // directory is private to its owner, and the kernel checks too).
+    if unsafe { libc::kill(to.pid as libc::pid_t, libc::SIGUSR2) } != 0 {
+        return Err(Failure::other(format!(
+            "cannot signal rank {} (pid {}): {}",
+            to.rank,
+            to.pid,
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
 pub fn migrate(
     job: &str,
     rank: u32,
@@ -183,20 +214,6 @@ pub fn migrate(
             )));
         }
     }
-    // The rank's process (and, should it be gone, any other live rank's):
-    // the signalled process takes the request and leads the migration.
-    let ranks = dir.rank_statuses()?;
-    let mut targets: Vec<&RankStatus> = ranks
-        .iter()
-        .filter(|r| r.state.as_deref() != Some("finalized"))
-        .collect();
-    targets.sort_by_key(|r| r.rank != rank);
-    let Some(first) = targets.iter().find(|r| alive(r.pid)) else {
-        return Err(Failure::other(format!(
-            "job {}: no rank has a live process to take the request (has MPI_Init run?)",
-            meta.job
-        )));
-    };
     let events_path = meta
         .events
         .as_ref()
@@ -205,6 +222,8 @@ pub fn migrate(
     let seen = std::fs::read_to_string(&events_path)
         .map(|t| t.lines().count())
         .unwrap_or(0);
+    // The process to signal must exist before the request is queued.
+    let first = taker(&dir, rank)?;
     let req = MigrateRequest {
         rank,
         to: to.clone(),
@@ -212,35 +231,70 @@ pub fn migrate(
         requester_pid: std::process::id(),
     };
     let (n, path) = dir.queue_request(&req)?;
-    // SAFETY: a signal to a process of the job (same owner: the job
-    // directory is private to its owner, and the kernel checks too).
-    if unsafe { libc::kill(first.pid as libc::pid_t, libc::SIGUSR2) } != 0 {
+    if let Err(e) = deliver(&first) {
         let _ = std::fs::remove_file(&path);
-        return Err(Failure::other(format!(
-            "cannot signal rank {} (pid {}): {}",
-            first.rank,
-            first.pid,
-            std::io::Error::last_os_error()
-        )));
+        return Err(e);
     }
     let target = to.clone().map(|h| format!(" to {h}")).unwrap_or_default();
     println!(
         "ferry: migration of rank {rank}{target} asked of job {} (request {n}, delivered to rank {} pid {})",
         meta.job, first.rank, first.pid
     );
+    let taken = path.with_extension("taken");
+    // The process signalled may stop taking requests before it sees this
+    // one: it may be the old process of a rank that is moving (asleep
+    // until the job ends), or finalizing. While the request waits, it is
+    // delivered again to whichever process now holds the rank (or
+    // another live one), each time that changes.
+    let mut delivered = first.pid;
+    let mut redeliver = |taken_now: bool| -> Result<(), Failure> {
+        if taken_now {
+            return Ok(());
+        }
+        if let Ok(now) = taker(&dir, rank) {
+            if now.pid != delivered {
+                deliver(&now)?;
+                delivered = now.pid;
+                println!(
+                    "ferry: request {n} not taken yet; delivered again to rank {} pid {}",
+                    now.rank, now.pid
+                );
+            }
+        }
+        Ok(())
+    };
     if !wait {
+        // At least until it is taken (briefly): a request left with a
+        // process that will never take it would be lost.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !taken.exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            redeliver(taken.exists())?;
+        }
+        if !taken.exists() {
+            println!("ferry: request {n} not taken yet (the ranks have made no MPI call since)");
+        }
         return Ok(0);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
-    let taken = path.with_extension("taken");
     let mut said_taken = false;
+    let mut polls = 0u64;
     while std::time::Instant::now() < deadline {
         if !said_taken && taken.exists() {
             said_taken = true;
             println!("ferry: request {n} taken; the job synchronizes");
         }
+        polls += 1;
+        if polls % 10 == 0 {
+            redeliver(said_taken)?;
+        }
         for ev in events_from(&events_path, seen) {
             use ferry_common::events::EventKind;
+            // This request's outcome: a second request for the same rank
+            // is a second move, with its own line.
+            if ev.extra.get("request").and_then(|v| v.as_u64()) != Some(n) {
+                continue;
+            }
             let refused = ev.extra.get("migration_refused").and_then(|v| v.as_u64());
             if ev.event == EventKind::Migrate && ev.rank == Some(rank) {
                 println!(
