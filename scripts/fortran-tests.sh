@@ -58,8 +58,8 @@ for arg in "$@"; do
     case "$arg" in
         --regroup|--migrate|--checkpoint) op="${arg#--}" ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
-        mpich|openmpi) mpis+=("$arg") ;;
-        all) mpis+=(openmpi mpich) ;;
+        mpich|openmpi|mpich-deb) mpis+=("$arg") ;;
+        all) mpis+=(openmpi mpich mpich-deb) ;;
         -*) echo "fortran-tests.sh: unknown option '$arg'" >&2; exit 2 ;;
         *) names+=("$(basename "${arg%.f90}")") ;;
     esac
@@ -89,7 +89,7 @@ run_one() {
     [ -n "$FERRY_MPIEXEC_FLAGS" ] && cmd+=($FERRY_MPIEXEC_FLAGS)
     cmd+=(-n "$ranks")
     if [ "$mode" = lib ]; then
-        if [ "$FERRY_MPI" = mpich ]; then
+        if [ "$FERRY_MPI" != openmpi ]; then
             cmd+=(-genv LD_PRELOAD "$FERRY_LIB" -genv FERRY_LOG debug)
         else
             cmd+=(-x "LD_PRELOAD=$FERRY_LIB" -x FERRY_LOG=debug)
@@ -226,14 +226,16 @@ test_mpi() (
     . "$ROOT/scripts/mpi-env.sh" "$1"
     dir="$OUT/$FERRY_MPI/fortran"
     mkdir -p "$dir"
-    local fc cc
-    case "$FERRY_MPI" in
-        openmpi) fc=/usr/bin/mpif90.openmpi; cc="$MPICC" ;;
-        mpich) fc="$(dirname "$MPICC")/mpif90"; cc="$MPICC" ;;
-    esac
+    local fc="$MPIF90" cc="$MPICC"
+    if [ -z "$fc" ]; then
+        for name in "${names[@]}"; do
+            result "$FERRY_MPI" "$name" SKIP "the $FERRY_MPI ferry builds against has no Fortran bindings (Fortran on MPICH: mpich-deb)"
+        done
+        return 0
+    fi
     if [ ! -x "$fc" ]; then
         for name in "${names[@]}"; do
-            result "$FERRY_MPI" "$name" SKIP "no Fortran compiler for this MPI ($fc): the $FERRY_MPI ferry builds against has no Fortran bindings"
+            result "$FERRY_MPI" "$name" FAIL "no Fortran compiler $fc (scripts/setup.sh installs it)"
         done
         return 0
     fi
