@@ -345,7 +345,7 @@ pub fn restart(dir: &Path) -> Result<i32, Failure> {
             let other = &meta.mpi;
             return Err(Failure::usage(format!(
                 "the checkpoint was taken under an unknown MPI '{other}'"
-            )))
+            )));
         }
     };
     if let Some(cwd) = &meta.cwd {
