@@ -274,6 +274,7 @@ thread_local! {
 /// the C `MPI_*` functions) does not count the call again
 /// (`boundary::guard`) and passes the program's callbacks as they are
 /// (`special::create_keyval`).
+#[cfg_attr(ferry_mpi = "openmpi", allow(dead_code))] // Open MPI's Fortran layer never calls a C wrapper
 #[inline(always)]
 pub fn forwarding() -> bool {
     FORWARDING.with(|f| f.get())
