@@ -10,8 +10,9 @@
 //!    objects, and evaluates the integer constants (`MPI_SUCCESS`,
 //!    `MPI_ANY_SOURCE`, ...) into Rust `const`s with a tiny C program.
 //! 4. Emits `cfg(ferry_mpi = "mpich" | "openmpi")` and one
-//!    `cfg(ferry_has = "MPI_X")` per function the header declares, so the
-//!    generated wrappers compile against either library.
+//!    `cfg(ferry_has = "MPI_X")` per function the header declares and the
+//!    library defines (a probe looks each `PMPI_X` up), so the generated
+//!    wrappers compile and load against either library.
 //! 5. Links libmpi with an rpath, so the preloaded library finds its MPI
 //!    even under a launcher that sets no library path.
 use std::collections::BTreeSet;
@@ -142,6 +143,60 @@ fn find_mpi() -> Mpi {
     mpi
 }
 
+/// The functions of `declared` (`MPI_X`, `MPIX_X`) whose `PMPI_*` name
+/// the MPI library does not define: a probe linked like libferry.so looks
+/// each up with `dlsym`. If the probe cannot be built or run, none (every
+/// declared function is taken as defined, as before the probe existed).
+fn undefined_in_library(
+    mpi: &Mpi,
+    out: &std::path::Path,
+    declared: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut prog = String::from(
+        "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <stdio.h>\n\
+         static const char *names[] = {\n",
+    );
+    for f in declared {
+        prog.push_str(&format!("  \"P{f}\",\n"));
+    }
+    prog.push_str(
+        "  0 };\nint main(void) {\n  for (int i = 0; names[i]; i++)\n    \
+         if (!dlsym(RTLD_DEFAULT, names[i])) puts(names[i] + 1);\n  return 0;\n}\n",
+    );
+    let src = out.join("defined_probe.c");
+    let exe = out.join("defined_probe");
+    if std::fs::write(&src, prog).is_err() {
+        return vec![];
+    }
+    let compiler = cc::Build::new().get_compiler();
+    let mut cmd = compiler.to_command();
+    cmd.arg(&src).arg("-o").arg(&exe);
+    for d in &mpi.lib_dirs {
+        cmd.arg(format!("-L{d}")).arg(format!("-Wl,-rpath,{d}"));
+    }
+    // --no-as-needed: the probe calls nothing of libmpi, which must still
+    // be loaded for dlsym to see it.
+    cmd.arg("-Wl,--no-as-needed");
+    for l in &mpi.libs {
+        cmd.arg(format!("-l{l}"));
+    }
+    cmd.arg("-ldl");
+    if !cmd.status().map(|s| s.success()).unwrap_or(false) {
+        println!("cargo:warning=ferry: cannot build the defined-function probe; taking every declared MPI function as defined");
+        return vec![];
+    }
+    match Command::new(&exe).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect(),
+        _ => {
+            println!("cargo:warning=ferry: the defined-function probe failed; taking every declared MPI function as defined");
+            vec![]
+        }
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=MPICC");
     println!("cargo:rerun-if-changed=src/sys/constants.c");
@@ -188,6 +243,13 @@ fn main() {
                 }
             }
         }
+    }
+    // A function the header declares but the library does not define
+    // (MPICH 4.0.2 declares `MPI_Status_f082c` & co., which only its Fortran
+    // library has) gets no cfg: a wrapper calling it would leave an
+    // undefined `PMPI_*` in libferry.so.
+    for f in undefined_in_library(&mpi, &out, &declared) {
+        declared.remove(&f);
     }
     for f in &declared {
         println!("cargo:rustc-cfg=ferry_has=\"{f}\"");

@@ -3,9 +3,9 @@
 #
 #   scripts/c-tests.sh [--no-lib] [--regroups N] [--migrations N]
 #                      [--checkpoints N] [--seed S] [--retries R]
-#                      [mpich|openmpi|all] [NAME...]
+#                      [mpich|openmpi|mpich-deb|all] [NAME...]
 #
-# For each chosen MPI (default: all) and each program (default: every
+# For each chosen MPI (default and all: mpich and openmpi) and each program (default: every
 # c-tests/*.c), build it into c-tests/out/$MPI/NAME and run it at the rank
 # count of its "/* ranks: N */" header:
 #   - plain:  without the library;
@@ -120,7 +120,7 @@ for arg in "$@"; do
         --seed) want=seed ;;
         --retries) want=retries ;;
         -h|--help) usage ;;
-        mpich|openmpi) mpis+=("$arg") ;;
+        mpich|openmpi|mpich-deb) mpis+=("$arg") ;;
         all) mpis+=(mpich openmpi) ;;
         -*) echo "c-tests.sh: unknown option '$arg'" >&2; usage ;;
         *) names+=("$(basename "${arg%.c}")") ;;
@@ -196,7 +196,7 @@ run_one() {
     [ -n "$FERRY_MPIEXEC_FLAGS" ] && cmd+=($FERRY_MPIEXEC_FLAGS)
     cmd+=(-n "$ranks")
     if [ "$mode" != plain ] && [ "$mode" != plain2 ]; then
-        if [ "$FERRY_MPI" = mpich ]; then
+        if [ "$FERRY_MPI" != openmpi ]; then
             cmd+=(-genv LD_PRELOAD "$FERRY_LIB")
             for kv in "${test_env[@]}" "$@"; do cmd+=(-genv "${kv%%=*}" "${kv#*=}"); done
         else

@@ -8,7 +8,11 @@
 # and installs nothing. Steps:
 #   1. Debian packages (apt-get update runs once, and only if one is missing):
 #      libclang (bindgen), Open MPI 4.1.4 (openmpi-bin, libopenmpi-dev),
-#      gfortran, iproute2.
+#      MPICH 4.0.2 with Fortran (libmpich-dev: mpicc.mpich, mpif90.mpich,
+#      mpiexec.mpich; flavour mpich-deb), gfortran, iproute2. Debian's
+#      alternatives keep /usr/bin/mpicc, mpif90, mpiexec on Open MPI
+#      (priority 50 over MPICH's 40); no script uses those names anyway.
+#      A summary line says where they point.
 #   2. $FERRY_PREFIX/mpich (default /opt/ferry/mpich): a venv with the MPICH
 #      wheel, pympistandard, and mpi4py built from source against the venv's
 #      mpicc.
@@ -37,6 +41,7 @@ TESTS_STAMP="$TESTS_DIR/.mpi4py-version"
 APT_PACKAGES=(
     libclang-dev clang          # bindgen (build.rs)
     openmpi-bin libopenmpi-dev  # Open MPI 4.1.4: mpicc.openmpi, mpiexec.openmpi
+    libmpich-dev                # MPICH 4.0.2 with Fortran: mpicc.mpich, mpif90.mpich, mpiexec.mpich
     gfortran                    # Fortran test programs
     iproute2                    # `ip netns` test hosts
     ca-certificates             # pip over https on a bare machine
@@ -272,6 +277,10 @@ for mpi in mpich openmpi; do
 done
 printf '%-8s %s (mpi4py %s)\n' tests "$TESTS_DIR" "$(cat "$TESTS_STAMP")"
 printf '%-8s %s\n' libclang "$(dpkg-query -W -f='${Version}' libclang-dev)"
+printf '%-8s %s (/usr/bin/mpicc -> %s, mpiexec -> %s; ferry uses explicit paths)\n' mpich-deb \
+    "$(dpkg-query -W -f='${Version}' libmpich-dev)" \
+    "$(readlink -f /usr/bin/mpicc 2>/dev/null || echo none)" \
+    "$(readlink -f /usr/bin/mpiexec 2>/dev/null || echo none)"
 printf '%-8s %s; %s\n' rust "$(rustc --version 2>/dev/null || echo 'rustc not found')" \
     "$(rustup component list --installed 2>/dev/null | grep -o -e '^rustfmt' -e '^clippy' | tr '\n' ' ' || true)"
 for note in "${notes[@]}"; do echo "note: $note"; done

@@ -560,7 +560,10 @@ unsafe fn finish(
             "program": crate::image::capture::identity().0,
             "argv": crate::image::startup::program_args(),
             "cwd": std::env::current_dir().ok().map(|p| p.to_string_lossy().into_owned()),
-            "mpi": env!("FERRY_MPI_FLAVOUR"),
+            // `ferry run`'s MPI (mpich-deb is an MPICH too), which
+            // `ferry restart` starts again.
+            "mpi": ferry_common::env::var(ferry_common::env::FERRY_MPI)
+                .unwrap_or_else(|| env!("FERRY_MPI_FLAVOUR").to_string()),
             "lib": crate::image::elf::ferry_path(),
             "thread_level": crate::control::thread_level(),
             "image_bytes": sums[0],

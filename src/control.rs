@@ -918,9 +918,35 @@ pub fn library_version() -> &'static str {
     })
 }
 
+/// Why this MPI cannot start a replacement process, if it is known not to:
+/// MPICH 4.0 (Debian 12's `libmpich12` 4.0.2, ch4:ucx) fails every
+/// `MPI_Comm_spawn` here ("Error in spawn call") and aborts the job. A
+/// migration is refused with this reason instead; regroups and checkpoints
+/// need no spawn.
+pub fn spawn_unusable() -> Option<String> {
+    spawn_unusable_for(library_version())
+}
+
+fn spawn_unusable_for(version: &str) -> Option<String> {
+    let v = version.strip_prefix("MPICH Version:")?.trim();
+    v.starts_with("4.0").then(|| {
+        format!(
+            "this MPI (MPICH {v}) cannot spawn the replacement process (its MPI_Comm_spawn fails \
+             with \"Error in spawn call\")"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spawn_known_unusable_on_mpich_4_0_only() {
+        assert!(spawn_unusable_for("MPICH Version:\t4.0.2").is_some());
+        assert!(spawn_unusable_for("MPICH Version:      5.0.2").is_none());
+        assert!(spawn_unusable_for("Open MPI v4.1.4, package: Debian OpenMPI").is_none());
+    }
 
     #[test]
     fn one_spawned_job_at_most() {

@@ -582,6 +582,7 @@ pub unsafe fn run(
             }
         }
         reasons.extend(crate::image::refusal::reasons());
+        reasons.extend(crate::control::spawn_unusable());
         reasons.extend(crate::checkpoint::library_reasons(parked, orphans));
         match crate::datatypes::save_all() {
             Ok(d) => datatypes = d,

@@ -1061,6 +1061,14 @@ unsafe fn create_keyval(
     keyval: *mut c_int,
     extra_state: *mut c_void,
 ) -> c_int {
+    // MPICH's Fortran layer (forwarded to, see `fortran_support::forwarding`)
+    // sets a Fortran proxy on the keyval after this call: its functions are
+    // Fortran ones, which MPICH calls with real handles.
+    #[cfg(ferry_mpi = "mpich")]
+    if crate::wrappers::fortran_support::forwarding() {
+        // SAFETY: forwarded as it is.
+        return unsafe { PMPI_Comm_create_keyval(copy, delete, keyval, extra_state) };
+    }
     // SAFETY: forwarded with the trampolines in place of the functions.
     let rc = unsafe {
         PMPI_Comm_create_keyval(

@@ -95,7 +95,11 @@ program p2p
       cnt = cnt + got(idx, 1)
     end do
     call MPI_Waitany(3, reqs, idx, st, ierr)
-    if (idx /= MPI_UNDEFINED) call fail('waitany on null requests')
+    ! MPICH 4.0's Fortran layer makes even MPI_UNDEFINED 1-based
+    ! (MPI_UNDEFINED + 1): its bug, accepted there only, with or without
+    ! the library (which leaves MPICH's Fortran layer its conversions).
+    if (idx /= MPI_UNDEFINED .and. .not. (idx == MPI_UNDEFINED + 1 .and. mpich40())) &
+      call fail('waitany on null requests')
     print '(a,i0)', 'waitany: sum ', cnt
   else
     val = rank * rank
@@ -126,6 +130,14 @@ program p2p
   call MPI_Finalize(ierr)
 
 contains
+
+  ! Whether the library is MPICH 4.0.x.
+  logical function mpich40()
+    character(len=MPI_MAX_LIBRARY_VERSION_STRING) :: v
+    integer :: n, e
+    call MPI_Get_library_version(v, n, e)
+    mpich40 = index(v, 'MPICH Version:') == 1 .and. index(v(1:40), '4.0.') > 0
+  end function
 
   subroutine fail(what)
     character(*), intent(in) :: what

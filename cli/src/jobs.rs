@@ -393,13 +393,13 @@ pub fn restart(dir: &Path) -> Result<i32, Failure> {
         ))
     })?;
     let meta = read_checkpoint(&dir)?;
-    let mpi = match meta.mpi.as_str() {
-        "mpich" => crate::Mpi::Mpich,
-        "openmpi" => crate::Mpi::Openmpi,
-        other => {
+    let mpi = match crate::Mpi::parse(&meta.mpi) {
+        Some(m) => m,
+        None => {
+            let other = &meta.mpi;
             return Err(Failure::usage(format!(
                 "the checkpoint was taken under an unknown MPI '{other}'"
-            )))
+            )));
         }
     };
     if let Some(cwd) = &meta.cwd {

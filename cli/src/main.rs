@@ -114,8 +114,12 @@ enum Command {
 /// The MPI implementations ferry is built for.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mpi {
+    /// MPICH 5.0.2 of the pip wheel under $FERRY_PREFIX/mpich
     Mpich,
+    /// Debian's Open MPI 4.1.4
     Openmpi,
+    /// Debian's MPICH 4.0.2 (/usr/bin/mpiexec.mpich; its spawn fails: no migration)
+    MpichDeb,
 }
 
 impl Mpi {
@@ -123,6 +127,7 @@ impl Mpi {
         match self {
             Mpi::Mpich => "mpich",
             Mpi::Openmpi => "openmpi",
+            Mpi::MpichDeb => "mpich-deb",
         }
     }
 
@@ -130,6 +135,7 @@ impl Mpi {
         match s.trim() {
             "mpich" => Some(Mpi::Mpich),
             "openmpi" => Some(Mpi::Openmpi),
+            "mpich-deb" => Some(Mpi::MpichDeb),
             _ => None,
         }
     }

@@ -100,7 +100,7 @@ pub fn build_plan(
     let mut args: Vec<OsString> = Vec::new();
     let mut launcher_env = Vec::new();
     match mpi {
-        Mpi::Mpich => {
+        Mpi::Mpich | Mpi::MpichDeb => {
             if let Some(h) = hosts {
                 args.push("-hosts".into());
                 args.push(h.join(",").into());
@@ -258,6 +258,10 @@ pub fn find_launcher(mpi: Mpi) -> Result<PathBuf, Failure> {
             Mpi::Openmpi => (
                 PathBuf::from("/usr/bin/mpiexec.openmpi"),
                 "Debian's Open MPI".into(),
+            ),
+            Mpi::MpichDeb => (
+                PathBuf::from("/usr/bin/mpiexec.mpich"),
+                "Debian's MPICH".into(),
             ),
         },
     };
@@ -439,7 +443,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         None => match var(fenv::FERRY_MPI) {
             Some(v) => Mpi::parse(&v).ok_or_else(|| {
                 Failure::usage(format!(
-                    "{}={v:?} (from the environment): expected mpich or openmpi",
+                    "{}={v:?} (from the environment): expected mpich, openmpi or mpich-deb",
                     fenv::FERRY_MPI
                 ))
             })?,

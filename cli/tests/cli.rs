@@ -200,8 +200,9 @@ fn bad_spec_from_environment_and_out_of_range_rank_are_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr)
-        .contains("FERRY_MPI=\"lam\" (from the environment): expected mpich or openmpi"));
+    assert!(text(&out.stderr).contains(
+        "FERRY_MPI=\"lam\" (from the environment): expected mpich, openmpi or mpich-deb"
+    ));
 
     let out = sb
         .ferry()

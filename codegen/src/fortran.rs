@@ -272,6 +272,9 @@ fn id(name: &str) -> String {
 const INDEX_RESULTS: &[&str] = &["MPI_Waitany", "MPI_Testany", "MPI_Waitsome", "MPI_Testsome"];
 
 struct Gen {
+    /// Under MPICH (whose plain handles are integers in C too, but for
+    /// `MPI_File`) rather than Open MPI.
+    mpich: bool,
     /// The entry point's parameters (Rust).
     params: Vec<String>,
     /// Hidden string lengths, after `ierror`.
@@ -340,21 +343,33 @@ fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
         return Ok(());
     }
     if let Some(fam) = plain_family(base) {
-        // Not virtual: MPI's own Fortran integers.
+        // Not virtual: MPI's own Fortran integers. MPICH's conversions are
+        // casts (macros in its mpi.h), but for `MPI_File` (a pointer there).
         g.params.push(format!("{n}: *mut MPI_Fint"));
+        let (f2c, c2f) = if g.mpich && fam != "File" {
+            (
+                format!("(*{n}) as sys::MPI_{fam}"),
+                format!("{n}_c as MPI_Fint"),
+            )
+        } else {
+            (
+                format!("sys::PMPI_{fam}_f2c(*{n})"),
+                format!("sys::PMPI_{fam}_c2f({n}_c)"),
+            )
+        };
         match (stars, &p.length) {
-            (0, _) => g.args.push(format!("sys::PMPI_{fam}_f2c(*{n})")),
+            (0, _) => g.args.push(f2c),
             (1, None) => {
                 let init = if p.dir == "out" {
                     // SAFETY-free: a handle's all-zero bits, overwritten by MPI.
                     "std::mem::zeroed()".to_string()
                 } else {
-                    format!("sys::PMPI_{fam}_f2c(*{n})")
+                    f2c
                 };
                 writeln!(g.pre, "    let mut {n}_c: sys::MPI_{fam} = {init};").unwrap();
                 g.args.push(format!("&mut {n}_c"));
                 if p.dir != "in" {
-                    writeln!(g.post, "        *{n} = sys::PMPI_{fam}_c2f({n}_c);").unwrap();
+                    writeln!(g.post, "        *{n} = {c2f};").unwrap();
                 }
             }
             _ => return Err(format!("an array of {fam} handles ({})", p.name)),
@@ -479,7 +494,34 @@ fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
     Ok(())
 }
 
-fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
+/// Open MPI's names of a function's entry point: the four manglings of
+/// `mpif.h`, `ompi_x_f` (`use mpi_f08`), and `pmpi_x_` for those of
+/// [`F08_VIA_PMPI`].
+fn openmpi_names(f: &Function) -> Vec<String> {
+    let lower = f.name.to_ascii_lowercase();
+    let stem = lower.strip_prefix("mpi_").unwrap();
+    let mut names = vec![
+        format!("{lower}_"),
+        format!("{lower}__"),
+        lower.clone(),
+        f.name.to_ascii_uppercase(),
+        format!("ompi_{stem}_f"),
+    ];
+    if F08_VIA_PMPI.contains(&f.name.as_str()) {
+        names.push(format!("p{lower}_"));
+    }
+    names
+}
+
+/// A converted entry point: `body` is the name of its body (the function's
+/// C name under Open MPI), exported under `names`.
+fn gen_function(
+    f: &Function,
+    out: &mut String,
+    mpich: bool,
+    body: &str,
+    names: &[String],
+) -> Result<(), String> {
     if f.variadic {
         return Err("variadic".into());
     }
@@ -487,26 +529,14 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
         return Err(why.to_string());
     }
     let lower = f.name.to_ascii_lowercase();
-    let upper = f.name.to_ascii_uppercase();
-    let stem = lower.strip_prefix("mpi_").unwrap();
-    let mut names = vec![
-        format!("{lower}_"),
-        format!("{lower}__"),
-        lower.clone(),
-        upper,
-        format!("ompi_{stem}_f"),
-    ];
-    if F08_VIA_PMPI.contains(&f.name.as_str()) {
-        names.push(format!("p{lower}_"));
-    }
     let cfg = format!("#[cfg(ferry_has = \"{}\")]", f.name);
     if f.ret == "double" && f.params.is_empty() {
         for (i, name) in names.iter().enumerate() {
             writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
             writeln!(
                 out,
-                "pub unsafe extern \"C\" fn f{i}_{}() -> f64 {{\n    crate::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}())\n}}\n",
-                f.name, f.name
+                "pub unsafe extern \"C\" fn f{i}_{body}() -> f64 {{\n    crate::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}())\n}}\n",
+                f.name
             )
             .unwrap();
         }
@@ -516,6 +546,7 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
         return Err(format!("returns {} (a Fortran function)", f.ret));
     }
     let mut g = Gen {
+        mpich,
         params: Vec::new(),
         hidden: Vec::new(),
         pre: String::new(),
@@ -535,7 +566,7 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
         .collect();
     // The body, once.
     writeln!(out, "{cfg}").unwrap();
-    writeln!(out, "unsafe fn {}({param_list}) {{", f.name).unwrap();
+    writeln!(out, "unsafe fn {body}({param_list}) {{").unwrap();
     writeln!(out, "    fs::entry(\"{lower}\", ierror, || {{").unwrap();
     for line in g.pre.lines() {
         writeln!(out, "    {line}").unwrap();
@@ -567,7 +598,7 @@ fn gen_function(f: &Function, out: &mut String) -> Result<(), String> {
     }
     writeln!(out, "        rc\n    }})\n}}\n").unwrap();
     // The exported names.
-    write_exports(out, &cfg, &names, &f.name, &param_list, &arg_names);
+    write_exports(out, &cfg, names, body, &param_list, &arg_names);
     Ok(())
 }
 
@@ -602,12 +633,20 @@ fn c_only(name: &str) -> bool {
 }
 
 /// A forwarding entry point, for a function whose arguments the library does
-/// not convert: Open MPI's own Fortran implementation (`ompi_x_f`, found
-/// with `dlsym(RTLD_NEXT)`) does the work, given the real Fortran integers
-/// of the virtual handles the call takes; the call is counted (the library's
+/// not convert: the MPI's own Fortran implementation (`target`: Open MPI's
+/// `ompi_x_f`, MPICH's `pmpi_x_` or `mpi_x_f08_`, found with
+/// `dlsym(RTLD_NEXT)`) does the work, given the real Fortran integers of
+/// the virtual handles the call takes; the call is counted (the library's
 /// C wrapper is not involved: a collective or message of such a call is not
-/// seen by the protocol). Handles it returns are MPI's own.
-fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
+/// seen by the protocol). Handles it returns are MPI's own. `body` and
+/// `names` as for [`gen_function`].
+fn gen_forward(
+    f: &Function,
+    out: &mut String,
+    target: &str,
+    body: &str,
+    names: &[String],
+) -> Result<(), String> {
     if f.variadic {
         return Err("variadic".into());
     }
@@ -618,7 +657,6 @@ fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
         return Err("C only".into());
     }
     let lower = f.name.to_ascii_lowercase();
-    let stem = lower.strip_prefix("mpi_").unwrap();
     let mut params = Vec::new();
     let mut args = Vec::new();
     let mut pre = String::new();
@@ -694,15 +732,15 @@ fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
     );
     let cfg = format!("#[cfg(ferry_has = \"{}\")]", f.name);
     writeln!(out, "{cfg}").unwrap();
-    writeln!(out, "unsafe fn {}({param_list}) {{", f.name).unwrap();
+    writeln!(out, "unsafe fn {body}({param_list}) {{").unwrap();
     writeln!(
         out,
-        "    static TARGET: fs::Next = fs::Next::new(\"ompi_{stem}_f\\0\");"
+        "    static TARGET: fs::Next = fs::Next::new(\"{target}\\0\");"
     )
     .unwrap();
     writeln!(
         out,
-        "    fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"ompi_{stem}_f\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
+        "    fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"{target}\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
     )
     .unwrap();
     for line in pre.lines() {
@@ -722,17 +760,7 @@ fn gen_forward(f: &Function, out: &mut String) -> Result<(), String> {
         writeln!(out, "        }}").unwrap();
     }
     writeln!(out, "        rc\n    }})\n}}\n").unwrap();
-    let mut names = vec![
-        format!("{lower}_"),
-        format!("{lower}__"),
-        lower.clone(),
-        f.name.to_ascii_uppercase(),
-        format!("ompi_{stem}_f"),
-    ];
-    if F08_VIA_PMPI.contains(&f.name.as_str()) {
-        names.push(format!("p{lower}_"));
-    }
-    write_exports(out, &cfg, &names, &f.name, &param_list, &arg_names);
+    write_exports(out, &cfg, names, body, &param_list, &arg_names);
     Ok(())
 }
 
@@ -766,14 +794,17 @@ pub fn generate(functions: &[Function], source: &str) -> String {
             continue;
         }
         let mut text = String::new();
-        match gen_function(f, &mut text) {
+        let names = openmpi_names(f);
+        match gen_function(f, &mut text, false, name, &names) {
             Ok(()) => {
                 out.push_str(&text);
                 covered += 1;
             }
             Err(why) if !required => {
                 let mut text = String::new();
-                match gen_forward(f, &mut text) {
+                let stem = name.to_ascii_lowercase();
+                let target = format!("ompi_{}_f", stem.strip_prefix("mpi_").unwrap());
+                match gen_forward(f, &mut text, &target, name, &names) {
                     Ok(()) => {
                         out.push_str(&text);
                         forwarded.push((f.name.clone(), why));
@@ -809,6 +840,146 @@ pub fn generate(functions: &[Function], source: &str) -> String {
     writeln!(
         out,
         "// Without a Fortran entry point (no Fortran binding, or a Fortran function):"
+    )
+    .unwrap();
+    for (name, why) in &skipped {
+        writeln!(out, "//   {name}: {why}").unwrap();
+    }
+    out
+}
+
+/// `mpif.h` / `use mpi` functions that get entry points under MPICH,
+/// forwarded to MPICH's own (`pmpi_x_`) with real handles (the others run
+/// MPICH's own, which calls the C `MPI_X`, counted by the C wrappers):
+/// * the attribute calls, whose MPICH implementation does not call the C
+///   function but MPICH's internals with the handle it is given
+///   (`MPII_Comm_set_attr`, ...: found in MPICH 4.0.2's `libmpichfort.so`,
+///   where every other `pmpi_x_` calls `MPI_X`);
+/// * the creation of communicator keyvals, whose Fortran callbacks MPICH
+///   calls through a Fortran proxy it sets after `MPI_Comm_create_keyval`:
+///   the C wrapper reached while forwarding neither counts the call again
+///   nor puts its C trampolines in place of the Fortran functions.
+pub const MPICH_F77_FORWARD: &[&str] = &[
+    "MPI_Attr_get",
+    "MPI_Attr_put",
+    "MPI_Comm_get_attr",
+    "MPI_Comm_set_attr",
+    "MPI_Type_get_attr",
+    "MPI_Type_set_attr",
+    "MPI_Win_get_attr",
+    "MPI_Win_set_attr",
+    "MPI_Comm_create_keyval",
+    "MPI_Keyval_create",
+];
+
+/// The generated `src/wrappers/fortran_mpich.rs`: the Fortran entry points
+/// under MPICH.
+///
+/// MPICH's `mpif.h` layer converts its arguments itself and calls the C
+/// `MPI_*` functions (counted by the C wrappers; a Fortran handle is the C
+/// handle, ferry's virtual one), but for [`MPICH_F77_FORWARD`]. Its
+/// `use mpi_f08` layer calls the C `MPI_*` functions for the procedures
+/// with a choice buffer (`mpi_send_f08ts_`) but `PMPI_*` for all the others
+/// (`mpi_comm_rank_f08_`): those would go uncounted, with ferry's virtual
+/// handles handed to MPICH. So every function without a choice buffer gets
+/// an entry point under MPICH's `use mpi_f08` name (`mpi_x_f08_`, and
+/// `mpi_x_f08_large_` for the large-count `_c` forms), converted the same
+/// way as Open MPI's (a `type(MPI_Comm)` is its integer, a `type(MPI_Status)`
+/// is C's status) or forwarded to MPICH's own.
+pub fn generate_mpich(functions: &[Function], source: &str) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "// @generated by ferry-codegen from spec/mpi-c-api.json ({source}).\n// Do not edit: change codegen/src/fortran.rs and run `cargo run -p ferry-codegen`.\n"
+    )
+    .unwrap();
+    out.push_str(
+        "//! Fortran entry points under MPICH (see codegen/src/fortran.rs, `generate_mpich`).\n\
+         #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]\n\
+         use super::fortran_support as fs;\n\
+         use crate::special::fortran;\n\
+         use crate::sys::{self, constants as k, MPI_Fint};\n\
+         use std::ffi::{c_char, c_void};\n\n",
+    );
+    let mut covered = 0;
+    let mut forwarded: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    // mpif.h: the functions MPICH's own layer does not route through C, and
+    // keyval creation.
+    for name in MPICH_F77_FORWARD {
+        let f = functions
+            .iter()
+            .find(|f| f.name == *name)
+            .unwrap_or_else(|| panic!("{name} is not in the spec"));
+        let lower = f.name.to_ascii_lowercase();
+        let names = vec![
+            format!("{lower}_"),
+            format!("{lower}__"),
+            lower.clone(),
+            f.name.to_ascii_uppercase(),
+        ];
+        let body = format!("{}_f77", f.name);
+        let target = format!("p{lower}_");
+        if let Err(e) = gen_forward(f, &mut out, &target, &body, &names) {
+            panic!("{name}: cannot forward: {e}");
+        }
+    }
+    // use mpi_f08: every function without a choice buffer.
+    for f in functions {
+        let name = f.name.as_str();
+        if name.starts_with("MPI_T_")
+            || name.starts_with("MPIX_")
+            || c_only(name)
+            || f.params.iter().any(|p| p.kind == "BUFFER")
+        {
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        let stem = lower.strip_prefix("mpi_").unwrap();
+        let export = match stem.strip_suffix("_c") {
+            Some(s) => format!("mpi_{s}_f08_large_"),
+            None => format!("mpi_{stem}_f08_"),
+        };
+        let names = vec![export.clone()];
+        let body = format!("{name}_f08");
+        let mut text = String::new();
+        match gen_function(f, &mut text, true, &body, &names) {
+            Ok(()) => {
+                out.push_str(&text);
+                covered += 1;
+            }
+            Err(why) => {
+                let mut text = String::new();
+                match gen_forward(f, &mut text, &export, &body, &names) {
+                    Ok(()) => {
+                        out.push_str(&text);
+                        forwarded.push((name.to_string(), why));
+                    }
+                    Err(no) => skipped.push((name.to_string(), no)),
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "// {} mpif.h functions forwarded to MPICH's own (pmpi_x_, with real handles, counted): {}.",
+        MPICH_F77_FORWARD.len(),
+        MPICH_F77_FORWARD.join(", ")
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "// {} use mpi_f08 functions (mpi_x_f08_, mpi_x_f08_large_), {} of them forwarded to MPICH's own (handles given made real, counted):",
+        covered + forwarded.len(),
+        forwarded.len()
+    )
+    .unwrap();
+    for (name, why) in &forwarded {
+        writeln!(out, "//   {name}: {why}").unwrap();
+    }
+    writeln!(
+        out,
+        "// Without a use mpi_f08 entry point (MPICH's own runs, uncounted):"
     )
     .unwrap();
     for (name, why) in &skipped {

@@ -860,11 +860,20 @@ pub fn render_fortran() -> String {
     fortran::generate(&spec.functions, &spec.source)
 }
 
+pub fn render_fortran_mpich() -> String {
+    let spec = spec();
+    fortran::generate_mpich(&spec.functions, &spec.source)
+}
+
 /// The generated files: path and contents.
 fn outputs() -> Vec<(PathBuf, String)> {
     vec![
         (root().join("src/wrappers/generated.rs"), render()),
         (root().join("src/wrappers/fortran.rs"), render_fortran()),
+        (
+            root().join("src/wrappers/fortran_mpich.rs"),
+            render_fortran_mpich(),
+        ),
     ]
 }
 
@@ -915,6 +924,16 @@ mod tests {
         assert!(
             committed == render_fortran(),
             "src/wrappers/fortran.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
+        );
+    }
+
+    #[test]
+    fn committed_mpich_fortran_entry_points_are_up_to_date() {
+        let committed = std::fs::read_to_string(root().join("src/wrappers/fortran_mpich.rs"))
+            .expect("src/wrappers/fortran_mpich.rs is missing: run `cargo run -p ferry-codegen`");
+        assert!(
+            committed == render_fortran_mpich(),
+            "src/wrappers/fortran_mpich.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 

@@ -1,7 +1,7 @@
-//! What the generated Fortran entry points (`fortran.rs`) need under
-//! Open MPI: Fortran's sentinels recognized, statuses and strings converted,
-//! and the boundary of an entry point (panics caught, the error code written
-//! to `ierror`).
+//! What the generated Fortran entry points (`fortran.rs` under Open MPI,
+//! `fortran_mpich.rs` under MPICH) need: Fortran's sentinels recognized,
+//! statuses and strings converted, and the boundary of an entry point
+//! (panics caught, the error code written to `ierror`).
 //!
 //! Fortran passes every argument by reference. `INTEGER` is `MPI_Fint`
 //! (`int` here), so integer scalars and arrays pass through as they are;
@@ -17,18 +17,23 @@ use std::sync::OnceLock;
 
 /// The addresses of one Fortran sentinel (a variable of a common block of
 /// the MPI's Fortran library, or the program's own copy of it), under each
-/// name mangling a Fortran compiler may give it. 0 where there is none.
-struct Sentinel([usize; 4]);
+/// name mangling a Fortran compiler may give it (Open MPI), and MPICH's
+/// `use mpi_f08` ones (C variables bound by name: `MPIR_F08_MPI_BOTTOM`,
+/// `MPIR_F08_MPI_STATUS_IGNORE_OBJ`). 0 where there is none.
+struct Sentinel([usize; 6]);
 
 impl Sentinel {
     fn lookup(stem: &str) -> Sentinel {
+        let upper = stem.to_ascii_uppercase();
         let names = [
             format!("mpi_fortran_{stem}_\0"),
             format!("mpi_fortran_{stem}\0"),
             format!("mpi_fortran_{stem}__\0"),
-            format!("MPI_FORTRAN_{}\0", stem.to_ascii_uppercase()),
+            format!("MPI_FORTRAN_{upper}\0"),
+            format!("MPIR_F08_MPI_{upper}\0"),
+            format!("MPIR_F08_MPI_{upper}_OBJ\0"),
         ];
-        let mut a = [0usize; 4];
+        let mut a = [0usize; 6];
         for (slot, name) in a.iter_mut().zip(names.iter()) {
             // SAFETY: a NUL-terminated name; RTLD_DEFAULT looks it up the
             // way the program's and the MPI's own references were bound
@@ -66,6 +71,7 @@ fn sentinels() -> &'static Sentinels {
 }
 
 /// A choice buffer from Fortran: `MPI_BOTTOM` and `MPI_IN_PLACE` become C's.
+#[cfg_attr(ferry_mpi = "mpich", allow(dead_code))] // no MPICH entry point takes a buffer
 #[inline(always)]
 pub fn buf(p: *const c_void) -> *mut c_void {
     let s = sentinels();
@@ -202,17 +208,19 @@ pub unsafe fn indices_to_fortran(p: *mut c_int, n: c_int) {
     }
 }
 
-/// The length of an array argument (a Fortran integer read by reference).
+/// The length of an array argument (a Fortran integer read by reference:
+/// an `INTEGER`, or an `INTEGER(KIND=MPI_COUNT_KIND)` of a large-count form).
 ///
 /// # Safety
 /// `p` is readable (or null: 0).
 #[inline(always)]
-pub unsafe fn len(p: *const MPI_Fint) -> usize {
+pub unsafe fn len<T: Copy + Into<i64>>(p: *const T) -> usize {
     if p.is_null() {
         0
     } else {
         // SAFETY: the caller's contract.
-        (unsafe { *p }).max(0) as usize
+        let n: i64 = (unsafe { *p }).into();
+        n.max(0) as usize
     }
 }
 
@@ -256,11 +264,34 @@ impl Next {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside a forwarding entry point.
+    static FORWARDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread runs the MPI's own Fortran function of a forwarding
+/// entry point: a C wrapper reached from there (MPICH's Fortran layer calls
+/// the C `MPI_*` functions) does not count the call again
+/// (`boundary::guard`) and passes the program's callbacks as they are
+/// (`special::create_keyval`).
+#[cfg_attr(ferry_mpi = "openmpi", allow(dead_code))] // Open MPI's Fortran layer never calls a C wrapper
+#[inline(always)]
+pub fn forwarding() -> bool {
+    FORWARDING.with(|f| f.get())
+}
+
 /// Runs a forwarding entry point: counted here (the library's C wrapper is
-/// not involved), panics caught. `body` returns the error code the MPI
-/// wrote; it is written back to `ierror` only if ours differs (a panic).
+/// not involved, or does not count while [`forwarding`]), panics caught.
+/// `body` returns the error code the MPI wrote; it is written back to
+/// `ierror` only if ours differs (a panic).
 pub fn forward(name: &'static str, ierror: *mut MPI_Fint, body: impl FnOnce() -> c_int) {
-    let rc = crate::boundary::guard(name, crate::boundary::internal_error(), body);
+    // Counted first, then the flag is up while the MPI's function runs.
+    let rc = crate::boundary::guard(name, crate::boundary::internal_error(), || {
+        let was = FORWARDING.with(|f| f.replace(true));
+        let rc = body();
+        FORWARDING.with(|f| f.set(was));
+        rc
+    });
     if !ierror.is_null() {
         // SAFETY: Fortran passed `ierror` by reference.
         unsafe { *ierror = rc };
@@ -273,10 +304,12 @@ pub fn missing(name: &str) -> c_int {
     crate::boundary::internal_error()
 }
 
+#[cfg(ferry_mpi = "openmpi")]
 use crate::special::fortran;
 
 /// The real Fortran integer of a program's communicator (an integer that is
 /// not one of the library's is MPI's own, passed as it is).
+#[cfg(ferry_mpi = "openmpi")]
 pub fn real_fint_comm(f: MPI_Fint) -> MPI_Fint {
     if !fortran::ours(f) {
         return f;
@@ -285,6 +318,7 @@ pub fn real_fint_comm(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: a real (or foreign) handle: MPI converts it.
     unsafe { crate::sys::PMPI_Comm_c2f(real) }
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn real_fint_group(f: MPI_Fint) -> MPI_Fint {
     if !fortran::ours(f) {
@@ -294,6 +328,7 @@ pub fn real_fint_group(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: as above.
     unsafe { crate::sys::PMPI_Group_c2f(real) }
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
     if !fortran::ours(f) {
@@ -303,6 +338,7 @@ pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: as above.
     unsafe { crate::sys::PMPI_Request_c2f(real) }
 }
+#[cfg(ferry_mpi = "openmpi")]
 pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
     if !fortran::ours(f) {
         return f;
@@ -311,6 +347,7 @@ pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: as above.
     unsafe { crate::sys::PMPI_Type_c2f(real) }
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn real_fint_op(f: MPI_Fint) -> MPI_Fint {
     if !fortran::ours(f) {
@@ -323,26 +360,31 @@ pub fn real_fint_op(f: MPI_Fint) -> MPI_Fint {
 
 /// The program's Fortran integer of a handle MPI handed back as its own
 /// (the virtual one if the library knows the real handle).
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn program_fint_comm(f: MPI_Fint) -> MPI_Fint {
     fortran::comm_c2f(fortran::comm_f2c(f))
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn program_fint_group(f: MPI_Fint) -> MPI_Fint {
     fortran::group_c2f(fortran::group_f2c(f))
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn program_fint_request(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: MPI's own integer.
     let real = unsafe { crate::sys::PMPI_Request_f2c(f) };
     fortran::request_c2f(crate::handles::request_of_real(real).unwrap_or(real))
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn program_fint_datatype(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: MPI's own integer.
     let real = unsafe { crate::sys::PMPI_Type_f2c(f) };
     fortran::datatype_c2f(crate::handles::datatype_of_real(real))
 }
+#[cfg(ferry_mpi = "openmpi")]
 #[allow(dead_code)] // for the generated code: no forwarded function of this spec needs it
 pub fn program_fint_op(f: MPI_Fint) -> MPI_Fint {
     // SAFETY: MPI's own integer.
@@ -352,6 +394,25 @@ pub fn program_fint_op(f: MPI_Fint) -> MPI_Fint {
 
 /// The lengths of the per-peer arrays of an `alltoallw`-like call (send,
 /// receive) on a program's communicator.
+#[cfg(ferry_mpi = "openmpi")]
 pub fn peers(comm: MPI_Fint, neighbor: bool) -> (usize, usize) {
     crate::handles::alltoallw_lens(crate::handles::comm_real(fortran::comm_f2c(comm)), neighbor)
+}
+
+// Under MPICH a Fortran integer is the C handle: a virtual one of ours, or
+// MPICH's own.
+
+/// The real handle of a program's communicator (MPICH).
+#[cfg(ferry_mpi = "mpich")]
+pub fn real_fint_comm(f: MPI_Fint) -> MPI_Fint {
+    crate::handles::comm_real(f as crate::sys::MPI_Comm) as MPI_Fint
+}
+#[cfg(ferry_mpi = "mpich")]
+#[allow(dead_code)] // for the generated code: its users are MPI-4.1 functions MPICH 4.0.2 lacks
+pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
+    crate::handles::request_real(f as crate::sys::MPI_Request) as MPI_Fint
+}
+#[cfg(ferry_mpi = "mpich")]
+pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
+    crate::handles::datatype_real(f as crate::sys::MPI_Datatype) as MPI_Fint
 }
