@@ -624,6 +624,7 @@ unsafe fn finish(
         crate::migration::finish_predecessor();
         let _ = crate::migration::quiet_sigpipe();
         crate::migration::disconnect_all();
+        crate::control::report_status("checkpointed");
         crate::control::release();
         PMPI_Finalize();
         crate::image::process::run_library_exit_handlers();

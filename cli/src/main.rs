@@ -131,6 +131,14 @@ impl Mpi {
         }
     }
 
+    /// Whether a job on this MPI can move ranks, and so must outlive a
+    /// replacement process lost during a migration (the launcher is told
+    /// not to end the job when one of its processes dies; `ferry run`
+    /// watches the ranks instead). Debian's MPICH 4.0.2 cannot spawn.
+    pub fn survives_lost_processes(self) -> bool {
+        !matches!(self, Mpi::MpichDeb)
+    }
+
     pub fn parse(s: &str) -> Option<Mpi> {
         match s.trim() {
             "mpich" => Some(Mpi::Mpich),

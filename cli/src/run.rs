@@ -3,7 +3,7 @@
 
 use crate::{Failure, HostList, Mpi, RunArgs};
 use ferry_common::env::{self as fenv, var};
-use ferry_common::job::{current_uid, JobDir, JobMeta};
+use ferry_common::job::{current_uid, JobDir, JobMeta, RankStatus};
 use ferry_common::spec::{format_spec_list, parse_checkpoint_spec, parse_spec_list, OpSpec};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -101,6 +101,10 @@ pub fn build_plan(
     let mut launcher_env = Vec::new();
     match mpi {
         Mpi::Mpich | Mpi::MpichDeb => {
+            if mpi.survives_lost_processes() {
+                // As `--enable-recovery` below.
+                args.push("-disable-auto-cleanup".into());
+            }
             if let Some(h) = hosts {
                 args.push("-hosts".into());
                 args.push(h.join(",").into());
@@ -113,6 +117,11 @@ pub fn build_plan(
         }
         Mpi::Openmpi => {
             args.push("--oversubscribe".into());
+            // A replacement that dies before it took over (killed, its
+            // host lost) must not take the job with it: the library gives
+            // the migration up and the rank stays. `ferry run` stops the
+            // job itself when a rank dies (`watch_ranks`).
+            args.push("--enable-recovery".into());
             if let Some(h) = hosts {
                 args.push("--host".into());
                 args.push(openmpi_hosts(h, spare_hosts, n).into());
@@ -590,7 +599,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     log::info!("launching: {}", words.join(" "));
 
     // 4. Run it, forwarding SIGINT/SIGTERM, and record the outcome.
-    let status = launch(&plan, image_on, |pid| {
+    let watched = mpi.survives_lost_processes().then(|| job.clone());
+    let status = launch(&plan, image_on, watched, |pid| {
         meta.launcher_pid = Some(pid);
         if let Err(e) = job.write_meta(&meta) {
             log::warn!(
@@ -641,9 +651,13 @@ fn absolute_new(p: &Path) -> PathBuf {
 /// image needs (see the library's `image::startup`), loading the MPI
 /// twice: about 45 ms more for each replacement's start here (MPICH with
 /// UCX), inside the migration's spawn phase.
+///
+/// `watch`: the job whose ranks to watch while the launcher runs (see
+/// [`watch_ranks`]).
 fn launch(
     plan: &LaunchPlan,
     fixed_layout: bool,
+    watch: Option<JobDir>,
     on_spawn: impl FnOnce(u32),
 ) -> Result<ExitStatus, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -710,12 +724,106 @@ fn launch(
             }
         }
     });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch.map(|job| {
+        let done = done.clone();
+        std::thread::spawn(move || watch_ranks(&job, pid, &done))
+    });
     let status = child
         .wait()
         .map_err(|e| Failure::other(format!("cannot wait for {}: {e}", plan.launcher.display())));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     handle.close();
     let _ = forwarder.join();
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     status
+}
+
+/// States a rank's process ends in normally.
+const ENDED: [&str; 2] = ["finalized", "checkpointed"];
+
+/// The ranks whose process has gone without ending normally: on this
+/// machine (`machine`, where their pids can be checked), not finalized,
+/// and their pid no longer alive.
+pub fn lost_ranks<'a>(
+    ranks: &'a [RankStatus],
+    machine: &str,
+    alive: impl Fn(u32) -> bool,
+) -> Vec<&'a RankStatus> {
+    ranks
+        .iter()
+        .filter(|r| r.machine.as_deref() == Some(machine))
+        .filter(|r| !r.state.as_deref().is_some_and(|s| ENDED.contains(&s)))
+        .filter(|r| !alive(r.pid))
+        .collect()
+}
+
+/// How often the ranks are looked at, and how many looks in a row a rank
+/// must be lost before the job is stopped (its status file may be in the
+/// middle of being rewritten by a process that takes the rank over).
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const WATCH_LOOKS: u32 = 3;
+
+/// The launcher is told to keep the job running when one of its processes
+/// dies (so that a migration can lose its replacement and go on). A rank
+/// whose process dies is another matter: its peers would wait for it
+/// forever. So while the launcher runs, `ferry run` looks at the ranks'
+/// status files; a rank on this machine whose process has gone without
+/// finalizing stops the job (SIGTERM to the launcher, SIGKILL 5 s later),
+/// as the launcher would have by itself. Ranks on other machines are left
+/// to the launcher's own detection.
+fn watch_ranks(job: &JobDir, launcher: u32, done: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let Some(machine) = ferry_common::job::machine_id() else {
+        return;
+    };
+    let alive = |pid: u32| {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    };
+    let mut looks: std::collections::HashMap<(u32, u32), u32> = Default::default();
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(WATCH_EVERY);
+        let Ok(ranks) = job.rank_statuses() else {
+            continue;
+        };
+        let lost = lost_ranks(&ranks, &machine, alive);
+        looks.retain(|k, _| lost.iter().any(|r| (r.rank, r.pid) == *k));
+        let Some(gone) = lost.iter().find(|r| {
+            let n = looks.entry((r.rank, r.pid)).or_insert(0);
+            *n += 1;
+            *n >= WATCH_LOOKS
+        }) else {
+            continue;
+        };
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        eprintln!(
+            "ferry: rank {} (pid {} on {}) ended without MPI_Finalize; stopping job {}",
+            gone.rank,
+            gone.pid,
+            gone.host,
+            job.id()
+        );
+        let Ok(target) = libc::pid_t::try_from(launcher) else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child, not reaped yet (the main
+        // thread is in wait() until `done`).
+        unsafe { libc::kill(target, libc::SIGTERM) };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if !done.load(Ordering::SeqCst) {
+            // SAFETY: as above.
+            unsafe { libc::kill(target, libc::SIGKILL) };
+        }
+        return;
+    }
 }
 
 #[cfg(test)]
@@ -814,6 +922,7 @@ mod tests {
         assert_eq!(
             p.args,
             os(&[
+                "-disable-auto-cleanup",
                 "-genv",
                 "LD_PRELOAD",
                 "/l/libferry.so",
@@ -829,7 +938,33 @@ mod tests {
         assert!(p.launcher_env.is_empty());
         let hosts = vec!["a".to_string(), "b".to_string()];
         let p = plan(Mpi::Mpich, Some(&hosts), false, &[]);
+        assert_eq!(
+            p.args[..3],
+            os(&["-disable-auto-cleanup", "-hosts", "a,b"])[..]
+        );
+        // Debian's MPICH 4.0.2 moves no rank: the launcher's default.
+        let p = plan(Mpi::MpichDeb, Some(&hosts), false, &[]);
         assert_eq!(p.args[..2], os(&["-hosts", "a,b"])[..]);
+    }
+
+    #[test]
+    fn lost_ranks_are_those_gone_here_unfinished() {
+        let st = |rank: u32, pid: u32, state: &str, machine: Option<&str>| {
+            let mut s = RankStatus::new(rank, "h", pid, 0, 0);
+            s.state = Some(state.to_string());
+            s.machine = machine.map(str::to_string);
+            s
+        };
+        let ranks = [
+            st(0, 10, "running", Some("m")),      // alive
+            st(1, 11, "running", Some("m")),      // gone: lost
+            st(2, 12, "finalized", Some("m")),    // gone, but ended normally
+            st(3, 13, "checkpointed", Some("m")), // likewise
+            st(4, 14, "running", Some("other")),  // another machine: not ours to check
+            st(5, 15, "running", None),           // machine unknown
+        ];
+        let lost = lost_ranks(&ranks, "m", |pid| pid == 10);
+        assert_eq!(lost.iter().map(|r| r.rank).collect::<Vec<_>>(), [1]);
     }
 
     #[test]
@@ -840,6 +975,7 @@ mod tests {
             p.args,
             os(&[
                 "--oversubscribe",
+                "--enable-recovery",
                 "--host",
                 "a:2,b:1,d:0",
                 "--map-by",

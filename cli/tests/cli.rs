@@ -302,7 +302,11 @@ fn run_mpich_command_line_environment_and_exit_status() {
     );
     let lib = sb.path("libferry.so");
     let genv = |k: &str, v: &str| vec!["-genv".to_string(), k.to_string(), v.to_string()];
-    let mut want: Vec<String> = vec!["-hosts".into(), "nodeA,nodeB".into()];
+    let mut want: Vec<String> = vec![
+        "-disable-auto-cleanup".into(),
+        "-hosts".into(),
+        "nodeA,nodeB".into(),
+    ];
     want.extend(genv("LD_PRELOAD", &lib.display().to_string()));
     want.extend(genv("FERRY_JOB", &job));
     want.extend(genv("FERRY_JOB_DIR", &jobdir.display().to_string()));
@@ -390,6 +394,7 @@ fn run_openmpi_command_line() {
     // allocation with none.
     let mut want: Vec<String> = [
         "--oversubscribe",
+        "--enable-recovery",
         "--host",
         "h1:1,h2:1,h3:0",
         "--map-by",
@@ -459,9 +464,12 @@ fn mpi_choice_flag_then_environment_then_default() {
         assert_eq!(out.status.code(), Some(3));
         lines_with(&out, "ARG ")[0].clone()
     };
-    assert_eq!(first_arg(None, None), "-genv");
+    assert_eq!(first_arg(None, None), "-disable-auto-cleanup");
     assert_eq!(first_arg(Some("openmpi"), None), "--oversubscribe");
-    assert_eq!(first_arg(Some("openmpi"), Some("mpich")), "-genv");
+    assert_eq!(
+        first_arg(Some("openmpi"), Some("mpich")),
+        "-disable-auto-cleanup"
+    );
     assert_eq!(first_arg(None, Some("openmpi")), "--oversubscribe");
 }
 
@@ -479,8 +487,9 @@ fn user_preload_is_kept_for_ranks_and_libferry_kept_out_of_launcher() {
     assert_eq!(out.status.code(), Some(3));
     let args = lines_with(&out, "ARG ");
     assert_eq!(
-        args[..3],
+        args[..4],
         [
+            "-disable-auto-cleanup",
             "-genv",
             "LD_PRELOAD",
             &sb.path("libferry.so").display().to_string()

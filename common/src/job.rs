@@ -140,6 +140,11 @@ pub struct RankStatus {
     /// The MPI function the rank is in or last called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_call: Option<String>,
+    /// The machine the process runs on ([`machine_id`]): where its pid
+    /// means something (host names differ between the network-namespace
+    /// hosts of one machine, which share pids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// Fields this version does not know, kept as read.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -159,9 +164,19 @@ impl RankStatus {
             superstep: None,
             regroups: None,
             last_call: None,
+            machine: machine_id(),
             extra: serde_json::Map::new(),
         }
     }
+}
+
+/// This machine's identity for as long as it runs: the kernel's boot id
+/// (the same in every namespace of one machine, different on another).
+pub fn machine_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// A migration asked for from outside the job (`ferry migrate`),
