@@ -269,6 +269,12 @@ thread_local! {
     static FORWARDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Forwarding entry points running now, in any thread: while there is
+/// none (nearly always), [`forwarding`] answers without the thread-local
+/// look-up, which in a preloaded library is a call (`__tls_get_addr`) on
+/// every MPI call's path.
+static FORWARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Whether this thread runs the MPI's own Fortran function of a forwarding
 /// entry point: a C wrapper reached from there (MPICH's Fortran layer calls
 /// the C `MPI_*` functions) does not count the call again
@@ -277,6 +283,14 @@ thread_local! {
 #[cfg_attr(ferry_mpi = "openmpi", allow(dead_code))] // Open MPI's Fortran layer never calls a C wrapper
 #[inline(always)]
 pub fn forwarding() -> bool {
+    FORWARDS.load(std::sync::atomic::Ordering::Relaxed) != 0 && forwarding_here()
+}
+
+/// This thread's flag (out of line: the compiler would otherwise read it
+/// ahead of the test above, on every call).
+#[cold]
+#[inline(never)]
+fn forwarding_here() -> bool {
     FORWARDING.with(|f| f.get())
 }
 
@@ -287,9 +301,13 @@ pub fn forwarding() -> bool {
 pub fn forward(name: &'static str, ierror: *mut MPI_Fint, body: impl FnOnce() -> c_int) {
     // Counted first, then the flag is up while the MPI's function runs.
     let rc = crate::boundary::guard(name, crate::boundary::internal_error(), || {
+        use std::sync::atomic::Ordering;
+        // (This thread's own calls see the count it raised.)
+        FORWARDS.fetch_add(1, Ordering::Relaxed);
         let was = FORWARDING.with(|f| f.replace(true));
         let rc = body();
         FORWARDING.with(|f| f.set(was));
+        FORWARDS.fetch_sub(1, Ordering::Relaxed);
         rc
     });
     if !ierror.is_null() {
