@@ -280,17 +280,6 @@ test_mpi() (
         fi
         run_one "$second" "$name" "$ranks" "${lib_env[@]}"
         against_plain "$second" || continue
-        if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ] && [ "$name" = migrate ]; then
-            # Known bug: with many regroups at random points, migrate.c's own
-            # (refused) migrations meet a hang in the regroup's collective
-            # synchronization on MPICH (replay: --regroups 20 --seed
-            # 1795978655 mpich migrate). Skipped, not hidden: see the issue.
-            echo "SKIP migrate [$FERRY_MPI] --regroups: known synchronization hang (replay: --regroups 20 --seed 1795978655 mpich migrate)"
-            if [ "$migrations" -gt 0 ]; then op=migrate count="$migrations" regroup_one "$name" "$ranks"; fi
-            if [ "$checkpoints" -gt 0 ]; then checkpoint_all "$name" "$ranks"; fi
-            [ "$migrations" -gt 0 ] || [ "$checkpoints" -gt 0 ] || result "$FERRY_MPI" "$name" PASS "$ranks ranks, plain vs $second (regroups skipped)"
-            continue
-        fi
         if [ "$regroups" -gt 0 ] && [ "$no_lib" -eq 0 ]; then
             op=regroup count="$regroups" regroup_one "$name" "$ranks"
             if [ "$migrations" -gt 0 ]; then op=migrate count="$migrations" regroup_one "$name" "$ranks"; fi
