@@ -45,6 +45,10 @@ case "$FERRY_MPI" in
     export OMPI_MCA_rmaps_base_oversubscribe=1
     # no InfiniBand/UCX here: keep Open MPI from probing for it noisily
     export OMPI_MCA_btl="^openib,ofi"
+    # one-sided windows through osc pt2pt in every process, as `ferry run`
+    # sets (docs/migration.md: otherwise a job gets two migrations), for
+    # the runs with and without the library alike
+    export OMPI_MCA_osc="${OMPI_MCA_osc:-pt2pt}"
     ;;
   *) echo "mpi-env.sh: unknown MPI '$FERRY_MPI' (mpich, openmpi or mpich-deb)" >&2; return 2 ;;
 esac

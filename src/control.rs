@@ -394,7 +394,10 @@ pub fn disabled_why() -> Option<String> {
 /// crashes where the beliefs differ). Each process tells which spawned
 /// job it is (its own pid if it was started as a replacement, alone in
 /// its job; 0 if `mpiexec` started it) and whether its spawn's root was a
-/// replacement. MPICH decides collectively: always true.
+/// replacement. All of this holds only where processes may pick
+/// differently: with osc pt2pt alone in every process (`OMPI_MCA_osc=
+/// pt2pt`, what `ferry run` sets) a window is always possible. MPICH
+/// decides collectively: always true.
 ///
 /// # Safety
 /// Collective over `comm`, a live communicator of this process.
@@ -402,27 +405,36 @@ unsafe fn window_possible(comm: MPI_Comm) -> bool {
     if cfg!(not(ferry_mpi = "openmpi")) {
         return true;
     }
+    // With osc pt2pt alone (what `ferry run` sets), every process picks
+    // the same component whatever it believes of its peers' nodes.
+    let not_pt2pt = !std::env::var("OMPI_MCA_osc").is_ok_and(|v| v.trim() == "pt2pt") as u64;
     let job: u64 = if crate::migration::started_as_replacement() {
         std::process::id() as u64
     } else {
         0
     };
     let grandchild = crate::migration::spawned_by_replacement() as u64;
-    // [largest job, u64::MAX - smallest non-zero job, any grandchild]
-    let mine: [u64; 3] = [job, if job == 0 { 0 } else { u64::MAX - job }, grandchild];
-    let mut out: [u64; 3] = [0; 3];
+    // [largest job, u64::MAX - smallest non-zero job, any grandchild, any
+    // process not on pt2pt alone]
+    let mine: [u64; 4] = [
+        job,
+        if job == 0 { 0 } else { u64::MAX - job },
+        grandchild,
+        not_pt2pt,
+    ];
+    let mut out: [u64; 4] = [0; 4];
     // SAFETY: contract of the function; buffers are locals.
     unsafe {
         PMPI_Allreduce(
             mine.as_ptr() as *const std::ffi::c_void,
             out.as_mut_ptr() as *mut std::ffi::c_void,
-            3,
+            4,
             k::MPI_UINT64_T(),
             k::MPI_MAX(),
             comm,
         );
     }
-    at_most_one_job([out[0], out[1]]) && out[2] == 0
+    out[3] == 0 || (at_most_one_job([out[0], out[1]]) && out[2] == 0)
 }
 
 /// The reduction of [`window_possible`] read: `[largest job, u64::MAX -

@@ -500,6 +500,61 @@ pub unsafe fn rebuild_all_from(
     Ok(stats)
 }
 
+/// The colour of each process in a split by host: the first rank whose
+/// host is the same (`hosts[r]`: an identity of rank r's host).
+pub fn host_colours(hosts: &[u64]) -> Vec<c_int> {
+    hosts
+        .iter()
+        .map(|h| hosts.iter().position(|o| o == h).unwrap_or(0) as c_int)
+        .collect()
+}
+
+/// An identity of this process's host: its name and the machine's boot id
+/// (the network-namespace hosts of one machine differ by name), hashed.
+fn host_identity() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ferry_common::job::hostname().hash(&mut h);
+    ferry_common::job::machine_id().hash(&mut h);
+    h.finish()
+}
+
+/// `MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, key, ..)` made from
+/// the processes' hosts: one communicator per host, ranks ordered by `key`
+/// then by rank in `comm`, as MPI orders a split.
+///
+/// # Safety
+/// Collective over the real communicator `comm`; `out` as MPI requires.
+pub unsafe fn split_by_host(comm: MPI_Comm, key: c_int, out: *mut MPI_Comm) -> c_int {
+    let mut size: c_int = 0;
+    let mut rank: c_int = 0;
+    // SAFETY: a live communicator; locals as out-parameters.
+    unsafe {
+        PMPI_Comm_size(comm, &mut size);
+        PMPI_Comm_rank(comm, &mut rank);
+    }
+    let mine = host_identity();
+    let mut all = vec![0u64; size.max(0) as usize];
+    // SAFETY: one u64 from each process into a buffer of `size` of them.
+    let rc = unsafe {
+        PMPI_Allgather(
+            &mine as *const u64 as *const std::ffi::c_void,
+            1,
+            k::MPI_UINT64_T(),
+            all.as_mut_ptr() as *mut std::ffi::c_void,
+            1,
+            k::MPI_UINT64_T(),
+            comm,
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        return rc;
+    }
+    let colour = host_colours(&all)[rank as usize];
+    // SAFETY: contract of the function.
+    unsafe { PMPI_Comm_split(comm, colour, key, out) }
+}
+
 /// `MPI_Dist_graph_create` made with `MPI_Dist_graph_create_adjacent`:
 /// every process learns its incoming and outgoing edges from the others
 /// (an all-to-all of the edges each declared), then the graph is made from
@@ -643,6 +698,13 @@ fn prefix(counts: &[c_int]) -> Vec<c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_of_a_split_by_host() {
+        assert_eq!(host_colours(&[7, 9, 7, 3, 9]), [0, 1, 0, 3, 1]);
+        assert_eq!(host_colours(&[5]), [0]);
+        assert!(host_colours(&[]).is_empty());
+    }
 
     #[test]
     fn peer_counts() {

@@ -1451,3 +1451,46 @@ pub unsafe fn MPI_Dist_graph_create(
     }
     rc
 }
+
+/// `MPI_Comm_split_type`. After a migration on Open MPI, a shared-memory
+/// split (`MPI_COMM_TYPE_SHARED`) is made by ferry from the processes'
+/// hosts (see `membership::split_by_host`): Open MPI 4.1.4's own crashes
+/// (`MPI_ERR_TRUNCATE`) or hangs where processes hold different beliefs of
+/// which peers share their node, as spawned processes and the job's first
+/// ones do. Everything else goes to the MPI.
+pub unsafe fn MPI_Comm_split_type(
+    comm: MPI_Comm,
+    split_type: c_int,
+    key: c_int,
+    info: MPI_Info,
+    newcomm: *mut MPI_Comm,
+) -> c_int {
+    let (comm, slot) = handles::comm_in(comm);
+    let mut real_new = handles::comm_null();
+    let ticket = crate::superstep::enter_collective(slot);
+    let comm = ticket.real(comm);
+    let out = if newcomm.is_null() {
+        newcomm
+    } else {
+        &mut real_new
+    };
+    // (`happened` is the same in every process: all take part in every
+    // migration, and a replacement carries its rank's.)
+    let by_host = cfg!(ferry_mpi = "openmpi")
+        && split_type == k::MPI_COMM_TYPE_SHARED()
+        && crate::migration::happened();
+    // SAFETY: the program's arguments, as MPI requires them.
+    let rc = unsafe {
+        if by_host {
+            crate::membership::split_by_host(comm, key, out)
+        } else {
+            PMPI_Comm_split_type(comm, split_type, key, info, out)
+        }
+    };
+    crate::superstep::leave_collective(ticket);
+    if rc == k::MPI_SUCCESS() && !newcomm.is_null() {
+        // SAFETY: the program's out-parameter.
+        unsafe { *newcomm = handles::comm_out(real_new) };
+    }
+    rc
+}

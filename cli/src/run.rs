@@ -145,13 +145,17 @@ pub fn build_plan(
             defaults.push(("OMPI_MCA_rmaps_base_oversubscribe", "1"));
             // No InfiniBand here: keep Open MPI from probing for it noisily.
             defaults.push(("OMPI_MCA_btl", "^openib,ofi"));
-            if hosts.is_some() {
-                // Between hosts over TCP, osc rdma takes one-sided windows
-                // and fails to make them (Open MPI 4.1: TCP has no remote
-                // atomics), and osc ucx over UCX's TCP transport hangs in
-                // MPI_Win_lock: shared memory within a node, pt2pt across.
-                defaults.push(("OMPI_MCA_osc", "sm,pt2pt"));
-            }
+            // One-sided windows through osc pt2pt, in every process: Open
+            // MPI 4.1 picks a window's component in each process from what
+            // it believes of its peers' nodes, beliefs that spawned
+            // processes do not share (docs/migration.md); after a second
+            // migration the processes picked different ones (sm, rdma) and
+            // the library's state window could not be made again. pt2pt
+            // works between any two processes (and between hosts over TCP,
+            // where osc rdma fails: no remote atomics, and osc ucx hangs in
+            // MPI_Win_lock). It needs the target's progress, which the
+            // library's protocol has at its call boundaries.
+            defaults.push(("OMPI_MCA_osc", "pt2pt"));
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
                     launcher_env.push((k.to_string(), OsString::from(v)));
@@ -1002,7 +1006,14 @@ mod tests {
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);
         let keys: Vec<&str> = p.launcher_env.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["OMPI_MCA_rmaps_base_oversubscribe", "OMPI_MCA_btl"]);
+        assert_eq!(
+            keys,
+            [
+                "OMPI_MCA_rmaps_base_oversubscribe",
+                "OMPI_MCA_btl",
+                "OMPI_MCA_osc"
+            ]
+        );
     }
 
     #[test]

@@ -427,11 +427,8 @@ fn run_openmpi_command_line() {
         "{lenv:?}"
     );
     assert!(lenv.contains(&"LD_PRELOAD=unset".to_string()), "{lenv:?}");
-    // Several hosts: one-sided windows not through osc rdma.
-    assert!(
-        lenv.contains(&"OMPI_MCA_osc=sm,pt2pt".to_string()),
-        "{lenv:?}"
-    );
+    // One-sided windows through osc pt2pt (docs/migration.md).
+    assert!(lenv.contains(&"OMPI_MCA_osc=pt2pt".to_string()), "{lenv:?}");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     assert_eq!(

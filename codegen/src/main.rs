@@ -129,6 +129,7 @@ const SPECIAL: &[&str] = &[
     "MPI_Sendrecv_replace",
     "MPI_Comm_get_parent",
     "MPI_Dist_graph_create",
+    "MPI_Comm_split_type",
     "MPI_Comm_create_errhandler",
     "MPI_Errhandler_create",
     "MPI_Comm_set_errhandler",

@@ -1576,18 +1576,7 @@ pub unsafe extern "C" fn MPI_Comm_split(comm: sys::MPI_Comm, color: c_int, key: 
 #[cfg(ferry_has = "MPI_Comm_split_type")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_split_type(comm: sys::MPI_Comm, split_type: c_int, key: c_int, info: sys::MPI_Info, newcomm: *mut sys::MPI_Comm) -> c_int {
-    crate::boundary::guard("MPI_Comm_split_type", crate::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let mut newcomm_real = handles::comm_null();
-        let ticket = superstep::enter_collective(comm_slot);
-        let comm = ticket.real(comm);
-        let rc = PMPI_Comm_split_type(comm, split_type, key, info, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
-        superstep::leave_collective(ticket);
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
-        }
-        rc
-    })
+    crate::boundary::guard("MPI_Comm_split_type", crate::boundary::internal_error(), || special::MPI_Comm_split_type(comm, split_type, key, info, newcomm))
 }
 
 #[cfg(ferry_has = "MPI_Comm_test_inter")]
@@ -8931,4 +8920,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     crate::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime())
 }
 
-// 710 wrappers (Collective: 156, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 445, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 65).
+// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 445, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 66).
