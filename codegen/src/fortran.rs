@@ -834,18 +834,24 @@ pub fn generate(functions: &[Function], source: &str) -> String {
         forwarded.len()
     )
     .unwrap();
-    for (name, why) in &forwarded {
-        writeln!(out, "//   {name}: {why}").unwrap();
-    }
-    writeln!(
-        out,
-        "// Without a Fortran entry point (no Fortran binding, or a Fortran function):"
-    )
-    .unwrap();
-    for (name, why) in &skipped {
-        writeln!(out, "//   {name}: {why}").unwrap();
-    }
+    write_reasons(&mut out, None, &forwarded);
+    write_reasons(
+        &mut out,
+        Some("Without a Fortran entry point (no Fortran binding, or a Fortran function):"),
+        &skipped,
+    );
     out
+}
+
+/// A listing of functions with the reason for each, in the generated
+/// file's closing comment, under `heading` if any.
+fn write_reasons(out: &mut String, heading: Option<&str>, list: &[(String, String)]) {
+    if let Some(h) = heading {
+        writeln!(out, "// {h}").unwrap();
+    }
+    for (name, why) in list {
+        writeln!(out, "//   {name}: {why}").unwrap();
+    }
 }
 
 /// `mpif.h` / `use mpi` functions that get entry points under MPICH,
@@ -974,16 +980,11 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
         forwarded.len()
     )
     .unwrap();
-    for (name, why) in &forwarded {
-        writeln!(out, "//   {name}: {why}").unwrap();
-    }
-    writeln!(
-        out,
-        "// Without a use mpi_f08 entry point (MPICH's own runs, uncounted):"
-    )
-    .unwrap();
-    for (name, why) in &skipped {
-        writeln!(out, "//   {name}: {why}").unwrap();
-    }
+    write_reasons(&mut out, None, &forwarded);
+    write_reasons(
+        &mut out,
+        Some("Without a use mpi_f08 entry point (MPICH's own runs, uncounted):"),
+        &skipped,
+    );
     out
 }
