@@ -1560,6 +1560,25 @@ mod tests {
     }
 
     #[test]
+    fn verdicts_cross_the_wire() {
+        for v in [Verdict::Go, Verdict::NoGo, Verdict::Lost] {
+            assert_eq!(Verdict::from_word(v as u64), v);
+        }
+        // Anything else is no verdict: the replacement is given up.
+        assert_eq!(Verdict::from_word(3), Verdict::Lost);
+        assert_eq!(Verdict::from_word(u64::MAX), Verdict::Lost);
+    }
+
+    #[test]
+    fn the_replacements_answer_decides() {
+        assert_eq!(verdict_of_ack(ACK_OK), Verdict::Go);
+        assert_eq!(verdict_of_ack(ACK_FAILED), Verdict::NoGo);
+        // (a receive given up leaves the buffer as it was: 0)
+        assert_eq!(verdict_of_ack(0), Verdict::Lost);
+        assert_eq!(verdict_of_ack(7), Verdict::Lost);
+    }
+
+    #[test]
     fn long_host_names_are_cut_not_overrun() {
         let long = "h".repeat(400);
         let mut buf = [0u64; OP_WORDS];

@@ -108,7 +108,8 @@ enum Out {
 
 impl Out {
     /// `frozen`: `b` does not change while the image is written (the
-    /// program's heap), so its send may complete later.
+    /// program's heap), so it is sent from where it is (otherwise from a
+    /// copy made now).
     fn write_at(&mut self, b: &[u8], at: u64, frozen: bool) -> Result<(), String> {
         match self {
             Out::File(f) => write_at(f, b, at),

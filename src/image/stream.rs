@@ -39,12 +39,20 @@ fn check(rc: c_int, what: &str) -> Result<(), String> {
 /// completing, no answer from the other side) before it is given up:
 /// `FERRY_TRANSFER_TIMEOUT_MS`, 10 s by default.
 pub fn timeout() -> Duration {
-    let ms = ferry_common::env::var("FERRY_TRANSFER_TIMEOUT_MS")
+    timeout_from(ferry_common::env::var("FERRY_TRANSFER_TIMEOUT_MS").as_deref())
+}
+
+/// The transfer timeout a value of `FERRY_TRANSFER_TIMEOUT_MS` gives
+/// (unset, empty, zero or not a number: the default).
+fn timeout_from(v: Option<&str>) -> Duration {
+    let ms = v
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|&ms| ms > 0)
-        .unwrap_or(10_000);
+        .unwrap_or(DEFAULT_TIMEOUT_MS);
     Duration::from_millis(ms)
 }
+
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 /// Waits for `req` until it completes or `timeout` passes without it
 /// completing: polls, spinning first (a transfer's messages follow each
@@ -122,8 +130,8 @@ impl std::fmt::Display for Stall {
     }
 }
 
-/// Most messages a [`Sender`] keeps in flight (then it waits for them).
-const SLOTS: usize = 512;
+/// Most pieces a [`Sender`] keeps in flight (then it waits for them).
+const SLOTS: usize = 4096;
 
 /// What a [`Sender`] changes while the image is written: outside every
 /// memory the image carries (its own anonymous mapping), so that no
@@ -134,6 +142,10 @@ struct Flight {
     /// send completes).
     heads: [[u64; 2]; SLOTS],
     reqs: [MPI_Request; 2 * SLOTS],
+    /// Copies of the pieces that change while the image is written (see
+    /// [`Sender::send`]): address and length of each mapping.
+    staged: [(usize, usize); SLOTS],
+    nstaged: usize,
     /// Headers and requests in use, requests completed.
     nheads: usize,
     posted: usize,
@@ -143,14 +155,17 @@ struct Flight {
     abandoned: bool,
 }
 
-/// The image's messages to the replacement, nonblocking: the pieces of
-/// the program's heap (frozen while the image is written: nothing of the
-/// program runs and MPI allocates elsewhere) are posted at once and
-/// completed together; every other piece (the stack, data and library
-/// heap, which the writer itself still changes) is completed before the
-/// next is sent, as with blocking sends. Every wait is bounded by
-/// [`timeout`] without progress: a replacement that died or cannot be
-/// reached fails the transfer instead of hanging it.
+/// The image's messages to the replacement, every one posted at once
+/// (nonblocking) and completed together at the end: the pieces of the
+/// program's heap (frozen while the image is written: nothing of the
+/// program runs and MPI allocates elsewhere) straight from memory, every
+/// other piece (the stack, data and library heap, which the writer itself
+/// still changes) from a copy made when it is hashed. No message is posted
+/// after the last piece: on MPICH over UCX a send posted to a process that
+/// died crashes the sender, while sends posted before complete. The wait
+/// is bounded by [`timeout`] without progress: a replacement that died or
+/// cannot be reached fails the transfer (or, on MPICH, its answer never
+/// comes) instead of hanging it.
 ///
 /// Made before the image is written: sending allocates nothing and
 /// changes no memory the image carries.
@@ -218,16 +233,22 @@ impl Sender {
         if f.abandoned {
             return Err("the image was given up".into());
         }
-        if f.nheads == SLOTS || f.posted + 1 + pieces > 2 * SLOTS {
+        if f.nheads == SLOTS || f.nstaged == SLOTS || f.posted + 1 + pieces > 2 * SLOTS {
             // SAFETY: our requests.
             unsafe { self.complete()? };
         }
+        let b: &[u8] = if frozen || b.is_empty() {
+            b
+        } else {
+            self.stage(b)?
+        };
         let f = self.flight();
         f.heads[f.nheads] = [at, b.len() as u64];
         let head = f.heads[f.nheads].as_ptr();
         f.nheads += 1;
         // SAFETY: contract of the function; the header lives in the
-        // mapping until the send completes.
+        // mapping until the send completes, the piece in memory that does
+        // not change (frozen) or in its copy.
         unsafe {
             self.post(head as *const c_void, 2, k::MPI_UINT64_T())?;
             for piece in b.chunks(MAX_MESSAGE) {
@@ -237,11 +258,38 @@ impl Sender {
                     k::MPI_BYTE(),
                 )?;
             }
-            if !frozen {
-                self.complete()?;
-            }
         }
         Ok(())
+    }
+
+    /// A copy of `b` in a mapping of its own (outside the carried memory),
+    /// kept until the messages complete.
+    fn stage(&mut self, b: &[u8]) -> Result<&'static [u8], String> {
+        // SAFETY: an anonymous private mapping of our own.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                b.len(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map room for a piece of the image: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: `p` is `b.len()` fresh bytes; `b` is readable.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p as *mut u8, b.len()) };
+        let f = self.flight();
+        f.staged[f.nstaged] = (p as usize, b.len());
+        f.nstaged += 1;
+        // SAFETY: the copy lives until the messages complete (`complete`
+        // unmaps it) or for ever (given up).
+        Ok(unsafe { std::slice::from_raw_parts(p as *const u8, b.len()) })
     }
 
     /// Posts one message.
@@ -282,6 +330,12 @@ impl Sender {
                 }
             }
         }
+        for i in 0..f.nstaged {
+            let (p, len) = f.staged[i];
+            // SAFETY: a copy made by `stage`, whose messages completed.
+            unsafe { libc::munmap(p as *mut c_void, len) };
+        }
+        f.nstaged = 0;
         f.posted = 0;
         f.done = 0;
         f.nheads = 0;
@@ -384,5 +438,31 @@ pub unsafe fn receive(comm: MPI_Comm, source: c_int, timeout: Duration) -> Resul
             )?;
             done += n;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_timeout_from_the_environment() {
+        let default = Duration::from_millis(DEFAULT_TIMEOUT_MS);
+        assert_eq!(timeout_from(None), default);
+        assert_eq!(timeout_from(Some("")), default);
+        assert_eq!(timeout_from(Some("0")), default);
+        assert_eq!(timeout_from(Some("soon")), default);
+        assert_eq!(timeout_from(Some("-5")), default);
+        assert_eq!(timeout_from(Some("3000")), Duration::from_millis(3000));
+        assert_eq!(timeout_from(Some(" 250 ")), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn stalls_say_what_happened() {
+        assert_eq!(
+            Stall::Timeout(Duration::from_millis(3000)).to_string(),
+            "nothing arrived for 3000 ms"
+        );
+        assert_eq!(Stall::Error(17).to_string(), "MPI error 17");
     }
 }
