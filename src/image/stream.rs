@@ -56,7 +56,8 @@ const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 /// Waits for `req` until it completes or `timeout` passes without it
 /// completing: polls, spinning first (a transfer's messages follow each
-/// other closely), then with naps growing to a millisecond. On a timeout
+/// other closely), then, after [`SPIN`], with naps growing to a
+/// millisecond. On a timeout
 /// the request is given up (cancelled if `cancel`, then freed): the
 /// caller must not reuse its buffer unless it was cancelled.
 ///
@@ -94,8 +95,10 @@ pub unsafe fn wait_bounded(
     }
 }
 
-/// How long a wait polls without sleeping.
-const SPIN: Duration = Duration::from_millis(2);
+/// How long a wait polls without sleeping: longer than any message of a
+/// transfer that moves (napping between the pieces of a transfer slows
+/// it down several times over); only a stalled one sleeps.
+const SPIN: Duration = Duration::from_millis(100);
 
 /// A request given up: cancelled (a receive's buffer is then left alone)
 /// if asked, and freed (MPI completes or drops it on its own).
