@@ -13,16 +13,19 @@
 //!    (rooted at the leaving rank, info key `host`), with the arguments of a
 //!    replacement ([`MARKER`]): the thread level and the descriptor numbers
 //!    to keep free before `MPI_Init`.
-//! 3. **New group.** The leaving rank tells the replacement which rank it
-//!    takes; `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split`
-//!    keyed by the old rank with the leaving process excluded: the
-//!    replacement holds rank j in the new world.
-//! 4. **State transfer.** The leaving process sends its process image
-//!    straight to the replacement ([`crate::image::stream`]): memory, open
-//!    files, signal handlers, and with them the library's own state —
-//!    drained messages, pending operations, handle tables. The replacement
-//!    checks it; every process agrees that it arrived whole, or the
-//!    migration is undone and the old process keeps the rank.
+//! 3. **State transfer**, between the leaving process and the replacement
+//!    alone, over the spawn's communicator: the leaving rank tells it which
+//!    rank it takes and sends its process image ([`crate::image::stream`]:
+//!    memory, open files, signal handlers, and with them the library's own
+//!    state). The replacement checks it and answers; every wait is bounded
+//!    (`FERRY_TRANSFER_TIMEOUT_MS`).
+//! 4. **Verdict and new group.** The leaving process tells every old
+//!    process GO, NOGO (the replacement could not take the image:
+//!    disconnected) or LOST (no answer: its communicator freed, it ends on
+//!    its own); on NOGO and LOST the old process keeps the rank. On GO:
+//!    `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split` keyed
+//!    by the old rank with the leaving process excluded: the replacement
+//!    holds rank j in the new world.
 //! 5. **Restore.** The library moves onto the new world (control
 //!    communicator and state window made again); the replacement copies
 //!    the image into place and returns from the interrupted call, inside
