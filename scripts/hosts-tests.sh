@@ -39,6 +39,21 @@
 #       job has taken it, `ferry migrate --rank 1 --to ferry-h2`: both
 #       happen in that order (events ferry-h2 -> ferry-h4 -> ferry-h2),
 #       each command reports its own move; output equal.
+#   replacement-killed (a fault)
+#       the same job, under a launcher that keeps the job when a spawned
+#       process dies (hydra -disable-auto-cleanup, mpirun
+#       --enable-recovery), FERRY_TRANSFER_TIMEOUT_MS=3000 and $SPARE's
+#       link slowed (tbf 10mbit: the image takes ~2 s); `ferry migrate
+#       --rank 1 --to $SPARE`, and the replacement (argv holds
+#       --ferry-replacement) killed with SIGKILL while its image crosses:
+#       the command fails with the refusal, the job's stderr says the
+#       replacement was given up, a regroup event with
+#       "migration_refused": 1, rank 1 keeps its pid, output equal, exit 0.
+#   link-cut (a fault)
+#       the same, but $SPARE's link is cut (`ip link set eth0 down`) while
+#       the image crosses and brought back 3 s after the refusal: the
+#       leaving process gives up after the deadline, the cut-off
+#       replacement ends on its own; same checks (exit 0).
 # MPICH's UCX leaves a request in its pool when a spawned process
 # finalizes over TCP (also without ferry: spawn + merge + MPI_Finalize with
 # UCX_TLS=tcp,self prints it) and warns on stdout: that line ("UCX  WARN
@@ -60,7 +75,7 @@ for a in "$@"; do
     case "$a" in
         mpich|openmpi) mpis+=("$a") ;;
         all) mpis+=(mpich openmpi) ;;
-        -h|--help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,61p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "hosts-tests.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -212,8 +227,10 @@ test_mpi() (
     plain 3 "$out/heat" "$steps" >"$out/heat.plain.out" 2>"$out/heat.plain.err" </dev/null \
         || { result FAIL heat "$FERRY_MPI" "plain run on $HOSTS failed"; return; }
     # heat_start NAME: starts the job; sets job and fpid ("" job: no start).
+    # (launch_env: VAR=VALUE words for the job, e.g. a launcher wrapper)
+    launch_env=()
     heat_start() {
-        timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS,$SPARE:0" -n 3 \
+        env "${launch_env[@]}" timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS,$SPARE:0" -n 3 \
             --events "$out/$1.events" -- "$out/heat" "$steps" "$pause" \
             >"$out/$1.out" 2>"$out/$1.err" </dev/null &
         fpid=$!
@@ -358,6 +375,80 @@ test_mpi() (
     else
         result PASS "$name" "$FERRY_MPI" "second request while the first ran: $(moves "$out/$name.events")(requests 1, 2), each command reported its own; output identical"
     fi
+
+    # replacement-killed, link-cut: a fault while the image crosses to
+    # $SPARE. The launcher must keep the job when a spawned process dies or
+    # is lost: a wrapper adds the option (hydra -disable-auto-cleanup,
+    # mpirun --enable-recovery). $SPARE's link is slowed so that the
+    # transfer lasts (~2 s for heat's 2.5 MiB).
+    local wrap="$out/mpiexec-keep" fault victim p refused_line
+    if [ "$FERRY_MPI" = mpich ]; then
+        printf '#!/bin/sh\nexec %s -disable-auto-cleanup "$@"\n' "$MPIEXEC" >"$wrap"
+    else
+        printf '#!/bin/sh\nexec %s --enable-recovery "$@"\n' "$MPIEXEC" >"$wrap"
+    fi
+    chmod +x "$wrap"
+    for fault in replacement-killed link-cut; do
+        name=$fault
+        fail="" victim=""
+        tc qdisc replace dev "$SPARE-v" root tbf rate 10mbit burst 32kbit latency 400ms
+        launch_env=(FERRY_MPIEXEC="$wrap" FERRY_TRANSFER_TIMEOUT_MS=3000)
+        heat_start "$name"
+        launch_env=()
+        if [ -z "$fail" ]; then
+            before="$(status_hosts "$job" | awk '$1 == 1 { print $3 }')"
+            "$FERRY_BIN" migrate --job "$job" --rank 1 --to "$SPARE" >"$out/$name.migrate.out" 2>&1 &
+            first_pid=$!
+            # the replacement, once it runs on $SPARE
+            for _ in $(seq 1 500); do
+                for p in $(ip netns pids "$SPARE"); do
+                    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--ferry-replacement' && victim=$p
+                done
+                [ -n "$victim" ] && break
+                sleep 0.02
+            done
+            if [ -z "$victim" ]; then
+                fail="no replacement process appeared on $SPARE"
+            else
+                # its MPI_Init (~0.2 s here), then the image crosses (~2 s)
+                sleep 0.8
+                if [ "$fault" = replacement-killed ]; then
+                    kill -9 "$victim"
+                else
+                    ip netns exec "$SPARE" ip link set eth0 down
+                fi
+            fi
+            wait "$first_pid" && fail="${fail:-ferry migrate succeeded although the replacement was $([ "$fault" = link-cut ] && echo cut off || echo killed) ($out/$name.migrate.out)}"
+            if [ "$fault" = link-cut ]; then
+                sleep 3
+                ip netns exec "$SPARE" ip link set eth0 up
+            fi
+            after="$(status_hosts "$job" | awk '$1 == 1 { print $3 }')"
+            refused_line="$(grep -m 1 'migration of rank 1 to .* refused' "$out/$name.err")"
+            if [ -n "$fail" ]; then
+                :
+            elif ! grep -q 'refused' "$out/$name.migrate.out"; then
+                fail="ferry migrate did not report a refusal ($out/$name.migrate.out)"
+            elif [ -z "$refused_line" ]; then
+                fail="the job's stderr does not say why the migration was refused ($out/$name.err)"
+            elif [ "$before" != "$after" ]; then
+                fail="rank 1 changed process ($before -> $after) although the migration was refused"
+            fi
+        fi
+        heat_end "$name"
+        ip netns exec "$SPARE" ip link set eth0 up 2>/dev/null
+        tc qdisc del dev "$SPARE-v" root 2>/dev/null
+        if [ -z "$fail" ] && ! grep -q '"event":"regroup".*"migration_refused":1' "$out/$name.events"; then
+            fail="no regroup event with \"migration_refused\":1 ($out/$name.events)"
+        elif [ -z "$fail" ] && [ -n "$(moves "$out/$name.events")" ]; then
+            fail="a migrate event although the migration was refused ($out/$name.events)"
+        fi
+        if [ -n "$fail" ]; then
+            result FAIL "$name" "$FERRY_MPI" "$fail"
+        else
+            result PASS "$name" "$FERRY_MPI" "replacement pid $victim on $SPARE $([ "$fault" = link-cut ] && echo "cut off (link down, up again 3 s after the refusal)" || echo killed) during the transfer: ${refused_line#*: }; rank 1 kept pid $before; output identical, exit 0"
+        fi
+    done
 )
 
 start=$(date +%s)

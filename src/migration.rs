@@ -13,16 +13,19 @@
 //!    (rooted at the leaving rank, info key `host`), with the arguments of a
 //!    replacement ([`MARKER`]): the thread level and the descriptor numbers
 //!    to keep free before `MPI_Init`.
-//! 3. **New group.** The leaving rank tells the replacement which rank it
-//!    takes; `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split`
-//!    keyed by the old rank with the leaving process excluded: the
-//!    replacement holds rank j in the new world.
-//! 4. **State transfer.** The leaving process sends its process image
-//!    straight to the replacement ([`crate::image::stream`]): memory, open
-//!    files, signal handlers, and with them the library's own state —
-//!    drained messages, pending operations, handle tables. The replacement
-//!    checks it; every process agrees that it arrived whole, or the
-//!    migration is undone and the old process keeps the rank.
+//! 3. **State transfer**, between the leaving process and the replacement
+//!    alone, over the spawn's communicator: the leaving rank tells it which
+//!    rank it takes and sends its process image ([`crate::image::stream`]:
+//!    memory, open files, signal handlers, and with them the library's own
+//!    state). The replacement checks it and answers; every wait is bounded
+//!    (`FERRY_TRANSFER_TIMEOUT_MS`).
+//! 4. **Verdict and new group.** The leaving process tells every old
+//!    process GO, NOGO (the replacement could not take the image:
+//!    disconnected) or LOST (no answer: its communicator freed, it ends on
+//!    its own); on NOGO and LOST the old process keeps the rank. On GO:
+//!    `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split` keyed
+//!    by the old rank with the leaving process excluded: the replacement
+//!    holds rank j in the new world.
 //! 5. **Restore.** The library moves onto the new world (control
 //!    communicator and state window made again); the replacement copies
 //!    the image into place and returns from the interrupted call, inside
@@ -48,6 +51,10 @@ pub const MARKER: &str = "--ferry-replacement";
 const TAG_HELLO: c_int = 0x6673;
 const TAG_FINISH: c_int = 0x6674;
 const TAG_JOIN: c_int = 0x6675;
+/// Tags of the replacement's answer once it has the image, and of the
+/// leaving process's verdict to it.
+const TAG_ACK: c_int = 0x6676;
+const TAG_VERDICT: c_int = 0x6677;
 
 /// Where a rank is asked to go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -480,6 +487,7 @@ const F_PARENT: usize = 6;
 const F_WORLD: usize = 7;
 const F_TRANSFER_US: usize = 8;
 const F_SPAWNED_AT: usize = 9;
+const F_GROUP_US: usize = 10;
 
 /// Logical OR over `comm`, waited for without holding a core where MPI
 /// allows (see [`crate::control::napping`]).
@@ -683,17 +691,17 @@ pub unsafe fn run(
         return Moved::Stayed;
     }
     let spawn_us = t_spawn.elapsed().as_micros() as u64;
-    // 3. New group: merge with the replacement, split keyed by the old
-    // ranks.
-    let t_group = Instant::now();
-    let mut inter = k::MPI_COMM_NULL();
-    let mut merged = k::MPI_COMM_NULL();
-    let mut world = k::MPI_COMM_NULL();
-    // SAFETY: the communicators just made; collectives over them, with
-    // the replacement doing the matching calls in `join`.
-    unsafe {
-        if leaving {
-            let hello: [c_int; 2] = [rank, size];
+    // 3. State transfer, between the leaving process and the replacement
+    // alone (over the spawn's communicator): whatever the replacement
+    // does (dies, becomes unreachable, fails its checks) is settled here,
+    // before any other process talks to it.
+    let t_transfer = Instant::now();
+    let mut verdict = Verdict::Lost;
+    if leaving {
+        let hello: [c_int; 2] = [rank, size];
+        // SAFETY: two integers to the replacement, just spawned (a short
+        // message: it leaves at once, the replacement alive or not).
+        unsafe {
             PMPI_Send(
                 hello.as_ptr() as *const c_void,
                 2,
@@ -701,8 +709,103 @@ pub unsafe fn run(
                 0,
                 TAG_HELLO,
                 spawned,
-            );
+            )
+        };
+        run_hooks(Hook::Leave);
+        // The library's own messages must be delivered before the image.
+        flush();
+        crate::special::wtime_captured();
+        let level = crate::control::thread_level();
+        MIGRATIONS.fetch_add(1, Ordering::SeqCst);
+        let outcome = crate::image::capture::capture(
+            crate::image::capture::Destination::Peer {
+                comm: spawned,
+                rank: 0,
+            },
+            rank,
+            size,
+            level,
+        );
+        verdict = match outcome {
+            crate::image::capture::Outcome::Resumed => {
+                // SAFETY: this is the replacement, right after the jump.
+                return unsafe { resumed(t, &from_host, spawn_us) };
+            }
+            crate::image::capture::Outcome::Written(stats) => {
+                log::info!(
+                    "rank {rank}: image of {:.1} MiB sent to the replacement in {:.1} ms",
+                    stats.image_bytes as f64 / (1 << 20) as f64,
+                    stats.micros as f64 / 1e3
+                );
+                // SAFETY: the spawn's live intercommunicator.
+                match unsafe { await_ack(spawned, crate::image::stream::timeout()) } {
+                    Ok(v) => v,
+                    Err(e) => {
+                        say(&format!(
+                            "migration of rank {rank} to {host} refused: the replacement did not confirm the image ({e}); it is given up and the job goes on here"
+                        ));
+                        Verdict::Lost
+                    }
+                }
+            }
+            crate::image::capture::Outcome::Failed(e) => {
+                say(&format!(
+                    "migration of rank {rank} to {host} refused: cannot send the image: {e}; the replacement is given up and the job goes on here"
+                ));
+                Verdict::Lost
+            }
+        };
+        if verdict == Verdict::NoGo {
+            say(&format!(
+                "migration of rank {rank} to {host} refused: the replacement could not take the image; the job goes on here"
+            ));
         }
+    }
+    // 4. Every old process learns the verdict (the replacement too, unless
+    // it is lost).
+    // SAFETY: collective over the old control communicator, rooted at the
+    // leaving rank.
+    let verdict = match unsafe { bcast_napping(control, t.rank, verdict as u64) } {
+        Ok(v) => Verdict::from_word(v),
+        Err(_) => Verdict::Lost,
+    };
+    let transfer_us = t_transfer.elapsed().as_micros() as u64;
+    if leaving && verdict != Verdict::Lost {
+        let word = verdict as u64;
+        // SAFETY: one integer to the replacement, which answered and waits
+        // for it (a short message).
+        unsafe {
+            PMPI_Send(
+                &word as *const u64 as *const c_void,
+                1,
+                k::MPI_UINT64_T(),
+                0,
+                TAG_VERDICT,
+                spawned,
+            )
+        };
+    }
+    if verdict != Verdict::Go {
+        if leaving {
+            MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
+        }
+        if spawned != k::MPI_COMM_NULL() {
+            // SAFETY: the spawn's intercommunicator, held by the processes
+            // of the spawn: disconnected with a replacement that answered,
+            // only freed without one (a disconnect would wait for it).
+            unsafe { drop_spawned(&mut spawned, verdict) };
+        }
+        return Moved::Stayed;
+    }
+    // 5. New group (the replacement answered and has its image): merge
+    // with it, split keyed by the old ranks.
+    let t_group = Instant::now();
+    let mut inter = k::MPI_COMM_NULL();
+    let mut merged = k::MPI_COMM_NULL();
+    let mut world = k::MPI_COMM_NULL();
+    // SAFETY: the communicators just made; collectives over them, with
+    // the replacement doing the matching calls in `join`.
+    unsafe {
         if SPAWN_ALONE {
             // The replacement joins everyone through the leaving process:
             // an intercommunicator from the control communicator to it,
@@ -736,92 +839,116 @@ pub unsafe fn run(
             &mut world,
         );
     }
-    let mut group_us = t_group.elapsed().as_micros() as u64;
-    // 4. State transfer: the leaving process sends its image.
     if leaving {
-        run_hooks(Hook::Leave);
-        // The library's own messages must be delivered before the image.
-        flush();
-        crate::special::wtime_captured();
-        let level = crate::control::thread_level();
-        let child = size; // the replacement's rank in the merged communicator
-        MIGRATIONS.fetch_add(1, Ordering::SeqCst);
-        let outcome = crate::image::capture::capture(
-            crate::image::capture::Destination::Peer {
-                comm: merged,
-                rank: child,
-            },
-            rank,
-            size,
-            level,
-        );
-        match outcome {
-            crate::image::capture::Outcome::Resumed => {
-                // SAFETY: this is the replacement, right after the jump.
-                return unsafe { resumed(t, &from_host, spawn_us, group_us) };
-            }
-            crate::image::capture::Outcome::Written(stats) => {
-                // SAFETY: collective over the merged communicator.
-                if unsafe { any(merged, false) } {
-                    MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
-                    say(&format!(
-                        "migration of rank {rank} failed: the replacement could not take the image; the job goes on here"
-                    ));
-                    // SAFETY: every member of the migration undoes it.
-                    unsafe { undo(inter, merged, world) };
-                    return Moved::Stayed;
-                }
-                log::info!(
-                    "rank {rank}: image of {:.1} MiB sent to the replacement in {:.1} ms",
-                    stats.image_bytes as f64 / (1 << 20) as f64,
-                    stats.micros as f64 / 1e3
-                );
-                // SAFETY: collective with the other old processes.
-                unsafe { crate::control::leave() };
-                keep(epoch(), inter, merged);
-                // SAFETY: the rank lives on in the replacement.
-                unsafe { dormant(merged, child, inter) }
-            }
-            crate::image::capture::Outcome::Failed(e) => {
-                MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
-                say(&format!(
-                    "migration of rank {rank} failed: cannot send the image: {e}; the job goes on here"
-                ));
-                // SAFETY: the replacement waits for the image's end.
-                unsafe {
-                    let _ = crate::image::stream::end(merged, child, 0);
-                    any(merged, true);
-                    undo(inter, merged, world);
-                }
-                return Moved::Stayed;
-            }
-        }
+        // SAFETY: collective with the other old processes.
+        unsafe { crate::control::leave() };
+        keep(epoch(), inter, merged);
+        // SAFETY: the rank lives on in the replacement (its rank in the
+        // merged communicator: after every old process).
+        unsafe { dormant(merged, size, inter) }
     }
-    // The others: did the image arrive whole?
-    let t_wait = Instant::now();
-    // SAFETY: collective over the merged communicator.
-    if unsafe { any(merged, false) } {
-        say(&format!(
-            "migration of rank {} failed: the image did not reach the replacement; rank {} goes on in its old process",
-            t.rank, t.rank
-        ));
-        // SAFETY: every member of the migration undoes it.
-        unsafe { undo(inter, merged, world) };
-        return Moved::Stayed;
-    }
-    let transfer_us = t_wait.elapsed().as_micros() as u64;
-    // 5. The library moves onto the new world.
-    let t_open = Instant::now();
+    // 6. The library moves onto the new world.
     keep(epoch(), inter, merged);
     // SAFETY: collective over the new world (with the replacement), then
     // over the old control communicator (with the leaving process).
     unsafe { crate::control::move_to_world(world) };
-    group_us += t_open.elapsed().as_micros() as u64;
+    let group_us = t_group.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
     Moved::Yes {
         new_world: world,
         replacement: false,
+    }
+}
+
+/// How the transfer to the replacement ended, as the leaving process saw
+/// it (told to every old process, and to the replacement unless lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+enum Verdict {
+    /// The replacement has the image and checked it: the rank moves.
+    Go = 0,
+    /// The replacement answered that it could not take the image: it is
+    /// disconnected cleanly and finalizes.
+    NoGo = 1,
+    /// No answer in time, or the image could not be sent: the replacement
+    /// is given up without a word (its communicator freed, not
+    /// disconnected); it ends on its own.
+    Lost = 2,
+}
+
+impl Verdict {
+    fn from_word(w: u64) -> Verdict {
+        match w {
+            0 => Verdict::Go,
+            1 => Verdict::NoGo,
+            _ => Verdict::Lost,
+        }
+    }
+}
+
+/// The replacement's answer once it has the image (see `join`).
+const ACK_OK: u64 = 1;
+const ACK_FAILED: u64 = 2;
+
+/// What the answer `word` of the replacement means.
+fn verdict_of_ack(word: u64) -> Verdict {
+    match word {
+        ACK_OK => Verdict::Go,
+        ACK_FAILED => Verdict::NoGo,
+        _ => Verdict::Lost,
+    }
+}
+
+/// The leaving process waits for the replacement's answer on `spawned`,
+/// at most `timeout`.
+unsafe fn await_ack(spawned: MPI_Comm, timeout: Duration) -> Result<Verdict, String> {
+    // MPI may still write into it after a receive given up: its own box,
+    // leaked then.
+    let mut word = Box::new(0u64);
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: a receive of one integer into the box.
+    let rc = unsafe {
+        PMPI_Irecv(
+            &mut *word as *mut u64 as *mut c_void,
+            1,
+            k::MPI_UINT64_T(),
+            0,
+            TAG_ACK,
+            spawned,
+            &mut req,
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        return Err(format!("MPI error {rc}"));
+    }
+    // SAFETY: the request just made.
+    match unsafe { crate::image::stream::wait_bounded(&mut req, timeout, true) } {
+        Ok(()) => Ok(verdict_of_ack(*word)),
+        Err(e) => {
+            Box::leak(word);
+            Err(match e {
+                crate::image::stream::Stall::Timeout(d) => {
+                    format!("no answer within {} ms", d.as_millis())
+                }
+                other => other.to_string(),
+            })
+        }
+    }
+}
+
+/// The spawn's intercommunicator after a migration that did not happen:
+/// disconnected (with the replacement, which does the same) when it
+/// answered, freed when it is lost (`MPI_Comm_disconnect` would wait for
+/// it forever; freeing lets the job go on and finalize).
+unsafe fn drop_spawned(spawned: &mut MPI_Comm, verdict: Verdict) {
+    // SAFETY: a live communicator of this process.
+    unsafe {
+        if verdict == Verdict::NoGo {
+            PMPI_Comm_disconnect(spawned);
+        } else {
+            PMPI_Comm_free(spawned);
+        }
     }
 }
 
@@ -929,20 +1056,6 @@ fn error_string(rc: c_int) -> String {
     )
 }
 
-/// A migration that failed after the spawn: the new world and the
-/// replacement are given up. Every member of the merged communicator
-/// (the replacement included) calls it.
-unsafe fn undo(mut inter: MPI_Comm, mut merged: MPI_Comm, mut world: MPI_Comm) {
-    // SAFETY: our communicators, live or null.
-    unsafe {
-        if world != k::MPI_COMM_NULL() {
-            PMPI_Comm_free(&mut world);
-        }
-        PMPI_Comm_disconnect(&mut merged);
-        PMPI_Comm_disconnect(&mut inter);
-    }
-}
-
 /// The measures of the migration go to everyone (the leader writes the
 /// event): the replacement's own, broadcast from its rank.
 unsafe fn exchange_report(
@@ -1016,8 +1129,9 @@ unsafe fn exchange_report(
 
 /// In the replacement, right after the jump: it takes its own MPI objects
 /// and joins the others on the new world.
-unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64, group_us: u64) -> Moved {
+unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     let fresh = crate::image::restore::fresh_values();
+    let group_us = fresh[F_GROUP_US];
     REPLACEMENT.store(true, Ordering::SeqCst);
     crate::control::adopt(&fresh);
     crate::special::wtime_resumed();
@@ -1231,29 +1345,94 @@ pub fn replacement_main(args: &[String]) -> i32 {
     }
 }
 
-/// The replacement's side of the handshake, group and transfer.
+/// The replacement's side of the handshake, transfer, verdict and group.
+/// `Err`: the migration was refused and this process is disconnected from
+/// the job (it finalizes); a replacement cut off from the leaving process
+/// ends on its own ([`cut_off`]).
 unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, String> {
     let mut spawned = k::MPI_COMM_NULL();
+    let timeout = crate::image::stream::timeout();
+    // SAFETY: MPI is up.
+    unsafe { PMPI_Comm_get_parent(&mut spawned) };
+    if spawned == k::MPI_COMM_NULL() {
+        return Err("started without a parent job (not by ferry)".into());
+    }
+    // SAFETY: the parent intercommunicator.
+    unsafe { PMPI_Comm_set_errhandler(spawned, k::MPI_ERRORS_RETURN()) };
+    // (the leaving process's rank among the spawning ones: alone, or its
+    // rank in the job)
+    let from = if SPAWN_ALONE { 0 } else { k::MPI_ANY_SOURCE() };
     let mut hello: [c_int; 2] = [0; 2];
-    let mut parent = k::MPI_COMM_NULL();
-    let mut merged = k::MPI_COMM_NULL();
-    let mut world = k::MPI_COMM_NULL();
-    // SAFETY: MPI is up; the parents are in the matching calls (`run`).
-    unsafe {
-        PMPI_Comm_get_parent(&mut spawned);
-        if spawned == k::MPI_COMM_NULL() {
-            return Err("started without a parent job (not by ferry)".into());
-        }
-        PMPI_Recv(
+    // SAFETY: a bounded receive of two integers into a local that outlives
+    // it unless it is given up, and then this process ends.
+    if let Err(e) = unsafe {
+        receive_bounded(
+            spawned,
             hello.as_mut_ptr() as *mut c_void,
             2,
             k::MPI_INT(),
-            // (the leaving process's rank among the spawning ones)
-            if SPAWN_ALONE { 0 } else { k::MPI_ANY_SOURCE() },
+            from,
             TAG_HELLO,
+            timeout,
+        )
+    } {
+        cut_off(&format!("no word from the leaving process ({e})"));
+    }
+    let [rank, _size] = hello;
+    crate::logging::set_rank(rank);
+    let leaving = if SPAWN_ALONE { 0 } else { rank };
+    let t_transfer = Instant::now();
+    // SAFETY: the leaving process sends its image on the spawn's
+    // communicator.
+    let received = unsafe { crate::image::stream::receive(spawned, leaving, timeout) };
+    let transfer_us = t_transfer.elapsed().as_micros() as u64;
+    let received = match received {
+        Ok(r) => r,
+        Err(e) => cut_off(&e),
+    };
+    // The restore proper is measured from here: check, copy, jump.
+    let restore_started = crate::image::restore::now_us();
+    let prepared = crate::image::restore::prepare(received);
+    let ack: u64 = if prepared.is_ok() { ACK_OK } else { ACK_FAILED };
+    let mut verdict: u64 = u64::MAX;
+    // SAFETY: one integer each way with the leaving process, bounded; the
+    // buffers are locals that outlive the calls unless given up, and then
+    // this process ends.
+    unsafe {
+        if let Err(e) = send_bounded(spawned, &ack, leaving, TAG_ACK, timeout) {
+            cut_off(&format!("cannot answer the leaving process ({e})"));
+        }
+        // The leaving process waits for the answer at most `timeout`, then
+        // tells the job and this process.
+        if let Err(e) = receive_bounded(
             spawned,
-            k::MPI_STATUS_IGNORE(),
-        );
+            &mut verdict as *mut u64 as *mut c_void,
+            1,
+            k::MPI_UINT64_T(),
+            leaving,
+            TAG_VERDICT,
+            timeout * 2 + Duration::from_secs(1),
+        ) {
+            cut_off(&format!("no verdict from the leaving process ({e})"));
+        }
+    }
+    let prepared = match (prepared, Verdict::from_word(verdict)) {
+        (Ok(p), Verdict::Go) => p,
+        (outcome, _) => {
+            // SAFETY: the leaving process disconnects too (NoGo).
+            unsafe { PMPI_Comm_disconnect(&mut spawned) };
+            return Err(match outcome {
+                Err(e) => e,
+                Ok(_) => "the migration was given up by the job".into(),
+            });
+        }
+    };
+    let t_group = Instant::now();
+    let mut parent = k::MPI_COMM_NULL();
+    let mut merged = k::MPI_COMM_NULL();
+    let mut world = k::MPI_COMM_NULL();
+    // SAFETY: collectives with the parents, in their order (`run`).
+    unsafe {
         if SPAWN_ALONE {
             // Through the leaving process (see `run`).
             let mut pair = k::MPI_COMM_NULL();
@@ -1266,33 +1445,8 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
         }
         PMPI_Intercomm_merge(parent, 1, &mut merged);
         PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
-        PMPI_Comm_split(merged, 0, hello[0], &mut world);
+        PMPI_Comm_split(merged, 0, rank, &mut world);
     }
-    let [rank, _size] = hello;
-    crate::logging::set_rank(rank);
-    let t_transfer = Instant::now();
-    // SAFETY: the leaving process (rank `rank` of the merged communicator)
-    // sends its image.
-    let received = unsafe { crate::image::stream::receive(merged, rank) };
-    let transfer_us = t_transfer.elapsed().as_micros() as u64;
-    // The restore proper is measured from here: check, copy, jump.
-    let restore_started = crate::image::restore::now_us();
-    let prepared = received.and_then(crate::image::restore::prepare);
-    // SAFETY: collective over the merged communicator.
-    let bad = unsafe { any(merged, prepared.is_err()) };
-    let prepared = match prepared {
-        Ok(p) if !bad => p,
-        Ok(_) => {
-            // SAFETY: every member undoes the migration.
-            unsafe { undo(parent, merged, world) };
-            return Err("the migration was given up by the job".into());
-        }
-        Err(e) => {
-            // SAFETY: as above.
-            unsafe { undo(parent, merged, world) };
-            return Err(e);
-        }
-    };
     // The library's objects on the new world, made with the others.
     JOINING.store(true, Ordering::SeqCst);
     // SAFETY: collective over the new world.
@@ -1304,8 +1458,77 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     fresh[F_WORLD] = crate::control::handle_bits(world);
     fresh[F_TRANSFER_US] = transfer_us;
     fresh[F_SPAWNED_AT] = started;
+    fresh[F_GROUP_US] = t_group.elapsed().as_micros() as u64;
     let _ = (started, init_us);
     Err(prepared.jump(fresh, restore_started, 0))
+}
+
+/// A bounded receive (see [`crate::image::stream::wait_bounded`]).
+///
+/// # Safety
+/// `buf` holds `n` of `ty` and outlives the receive (given up: cancelled).
+unsafe fn receive_bounded(
+    comm: MPI_Comm,
+    buf: *mut c_void,
+    n: c_int,
+    ty: MPI_Datatype,
+    source: c_int,
+    tag: c_int,
+    timeout: Duration,
+) -> Result<(), crate::image::stream::Stall> {
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: contract of the function.
+    let rc = unsafe { PMPI_Irecv(buf, n, ty, source, tag, comm, &mut req) };
+    if rc != k::MPI_SUCCESS() {
+        return Err(crate::image::stream::Stall::Error(rc));
+    }
+    // SAFETY: the request just made.
+    unsafe { crate::image::stream::wait_bounded(&mut req, timeout, true) }
+}
+
+/// A bounded send of one integer.
+///
+/// # Safety
+/// `word` outlives the send unless it is given up (and then the process
+/// ends without returning to its owner).
+unsafe fn send_bounded(
+    comm: MPI_Comm,
+    word: &u64,
+    dest: c_int,
+    tag: c_int,
+    timeout: Duration,
+) -> Result<(), crate::image::stream::Stall> {
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: contract of the function.
+    let rc = unsafe {
+        PMPI_Isend(
+            word as *const u64 as *const c_void,
+            1,
+            k::MPI_UINT64_T(),
+            dest,
+            tag,
+            comm,
+            &mut req,
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        return Err(crate::image::stream::Stall::Error(rc));
+    }
+    // SAFETY: the request just made.
+    unsafe { crate::image::stream::wait_bounded(&mut req, timeout, false) }
+}
+
+/// A replacement cut off from the leaving process (its host unreachable,
+/// or the leaving process gave it up): the job has gone on without it, so
+/// it ends on its own, at once and with status 0, without `MPI_Finalize`
+/// (which would wait for processes it cannot reach). See docs/migration.md
+/// for what each launcher then does.
+fn cut_off(why: &str) -> ! {
+    crate::image::startup::early_warn(&format!(
+        "replacement: {why}; the migration is given up, this process ends"
+    ));
+    // SAFETY: ends this process; nothing of the program runs here.
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]
@@ -1337,6 +1560,25 @@ mod tests {
             encode(&op, &mut buf);
             assert_eq!(decode(&buf), op);
         }
+    }
+
+    #[test]
+    fn verdicts_cross_the_wire() {
+        for v in [Verdict::Go, Verdict::NoGo, Verdict::Lost] {
+            assert_eq!(Verdict::from_word(v as u64), v);
+        }
+        // Anything else is no verdict: the replacement is given up.
+        assert_eq!(Verdict::from_word(3), Verdict::Lost);
+        assert_eq!(Verdict::from_word(u64::MAX), Verdict::Lost);
+    }
+
+    #[test]
+    fn the_replacements_answer_decides() {
+        assert_eq!(verdict_of_ack(ACK_OK), Verdict::Go);
+        assert_eq!(verdict_of_ack(ACK_FAILED), Verdict::NoGo);
+        // (a receive given up leaves the buffer as it was: 0)
+        assert_eq!(verdict_of_ack(0), Verdict::Lost);
+        assert_eq!(verdict_of_ack(7), Verdict::Lost);
     }
 
     #[test]

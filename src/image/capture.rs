@@ -103,18 +103,19 @@ pub enum Destination<'a> {
 /// The writer's output.
 enum Out {
     File(std::fs::File),
-    Peer {
-        comm: crate::sys::MPI_Comm,
-        rank: std::ffi::c_int,
-    },
+    Peer(stream::Sender),
 }
 
 impl Out {
-    fn write_at(&self, b: &[u8], at: u64) -> Result<(), String> {
+    /// `frozen`: `b` does not change while the image is written (the
+    /// program's heap), so it is sent from where it is (otherwise from a
+    /// copy made now).
+    fn write_at(&mut self, b: &[u8], at: u64, frozen: bool) -> Result<(), String> {
         match self {
             Out::File(f) => write_at(f, b, at),
-            // SAFETY: a live communicator of this process; `b` is readable.
-            Out::Peer { comm, rank } => unsafe { stream::send(*comm, *rank, b, at) },
+            // SAFETY: a live communicator of this process; `b` is readable
+            // and, when `frozen`, stays so and unchanged until `finish`.
+            Out::Peer(s) => unsafe { s.send(b, at, frozen) },
         }
     }
 }
@@ -168,7 +169,10 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
                 Err(e) => return Outcome::Failed(format!("cannot create {}: {e}", tmp.display())),
             }
         }
-        Destination::Peer { comm, rank } => (Out::Peer { comm, rank }, PathBuf::new(), None),
+        Destination::Peer { comm, rank } => match stream::Sender::new(comm, rank) {
+            Ok(s) => (Out::Peer(s), PathBuf::new(), None),
+            Err(e) => return Outcome::Failed(e),
+        },
     };
     let objects = elf::objects();
     let (exe_path, exe_hash, ferry_path, ferry_hash) = identity();
@@ -312,7 +316,7 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         for (i, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
             let at = offset + (i * WRITE_CHUNK) as u64;
             hasher.update(chunk);
-            job.out.write_at(chunk, at)?;
+            job.out.write_at(chunk, at, kind == Kind::ProgramHeap)?;
             if let (true, Out::File(f)) = (job.fsync, &job.out) {
                 use std::os::fd::AsRawFd;
                 // SAFETY: a hint to the kernel on our own file.
@@ -336,9 +340,9 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         offset = page_up((offset + len as u64) as usize) as u64;
     }
     let hb = job.header.encode();
-    job.out.write_at(&hb, offset)?;
+    job.out.write_at(&hb, offset, false)?;
     let t = format::trailer(offset, &hb);
-    job.out.write_at(&t, offset + hb.len() as u64)?;
+    job.out.write_at(&t, offset + hb.len() as u64, false)?;
     job.file_bytes = offset + (hb.len() + t.len()) as u64;
     match &mut job.out {
         Out::File(f) => {
@@ -348,8 +352,9 @@ fn write_all(job: &mut Job) -> Result<(), String> {
             }
             f.flush().ok();
         }
-        // SAFETY: as every piece before it.
-        Out::Peer { comm, rank } => unsafe { stream::end(*comm, *rank, job.file_bytes)? },
+        // SAFETY: as every piece before it; every message is delivered
+        // before the writer returns (and the memory may change again).
+        Out::Peer(s) => unsafe { s.finish(job.file_bytes)? },
     }
     Ok(())
 }
