@@ -40,8 +40,8 @@
 #       happen in that order (events ferry-h2 -> ferry-h4 -> ferry-h2),
 #       each command reports its own move; output equal.
 #   replacement-killed (a fault)
-#       the same job, under a launcher that keeps the job when a spawned
-#       process dies (hydra -disable-auto-cleanup, mpirun
+#       the same job (`ferry run` has the launcher keep the job when a
+#       spawned process dies: hydra -disable-auto-cleanup, mpirun
 #       --enable-recovery), FERRY_TRANSFER_TIMEOUT_MS=3000 and $SPARE's
 #       link slowed (tbf 10mbit: the image takes ~2 s); `ferry migrate
 #       --rank 1 --to $SPARE`, and the replacement (argv holds
@@ -227,7 +227,7 @@ test_mpi() (
     plain 3 "$out/heat" "$steps" >"$out/heat.plain.out" 2>"$out/heat.plain.err" </dev/null \
         || { result FAIL heat "$FERRY_MPI" "plain run on $HOSTS failed"; return; }
     # heat_start NAME: starts the job; sets job and fpid ("" job: no start).
-    # (launch_env: VAR=VALUE words for the job, e.g. a launcher wrapper)
+    # (launch_env: VAR=VALUE words for the job's environment)
     launch_env=()
     heat_start() {
         env "${launch_env[@]}" timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS,$SPARE:0" -n 3 \
@@ -377,22 +377,16 @@ test_mpi() (
     fi
 
     # replacement-killed, link-cut: a fault while the image crosses to
-    # $SPARE. The launcher must keep the job when a spawned process dies or
-    # is lost: a wrapper adds the option (hydra -disable-auto-cleanup,
-    # mpirun --enable-recovery). $SPARE's link is slowed so that the
-    # transfer lasts (~2 s for heat's 2.5 MiB).
-    local wrap="$out/mpiexec-keep" fault victim p refused_line
-    if [ "$FERRY_MPI" = mpich ]; then
-        printf '#!/bin/sh\nexec %s -disable-auto-cleanup "$@"\n' "$MPIEXEC" >"$wrap"
-    else
-        printf '#!/bin/sh\nexec %s --enable-recovery "$@"\n' "$MPIEXEC" >"$wrap"
-    fi
-    chmod +x "$wrap"
+    # $SPARE. (`ferry run` tells the launcher to keep the job when a
+    # spawned process dies or is lost: hydra -disable-auto-cleanup, mpirun
+    # --enable-recovery.) $SPARE's link is slowed so that the transfer
+    # lasts (~2 s for heat's 2.5 MiB).
+    local fault victim p refused_line
     for fault in replacement-killed link-cut; do
         name=$fault
         fail="" victim=""
         tc qdisc replace dev "$SPARE-v" root tbf rate 10mbit burst 32kbit latency 400ms
-        launch_env=(FERRY_MPIEXEC="$wrap" FERRY_TRANSFER_TIMEOUT_MS=3000)
+        launch_env=(FERRY_TRANSFER_TIMEOUT_MS=3000)
         heat_start "$name"
         launch_env=()
         if [ -z "$fail" ]; then
