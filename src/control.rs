@@ -249,7 +249,55 @@ pub fn start(provided: c_int) {
         Ordering::Relaxed,
     );
     report_status("running");
+    record_exit_status();
     state().next_event.store(next_scheduled(), Ordering::SeqCst);
+}
+
+/// This rank, for [`on_exit`] (the runtime is gone by then).
+static EXIT_RANK: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Has the program's exit status written to `rank-R.exit` in the job
+/// directory when this process exits (not when it leaves its rank: that
+/// one ends with `_exit`). Open MPI's launcher, told to keep a job whose
+/// process dies (`--enable-recovery`, so that a migration can lose its
+/// replacement), exits 0 whatever its ranks' statuses: `ferry run` reads
+/// them from here. Called once in each process that holds a rank: at
+/// `MPI_Init`, and in a replacement once it has resumed (the list of exit
+/// handlers is the C library's, not carried by the image).
+pub fn record_exit_status() {
+    let Some(rt) = runtime() else { return };
+    if ferry_common::job::JobDir::from_env().is_none() {
+        return;
+    }
+    EXIT_RANK.store(rt.world_rank, Ordering::Relaxed);
+    extern "C" {
+        // glibc's: like atexit, with the status given to `exit`.
+        fn on_exit(
+            function: extern "C" fn(c_int, *mut std::ffi::c_void),
+            arg: *mut std::ffi::c_void,
+        ) -> c_int;
+    }
+    // SAFETY: registers a function of this library, which stays loaded
+    // until the process ends; no argument.
+    if unsafe { on_exit(exit_recorder, std::ptr::null_mut()) } != 0 {
+        log::debug!("cannot register the exit status recorder");
+    }
+}
+
+extern "C" fn exit_recorder(status: c_int, _arg: *mut std::ffi::c_void) {
+    let _ =
+        std::panic::catch_unwind(|| write_exit_status(EXIT_RANK.load(Ordering::Relaxed), status));
+}
+
+/// Writes `rank-R.exit` (see [`record_exit_status`]); also for a process
+/// that ends before the program ran (a refused restart).
+pub fn write_exit_status(rank: c_int, status: c_int) {
+    if let (Some(dir), true) = (ferry_common::job::JobDir::from_env(), rank >= 0) {
+        let _ = std::fs::write(
+            dir.path().join(format!("rank-{rank}.exit")),
+            format!("{status}\n"),
+        );
+    }
 }
 
 /// The library's own MPI objects over one world: the control and finale

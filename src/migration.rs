@@ -1170,6 +1170,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     // image, is there).
     crate::regroup::install_signal();
     crate::control::report_status("running");
+    crate::control::record_exit_status();
     run_hooks(Hook::Resume);
     Moved::Yes {
         new_world: world,

@@ -613,7 +613,20 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             );
         }
     })?;
-    let code = exit_code(status);
+    let mut code = exit_code(status);
+    if code == 0 {
+        // A launcher told to keep the job when a process dies (Open MPI's
+        // --enable-recovery) exits 0 whatever its ranks' exit statuses:
+        // the ranks record them (`rank-R.exit`), the first non-zero one is
+        // the job's, as the launcher would have had it.
+        if let Some((rank, c)) = first_failed_rank(job.path()) {
+            eprintln!(
+                "ferry: job {}: rank {rank} exited with status {c}",
+                job.id()
+            );
+            code = c;
+        }
+    }
     meta.ended_at = Some(ferry_common::time::unix_ms());
     meta.exit_code = status.code();
     meta.exit_signal = status.signal();
@@ -629,6 +642,31 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         log::info!("job {}: launcher exited with status {code}", job.id());
     }
     Ok(code)
+}
+
+/// The lowest rank whose process recorded a non-zero exit status in the
+/// job directory, and that status.
+pub fn first_failed_rank(dir: &Path) -> Option<(u32, i32)> {
+    let mut failed: Vec<(u32, i32)> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rank = name
+                .strip_prefix("rank-")?
+                .strip_suffix(".exit")?
+                .parse()
+                .ok()?;
+            let code: i32 = std::fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            (code != 0).then_some((rank, code))
+        })
+        .collect();
+    failed.sort();
+    failed.first().copied()
 }
 
 /// An absolute version of a path that may not exist yet.
@@ -949,6 +987,20 @@ mod tests {
         // Debian's MPICH 4.0.2 moves no rank: the launcher's default.
         let p = plan(Mpi::MpichDeb, Some(&hosts), false, &[]);
         assert_eq!(p.args[..2], os(&["-hosts", "a,b"])[..]);
+    }
+
+    #[test]
+    fn the_first_failed_rank_gives_the_status() {
+        let dir = std::env::temp_dir().join(format!("ferry-exit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(first_failed_rank(&dir), None);
+        std::fs::write(dir.join("rank-0.exit"), "0\n").unwrap();
+        assert_eq!(first_failed_rank(&dir), None);
+        std::fs::write(dir.join("rank-3.exit"), "3\n").unwrap();
+        std::fs::write(dir.join("rank-2.exit"), "7\n").unwrap();
+        std::fs::write(dir.join("rank-1.json"), "{}").unwrap();
+        assert_eq!(first_failed_rank(&dir), Some((2, 7)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

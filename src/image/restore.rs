@@ -37,7 +37,7 @@ pub const IMAGE_BYTES: usize = 13;
 /// Index of the pid of the process the image was taken of.
 pub const OLD_PID: usize = 12;
 /// The launcher's rank for this process, known before `MPI_Init`.
-fn launcher_rank() -> Option<i32> {
+pub(crate) fn launcher_rank() -> Option<i32> {
     [
         "PMI_RANK",
         "OMPI_COMM_WORLD_RANK",

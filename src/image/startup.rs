@@ -342,6 +342,8 @@ unsafe extern "C" fn main_hook(
     if let Some(dir) = env_is(c"FERRY_RESTART") {
         // Does not return when the restore succeeds.
         let code = super::restore::restart(dir);
+        // (Its launcher may not report it: see `control::record_exit_status`.)
+        crate::control::write_exit_status(super::restore::launcher_rank().unwrap_or(-1), code);
         // SAFETY: nothing of the program ran; end the process.
         unsafe { libc::_exit(code) };
     }
