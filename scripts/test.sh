@@ -34,7 +34,9 @@
 #              image off, threads)
 #   hosts      a cluster of 4 hosts made of network namespaces: C programs
 #              on 3 of them with a rank moved to the 4th and back, ferry
-#              migrate --to with the replacement's addresses checked
+#              migrate --to with the replacement's addresses checked, and
+#              faults: target host down, a second request for a moving
+#              rank, the replacement killed, its link cut mid-transfer
 #   mpi4py     mpi4py's own test suite with and without the library
 #   mpi4py-image  the same with the process image on
 set -euo pipefail
