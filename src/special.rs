@@ -1407,47 +1407,65 @@ pub unsafe fn MPI_Dist_graph_create(
     reorder: c_int,
     comm_dist_graph: *mut MPI_Comm,
 ) -> c_int {
-    let (comm_old, slot) = handles::comm_in(comm_old);
+    // SAFETY: the program's arguments, as MPI requires them.
+    unsafe {
+        making_comm(comm_old, comm_dist_graph, |comm_old, out| {
+            if cfg!(ferry_mpi = "mpich") && crate::migration::happened() {
+                crate::membership::dist_graph_create(
+                    comm_old,
+                    n,
+                    sources,
+                    degrees,
+                    destinations,
+                    weights,
+                    info,
+                    reorder,
+                    out,
+                )
+            } else {
+                PMPI_Dist_graph_create(
+                    comm_old,
+                    n,
+                    sources,
+                    degrees,
+                    destinations,
+                    weights as *mut c_int,
+                    info,
+                    reorder,
+                    out,
+                )
+            }
+        })
+    }
+}
+
+/// The frame of a collective that makes a communicator from `comm` (the
+/// program's handle) into `newcomm` (the program's out-parameter, maybe
+/// null): the superstep counted around `make(real comm, real out)`, the
+/// new communicator given a virtual handle.
+///
+/// # Safety
+/// `make` calls MPI as the program's call requires; `newcomm` is null or
+/// the program's writable out-parameter.
+unsafe fn making_comm(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    make: impl FnOnce(MPI_Comm, *mut MPI_Comm) -> c_int,
+) -> c_int {
+    let (comm, slot) = handles::comm_in(comm);
     let mut real_new = handles::comm_null();
     let ticket = crate::superstep::enter_collective(slot);
-    let comm_old = ticket.real(comm_old);
-    let out = if comm_dist_graph.is_null() {
-        comm_dist_graph
+    let comm = ticket.real(comm);
+    let out = if newcomm.is_null() {
+        newcomm
     } else {
         &mut real_new
     };
-    // SAFETY: the program's arguments, as MPI requires them.
-    let rc = unsafe {
-        if cfg!(ferry_mpi = "mpich") && crate::migration::happened() {
-            crate::membership::dist_graph_create(
-                comm_old,
-                n,
-                sources,
-                degrees,
-                destinations,
-                weights,
-                info,
-                reorder,
-                out,
-            )
-        } else {
-            PMPI_Dist_graph_create(
-                comm_old,
-                n,
-                sources,
-                degrees,
-                destinations,
-                weights as *mut c_int,
-                info,
-                reorder,
-                out,
-            )
-        }
-    };
+    let rc = make(comm, out);
     crate::superstep::leave_collective(ticket);
-    if rc == k::MPI_SUCCESS() && !comm_dist_graph.is_null() {
+    if rc == k::MPI_SUCCESS() && !newcomm.is_null() {
         // SAFETY: the program's out-parameter.
-        unsafe { *comm_dist_graph = handles::comm_out(real_new) };
+        unsafe { *newcomm = handles::comm_out(real_new) };
     }
     rc
 }
@@ -1465,32 +1483,19 @@ pub unsafe fn MPI_Comm_split_type(
     info: MPI_Info,
     newcomm: *mut MPI_Comm,
 ) -> c_int {
-    let (comm, slot) = handles::comm_in(comm);
-    let mut real_new = handles::comm_null();
-    let ticket = crate::superstep::enter_collective(slot);
-    let comm = ticket.real(comm);
-    let out = if newcomm.is_null() {
-        newcomm
-    } else {
-        &mut real_new
-    };
     // (`happened` is the same in every process: all take part in every
     // migration, and a replacement carries its rank's.)
     let by_host = cfg!(ferry_mpi = "openmpi")
         && split_type == k::MPI_COMM_TYPE_SHARED()
         && crate::migration::happened();
     // SAFETY: the program's arguments, as MPI requires them.
-    let rc = unsafe {
-        if by_host {
-            crate::membership::split_by_host(comm, key, out)
-        } else {
-            PMPI_Comm_split_type(comm, split_type, key, info, out)
-        }
-    };
-    crate::superstep::leave_collective(ticket);
-    if rc == k::MPI_SUCCESS() && !newcomm.is_null() {
-        // SAFETY: the program's out-parameter.
-        unsafe { *newcomm = handles::comm_out(real_new) };
+    unsafe {
+        making_comm(comm, newcomm, |comm, out| {
+            if by_host {
+                crate::membership::split_by_host(comm, key, out)
+            } else {
+                PMPI_Comm_split_type(comm, split_type, key, info, out)
+            }
+        })
     }
-    rc
 }
