@@ -27,6 +27,29 @@ pub fn reservation() -> usize {
     APP_HEAP_LEN + APP_STACK_LEN + LIB_HEAP_LEN + 4 * GIB
 }
 
+/// `len` bytes of fresh anonymous private memory, outside every arena
+/// (so outside the carried memory), for `what`.
+fn map_private(len: usize, what: &str) -> Result<*mut c_void, String> {
+    // SAFETY: an anonymous private mapping of our own.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!(
+            "cannot map room for {what}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(p)
+}
+
 fn check(rc: c_int, what: &str) -> Result<(), String> {
     if rc == k::MPI_SUCCESS() {
         Ok(())
@@ -183,23 +206,7 @@ impl Sender {
     /// A sender of the image to `rank` of `comm`.
     pub fn new(comm: MPI_Comm, rank: c_int) -> Result<Sender, String> {
         let len = std::mem::size_of::<Flight>();
-        // SAFETY: an anonymous private mapping of our own.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map room for the image's messages: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        let p = map_private(len, "the image's messages")?;
         let flight = p as *mut Flight;
         // SAFETY: fresh zeroed memory of the right size; the requests are
         // set to null (zero is not null in every MPI).
@@ -268,23 +275,7 @@ impl Sender {
     /// A copy of `b` in a mapping of its own (outside the carried memory),
     /// kept until the messages complete.
     fn stage(&mut self, b: &[u8]) -> Result<&'static [u8], String> {
-        // SAFETY: an anonymous private mapping of our own.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                b.len(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map room for a piece of the image: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        let p = map_private(b.len(), "a piece of the image")?;
         // SAFETY: `p` is `b.len()` fresh bytes; `b` is readable.
         unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p as *mut u8, b.len()) };
         let f = self.flight();
