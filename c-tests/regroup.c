@@ -10,7 +10,11 @@
  *      Testsome indices must stay right);
  *   3. a rank blocked in MPI_Recv on a rank that has stopped for the
  *      synchronization (it sends only after a sub-communicator collective);
- *   4. traffic on a sub-communicator only, in flight at the regroup.
+ *   4. traffic on a sub-communicator only, in flight at the regroup;
+ *   5. persistent receives started after a regroup drained their messages
+ *      (served from the drained queue): one freed at once, one carried
+ *      through a second regroup before the program waits on it, then
+ *      started again on the rebuilt communicator.
  * With the library each section checks that its regroup happened. */
 #include "common.h"
 #include <ferry.h>
@@ -197,6 +201,56 @@ int main(int argc, char **argv)
     say("4. sub-communicator traffic:");
     say_all("sub rank %d of %d: %lu", srank, ssize, subsum);
     CK(MPI_Comm_free(&sub));
+
+    /* 5. persistent receives whose messages a regroup drained */
+    MPI_Request pr = MPI_REQUEST_NULL, pfree = MPI_REQUEST_NULL;
+    int pv = -1, pv2 = -1, pgot[3] = {-1, -1, -1};
+    if (rank == 1) {
+        CK(MPI_Recv_init(&pv, 1, MPI_INT, 0, 50, W, &pr));
+        CK(MPI_Recv_init(&pv2, 1, MPI_INT, 0, 51, W, &pfree));
+    }
+    if (rank == 0) {
+        int v = 500, w = 510;
+        CK(MPI_Send(&v, 1, MPI_INT, 1, 50, W));
+        CK(MPI_Send(&w, 1, MPI_INT, 1, 51, W));
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    }
+    settle();
+    regrouped("persistent receives, messages drained");
+    if (rank == 1) {
+        CK(MPI_Start(&pr));
+        /* freeing an active receive is allowed: its message is consumed */
+        CK(MPI_Start(&pfree));
+        CK(MPI_Request_free(&pfree));
+        CHECK(pfree == MPI_REQUEST_NULL);
+    }
+    if (rank == 2)
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    settle();
+    regrouped("persistent receive started, not yet completed");
+    if (rank == 1) {
+        MPI_Status st;
+        CK(MPI_Wait(&pr, &st));
+        CHECK(pr != MPI_REQUEST_NULL && st.MPI_SOURCE == 0 && st.MPI_TAG == 50);
+        pgot[0] = pv;
+    }
+    for (int it = 1; it < 3; it++) {
+        if (rank == 0) {
+            int v = 500 + it;
+            CK(MPI_Send(&v, 1, MPI_INT, 1, 50, W));
+        }
+        if (rank == 1) {
+            CK(MPI_Start(&pr));
+            CK(MPI_Wait(&pr, MPI_STATUS_IGNORE));
+            pgot[it] = pv;
+        }
+    }
+    if (rank == 1) {
+        CK(MPI_Request_free(&pr));
+        CHECK(pr == MPI_REQUEST_NULL);
+    }
+    say("5. persistent receives served across regroups:");
+    say_all("got %d %d %d", pgot[0], pgot[1], pgot[2]);
 
     finish_ok();
     return 0;

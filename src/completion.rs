@@ -495,11 +495,20 @@ pub unsafe fn request_free(request: *mut MPI_Request) -> c_int {
     }
     // SAFETY: non-null.
     let v = unsafe { &mut *request };
-    let mut real = handles::request_real(*v);
+    let (idx, mut real) = handles::request_lookup(*v);
+    // A persistent receive served across a rebuild has two real requests:
+    // the completed one the program sees and its inactive successor.
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Request_free(&mut real) };
     if rc == k::MPI_SUCCESS() {
-        write_back(v, k::MPI_REQUEST_NULL());
+        let successor = idx
+            .and_then(handles::request_slot)
+            .map(|s| std::mem::replace(&mut s.swap_in, k::MPI_REQUEST_NULL()));
+        if let Some(mut successor) = successor.filter(|r| *r != k::MPI_REQUEST_NULL()) {
+            // SAFETY: the slot's inactive persistent request, ours alone.
+            unsafe { PMPI_Request_free(&mut successor) };
+        }
+        write_back_at(v, idx, k::MPI_REQUEST_NULL());
     }
     rc
 }

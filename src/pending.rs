@@ -74,20 +74,49 @@ pub unsafe fn complete_idups() {
 /// # Safety
 /// MPI must be initialized; no other thread may use these requests.
 pub unsafe fn park() -> Vec<Parked> {
-    let mut todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool, u64)> = tables()
+    let mut todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool, u64, MPI_Request)> = tables()
         .requests
         .iter()
         .filter_map(|(i, s)| {
             let args = s.p2p?;
             let comm = s.comm.index()?;
             (moves(comm) && s.kind != ReqKind::Other && !s.cancelled)
-                .then_some((i, s.kind, s.real, args, s.active, s.seq))
+                .then_some((i, s.kind, s.real, args, s.active, s.seq, s.swap_in))
         })
         .collect();
     // Receives are matched in the order they were posted: keep it.
     todo.sort_by_key(|t| t.5);
     let mut parked = Vec::new();
-    for (i, kind, mut real, args, active, seq) in todo {
+    for (i, kind, mut real, args, active, seq, mut successor) in todo {
+        if successor != k::MPI_REQUEST_NULL() {
+            // A persistent receive served across an earlier rebuild and not
+            // yet completed by the program: `real` is a completed
+            // generalized request reporting the message (counted when it was
+            // drained), `successor` the inactive request on the old
+            // communicator. Both go; `repost` makes them again.
+            let mut st = MaybeUninit::<MPI_Status>::zeroed();
+            // SAFETY: the completed generalized request and the inactive
+            // persistent request of this slot, both ours to release.
+            unsafe {
+                PMPI_Wait(&mut real, st.as_mut_ptr());
+                PMPI_Request_free(&mut successor);
+            }
+            if let Some(s) = tables().requests.get_mut(i) {
+                s.real = k::MPI_REQUEST_NULL();
+                s.swap_in = k::MPI_REQUEST_NULL();
+            }
+            parked.push(Parked {
+                slot: i,
+                seq,
+                args,
+                // SAFETY: MPI_Wait filled it (from the generalized
+                // request's query function).
+                completed: Some(unsafe { st.assume_init() }),
+                restart: false,
+                in_flight: None,
+            });
+            continue;
+        }
         let pending = kind == ReqKind::Recv || active;
         let mut completed = None;
         if pending {
