@@ -52,10 +52,10 @@ static EXTRAS: Mutex<Option<super::process::Extras>> = Mutex::new(None);
 pub fn identity() -> (String, u64, String, u64) {
     static ID: std::sync::OnceLock<(String, u64, String, u64)> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let hash = |p: &str| {
-            std::fs::read(p)
-                .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
-                .unwrap_or(0)
+        let objs = elf::objects();
+        let fb = elf::ferry_base();
+        let id_of = |o: Option<&elf::Object>, file: &str| {
+            identity_hash(o.and_then(|o| o.build_id.as_deref()), file)
         };
         let exe = std::fs::read_link("/proc/self/exe")
             .map(|p| p.to_string_lossy().into_owned())
@@ -63,12 +63,30 @@ pub fn identity() -> (String, u64, String, u64) {
         let ferry = elf::ferry_path().unwrap_or_default();
         (
             exe.clone(),
-            hash("/proc/self/exe"),
+            id_of(objs.iter().find(|o| o.is_executable()), "/proc/self/exe"),
             ferry.clone(),
-            hash(&ferry),
+            id_of(objs.iter().find(|o| o.base == fb), &ferry),
         )
     })
     .clone()
+}
+
+/// What identifies a build: the linker's build id of the object as
+/// loaded, or (an object linked without one) the hash of its file. The
+/// build id costs nothing to read, where hashing the file took 16 ms of
+/// every migration's critical path (libferry is large).
+fn identity_hash(build_id: Option<&[u8]>, file: &str) -> u64 {
+    match build_id {
+        Some(id) => {
+            let mut h = Xxh3::new();
+            h.update(b"build-id:");
+            h.update(id);
+            h.digest()
+        }
+        None => std::fs::read(file)
+            .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
+            .unwrap_or(0),
+    }
 }
 
 /// The loaded objects as an image records them (pinned: those whose

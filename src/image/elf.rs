@@ -19,7 +19,10 @@ pub const CARRIED_LIBRARIES: &[&str] = &["libstdc++.so", "libgfortran.so", "libq
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
+const PT_NOTE: u32 = 4;
 const PT_TLS: u32 = 7;
+/// A note's type for the linker's identity of a build.
+const NT_GNU_BUILD_ID: u32 = 3;
 const PT_GNU_RELRO: u32 = 0x6474_e552;
 const PF_W: u32 = 2;
 const DT_NULL: i64 = 0;
@@ -68,6 +71,8 @@ pub struct Object {
     pub copies: Vec<(usize, usize, String)>,
     /// For the executable: the libraries it names itself (`DT_NEEDED`).
     pub needed: Vec<String>,
+    /// The linker's identity of the build (`NT_GNU_BUILD_ID`), as loaded.
+    pub build_id: Option<Vec<u8>>,
 }
 
 impl Object {
@@ -151,8 +156,20 @@ unsafe extern "C" fn collect(
     let mut relro = None;
     let mut dynamic = None;
     let mut tls_size = 0usize;
+    let mut build_id = None;
     for p in phdrs {
         match p.p_type {
+            PT_NOTE if build_id.is_none() => {
+                // SAFETY: a loaded note segment of the object (notes are
+                // in a read-only PT_LOAD), p_memsz bytes.
+                let notes = unsafe {
+                    std::slice::from_raw_parts(
+                        (base + p.p_vaddr as usize) as *const u8,
+                        p.p_memsz as usize,
+                    )
+                };
+                build_id = gnu_build_id(notes);
+            }
             PT_GNU_RELRO => {
                 let lo = base + p.p_vaddr as usize;
                 relro = Some((lo, super::layout::page_up(lo + p.p_memsz as usize)));
@@ -199,8 +216,29 @@ unsafe extern "C" fn collect(
         tls,
         copies,
         needed,
+        build_id,
     });
     0
+}
+
+/// The GNU build id among an object's notes (`namesz, descsz, type`, the
+/// name and the description, each padded to 4 bytes).
+fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
+    let word = |b: &[u8], i: usize| -> Option<usize> {
+        Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let pad = |n: usize| (n + 3) & !3;
+    while notes.len() >= 12 {
+        let (namesz, descsz, kind) = (word(notes, 0)?, word(notes, 4)?, word(notes, 8)?);
+        let name = notes.get(12..12 + namesz)?;
+        let at = 12 + pad(namesz);
+        let desc = notes.get(at..at + descsz)?;
+        if kind as u32 == NT_GNU_BUILD_ID && name == b"GNU\0" && !desc.is_empty() {
+            return Some(desc.to_vec());
+        }
+        notes = notes.get(at + pad(descsz)..)?;
+    }
+    None
 }
 
 /// The `R_X86_64_COPY` relocations of an object.
@@ -353,6 +391,43 @@ pub fn ferry_path() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+        v.extend_from_slice(&(desc.len() as u32).to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        for part in [name, desc] {
+            v.extend_from_slice(part);
+            v.resize((v.len() + 3) & !3, 0);
+        }
+        v
+    }
+
+    #[test]
+    fn build_id_among_notes() {
+        let id = [
+            0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ];
+        let mut notes = note(b"GNU\0", 1, &[0; 16]); // ABI tag first
+        notes.extend(note(b"GNU\0", NT_GNU_BUILD_ID, &id));
+        assert_eq!(gnu_build_id(&notes).as_deref(), Some(&id[..]));
+        // Another vendor's note of the same type is not it.
+        assert_eq!(gnu_build_id(&note(b"XYZ\0", NT_GNU_BUILD_ID, &id)), None);
+        // Truncated or empty: none, never a panic.
+        assert_eq!(gnu_build_id(&notes[..notes.len() - 5]), None);
+        assert_eq!(gnu_build_id(&[]), None);
+        assert_eq!(gnu_build_id(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn this_test_binary_has_its_build_id() {
+        // The test executable is linked like libferry (gcc passes
+        // --build-id on Debian): its loaded notes give the id readelf shows.
+        let exe = objects().into_iter().find(|o| o.is_executable());
+        let id = exe.and_then(|o| o.build_id).expect("a build id");
+        assert!(id.len() >= 8, "{id:?}");
+    }
 
     #[test]
     fn subtracting_holes() {
