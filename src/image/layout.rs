@@ -101,13 +101,16 @@ pub struct FileMove {
     pub offset: i64,
 }
 
-/// A copy from the mapped image file into place.
+/// A copy from the mapped image into place: the first `moved` bytes (whole
+/// pages of an image received in anonymous memory) are moved by remapping
+/// their pages, the rest copied.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Copy {
     pub dst: u64,
     pub src: u64,
     pub len: u64,
+    pub moved: u64,
 }
 
 /// The new process's own values carried across a restore (see

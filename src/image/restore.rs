@@ -11,9 +11,11 @@
 //!    cannot take them) and opens the files again;
 //! 3. starts MPI (`MPI_Init_thread` at the old thread level) and the
 //!    library, whose fresh MPI objects are put aside in the handover page;
-//! 4. on a stack of its own, copies the regions into place, zeroes what
-//!    the old arenas did not use, moves the files to their numbers and
-//!    jumps into the old process's interrupted call (`context.c`).
+//! 4. on a stack of its own, zeroes what the old arenas did not use, puts
+//!    the regions into place (an image received from a migrating process
+//!    has its pages moved there by `mremap`, without a copy; a file's are
+//!    copied), moves the files to their numbers and jumps into the old
+//!    process's interrupted call (`context.c`).
 use super::format::{self, Header, Kind};
 use super::layout::{self, *};
 use layout::Fresh;
@@ -213,10 +215,12 @@ fn jump(
         }
         hv.ncopies = 0;
         for r in &header.regions {
+            let src = map.base as u64 + r.offset;
             hv.copies[hv.ncopies as usize] = layout::Copy {
                 dst: r.addr,
-                src: map.base as u64 + r.offset,
+                src,
                 len: r.len,
+                moved: movable(&map, src, r.addr, r.len),
             };
             hv.ncopies += 1;
         }
@@ -244,6 +248,24 @@ fn jump(
         );
     }
     "the jump into the image returned".into()
+}
+
+/// Smallest region whose pages are moved rather than copied (below it a
+/// copy costs less than the system call and the split mappings).
+const MOVE_AT_LEAST: u64 = 256 << 10;
+
+/// How many leading bytes of a region at `src` in the image are moved into
+/// place at `dst` (see [`layout::Copy`]): its whole pages, when the image
+/// is anonymous memory of this process (received, not a mapped file) and
+/// both addresses are page-aligned; otherwise none.
+fn movable(map: &Mapped, src: u64, dst: u64, len: u64) -> u64 {
+    let page = PAGE as u64;
+    let aligned = (src | dst) & (page - 1) == 0;
+    if map.anonymous && aligned && len >= MOVE_AT_LEAST {
+        len & !(page - 1)
+    } else {
+        0
+    }
 }
 
 /// The image checked against this process.
@@ -353,7 +375,27 @@ extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
         }
         for i in 0..hv.ncopies as usize {
             let c = hv.copies[i];
-            libc::memcpy(c.dst as *mut c_void, c.src as *const c_void, c.len as usize);
+            let mut done = 0;
+            if c.moved > 0 {
+                // The pages change places, without a copy: the image's
+                // mapping loses them, the destination's are replaced.
+                let to = libc::syscall(
+                    libc::SYS_mremap,
+                    c.src,
+                    c.moved,
+                    c.moved,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    c.dst,
+                );
+                if to as u64 == c.dst {
+                    done = c.moved;
+                }
+            }
+            libc::memcpy(
+                (c.dst + done) as *mut c_void,
+                (c.src + done) as *const c_void,
+                (c.len - done) as usize,
+            );
         }
         for i in 0..hv.nfiles as usize {
             let f = hv.files[i];
@@ -379,6 +421,9 @@ pub struct Mapped {
     len: usize,
     /// Bytes mapped (at least `len`).
     cap: usize,
+    /// Anonymous memory of this process (an image received), whose pages
+    /// may be moved into place; not a mapped file.
+    anonymous: bool,
 }
 
 impl Mapped {
@@ -413,6 +458,7 @@ impl Mapped {
             base: p as *mut u8,
             len: 0,
             cap,
+            anonymous: true,
         })
     }
 
@@ -463,6 +509,7 @@ impl Mapped {
             base: p as *mut u8,
             len,
             cap: len,
+            anonymous: false,
         })
     }
 
