@@ -11,6 +11,9 @@
 #   clippy     cargo clippy -D warnings, against MPICH and Open MPI
 #   unit       cargo test (protocol logic, CLI, generator)
 #   c-tests    every C program with and without the library, both MPIs
+#   c-tests-deb  the same on Debian's MPICH 4.0.2 (mpich-deb), plus a run
+#              with 20 regroups at seeded random points (it cannot spawn:
+#              no migrations there)
 #   fortran    the Fortran programs (c-tests/fortran) with and without the
 #              library, and a per-call count (Open MPI and Debian's MPICH
 #              4.0.2; the pip MPICH: skipped, it has no Fortran);
@@ -117,6 +120,15 @@ regroup_check() {
   report_retries
 }
 
+deb_check() {
+  # Debian's MPICH 4.0.2: plain vs library and 20 regroups per C program.
+  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
+  echo "c-tests-deb seed: $seed"
+  rm -f c-tests/out/flaky.txt
+  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --regroups 20 --seed "$seed" --retries 2 mpich-deb || return 1
+  report_retries
+}
+
 signal_check() {
   # A regroup asked for with SIGUSR2 (c-tests/signal.c raises it in rank 1).
   local m
@@ -185,6 +197,7 @@ step generated generated_check
 step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 step unit each_mpi cargo test --release --workspace --quiet
 step c-tests bash scripts/c-tests.sh all
+step c-tests-deb deb_check
 step fortran bash scripts/fortran-tests.sh all
 step fortran-regroup bash scripts/fortran-tests.sh --regroup openmpi mpich-deb
 step fortran-migrate bash scripts/fortran-tests.sh --migrate openmpi mpich-deb

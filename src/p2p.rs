@@ -240,6 +240,33 @@ pub struct Target {
     pub datatype: MPI_Datatype,
 }
 
+/// Accounts a blocking receive from `source` that MPI completed into
+/// `st`. A receive from `MPI_PROC_NULL` gets the status MPI defines for it
+/// (source `MPI_PROC_NULL`, tag `MPI_ANY_TAG`, count 0) and counts
+/// nothing: Debian's MPICH 4.0.2 reports source 0 and tag 0 for the
+/// nonblocking receive the blocking one is made of here, which the
+/// channel counts would have taken for a message from rank 0.
+///
+/// # Safety
+/// `st` is the status MPI just filled.
+unsafe fn settle_receive(comm: CommRef, source: c_int, st: *mut MPI_Status) {
+    if source == k::MPI_PROC_NULL() {
+        // SAFETY: contract of the function.
+        unsafe {
+            (*st).MPI_SOURCE = k::MPI_PROC_NULL();
+            (*st).MPI_TAG = k::MPI_ANY_TAG();
+            PMPI_Status_set_elements(st, k::MPI_BYTE(), 0);
+            PMPI_Status_set_cancelled(st, 0);
+        }
+        return;
+    }
+    // SAFETY: contract of the function.
+    let src = unsafe { (*st).MPI_SOURCE };
+    if src != k::MPI_PROC_NULL() {
+        count_receive(comm, src);
+    }
+}
+
 /// `MPI_Recv`: drained messages first, then the nonblocking form and a
 /// wait; a freeze takes the receive back and repeats it afterwards.
 ///
@@ -288,10 +315,7 @@ pub unsafe fn recv_blocking(
             Ok(rc) => {
                 if rc == k::MPI_SUCCESS() {
                     // SAFETY: MPI filled the status.
-                    let src = unsafe { (*st.ptr()).MPI_SOURCE };
-                    if src != k::MPI_PROC_NULL() {
-                        count_receive(comm, src);
-                    }
+                    unsafe { settle_receive(comm, source, st.ptr()) };
                 }
                 return rc;
             }
@@ -466,10 +490,7 @@ pub unsafe fn sendrecv_blocking(
                 return rc;
             }
             // SAFETY: MPI filled the status.
-            let src = unsafe { (*st.ptr()).MPI_SOURCE };
-            if src != k::MPI_PROC_NULL() {
-                count_receive(comm, src);
-            }
+            unsafe { settle_receive(comm, source, st.ptr()) };
             rc
         }
     };

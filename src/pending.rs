@@ -146,8 +146,10 @@ pub unsafe fn park() -> Vec<Parked> {
                 let st = unsafe { st.assume_init() };
                 // It consumed a message: count it now, for the drain, and
                 // not again when the program completes it.
-                if st.MPI_SOURCE >= 0 {
-                    if let Some(s) = tables().requests.get(i) {
+                // (A receive from MPI_PROC_NULL consumed nothing, whatever
+                // source the MPI reports.)
+                if let Some(s) = tables().requests.get(i) {
+                    if st.MPI_SOURCE >= 0 && s.peer != k::MPI_PROC_NULL() {
                         crate::channels::count_receive(s.comm, st.MPI_SOURCE);
                     }
                 }
