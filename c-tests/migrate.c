@@ -7,7 +7,11 @@
  *      Irecvs posted (rank 2, moved at rank 0's request);
  *   3. a long phase on a sub-communicator (rank 3 moves while its half of
  *      the job runs allreduces on its own communicator);
- *   4. rank 0 inside a gather.
+ *   4. rank 0 inside a gather;
+ *   5. persistent MPI_ANY_SOURCE receives in a ring, started 40 times, with
+ *      rank 1 moved halfway (on MPICH a posted MPI_ANY_SOURCE receive loses
+ *      messages once a communicator holds a spawned process: the library
+ *      makes each start a matched-probe request, docs/migration.md).
  * Callbacks: the leaving process bumps a global before its image is taken,
  * the replacement checks it arrived. Without the library (or without the
  * process image, when the library refuses to move a rank) the program runs
@@ -150,6 +154,31 @@ int main(int argc, char **argv)
     if (rank == 0) {
         char buf[64];
         say("4. gather at rank 0: %s", fmt_ints(buf, sizeof buf, gathered, 4));
+    }
+
+    /* 5. Persistent MPI_ANY_SOURCE receives in a ring, rank 1 moved halfway. */
+    {
+        int right = (rank + 1) % 4, left = (rank + 3) % 4, in = -1, out = 0;
+        long ring = 0;
+        MPI_Request pr[2];
+        MPI_Status pst[2];
+        CK(MPI_Recv_init(&in, 1, MPI_INT, MPI_ANY_SOURCE, 50, MPI_COMM_WORLD, &pr[0]));
+        CK(MPI_Send_init(&out, 1, MPI_INT, right, 50, MPI_COMM_WORLD, &pr[1]));
+        for (int it = 0; it < 40; it++) {
+            if (it == 20 && rank == 0 && ferry_is_loaded())
+                CHECK(asked(ferry_migrate(1, NULL)));
+            out = 1000 * rank + it;
+            CK(MPI_Startall(2, pr));
+            CK(MPI_Waitall(2, pr, pst));
+            CHECK(pr[0] != MPI_REQUEST_NULL && pr[1] != MPI_REQUEST_NULL);
+            CHECK(in == 1000 * left + it && pst[0].MPI_SOURCE == left && pst[0].MPI_TAG == 50);
+            ring += in;
+        }
+        CK(MPI_Request_free(&pr[0]));
+        CK(MPI_Request_free(&pr[1]));
+        long total = 0;
+        CK(MPI_Allreduce(&ring, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD));
+        say("5. persistent any-source ring: %ld", total);
     }
 
     /* The callbacks ran once per move of this rank, in the right process. */

@@ -18,6 +18,20 @@ use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
 
+/// Whether a receive from `source` must be a matched-probe request here
+/// (MPICH, `MPI_ANY_SOURCE`, after a migration).
+pub fn needed(source: c_int) -> bool {
+    #[cfg(ferry_mpi = "mpich")]
+    {
+        source == k::MPI_ANY_SOURCE() && crate::migration::happened()
+    }
+    #[cfg(not(ferry_mpi = "mpich"))]
+    {
+        let _ = source;
+        false
+    }
+}
+
 /// `MPI_Irecv`, or the matched-probe request above when it must be.
 ///
 /// # Safety
@@ -32,7 +46,7 @@ pub unsafe fn irecv(
     request: *mut MPI_Request,
 ) -> c_int {
     #[cfg(ferry_mpi = "mpich")]
-    if source == k::MPI_ANY_SOURCE() && crate::migration::happened() {
+    if needed(source) {
         // SAFETY: contract of the function.
         return unsafe { mpich::deferred(buf, count, datatype, tag, comm, request) };
     }

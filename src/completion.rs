@@ -22,7 +22,7 @@ fn settle(i: usize, status: *mut MPI_Status) {
     slot.active = false;
     match slot.kind {
         // Served across a rebuild: counted when it was drained.
-        ReqKind::PersistentRecv if slot.swap_in != k::MPI_REQUEST_NULL() => {}
+        ReqKind::PersistentRecv if slot.swap_in != k::MPI_REQUEST_NULL() && !slot.standin => {}
         // Nothing to count (whatever source the MPI reports: Debian's
         // MPICH 4.0.2 says 0).
         ReqKind::Recv | ReqKind::PersistentRecv if slot.peer == k::MPI_PROC_NULL() => {}
@@ -62,6 +62,7 @@ fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Reques
                 if let Some(s) = handles::request_slot(i) {
                     s.real = swap_in;
                     s.swap_in = k::MPI_REQUEST_NULL();
+                    s.standin = false;
                 }
             } else if real_after == k::MPI_REQUEST_NULL() {
                 handles::request_release(i);
@@ -438,6 +439,16 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
             crate::superstep::leave_collective(t);
         }
     }
+    if let Some(i) = idx.filter(|&i| crate::pending::needs_standin(i)) {
+        // SAFETY: an inactive persistent receive of the program.
+        let rc = unsafe { crate::pending::start_standin(i) };
+        if rc != k::MPI_SUCCESS() {
+            if let Some(s) = handles::request_slot(i) {
+                s.active = false;
+            }
+        }
+        return rc;
+    }
     let mut real = handles::request_real(*v);
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Start(&mut real) };
@@ -458,9 +469,19 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
 /// # Safety
 /// As for the MPI call.
 pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
-    if crate::drain::pending() && count > 0 && !reqs.is_null() {
+    let one_by_one = || {
+        crate::drain::pending()
+            || crate::migration::happened() && {
+                // SAFETY: the program passes `count` requests.
+                let r = unsafe { std::slice::from_raw_parts(reqs, count as usize) };
+                r.iter()
+                    .any(|v| handles::request_index(*v).is_some_and(crate::pending::needs_standin))
+            }
+    };
+    if count > 0 && !reqs.is_null() && one_by_one() {
         // One at a time, so that receives drained messages match are
-        // served from the queue.
+        // served from the queue, and persistent MPI_ANY_SOURCE receives
+        // that must be matched-probe requests are made so.
         for i in 0..count as usize {
             // SAFETY: the program passes `count` requests.
             let rc = unsafe { start(reqs.add(i)) };

@@ -168,6 +168,12 @@ pub struct ReqSlot {
     /// persistent request on the new communicator that takes its place
     /// once the program has completed it.
     pub swap_in: MPI_Request,
+    /// An active persistent `MPI_ANY_SOURCE` receive started as a
+    /// matched-probe request ([`crate::anysource`]): `real` is that
+    /// request, `swap_in` the persistent one, inactive, that takes its
+    /// place once the program has completed it (unlike a served one, its
+    /// message is counted then).
+    pub standin: bool,
     /// The program cancelled it (`MPI_Cancel`): it stays where it is and
     /// completes as cancelled.
     pub cancelled: bool,
@@ -1014,6 +1020,7 @@ fn request_insert(
         active: false,
         seq: if p2p.is_some() { next_seq() } else { 0 },
         swap_in: k::MPI_REQUEST_NULL(),
+        standin: false,
         cancelled: false,
     });
     codec::encode(codec::REQUEST, i)

@@ -74,20 +74,73 @@ pub unsafe fn complete_idups() {
 /// # Safety
 /// MPI must be initialized; no other thread may use these requests.
 pub unsafe fn park() -> Vec<Parked> {
-    let mut todo: Vec<(usize, ReqKind, MPI_Request, P2pArgs, bool, u64, MPI_Request)> = tables()
+    type Todo = (
+        usize,
+        ReqKind,
+        MPI_Request,
+        P2pArgs,
+        bool,
+        u64,
+        MPI_Request,
+        bool,
+    );
+    let mut todo: Vec<Todo> = tables()
         .requests
         .iter()
         .filter_map(|(i, s)| {
             let args = s.p2p?;
             let comm = s.comm.index()?;
-            (moves(comm) && s.kind != ReqKind::Other && !s.cancelled)
-                .then_some((i, s.kind, s.real, args, s.active, s.seq, s.swap_in))
+            (moves(comm) && s.kind != ReqKind::Other && !s.cancelled).then_some((
+                i, s.kind, s.real, args, s.active, s.seq, s.swap_in, s.standin,
+            ))
         })
         .collect();
     // Receives are matched in the order they were posted: keep it.
     todo.sort_by_key(|t| t.5);
     let mut parked = Vec::new();
-    for (i, kind, mut real, args, active, seq, mut successor) in todo {
+    for (i, kind, mut real, args, active, seq, mut successor, standin) in todo {
+        if standin {
+            // An active persistent MPI_ANY_SOURCE receive made as a
+            // matched-probe request: taken back like a receive (cancelled,
+            // or found completed and counted now), the persistent request
+            // freed; `repost` makes it again, and starts it if it was
+            // cancelled.
+            let mut st = MaybeUninit::<MPI_Status>::zeroed();
+            let mut cancelled: c_int = 0;
+            // SAFETY: the live matched-probe request and the inactive
+            // persistent request of this slot, both ours to release.
+            unsafe {
+                PMPI_Cancel(&mut real);
+                PMPI_Wait(&mut real, st.as_mut_ptr());
+                PMPI_Test_cancelled(st.as_ptr(), &mut cancelled);
+                PMPI_Request_free(&mut successor);
+            }
+            let mut completed = None;
+            if cancelled == 0 {
+                // SAFETY: MPI_Wait filled it.
+                let st = unsafe { st.assume_init() };
+                if let Some(s) = tables().requests.get(i) {
+                    if st.MPI_SOURCE >= 0 {
+                        crate::channels::count_receive(s.comm, st.MPI_SOURCE);
+                    }
+                }
+                completed = Some(st);
+            }
+            if let Some(s) = tables().requests.get_mut(i) {
+                s.real = k::MPI_REQUEST_NULL();
+                s.swap_in = k::MPI_REQUEST_NULL();
+                s.standin = false;
+            }
+            parked.push(Parked {
+                slot: i,
+                seq,
+                args,
+                restart: completed.is_none(),
+                completed,
+                in_flight: None,
+            });
+            continue;
+        }
         if successor != k::MPI_REQUEST_NULL() {
             // A persistent receive served across an earlier rebuild and not
             // yet completed by the program: `real` is a completed
@@ -211,6 +264,55 @@ pub unsafe fn serve_start(i: usize) -> bool {
     true
 }
 
+/// Whether starting this persistent receive must make a matched-probe
+/// request in its place ([`crate::anysource`]: MPICH, `MPI_ANY_SOURCE`,
+/// after a migration; not the large-count form).
+pub fn needs_standin(i: usize) -> bool {
+    tables().requests.get(i).is_some_and(|s| {
+        s.kind == ReqKind::PersistentRecv
+            && s.p2p.is_some_and(|a| a.op == P2pOp::Recv_init)
+            && crate::anysource::needed(s.peer)
+    })
+}
+
+/// `MPI_Start` of a persistent receive that [`needs_standin`]: a
+/// matched-probe receive with its arguments becomes the active request;
+/// the persistent one waits, inactive, in `swap_in`.
+///
+/// # Safety
+/// `i` must be the slot of an inactive persistent receive of the program.
+pub unsafe fn start_standin(i: usize) -> c_int {
+    let Some(slot) = tables().requests.get(i).copied() else {
+        return k::MPI_ERR_REQUEST();
+    };
+    let Some(args) = slot.p2p else {
+        return k::MPI_ERR_REQUEST();
+    };
+    let comm = crate::handles::comm_real_of(slot.comm);
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: the arguments the program gave to MPI_Recv_init.
+    let rc = unsafe {
+        crate::anysource::irecv(
+            args.buf,
+            args.count as c_int,
+            crate::handles::datatype_real(args.datatype),
+            slot.peer,
+            slot.tag,
+            comm,
+            &mut req,
+        )
+    };
+    if rc == k::MPI_SUCCESS() {
+        if let Some(s) = tables().requests.get_mut(i) {
+            s.swap_in = s.real;
+            s.real = req;
+            s.standin = true;
+            s.active = true;
+        }
+    }
+    rc
+}
+
 /// After the drain: every started persistent send has been received, so it
 /// completes; it is then freed, to be made again on the new communicator.
 /// The program's own wait on it later finds an inactive request, as MPI
@@ -327,7 +429,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             _ => {
                 // SAFETY: the arguments the program gave at first.
                 let rc = unsafe { post(p.args, slot.peer, slot.tag, comm, &mut real) };
-                if rc == k::MPI_SUCCESS() && p.restart {
+                if rc == k::MPI_SUCCESS() && p.restart && !needs_standin(p.slot) {
                     // SAFETY: the persistent request just made.
                     unsafe { PMPI_Start(&mut real) }
                 } else {
@@ -346,6 +448,16 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             if s.kind == ReqKind::Recv && (p.completed.is_some() || served_any) {
                 // Counted already (by the drain, or when it completed).
                 s.kind = ReqKind::Other;
+            }
+        }
+        if rc == k::MPI_SUCCESS() && p.restart && needs_standin(p.slot) {
+            // SAFETY: the inactive persistent receive just made.
+            let rc = unsafe { start_standin(p.slot) };
+            if rc != k::MPI_SUCCESS() {
+                log::error!(
+                    "could not start request slot {} again ({rc}): it will never complete",
+                    p.slot
+                );
             }
         }
     }
