@@ -3,6 +3,7 @@
 # libferry.so.
 #
 #   scripts/fortran-tests.sh [--regroup|--migrate|--checkpoint]
+#                            [--count N] [--seed S]
 #                            [openmpi|mpich|mpich-deb|all] [NAME...]
 #
 # For each chosen MPI (default: openmpi) and each program (default: every
@@ -24,7 +25,12 @@
 # the lib run (a checkpoint: after a third of rank 0's calls); the stdout (for --checkpoint: of the run and
 # of `ferry restart` together) must equal the plain run's and the event log
 # must hold the event (a migration with another pid). The per-call tests
-# must still count every call once. Outputs: NAME.{regroup,migrate,
+# must still count every call once. With --count N (--regroup, --migrate)
+# the run asks for N of them instead, each by a rank and after a call
+# count drawn from seed S (default: the time; printed for a replay), K in
+# the first third of that rank's calls in the lib run: the output must
+# still be the plain run's and the event log hold one event per SPEC that
+# fired, at least one. Outputs: NAME.{regroup,migrate,
 # checkpoint}.{out,err}, checkpoint images in NAME.ckpt/ (deleted on a pass).
 # forwarded.f90 is skipped there, saying why (attributes set through
 # forwarded calls are not carried over a rebuild).
@@ -58,9 +64,22 @@ CFLAGS=(-O1 -g -Wall -Wextra -I"$ROOT/include")
 mpis=()
 names=()
 op=""
+count=1
+seed=""
+want=""
 for arg in "$@"; do
+    if [ -n "$want" ]; then
+        case "$arg" in
+            ''|*[!0-9]*) echo "fortran-tests.sh: --$want needs a number" >&2; exit 2 ;;
+        esac
+        printf -v "$want" '%s' "$arg"
+        want=""
+        continue
+    fi
     case "$arg" in
         --regroup|--migrate|--checkpoint) op="${arg#--}" ;;
+        --count) want=count ;;
+        --seed) want=seed ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         mpich|openmpi|mpich-deb) mpis+=("$arg") ;;
         all) mpis+=(openmpi mpich mpich-deb) ;;
@@ -68,6 +87,14 @@ for arg in "$@"; do
         *) names+=("$(basename "${arg%.f90}")") ;;
     esac
 done
+[ -z "$want" ] || { echo "fortran-tests.sh: --$want needs a value" >&2; exit 2; }
+if [ "$count" -gt 1 ] && [ "$op" != regroup ] && [ "$op" != migrate ]; then
+    echo "fortran-tests.sh: --count goes with --regroup or --migrate" >&2
+    exit 2
+fi
+[ -n "$seed" ] || seed="$(date +%s)"
+ops_word="${op}s"
+[ "$op" = migrate ] && ops_word=migrations
 [ ${#mpis[@]} -gt 0 ] || mpis=(openmpi)
 if [ ${#names[@]} -eq 0 ]; then
     for src in "$TESTS"/*.f90; do names+=("$(basename "${src%.f90}")"); done
@@ -148,6 +175,18 @@ op_run() {
         return
     fi
     k=$((calls / 3 + 1))
+    # --count N: N SPECs, ranks and call counts drawn from the seed (per
+    # program, so that one program's do not depend on the others').
+    local specs=() i r c
+    if [ "$count" -gt 1 ]; then
+        RANDOM=$(( (seed + $(cksum <<<"$name$op" | cut -d' ' -f1)) % 32768 ))
+        for ((i = 0; i < count; i++)); do
+            r=$((RANDOM % ranks))
+            c="$(sed -n "s/^ferry\[rank $r pid [0-9]*\] debug: finalize: \([0-9]*\) calls.*/\1/p" "$dir/$name.lib.err" | head -n 1)"
+            [ -n "$c" ] || { op_status="no call count of rank $r in the lib run"; return; }
+            specs+=("rank=$r,after=$(( (RANDOM * 32768 + RANDOM) % (c > 3 ? c / 3 : 1) + 1 ))")
+        done
+    fi
     local out="$dir/$name.$op.out" err="$dir/$name.$op.err" tried=()
     # A program that polls (Test/Iprobe loops) makes fewer calls in some
     # runs than in the lib run: a SPEC that did not fire is tried again at
@@ -157,11 +196,15 @@ op_run() {
         rm -f "$ev"
         rm -rf "$dir/$name.ckpt"
         local args=(--mpi "$FERRY_MPI" -n "$ranks" --events "$ev")
-        case "$op" in
-            regroup) args+=(--regroup "rank=$rank,after=$k") ;;
-            migrate) args+=(--migrate "rank=$rank,after=$k") ;;
-            checkpoint) args+=(--checkpoint "after=$k,dir=$dir/$name.ckpt") ;;
-        esac
+        if [ "${#specs[@]}" -gt 0 ]; then
+            for i in "${!specs[@]}"; do args+=("--$op" "${specs[i]}"); done
+        else
+            case "$op" in
+                regroup) args+=(--regroup "rank=$rank,after=$k") ;;
+                migrate) args+=(--migrate "rank=$rank,after=$k") ;;
+                checkpoint) args+=(--checkpoint "after=$k,dir=$dir/$name.ckpt") ;;
+            esac
+        fi
         rc=0
         (cd "$dir" && FERRY_LOG=info timeout -k 5 "$TIMEOUT" "$FERRY_BIN" run "${args[@]}" -- "$dir/$name" \
             </dev/null >"$out" 2>"$err") || rc=$?
@@ -170,13 +213,23 @@ op_run() {
             break
         fi
         k=$((k / 4 + 1))
+        for i in "${!specs[@]}"; do
+            r="${specs[i]#rank=}"; r="${r%%,*}"
+            c="${specs[i]##*after=}"
+            specs[i]="rank=$r,after=$(( c / 4 + 1 ))"
+        done
     done
+    # what a failure is replayed with
+    local what="rank $rank after $k calls"
+    if [ "${#specs[@]}" -gt 0 ]; then
+        what="$count $ops_word, seed $seed: $(IFS=';'; echo "${specs[*]}")"
+    fi
     if [ "$rc" -ne 0 ]; then
-        op_status="$op run (rank $rank after $k calls) exited with status $rc"
+        op_status="$op run ($what) exited with status $rc"
         return
     fi
     if ! grep -aqE "(regroup|migration|checkpoint) asked for after call" "$err"; then
-        op_status="the $op SPEC never fired (rank $rank after ${tried[*]} calls)"
+        op_status="the $op SPEC never fired ($what; tried K = ${tried[*]})"
         return
     fi
     # A communicator some ranks freed while others still use it (f08.f90's
@@ -193,11 +246,12 @@ op_run() {
     local nospawn=""
     if [ "$op" = migrate ] && [ "$FERRY_MPI" = mpich-deb ]; then
         nospawn=1
-        if ! grep -aq "migration of rank $rank refused: this MPI (MPICH 4\.0[.0-9]*) cannot spawn" "$err"; then
+        if ! grep -aqE "migration of rank [0-9]+ refused: this MPI \(MPICH 4\.0[.0-9]*\) cannot spawn" "$err" \
+            || grep -aq '"event":"migrate"' "$ev" 2>/dev/null; then
             op_status="the migration was not refused for want of spawn (MPICH 4.0)"
             return
         fi
-        if ! grep -q '"event":"regroup".*"migration_refused":1' "$ev" 2>/dev/null; then
+        if ! grep -qE '"event":"regroup".*"migration_refused":[0-9]+' "$ev" 2>/dev/null; then
             op_status="no refused migration in the event log"
             return
         fi
@@ -216,15 +270,15 @@ op_run() {
         cat "$out.restart" >>"$out"
     fi
     if ! diff -q "$dir/$name.plain.out" "$out" >/dev/null; then
-        op_status="stdout of the $op run differs from the plain run's (rank $rank after $k calls)"
+        op_status="stdout of the $op run differs from the plain run's ($what)"
         return
     fi
     if [ -n "$refused" ]; then
-        op_note="; $op by rank $rank after $k calls refused (a communicator freed by some ranks only), output unchanged"
+        op_note="; $op ($what) refused (a communicator freed by some ranks only), output unchanged"
         return
     fi
     if [ -n "$nospawn" ]; then
-        op_note="; migration of rank $rank after $k calls refused (MPICH 4.0 cannot spawn), the job went on, output unchanged"
+        op_note="; migration ($what) refused (MPICH 4.0 cannot spawn), the job went on, output unchanged"
         return
     fi
     case "$op" in
@@ -240,7 +294,19 @@ op_run() {
         n="$(cat "$err" "$err.restart" 2>/dev/null | grep -aEc '^fortran-calls: rank [0-9]+ checked [1-9][0-9]* calls, 0 miscounted$' || true)"
         [ "$n" -ge "$ranks" ] || op_status="per-call counts after the $op: $n of $ranks ranks clean"
     fi
-    [ -n "$op_status" ] || { op_note="; $op by rank $rank after $k calls"; rm -rf "$dir/$name.ckpt"; }
+    if [ -z "$op_status" ] && [ "${#specs[@]}" -gt 0 ]; then
+        # every SPEC that fired made its event (a refused one: its regroup)
+        local fired events
+        fired="$(grep -acE "(regroup|migration) asked for after call" "$err" || true)"
+        events="$(grep -cE '"event":"(regroup|migrate)"' "$ev" 2>/dev/null || true)"
+        if [ "$events" -lt "$fired" ]; then
+            op_status="$fired SPECs fired but the event log has $events events ($what)"
+        else
+            op_note="; $fired of $count fired, $events events ($what)"
+            rm -rf "$dir/$name.ckpt"
+        fi
+    fi
+    [ -n "$op_status" ] || [ -n "$op_note" ] || { op_note="; $op by $what"; rm -rf "$dir/$name.ckpt"; }
 }
 
 test_mpi() (

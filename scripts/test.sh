@@ -17,10 +17,11 @@
 #   fortran    the Fortran programs (c-tests/fortran) with and without the
 #              library, and a per-call count (Open MPI and Debian's MPICH
 #              4.0.2; the pip MPICH: skipped, it has no Fortran);
-#              fortran-regroup, -checkpoint: one such operation in each
-#              program (Open MPI, MPICH 4.0.2); fortran-migrate: one
-#              migration in each (Open MPI; MPICH 4.0.2: refused, it cannot
-#              spawn, and the job goes on)
+#              fortran-regroup: three regroups in each program, by seeded
+#              random ranks at seeded random calls (Open MPI, MPICH 4.0.2);
+#              fortran-checkpoint: one checkpoint/restart in each;
+#              fortran-migrate: three migrations in each (Open MPI; MPICH
+#              4.0.2: refused, it cannot spawn, and the job goes on)
 #   swap       the same with the world swapped underneath at barriers 2 and 5
 #   regroup    every program with 1, 3 and 20 regroups at seeded random points
 #   signal     a regroup asked for with SIGUSR2
@@ -199,8 +200,8 @@ step unit each_mpi cargo test --release --workspace --quiet
 step c-tests bash scripts/c-tests.sh all
 step c-tests-deb deb_check
 step fortran bash scripts/fortran-tests.sh all
-step fortran-regroup bash scripts/fortran-tests.sh --regroup openmpi mpich-deb
-step fortran-migrate bash scripts/fortran-tests.sh --migrate openmpi mpich-deb
+step fortran-regroup bash scripts/fortran-tests.sh --regroup --count 3 openmpi mpich-deb
+step fortran-migrate bash scripts/fortran-tests.sh --migrate --count 3 openmpi mpich-deb
 step fortran-checkpoint bash scripts/fortran-tests.sh --checkpoint openmpi mpich-deb
 step swap swap_check
 step regroup regroup_check
