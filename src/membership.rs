@@ -287,9 +287,18 @@ impl Recipe {
 /// Name, error handler and the program's attributes of a communicator,
 /// carried to its successor. Attributes are set directly (no copy
 /// callback runs: the attribute moves, it is not duplicated), and the old
-/// communicator is never freed, so no delete callback runs either.
+/// communicator is never freed, so no delete callback runs either. An
+/// attribute of a keyval made from Fortran is carried through the MPI's
+/// Fortran calls (in C, MPI would hand over the address of its copy of the
+/// value) and stays on the old communicator too: removing it would call
+/// the program's delete function, which the library cannot silence.
 unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
-    for kv in crate::special::program_keyvals() {
+    for (kv, fortran) in crate::special::program_keyvals() {
+        if fortran {
+            // SAFETY: both live.
+            unsafe { crate::wrappers::fortran_support::carry_fortran_attribute(old, new, kv) };
+            continue;
+        }
         let mut val: *mut std::ffi::c_void = std::ptr::null_mut();
         let mut flag: c_int = 0;
         // SAFETY: both live; `val` receives the attribute's value.

@@ -916,6 +916,9 @@ struct AttrFns {
     freed: bool,
     copy: MPI_Comm_copy_attr_function,
     delete: MPI_Comm_delete_attr_function,
+    /// Made from Fortran (forwarded to the MPI's own Fortran layer): MPI
+    /// calls the program's functions itself, never the trampolines.
+    fortran: bool,
 }
 // SAFETY: plain function addresses.
 unsafe impl Send for AttrFns {}
@@ -931,19 +934,43 @@ fn attr_fns(keyval: c_int) -> Option<AttrFns> {
 }
 
 /// The keyvals the program created and has not freed, for carrying
-/// attributes to a rebuilt communicator.
-pub fn program_keyvals() -> Vec<c_int> {
-    KEYVALS
+/// attributes to a rebuilt communicator: each with whether it was made
+/// from Fortran (its delete function is the program's own, which the
+/// library cannot silence).
+pub fn program_keyvals() -> Vec<(c_int, bool)> {
+    let mut v: Vec<(c_int, bool)> = KEYVALS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map(|m| {
             m.iter()
                 .filter(|(_, f)| !f.freed)
-                .map(|(k, _)| *k)
+                .map(|(k, f)| (*k, f.fortran))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+/// A communicator keyval the program made from Fortran, through the MPI's
+/// own Fortran layer (the generated forwarding entry points call this):
+/// recorded so that its attributes are carried to rebuilt communicators,
+/// and counted among the program's keyvals.
+pub fn fortran_keyval_made(kv: c_int) {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(
+            kv,
+            AttrFns {
+                freed: false,
+                copy: None,
+                delete: None,
+                fortran: true,
+            },
+        );
 }
 
 /// While set, the delete trampoline does not call the program: the library
@@ -1091,6 +1118,7 @@ unsafe fn create_keyval(
                     freed: false,
                     copy,
                     delete,
+                    fortran: false,
                 },
             );
     }

@@ -711,6 +711,19 @@ fn gen_forward(
             _ => args.push(n),
         }
     }
+    if matches!(
+        f.name.as_str(),
+        "MPI_Comm_create_keyval" | "MPI_Keyval_create"
+    ) {
+        // Recorded, so that its attributes are carried over rebuilds.
+        let kv = f
+            .params
+            .iter()
+            .find(|q| q.dir == "out" && q.name.ends_with("keyval"))
+            .map(|q| id(&q.name))
+            .ok_or("no keyval out-parameter")?;
+        writeln!(post, "    crate::special::fortran_keyval_made(*{kv});").unwrap();
+    }
     params.push("ierror: *mut MPI_Fint".into());
     args.push("ierror".into());
     for i in 0..hidden {
@@ -743,10 +756,29 @@ fn gen_forward(
         "    fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"{target}\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
     )
     .unwrap();
+    // A collective counts its superstep as the C wrapper's does: the
+    // synchronization must know a rank is inside it (or the others freeze
+    // in front of it and it waits for ever). Entered before the handles are
+    // made real: a regroup at the entry replaces the communicator.
+    let collective = crate::template_of(&f.name) == crate::Template::Collective;
+    let ticket = match (&comm_param, collective) {
+        (Some(c), true) => {
+            writeln!(
+                out,
+                "        let ticket = crate::superstep::enter_collective(fs::comm_slot(*{c}));"
+            )
+            .unwrap();
+            true
+        }
+        _ => false,
+    };
     for line in pre.lines() {
         writeln!(out, "    {line}").unwrap();
     }
     writeln!(out, "        target({});", args.join(", ")).unwrap();
+    if ticket {
+        writeln!(out, "        crate::superstep::leave_collective(ticket);").unwrap();
+    }
     writeln!(
         out,
         "        let rc = if ierror.is_null() {{ k::MPI_SUCCESS() }} else {{ *ierror }};"

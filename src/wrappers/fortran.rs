@@ -929,10 +929,12 @@ unsafe fn MPI_Alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdisp
     fs::forward("mpi_alltoallw", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_alltoallw_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -974,10 +976,12 @@ unsafe fn MPI_Alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, 
     fs::forward("mpi_alltoallw_init", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_alltoallw_init_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, info, request, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -2332,6 +2336,9 @@ unsafe fn MPI_Comm_create_keyval(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_a
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*comm_keyval);
+        }
         rc
     })
 }
@@ -3434,8 +3441,10 @@ unsafe fn MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: 
     fs::forward("mpi_comm_spawn", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_spawn_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(command, argv, maxprocs, info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -3477,8 +3486,10 @@ unsafe fn MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut 
     fs::forward("mpi_comm_spawn_multiple", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_comm_spawn_multiple_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -3805,8 +3816,10 @@ unsafe fn MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut
     fs::forward("mpi_dist_graph_create_adjacent", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_dist_graph_create_adjacent_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm_old));
         let comm_old_f = fs::real_fint_comm(*comm_old);
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -8561,10 +8574,12 @@ unsafe fn MPI_Ialltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fint, sdis
     fs::forward("mpi_ialltoallw", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_ialltoallw_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, false).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, request, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -9121,10 +9136,12 @@ unsafe fn MPI_Ineighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_F
     fs::forward("mpi_ineighbor_alltoallw", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_ineighbor_alltoallw_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, request, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -10478,6 +10495,9 @@ unsafe fn MPI_Keyval_create(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, ke
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(copy_fn, delete_fn, keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*keyval);
+        }
         rc
     })
 }
@@ -11047,10 +11067,12 @@ unsafe fn MPI_Neighbor_alltoallw(sendbuf: *mut MPI_Fint, sendcounts: *mut MPI_Fi
     fs::forward("mpi_neighbor_alltoallw", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_neighbor_alltoallw_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -11092,10 +11114,12 @@ unsafe fn MPI_Neighbor_alltoallw_init(sendbuf: *mut MPI_Fint, sendcounts: *mut M
     fs::forward("mpi_neighbor_alltoallw_init", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_neighbor_alltoallw_init_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let mut sendtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).0).map(|i| fs::real_fint_datatype(*sendtypes.add(i))).collect();
         let mut recvtypes_f: Vec<MPI_Fint> = (0..fs::peers(*comm, true).1).map(|i| fs::real_fint_datatype(*recvtypes.add(i))).collect();
         let comm_f = fs::real_fint_comm(*comm);
         target(sendbuf, sendcounts, sdispls, sendtypes_f.as_mut_ptr(), recvbuf, recvcounts, rdispls, recvtypes_f.as_mut_ptr(), &comm_f as *const MPI_Fint as *mut MPI_Fint, info, request, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -16712,8 +16736,10 @@ unsafe fn MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: 
     fs::forward("mpi_win_allocate", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_win_allocate_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -16755,8 +16781,10 @@ unsafe fn MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint,
     fs::forward("mpi_win_allocate_shared", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("ompi_win_allocate_shared_f"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })

@@ -310,6 +310,9 @@ unsafe fn MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_dele
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*comm_keyval);
+        }
         rc
     })
 }
@@ -346,6 +349,9 @@ unsafe fn MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(copy_fn, delete_fn, keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*keyval);
+        }
         rc
     })
 }
@@ -998,6 +1004,9 @@ unsafe fn MPI_Comm_create_keyval_f08(comm_copy_attr_fn: *mut MPI_Fint, comm_dele
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*comm_keyval);
+        }
         rc
     })
 }
@@ -1471,8 +1480,10 @@ unsafe fn MPI_Comm_spawn_f08(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxpro
     fs::forward("mpi_comm_spawn", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_spawn_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(command, argv, maxprocs, info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -1490,8 +1501,10 @@ unsafe fn MPI_Comm_spawn_multiple_f08(count: *mut MPI_Fint, array_of_commands: *
     fs::forward("mpi_comm_spawn_multiple", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_spawn_multiple_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -1592,8 +1605,10 @@ unsafe fn MPI_Dist_graph_create_adjacent_f08(comm_old: *mut MPI_Fint, indegree: 
     fs::forward("mpi_dist_graph_create_adjacent", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_dist_graph_create_adjacent_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm_old));
         let comm_old_f = fs::real_fint_comm(*comm_old);
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -2993,6 +3008,9 @@ unsafe fn MPI_Keyval_create_f08(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(copy_fn, delete_fn, keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::special::fortran_keyval_made(*keyval);
+        }
         rc
     })
 }
@@ -5107,8 +5125,10 @@ unsafe fn MPI_Win_allocate_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, in
     fs::forward("mpi_win_allocate", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -5126,8 +5146,10 @@ unsafe fn MPI_Win_allocate_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, 
     fs::forward("mpi_win_allocate_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -5145,8 +5167,10 @@ unsafe fn MPI_Win_allocate_shared_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_F
     fs::forward("mpi_win_allocate_shared", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_shared_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })
@@ -5164,8 +5188,10 @@ unsafe fn MPI_Win_allocate_shared_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI
     fs::forward("mpi_win_allocate_shared_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_shared_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
+        let ticket = crate::superstep::enter_collective(fs::comm_slot(*comm));
         let comm_f = fs::real_fint_comm(*comm);
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
+        crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
     })

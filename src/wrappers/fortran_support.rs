@@ -434,3 +434,76 @@ pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
 pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
     crate::handles::datatype_real(f as crate::sys::MPI_Datatype) as MPI_Fint
 }
+
+/// The MPI's own Fortran `MPI_COMM_GET_ATTR` / `MPI_COMM_SET_ATTR` (an
+/// `INTEGER(KIND=MPI_ADDRESS_KIND)` value): Open MPI's `ompi_x_f`, MPICH's
+/// `pmpi_x_`.
+#[cfg(ferry_mpi = "openmpi")]
+static ATTR_GET: Next = Next::new("ompi_comm_get_attr_f\0");
+#[cfg(ferry_mpi = "openmpi")]
+static ATTR_SET: Next = Next::new("ompi_comm_set_attr_f\0");
+#[cfg(ferry_mpi = "mpich")]
+static ATTR_GET: Next = Next::new("pmpi_comm_get_attr_\0");
+#[cfg(ferry_mpi = "mpich")]
+static ATTR_SET: Next = Next::new("pmpi_comm_set_attr_\0");
+
+/// The Fortran integer of a real communicator.
+#[cfg(ferry_mpi = "openmpi")]
+fn comm_fint(c: crate::sys::MPI_Comm) -> MPI_Fint {
+    // SAFETY: a real handle: MPI converts it.
+    unsafe { crate::sys::PMPI_Comm_c2f(c) }
+}
+#[cfg(ferry_mpi = "mpich")]
+fn comm_fint(c: crate::sys::MPI_Comm) -> MPI_Fint {
+    // MPICH's Fortran integer is the C handle (its MPI_Comm_c2f is a macro).
+    c as MPI_Fint
+}
+
+/// Carries the attribute of keyval `kv` (made from Fortran) from `old` to
+/// `new`, real communicators, through the MPI's own Fortran calls: the
+/// value keeps its Fortran form (read and set from C, MPI would hand over
+/// the address of its copy instead, and Fortran would read that address
+/// back). No copy function runs. Returns whether there was one to carry.
+///
+/// # Safety
+/// `old` and `new` are live communicators of this process.
+pub unsafe fn carry_fortran_attribute(
+    old: crate::sys::MPI_Comm,
+    new: crate::sys::MPI_Comm,
+    kv: c_int,
+) -> bool {
+    type Get =
+        unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut i64, *mut MPI_Fint, *mut MPI_Fint);
+    type Set = unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut i64, *mut MPI_Fint);
+    let (Some(get), Some(set)) = (ATTR_GET.get(), ATTR_SET.get()) else {
+        return false;
+    };
+    // SAFETY: the MPI's Fortran functions of these signatures (found by
+    // their names); every argument is a local passed by reference, as
+    // Fortran does.
+    unsafe {
+        let get: Get = std::mem::transmute(get);
+        let set: Set = std::mem::transmute(set);
+        let (mut from, mut to) = (comm_fint(old), comm_fint(new));
+        let (mut key, mut val, mut flag, mut err): (MPI_Fint, i64, MPI_Fint, MPI_Fint) =
+            (kv as MPI_Fint, 0, 0, 0);
+        get(&mut from, &mut key, &mut val, &mut flag, &mut err);
+        if err != k::MPI_SUCCESS() as MPI_Fint || flag == 0 {
+            return false;
+        }
+        set(&mut to, &mut key, &mut val, &mut err);
+        err == k::MPI_SUCCESS() as MPI_Fint
+    }
+}
+
+/// The library's slot of a program's communicator given as a Fortran
+/// integer (none for one of MPI's own it does not know).
+#[cfg(ferry_mpi = "openmpi")]
+pub fn comm_slot(f: MPI_Fint) -> crate::handles::CommRef {
+    crate::handles::comm_in(fortran::comm_f2c(f)).1
+}
+#[cfg(ferry_mpi = "mpich")]
+#[allow(dead_code)] // for the generated code: mpich-deb's f08 collectives; the pip MPICH has none
+pub fn comm_slot(f: MPI_Fint) -> crate::handles::CommRef {
+    crate::handles::comm_in(f as crate::sys::MPI_Comm).1
+}
