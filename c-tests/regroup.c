@@ -14,7 +14,9 @@
  *   5. persistent receives started after a regroup drained their messages
  *      (served from the drained queue): one freed at once, one carried
  *      through a second regroup before the program waits on it, then
- *      started again on the rebuilt communicator.
+ *      started again on the rebuilt communicator;
+ *   6. a persistent receive from MPI_PROC_NULL started before a regroup and
+ *      completed after it (complete at once: never to be cancelled).
  * With the library each section checks that its regroup happened. */
 #include "common.h"
 #include <ferry.h>
@@ -251,6 +253,23 @@ int main(int argc, char **argv)
     }
     say("5. persistent receives served across regroups:");
     say_all("got %d %d %d", pgot[0], pgot[1], pgot[2]);
+
+    /* 6. a started persistent receive from MPI_PROC_NULL across a regroup */
+    MPI_Request nr;
+    int nv = 7;
+    MPI_Status nst;
+    CK(MPI_Recv_init(&nv, 1, MPI_INT, MPI_PROC_NULL, 60, W, &nr));
+    CK(MPI_Start(&nr));
+    if (rank == 0)
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    settle();
+    regrouped("persistent receive from MPI_PROC_NULL started");
+    /* (the status is not checked: MPICH's for a persistent receive from
+     * MPI_PROC_NULL is not the standard's, with or without ferry) */
+    CK(MPI_Wait(&nr, &nst));
+    CHECK(nr != MPI_REQUEST_NULL && nv == 7);
+    CK(MPI_Request_free(&nr));
+    say("6. persistent receive from MPI_PROC_NULL across a regroup: done");
 
     finish_ok();
     return 0;

@@ -99,33 +99,30 @@ pub unsafe fn park() -> Vec<Parked> {
     todo.sort_by_key(|t| t.5);
     let mut parked = Vec::new();
     for (i, kind, mut real, args, active, seq, mut successor, standin) in todo {
-        if standin {
-            // An active persistent MPI_ANY_SOURCE receive made as a
-            // matched-probe request: taken back like a receive (cancelled,
-            // or found completed and counted now), the persistent request
-            // freed; `repost` makes it again, and starts it if it was
-            // cancelled.
-            let mut st = MaybeUninit::<MPI_Status>::zeroed();
-            let mut cancelled: c_int = 0;
-            // SAFETY: the live matched-probe request and the inactive
-            // persistent request of this slot, both ours to release.
-            unsafe {
-                PMPI_Cancel(&mut real);
-                PMPI_Wait(&mut real, st.as_mut_ptr());
-                PMPI_Test_cancelled(st.as_ptr(), &mut cancelled);
-                PMPI_Request_free(&mut successor);
-            }
-            let mut completed = None;
-            if cancelled == 0 {
-                // SAFETY: MPI_Wait filled it.
-                let st = unsafe { st.assume_init() };
-                if let Some(s) = tables().requests.get(i) {
-                    if st.MPI_SOURCE >= 0 {
-                        crate::channels::count_receive(s.comm, st.MPI_SOURCE);
-                    }
+        if successor != k::MPI_REQUEST_NULL() {
+            // A persistent receive with two real requests: the program's
+            // (`real`) and the persistent one, inactive, that takes its
+            // place after the program's wait (`successor`). Either it was
+            // served across an earlier rebuild (`real` is a completed
+            // generalized request reporting a message counted when it was
+            // drained), or it is an active MPI_ANY_SOURCE receive made as a
+            // matched-probe request (`standin`: taken back like a receive).
+            // Both go; `repost` makes them again (and starts a cancelled
+            // one again).
+            let completed = if standin {
+                // SAFETY: the live matched-probe request of this slot.
+                unsafe { take_back(i, &mut real) }
+            } else {
+                let mut st = MaybeUninit::<MPI_Status>::zeroed();
+                // SAFETY: the completed generalized request of this slot;
+                // MPI_Wait fills the status from its query function.
+                unsafe {
+                    PMPI_Wait(&mut real, st.as_mut_ptr());
+                    Some(st.assume_init())
                 }
-                completed = Some(st);
-            }
+            };
+            // SAFETY: the slot's inactive persistent request, ours alone.
+            unsafe { PMPI_Request_free(&mut successor) };
             if let Some(s) = tables().requests.get_mut(i) {
                 s.real = k::MPI_REQUEST_NULL();
                 s.swap_in = k::MPI_REQUEST_NULL();
@@ -137,35 +134,6 @@ pub unsafe fn park() -> Vec<Parked> {
                 args,
                 restart: completed.is_none(),
                 completed,
-                in_flight: None,
-            });
-            continue;
-        }
-        if successor != k::MPI_REQUEST_NULL() {
-            // A persistent receive served across an earlier rebuild and not
-            // yet completed by the program: `real` is a completed
-            // generalized request reporting the message (counted when it was
-            // drained), `successor` the inactive request on the old
-            // communicator. Both go; `repost` makes them again.
-            let mut st = MaybeUninit::<MPI_Status>::zeroed();
-            // SAFETY: the completed generalized request and the inactive
-            // persistent request of this slot, both ours to release.
-            unsafe {
-                PMPI_Wait(&mut real, st.as_mut_ptr());
-                PMPI_Request_free(&mut successor);
-            }
-            if let Some(s) = tables().requests.get_mut(i) {
-                s.real = k::MPI_REQUEST_NULL();
-                s.swap_in = k::MPI_REQUEST_NULL();
-            }
-            parked.push(Parked {
-                slot: i,
-                seq,
-                args,
-                // SAFETY: MPI_Wait filled it (from the generalized
-                // request's query function).
-                completed: Some(unsafe { st.assume_init() }),
-                restart: false,
                 in_flight: None,
             });
             continue;
@@ -186,28 +154,8 @@ pub unsafe fn park() -> Vec<Parked> {
                 });
                 continue;
             }
-            let mut st = MaybeUninit::<MPI_Status>::zeroed();
-            let mut cancelled: c_int = 0;
             // SAFETY: a live receive request of the program.
-            unsafe {
-                PMPI_Cancel(&mut real);
-                PMPI_Wait(&mut real, st.as_mut_ptr());
-                PMPI_Test_cancelled(st.as_ptr(), &mut cancelled);
-            }
-            if cancelled == 0 {
-                // SAFETY: MPI_Wait filled it.
-                let st = unsafe { st.assume_init() };
-                // It consumed a message: count it now, for the drain, and
-                // not again when the program completes it.
-                // (A receive from MPI_PROC_NULL consumed nothing, whatever
-                // source the MPI reports.)
-                if let Some(s) = tables().requests.get(i) {
-                    if st.MPI_SOURCE >= 0 && s.peer != k::MPI_PROC_NULL() {
-                        crate::channels::count_receive(s.comm, st.MPI_SOURCE);
-                    }
-                }
-                completed = Some(st);
-            }
+            completed = unsafe { take_back(i, &mut real) };
         }
         if kind != ReqKind::Recv {
             // A persistent request outlives its completion: free it, it is
@@ -225,6 +173,47 @@ pub unsafe fn park() -> Vec<Parked> {
         });
     }
     parked
+}
+
+/// Takes the live receive request `real` of slot `i` off its
+/// communicator: cancelled (`None`), or found completed (its status). A
+/// completed one consumed a message: counted now, for the drain, and not
+/// again when the program completes it (a receive from `MPI_PROC_NULL`
+/// consumed nothing, whatever source the MPI reports, and is never
+/// cancelled: it completes at once).
+///
+/// # Safety
+/// `real` is a live receive request of this process.
+unsafe fn take_back(i: usize, real: &mut MPI_Request) -> Option<MPI_Status> {
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    let mut cancelled: c_int = 0;
+    if tables().requests.get(i).map(|s| s.peer) == Some(k::MPI_PROC_NULL()) {
+        // Complete at once, and not cancellable: MPICH takes a started
+        // persistent receive from MPI_PROC_NULL for an inactive one
+        // ("Attempt to cancel an inactive persistent request", fatal).
+        // SAFETY: contract of the function.
+        unsafe {
+            PMPI_Wait(real, st.as_mut_ptr());
+            return Some(st.assume_init());
+        }
+    }
+    // SAFETY: contract of the function.
+    unsafe {
+        PMPI_Cancel(real);
+        PMPI_Wait(real, st.as_mut_ptr());
+        PMPI_Test_cancelled(st.as_ptr(), &mut cancelled);
+    }
+    if cancelled != 0 {
+        return None;
+    }
+    // SAFETY: MPI_Wait filled it.
+    let st = unsafe { st.assume_init() };
+    if let Some(s) = tables().requests.get(i) {
+        if st.MPI_SOURCE >= 0 && s.peer != k::MPI_PROC_NULL() {
+            crate::channels::count_receive(s.comm, st.MPI_SOURCE);
+        }
+    }
+    Some(st)
 }
 
 /// `MPI_Start` of a persistent receive while drained messages wait: one

@@ -958,6 +958,16 @@ pub fn program_keyvals() -> Vec<(c_int, bool)> {
 /// recorded so that its attributes are carried to rebuilt communicators,
 /// and counted among the program's keyvals.
 pub fn fortran_keyval_made(kv: c_int) {
+    record_keyval(kv, None, None, true);
+}
+
+/// Records a keyval the program made (see [`AttrFns`]).
+fn record_keyval(
+    kv: c_int,
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+    fortran: bool,
+) {
     KEYVALS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -966,9 +976,9 @@ pub fn fortran_keyval_made(kv: c_int) {
             kv,
             AttrFns {
                 freed: false,
-                copy: None,
-                delete: None,
-                fortran: true,
+                copy,
+                delete,
+                fortran,
             },
         );
 }
@@ -1107,20 +1117,7 @@ unsafe fn create_keyval(
     };
     if rc == k::MPI_SUCCESS() && !keyval.is_null() {
         // SAFETY: MPI wrote the new keyval.
-        let kv = unsafe { *keyval };
-        KEYVALS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(HashMap::new)
-            .insert(
-                kv,
-                AttrFns {
-                    freed: false,
-                    copy,
-                    delete,
-                    fortran: false,
-                },
-            );
+        record_keyval(unsafe { *keyval }, copy, delete, false);
     }
     rc
 }
