@@ -31,6 +31,21 @@ impl Kind {
 
 static LIVE: Mutex<Option<HashSet<(Kind, u64)>>> = Mutex::new(None);
 
+/// Objects made by Fortran calls the library forwards to the MPI's own
+/// Fortran layer (an operation of `MPI_Op_create`, a communicator of
+/// `MPI_Comm_spawn` or `MPI_Comm_idup`, ...): the MPI function each came
+/// from. The library never sees their handles (nor their release): once
+/// one was made, a process image refuses to carry the process.
+static FORWARDED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// A forwarded Fortran call made an object (the generated entry points
+/// call this).
+pub fn forwarded_made(function: &'static str) {
+    if let Ok(mut f) = FORWARDED.lock() {
+        f.push(function);
+    }
+}
+
 /// Whether a handle names a predefined object.
 pub fn predefined(bits: u64) -> bool {
     #[cfg(ferry_mpi = "mpich")]
@@ -112,9 +127,8 @@ pub fn live() -> String {
     let Ok(l) = LIVE.lock() else {
         return String::new();
     };
-    let Some(s) = l.as_ref() else {
-        return String::new();
-    };
+    let empty = HashSet::new();
+    let s = l.as_ref().unwrap_or(&empty);
     let mut counts: Vec<(Kind, usize)> = Vec::new();
     for (k, _) in s.iter() {
         match counts.iter_mut().find(|c| c.0 == *k) {
@@ -123,9 +137,29 @@ pub fn live() -> String {
         }
     }
     counts.sort_by_key(|c| c.0 as u8);
-    counts
+    let mut words: Vec<String> = counts
         .iter()
         .map(|(k, n)| format!("{n} {}{}", k.noun(), if *n == 1 { "" } else { "s" }))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if let Some(w) = forwarded_words() {
+        words.push(w);
+    }
+    words.join(", ")
+}
+
+/// The objects forwarded Fortran calls made, in words.
+fn forwarded_words() -> Option<String> {
+    let f = FORWARDED.lock().ok()?;
+    if f.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = f.clone();
+    names.sort_unstable();
+    names.dedup();
+    Some(format!(
+        "{} object{} made from Fortran by {} (forwarded to the MPI's own Fortran layer)",
+        f.len(),
+        if f.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ))
 }

@@ -711,6 +711,10 @@ fn gen_forward(
             _ => args.push(n),
         }
     }
+    if FORWARDED_MAKERS.contains(&f.name.as_str()) {
+        // An object the library will not know: a process image refuses it.
+        writeln!(post, "    crate::objects::forwarded_made(\"{}\");", f.name).unwrap();
+    }
     if matches!(
         f.name.as_str(),
         "MPI_Comm_create_keyval" | "MPI_Keyval_create"
@@ -795,6 +799,30 @@ fn gen_forward(
     write_exports(out, &cfg, names, body, &param_list, &arg_names);
     Ok(())
 }
+
+/// Forwarded functions that make an object the program then uses by a
+/// handle the library never sees (nor its release): counted, so that a
+/// process image refuses a process that made one
+/// (`objects::forwarded_made`). Keyvals are counted as the program's own
+/// (`special::fortran_keyval_made`).
+const FORWARDED_MAKERS: &[&str] = &[
+    "MPI_Op_create",
+    "MPI_Comm_idup",
+    "MPI_Comm_idup_with_info",
+    "MPI_Comm_spawn",
+    "MPI_Comm_spawn_multiple",
+    "MPI_Dist_graph_create",
+    "MPI_Dist_graph_create_adjacent",
+    "MPI_Win_allocate",
+    "MPI_Win_allocate_shared",
+    "MPI_Comm_create_errhandler",
+    "MPI_Errhandler_create",
+    "MPI_File_create_errhandler",
+    "MPI_Win_create_errhandler",
+    "MPI_Type_create_keyval",
+    "MPI_Win_create_keyval",
+    "MPI_Grequest_start",
+];
 
 /// The generated `src/wrappers/fortran.rs`.
 pub fn generate(functions: &[Function], source: &str) -> String {

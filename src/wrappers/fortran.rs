@@ -2209,6 +2209,9 @@ unsafe fn MPI_Comm_create_errhandler(comm_errhandler_fn: *mut MPI_Fint, errhandl
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_create_errhandler");
+        }
         rc
     })
 }
@@ -2960,6 +2963,9 @@ unsafe fn MPI_Comm_idup(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *m
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, newcomm, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_idup");
+        }
         rc
     })
 }
@@ -3003,6 +3009,9 @@ unsafe fn MPI_Comm_idup_with_info(comm: *mut MPI_Fint, info: *mut MPI_Fint, newc
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, info, newcomm, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_idup_with_info");
+        }
         rc
     })
 }
@@ -3446,6 +3455,9 @@ unsafe fn MPI_Comm_spawn(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: 
         target(command, argv, maxprocs, info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_spawn");
+        }
         rc
     })
 }
@@ -3491,6 +3503,9 @@ unsafe fn MPI_Comm_spawn_multiple(count: *mut MPI_Fint, array_of_commands: *mut 
         target(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_spawn_multiple");
+        }
         rc
     })
 }
@@ -3776,6 +3791,9 @@ unsafe fn MPI_Dist_graph_create(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sourc
         let comm_old_f = fs::real_fint_comm(*comm_old);
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Dist_graph_create");
+        }
         rc
     })
 }
@@ -3821,6 +3839,9 @@ unsafe fn MPI_Dist_graph_create_adjacent(comm_old: *mut MPI_Fint, indegree: *mut
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Dist_graph_create_adjacent");
+        }
         rc
     })
 }
@@ -3944,6 +3965,9 @@ unsafe fn MPI_Errhandler_create(function: *mut MPI_Fint, errhandler: *mut MPI_Fi
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(function, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Errhandler_create");
+        }
         rc
     })
 }
@@ -4424,6 +4448,9 @@ unsafe fn MPI_File_create_errhandler(file_errhandler_fn: *mut MPI_Fint, errhandl
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(file_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_File_create_errhandler");
+        }
         rc
     })
 }
@@ -7756,6 +7783,9 @@ unsafe fn MPI_Grequest_start(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, ca
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(query_fn, free_fn, cancel_fn, extra_state, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Grequest_start");
+        }
         rc
     })
 }
@@ -11207,6 +11237,9 @@ unsafe fn MPI_Op_create(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(user_fn, commute, op, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Op_create");
+        }
         rc
     })
 }
@@ -15188,6 +15221,9 @@ unsafe fn MPI_Type_create_keyval(type_copy_attr_fn: *mut MPI_Fint, type_delete_a
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Type_create_keyval");
+        }
         rc
     })
 }
@@ -16741,6 +16777,9 @@ unsafe fn MPI_Win_allocate(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: 
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_allocate");
+        }
         rc
     })
 }
@@ -16786,6 +16825,9 @@ unsafe fn MPI_Win_allocate_shared(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint,
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_allocate_shared");
+        }
         rc
     })
 }
@@ -17026,6 +17068,9 @@ unsafe fn MPI_Win_create_errhandler(win_errhandler_fn: *mut MPI_Fint, errhandler
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_create_errhandler");
+        }
         rc
     })
 }
@@ -17068,6 +17113,9 @@ unsafe fn MPI_Win_create_keyval(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_create_keyval");
+        }
         rc
     })
 }

@@ -949,6 +949,9 @@ unsafe fn MPI_Comm_create_errhandler_f08(comm_errhandler_fn: *mut MPI_Fint, errh
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_create_errhandler");
+        }
         rc
     })
 }
@@ -1287,6 +1290,9 @@ unsafe fn MPI_Comm_idup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, newcomm, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_idup");
+        }
         rc
     })
 }
@@ -1306,6 +1312,9 @@ unsafe fn MPI_Comm_idup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, 
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, info, newcomm, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_idup_with_info");
+        }
         rc
     })
 }
@@ -1485,6 +1494,9 @@ unsafe fn MPI_Comm_spawn_f08(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxpro
         target(command, argv, maxprocs, info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_spawn");
+        }
         rc
     })
 }
@@ -1506,6 +1518,9 @@ unsafe fn MPI_Comm_spawn_multiple_f08(count: *mut MPI_Fint, array_of_commands: *
         target(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, &comm_f as *const MPI_Fint as *mut MPI_Fint, intercomm, array_of_errcodes, ierror, len0, len1);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Comm_spawn_multiple");
+        }
         rc
     })
 }
@@ -1589,6 +1604,9 @@ unsafe fn MPI_Dist_graph_create_f08(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, s
         let comm_old_f = fs::real_fint_comm(*comm_old);
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Dist_graph_create");
+        }
         rc
     })
 }
@@ -1610,6 +1628,9 @@ unsafe fn MPI_Dist_graph_create_adjacent_f08(comm_old: *mut MPI_Fint, indegree: 
         target(&comm_old_f as *const MPI_Fint as *mut MPI_Fint, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Dist_graph_create_adjacent");
+        }
         rc
     })
 }
@@ -1661,6 +1682,9 @@ unsafe fn MPI_Errhandler_create_f08(function: *mut MPI_Fint, errhandler: *mut MP
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(function, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Errhandler_create");
+        }
         rc
     })
 }
@@ -1793,6 +1817,9 @@ unsafe fn MPI_File_create_errhandler_f08(file_errhandler_fn: *mut MPI_Fint, errh
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(file_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_File_create_errhandler");
+        }
         rc
     })
 }
@@ -2433,6 +2460,9 @@ unsafe fn MPI_Grequest_start_f08(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(query_fn, free_fn, cancel_fn, extra_state, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Grequest_start");
+        }
         rc
     })
 }
@@ -3097,6 +3127,9 @@ unsafe fn MPI_Op_create_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: 
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(user_fn, commute, op, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Op_create");
+        }
         rc
     })
 }
@@ -4367,6 +4400,9 @@ unsafe fn MPI_Type_create_keyval_f08(type_copy_attr_fn: *mut MPI_Fint, type_dele
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Type_create_keyval");
+        }
         rc
     })
 }
@@ -5130,6 +5166,9 @@ unsafe fn MPI_Win_allocate_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, in
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_allocate");
+        }
         rc
     })
 }
@@ -5172,6 +5211,9 @@ unsafe fn MPI_Win_allocate_shared_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_F
         target(size, disp_unit, info, &comm_f as *const MPI_Fint as *mut MPI_Fint, baseptr, win, ierror);
         crate::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_allocate_shared");
+        }
         rc
     })
 }
@@ -5257,6 +5299,9 @@ unsafe fn MPI_Win_create_errhandler_f08(win_errhandler_fn: *mut MPI_Fint, errhan
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_create_errhandler");
+        }
         rc
     })
 }
@@ -5275,6 +5320,9 @@ unsafe fn MPI_Win_create_keyval_f08(win_copy_attr_fn: *mut MPI_Fint, win_delete_
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
+        if rc == k::MPI_SUCCESS() {
+            crate::objects::forwarded_made("MPI_Win_create_keyval");
+        }
         rc
     })
 }
