@@ -636,12 +636,33 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             job.job_json().display()
         );
     }
-    if let Some(sig) = status.signal() {
+    if status.signal() == Some(libc::SIGPIPE) && every_rank_succeeded(job.path(), meta.n) {
+        // MPICH's hydra can die writing to the proxy of a replacement that
+        // has already ended (seen across hosts): the job itself is over,
+        // every rank finished with status 0 and its output is complete.
+        eprintln!(
+            "ferry: job {}: the launcher died of SIGPIPE after every rank had ended with status 0 (docs/hosts.md); the job succeeded",
+            job.id()
+        );
+        code = 0;
+    } else if let Some(sig) = status.signal() {
         eprintln!("ferry: job {}: launcher killed by signal {sig}", job.id());
     } else if code != 0 {
         log::info!("job {}: launcher exited with status {code}", job.id());
     }
     Ok(code)
+}
+
+/// Whether each of the job's `n` ranks recorded the exit status 0 in the
+/// job directory (`rank-R.exit`, written by the process holding the rank
+/// when it exits; ranks on other machines record none, and the answer is
+/// then no).
+pub fn every_rank_succeeded(dir: &Path, n: u32) -> bool {
+    n > 0
+        && (0..n).all(|r| {
+            std::fs::read_to_string(dir.join(format!("rank-{r}.exit")))
+                .is_ok_and(|s| s.trim() == "0")
+        })
 }
 
 /// The lowest rank whose process recorded a non-zero exit status in the
@@ -1000,6 +1021,21 @@ mod tests {
         std::fs::write(dir.join("rank-2.exit"), "7\n").unwrap();
         std::fs::write(dir.join("rank-1.json"), "{}").unwrap();
         assert_eq!(first_failed_rank(&dir), Some((2, 7)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_rank_must_have_succeeded() {
+        let dir = std::env::temp_dir().join(format!("ferry-ok-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!every_rank_succeeded(&dir, 0));
+        assert!(!every_rank_succeeded(&dir, 2));
+        std::fs::write(dir.join("rank-0.exit"), "0\n").unwrap();
+        assert!(!every_rank_succeeded(&dir, 2)); // rank 1 recorded nothing
+        std::fs::write(dir.join("rank-1.exit"), "3\n").unwrap();
+        assert!(!every_rank_succeeded(&dir, 2));
+        std::fs::write(dir.join("rank-1.exit"), "0\n").unwrap();
+        assert!(every_rank_succeeded(&dir, 2));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
