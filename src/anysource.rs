@@ -18,18 +18,18 @@ use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
 
+/// Whether `MPI_ANY_SOURCE` receives are matched-probe requests here
+/// (MPICH, after a migration).
+#[inline]
+pub fn active() -> bool {
+    cfg!(ferry_mpi = "mpich") && crate::migration::happened()
+}
+
 /// Whether a receive from `source` must be a matched-probe request here
 /// (MPICH, `MPI_ANY_SOURCE`, after a migration).
+#[inline]
 pub fn needed(source: c_int) -> bool {
-    #[cfg(ferry_mpi = "mpich")]
-    {
-        source == k::MPI_ANY_SOURCE() && crate::migration::happened()
-    }
-    #[cfg(not(ferry_mpi = "mpich"))]
-    {
-        let _ = source;
-        false
-    }
+    source == crate::sys::constants::MPI_ANY_SOURCE() && active()
 }
 
 /// `MPI_Irecv`, or the matched-probe request above when it must be.

@@ -4,7 +4,7 @@
 //! can interrupt), accounts completed receives on their channel, and writes
 //! the virtual handles back: a request MPI freed is released and becomes
 //! `MPI_REQUEST_NULL` for the program, a persistent one keeps its handle.
-use crate::channels::{count_receive, count_send};
+use crate::channels::{count_completed, count_send};
 use crate::handles::{self, ReqKind};
 use crate::state::Blocked;
 use crate::sys::constants as k;
@@ -23,18 +23,13 @@ fn settle(i: usize, status: *mut MPI_Status) {
     match slot.kind {
         // Served across a rebuild: counted when it was drained.
         ReqKind::PersistentRecv if slot.swap_in != k::MPI_REQUEST_NULL() && !slot.standin => {}
-        // Nothing to count (whatever source the MPI reports: Debian's
-        // MPICH 4.0.2 says 0).
-        ReqKind::Recv | ReqKind::PersistentRecv if slot.peer == k::MPI_PROC_NULL() => {}
         ReqKind::Recv | ReqKind::PersistentRecv => {
-            let (comm, _) = (slot.comm, ());
             let mut cancelled: c_int = 0;
             // SAFETY: `status` was filled by MPI for this request.
             unsafe {
                 PMPI_Test_cancelled(status, &mut cancelled);
-                let src = (*status).MPI_SOURCE;
-                if cancelled == 0 && src != k::MPI_PROC_NULL() && src >= 0 {
-                    count_receive(comm, src);
+                if cancelled == 0 {
+                    count_completed(slot.comm, slot.peer, (*status).MPI_SOURCE);
                 }
             }
         }
@@ -471,7 +466,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
 pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
     let one_by_one = || {
         crate::drain::pending()
-            || crate::migration::happened() && {
+            || crate::anysource::active() && {
                 // SAFETY: the program passes `count` requests.
                 let r = unsafe { std::slice::from_raw_parts(reqs, count as usize) };
                 r.iter()

@@ -10,7 +10,7 @@
 //! messages first. Sends that may wait for their receiver (synchronous
 //! ones, and messages above the smallest eager limit) are waited for the
 //! same way; small sends and collectives stay the real blocking calls.
-use crate::channels::count_receive;
+use crate::channels::count_completed;
 use crate::handles::{message_matched, CommRef};
 use crate::regroup;
 use crate::state::{state, Blocked};
@@ -261,10 +261,7 @@ unsafe fn settle_receive(comm: CommRef, source: c_int, st: *mut MPI_Status) {
         return;
     }
     // SAFETY: contract of the function.
-    let src = unsafe { (*st).MPI_SOURCE };
-    if src != k::MPI_PROC_NULL() {
-        count_receive(comm, src);
-    }
+    count_completed(comm, source, unsafe { (*st).MPI_SOURCE });
 }
 
 /// `MPI_Recv`: drained messages first, then the nonblocking form and a
@@ -347,10 +344,7 @@ pub unsafe fn mrecv_blocking(
     let rc = unsafe { wait_through(&mut req, st.ptr(), Blocked::Recv, comm, source, -1) };
     if rc == k::MPI_SUCCESS() {
         // SAFETY: MPI filled the status.
-        let src = unsafe { (*st.ptr()).MPI_SOURCE };
-        if src != k::MPI_PROC_NULL() && src >= 0 {
-            count_receive(comm, src);
-        }
+        count_completed(comm, source, unsafe { (*st.ptr()).MPI_SOURCE });
     }
     rc
 }

@@ -209,9 +209,7 @@ unsafe fn take_back(i: usize, real: &mut MPI_Request) -> Option<MPI_Status> {
     // SAFETY: MPI_Wait filled it.
     let st = unsafe { st.assume_init() };
     if let Some(s) = tables().requests.get(i) {
-        if st.MPI_SOURCE >= 0 && s.peer != k::MPI_PROC_NULL() {
-            crate::channels::count_receive(s.comm, st.MPI_SOURCE);
-        }
+        crate::channels::count_completed(s.comm, s.peer, st.MPI_SOURCE);
     }
     Some(st)
 }
@@ -257,11 +255,14 @@ pub unsafe fn serve_start(i: usize) -> bool {
 /// request in its place ([`crate::anysource`]: MPICH, `MPI_ANY_SOURCE`,
 /// after a migration; not the large-count form).
 pub fn needs_standin(i: usize) -> bool {
-    tables().requests.get(i).is_some_and(|s| {
-        s.kind == ReqKind::PersistentRecv
-            && s.p2p.is_some_and(|a| a.op == P2pOp::Recv_init)
-            && crate::anysource::needed(s.peer)
-    })
+    // (MPI_Start's path: the flag first, the table only after a migration
+    // on MPICH)
+    crate::anysource::active()
+        && tables().requests.get(i).is_some_and(|s| {
+            s.kind == ReqKind::PersistentRecv
+                && s.p2p.is_some_and(|a| a.op == P2pOp::Recv_init)
+                && crate::anysource::needed(s.peer)
+        })
 }
 
 /// `MPI_Start` of a persistent receive that [`needs_standin`]: a
