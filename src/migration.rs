@@ -906,24 +906,18 @@ unsafe fn await_ack(spawned: MPI_Comm, timeout: Duration) -> Result<Verdict, Str
     // MPI may still write into it after a receive given up: its own box,
     // leaked then.
     let mut word = Box::new(0u64);
-    let mut req = k::MPI_REQUEST_NULL();
-    // SAFETY: a receive of one integer into the box.
-    let rc = unsafe {
-        PMPI_Irecv(
+    // SAFETY: a receive of one integer into the box, leaked if given up.
+    match unsafe {
+        crate::image::stream::receive_bounded(
+            spawned,
             &mut *word as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
             0,
             TAG_ACK,
-            spawned,
-            &mut req,
+            timeout,
         )
-    };
-    if rc != k::MPI_SUCCESS() {
-        return Err(format!("MPI error {rc}"));
-    }
-    // SAFETY: the request just made.
-    match unsafe { crate::image::stream::wait_bounded(&mut req, timeout, true) } {
+    } {
         Ok(()) => Ok(verdict_of_ack(*word)),
         Err(e) => {
             Box::leak(word);
@@ -1367,7 +1361,7 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     // SAFETY: a bounded receive of two integers into a local that outlives
     // it unless it is given up, and then this process ends.
     if let Err(e) = unsafe {
-        receive_bounded(
+        crate::image::stream::receive_bounded(
             spawned,
             hello.as_mut_ptr() as *mut c_void,
             2,
@@ -1405,7 +1399,7 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
         }
         // The leaving process waits for the answer at most `timeout`, then
         // tells the job and this process.
-        if let Err(e) = receive_bounded(
+        if let Err(e) = crate::image::stream::receive_bounded(
             spawned,
             &mut verdict as *mut u64 as *mut c_void,
             1,
@@ -1462,29 +1456,6 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     fresh[F_GROUP_US] = t_group.elapsed().as_micros() as u64;
     let _ = (started, init_us);
     Err(prepared.jump(fresh, restore_started, 0))
-}
-
-/// A bounded receive (see [`crate::image::stream::wait_bounded`]).
-///
-/// # Safety
-/// `buf` holds `n` of `ty` and outlives the receive (given up: cancelled).
-unsafe fn receive_bounded(
-    comm: MPI_Comm,
-    buf: *mut c_void,
-    n: c_int,
-    ty: MPI_Datatype,
-    source: c_int,
-    tag: c_int,
-    timeout: Duration,
-) -> Result<(), crate::image::stream::Stall> {
-    let mut req = k::MPI_REQUEST_NULL();
-    // SAFETY: contract of the function.
-    let rc = unsafe { PMPI_Irecv(buf, n, ty, source, tag, comm, &mut req) };
-    if rc != k::MPI_SUCCESS() {
-        return Err(crate::image::stream::Stall::Error(rc));
-    }
-    // SAFETY: the request just made.
-    unsafe { crate::image::stream::wait_bounded(&mut req, timeout, true) }
 }
 
 /// A bounded send of one integer.

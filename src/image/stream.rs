@@ -50,14 +50,6 @@ fn map_private(len: usize, what: &str) -> Result<*mut c_void, String> {
     Ok(p)
 }
 
-fn check(rc: c_int, what: &str) -> Result<(), String> {
-    if rc == k::MPI_SUCCESS() {
-        Ok(())
-    } else {
-        Err(format!("{what} failed (MPI error {rc})"))
-    }
-}
-
 /// How long a transfer may go without progress (no message of the image
 /// completing, no answer from the other side) before it is given up:
 /// `FERRY_TRANSFER_TIMEOUT_MS`, 10 s by default.
@@ -116,6 +108,30 @@ pub unsafe fn wait_bounded(
             nap = (nap * 2).min(Duration::from_millis(1));
         }
     }
+}
+
+/// A receive waited for as [`wait_bounded`] (given up: cancelled).
+///
+/// # Safety
+/// `buf` holds `n` of `ty` and outlives the receive (given up: cancelled,
+/// and MPI may still write into it).
+pub unsafe fn receive_bounded(
+    comm: MPI_Comm,
+    buf: *mut c_void,
+    n: c_int,
+    ty: MPI_Datatype,
+    source: c_int,
+    tag: c_int,
+    timeout: Duration,
+) -> Result<(), Stall> {
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: contract of the function.
+    let rc = unsafe { PMPI_Irecv(buf, n, ty, source, tag, comm, &mut req) };
+    if rc != k::MPI_SUCCESS() {
+        return Err(Stall::Error(rc));
+    }
+    // SAFETY: the request just made.
+    unsafe { wait_bounded(&mut req, timeout, true) }
 }
 
 /// How long a wait polls without sleeping: longer than any message of a
@@ -396,12 +412,8 @@ pub unsafe fn receive(comm: MPI_Comm, source: c_int, timeout: Duration) -> Resul
     // One message, bounded; on a timeout the receive is cancelled (the
     // buffers here are the reservation's or leaked).
     let recv = |buf: *mut c_void, n: c_int, ty: MPI_Datatype| -> Result<(), String> {
-        let mut req = k::MPI_REQUEST_NULL();
         // SAFETY: contract of the function; `buf` holds `n` of `ty`.
-        let rc = unsafe { PMPI_Irecv(buf, n, ty, source, TAG, comm, &mut req) };
-        check(rc, "receiving the image")?;
-        // SAFETY: the request just made.
-        unsafe { wait_bounded(&mut req, timeout, true) }
+        unsafe { receive_bounded(comm, buf, n, ty, source, TAG, timeout) }
             .map_err(|e| format!("receiving the image failed: {e}"))
     };
     // The header buffer outlives a receive given up (MPI may still write).
