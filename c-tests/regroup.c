@@ -3,23 +3,27 @@
  * each with a situation the drain and the point-to-point synchronization
  * must get right. Without the library ferry_regroup() does nothing and the
  * output is the same.
- *   1. 1000 small messages in flight and unreceived (tags 0..9, received
+ *   1. a regroup led at the start while a rank computes without calling
+ *      MPI: the leader reads the window of a rank that makes no progress,
+ *      and must wait for what it reads to land;
+ *   2. 1000 small messages in flight and unreceived (tags 0..9, received
  *      later by tag, by MPI_ANY_TAG and by MPI_ANY_SOURCE), a probe after
  *      the regroup that must see a drained message, an Mprobe/Mrecv of one;
- *   2. Irecvs posted before the regroup, matched after it (Waitany and
+ *   3. Irecvs posted before the regroup, matched after it (Waitany and
  *      Testsome indices must stay right);
- *   3. a rank blocked in MPI_Recv on a rank that has stopped for the
+ *   4. a rank blocked in MPI_Recv on a rank that has stopped for the
  *      synchronization (it sends only after a sub-communicator collective);
- *   4. traffic on a sub-communicator only, in flight at the regroup;
- *   5. persistent receives started after a regroup drained their messages
+ *   5. traffic on a sub-communicator only, in flight at the regroup;
+ *   6. persistent receives started after a regroup drained their messages
  *      (served from the drained queue): one freed at once, one carried
  *      through a second regroup before the program waits on it, then
  *      started again on the rebuilt communicator;
- *   6. a persistent receive from MPI_PROC_NULL started before a regroup and
+ *   7. a persistent receive from MPI_PROC_NULL started before a regroup and
  *      completed after it (complete at once: never to be cancelled).
  * With the library each section checks that its regroup happened. */
 #include "common.h"
 #include <ferry.h>
+#include <time.h>
 
 #define N_MSGS 1000
 
@@ -54,7 +58,28 @@ int main(int argc, char **argv)
     int rank = world_rank();
     const MPI_Comm W = MPI_COMM_WORLD;
 
-    /* 1. messages in flight: ranks 0 and 2 send to 1, who reads them only
+    /* 1. rank 1 computes (no MPI call) while rank 0 leads a regroup, before
+     * any two ranks have talked */
+    long spins = 0;
+    if (rank == 0)
+        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
+    if (rank == 1) {
+        /* (not MPI_Wtime: the library may make progress in any MPI call) */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            spins++;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000000L);
+    }
+    int one = 1, total = 0;
+    CK(MPI_Allreduce(&one, &total, 1, MPI_INT, MPI_SUM, W));
+    settle();
+    regrouped("a rank computing while the leader reads it");
+    say("1. regroup while a rank computes:");
+    say_all("total=%d computed=%d", total, rank == 1 ? spins > 0 : 1);
+
+    /* 2. messages in flight: ranks 0 and 2 send to 1, who reads them only
      * after the regroup */
     static int payload[N_MSGS];
     MPI_Request sreq[N_MSGS];
@@ -109,10 +134,10 @@ int main(int argc, char **argv)
         }
     }
     regrouped("messages in flight");
-    say("1. messages in flight:");
+    say("2. messages in flight:");
     say_all("sum=%ld in_order=%d", sum, ok_order);
 
-    /* 2. Irecvs posted before, matched after */
+    /* 3. Irecvs posted before, matched after */
     int got[4] = {-1, -1, -1, -1};
     MPI_Request r[4];
     if (rank == 0)
@@ -143,10 +168,10 @@ int main(int argc, char **argv)
             CHECK(got[i] == 1000 * (i % 2 ? 1 : 2) + i);
     }
     regrouped("irecvs across");
-    say("2. irecvs posted before the regroup:");
+    say("3. irecvs posted before the regroup:");
     say_all("got %d %d %d %d", got[0], got[1], got[2], got[3]);
 
-    /* 3. rank 1 blocked receiving from rank 2, which stops before a
+    /* 4. rank 1 blocked receiving from rank 2, which stops before a
      * collective on {0, 2} and sends only after it */
     MPI_Comm pair;
     CK(MPI_Comm_split(W, rank == 1 ? MPI_UNDEFINED : 0, rank, &pair));
@@ -166,12 +191,12 @@ int main(int argc, char **argv)
     }
     settle();
     regrouped("blocked receive");
-    say("3. blocked receive on a stopped rank:");
+    say("4. blocked receive on a stopped rank:");
     say_all("x=%d", x);
     if (pair != MPI_COMM_NULL)
         CK(MPI_Comm_free(&pair));
 
-    /* 4. traffic on a sub-communicator only, in flight at the regroup */
+    /* 5. traffic on a sub-communicator only, in flight at the regroup */
     MPI_Comm sub;
     CK(MPI_Comm_split(W, rank == 0 ? 0 : 1, -rank, &sub));
     int srank, ssize;
@@ -200,11 +225,11 @@ int main(int argc, char **argv)
     }
     settle();
     regrouped("sub-communicator traffic");
-    say("4. sub-communicator traffic:");
+    say("5. sub-communicator traffic:");
     say_all("sub rank %d of %d: %lu", srank, ssize, subsum);
     CK(MPI_Comm_free(&sub));
 
-    /* 5. persistent receives whose messages a regroup drained */
+    /* 6. persistent receives whose messages a regroup drained */
     MPI_Request pr = MPI_REQUEST_NULL, pfree = MPI_REQUEST_NULL;
     int pv = -1, pv2 = -1, pgot[3] = {-1, -1, -1};
     if (rank == 1) {
@@ -251,10 +276,10 @@ int main(int argc, char **argv)
         CK(MPI_Request_free(&pr));
         CHECK(pr == MPI_REQUEST_NULL);
     }
-    say("5. persistent receives served across regroups:");
+    say("6. persistent receives served across regroups:");
     say_all("got %d %d %d", pgot[0], pgot[1], pgot[2]);
 
-    /* 6. a started persistent receive from MPI_PROC_NULL across a regroup */
+    /* 7. a started persistent receive from MPI_PROC_NULL across a regroup */
     MPI_Request nr;
     int nv = 7;
     MPI_Status nst;
@@ -269,7 +294,7 @@ int main(int argc, char **argv)
     CK(MPI_Wait(&nr, &nst));
     CHECK(nr != MPI_REQUEST_NULL && nv == 7);
     CK(MPI_Request_free(&nr));
-    say("6. persistent receive from MPI_PROC_NULL across a regroup: done");
+    say("7. persistent receive from MPI_PROC_NULL across a regroup: done");
 
     finish_ok();
     return 0;

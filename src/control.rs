@@ -759,43 +759,18 @@ fn arrivals() -> u64 {
 /// atomics when rank 0 targets itself). Returns the count read.
 fn arrived_at_rank0(add: bool) -> u64 {
     let Some(rt) = runtime() else { return u64::MAX };
-    let mut v: u64 = 0;
     let at = crate::state::offsets::ARRIVED as MPI_Aint;
-    let lock = if add {
-        k::MPI_LOCK_EXCLUSIVE()
-    } else {
-        k::MPI_LOCK_SHARED()
-    };
-    // SAFETY: our window; the buffers outlive the epoch.
-    unsafe {
-        PMPI_Win_lock(lock, 0, 0, rt.window);
-        PMPI_Get(
-            &mut v as *mut u64 as *mut std::ffi::c_void,
-            1,
-            k::MPI_UINT64_T(),
-            0,
-            at,
-            1,
-            k::MPI_UINT64_T(),
-            rt.window,
-        );
-        if add {
-            PMPI_Win_flush(0, rt.window);
-            let next = v + 1;
-            PMPI_Put(
-                &next as *const u64 as *const std::ffi::c_void,
-                1,
-                k::MPI_UINT64_T(),
-                0,
-                at,
-                1,
-                k::MPI_UINT64_T(),
-                rt.window,
-            );
-        }
-        PMPI_Win_unlock(0, rt.window);
+    let next: [u64; 1];
+    let mut v = [0u64];
+    let mut epoch = crate::onesided::Epoch::one(rt.window, 0, add);
+    epoch.get(0, at, &mut v);
+    let mut epoch = epoch.settle();
+    if add {
+        next = [v[0] + 1];
+        epoch.put(0, at, &next);
     }
-    v
+    drop(epoch);
+    v[0]
 }
 
 /// Frees the library's own MPI objects (the state window and the private

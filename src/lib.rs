@@ -17,6 +17,7 @@
 //! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
 //! | [`completion`] | the wait/test families: completion accounted, handles written back |
 //! | [`state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
+//! | [`onesided`] | lock/get/put on the state windows, each buffer held until MPI is done with it |
 //! | [`regroup`] | the protocol end to end: request, notify (MIG_CMD), collective sync, freeze (MIG_WAKE/MIG_END), drain, new group, event log |
 //! | [`sync`] | the collective synchronization's decisions (targets, releases, freeze), pure and model-checked |
 //! | [`drain`] | channels emptied by their counts; drained messages served first |
@@ -54,6 +55,7 @@ pub mod logging;
 pub mod membership;
 pub mod migration;
 pub mod objects;
+pub mod onesided;
 pub mod ops;
 pub mod p2p;
 pub mod pending;

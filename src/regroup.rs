@@ -26,6 +26,7 @@
 //! 6. **New group** ([`crate::membership`]): a new world, every derived
 //!    communicator rebuilt in creation order, pending requests reposted.
 //! 7. **Resume**, and the leader writes the event log line.
+use crate::onesided::Epoch;
 use crate::state::{offsets, state, Status};
 use crate::sync::{self, Decision, Gid, Targets, View};
 use crate::sys::constants as k;
@@ -568,62 +569,36 @@ impl Coordinator {
     }
 }
 
-/// Compare-and-swap of world rank 0's `leader` from 0 to `me`; `old`
-/// receives what was there. MPICH: a compare-and-swap in a shared epoch
+/// Compare-and-swap of world rank 0's `leader` from 0 to `me`; returns
+/// what was there. MPICH: a compare-and-swap in a shared epoch
 /// (`MPI_Win_lock_all`, which on a node reaches the window without waiting
 /// for rank 0 to make progress, unlike `MPI_Win_lock`).
 #[cfg(ferry_mpi = "mpich")]
-unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
-    let zero: u64 = 0;
-    // SAFETY: contract of the caller.
-    unsafe {
-        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
-        PMPI_Compare_and_swap(
-            &me as *const u64 as *const c_void,
-            &zero as *const u64 as *const c_void,
-            old as *mut u64 as *mut c_void,
-            k::MPI_UINT64_T(),
-            0,
-            offsets::LEADER as MPI_Aint,
-            win,
-        );
-        PMPI_Win_unlock_all(win);
-    }
+fn take_lead(win: MPI_Win, me: u64) -> u64 {
+    // (`leader` holds 0 or a world rank + 1, never u64::MAX)
+    Epoch::all(win, LOCK_ALL_ASSERT).compare_and_swap(
+        0,
+        offsets::LEADER as MPI_Aint,
+        me,
+        0,
+        u64::MAX,
+    )
 }
 
 /// Open MPI: an exclusive lock epoch makes the read and the write one step
 /// (not `MPI_Compare_and_swap`: Debian's Open MPI 4.1.4 crashes in its
 /// emulated atomics when rank 0 targets itself; its locks are fast).
 #[cfg(not(ferry_mpi = "mpich"))]
-unsafe fn take_lead(win: MPI_Win, me: u64, old: &mut u64) {
-    // SAFETY: contract of the caller.
-    unsafe {
-        PMPI_Win_lock(k::MPI_LOCK_EXCLUSIVE(), 0, 0, win);
-        PMPI_Get(
-            old as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            0,
-            offsets::LEADER as MPI_Aint,
-            1,
-            k::MPI_UINT64_T(),
-            win,
-        );
-        PMPI_Win_flush(0, win);
-        if *old == 0 {
-            PMPI_Put(
-                &me as *const u64 as *const c_void,
-                1,
-                k::MPI_UINT64_T(),
-                0,
-                offsets::LEADER as MPI_Aint,
-                1,
-                k::MPI_UINT64_T(),
-                win,
-            );
-        }
-        PMPI_Win_unlock(0, win);
+fn take_lead(win: MPI_Win, me: u64) -> u64 {
+    let mine = [me];
+    let mut old = [u64::MAX];
+    let mut epoch = Epoch::one(win, 0, true);
+    epoch.get(0, offsets::LEADER as MPI_Aint, &mut old);
+    let mut epoch = epoch.settle();
+    if old[0] == 0 {
+        epoch.put(0, offsets::LEADER as MPI_Aint, &mine);
     }
+    old[0]
 }
 
 /// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
@@ -632,11 +607,7 @@ fn try_lead() -> bool {
     let Some((_, win, rank, size)) = channel() else {
         return false;
     };
-    let me = rank as u64 + 1;
-    let mut old: u64 = u64::MAX;
-    // SAFETY: the window is ours and live; buffers are locals that live
-    // until the epoch is closed.
-    unsafe { take_lead(win, me, &mut old) };
+    let old = take_lead(win, rank as u64 + 1);
     log::trace!("leader lock: found {old}");
     if old != 0 {
         log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
@@ -647,22 +618,11 @@ fn try_lead() -> bool {
     log::info!("regroup {epoch}: leading (rank {rank} of {size})");
     // MIG_CMD: command, leader and next_event in one put per process.
     let cmd: [u64; 3] = [epoch, rank as u64, 0];
-    // SAFETY: as above.
-    unsafe {
-        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
+    {
+        let mut e = Epoch::all(win, LOCK_ALL_ASSERT);
         for r in 0..size {
-            PMPI_Put(
-                cmd.as_ptr() as *const c_void,
-                3,
-                k::MPI_UINT64_T(),
-                r,
-                offsets::COMMAND as MPI_Aint,
-                3,
-                k::MPI_UINT64_T(),
-                win,
-            );
+            e.put(r, offsets::COMMAND as MPI_Aint, &cmd);
         }
-        PMPI_Win_unlock_all(win);
     }
     std::sync::atomic::fence(Ordering::SeqCst);
     let mut c = Coordinator {
@@ -793,68 +753,31 @@ fn read_all() -> Vec<View> {
     let Some((_, win, _, size)) = channel() else {
         return Vec::new();
     };
-    let n = size as usize;
     let hb = crate::state::HEADER_BYTES;
-    let mut headers = vec![0u8; hb * n];
-    // SAFETY: the window is ours; every Get lands in a buffer that lives
-    // until the epoch is closed (flush/unlock) below.
-    unsafe {
-        PMPI_Win_lock_all(LOCK_ALL_ASSERT, win);
-        for r in 0..size {
-            PMPI_Get(
-                headers.as_mut_ptr().add(hb * r as usize) as *mut c_void,
-                hb as c_int,
-                k::MPI_BYTE(),
-                r,
-                0,
-                hb as c_int,
-                k::MPI_BYTE(),
-                win,
-            );
-        }
-        PMPI_Win_flush_all(win);
+    let mut headers = vec![0u8; hb * size as usize];
+    // (declared before the epoch, which borrows it)
+    let mut tables: Vec<(Vec<u64>, Vec<u64>)>;
+    let mut epoch = Epoch::all(win, LOCK_ALL_ASSERT);
+    for (r, h) in headers.chunks_exact_mut(hb).enumerate() {
+        epoch.get(r as c_int, 0, h);
     }
+    let mut epoch = epoch.settle();
     let hs: Vec<crate::state::Header> = headers
         .chunks_exact(hb)
         .map(crate::state::Header::from_bytes)
         .collect();
-    let mut tables: Vec<(Vec<u64>, Vec<u64>)> = hs
+    tables = hs
         .iter()
         .map(|h| {
             let u = (h.used_slots as usize).min(crate::state::MAX_COMMS);
             (vec![0u64; u], vec![0u64; u])
         })
         .collect();
-    // SAFETY: as above.
-    unsafe {
-        for (r, (g, s)) in tables.iter_mut().enumerate() {
-            if g.is_empty() {
-                continue;
-            }
-            let u = g.len() as c_int;
-            PMPI_Get(
-                g.as_mut_ptr() as *mut c_void,
-                u,
-                k::MPI_UINT64_T(),
-                r as c_int,
-                offsets::GIDS as MPI_Aint,
-                u,
-                k::MPI_UINT64_T(),
-                win,
-            );
-            PMPI_Get(
-                s.as_mut_ptr() as *mut c_void,
-                u,
-                k::MPI_UINT64_T(),
-                r as c_int,
-                offsets::SUPERSTEPS as MPI_Aint,
-                u,
-                k::MPI_UINT64_T(),
-                win,
-            );
-        }
-        PMPI_Win_unlock_all(win);
+    for (r, (g, s)) in tables.iter_mut().enumerate() {
+        epoch.get(r as c_int, offsets::GIDS as MPI_Aint, g);
+        epoch.get(r as c_int, offsets::SUPERSTEPS as MPI_Aint, s);
     }
+    drop(epoch);
     hs.iter()
         .zip(tables)
         .map(|(h, (g, s))| {
