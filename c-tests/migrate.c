@@ -11,7 +11,10 @@
  *   5. persistent MPI_ANY_SOURCE receives in a ring, started 40 times, with
  *      rank 1 moved halfway (on MPICH a posted MPI_ANY_SOURCE receive loses
  *      messages once a communicator holds a spawned process: the library
- *      makes each start a matched-probe request, docs/migration.md).
+ *      makes each start a matched-probe request, docs/migration.md);
+ *   6. the same ring with the large-count receives of MPI 4 (MPI_Irecv_c,
+ *      MPI_Recv_c, a persistent MPI_Recv_init_c), rank 2 moved halfway
+ *      (skipped, with the same output, on an MPI older than 4).
  * Callbacks: the leaving process bumps a global before its image is taken,
  * the replacement checks it arrived. Without the library (or without the
  * process image, when the library refuses to move a rank) the program runs
@@ -179,6 +182,56 @@ int main(int argc, char **argv)
         long total = 0;
         CK(MPI_Allreduce(&ring, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD));
         say("5. persistent any-source ring: %ld", total);
+    }
+
+    /* 6. Large-count MPI_ANY_SOURCE receives in a ring, rank 2 moved halfway. */
+    {
+        int right = (rank + 1) % 4, left = (rank + 3) % 4;
+        long ring = 0;
+#if MPI_VERSION >= 4
+        int in = -1, out = 0;
+        MPI_Request pr, r;
+        MPI_Status st;
+        CK(MPI_Recv_init_c(&in, 1, MPI_INT, MPI_ANY_SOURCE, 60, MPI_COMM_WORLD, &pr));
+        for (int it = 0; it < 40; it++) {
+            if (it == 20 && rank == 0 && ferry_is_loaded())
+                CHECK(asked(ferry_migrate(2, NULL)));
+            out = 1000 * rank + it;
+            MPI_Count n = -1;
+            switch (it % 3) {
+            case 0:
+                CK(MPI_Irecv_c(&in, 1, MPI_INT, MPI_ANY_SOURCE, 60, MPI_COMM_WORLD, &r));
+                CK(MPI_Send_c(&out, 1, MPI_INT, right, 60, MPI_COMM_WORLD));
+                CK(MPI_Wait(&r, &st));
+                break;
+            case 1:
+                if (rank % 2 == 0) {
+                    CK(MPI_Send_c(&out, 1, MPI_INT, right, 60, MPI_COMM_WORLD));
+                    CK(MPI_Recv_c(&in, 1, MPI_INT, MPI_ANY_SOURCE, 60, MPI_COMM_WORLD, &st));
+                } else {
+                    CK(MPI_Recv_c(&in, 1, MPI_INT, MPI_ANY_SOURCE, 60, MPI_COMM_WORLD, &st));
+                    CK(MPI_Send_c(&out, 1, MPI_INT, right, 60, MPI_COMM_WORLD));
+                }
+                break;
+            default:
+                CK(MPI_Start(&pr));
+                CK(MPI_Send_c(&out, 1, MPI_INT, right, 60, MPI_COMM_WORLD));
+                CK(MPI_Wait(&pr, &st));
+                CHECK(pr != MPI_REQUEST_NULL);
+            }
+            CK(MPI_Get_count_c(&st, MPI_INT, &n));
+            CHECK(in == 1000 * left + it && st.MPI_SOURCE == left && st.MPI_TAG == 60 && n == 1);
+            ring += in;
+        }
+        CK(MPI_Request_free(&pr));
+#else
+        for (int it = 0; it < 40; it++)
+            ring += 1000 * left + it;
+        (void)right;
+#endif
+        long total = 0;
+        CK(MPI_Allreduce(&ring, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD));
+        say("6. large-count any-source ring: %ld", total);
     }
 
     /* The callbacks ran once per move of this rank, in the right process. */

@@ -11,8 +11,12 @@
 //! `MPI_Mrecv`. The program sees an ordinary request: its status carries
 //! source, tag and count; cancelling it works before a message matched.
 //!
+//! The large-count forms (`MPI_Irecv_c`, `MPI_Recv_c`, `MPI_Sendrecv_c`,
+//! a started `MPI_Recv_init_c`) go the same way, received with
+//! `MPI_Mrecv_c`.
+//!
 //! Everywhere else (Open MPI, before any migration, a fixed source) this
-//! is `MPI_Irecv` itself.
+//! is `MPI_Irecv` (`MPI_Irecv_c`) itself.
 #[cfg(ferry_mpi = "mpich")]
 use crate::sys::constants as k;
 use crate::sys::*;
@@ -48,20 +52,64 @@ pub unsafe fn irecv(
     #[cfg(ferry_mpi = "mpich")]
     if needed(source) {
         // SAFETY: contract of the function.
-        return unsafe { mpich::deferred(buf, count, datatype, tag, comm, request) };
+        return unsafe {
+            mpich::deferred(buf, mpich::Count::Int(count), datatype, tag, comm, request)
+        };
     }
     // SAFETY: contract of the function.
     unsafe { PMPI_Irecv(buf, count, datatype, source, tag, comm, request) }
+}
+
+/// `MPI_Irecv_c`, or the matched-probe request above when it must be.
+///
+/// # Safety
+/// As `MPI_Irecv_c`.
+#[cfg(ferry_has = "MPI_Irecv_c")]
+pub unsafe fn irecv_c(
+    buf: *mut c_void,
+    count: MPI_Count,
+    datatype: MPI_Datatype,
+    source: c_int,
+    tag: c_int,
+    comm: MPI_Comm,
+    request: *mut MPI_Request,
+) -> c_int {
+    #[cfg(all(ferry_mpi = "mpich", ferry_has = "MPI_Mrecv_c"))]
+    if needed(source) {
+        // SAFETY: contract of the function.
+        return unsafe {
+            mpich::deferred(
+                buf,
+                mpich::Count::Large(count),
+                datatype,
+                tag,
+                comm,
+                request,
+            )
+        };
+    }
+    // SAFETY: contract of the function.
+    unsafe { PMPI_Irecv_c(buf, count, datatype, source, tag, comm, request) }
 }
 
 #[cfg(ferry_mpi = "mpich")]
 mod mpich {
     use super::*;
 
+    /// A receive's count, as the program gave it.
+    #[derive(Clone, Copy)]
+    pub(super) enum Count {
+        Int(c_int),
+        /// The large-count form's (`MPI_Irecv_c`): received with
+        /// `MPI_Mrecv_c`.
+        #[cfg(ferry_has = "MPI_Mrecv_c")]
+        Large(MPI_Count),
+    }
+
     /// One receive waiting for its message.
     struct Deferred {
         buf: *mut c_void,
-        count: c_int,
+        count: Count,
         datatype: MPI_Datatype,
         tag: c_int,
         comm: MPI_Comm,
@@ -73,7 +121,7 @@ mod mpich {
 
     pub(super) unsafe fn deferred(
         buf: *mut c_void,
-        count: c_int,
+        count: Count,
         datatype: MPI_Datatype,
         tag: c_int,
         comm: MPI_Comm,
@@ -138,7 +186,11 @@ mod mpich {
             if rc != k::MPI_SUCCESS() || flag == 0 {
                 return rc;
             }
-            let rc = PMPI_Mrecv(d.buf, d.count, d.datatype, &mut msg, &mut d.status);
+            let rc = match d.count {
+                Count::Int(n) => PMPI_Mrecv(d.buf, n, d.datatype, &mut msg, &mut d.status),
+                #[cfg(ferry_has = "MPI_Mrecv_c")]
+                Count::Large(n) => PMPI_Mrecv_c(d.buf, n, d.datatype, &mut msg, &mut d.status),
+            };
             d.status.MPI_ERROR = rc;
             d.done = true;
             PMPI_Grequest_complete(d.request);

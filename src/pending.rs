@@ -253,14 +253,15 @@ pub unsafe fn serve_start(i: usize) -> bool {
 
 /// Whether starting this persistent receive must make a matched-probe
 /// request in its place ([`crate::anysource`]: MPICH, `MPI_ANY_SOURCE`,
-/// after a migration; not the large-count form).
+/// after a migration).
 pub fn needs_standin(i: usize) -> bool {
     // (MPI_Start's path: the flag first, the table only after a migration
     // on MPICH)
     crate::anysource::active()
         && tables().requests.get(i).is_some_and(|s| {
             s.kind == ReqKind::PersistentRecv
-                && s.p2p.is_some_and(|a| a.op == P2pOp::Recv_init)
+                && s.p2p
+                    .is_some_and(|a| matches!(a.op, P2pOp::Recv_init | P2pOp::Recv_init_c))
                 && crate::anysource::needed(s.peer)
         })
 }
@@ -281,16 +282,29 @@ pub unsafe fn start_standin(i: usize) -> c_int {
     let comm = crate::handles::comm_real_of(slot.comm);
     let mut req = k::MPI_REQUEST_NULL();
     // SAFETY: the arguments the program gave to MPI_Recv_init.
+    let dt = crate::handles::datatype_real(args.datatype);
     let rc = unsafe {
-        crate::anysource::irecv(
-            args.buf,
-            args.count as c_int,
-            crate::handles::datatype_real(args.datatype),
-            slot.peer,
-            slot.tag,
-            comm,
-            &mut req,
-        )
+        match args.op {
+            #[cfg(ferry_has = "MPI_Recv_init_c")]
+            P2pOp::Recv_init_c => crate::anysource::irecv_c(
+                args.buf,
+                args.count as MPI_Count,
+                dt,
+                slot.peer,
+                slot.tag,
+                comm,
+                &mut req,
+            ),
+            _ => crate::anysource::irecv(
+                args.buf,
+                args.count as c_int,
+                dt,
+                slot.peer,
+                slot.tag,
+                comm,
+                &mut req,
+            ),
+        }
     };
     if rc == k::MPI_SUCCESS() {
         if let Some(s) = tables().requests.get_mut(i) {
@@ -474,7 +488,9 @@ unsafe fn post(
             P2pOp::Ssend_init => PMPI_Ssend_init(cbuf, c, dt, peer, tag, comm, req),
             P2pOp::Rsend_init => PMPI_Rsend_init(cbuf, c, dt, peer, tag, comm, req),
             #[cfg(ferry_has = "MPI_Irecv_c")]
-            P2pOp::Irecv_c => PMPI_Irecv_c(buf, n as MPI_Count, dt, peer, tag, comm, req),
+            P2pOp::Irecv_c => {
+                crate::anysource::irecv_c(buf, n as MPI_Count, dt, peer, tag, comm, req)
+            }
             #[cfg(ferry_has = "MPI_Recv_init_c")]
             P2pOp::Recv_init_c => PMPI_Recv_init_c(buf, n as MPI_Count, dt, peer, tag, comm, req),
             #[cfg(ferry_has = "MPI_Send_init_c")]

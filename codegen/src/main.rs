@@ -723,10 +723,14 @@ fn gen_function(f: &Function, out: &mut String) {
     // MPICH's posted MPI_ANY_SOURCE receives fail after a migration: the
     // receives go through `anysource` (see there), which is `PMPI_Irecv`
     // everywhere else.
-    let body = if matches!(f.name.as_str(), "MPI_Irecv" | "MPI_Recv" | "MPI_Sendrecv") {
-        body.replace("PMPI_Irecv(", "crate::anysource::irecv(")
-    } else {
-        body
+    let body = match f.name.as_str() {
+        "MPI_Irecv" | "MPI_Recv" | "MPI_Sendrecv" => {
+            body.replace("PMPI_Irecv(", "crate::anysource::irecv(")
+        }
+        "MPI_Irecv_c" | "MPI_Recv_c" | "MPI_Sendrecv_c" => {
+            body.replace("PMPI_Irecv_c(", "crate::anysource::irecv_c(")
+        }
+        _ => body,
     };
     // A send MPI refused sent nothing: take its count back.
     let body = if matches!(

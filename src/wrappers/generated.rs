@@ -4480,7 +4480,7 @@ pub unsafe extern "C" fn MPI_Irecv_c(buf: *mut c_void, count: sys::MPI_Count, da
         let (comm, comm_slot) = handles::comm_in(comm);
         let mut request_real = handles::request_null();
         if crate::drain::pending() { if let Some(rc) = crate::drain::irecv(comm_slot, source, tag, buf, count as i64, datatype, request) { return rc; } }
-        let rc = PMPI_Irecv_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
+        let rc = crate::anysource::irecv_c(buf as _, count, datatype, source, tag, comm, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !request.is_null() { *request = handles::request_out_p2p(request_real, handles::ReqKind::Recv, comm_slot, source, tag, handles::P2pArgs { op: handles::P2pOp::Irecv_c, buf: buf as *mut c_void, count: count as i64, datatype: datatype_virtual }); }
         }
@@ -5737,7 +5737,7 @@ pub unsafe extern "C" fn MPI_Recv_c(buf: *mut c_void, count: sys::MPI_Count, dat
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
         let (comm, comm_slot) = handles::comm_in(comm);
-        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| PMPI_Irecv_c(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
+        let rc = p2p::recv_blocking(comm_slot, comm, source, tag, status, p2p::Target { buf, count: count as i64, datatype: datatype_virtual }, |comm, req| crate::anysource::irecv_c(buf, count, handles::datatype_real(datatype_virtual), source, tag, comm, req));
         rc
     })
 }
@@ -6595,7 +6595,7 @@ pub unsafe extern "C" fn MPI_Sendrecv_c(sendbuf: *const c_void, sendcount: sys::
         channels::count_send(comm_slot, dest);
         let rc = p2p::sendrecv_blocking(comm_slot, comm, source, recvtag, status, p2p::Target { buf: recvbuf, count: recvcount as i64, datatype: recvtype_virtual },
             |req| PMPI_Isend_c(sendbuf, sendcount, handles::datatype_real(sendtype_virtual), dest, sendtag, comm, req),
-            |comm, req| PMPI_Irecv_c(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
+            |comm, req| crate::anysource::irecv_c(recvbuf, recvcount, handles::datatype_real(recvtype_virtual), source, recvtag, comm, req));
         if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
         rc
     })
