@@ -478,7 +478,12 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             .map(|t| t.get(&gid).copied().unwrap_or(0));
         if let Some(t) = target {
             let allowed = sync::may_enter(k, t);
-            if allowed && x.coordinator.as_ref().is_none_or(|c| c.may_enter(gid, k)) {
+            let known = x.targets.as_ref();
+            if allowed
+                && x.coordinator
+                    .as_mut()
+                    .is_none_or(|c| c.may_enter(gid, k) && c.announce(known))
+            {
                 break;
             }
             if !allowed && !freeze && (x.pass || x.behind()) {
@@ -558,6 +563,41 @@ struct Coordinator {
 const LEADER_PATIENCE: Duration = Duration::from_secs(1);
 
 impl Coordinator {
+    /// Takes the targets the leader knows (its own raises, and those
+    /// members asked for) as its own; whether any grew.
+    fn adopt(&mut self, known: Option<&Targets>) -> bool {
+        let mut grown = false;
+        for (g, v) in known.into_iter().flatten() {
+            let e = self.targets.entry(*g).or_insert(0);
+            if *v > *e {
+                *e = *v;
+                grown = true;
+            }
+        }
+        grown
+    }
+
+    /// Before the leader enters a collective: every target it knows has
+    /// gone to the members, so that one stopped in front of the same
+    /// collective comes too (a member's RAISE merged in this very round
+    /// would otherwise be answered only after the leader's collective,
+    /// which waits for that member: a deadlock seen in `migrate.c`, 1 run
+    /// in ~70). False once the job is frozen: then nobody enters.
+    fn announce(&mut self, known: Option<&Targets>) -> bool {
+        if self.frozen {
+            return false;
+        }
+        if self.adopt(known) {
+            self.releases += 1;
+            log::debug!(
+                "regroup: targets raised to {:?} before the leader enters",
+                self.targets
+            );
+            send_all(self, MSG_TARGETS);
+        }
+        true
+    }
+
     /// Whether the leader may enter its `k`-th collective on `gid` now
     /// ([`sync::leader_may_enter`] on its latest reading).
     fn may_enter(&self, gid: Gid, k: u64) -> bool {
@@ -666,20 +706,10 @@ pub fn coordinate() {
     // Targets members asked to raise to pass a collective count as the
     // leader's, and go to everyone at once (unless the job is frozen:
     // then the members that asked get FREEZE instead, and do not pass).
-    if let Some(t) = known {
-        let mut grown = false;
-        for (g, v) in t {
-            let e = c.targets.entry(g).or_insert(0);
-            if v > *e {
-                *e = v;
-                grown = true;
-            }
-        }
-        if grown && !c.frozen {
-            c.releases += 1;
-            log::debug!("regroup: targets raised on request to {:?}", c.targets);
-            send_all(c, MSG_TARGETS);
-        }
+    if c.adopt(known.as_ref()) && !c.frozen {
+        c.releases += 1;
+        log::debug!("regroup: targets raised on request to {:?}", c.targets);
+        send_all(c, MSG_TARGETS);
     }
     if c.frozen
         || c.last_read
