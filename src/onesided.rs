@@ -168,10 +168,11 @@ impl<'b> Epoch<'b> {
     }
 
     /// Atomically replaces the word at `disp` of `target`'s window by
-    /// `new` if it holds `compare`, and returns what it held. `impossible`
-    /// is a value the word never holds: the result is waited for until it
-    /// differs (the epoch is flushed meanwhile), since MPICH 4.0.2 may
-    /// deliver it after the flush.
+    /// `new` if it holds `compare`, and returns what it held (`None` if MPI
+    /// refused the operation). `impossible` is a value the word never
+    /// holds: the result is waited for until it differs (the epoch is
+    /// flushed meanwhile), since MPICH 4.0.2 may deliver it after the
+    /// flush.
     pub fn compare_and_swap(
         &mut self,
         target: c_int,
@@ -179,13 +180,14 @@ impl<'b> Epoch<'b> {
         new: u64,
         compare: u64,
         impossible: u64,
-    ) -> u64 {
+    ) -> Option<u64> {
         let mut old = impossible;
         let result: *mut u64 = &mut old;
         // SAFETY: `new` and `compare` are read before the call returns (an
         // atomic's origin values); `result` points at `old`, which lives
-        // until the loop below has seen MPI write it.
-        unsafe {
+        // until the loop below has seen MPI write it (or MPI refused the
+        // operation and will not write it).
+        let rc = unsafe {
             PMPI_Compare_and_swap(
                 &new as *const u64 as *const c_void,
                 &compare as *const u64 as *const c_void,
@@ -194,7 +196,11 @@ impl<'b> Epoch<'b> {
                 target,
                 disp,
                 self.win,
-            );
+            )
+        };
+        if rc != k::MPI_SUCCESS() {
+            log::warn!("MPI refused a compare-and-swap on rank {target}'s window (error {rc})");
+            return None;
         }
         let since = Instant::now();
         let mut said = false;
@@ -206,7 +212,7 @@ impl<'b> Epoch<'b> {
                 std::ptr::read_volatile(result)
             };
             if v != impossible {
-                return v;
+                return Some(v);
             }
             if !said && since.elapsed() > Duration::from_secs(1) {
                 said = true;

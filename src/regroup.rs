@@ -610,11 +610,11 @@ impl Coordinator {
 }
 
 /// Compare-and-swap of world rank 0's `leader` from 0 to `me`; returns
-/// what was there. MPICH: a compare-and-swap in a shared epoch
+/// what was there (`None`: MPI failed to tell). MPICH: a compare-and-swap in a shared epoch
 /// (`MPI_Win_lock_all`, which on a node reaches the window without waiting
 /// for rank 0 to make progress, unlike `MPI_Win_lock`).
 #[cfg(ferry_mpi = "mpich")]
-fn take_lead(win: MPI_Win, me: u64) -> u64 {
+fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
     // (`leader` holds 0 or a world rank + 1, never u64::MAX)
     Epoch::all(win, LOCK_ALL_ASSERT).compare_and_swap(
         0,
@@ -629,7 +629,7 @@ fn take_lead(win: MPI_Win, me: u64) -> u64 {
 /// (not `MPI_Compare_and_swap`: Debian's Open MPI 4.1.4 crashes in its
 /// emulated atomics when rank 0 targets itself; its locks are fast).
 #[cfg(not(ferry_mpi = "mpich"))]
-fn take_lead(win: MPI_Win, me: u64) -> u64 {
+fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
     let mine = [me];
     let mut old = [u64::MAX];
     let mut epoch = Epoch::one(win, 0, true);
@@ -638,7 +638,8 @@ fn take_lead(win: MPI_Win, me: u64) -> u64 {
     if old[0] == 0 {
         epoch.put(0, offsets::LEADER as MPI_Aint, &mine);
     }
-    old[0]
+    // (u64::MAX: the read did not happen)
+    (old[0] != u64::MAX).then_some(old[0])
 }
 
 /// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
@@ -647,7 +648,10 @@ fn try_lead() -> bool {
     let Some((_, win, rank, size)) = channel() else {
         return false;
     };
-    let old = take_lead(win, rank as u64 + 1);
+    let Some(old) = take_lead(win, rank as u64 + 1) else {
+        log::warn!("cannot read who leads (rank 0's window); the request stays queued");
+        return false;
+    };
     log::trace!("leader lock: found {old}");
     if old != 0 {
         log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
