@@ -471,6 +471,18 @@ pub fn disconnect_all() {
         // SAFETY: communicators of this process's MPI, freed once; every
         // member comes here, in the same order.
         unsafe {
+            // Debian's Open MPI 4.1.4 releases the error handler of these
+            // communicators once more than it took it: a replacement that
+            // took part in later spawns freed the static MPI_ERRORS_RETURN
+            // at MPI_Finalize ("free(): invalid pointer" in
+            // ompi_comm_finalize, 1 run in 2 of `c-tests.sh --migrations 5
+            // --seed 1796036001 openmpi errhandler`). A reference of ours,
+            // never given back, keeps the count above zero.
+            #[cfg(ferry_mpi = "openmpi")]
+            for c in [merged, inter] {
+                let mut eh = k::MPI_ERRHANDLER_NULL();
+                PMPI_Comm_get_errhandler(c, &mut eh);
+            }
             PMPI_Comm_free(&mut merged);
             let rc = PMPI_Comm_disconnect(&mut inter);
             if rc != k::MPI_SUCCESS() {
