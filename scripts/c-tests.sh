@@ -171,6 +171,23 @@ RESULTS="$OUT/results.$$"
 : >"$RESULTS"
 trap 'rm -f "$RESULTS"' EXIT
 
+# build_program NAME DIR: builds c-tests/NAME.c into DIR/NAME, after the
+# shared libraries of its "/* ferry-test-lib: FILE SOURCE [FLAGS...] */"
+# headers (SOURCE under c-tests/, built with the same mpicc, -shared -fPIC,
+# into DIR/FILE); "/* ferry-test-link: FLAGS */" adds link flags, with DIR
+# on the library path and in the program's RUNPATH.
+build_program() {
+    local name="$1" dir="$2" lib src rest
+    local -a link=()
+    while read -r lib src rest; do
+        # shellcheck disable=SC2086  # FLAGS are words
+        "$MPICC" -O1 -g -Wall -shared -fPIC $rest -o "$dir/$lib" "$TESTS/$src" || return 1
+    done < <(sed -n 's|^/\* ferry-test-lib: \(.*\) \*/$|\1|p' "$TESTS/$name.c")
+    read -r -a link < <(sed -n 's|^/\* ferry-test-link: \(.*\) \*/$|\1|p' "$TESTS/$name.c"; echo)
+    "$MPICC" "${CFLAGS[@]}" -I"$TESTS" -o "$dir/$name" "$TESTS/$name.c" \
+        -L"$dir" -Wl,-rpath,"$dir" "${link[@]}"
+}
+
 # ranks_of NAME: the N of the "/* ranks: N */" header comment
 ranks_of() {
     local n
@@ -257,8 +274,7 @@ test_mpi() (
             result "$FERRY_MPI" "$name" FAIL "no ranks header"
             continue
         fi
-        if ! "$MPICC" "${CFLAGS[@]}" -I"$TESTS" -o "$dir/$name" "$TESTS/$name.c" \
-                >"$dir/$name.build.log" 2>&1; then
+        if ! build_program "$name" "$dir" >"$dir/$name.build.log" 2>&1; then
             result "$FERRY_MPI" "$name" FAIL "build failed"
             show_file "build log" "$dir/$name.build.log"
             continue

@@ -41,6 +41,10 @@
 #              migrate --to with the replacement's addresses checked, and
 #              faults: target host down, a second request for a moving
 #              rank, the replacement killed, its link cut mid-transfer
+#   app-gromacs  Debian's GROMACS (gmx_mpi, Open MPI) on a box of water, 4
+#              ranks, one OpenMP thread each, rank 1 moved mid-run: the
+#              energies at the last step identical to a run without ferry
+#              (scripts/app-gromacs.sh; installs the gromacs package)
 #   mpi4py     mpi4py's own test suite with and without the library
 #   mpi4py-image  the same with the process image on
 set -euo pipefail
@@ -213,6 +217,7 @@ step migration migration_check
 step migration-5 migration5_check
 step migration-cli bash scripts/migration-tests.sh all
 step hosts bash scripts/hosts-tests.sh all
+step app-gromacs bash scripts/app-gromacs.sh --ferry target/openmpi/release/ferry --moves 1 -- --migrate rank=1,after=5000
 if [ "$quick" = 0 ]; then
   step mpi4py bash scripts/mpi4py-suite.sh all
   step mpi4py-image env FERRY_SUITE_ENV="FERRY_IMAGE=1" bash scripts/mpi4py-suite.sh all

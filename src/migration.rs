@@ -999,6 +999,9 @@ unsafe fn spawn(
         ),
     ]
     .into_iter()
+    // The libraries the program opened: the replacement opens them again
+    // before its MPI_Init, while their places are still free.
+    .chain(crate::image::opened::spawn_arguments())
     .filter_map(|a| CString::new(a).ok())
     .collect();
     let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
@@ -1309,6 +1312,11 @@ pub fn replacement_main(args: &[String]) -> i32 {
         } else if let Some(v) = a.strip_prefix("fds=") {
             fds = v.split(',').filter_map(|f| f.parse().ok()).collect();
         }
+    }
+    // The program's opened libraries, at their places before MPI takes
+    // any (what fails here is tried again, and said, once the image is in).
+    if let Err(e) = crate::image::opened::reopen_from_arguments(args) {
+        log::debug!("replacement: before MPI_Init: {e}");
     }
     // The program's descriptor numbers stay free for its files.
     for &fd in &fds {

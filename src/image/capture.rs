@@ -11,6 +11,7 @@
 //!
 //! While the regions are written nothing allocates in the arenas: every
 //! buffer is made beforehand.
+use super::closure;
 use super::elf;
 use super::format::{self, Header, Kind, Loaded, Region};
 use super::layout::{self, *};
@@ -91,18 +92,40 @@ fn identity_hash(build_id: Option<&[u8]>, file: &str) -> u64 {
 
 /// The loaded objects as an image records them (pinned: those whose
 /// address the image depends on).
-pub fn loaded_objects(objs: &[elf::Object]) -> Vec<Loaded> {
-    let fb = elf::ferry_base();
-    let needed = objs.first().map(|o| o.needed.clone()).unwrap_or_default();
-    objs.iter()
-        .map(|o| Loaded {
+/// `reopen`: the objects the program opened (see
+/// [`super::opened::reopens`]), listed first, in the order they are to be
+/// opened again.
+pub fn loaded_objects(
+    objs: &[elf::Object],
+    carried: &[bool],
+    reopen: &[(usize, super::format::Reopen)],
+) -> Vec<Loaded> {
+    let entry = |i: usize| {
+        let o = &objs[i];
+        Loaded {
             name: o.name.clone(),
             base: o.base as u64,
-            pinned: o.carried_by(fb, &needed)
-                || o.is_mpi()
-                || o.file_name().starts_with("libc.so")
-                || o.file_name().starts_with("ld-linux"),
-        })
+            // Everything but the vDSO and what MPI or the C library opened
+            // itself (plugins, name-service modules, which a new process
+            // opens where it likes): the program's
+            // data may point into any of them.
+            pinned: carried[i]
+                || !(o.is_vdso()
+                    || matches!(
+                        super::opened::opener_of(o),
+                        Some(closure::Opener::Mpi | closure::Opener::CLibrary)
+                    )),
+            reopen: reopen.iter().find(|(j, _)| *j == i).map(|(_, r)| *r),
+        }
+    };
+    reopen
+        .iter()
+        .map(|&(i, _)| entry(i))
+        .chain(
+            (0..objs.len())
+                .filter(|i| !reopen.iter().any(|(j, _)| j == i))
+                .map(entry),
+        )
         .collect()
 }
 
@@ -150,6 +173,11 @@ struct Job {
     pagemap: Vec<u64>,
     pagemap_file: Option<std::fs::File>,
     objects: Vec<elf::Object>,
+    /// Whether each object's data is carried.
+    carried: Vec<bool>,
+    /// The objects the program opened (their thread-local blocks travel
+    /// apart, see [`super::opened`]).
+    opened: Vec<usize>,
     error: Option<String>,
     file_bytes: u64,
     fsync: bool,
@@ -193,6 +221,9 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
         },
     };
     let objects = elf::objects();
+    let plan = closure::plan(&objects);
+    let reopen = super::opened::reopens(&objects);
+    super::opened::save_tls(&objects, &reopen);
     let (exe_path, exe_hash, ferry_path, ferry_hash) = identity();
     let header = Header {
         world_rank,
@@ -203,7 +234,7 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
         exe_hash,
         ferry_path,
         ferry_hash,
-        objects: loaded_objects(&objects),
+        objects: loaded_objects(&objects, &plan.carried, &reopen),
         thread_level,
         canary: super::context::canary(),
         context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),
@@ -226,6 +257,8 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
         scratch: Vec::with_capacity(1 << 16),
         pagemap: vec![0u64; PAGEMAP_CHUNK],
         pagemap_file: std::fs::File::open("/proc/self/pagemap").ok(),
+        carried: plan.carried,
+        opened: reopen.iter().map(|(i, _)| *i).collect(),
         objects,
         error: None,
         file_bytes: 0,
@@ -386,11 +419,6 @@ fn write_at(f: &std::fs::File, b: &[u8], at: u64) -> Result<(), String> {
 /// Every range to carry, in address order of kind.
 fn collect_ranges(job: &mut Job, rsp: usize) {
     let fb = elf::ferry_base();
-    let needed = job
-        .objects
-        .first()
-        .map(|o| o.needed.clone())
-        .unwrap_or_default();
     // The program's heap: the pages of its used ranges that hold data.
     job.scratch.clear();
     super::alloc::app().used_ranges(&mut job.scratch);
@@ -403,11 +431,11 @@ fn collect_ranges(job: &mut Job, rsp: usize) {
     // point calls no function with a red zone in use, so nothing of the
     // interrupted call lies below the saved stack pointer).
     job.ranges.push((rsp, APP_STACK_TOP, Kind::ProgramStack));
-    // Writable data of the executable (minus MPI's objects copied into
-    // it), of the carried libraries and of libferry; their thread-local
-    // blocks for this thread.
-    for o in &job.objects {
-        if !o.carried_by(fb, &needed) {
+    // Writable data of the program's closure (minus MPI's objects copied
+    // into the executable) and of libferry; their thread-local blocks for
+    // this thread (those of opened objects travel apart).
+    for (i, o) in job.objects.iter().enumerate() {
+        if !job.carried[i] {
             continue;
         }
         let kind = if o.base == fb {
@@ -428,7 +456,7 @@ fn collect_ranges(job: &mut Job, rsp: usize) {
                 job.ranges.push((a, b, kind));
             }
         }
-        if let Some((a, b)) = o.tls {
+        if let Some((a, b)) = o.tls.filter(|_| !job.opened.contains(&i)) {
             job.ranges.push((a, b, Kind::Tls));
         }
     }
@@ -505,6 +533,10 @@ fn touched(job: &mut Job, lo: usize, hi: usize, kind: Kind) {
 
 /// In the new process, right after the jump: what lives outside memory.
 fn resumed() {
+    super::opened::after_resume();
+    if let Err(e) = super::opened::restore_tls() {
+        log::error!("after the restore: {e}");
+    }
     let extras = EXTRAS.lock().ok().and_then(|x| x.clone());
     if let Some(x) = extras {
         if let Err(e) = super::process::apply(&x) {

@@ -3,19 +3,15 @@
 //! thread-local blocks are, and where each was loaded (the layout an image
 //! depends on).
 //!
-//! Carried: the executable, libferry itself (its tables live there and in
-//! its arena), and the program-side runtime libraries of C++ and Fortran
-//! ([`CARRIED_LIBRARIES`]). Never carried: the C library, the dynamic
-//! linker, MPI and everything MPI loads.
+//! Which objects are carried is decided from the dependency graph read
+//! here (`DT_NEEDED`, `DT_SONAME`, the symbol versions an object defines,
+//! whether it defines MPI's entry points) by [`super::closure`].
 //!
 //! The executable's data holds objects of MPI too: a program that refers to
 //! `ompi_mpi_comm_world` or `ompi_mpi_int` gets a copy of the object in its
 //! own `.bss` (an `R_X86_64_COPY` relocation), which the live MPI library
 //! then uses as the object. Those ranges are cut out ([`is_mpi_symbol`]).
 use std::ffi::{c_int, c_void, CStr};
-
-/// Libraries whose writable data is the program's (by file-name prefix).
-pub const CARRIED_LIBRARIES: &[&str] = &["libstdc++.so", "libgfortran.so", "libquadmath.so"];
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
@@ -27,10 +23,15 @@ const PT_GNU_RELRO: u32 = 0x6474_e552;
 const PF_W: u32 = 2;
 const DT_NULL: i64 = 0;
 const DT_NEEDED: i64 = 1;
+const DT_HASH: i64 = 4;
 const DT_STRTAB: i64 = 5;
 const DT_SYMTAB: i64 = 6;
 const DT_RELA: i64 = 7;
 const DT_RELASZ: i64 = 8;
+const DT_SONAME: i64 = 14;
+const DT_GNU_HASH: i64 = 0x6fff_fef5;
+const DT_VERDEF: i64 = 0x6fff_fffc;
+const DT_VERDEFNUM: i64 = 0x6fff_fffd;
 const R_X86_64_COPY: u64 = 5;
 
 #[repr(C)]
@@ -69,8 +70,20 @@ pub struct Object {
     pub tls: Option<(usize, usize)>,
     /// `R_X86_64_COPY` targets: (start, end, symbol name).
     pub copies: Vec<(usize, usize, String)>,
-    /// For the executable: the libraries it names itself (`DT_NEEDED`).
+    /// The libraries it names itself (`DT_NEEDED`).
     pub needed: Vec<String>,
+    /// Its `DT_SONAME`, the name other objects need it by.
+    pub soname: Option<String>,
+    /// It defines `GLIBC_2.*` symbol versions: a part of the C library
+    /// (libc, the dynamic linker, libm, libpthread, ...).
+    pub c_library: bool,
+    /// It defines MPI's profiling entry points (`PMPI_*`, `pmpi_*`): the
+    /// MPI library or one of its language bindings.
+    pub mpi_entry: bool,
+    /// The addresses its loadable segments span.
+    pub extent: (usize, usize),
+    /// Its module id for thread-local storage (0: none).
+    pub tls_modid: usize,
     /// The linker's identity of the build (`NT_GNU_BUILD_ID`), as loaded.
     pub build_id: Option<Vec<u8>>,
 }
@@ -84,28 +97,14 @@ impl Object {
         self.name.rsplit('/').next().unwrap_or(&self.name)
     }
 
-    /// Whether the program's state includes this object's writable data:
-    /// the executable, libferry, and the C++ and Fortran runtimes when the
-    /// executable itself needs them (not when MPI loads one for a plugin of
-    /// its own: its data is then MPI's).
-    pub fn carried_by(&self, ferry_base: usize, exe_needed: &[String]) -> bool {
-        self.is_executable()
-            || self.base == ferry_base
-            || (CARRIED_LIBRARIES
-                .iter()
-                .any(|p| self.file_name().starts_with(p))
-                && exe_needed.iter().any(|n| n == self.file_name()))
+    /// Whether `addr` lies in one of its loadable segments' span.
+    pub fn contains(&self, addr: usize) -> bool {
+        (self.extent.0..self.extent.1).contains(&addr)
     }
 
-    /// [`Object::carried_by`] for this process's executable.
-    pub fn carried(&self, ferry_base: usize) -> bool {
-        self.carried_by(ferry_base, &exe_needed())
-    }
-
-    /// Whether this is part of the MPI library (its address must not move).
-    pub fn is_mpi(&self) -> bool {
-        let f = self.file_name();
-        f.starts_with("libmpi") || f.starts_with("libpmpi") || f.starts_with("libopen-")
+    /// The vDSO the kernel maps into every process (no file).
+    pub fn is_vdso(&self) -> bool {
+        self.file_name().starts_with("linux-vdso") || self.file_name().starts_with("linux-gate")
     }
 }
 
@@ -180,6 +179,18 @@ unsafe extern "C" fn collect(
         }
     }
     let mut writable = Vec::new();
+    let mut extent = (usize::MAX, 0usize);
+    for p in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
+        extent.0 = extent
+            .0
+            .min(super::layout::page_down(base + p.p_vaddr as usize));
+        extent.1 = extent.1.max(super::layout::page_up(
+            base + (p.p_vaddr + p.p_memsz) as usize,
+        ));
+    }
+    if extent.0 > extent.1 {
+        extent = (0, 0);
+    }
     for p in phdrs {
         if p.p_type != PT_LOAD || p.p_flags & PF_W == 0 {
             continue;
@@ -201,13 +212,17 @@ unsafe extern "C" fn collect(
             info.dlpi_tls_data as usize + tls_size,
         )
     });
-    let (copies, needed) = if name.is_empty() {
+    let copies = match dynamic {
         // SAFETY: the executable's dynamic section, as loaded.
-        dynamic
-            .map(|d| unsafe { (copy_relocations(base, d), needed_of(base, d)) })
-            .unwrap_or_default()
-    } else {
-        (Vec::new(), Vec::new())
+        Some(d) if name.is_empty() => unsafe { copy_relocations(base, d) },
+        _ => Vec::new(),
+    };
+    let vdso = name.starts_with("linux-vdso") || name.starts_with("linux-gate");
+    let dynamic_info = match dynamic {
+        // SAFETY: the object's dynamic section, as loaded (the vDSO's is
+        // not relocated and names nothing of interest).
+        Some(d) if !vdso => unsafe { dynamic_info(base, d) },
+        _ => DynamicInfo::default(),
     };
     out.push(Object {
         name,
@@ -215,7 +230,12 @@ unsafe extern "C" fn collect(
         writable,
         tls,
         copies,
-        needed,
+        needed: dynamic_info.needed,
+        soname: dynamic_info.soname,
+        c_library: dynamic_info.c_library,
+        mpi_entry: dynamic_info.mpi_entry,
+        extent,
+        tls_modid: info.dlpi_tls_modid,
         build_id,
     });
     0
@@ -296,51 +316,149 @@ unsafe fn copy_relocations(base: usize, dynamic: usize) -> Vec<(usize, usize, St
     out
 }
 
-/// The libraries an object names in its `DT_NEEDED` entries.
+/// What an object's dynamic section says about it.
+#[derive(Default)]
+struct DynamicInfo {
+    needed: Vec<String>,
+    soname: Option<String>,
+    c_library: bool,
+    mpi_entry: bool,
+}
+
+#[repr(C)]
+struct Verdef {
+    version: u16,
+    flags: u16,
+    ndx: u16,
+    cnt: u16,
+    hash: u32,
+    aux: u32,
+    next: u32,
+}
+
+/// Whether a symbol an object defines makes it part of MPI: the profiling
+/// interface every MPI library and language binding exports.
+pub fn is_mpi_entry(name: &[u8]) -> bool {
+    name.len() > 5 && name[..5].eq_ignore_ascii_case(b"pmpi_")
+}
+
+/// Reads an object's dependencies, name, version definitions and whether
+/// it defines MPI's entry points.
 ///
 /// # Safety
 /// `dynamic` must be the object's loaded dynamic section.
-unsafe fn needed_of(base: usize, dynamic: usize) -> Vec<String> {
-    let mut strtab = 0usize;
+unsafe fn dynamic_info(base: usize, dynamic: usize) -> DynamicInfo {
+    let abs = |v: u64| {
+        let v = v as usize;
+        if v < base {
+            v + base
+        } else {
+            v
+        }
+    };
+    let (mut strtab, mut symtab, mut hash, mut gnu_hash) = (0usize, 0usize, 0usize, 0usize);
+    let (mut verdef, mut verdefnum, mut soname) = (0usize, 0usize, None);
     let mut offsets = Vec::new();
     let mut d = dynamic as *const Dyn;
-    // SAFETY: the dynamic section ends with DT_NULL; names are in the
-    // object's string table.
+    // SAFETY: the dynamic section ends with DT_NULL.
     unsafe {
         while (*d).tag != DT_NULL {
+            let v = (*d).val;
             match (*d).tag {
-                DT_STRTAB => {
-                    let v = (*d).val as usize;
-                    strtab = if v < base { v + base } else { v };
-                }
-                DT_NEEDED => offsets.push((*d).val as usize),
+                DT_STRTAB => strtab = abs(v),
+                DT_SYMTAB => symtab = abs(v),
+                DT_HASH => hash = abs(v),
+                DT_GNU_HASH => gnu_hash = abs(v),
+                DT_VERDEF => verdef = abs(v),
+                DT_VERDEFNUM => verdefnum = v as usize,
+                DT_SONAME => soname = Some(v as usize),
+                DT_NEEDED => offsets.push(v as usize),
                 _ => {}
             }
             d = d.add(1);
         }
-        if strtab == 0 {
-            return Vec::new();
-        }
-        offsets
-            .into_iter()
-            .map(|o| {
-                CStr::from_ptr((strtab + o) as *const libc::c_char)
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect()
     }
+    let mut out = DynamicInfo::default();
+    if strtab == 0 {
+        return out;
+    }
+    // SAFETY: offsets into the object's own string table.
+    let string = |o: usize| unsafe { CStr::from_ptr((strtab + o) as *const libc::c_char) };
+    out.needed = offsets
+        .into_iter()
+        .map(|o| string(o).to_string_lossy().into_owned())
+        .collect();
+    out.soname = soname.map(|o| string(o).to_string_lossy().into_owned());
+    // Version definitions: the C library's objects define GLIBC_2.x.
+    let mut at = verdef;
+    for _ in 0..verdefnum.min(1024) {
+        if at == 0 {
+            break;
+        }
+        // SAFETY: DT_VERDEFNUM entries chained from DT_VERDEF, each with
+        // its auxiliary entries (the first names the version).
+        unsafe {
+            let v = &*(at as *const Verdef);
+            if v.cnt > 0 {
+                let name_off = *((at + v.aux as usize) as *const u32) as usize;
+                if string(name_off).to_bytes().starts_with(b"GLIBC_2") {
+                    out.c_library = true;
+                }
+            }
+            at = if v.next == 0 { 0 } else { at + v.next as usize };
+        }
+    }
+    if symtab != 0 {
+        // SAFETY: the hash tables of the object, as loaded.
+        let count = unsafe { symbol_count(hash, gnu_hash) };
+        for i in 0..count {
+            // SAFETY: `count` symbols at DT_SYMTAB, names in DT_STRTAB.
+            let sym = unsafe { &*(symtab as *const Sym).add(i) };
+            if sym.shndx != 0 && is_mpi_entry(string(sym.name as usize).to_bytes()) {
+                out.mpi_entry = true;
+                break;
+            }
+        }
+    }
+    out
 }
 
-/// The libraries the executable names itself. (Not cached: a cache made
-/// before the library's arena exists would point into memory an image
-/// does not carry.)
-pub fn exe_needed() -> Vec<String> {
-    objects()
-        .into_iter()
-        .next()
-        .map(|o| o.needed)
-        .unwrap_or_default()
+/// How many dynamic symbols an object has: `nchain` of its SysV hash
+/// table, or one past the last symbol its GNU hash table reaches.
+///
+/// # Safety
+/// Each address is zero or the object's loaded table of that kind.
+unsafe fn symbol_count(hash: usize, gnu_hash: usize) -> usize {
+    if hash != 0 {
+        // SAFETY: nbucket, nchain, ...
+        return unsafe { *((hash + 4) as *const u32) } as usize;
+    }
+    if gnu_hash == 0 {
+        return 0;
+    }
+    // SAFETY: nbuckets, symoffset, bloom_size, bloom_shift, the bloom
+    // words, the buckets, then the chains (each ends with its low bit set).
+    unsafe {
+        let words = gnu_hash as *const u32;
+        let (nbuckets, symoffset, bloom) = (
+            *words as usize,
+            *words.add(1) as usize,
+            *words.add(2) as usize,
+        );
+        let buckets = (gnu_hash + 16 + bloom * 8) as *const u32;
+        let chains = buckets.add(nbuckets);
+        let mut last = 0usize;
+        for b in 0..nbuckets {
+            last = last.max(*buckets.add(b) as usize);
+        }
+        if last < symoffset {
+            return symoffset;
+        }
+        while *chains.add(last - symoffset) & 1 == 0 {
+            last += 1;
+        }
+        last + 1
+    }
 }
 
 /// `[lo, hi)` minus the given sorted ranges.

@@ -18,7 +18,7 @@ use super::files::serde_like::Record;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: &[u8; 8] = b"FERRYIMG";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 pub const TRAILER_BYTES: usize = 8 + 4 + 4 + 8 + 8 + 8;
 
 /// What a region is (for the report and the checks).
@@ -65,6 +65,19 @@ pub struct Loaded {
     pub base: u64,
     /// Its address must be the same in the new process.
     pub pinned: bool,
+    /// The program opened it with `dlopen`: the new process opens it
+    /// again, at the same place, before the image is checked.
+    pub reopen: Option<Reopen>,
+}
+
+/// How an object the program opened is opened again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reopen {
+    /// The `dlopen` flags the program gave.
+    pub flags: i32,
+    /// The addresses its loadable segments spanned.
+    pub start: u64,
+    pub end: u64,
 }
 
 /// The header of an image.
@@ -194,6 +207,15 @@ impl Header {
             w.str(&o.name);
             w.u64(o.base);
             w.u8(o.pinned as u8);
+            match o.reopen {
+                None => w.u8(0),
+                Some(r) => {
+                    w.u8(1);
+                    w.i32(r.flags);
+                    w.u64(r.start);
+                    w.u64(r.end);
+                }
+            }
         }
         w.i32(self.thread_level);
         w.u64(self.canary);
@@ -240,10 +262,20 @@ impl Header {
             ..Header::default()
         };
         for _ in 0..r.count()? {
+            let (name, base, pinned) = (r.str()?, r.u64()?, r.u8()? != 0);
+            let reopen = match r.u8()? {
+                0 => None,
+                _ => Some(Reopen {
+                    flags: r.i32()?,
+                    start: r.u64()?,
+                    end: r.u64()?,
+                }),
+            };
             h.objects.push(Loaded {
-                name: r.str()?,
-                base: r.u64()?,
-                pinned: r.u8()? != 0,
+                name,
+                base,
+                pinned,
+                reopen,
             });
         }
         h.thread_level = r.i32()?;
@@ -438,11 +470,23 @@ mod tests {
                     name: "".into(),
                     base: 0x5555_5555_4000,
                     pinned: true,
+                    reopen: None,
                 },
                 Loaded {
                     name: "/lib/x.so".into(),
                     base: 0x7fff_0000_0000,
                     pinned: false,
+                    reopen: None,
+                },
+                Loaded {
+                    name: "/opt/app/libplug.so".into(),
+                    base: 0x7ffe_0000_0000,
+                    pinned: true,
+                    reopen: Some(Reopen {
+                        flags: 0x102,
+                        start: 0x7ffe_0000_0000,
+                        end: 0x7ffe_0001_0000,
+                    }),
                 },
             ],
             thread_level: 0,

@@ -18,9 +18,15 @@
 //!   libc's heap, which is never carried.
 //! * **Mappings** ([`mapping`]): anonymous memory the program maps itself
 //!   comes from its arena too.
+//! * **Whose state** ([`closure`], [`opened`]): the program's closure of
+//!   loaded objects (the executable, what it needs and what it opened,
+//!   short of MPI and the C library) is told from the rest by the
+//!   dependency graph; the objects it opened are opened again at the same
+//!   place in a new process.
 //! * **Capture** ([`capture`]): at a call boundary the used arena, the
-//!   stack, the writable data of the program and of its non-MPI libraries
-//!   (minus MPI's objects copied into the program by `R_X86_64_COPY`), the
+//!   stack, the writable data and thread-local blocks of the program's
+//!   closure (minus MPI's objects copied into the program by
+//!   `R_X86_64_COPY`), the
 //!   library's own data and heap, open files ([`files`]), signal handlers,
 //!   working directory, `environ`, the stdio list and the exit handlers
 //!   ([`process`]) go to an image file ([`format`]: checksummed, with the
@@ -31,10 +37,13 @@
 //!
 //! What cannot be carried yet is refused before anything is written
 //! ([`refusal`]): threads the program started, RMA windows it created,
-//! files it opened that are gone or are not regular files.
+//! files it opened that are gone or are not regular files, a library of
+//! the program whose state points into memory an image does not carry, an
+//! object nobody is known to have loaded.
 pub mod alloc;
 pub mod arena;
 pub mod capture;
+pub mod closure;
 pub mod context;
 pub mod elf;
 pub mod files;
@@ -42,6 +51,7 @@ pub mod format;
 pub mod layout;
 pub mod mapping;
 pub mod next;
+pub mod opened;
 pub mod process;
 pub mod refusal;
 pub mod restore;

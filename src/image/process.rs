@@ -309,11 +309,7 @@ fn of_the_program(h: &ExitHandler) -> bool {
     if unsafe { libc::dladdr(f as *const c_void, &mut info) } == 0 {
         return true;
     }
-    let owner = info.dli_fbase as usize;
-    let fb = super::elf::ferry_base();
-    super::elf::objects()
-        .iter()
-        .any(|o| o.base == owner && o.carried(fb))
+    super::closure::carried_base(info.dli_fbase as usize)
 }
 
 fn record_library(h: ExitHandler) {

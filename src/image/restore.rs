@@ -287,14 +287,17 @@ fn check(map: &Mapped) -> Result<Header, String> {
         }
     }
     format::verify_regions(file, &header).map_err(|e| e.0)?;
+    super::opened::reopen_all(&header.objects)
+        .map_err(|e| format!("the address layout differs: {e}"))?;
     let objs = super::elf::objects();
+    let carried = super::closure::plan(&objs).carried;
     let (exe_path, exe_hash, ferry_path, ferry_hash) = super::capture::identity();
     let now = Header {
         exe_path,
         exe_hash,
         ferry_path,
         ferry_hash,
-        objects: super::capture::loaded_objects(&objs),
+        objects: super::capture::loaded_objects(&objs, &carried, &[]),
         ..Header::default()
     };
     format::check_identity(&header, &now).map_err(|e| e.0)?;

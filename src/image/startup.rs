@@ -204,10 +204,12 @@ pub unsafe extern "C" fn __libc_start_main(
 /// arguments to use (with `argv` in the arena).
 fn prepare(s: &Start) -> Result<Start, String> {
     ensure_no_randomization(s)?;
-    map_regions()?;
-    // SAFETY: the regions were just mapped, zeroed; no other thread exists.
-    unsafe { super::alloc::init_arenas() };
+    // SAFETY: no other thread exists (the regions may be there already:
+    // mapped by the first allocation of a constructor of the program's).
+    unsafe { super::alloc::ensure_arenas() }?;
     super::ACTIVE.store(true, Ordering::SeqCst);
+    // What is loaded now is the start's; what is opened from here is noted.
+    super::opened::start();
     if env_is(c"FERRY_RESTART").is_some() || replacing(s.argc, s.argv) {
         // Nothing of the new process belongs to the program until its image
         // is back: the constructors' and MPI's allocations go to libc.
@@ -261,16 +263,6 @@ fn ensure_no_randomization(s: &Start) -> Result<(), String> {
         "cannot re-execute the program without address-space randomization: {}",
         std::io::Error::last_os_error()
     ))
-}
-
-fn map_regions() -> Result<(), String> {
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
-    map_fixed(APP_HEAP_BASE, APP_HEAP_LEN, rw)?;
-    map_fixed(APP_STACK_BASE, APP_STACK_LEN, rw)?;
-    map_fixed(LIB_HEAP_BASE, LIB_HEAP_LEN, rw)?;
-    map_fixed(HANDOVER_BASE, HANDOVER_LEN, rw)?;
-    map_fixed(RESTORE_STACK_BASE, RESTORE_STACK_LEN, rw)?;
-    Ok(())
 }
 
 /// Copies a null-terminated vector of C strings into the program's arena.
