@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-refuses: attribute keyval */
 /* Attribute caching: Comm_create_keyval with user copy/delete callbacks,
  * MPI_COMM_NULL_COPY_FN, MPI_COMM_DUP_FN, set/get/delete across Comm_dup and
  * Comm_free, replacing a value, predefined attributes (MPI_TAG_UB), and a

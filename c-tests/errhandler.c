@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-refuses: error handler */
 /* Error handling: MPI_ERRORS_RETURN on a communicator, then deliberately bad
  * calls (invalid rank, tag, count, root, communicator MPI_COMM_NULL,
  * datatype MPI_DATATYPE_NULL, op MPI_OP_NULL); the error CLASS is printed by

@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-refuses: thread */
 /* image_thread: every rank starts a pthread of its own right after
  * MPI_Init_thread(FUNNELED) and keeps it alive, waiting on a condition
  * variable between jobs that the main thread hands it, until it is joined

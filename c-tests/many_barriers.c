@@ -1,4 +1,5 @@
 /* ranks: 4 */
+/* ferry-test-refuses: attribute keyval */
 /* Several hundred MPI_Barrier calls on MPI_COMM_WORLD interleaved with
  * communication on derived communicators made before the loop (split, dup,
  * cart, intercomm, Comm_create) and during it (after many barriers), plus a

@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-refuses: info object */
 /* Environment calls: MPI_Init_thread(MPI_THREAD_FUNNELED), Query_thread,
  * Is_thread_main, Initialized/Finalized, Pcontrol, Wtime monotonic and Wtick,
  * Get_version, Get_library_version, Get_processor_name, Alloc_mem/Free_mem,

@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-refuses: matched with MPI_Mprobe */
 /* Probe, Iprobe, Mprobe, Improbe, Mrecv, Imrecv with Get_count and
  * Get_elements; MPI_MESSAGE_NO_PROC from a probe on MPI_PROC_NULL. */
 #include "common.h"

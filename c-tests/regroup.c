@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-asks: yes (ferry_regroup through ferry.h) */
 /* Regroups at chosen points (asked through the C API, include/ferry.h),
  * each with a situation the drain and the point-to-point synchronization
  * must get right. Without the library ferry_regroup() does nothing and the

@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-refuses: RMA window */
 /* One-sided communication: Win_create and Win_allocate; Put, Get and
  * Accumulate in fence epochs; passive target Lock/Unlock (exclusive and
  * shared), Lock_all/Flush/Unlock_all; Fetch_and_op, Compare_and_swap,

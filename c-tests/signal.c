@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-asks: yes (SIGUSR2) */
 /* A regroup asked for with a signal: rank 1 raises SIGUSR2 in the middle of
  * a ring exchange (only when libferry.so is loaded: without it the signal
  * would end the process). The output is the same with and without it. */

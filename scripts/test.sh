@@ -9,11 +9,14 @@
 #   build      library and command against MPICH, Open MPI and Debian's
 #              MPICH 4.0.2 (mpich-deb)
 #   clippy     cargo clippy -D warnings, against MPICH and Open MPI
-#   unit       cargo test (protocol logic, CLI, generator)
-#   c-tests    every C program with and without the library, both MPIs
-#   c-tests-deb  the same on Debian's MPICH 4.0.2 (mpich-deb), plus a run
-#              with 20 regroups at seeded random points (it cannot spawn:
-#              no migrations there)
+#   unit       cargo test (protocol logic, CLI, generator, harness)
+#   harness    the ferry-tests harness (harness/): every C program of
+#              c-tests/ x MPI x mode a named case (`cargo test --release -p
+#              ferry-tests -- --list`): plain vs library, process image on,
+#              1/3/20 regroups, 1 and 5 migrations at seeded random points
+#              (the moved ranks must end in new processes), a
+#              checkpoint/restart, on MPICH and Open MPI; the library run
+#              and 20 regroups on Debian's MPICH 4.0.2 (it cannot spawn)
 #   fortran    the Fortran programs (c-tests/fortran) with and without the
 #              library, and a per-call count (Open MPI and Debian's MPICH
 #              4.0.2; the pip MPICH: skipped, it has no Fortran);
@@ -22,17 +25,12 @@
 #              fortran-checkpoint: one checkpoint/restart in each;
 #              fortran-migrate: three migrations in each (Open MPI; MPICH
 #              4.0.2: refused, it cannot spawn, and the job goes on)
-#   swap       the same with the world swapped underneath at barriers 2 and 5
-#   regroup    every program with 1, 3 and 20 regroups at seeded random points
+#   swap       every C program (scripts/c-tests.sh) with the world swapped
+#              underneath at barriers 2 and 5
 #   signal     a regroup asked for with SIGUSR2
 #   image      checkpoint/restart of one-rank programs (heap, stack, files,
 #              signal handler, C++), corrupt/truncated/foreign images
 #              refused, a program with a thread refused
-#   image-on   every C program with the process image on (FERRY_IMAGE=1)
-#   checkpoint every C program checkpointed at seeded random points and
-#              restarted (or refused, where expected), both MPIs
-#   migration  every C program with a migration of a seeded random rank,
-#              both MPIs; migration-5: five of them (both MPIs)
 #   migration-cli  ferry run --migrate to=HOST, ferry migrate/status from
 #              outside, two ranks at once, refusals (unknown rank or host,
 #              image off, threads)
@@ -83,6 +81,33 @@ each_mpi() {
   done
 }
 
+unit_tests() {
+  # The library's, the command's, the generator's and the harness's own
+  # unit tests (the harness's cases run in their own step).
+  cargo test --release --workspace --exclude ferry-tests --quiet
+  cargo test --release -p ferry-tests --lib --quiet
+}
+
+harness_cases() {
+  # Every C test program x MPI x mode as a named case of the ferry-tests
+  # harness (harness/): plain vs library, image on, 1/3/20 regroups, 1 and
+  # 5 migrations at seeded random points, a checkpoint/restart; on
+  # Debian's MPICH 4.0.2 the library run and 20 regroups. A failed case is
+  # run up to twice more; a pass on a retry is listed, never hidden.
+  local seed="${FERRY_TEST_SEED:-$(date +%s)}" rc=0
+  echo "harness seed: $seed"
+  rm -f target/ferry-tests/flaky.txt
+  FERRY_TEST_SEED="$seed" FERRY_TEST_RETRIES=2 FERRY_TEST_TIMEOUT=90 \
+    cargo test --release -p ferry-tests --test cases -- "$@" || rc=$?
+  if [ -s target/ferry-tests/flaky.txt ]; then
+    echo "passed on retry ($(wc -l <target/ferry-tests/flaky.txt)):"
+    sed 's/^/  /' target/ferry-tests/flaky.txt
+  else
+    echo "no case needed a retry"
+  fi
+  return "$rc"
+}
+
 generated_check() {
   cargo run --quiet -p ferry-codegen -- --check
   /opt/ferry/mpich/bin/python codegen/extract_spec.py --check
@@ -99,40 +124,8 @@ swap_check() {
   [ "$n" -ge 10 ]
 }
 
-report_retries() {
-  # The runs c-tests.sh passed only on a retry (c-tests/out/flaky.txt):
-  # listed, never hidden.
-  if [ -s c-tests/out/flaky.txt ]; then
-    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
-    sed 's/^/  /' c-tests/out/flaky.txt
-  else
-    echo "no run needed a retry"
-  fi
-}
 
-regroup_check() {
-  # Every program with 1, 3 and 20 regroups started by pseudo-random ranks
-  # at pseudo-random call counts (the seed is printed with each result, so
-  # a failure can be replayed), on both MPIs.
-  # A run that fails is run up to twice more with the same SPECs; a pass on a
-  # later try is reported ("passed on retry") and listed at the end.
-  local seed="${FERRY_TEST_SEED:-$(date +%s)}" n
-  echo "regroup seed: $seed"
-  rm -f c-tests/out/flaky.txt
-  for n in 1 3 20; do
-    FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --regroups "$n" --seed "$seed" --retries 2 all || return 1
-  done
-  report_retries
-}
 
-deb_check() {
-  # Debian's MPICH 4.0.2: plain vs library and 20 regroups per C program.
-  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
-  echo "c-tests-deb seed: $seed"
-  rm -f c-tests/out/flaky.txt
-  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --regroups 20 --seed "$seed" --retries 2 mpich-deb || return 1
-  report_retries
-}
 
 signal_check() {
   # A regroup asked for with SIGUSR2 (c-tests/signal.c raises it in rank 1).
@@ -145,76 +138,24 @@ signal_check() {
   done
 }
 
-image_on_check() {
-  # The process image on in every rank (arena, fixed stack, interposed
-  # allocation, files and mappings): outputs must not change. The log
-  # must show that it really was on.
-  FERRY_TEST_ENV="FERRY_IMAGE=1 FERRY_LOG=debug" bash scripts/c-tests.sh all
-  local n
-  n=$(grep -l "process image on" c-tests/out/*/*.lib.err | wc -l)
-  echo "process image on in $n program runs"
-  [ "$n" -ge 20 ]
-}
 
-migration_check() {
-  # Every program with a migration of a pseudo-random rank at a
-  # pseudo-random call count (seeded, printed) on both MPIs: identical
-  # output, and every rank that moved ends in another process than the one
-  # that started it (c-tests.sh checks the pids). A failed run is tried
-  # twice more and reported if it then passes.
-  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
-  echo "migration seed: $seed"
-  rm -f c-tests/out/flaky.txt
-  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 1 --seed "$seed" --retries 2 all || return 1
-  report_retries
-}
 
-migration5_check() {
-  # Every program with 5 migrations of pseudo-random ranks at pseudo-random
-  # call counts (so replacements move again, rank 0 included), on both
-  # MPIs (Open MPI with osc pt2pt, as ferry run and mpi-env.sh set it:
-  # docs/migration.md).
-  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
-  echo "migration-5 seed: $seed"
-  rm -f c-tests/out/flaky.txt
-  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --migrations 5 --seed "$seed" --retries 2 all || return 1
-  report_retries
-}
 
-checkpoint_check() {
-  # Every program checkpointed at 2 seeded random points of rank 0 and
-  # restarted; outputs concatenated must equal the plain run's. A failed
-  # run is tried once more and reported if it then passes.
-  local seed="${FERRY_TEST_SEED:-$(date +%s)}"
-  echo "checkpoint seed: $seed"
-  rm -f c-tests/out/flaky.txt
-  FERRY_TEST_TIMEOUT=90 bash scripts/c-tests.sh --checkpoints 2 --seed "$seed" --retries 1 all || return 1
-  if [ -s c-tests/out/flaky.txt ]; then
-    echo "passed on retry ($(wc -l <c-tests/out/flaky.txt)):"
-    sed 's/^/  /' c-tests/out/flaky.txt
-  fi
-}
 
 step setup bash scripts/setup.sh
 step format cargo fmt --all --check
 step build bash scripts/build.sh all
 step generated generated_check
 step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet -- -D warnings
-step unit each_mpi cargo test --release --workspace --quiet
-step c-tests bash scripts/c-tests.sh all
-step c-tests-deb deb_check
+step unit each_mpi unit_tests
+step harness harness_cases
 step fortran bash scripts/fortran-tests.sh all
 step fortran-regroup bash scripts/fortran-tests.sh --regroup --count 3 openmpi mpich-deb
 step fortran-migrate bash scripts/fortran-tests.sh --migrate --count 3 openmpi mpich-deb
 step fortran-checkpoint bash scripts/fortran-tests.sh --checkpoint openmpi mpich-deb
 step swap swap_check
-step regroup regroup_check
 step signal signal_check
 step image bash scripts/image-tests.sh all
-step image-on image_on_check
-step checkpoint checkpoint_check
-step migration migration_check
-step migration-5 migration5_check
 step migration-cli bash scripts/migration-tests.sh all
 step hosts bash scripts/hosts-tests.sh all
 step app-gromacs bash scripts/app-gromacs.sh --ferry target/openmpi/release/ferry --moves 1 -- --migrate rank=1,after=5000

@@ -240,6 +240,11 @@ pub unsafe fn take(
                 rank,
                 &format!("checkpoint refused: rank {rank}: {r}; the job goes on"),
             );
+            append_event(&ferry_common::events::Event::refused(
+                "checkpoint",
+                u32::try_from(rank).ok(),
+                r,
+            ));
         }
         if rank == 0 && reasons.is_empty() {
             eprintln_rank(rank, "checkpoint refused: another rank cannot be imaged (see its message); the job goes on");

@@ -658,6 +658,8 @@ pub fn report_status(what: &str) {
     st.state = Some(what.to_string());
     st.superstep = Some(state().supersteps[0].load(Ordering::Relaxed));
     st.regroups = Some(state().regroups.load(Ordering::Relaxed) as u32);
+    st.extra
+        .insert("image".into(), crate::image::active().into());
     if let Err(e) = dir.write_rank_status(&st) {
         log::debug!("cannot write the rank status: {e}");
     }

@@ -1,6 +1,6 @@
 //! Live migration: one rank leaves its process and goes on in a new one,
 //! started with `MPI_Comm_spawn`, while the others keep their processes
-//! (the patent's Figs. 3–5; DESIGN.md 2.5(e)–(g), 2.7).
+//! (the patent's Figs. 3–5; docs/protocol.md, sections 5-7).
 //!
 //! A migration is a regroup ([`crate::regroup`]) whose leader says so
 //! ([`agree`]). Once every process is frozen and every channel drained:
@@ -88,8 +88,23 @@ pub fn request(t: Target) {
 }
 
 fn refuse(rank: c_int, why: &str) {
+    refused(
+        rank,
+        &format!("regroups and migrations are disabled in this job ({why})"),
+        "",
+    );
+}
+
+/// Says that the migration of `rank` was refused (`to`: " to HOST", or
+/// nothing) and why, on stderr and as a `refused` event.
+fn refused(rank: c_int, why: &str, to: &str) {
     say(&format!(
-        "migration of rank {rank} refused: regroups and migrations are disabled in this job ({why}); the job goes on"
+        "migration of rank {rank}{to} refused: {why}; the job goes on"
+    ));
+    crate::checkpoint::append_event(&ferry_common::events::Event::refused(
+        "migration",
+        u32::try_from(rank).ok(),
+        why,
     ));
 }
 
@@ -182,10 +197,16 @@ pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) 
             loop {
                 match next_queued() {
                     Some(t) if t.rank < 0 || t.rank >= size => {
-                        say(&format!(
-                            "migration refused: there is no rank {} (the job has ranks 0..{}); the job goes on",
+                        let why = format!(
+                            "there is no rank {} (the job has ranks 0..{})",
                             t.rank,
                             size - 1
+                        );
+                        say(&format!("migration refused: {why}; the job goes on"));
+                        crate::checkpoint::append_event(&ferry_common::events::Event::refused(
+                            "migration",
+                            None,
+                            &why,
                         ));
                     }
                     Some(t) => break Operation::Migrate(t),
@@ -612,10 +633,7 @@ pub unsafe fn run(
     // SAFETY: collective over the control communicator.
     if unsafe { any(control, !reasons.is_empty()) } {
         for r in &reasons {
-            say(&format!(
-                "migration of rank {} refused: {r}; the job goes on",
-                t.rank
-            ));
+            refused(t.rank, r, "");
         }
         return Moved::Stayed;
     }
@@ -753,24 +771,32 @@ pub unsafe fn run(
                 match unsafe { await_ack(spawned, crate::image::stream::timeout()) } {
                     Ok(v) => v,
                     Err(e) => {
-                        say(&format!(
-                            "migration of rank {rank} to {host} refused: the replacement did not confirm the image ({e}); it is given up and the job goes on here"
-                        ));
+                        refused(
+                            rank,
+                            &format!(
+                                "the replacement did not confirm the image ({e}); it is given up"
+                            ),
+                            &format!(" to {host}"),
+                        );
                         Verdict::Lost
                     }
                 }
             }
             crate::image::capture::Outcome::Failed(e) => {
-                say(&format!(
-                    "migration of rank {rank} to {host} refused: cannot send the image: {e}; the replacement is given up and the job goes on here"
-                ));
+                refused(
+                    rank,
+                    &format!("cannot send the image: {e}; the replacement is given up"),
+                    &format!(" to {host}"),
+                );
                 Verdict::Lost
             }
         };
         if verdict == Verdict::NoGo {
-            say(&format!(
-                "migration of rank {rank} to {host} refused: the replacement could not take the image; the job goes on here"
-            ));
+            refused(
+                rank,
+                "the replacement could not take the image",
+                &format!(" to {host}"),
+            );
         }
     }
     // 4. Every old process learns the verdict (the replacement too, unless

@@ -10,7 +10,7 @@
 //! counts this collective, and makes it part of the target, or this process
 //! sees the command before it enters, and lets the synchronization decide
 //! whether it may ([`crate::regroup::at_collective`]). That closes the race
-//! of DESIGN.md 2.5 without turning blocking collectives into nonblocking
+//! of docs/protocol.md (section 5) without turning blocking collectives into nonblocking
 //! ones: the common path is one locked exchange and one load.
 use crate::handles::CommRef;
 use crate::state::state;

@@ -107,6 +107,7 @@ fn summary(events: &[Event]) -> String {
         EventKind::Regroup,
         EventKind::Checkpoint,
         EventKind::Restart,
+        EventKind::Refused,
     ] {
         let of_kind: Vec<&Event> = events.iter().filter(|e| e.event == kind).collect();
         if of_kind.is_empty() {
@@ -124,7 +125,14 @@ fn summary(events: &[Event]) -> String {
         parts.push(part);
     }
     let noun = if events.len() == 1 { "event" } else { "events" };
-    format!("{} {noun}: {}\n", events.len(), parts.join(", "))
+    let mut out = format!("{} {noun}: {}\n", events.len(), parts.join(", "));
+    for e in events {
+        if let Some((op, why)) = e.refusal() {
+            let rank = e.rank.map(|r| format!(" of rank {r}")).unwrap_or_default();
+            out.push_str(&format!("refused: {op}{rank}: {why}\n"));
+        }
+    }
+    out
 }
 
 pub fn report(path: &Path, svg_out: Option<&Path>) -> Result<i32, Failure> {
@@ -155,6 +163,8 @@ mod tests {
             r#"{"event":"migrate","rank":2,"from_host":"a","to_host":"b","old_pid":11,"new_pid":22,"global_superstep":17,"drained_messages":3,"drained_bytes":4096,"image_bytes":1234567,"phases_us":{"notify":5,"collective_sync":40,"p2p_sync":12,"drain":30,"spawn":90000,"group":800,"state_transfer":2000,"restore":300,"total":93187}}"#,
             "\n",
             r#"{"event":"regroup","rank":0,"phases_us":{"notify":4,"group":1000}}"#,
+            "\n",
+            r#"{"event":"refused","rank":1,"operation":"migration","reason":"the program runs 1 thread of its own"}"#,
             "\n"
         ))
         .unwrap();
@@ -185,8 +195,12 @@ mod tests {
         assert!(t.contains("* = no total recorded"), "{t}");
         assert!(
             t.contains(
-                "2 events: 1 migrate (mean total 93.187 ms), 1 regroup (mean total 1.004 ms)"
+                "3 events: 1 migrate (mean total 93.187 ms), 1 regroup (mean total 1.004 ms), 1 refused"
             ),
+            "{t}"
+        );
+        assert!(
+            t.contains("refused: migration of rank 1: the program runs 1 thread of its own"),
             "{t}"
         );
     }

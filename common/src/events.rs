@@ -24,6 +24,11 @@ pub enum EventKind {
     Regroup,
     Checkpoint,
     Restart,
+    /// A migration or checkpoint refused (or given up) for a reason, which
+    /// the line holds: `{"event":"refused","rank":R,"operation":
+    /// "migration"|"checkpoint","reason":"..."}`, written by the process
+    /// that knows the reason.
+    Refused,
 }
 
 impl EventKind {
@@ -33,6 +38,7 @@ impl EventKind {
             EventKind::Regroup => "regroup",
             EventKind::Checkpoint => "checkpoint",
             EventKind::Restart => "restart",
+            EventKind::Refused => "refused",
         }
     }
 }
@@ -187,6 +193,26 @@ impl Event {
             phases_us: Phases::default(),
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// A refusal: what was refused, of which rank, and why.
+    pub fn refused(operation: &str, rank: Option<u32>, reason: &str) -> Self {
+        let mut ev = Event::new(EventKind::Refused);
+        ev.rank = rank;
+        ev.extra.insert("operation".into(), operation.into());
+        ev.extra.insert("reason".into(), reason.into());
+        ev
+    }
+
+    /// For a refusal: the operation refused and the reason.
+    pub fn refusal(&self) -> Option<(&str, &str)> {
+        if self.event != EventKind::Refused {
+            return None;
+        }
+        Some((
+            self.extra.get("operation")?.as_str()?,
+            self.extra.get("reason")?.as_str()?,
+        ))
     }
 
     /// The record as one JSON line, newline included.

@@ -1,7 +1,7 @@
 //! The process image: a rank's own memory, carried into a fresh process.
 //!
 //! The patent leaves a migrating process's local state to outside
-//! middleware; ferry carries it itself (DESIGN.md 2.6). The shape:
+//! middleware; ferry carries it itself (docs/protocol.md, section 6). The shape:
 //!
 //! * **Layout** ([`layout`]): with address-space randomization off (the
 //!   library re-executes the program once without it, see [`startup`]) every

@@ -1,0 +1,213 @@
+//! One run of a test program: plainly under its MPI's launcher, or under
+//! `ferry run` (the library preloaded, as a user runs it), or `ferry
+//! restart`; with its output and what the library left (the event log, the
+//! job directory's rank statuses) read back through `ferry_common`.
+use crate::mpi::Mpi;
+use ferry_common::events::{read_events, Event, EventKind};
+use ferry_common::job::{JobDir, RankStatus};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How the program is started.
+pub enum Launch<'a> {
+    /// `mpiexec -n R PROGRAM`, no library.
+    Plain,
+    /// `ferry run --mpi M -n R --events EV OPTIONS -- PROGRAM`.
+    Ferry(&'a [String]),
+    /// `ferry restart DIR --events EV`.
+    Restart(&'a Path),
+}
+
+/// What one run did and left.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit status (`None`: killed by a signal).
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// Where the run's files are (`stdout`, `stderr`, `cmd`, `events.jsonl`,
+    /// `jobs/`, `work/`).
+    pub dir: PathBuf,
+    pub events: Vec<Event>,
+    /// Each rank's last status (ferry runs), by rank.
+    pub ranks: Vec<RankStatus>,
+}
+
+impl Run {
+    /// Why the run failed as a process, if it did.
+    pub fn failure(&self) -> Option<String> {
+        if self.timed_out {
+            return Some(format!("timed out ({})", self.where_()));
+        }
+        match self.status {
+            Some(0) if self.stdout.lines().last() == Some("OK") => None,
+            Some(0) => Some(format!(
+                "exited 0 without the final OK line ({})",
+                self.where_()
+            )),
+            Some(s) => Some(format!("exited with status {s} ({})", self.where_())),
+            None => Some(format!("killed by a signal ({})", self.where_())),
+        }
+    }
+
+    fn where_(&self) -> String {
+        format!("see {}", self.dir.display())
+    }
+
+    /// The events of one kind.
+    pub fn events_of(&self, kind: EventKind) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.event == kind)
+    }
+
+    /// Each rank's MPI calls, from the job directory.
+    pub fn calls(&self) -> Vec<u64> {
+        self.ranks.iter().map(|r| r.calls).collect()
+    }
+
+    /// The last lines of the output, for a failure message.
+    pub fn tails(&self) -> String {
+        let tail = |s: &str| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines[lines.len().saturating_sub(15)..]
+                .iter()
+                .map(|l| format!("    | {l}\n"))
+                .collect::<String>()
+        };
+        format!(
+            "  stdout ({}):\n{}  stderr ({}):\n{}",
+            self.dir.join("stdout").display(),
+            tail(&self.stdout),
+            self.dir.join("stderr").display(),
+            tail(&self.stderr)
+        )
+    }
+}
+
+/// The per-run limit: `FERRY_TEST_TIMEOUT` seconds, else 90.
+pub fn timeout() -> Duration {
+    Duration::from_secs(
+        std::env::var("FERRY_TEST_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(90),
+    )
+}
+
+/// Runs `bin` on `ranks` ranks of `mpi`, in `dir` (made anew), with `env`
+/// added to the ranks' environment.
+pub fn run(
+    mpi: &Mpi,
+    bin: &Path,
+    ranks: u32,
+    dir: &Path,
+    launch: Launch,
+    env: &[(String, String)],
+) -> Result<Run, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let events = dir.join("events.jsonl");
+    let jobs = dir.join("jobs");
+    let limit = timeout();
+    let mut cmd = Command::new("timeout");
+    cmd.arg("-k").arg("10").arg(limit.as_secs().to_string());
+    match launch {
+        Launch::Plain => {
+            cmd.arg(mpi.mpiexec())
+                .args(mpi.mpiexec_flags())
+                .arg("-n")
+                .arg(ranks.to_string())
+                .arg(bin);
+        }
+        Launch::Ferry(options) => {
+            cmd.arg(mpi.ferry())
+                .arg("run")
+                .arg("--mpi")
+                .arg(&mpi.name)
+                .arg("-n")
+                .arg(ranks.to_string())
+                .arg("--events")
+                .arg(&events)
+                .args(options)
+                .arg("--")
+                .arg(bin);
+        }
+        Launch::Restart(ckpt) => {
+            cmd.arg(mpi.ferry()).arg("restart").arg(ckpt);
+            cmd.env(ferry_common::env::FERRY_EVENTS, &events);
+        }
+    }
+    cmd.current_dir(&work)
+        .envs(&mpi.env)
+        .env(ferry_common::env::FERRY_JOB_ROOT, &jobs)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null());
+    let shown = format!("{cmd:?}");
+    let _ = std::fs::write(dir.join("cmd"), format!("{shown}\n"));
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = std::fs::write(dir.join("stdout"), &stdout);
+    let _ = std::fs::write(dir.join("stderr"), &stderr);
+    let status = out.status.code();
+    let events = if events.exists() {
+        read_events(&events).map_err(|e| format!("{}: {e}", events.display()))?
+    } else {
+        Vec::new()
+    };
+    let ranks = job_statuses(&jobs);
+    Ok(Run {
+        status,
+        timed_out: matches!(status, Some(124 | 137)),
+        stdout,
+        stderr,
+        dir: dir.to_path_buf(),
+        events,
+        ranks,
+    })
+}
+
+/// The rank statuses of the job directory under `jobs` (one job per run).
+fn job_statuses(jobs: &Path) -> Vec<RankStatus> {
+    let Ok(entries) = std::fs::read_dir(jobs) else {
+        return Vec::new();
+    };
+    for e in entries.flatten() {
+        if let Ok(dir) = JobDir::at(&e.path()) {
+            if let Ok(mut st) = dir.rank_statuses() {
+                st.sort_by_key(|s| s.rank);
+                return st;
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// The `ctest-pids:` lines every test program prints on stderr (common.h):
+/// for each rank, the pid it started in and the pid it ends in.
+pub fn pids(stderr: &str) -> Vec<(u32, u32, u32)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("ctest-pids: rank ")?;
+            let (rank, rest) = rest.split_once(" started in pid ")?;
+            let (a, b) = rest.split_once(", ends in pid ")?;
+            Some((rank.parse().ok()?, a.parse().ok()?, b.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_lines() {
+        let err = "x\nctest-pids: rank 1 started in pid 10, ends in pid 12\nctest-pids: rank 0 started in pid 9, ends in pid 9\n";
+        assert_eq!(pids(err), vec![(1, 10, 12), (0, 9, 9)]);
+    }
+}

@@ -1,0 +1,41 @@
+//! ferry's test harness: the test programs, crossed with the MPIs and the
+//! modes, each a named test (`MODE::PROGRAM::MPI`) run by
+//! [`libtest_mimic`] from `tests/cases.rs`:
+//!
+//! ```sh
+//! cargo test --release -p ferry-tests -- --list            # every case
+//! cargo test --release -p ferry-tests -- migrate1::ring::mpich
+//! FERRY_TEST_SEED=42 cargo test --release -p ferry-tests -- regroup20::
+//! ```
+//!
+//! No MPI is linked here: the harness drives `mpicc`, `mpiexec` and
+//! `ferry` as processes, and reads what the library leaves behind (the
+//! event log, the job directory) through `ferry_common`'s own types.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`mpi`] | the MPIs: their compilers, launchers and ferry builds (from `scripts/mpi-env.sh`) |
+//! | [`program`] | the test programs and what their headers expect |
+//! | [`job`] | one run of a program, plain or under `ferry run`, and what it left |
+//! | [`draw`] | the seeded draws (SPECs, checkpoint points), replayable |
+//! | [`modes`] | the modes and their checks |
+pub mod draw;
+pub mod job;
+pub mod modes;
+pub mod mpi;
+pub mod program;
+
+use std::path::PathBuf;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the harness lives in the repository")
+        .to_path_buf()
+}
+
+/// Where the harness writes: `target/ferry-tests/`.
+pub fn out_dir() -> PathBuf {
+    root().join("target").join("ferry-tests")
+}

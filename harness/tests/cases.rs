@@ -1,0 +1,72 @@
+//! Every test program × MPI × mode a named test (see the crate's docs):
+//! `cargo test --release -p ferry-tests -- [FILTER] [--list] [--exact]`.
+//!
+//! Cases outside CI's matrix ([`Mode::in_ci`]) and modes that do not apply
+//! to a program or an MPI are listed as ignored; `FERRY_TEST_FULL=1` runs
+//! the whole matrix. `FERRY_TEST_SEED` fixes the draws, `FERRY_TEST_RETRIES`
+//! runs a failed case again (a pass on a retry is said and listed in
+//! `target/ferry-tests/flaky.txt`), `FERRY_TEST_TIMEOUT` limits each run.
+use ferry_tests::modes::{Case, Mode};
+use ferry_tests::{draw, mpi, program};
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // MPI jobs on a small machine: one at a time unless asked.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
+    let seed = draw::seed();
+    let full = std::env::var("FERRY_TEST_FULL").is_ok_and(|v| v == "1");
+    let programs = match program::c_programs() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ferry-tests: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mpis: HashMap<&str, Result<Arc<mpi::Mpi>, String>> = mpi::ALL
+        .iter()
+        .map(|m| (*m, mpi::Mpi::load(m).map(Arc::new)))
+        .collect();
+    if !args.list {
+        println!("ferry-tests: seed {seed} (FERRY_TEST_SEED={seed} replays this run's draws)");
+    }
+    let mut trials = Vec::new();
+    for mode in Mode::ALL {
+        for p in &programs {
+            for m in mpi::ALL {
+                let case = Case {
+                    mode: *mode,
+                    program: p.clone(),
+                    mpi: m.to_string(),
+                };
+                let name = case.name();
+                let skip = mode
+                    .not_on(m)
+                    .map(String::from)
+                    .or_else(|| p.skipped(&mode.name()).map(String::from));
+                let ignored = skip.is_some() || !(full || mode.in_ci(m));
+                let mpi = mpis[m].clone();
+                let trial = Trial::test(name, move || {
+                    if let Some(why) = skip {
+                        println!("    (does not apply: {why})");
+                        return Ok(());
+                    }
+                    let mpi = mpi.map_err(Failed::from)?;
+                    match case.run(&mpi, seed) {
+                        Ok(pass) => {
+                            println!("    {pass}");
+                            Ok(())
+                        }
+                        Err(e) => Err(Failed::from(e)),
+                    }
+                });
+                trials.push(trial.with_kind("c").with_ignored_flag(ignored));
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
