@@ -99,6 +99,17 @@ static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
 static MIGRATIONS_FIRED: AtomicU64 = AtomicU64::new(0);
 /// The job has a directory (`ferry run`): status files are written.
 static JOB_DIR: AtomicBool = AtomicBool::new(false);
+/// Set in a process the program spawned itself (see [`job_dir`]).
+static OUTSIDE_JOB: AtomicBool = AtomicBool::new(false);
+
+/// The job directory of this process's ranks (`FERRY_JOB_DIR`), unless
+/// this process was spawned by the program (it holds no rank of the job).
+pub fn job_dir() -> Option<ferry_common::job::JobDir> {
+    if OUTSIDE_JOB.load(Ordering::Relaxed) {
+        return None;
+    }
+    ferry_common::job::JobDir::from_env()
+}
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
 
@@ -209,15 +220,32 @@ pub fn start(provided: c_int) {
     // SAFETY: collective over the new control communicator.
     unsafe { PMPI_Barrier(control) };
     crate::logging::set_rank(rank);
+    // A process the program spawned (MPI_Comm_spawn of its own) inherits
+    // the job's environment but holds none of its ranks: the SPECs of
+    // `ferry run` are not for it, and it must not write their status
+    // files or exit statuses, nor take their requests.
+    let mut parent = k::MPI_COMM_NULL();
+    // SAFETY: MPI is up.
+    unsafe { PMPI_Comm_get_parent(&mut parent) };
+    let outside = parent != k::MPI_COMM_NULL() && !crate::migration::started_as_replacement();
+    OUTSIDE_JOB.store(outside, Ordering::Relaxed);
     let mut config = config;
-    if let Err(e) = config.read_regroups(rank) {
+    if outside {
+        log::debug!("spawned by the program: the job's SPECs and files are not this process's");
+    } else if let Err(e) = config.read_regroups(rank) {
         // `ferry run` refuses a malformed SPEC before the launch; set by
         // hand, it is reported here and the job runs without it.
         if rank == 0 {
             log::error!("{e}; no regroup or migration will be started");
         }
     }
-    if let Err(e) = crate::checkpoint::configure(rank) {
+    // (A checkpoint SPEC is not for a process the program spawned.)
+    let configured = if outside {
+        Ok(())
+    } else {
+        crate::checkpoint::configure(rank)
+    };
+    if let Err(e) = configured {
         if rank == 0 {
             log::error!("{e}; no checkpoint will be taken");
         }
@@ -244,10 +272,7 @@ pub fn start(provided: c_int) {
             finale,
         });
     }
-    JOB_DIR.store(
-        ferry_common::job::JobDir::from_env().is_some(),
-        Ordering::Relaxed,
-    );
+    JOB_DIR.store(job_dir().is_some(), Ordering::Relaxed);
     report_status("running");
     record_exit_status();
     state().next_event.store(next_scheduled(), Ordering::SeqCst);
@@ -266,7 +291,7 @@ static EXIT_RANK: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::n
 /// handlers is the C library's, not carried by the image).
 pub fn record_exit_status() {
     let Some(rt) = runtime() else { return };
-    if ferry_common::job::JobDir::from_env().is_none() {
+    if job_dir().is_none() {
         return;
     }
     EXIT_RANK.store(rt.world_rank, Ordering::Relaxed);
@@ -292,7 +317,7 @@ extern "C" fn exit_recorder(status: c_int, _arg: *mut std::ffi::c_void) {
 /// Writes `rank-R.exit` (see [`record_exit_status`]); also for a process
 /// that ends before the program ran (a refused restart).
 pub fn write_exit_status(rank: c_int, status: c_int) {
-    if let (Some(dir), true) = (ferry_common::job::JobDir::from_env(), rank >= 0) {
+    if let (Some(dir), true) = (job_dir(), rank >= 0) {
         let _ = std::fs::write(
             dir.path().join(format!("rank-{rank}.exit")),
             format!("{status}\n"),
@@ -644,7 +669,7 @@ pub(crate) unsafe fn barrier_napping(comm: MPI_Comm, longest: std::time::Duratio
 /// Writes this rank's status file in the job directory (`ferry status`
 /// reads it), if the job has one.
 pub fn report_status(what: &str) {
-    let Some(dir) = ferry_common::job::JobDir::from_env() else {
+    let Some(dir) = job_dir() else {
         return;
     };
     let Some(rt) = runtime() else { return };

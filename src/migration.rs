@@ -127,7 +127,7 @@ pub fn refuse_queued() {
 /// request is claimed by renaming it to `<n>.taken` (so that exactly one
 /// process takes it) and queued here. Returns how many were taken.
 pub fn take_external_requests() -> usize {
-    let Some(dir) = ferry_common::job::JobDir::from_env() else {
+    let Some(dir) = crate::control::job_dir() else {
         return 0;
     };
     let Ok(list) = dir.pending_requests() else {

@@ -95,8 +95,9 @@ pub fn timeout() -> Duration {
     )
 }
 
-/// Runs `bin` on `ranks` ranks of `mpi`, in `dir` (made anew), with `env`
-/// added to the ranks' environment.
+/// Runs `bin` on `ranks` ranks of `mpi`, with `dir` (made anew) for its
+/// files and `dir/work` as its working directory, with `env` added to the
+/// ranks' environment.
 pub fn run(
     mpi: &Mpi,
     bin: &Path,
@@ -105,9 +106,24 @@ pub fn run(
     launch: Launch,
     env: &[(String, String)],
 ) -> Result<Run, String> {
+    run_in(mpi, bin, &[], ranks, dir, &dir.join("work"), launch, env)
+}
+
+/// [`run`] with the program's arguments and another working directory.
+#[allow(clippy::too_many_arguments)]
+pub fn run_in(
+    mpi: &Mpi,
+    bin: &Path,
+    args: &[String],
+    ranks: u32,
+    dir: &Path,
+    work: &Path,
+    launch: Launch,
+    env: &[(String, String)],
+) -> Result<Run, String> {
     let _ = std::fs::remove_dir_all(dir);
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
     let events = dir.join("events.jsonl");
     let jobs = dir.join("jobs");
     let limit = timeout();
@@ -119,7 +135,8 @@ pub fn run(
                 .args(mpi.mpiexec_flags())
                 .arg("-n")
                 .arg(ranks.to_string())
-                .arg(bin);
+                .arg(bin)
+                .args(args);
         }
         Launch::Ferry(options) => {
             cmd.arg(mpi.ferry())
@@ -132,14 +149,15 @@ pub fn run(
                 .arg(&events)
                 .args(options)
                 .arg("--")
-                .arg(bin);
+                .arg(bin)
+                .args(args);
         }
         Launch::Restart(ckpt) => {
             cmd.arg(mpi.ferry()).arg("restart").arg(ckpt);
             cmd.env(ferry_common::env::FERRY_EVENTS, &events);
         }
     }
-    cmd.current_dir(&work)
+    cmd.current_dir(work)
         .envs(&mpi.env)
         .env(ferry_common::env::FERRY_JOB_ROOT, &jobs)
         .envs(env.iter().map(|(k, v)| (k, v)))

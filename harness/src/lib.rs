@@ -19,11 +19,13 @@
 //! | [`job`] | one run of a program, plain or under `ferry run`, and what it left |
 //! | [`draw`] | the seeded draws (SPECs, checkpoint points), replayable |
 //! | [`modes`] | the modes and their checks |
+//! | [`suite`] | MPICH's own test suite as cases |
 pub mod draw;
 pub mod job;
 pub mod modes;
 pub mod mpi;
 pub mod program;
+pub mod suite;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 //! runs a failed case again (a pass on a retry is said and listed in
 //! `target/ferry-tests/flaky.txt`), `FERRY_TEST_TIMEOUT` limits each run.
 use ferry_tests::modes::{Case, Mode};
-use ferry_tests::{draw, mpi, program};
+use ferry_tests::{draw, mpi, program, suite};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,6 +65,35 @@ fn main() {
                     }
                 });
                 trials.push(trial.with_kind("c").with_ignored_flag(ignored));
+            }
+        }
+    }
+    // MPICH's own test suite, where it is built (scripts/mpich-suite.sh).
+    for m in mpi::ALL {
+        let tests = suite::tests(m);
+        let index = suite::index_in_dir(&tests);
+        for mode in suite::MODES {
+            for (t, &i) in tests.iter().zip(&index) {
+                let name = suite::case_name(*mode, t, m);
+                let ignored = !t.launcher_args.is_empty()
+                    || !(full || suite::in_ci(*mode, m, i))
+                    || mode.not_on(m).is_some();
+                let (mpi, t, mode) = (mpis[m].clone(), t.clone(), *mode);
+                let trial = Trial::test(name, move || {
+                    if !t.launcher_args.is_empty() {
+                        println!("    (does not apply: it needs launcher arguments)");
+                        return Ok(());
+                    }
+                    let mpi = mpi.map_err(Failed::from)?;
+                    match suite::run(&mpi, &t, mode, seed) {
+                        Ok(pass) => {
+                            println!("    {pass}");
+                            Ok(())
+                        }
+                        Err(e) => Err(Failed::from(e)),
+                    }
+                });
+                trials.push(trial.with_kind("suite").with_ignored_flag(ignored));
             }
         }
     }
