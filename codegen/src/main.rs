@@ -424,6 +424,10 @@ fn gen_function(f: &Function, out: &mut String) {
     // anew.
     let mut late = String::new();
     let mut post = String::new();
+    // What an error leaves: a handle MPI set to its null (MPI_Comm_dup and
+    // MPI_Type_dup after an attribute copy callback's error) is the
+    // program's null too.
+    let mut on_error = String::new();
     let mut call_args = Vec::new();
     let mut comm_slot: Option<String> = None;
     let mut other_comms: Vec<String> = Vec::new();
@@ -504,6 +508,13 @@ fn gen_function(f: &Function, out: &mut String) {
                     (fam, _) => format!("handles::{fam}_out({id}_real)"),
                 };
                 writeln!(post, "        if !{id}.is_null() {{ *{id} = {reg}; }}").unwrap();
+                if fam != "request" {
+                    writeln!(
+                        on_error,
+                        "        if !{id}.is_null() && {id}_real == handles::{fam}_null() {{ *{id} = {id}_real; }}"
+                    )
+                    .unwrap();
+                }
             }
             Some((fam, 1)) if p.dir == "inout" && !is_array(p) => {
                 // A handle freed (or replaced) by MPI.
@@ -763,6 +774,12 @@ fn gen_function(f: &Function, out: &mut String) {
         }
         for line in post.lines() {
             writeln!(out, "    {line}").unwrap();
+        }
+        if is_int && !on_error.is_empty() {
+            writeln!(out, "        }} else {{").unwrap();
+            for line in on_error.lines() {
+                writeln!(out, "    {line}").unwrap();
+            }
         }
         writeln!(out, "        }}").unwrap();
     }

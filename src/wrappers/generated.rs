@@ -41,6 +41,8 @@ pub unsafe extern "C" fn MPIX_Comm_failure_get_acked(comm: sys::MPI_Comm, failed
         let rc = PMPIX_Comm_failure_get_acked(comm, if failedgrp.is_null() { failedgrp } else { &mut failedgrp_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !failedgrp.is_null() { *failedgrp = handles::group_out(failedgrp_real); }
+        } else {
+            if !failedgrp.is_null() && failedgrp_real == handles::group_null() { *failedgrp = failedgrp_real; }
         }
         rc
     })
@@ -56,6 +58,8 @@ pub unsafe extern "C" fn MPIX_Comm_get_failed(comm: sys::MPI_Comm, failedgrp: *m
         let rc = PMPIX_Comm_get_failed(comm, if failedgrp.is_null() { failedgrp } else { &mut failedgrp_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !failedgrp.is_null() { *failedgrp = handles::group_out(failedgrp_real); }
+        } else {
+            if !failedgrp.is_null() && failedgrp_real == handles::group_null() { *failedgrp = failedgrp_real; }
         }
         rc
     })
@@ -96,6 +100,8 @@ pub unsafe extern "C" fn MPIX_Comm_shrink(comm: sys::MPI_Comm, newcomm: *mut sys
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -133,6 +139,8 @@ pub unsafe extern "C" fn MPIX_Stream_comm_create(comm: sys::MPI_Comm, stream: sy
         let rc = PMPIX_Stream_comm_create(comm, stream, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1000,6 +1008,8 @@ pub unsafe extern "C" fn MPI_Cart_create(comm_old: sys::MPI_Comm, ndims: c_int, 
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !comm_cart.is_null() { *comm_cart = handles::comm_out(comm_cart_real); }
+        } else {
+            if !comm_cart.is_null() && comm_cart_real == handles::comm_null() { *comm_cart = comm_cart_real; }
         }
         rc
     })
@@ -1057,6 +1067,8 @@ pub unsafe extern "C" fn MPI_Cart_sub(comm: sys::MPI_Comm, remain_dims: *const c
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1093,6 +1105,8 @@ pub unsafe extern "C" fn MPI_Comm_accept(port_name: *const c_char, info: sys::MP
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1157,6 +1171,8 @@ pub unsafe extern "C" fn MPI_Comm_connect(port_name: *const c_char, info: sys::M
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1175,6 +1191,8 @@ pub unsafe extern "C" fn MPI_Comm_create(comm: sys::MPI_Comm, group: sys::MPI_Gr
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1196,6 +1214,8 @@ pub unsafe extern "C" fn MPI_Comm_create_from_group(group: sys::MPI_Group, strin
         let rc = PMPI_Comm_create_from_group(group, stringtag as _, info, errhandler, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1212,6 +1232,8 @@ pub unsafe extern "C" fn MPI_Comm_create_group(comm: sys::MPI_Comm, group: sys::
         let rc = PMPI_Comm_create_group(comm, group, tag, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1278,6 +1300,8 @@ pub unsafe extern "C" fn MPI_Comm_dup(comm: sys::MPI_Comm, newcomm: *mut sys::MP
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1295,6 +1319,8 @@ pub unsafe extern "C" fn MPI_Comm_dup_with_info(comm: sys::MPI_Comm, info: sys::
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1398,6 +1424,8 @@ pub unsafe extern "C" fn MPI_Comm_group(comm: sys::MPI_Comm, group: *mut sys::MP
         let rc = PMPI_Comm_group(comm, if group.is_null() { group } else { &mut group_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !group.is_null() { *group = handles::group_out(group_real); }
+        } else {
+            if !group.is_null() && group_real == handles::group_null() { *group = group_real; }
         }
         rc
     })
@@ -1437,6 +1465,8 @@ pub unsafe extern "C" fn MPI_Comm_join(fd: c_int, intercomm: *mut sys::MPI_Comm)
         let rc = PMPI_Comm_join(fd, if intercomm.is_null() { intercomm } else { &mut intercomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+        } else {
+            if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
         rc
     })
@@ -1461,6 +1491,8 @@ pub unsafe extern "C" fn MPI_Comm_remote_group(comm: sys::MPI_Comm, group: *mut 
         let rc = PMPI_Comm_remote_group(comm, if group.is_null() { group } else { &mut group_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !group.is_null() { *group = handles::group_out(group_real); }
+        } else {
+            if !group.is_null() && group_real == handles::group_null() { *group = group_real; }
         }
         rc
     })
@@ -1534,6 +1566,8 @@ pub unsafe extern "C" fn MPI_Comm_spawn(command: *const c_char, argv: *mut *mut 
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+        } else {
+            if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
         rc
     })
@@ -1551,6 +1585,8 @@ pub unsafe extern "C" fn MPI_Comm_spawn_multiple(count: c_int, array_of_commands
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+        } else {
+            if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
         rc
     })
@@ -1568,6 +1604,8 @@ pub unsafe extern "C" fn MPI_Comm_split(comm: sys::MPI_Comm, color: c_int, key: 
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+        } else {
+            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
         rc
     })
@@ -1633,6 +1671,8 @@ pub unsafe extern "C" fn MPI_Dist_graph_create_adjacent(comm_old: sys::MPI_Comm,
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !comm_dist_graph.is_null() { *comm_dist_graph = handles::comm_out(comm_dist_graph_real); }
+        } else {
+            if !comm_dist_graph.is_null() && comm_dist_graph_real == handles::comm_null() { *comm_dist_graph = comm_dist_graph_real; }
         }
         rc
     })
@@ -1954,6 +1994,8 @@ pub unsafe extern "C" fn MPI_File_get_group(fh: sys::MPI_File, group: *mut sys::
         let rc = PMPI_File_get_group(fh, if group.is_null() { group } else { &mut group_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !group.is_null() { *group = handles::group_out(group_real); }
+        } else {
+            if !group.is_null() && group_real == handles::group_null() { *group = group_real; }
         }
         rc
     })
@@ -2030,6 +2072,9 @@ pub unsafe extern "C" fn MPI_File_get_view(fh: sys::MPI_File, disp: *mut sys::MP
         if rc == sys::constants::MPI_SUCCESS() {
             if !etype.is_null() { *etype = handles::datatype_out(etype_real); }
             if !filetype.is_null() { *filetype = handles::datatype_out(filetype_real); }
+        } else {
+            if !etype.is_null() && etype_real == handles::datatype_null() { *etype = etype_real; }
+            if !filetype.is_null() && filetype_real == handles::datatype_null() { *filetype = filetype_real; }
         }
         rc
     })
@@ -3241,6 +3286,8 @@ pub unsafe extern "C" fn MPI_Graph_create(comm_old: sys::MPI_Comm, nnodes: c_int
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !comm_graph.is_null() { *comm_graph = handles::comm_out(comm_graph_real); }
+        } else {
+            if !comm_graph.is_null() && comm_graph_real == handles::comm_null() { *comm_graph = comm_graph_real; }
         }
         rc
     })
@@ -3346,6 +3393,8 @@ pub unsafe extern "C" fn MPI_Group_difference(group1: sys::MPI_Group, group2: sy
         let rc = PMPI_Group_difference(group1, group2, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3360,6 +3409,8 @@ pub unsafe extern "C" fn MPI_Group_excl(group: sys::MPI_Group, n: c_int, ranks: 
         let rc = PMPI_Group_excl(group, n, ranks as _, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3392,6 +3443,8 @@ pub unsafe extern "C" fn MPI_Group_from_session_pset(session: sys::MPI_Session, 
         let rc = PMPI_Group_from_session_pset(session, pset_name as _, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3412,6 +3465,8 @@ pub unsafe extern "C" fn MPI_Group_incl(group: sys::MPI_Group, n: c_int, ranks: 
         let rc = PMPI_Group_incl(group, n, ranks as _, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3427,6 +3482,8 @@ pub unsafe extern "C" fn MPI_Group_intersection(group1: sys::MPI_Group, group2: 
         let rc = PMPI_Group_intersection(group1, group2, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3441,6 +3498,8 @@ pub unsafe extern "C" fn MPI_Group_range_excl(group: sys::MPI_Group, n: c_int, r
         let rc = PMPI_Group_range_excl(group, n, ranges as _, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3455,6 +3514,8 @@ pub unsafe extern "C" fn MPI_Group_range_incl(group: sys::MPI_Group, n: c_int, r
         let rc = PMPI_Group_range_incl(group, n, ranges as _, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -3507,6 +3568,8 @@ pub unsafe extern "C" fn MPI_Group_union(group1: sys::MPI_Group, group2: sys::MP
         let rc = PMPI_Group_union(group1, group2, if newgroup.is_null() { newgroup } else { &mut newgroup_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newgroup.is_null() { *newgroup = handles::group_out(newgroup_real); }
+        } else {
+            if !newgroup.is_null() && newgroup_real == handles::group_null() { *newgroup = newgroup_real; }
         }
         rc
     })
@@ -4407,6 +4470,8 @@ pub unsafe extern "C" fn MPI_Intercomm_create(local_comm: sys::MPI_Comm, local_l
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newintercomm.is_null() { *newintercomm = handles::comm_out(newintercomm_real); }
+        } else {
+            if !newintercomm.is_null() && newintercomm_real == handles::comm_null() { *newintercomm = newintercomm_real; }
         }
         rc
     })
@@ -4422,6 +4487,8 @@ pub unsafe extern "C" fn MPI_Intercomm_create_from_groups(local_group: sys::MPI_
         let rc = PMPI_Intercomm_create_from_groups(local_group, local_leader, remote_group, remote_leader, stringtag as _, info, errhandler, if newintercomm.is_null() { newintercomm } else { &mut newintercomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newintercomm.is_null() { *newintercomm = handles::comm_out(newintercomm_real); }
+        } else {
+            if !newintercomm.is_null() && newintercomm_real == handles::comm_null() { *newintercomm = newintercomm_real; }
         }
         rc
     })
@@ -4439,6 +4506,8 @@ pub unsafe extern "C" fn MPI_Intercomm_merge(intercomm: sys::MPI_Comm, high: c_i
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
             if !newintracomm.is_null() { *newintracomm = handles::comm_out(newintracomm_real); }
+        } else {
+            if !newintracomm.is_null() && newintracomm_real == handles::comm_null() { *newintracomm = newintracomm_real; }
         }
         rc
     })
@@ -7581,6 +7650,8 @@ pub unsafe extern "C" fn MPI_Type_contiguous(count: c_int, oldtype: sys::MPI_Dat
         let rc = PMPI_Type_contiguous(count, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7596,6 +7667,8 @@ pub unsafe extern "C" fn MPI_Type_contiguous_c(count: sys::MPI_Count, oldtype: s
         let rc = PMPI_Type_contiguous_c(count, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7611,6 +7684,8 @@ pub unsafe extern "C" fn MPI_Type_create_darray(size: c_int, rank: c_int, ndims:
         let rc = PMPI_Type_create_darray(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7626,6 +7701,8 @@ pub unsafe extern "C" fn MPI_Type_create_darray_c(size: c_int, rank: c_int, ndim
         let rc = PMPI_Type_create_darray_c(size, rank, ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7639,6 +7716,8 @@ pub unsafe extern "C" fn MPI_Type_create_f90_complex(p: c_int, r: c_int, newtype
         let rc = PMPI_Type_create_f90_complex(p, r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7652,6 +7731,8 @@ pub unsafe extern "C" fn MPI_Type_create_f90_integer(r: c_int, newtype: *mut sys
         let rc = PMPI_Type_create_f90_integer(r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7665,6 +7746,8 @@ pub unsafe extern "C" fn MPI_Type_create_f90_real(p: c_int, r: c_int, newtype: *
         let rc = PMPI_Type_create_f90_real(p, r, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7680,6 +7763,8 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed(count: c_int, array_of_blockle
         let rc = PMPI_Type_create_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7695,6 +7780,8 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block(count: c_int, blocklengt
         let rc = PMPI_Type_create_hindexed_block(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7710,6 +7797,8 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_block_c(count: sys::MPI_Count,
         let rc = PMPI_Type_create_hindexed_block_c(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7725,6 +7814,8 @@ pub unsafe extern "C" fn MPI_Type_create_hindexed_c(count: sys::MPI_Count, array
         let rc = PMPI_Type_create_hindexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7740,6 +7831,8 @@ pub unsafe extern "C" fn MPI_Type_create_hvector(count: c_int, blocklength: c_in
         let rc = PMPI_Type_create_hvector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7755,6 +7848,8 @@ pub unsafe extern "C" fn MPI_Type_create_hvector_c(count: sys::MPI_Count, blockl
         let rc = PMPI_Type_create_hvector_c(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7770,6 +7865,8 @@ pub unsafe extern "C" fn MPI_Type_create_indexed_block(count: c_int, blocklength
         let rc = PMPI_Type_create_indexed_block(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7785,6 +7882,8 @@ pub unsafe extern "C" fn MPI_Type_create_indexed_block_c(count: sys::MPI_Count, 
         let rc = PMPI_Type_create_indexed_block_c(count, blocklength, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7809,6 +7908,8 @@ pub unsafe extern "C" fn MPI_Type_create_resized(oldtype: sys::MPI_Datatype, lb:
         let rc = PMPI_Type_create_resized(oldtype, lb, extent, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7824,6 +7925,8 @@ pub unsafe extern "C" fn MPI_Type_create_resized_c(oldtype: sys::MPI_Datatype, l
         let rc = PMPI_Type_create_resized_c(oldtype, lb, extent, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7838,6 +7941,8 @@ pub unsafe extern "C" fn MPI_Type_create_struct(count: c_int, array_of_blockleng
         let rc = PMPI_Type_create_struct(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7852,6 +7957,8 @@ pub unsafe extern "C" fn MPI_Type_create_struct_c(count: sys::MPI_Count, array_o
         let rc = PMPI_Type_create_struct_c(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7867,6 +7974,8 @@ pub unsafe extern "C" fn MPI_Type_create_subarray(ndims: c_int, array_of_sizes: 
         let rc = PMPI_Type_create_subarray(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7882,6 +7991,8 @@ pub unsafe extern "C" fn MPI_Type_create_subarray_c(ndims: c_int, array_of_sizes
         let rc = PMPI_Type_create_subarray_c(ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, order, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -7908,6 +8019,8 @@ pub unsafe extern "C" fn MPI_Type_dup(oldtype: sys::MPI_Datatype, newtype: *mut 
         let rc = PMPI_Type_dup(oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8111,6 +8224,8 @@ pub unsafe extern "C" fn MPI_Type_get_value_index(value_type: sys::MPI_Datatype,
         let rc = PMPI_Type_get_value_index(value_type, index_type, if pair_type.is_null() { pair_type } else { &mut pair_type_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !pair_type.is_null() { *pair_type = handles::datatype_out(pair_type_real); }
+        } else {
+            if !pair_type.is_null() && pair_type_real == handles::datatype_null() { *pair_type = pair_type_real; }
         }
         rc
     })
@@ -8127,6 +8242,8 @@ pub unsafe extern "C" fn MPI_Type_hindexed(count: c_int, array_of_blocklengths: 
         let rc = PMPI_Type_hindexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8143,6 +8260,8 @@ pub unsafe extern "C" fn MPI_Type_hvector(count: c_int, blocklength: c_int, stri
         let rc = PMPI_Type_hvector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8158,6 +8277,8 @@ pub unsafe extern "C" fn MPI_Type_indexed(count: c_int, array_of_blocklengths: *
         let rc = PMPI_Type_indexed(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8173,6 +8294,8 @@ pub unsafe extern "C" fn MPI_Type_indexed_c(count: sys::MPI_Count, array_of_bloc
         let rc = PMPI_Type_indexed_c(count, array_of_blocklengths as _, array_of_displacements as _, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8198,6 +8321,8 @@ pub unsafe extern "C" fn MPI_Type_match_size(typeclass: c_int, size: c_int, data
         let rc = PMPI_Type_match_size(typeclass, size, if datatype.is_null() { datatype } else { &mut datatype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !datatype.is_null() { *datatype = handles::datatype_out(datatype_real); }
+        } else {
+            if !datatype.is_null() && datatype_real == handles::datatype_null() { *datatype = datatype_real; }
         }
         rc
     })
@@ -8268,6 +8393,8 @@ pub unsafe extern "C" fn MPI_Type_struct(count: c_int, array_of_blocklengths: *m
         let rc = PMPI_Type_struct(count, array_of_blocklengths as _, array_of_displacements as _, handles::array_ptr(&mut array_of_types_real, array_of_types as *mut _), if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8301,6 +8428,8 @@ pub unsafe extern "C" fn MPI_Type_vector(count: c_int, blocklength: c_int, strid
         let rc = PMPI_Type_vector(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8316,6 +8445,8 @@ pub unsafe extern "C" fn MPI_Type_vector_c(count: sys::MPI_Count, blocklength: s
         let rc = PMPI_Type_vector_c(count, blocklength, stride, oldtype, if newtype.is_null() { newtype } else { &mut newtype_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !newtype.is_null() { *newtype = handles::datatype_out(newtype_real); }
+        } else {
+            if !newtype.is_null() && newtype_real == handles::datatype_null() { *newtype = newtype_real; }
         }
         rc
     })
@@ -8709,6 +8840,8 @@ pub unsafe extern "C" fn MPI_Win_get_group(win: sys::MPI_Win, group: *mut sys::M
         let rc = PMPI_Win_get_group(win, if group.is_null() { group } else { &mut group_real });
         if rc == sys::constants::MPI_SUCCESS() {
             if !group.is_null() { *group = handles::group_out(group_real); }
+        } else {
+            if !group.is_null() && group_real == handles::group_null() { *group = group_real; }
         }
         rc
     })
