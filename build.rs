@@ -262,9 +262,9 @@ fn main() {
         cc.include(d);
     }
     cc.compile("ferry_mpi_constants");
-    println!("cargo:rerun-if-changed=src/image/context.c");
+    println!("cargo:rerun-if-changed=src/mem/context.c");
     cc::Build::new()
-        .file("src/image/context.c")
+        .file("src/mem/context.c")
         .flag("-fno-stack-protector")
         .warnings(true)
         .compile("ferry_image_context");

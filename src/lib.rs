@@ -2,37 +2,43 @@
 //!
 //! `libferry.so` sits between an unmodified MPI program and its MPI library
 //! (preloaded with `LD_PRELOAD`) and implements the dynamic group
-//! communication protocol of US 8,335,813 (MPI-Mitten). The map, in the
-//! order a call goes through it:
+//! communication protocol of US 8,335,813 (MPI-Mitten). The map, in layer
+//! order, lowest first: a module may use its own layer and the layers
+//! listed before it, never a later one (`tests/layers.rs` checks it; the
+//! references that break the rule today are listed there as debt, see
+//! `docs/architecture.md`).
 //!
-//! | module | role |
-//! |---|---|
-//! | [`wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |
-//! | [`api`] | the C API of `include/ferry.h` (ask for a regroup, count them) |
-//! | [`boundary`] | each call counted; panics caught so a ferry bug never aborts the job |
-//! | [`handles`] | virtual communicators, groups, requests and derived datatypes, mapped to the real ones |
-//! | [`superstep`] | per-communicator collective sequence numbers (the global superstep) |
-//! | [`channels`] | per-(communicator, peer) sent/received counts, for the drain |
-//! | [`anysource`] | MPICH's `MPI_ANY_SOURCE` receives after a migration, as matched probes |
-//! | [`p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
-//! | [`completion`] | the wait/test families: completion accounted, handles written back |
-//! | [`state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
-//! | [`onesided`] | lock/get/put on the state windows, each buffer held until MPI is done with it |
-//! | [`regroup`] | the protocol end to end: request, notify (MIG_CMD), collective sync, freeze (MIG_WAKE/MIG_END), drain, new group, event log |
-//! | [`sync`] | the collective synchronization's decisions (targets, releases, freeze), pure and model-checked |
-//! | [`drain`] | channels emptied by their counts; drained messages served first |
-//! | [`pending`] | pending receives and persistent requests carried onto rebuilt communicators |
-//! | [`membership`] | who is in each communicator; rebuilding them on a new world (new group) |
-//! | [`image`] | the process image: the program's memory at fixed addresses, captured and restored |
-//! | [`probe`] | a migration's target host knocked on before the spawn, within a bound |
-//! | [`migration`] | a rank moves: spawn, merge, split by old rank, image handed over, the old process asleep |
-//! | [`checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
-//! | [`datatypes`] | the program's derived datatypes described before an image and made again after it |
-//! | [`ops`] | the program's reduction operations: virtual handles, trampolines that show the program its own datatype handles |
-//! | [`objects`] | MPI objects the program holds that an image cannot re-create yet |
-//! | [`control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
-//! | [`special`] | the hand-written wrappers (init, completion, conversions, idup) |
-//! | [`sys`] | the raw MPI layer: bindgen's `mpi.h` and macro-only constants |
+//! | layer | module | role |
+//! |---|---|---|
+//! | [`sys`] | [`sys`] | the raw MPI layer: bindgen's `mpi.h` and macro-only constants |
+//! | | [`sys::slab`] | fixed-capacity slot tables, never moved, for the handle tables |
+//! | | [`sys::logging`] | the `log` backend (`FERRY_LOG`) and the panic hook |
+//! | [`mem`] | [`mem`] and its modules | the process image's MPI-free half: the program's memory at fixed addresses (layout, arenas, allocation, startup, loaded objects, files, image format, refusals) |
+//! | [`core`] | [`core::state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
+//! | | [`core::handles`] | virtual communicators, groups, requests and derived datatypes, mapped to the real ones |
+//! | | [`core::superstep`] | per-communicator collective sequence numbers (the global superstep) |
+//! | | [`core::channels`] | per-(communicator, peer) sent/received counts, for the drain |
+//! | | [`core::datatypes`] | the program's derived datatypes described before an image and made again after it |
+//! | | [`core::ops`] | the program's reduction operations: virtual handles, trampolines that show the program its own datatype handles |
+//! | | [`core::objects`] | MPI objects the program holds that an image cannot re-create yet |
+//! | [`calls`] | [`calls::boundary`] | each call counted; panics caught so a ferry bug never aborts the job |
+//! | | [`calls::p2p`] | blocking receives and probes made wakeable (MIG_WAKE) |
+//! | | [`calls::completion`] | the wait/test families: completion accounted, handles written back |
+//! | | [`calls::anysource`] | MPICH's `MPI_ANY_SOURCE` receives after a migration, as matched probes |
+//! | [`protocol`] | [`protocol::control`] | life cycle, configuration, control communicator, SPEC triggers, finalize |
+//! | | [`protocol::onesided`] | lock/get/put on the state windows, each buffer held until MPI is done with it |
+//! | | [`protocol::sync`] | the collective synchronization's decisions (targets, releases, freeze), pure and model-checked |
+//! | | [`protocol::regroup`] | the protocol end to end: request, notify (MIG_CMD), collective sync, freeze (MIG_WAKE/MIG_END), drain, new group, event log |
+//! | | [`protocol::drain`] | channels emptied by their counts; drained messages served first |
+//! | | [`protocol::pending`] | pending receives and persistent requests carried onto rebuilt communicators |
+//! | | [`protocol::membership`] | who is in each communicator; rebuilding them on a new world (new group) |
+//! | [`ops`] | [`ops::migration`] | a rank moves: spawn, merge, split by old rank, image handed over, the old process asleep |
+//! | | [`ops::checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
+//! | | [`ops::probe`] | a migration's target host knocked on before the spawn, within a bound |
+//! | | [`ops::image`] | the process image captured, streamed to a replacement and restored |
+//! | [`entry`] | [`entry::wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |
+//! | | [`entry::special`] | the hand-written wrappers (init, completion, conversions, idup) |
+//! | | [`entry::api`] | the C API of `include/ferry.h` (ask for a regroup, count them) |
 //!
 //! Protocol logic is safe Rust; `unsafe` stays at the FFI edge, each block
 //! with a `SAFETY:` note.
@@ -40,36 +46,23 @@
 // MPI): passing one to a PMPI function is not a dereference of ours.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-pub mod anysource;
-pub mod api;
-pub mod boundary;
-pub mod channels;
-pub mod checkpoint;
-pub mod completion;
-pub mod control;
-pub mod datatypes;
-pub mod drain;
-pub mod handles;
-pub mod image;
-pub mod logging;
-pub mod membership;
-pub mod migration;
-pub mod objects;
-pub mod onesided;
-pub mod ops;
-pub mod p2p;
-pub mod pending;
-pub mod probe;
-pub mod regroup;
-pub mod slab;
-pub mod special;
-pub mod state;
-pub mod superstep;
-pub mod sync;
+// The layers, lowest first: the order of the map above (the blank lines
+// keep rustfmt from sorting them).
 pub mod sys;
-pub mod wrappers;
+
+pub mod mem;
+
+pub mod core;
+
+pub mod calls;
+
+pub mod protocol;
+
+pub mod ops;
+
+pub mod entry;
 
 /// Every allocation of the library itself goes to its own arena once the
-/// process image is on (see [`image::alloc`]).
+/// process image is on (see [`mem::alloc`]).
 #[global_allocator]
-static ALLOCATOR: image::alloc::LibAlloc = image::alloc::LibAlloc;
+static ALLOCATOR: mem::alloc::LibAlloc = mem::alloc::LibAlloc;

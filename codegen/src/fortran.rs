@@ -535,7 +535,7 @@ fn gen_function(
             writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
             writeln!(
                 out,
-                "pub unsafe extern \"C\" fn f{i}_{body}() -> f64 {{\n    crate::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}())\n}}\n",
+                "pub unsafe extern \"C\" fn f{i}_{body}() -> f64 {{\n    crate::calls::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}())\n}}\n",
                 f.name
             )
             .unwrap();
@@ -713,7 +713,12 @@ fn gen_forward(
     }
     if FORWARDED_MAKERS.contains(&f.name.as_str()) {
         // An object the library will not know: a process image refuses it.
-        writeln!(post, "    crate::objects::forwarded_made(\"{}\");", f.name).unwrap();
+        writeln!(
+            post,
+            "    crate::core::objects::forwarded_made(\"{}\");",
+            f.name
+        )
+        .unwrap();
     }
     if matches!(
         f.name.as_str(),
@@ -726,7 +731,11 @@ fn gen_forward(
             .find(|q| q.dir == "out" && q.name.ends_with("keyval"))
             .map(|q| id(&q.name))
             .ok_or("no keyval out-parameter")?;
-        writeln!(post, "    crate::special::fortran_keyval_made(*{kv});").unwrap();
+        writeln!(
+            post,
+            "    crate::entry::special::fortran_keyval_made(*{kv});"
+        )
+        .unwrap();
     }
     params.push("ierror: *mut MPI_Fint".into());
     args.push("ierror".into());
@@ -769,7 +778,7 @@ fn gen_forward(
         (Some(c), true) => {
             writeln!(
                 out,
-                "        let ticket = crate::superstep::enter_collective(fs::comm_slot(*{c}));"
+                "        let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*{c}));"
             )
             .unwrap();
             true
@@ -781,7 +790,11 @@ fn gen_forward(
     }
     writeln!(out, "        target({});", args.join(", ")).unwrap();
     if ticket {
-        writeln!(out, "        crate::superstep::leave_collective(ticket);").unwrap();
+        writeln!(
+            out,
+            "        crate::core::superstep::leave_collective(ticket);"
+        )
+        .unwrap();
     }
     writeln!(
         out,
@@ -824,7 +837,7 @@ const FORWARDED_MAKERS: &[&str] = &[
     "MPI_Grequest_start",
 ];
 
-/// The generated `src/wrappers/fortran.rs`.
+/// The generated `src/entry/wrappers/fortran.rs`.
 pub fn generate(functions: &[Function], source: &str) -> String {
     let mut out = String::new();
     writeln!(
@@ -836,7 +849,7 @@ pub fn generate(functions: &[Function], source: &str) -> String {
         "//! Fortran entry points under Open MPI (see codegen/src/fortran.rs).\n\
          #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]\n\
          use super::fortran_support as fs;\n\
-         use crate::special::fortran;\n\
+         use crate::entry::special::fortran;\n\
          use crate::sys::{self, constants as k, MPI_Fint};\n\
          use std::ffi::{c_char, c_void};\n\n",
     );
@@ -938,7 +951,7 @@ pub const MPICH_F77_FORWARD: &[&str] = &[
     "MPI_Keyval_create",
 ];
 
-/// The generated `src/wrappers/fortran_mpich.rs`: the Fortran entry points
+/// The generated `src/entry/wrappers/fortran_mpich.rs`: the Fortran entry points
 /// under MPICH.
 ///
 /// MPICH's `mpif.h` layer converts its arguments itself and calls the C
@@ -963,7 +976,7 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
         "//! Fortran entry points under MPICH (see codegen/src/fortran.rs, `generate_mpich`).\n\
          #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]\n\
          use super::fortran_support as fs;\n\
-         use crate::special::fortran;\n\
+         use crate::entry::special::fortran;\n\
          use crate::sys::{self, constants as k, MPI_Fint};\n\
          use std::ffi::{c_char, c_void};\n\n",
     );

@@ -2,7 +2,7 @@
 //!
 //! Reads `spec/mpi-c-api.json` (the MPI Forum's C API, snapshotted from
 //! `pympistandard` by `codegen/extract_spec.py`) and writes
-//! `src/wrappers/generated.rs`: one exported `MPI_*` function per C binding,
+//! `src/entry/wrappers/generated.rs`: one exported `MPI_*` function per C binding,
 //! each calling the real library through `PMPI_*` with the library's
 //! bookkeeping around it. What each wrapper does follows from its
 //! parameters' kinds (communicator, group, request handles are translated
@@ -83,11 +83,11 @@ enum Template {
     Sendrecv,
     /// A nonblocking send-receive: counts the send, completes as a receive.
     Isendrecv,
-    /// Hand-written in `crate::special`.
+    /// Hand-written in `crate::entry::special`.
     Special,
 }
 
-/// Functions whose body is written by hand (in `src/special.rs` and the
+/// Functions whose body is written by hand (in `src/entry/special.rs` and the
 /// modules it calls): initialization, completion of requests, handle
 /// conversion to and from Fortran, and the few with callbacks or variadic
 /// arguments.
@@ -320,7 +320,7 @@ fn family(ctype: &str) -> Option<(&'static str, usize)> {
 
 /// MPI objects the program makes that are not virtual handles: counted
 /// live (made, freed) so that a process image can refuse what it cannot
-/// re-create yet (`crate::objects`).
+/// re-create yet (`crate::core::objects`).
 fn tracked(ctype: &str) -> Option<&'static str> {
     let (base, stars) = base_type(ctype);
     if stars != 1 {
@@ -367,7 +367,7 @@ fn ret_type(f: &Function) -> String {
 /// otherwise.
 fn fallback(f: &Function) -> String {
     match f.ret.as_str() {
-        "int" => "crate::boundary::internal_error()".into(),
+        "int" => "crate::calls::boundary::internal_error()".into(),
         "double" => "0.0".into(),
         "MPI_Fint" | "MPI_Aint" => "0".into(),
         // A handle: all-zero bits are the null pointer (Open MPI) or an
@@ -407,7 +407,7 @@ fn gen_function(f: &Function, out: &mut String) {
     if t == Template::Special {
         writeln!(
             out,
-            "    crate::boundary::guard(\"{}\", {}, || special::{}({}))",
+            "    crate::calls::boundary::guard(\"{}\", {}, || special::{}({}))",
             f.name,
             fallback(f),
             f.name,
@@ -558,10 +558,10 @@ fn gen_function(f: &Function, out: &mut String) {
             None if rust_type(&p.ctype).starts_with('*') => {
                 if let Some(kind) = tracked(&p.ctype).filter(|_| !is_array(p)) {
                     if p.dir == "out" {
-                        writeln!(post, "        if !{id}.is_null() {{ crate::objects::made(crate::objects::Kind::{kind}, *{id}); }}").unwrap();
+                        writeln!(post, "        if !{id}.is_null() {{ crate::core::objects::made(crate::core::objects::Kind::{kind}, *{id}); }}").unwrap();
                     } else if p.dir == "inout" && releases(&f.name) {
                         writeln!(pre, "    let {id}_before = if {id}.is_null() {{ None }} else {{ Some(*{id}) }};").unwrap();
-                        writeln!(post, "        if let Some(h) = {id}_before {{ crate::objects::freed(crate::objects::Kind::{kind}, h); }}").unwrap();
+                        writeln!(post, "        if let Some(h) = {id}_before {{ crate::core::objects::freed(crate::core::objects::Kind::{kind}, h); }}").unwrap();
                     }
                 }
                 call_args.push(format!("{id} as _"))
@@ -593,7 +593,7 @@ fn gen_function(f: &Function, out: &mut String) {
     ]
     .contains(&base)
     {
-        writeln!(post, "        crate::regroup::epoch_opened();").unwrap();
+        writeln!(post, "        crate::protocol::regroup::epoch_opened();").unwrap();
     }
     if [
         "MPI_Win_unlock",
@@ -603,12 +603,12 @@ fn gen_function(f: &Function, out: &mut String) {
     ]
     .contains(&base)
     {
-        writeln!(post, "        crate::regroup::epoch_closed();").unwrap();
+        writeln!(post, "        crate::protocol::regroup::epoch_closed();").unwrap();
     }
     if base == "MPI_Win_test" {
         writeln!(
             post,
-            "        if !flag.is_null() && *flag != 0 {{ crate::regroup::epoch_closed(); }}"
+            "        if !flag.is_null() && *flag != 0 {{ crate::protocol::regroup::epoch_closed(); }}"
         )
         .unwrap();
     }
@@ -642,7 +642,7 @@ fn gen_function(f: &Function, out: &mut String) {
             }
             if t == Template::Irecv {
                 // Drained messages are served first.
-                writeln!(b, "    if crate::drain::pending() {{ if let Some(rc) = crate::drain::irecv({slot}, source, tag, buf, count as i64, datatype, request) {{ return rc; }} }}").unwrap();
+                writeln!(b, "    if crate::protocol::drain::pending() {{ if let Some(rc) = crate::protocol::drain::irecv({slot}, source, tag, buf, count as i64, datatype, request) {{ return rc; }} }}").unwrap();
             }
             if CREATION_BY_GROUP.contains(&f.name.as_str()) {
                 writeln!(b, "    superstep::note_creation({slot});").unwrap();
@@ -668,7 +668,7 @@ fn gen_function(f: &Function, out: &mut String) {
             writeln!(b, "    superstep::leave_collective(ticket);").unwrap();
             if f.name == "MPI_Barrier" {
                 // The world-swap test switch counts barriers on the world.
-                writeln!(b, "    crate::control::after_barrier({slot});").unwrap();
+                writeln!(b, "    crate::protocol::control::after_barrier({slot});").unwrap();
             }
             b
         }
@@ -711,14 +711,14 @@ fn gen_function(f: &Function, out: &mut String) {
         }
         Template::Mrecv => {
             let imrecv = f.name.replacen("MPI_Mrecv", "PMPI_Imrecv", 1);
-            "    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }\n".to_string()
+            "    if let Some(rc) = crate::protocol::drain::mrecv(buf, count as i64, datatype, message, status, std::ptr::null_mut()) { return rc; }\n".to_string()
                 + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!(
                     "    let rc = p2p::mrecv_blocking(mslot, msource, status, |req| {imrecv}(buf, count, handles::datatype_real(datatype_virtual), message, req));\n"
                 )
         }
         Template::Imrecv => {
-            "    if let Some(rc) = crate::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }\n".to_string()
+            "    if let Some(rc) = crate::protocol::drain::mrecv(buf, count as i64, datatype, message, sys::constants::MPI_STATUS_IGNORE(), request) { return rc; }\n".to_string()
                 + "    let (mslot, msource) = handles::message_consumed(*message);\n"
                 + &format!("    let rc = {call};\n")
         }
@@ -736,10 +736,10 @@ fn gen_function(f: &Function, out: &mut String) {
     // everywhere else.
     let body = match f.name.as_str() {
         "MPI_Irecv" | "MPI_Recv" | "MPI_Sendrecv" => {
-            body.replace("PMPI_Irecv(", "crate::anysource::irecv(")
+            body.replace("PMPI_Irecv(", "crate::calls::anysource::irecv(")
         }
         "MPI_Irecv_c" | "MPI_Recv_c" | "MPI_Sendrecv_c" => {
-            body.replace("PMPI_Irecv_c(", "crate::anysource::irecv_c(")
+            body.replace("PMPI_Irecv_c(", "crate::calls::anysource::irecv_c(")
         }
         _ => body,
     };
@@ -755,7 +755,7 @@ fn gen_function(f: &Function, out: &mut String) {
     let is_int = f.ret == "int";
     writeln!(
         out,
-        "    crate::boundary::guard(\"{}\", {}, || {{",
+        "    crate::calls::boundary::guard(\"{}\", {}, || {{",
         f.name,
         fallback(f)
     )
@@ -834,7 +834,7 @@ fn generate(spec: &Spec) -> String {
     .unwrap();
     out.push_str(
         "#![allow(non_snake_case, unused_mut, unused_variables, clippy::all)]\n\
-         use crate::{channels, handles, p2p, special, superstep, sys};\n\
+         use crate::{calls::p2p, core::{channels, handles, superstep}, entry::special, sys};\n\
          use crate::sys::*;\n\
          use std::ffi::{c_char, c_int, c_void};\n\n",
     );
@@ -890,10 +890,13 @@ pub fn render_fortran_mpich() -> String {
 /// The generated files: path and contents.
 fn outputs() -> Vec<(PathBuf, String)> {
     vec![
-        (root().join("src/wrappers/generated.rs"), render()),
-        (root().join("src/wrappers/fortran.rs"), render_fortran()),
+        (root().join("src/entry/wrappers/generated.rs"), render()),
         (
-            root().join("src/wrappers/fortran_mpich.rs"),
+            root().join("src/entry/wrappers/fortran.rs"),
+            render_fortran(),
+        ),
+        (
+            root().join("src/entry/wrappers/fortran_mpich.rs"),
             render_fortran_mpich(),
         ),
     ]
@@ -931,31 +934,33 @@ mod tests {
 
     #[test]
     fn committed_wrappers_are_up_to_date() {
-        let committed = std::fs::read_to_string(root().join("src/wrappers/generated.rs"))
-            .expect("src/wrappers/generated.rs is missing: run `cargo run -p ferry-codegen`");
+        let committed = std::fs::read_to_string(root().join("src/entry/wrappers/generated.rs"))
+            .expect("src/entry/wrappers/generated.rs is missing: run `cargo run -p ferry-codegen`");
         assert!(
             committed == render(),
-            "src/wrappers/generated.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
+            "src/entry/wrappers/generated.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 
     #[test]
     fn committed_fortran_entry_points_are_up_to_date() {
-        let committed = std::fs::read_to_string(root().join("src/wrappers/fortran.rs"))
-            .expect("src/wrappers/fortran.rs is missing: run `cargo run -p ferry-codegen`");
+        let committed = std::fs::read_to_string(root().join("src/entry/wrappers/fortran.rs"))
+            .expect("src/entry/wrappers/fortran.rs is missing: run `cargo run -p ferry-codegen`");
         assert!(
             committed == render_fortran(),
-            "src/wrappers/fortran.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
+            "src/entry/wrappers/fortran.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 
     #[test]
     fn committed_mpich_fortran_entry_points_are_up_to_date() {
-        let committed = std::fs::read_to_string(root().join("src/wrappers/fortran_mpich.rs"))
-            .expect("src/wrappers/fortran_mpich.rs is missing: run `cargo run -p ferry-codegen`");
+        let committed = std::fs::read_to_string(root().join("src/entry/wrappers/fortran_mpich.rs"))
+            .expect(
+                "src/entry/wrappers/fortran_mpich.rs is missing: run `cargo run -p ferry-codegen`",
+            );
         assert!(
             committed == render_fortran_mpich(),
-            "src/wrappers/fortran_mpich.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
+            "src/entry/wrappers/fortran_mpich.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 

@@ -1,6 +1,10 @@
-//! The raw MPI layer: bindgen's view of `mpi.h` (types and `PMPI_*`
-//! functions) and the macro-only constants. Nothing here has behaviour; it
-//! is the `-sys` layer every other module calls the real MPI through.
+//! Layer `sys`, the lowest: the raw MPI layer, bindgen's view of `mpi.h`
+//! (types and `PMPI_*` functions) and the macro-only constants. Nothing
+//! here has behaviour; it is the `-sys` layer every other module calls the
+//! real MPI through. With it, the two leaf utilities every layer uses: the
+//! slot tables ([`slab`]) and the logger ([`logging`]).
+//!
+//! May use `sys` only.
 #![allow(
     non_camel_case_types,
     non_snake_case,
@@ -13,6 +17,27 @@
 include!(concat!(env!("OUT_DIR"), "/mpi_sys.rs"));
 
 pub mod constants;
+
+// The lints allowed above are for bindgen's output and the constants; the
+// library's own modules here are held to the usual ones.
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
+pub mod logging;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
+pub mod slab;
 
 /// Open MPI spells `MPI_Fint` as a macro, which bindgen does not turn into
 /// a type.

@@ -1,0 +1,14 @@
+//! Layer `core`: the library's own bookkeeping of the program's MPI world,
+//! the tables every call and the protocol read and write: the protocol
+//! state published in the window, virtual handles, supersteps, channel
+//! counts, derived datatypes, reduction operations and the other objects
+//! the program holds.
+//!
+//! May use `sys`, `mem` and `core`.
+pub mod channels;
+pub mod datatypes;
+pub mod handles;
+pub mod objects;
+pub mod ops;
+pub mod state;
+pub mod superstep;

@@ -1,0 +1,1528 @@
+//! The wrappers written by hand: initialization and finalization, request
+//! completion (delegated to `completion`), handle conversion to and from
+//! Fortran integers, `MPI_Comm_idup` (whose communicator exists only once
+//! its request completes), `MPI_Sendrecv_replace` made wakeable, and
+//! `MPI_Comm_get_parent` (the same handle every time).
+//!
+//! Each function here has the signature of the MPI function of the same
+//! name; the generated wrapper calls it inside the boundary guard.
+//!
+//! # Safety
+//! Every function here has exactly the contract of the MPI function of the
+//! same name: the pointers the program passes must be what MPI requires.
+#![allow(non_snake_case, clippy::missing_safety_doc, clippy::too_many_arguments)]
+use crate::calls::completion;
+use crate::core::handles::{self, tables, CommRef, Raw, ReqKind};
+use crate::protocol::membership::Recipe;
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Mutex;
+
+// --- life cycle -------------------------------------------------------------
+
+pub unsafe fn MPI_Init(argc: *mut c_int, argv: *mut *mut *mut c_char) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Init(argc, argv) };
+    if rc == k::MPI_SUCCESS() {
+        let mut provided = k::MPI_THREAD_SINGLE();
+        // SAFETY: MPI is initialized.
+        unsafe { PMPI_Query_thread(&mut provided) };
+        crate::protocol::control::start(provided);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Init_thread(
+    argc: *mut c_int,
+    argv: *mut *mut *mut c_char,
+    required: c_int,
+    provided: *mut c_int,
+) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Init_thread(argc, argv, required, provided) };
+    if rc == k::MPI_SUCCESS() {
+        let level = if provided.is_null() {
+            k::MPI_THREAD_SINGLE()
+        } else {
+            // SAFETY: MPI wrote it.
+            unsafe { *provided }
+        };
+        crate::protocol::control::start(level);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Finalize() -> c_int {
+    let quiet = crate::ops::migration::quiet_sigpipe();
+    crate::protocol::control::finish();
+    // SAFETY: plain forward.
+    let rc = unsafe { PMPI_Finalize() };
+    crate::ops::migration::restore_sigpipe(quiet);
+    rc
+}
+
+pub unsafe fn MPI_Pcontrol(level: c_int) -> c_int {
+    // The variadic arguments have no meaning to MPI; only the level is
+    // forwarded.
+    // SAFETY: plain forward.
+    unsafe { PMPI_Pcontrol(level) }
+}
+
+// --- completion ---------------------------------------------------------------
+
+pub unsafe fn MPI_Wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::wait(request, status) }
+}
+pub unsafe fn MPI_Test(
+    request: *mut MPI_Request,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::test(request, flag, status) }
+}
+pub unsafe fn MPI_Waitall(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::all(count, reqs, std::ptr::null_mut(), statuses, true) }
+}
+pub unsafe fn MPI_Testall(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    flag: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::all(count, reqs, flag, statuses, false) }
+}
+pub unsafe fn MPI_Waitany(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    index: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::any(count, reqs, index, std::ptr::null_mut(), status, true) }
+}
+pub unsafe fn MPI_Testany(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    index: *mut c_int,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::any(count, reqs, index, flag, status, false) }
+}
+pub unsafe fn MPI_Waitsome(
+    incount: c_int,
+    reqs: *mut MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::some(incount, reqs, outcount, indices, statuses, true) }
+}
+pub unsafe fn MPI_Testsome(
+    incount: c_int,
+    reqs: *mut MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::some(incount, reqs, outcount, indices, statuses, false) }
+}
+pub unsafe fn MPI_Start(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::start(request) }
+}
+pub unsafe fn MPI_Startall(count: c_int, reqs: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::start_all(count, reqs) }
+}
+pub unsafe fn MPI_Request_free(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::request_free(request) }
+}
+pub unsafe fn MPI_Cancel(request: *mut MPI_Request) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::cancel(request) }
+}
+pub unsafe fn MPI_Request_get_status(
+    request: MPI_Request,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { completion::get_status(request, flag, status) }
+}
+
+/// Real requests of a read-only array, for the `MPI_Request_get_status_*`
+/// family (MPI-4.1), which completes nothing.
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+unsafe fn reals(count: c_int, reqs: *const MPI_Request) -> Vec<MPI_Request> {
+    if reqs.is_null() || count <= 0 {
+        return Vec::new();
+    }
+    // SAFETY: the program passes `count` requests.
+    unsafe { std::slice::from_raw_parts(reqs, count as usize) }
+        .iter()
+        .map(|r| handles::request_real(*r))
+        .collect()
+}
+
+#[cfg(ferry_has = "MPI_Request_get_status_all")]
+pub unsafe fn MPI_Request_get_status_all(
+    count: c_int,
+    reqs: *const MPI_Request,
+    flag: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(count, reqs);
+        PMPI_Request_get_status_all(
+            count,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            flag,
+            statuses,
+        )
+    }
+}
+#[cfg(ferry_has = "MPI_Request_get_status_any")]
+pub unsafe fn MPI_Request_get_status_any(
+    count: c_int,
+    reqs: *const MPI_Request,
+    index: *mut c_int,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(count, reqs);
+        PMPI_Request_get_status_any(
+            count,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            index,
+            flag,
+            status,
+        )
+    }
+}
+#[cfg(ferry_has = "MPI_Request_get_status_some")]
+pub unsafe fn MPI_Request_get_status_some(
+    incount: c_int,
+    reqs: *const MPI_Request,
+    outcount: *mut c_int,
+    indices: *mut c_int,
+    statuses: *mut MPI_Status,
+) -> c_int {
+    // SAFETY: forwarded with translated handles.
+    unsafe {
+        let r = reals(incount, reqs);
+        PMPI_Request_get_status_some(
+            incount,
+            if reqs.is_null() { reqs } else { r.as_ptr() },
+            outcount,
+            indices,
+            statuses,
+        )
+    }
+}
+
+// --- Fortran integers ---------------------------------------------------------
+//
+// MPICH's handles are integers and its conversions are the identity (macros
+// in its mpi.h), so a virtual handle converts to itself: a Fortran program
+// holds the virtual handle, and MPICH's Fortran layer hands it to our C
+// wrappers as it is.
+//
+// Open MPI's Fortran integers are indices into its own tables of real
+// objects. A virtual handle of ours gets a Fortran integer of ours instead:
+// `FORTRAN_BASE` + family * 2^24 + the slot index, far above any index
+// Open MPI hands out. It names the slot, not the real handle of the moment,
+// so it stays valid when a regroup or a migration makes the real handle
+// anew (a Fortran program keeps it in its own memory, which a process image
+// carries). Predefined handles (`MPI_COMM_WORLD` is 0 in Fortran) and
+// handles the library does not know keep Open MPI's integers. The Fortran
+// wrappers (`wrappers::fortran`) and the C conversion functions use the same
+// functions, so mixed C and Fortran programs see one integer per handle.
+
+#[cfg(ferry_mpi = "mpich")]
+pub(crate) mod fortran {
+    use super::*;
+    pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
+        f as MPI_Comm
+    }
+    pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
+        f as MPI_Group
+    }
+    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
+        f as MPI_Request
+    }
+    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
+        f as MPI_Datatype
+    }
+    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
+        v as MPI_Fint
+    }
+    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
+        f as MPI_Op
+    }
+}
+
+#[cfg(ferry_mpi = "openmpi")]
+pub(crate) mod fortran {
+    use super::*;
+
+    /// The first Fortran integer of ours.
+    pub const FORTRAN_BASE: MPI_Fint = 0x4000_0000;
+    const SPAN: MPI_Fint = 1 << 24;
+    const COMM: MPI_Fint = 0;
+    const GROUP: MPI_Fint = 1;
+    const REQUEST: MPI_Fint = 2;
+    const DATATYPE: MPI_Fint = 3;
+    const OP: MPI_Fint = 4;
+
+    /// Whether a Fortran integer is one of ours (of any family).
+    #[inline(always)]
+    pub fn ours(f: MPI_Fint) -> bool {
+        (FORTRAN_BASE..FORTRAN_BASE + 5 * SPAN).contains(&f)
+    }
+
+    #[inline(always)]
+    fn encode(family: MPI_Fint, index: usize) -> MPI_Fint {
+        FORTRAN_BASE + family * SPAN + index as MPI_Fint
+    }
+    #[inline(always)]
+    fn decode(family: MPI_Fint, f: MPI_Fint) -> Option<usize> {
+        let lo = FORTRAN_BASE + family * SPAN;
+        (f >= lo && f < lo + SPAN).then(|| (f - lo) as usize)
+    }
+
+    pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
+        match handles::comm_index(v) {
+            Some(i) => encode(COMM, i),
+            // World and self convert as MPI's own (their slots 0 and 1).
+            // SAFETY: a predefined or foreign handle: MPI validates it.
+            None => unsafe { PMPI_Comm_c2f(v) },
+        }
+    }
+    pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
+        if let Some(i) = decode(COMM, f) {
+            return handles::comm_virtual(i);
+        }
+        // SAFETY: MPI validates the integer.
+        let real = unsafe { PMPI_Comm_f2c(f) };
+        if real == k::MPI_COMM_WORLD() || real == k::MPI_COMM_SELF() || real == k::MPI_COMM_NULL() {
+            return real;
+        }
+        handles::comm_of_real(real).unwrap_or(real)
+    }
+    pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
+        match handles::group_index(v) {
+            Some(i) => encode(GROUP, i),
+            // SAFETY: as above.
+            None => unsafe { PMPI_Group_c2f(v) },
+        }
+    }
+    pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
+        if let Some(i) = decode(GROUP, f) {
+            return handles::group_virtual(i);
+        }
+        // SAFETY: as above.
+        let real = unsafe { PMPI_Group_f2c(f) };
+        if real == k::MPI_GROUP_NULL() || real == k::MPI_GROUP_EMPTY() {
+            return real;
+        }
+        handles::group_of_real(real).unwrap_or(real)
+    }
+    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
+        match handles::request_index(v) {
+            Some(i) => encode(REQUEST, i),
+            // SAFETY: as above.
+            None => unsafe { PMPI_Request_c2f(v) },
+        }
+    }
+    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
+        match decode(REQUEST, f) {
+            Some(i) => handles::request_virtual(i),
+            // `MPI_REQUEST_NULL`, or a request made out of the library's
+            // sight: MPI's own.
+            // SAFETY: as above.
+            None => unsafe { PMPI_Request_f2c(f) },
+        }
+    }
+    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
+        match handles::datatype_index(v) {
+            Some(i) => encode(DATATYPE, i),
+            // SAFETY: as above.
+            None => unsafe { PMPI_Type_c2f(v) },
+        }
+    }
+    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
+        match decode(DATATYPE, f) {
+            Some(i) => handles::datatype_virtual(i),
+            // Predefined datatypes are not virtual.
+            // SAFETY: as above.
+            None => unsafe { PMPI_Type_f2c(f) },
+        }
+    }
+    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
+        match crate::core::ops::op_index(v) {
+            Some(i) => encode(OP, i),
+            // SAFETY: as above.
+            None => unsafe { PMPI_Op_c2f(v) },
+        }
+    }
+    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
+        match decode(OP, f) {
+            Some(i) => crate::core::ops::op_virtual(i),
+            // SAFETY: as above.
+            None => unsafe { PMPI_Op_f2c(f) },
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        #[test]
+        fn fortran_integers_round_trip() {
+            for fam in [COMM, GROUP, REQUEST, DATATYPE, OP] {
+                for i in [0usize, 1, 77, (1 << 24) - 1] {
+                    let f = encode(fam, i);
+                    assert!(f >= FORTRAN_BASE);
+                    assert_eq!(decode(fam, f), Some(i));
+                    for other in [COMM, GROUP, REQUEST, DATATYPE, OP] {
+                        if other != fam {
+                            assert_eq!(decode(other, f), None);
+                        }
+                    }
+                }
+            }
+            assert_eq!(decode(COMM, 0), None);
+            assert_eq!(decode(REQUEST, -1), None);
+        }
+    }
+}
+
+pub unsafe fn MPI_Comm_c2f(comm: MPI_Comm) -> MPI_Fint {
+    fortran::comm_c2f(comm)
+}
+pub unsafe fn MPI_Comm_f2c(comm: MPI_Fint) -> MPI_Comm {
+    fortran::comm_f2c(comm)
+}
+pub unsafe fn MPI_Group_c2f(group: MPI_Group) -> MPI_Fint {
+    fortran::group_c2f(group)
+}
+pub unsafe fn MPI_Group_f2c(group: MPI_Fint) -> MPI_Group {
+    fortran::group_f2c(group)
+}
+pub unsafe fn MPI_Request_c2f(request: MPI_Request) -> MPI_Fint {
+    fortran::request_c2f(request)
+}
+pub unsafe fn MPI_Request_f2c(request: MPI_Fint) -> MPI_Request {
+    fortran::request_f2c(request)
+}
+pub unsafe fn MPI_Type_c2f(datatype: MPI_Datatype) -> MPI_Fint {
+    fortran::datatype_c2f(datatype)
+}
+pub unsafe fn MPI_Type_f2c(datatype: MPI_Fint) -> MPI_Datatype {
+    fortran::datatype_f2c(datatype)
+}
+pub unsafe fn MPI_Op_c2f(op: MPI_Op) -> MPI_Fint {
+    fortran::op_c2f(op)
+}
+pub unsafe fn MPI_Op_f2c(op: MPI_Fint) -> MPI_Op {
+    fortran::op_f2c(op)
+}
+#[cfg(ferry_has = "MPI_Type_toint")]
+pub unsafe fn MPI_Type_toint(datatype: MPI_Datatype) -> c_int {
+    fortran::datatype_c2f(datatype)
+}
+#[cfg(ferry_has = "MPI_Type_fromint")]
+pub unsafe fn MPI_Type_fromint(datatype: c_int) -> MPI_Datatype {
+    fortran::datatype_f2c(datatype)
+}
+#[cfg(ferry_has = "MPI_Op_toint")]
+pub unsafe fn MPI_Op_toint(op: MPI_Op) -> c_int {
+    fortran::op_c2f(op)
+}
+#[cfg(ferry_has = "MPI_Op_fromint")]
+pub unsafe fn MPI_Op_fromint(op: c_int) -> MPI_Op {
+    fortran::op_f2c(op)
+}
+
+// MPICH's ABI conversions: the identity, as its own.
+#[cfg(ferry_has = "MPI_Comm_toint")]
+pub unsafe fn MPI_Comm_toint(comm: MPI_Comm) -> c_int {
+    fortran::comm_c2f(comm)
+}
+#[cfg(ferry_has = "MPI_Comm_fromint")]
+pub unsafe fn MPI_Comm_fromint(comm: c_int) -> MPI_Comm {
+    fortran::comm_f2c(comm)
+}
+#[cfg(ferry_has = "MPI_Group_toint")]
+pub unsafe fn MPI_Group_toint(group: MPI_Group) -> c_int {
+    fortran::group_c2f(group)
+}
+#[cfg(ferry_has = "MPI_Group_fromint")]
+pub unsafe fn MPI_Group_fromint(group: c_int) -> MPI_Group {
+    fortran::group_f2c(group)
+}
+#[cfg(ferry_has = "MPI_Request_toint")]
+pub unsafe fn MPI_Request_toint(request: MPI_Request) -> c_int {
+    fortran::request_c2f(request)
+}
+#[cfg(ferry_has = "MPI_Request_fromint")]
+pub unsafe fn MPI_Request_fromint(request: c_int) -> MPI_Request {
+    fortran::request_f2c(request)
+}
+
+// --- MPI_Comm_idup --------------------------------------------------------------
+
+/// Where MPI writes the communicators of pending `MPI_Comm_idup`s, by
+/// request slot: a heap cell that stays put until the request completes.
+static IDUP_CELLS: Mutex<Option<HashMap<usize, Box<Raw<MPI_Comm>>>>> = Mutex::new(None);
+
+unsafe fn idup_common(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+    post: impl FnOnce(MPI_Comm, *mut MPI_Comm, *mut MPI_Request) -> c_int,
+) -> c_int {
+    let (real, slot) = handles::comm_in(comm);
+    if newcomm.is_null() || request.is_null() || slot == CommRef::NONE {
+        return post(real, newcomm, request);
+    }
+    let mut cell = Box::new(Raw(k::MPI_COMM_NULL()));
+    let mut req = k::MPI_REQUEST_NULL();
+    let t = crate::core::superstep::enter_collective(slot);
+    // A regroup at the entry moved the job: the parent's real one now.
+    let real = t.real(real);
+    let rc = post(real, &mut cell.0, &mut req);
+    crate::core::superstep::leave_collective(t);
+    if rc != k::MPI_SUCCESS() {
+        return rc;
+    }
+    // A duplicate has the group and topology of its parent. MPI hands out
+    // the new handle at once (the program may set its error handler or
+    // name before the request completes); it is usable for communication
+    // once the request completes, when it is read again.
+    // SAFETY: `real` is the live parent.
+    let v = handles::comm_register_dup(cell.0, unsafe { Recipe::of(real) });
+    let (_, new_slot) = handles::comm_in(v);
+    let vreq = handles::request_out(req, ReqKind::CommIdup, new_slot, 0, 0);
+    match handles::request_index(vreq) {
+        Some(i) => {
+            IDUP_CELLS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .insert(i, cell);
+        }
+        None => {
+            // MPI completed it at once: the communicator is there already.
+            if let Some(s) = new_slot.index().and_then(|i| tables().comms.get_mut(i)) {
+                s.real = cell.0;
+            }
+        }
+    }
+    // SAFETY: both checked non-null.
+    unsafe {
+        *newcomm = v;
+        *request = vreq;
+    }
+    rc
+}
+
+/// The request of an `MPI_Comm_idup` completed: its communicator is ready.
+pub fn idup_completed(request_slot: usize) {
+    let cell = IDUP_CELLS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .and_then(|m| m.remove(&request_slot));
+    let Some(cell) = cell else { return };
+    let Some(comm) = handles::request_slot(request_slot).map(|s| s.comm) else {
+        return;
+    };
+    if let Some(s) = comm.index().and_then(|i| tables().comms.get_mut(i)) {
+        s.real = cell.0;
+    }
+}
+
+pub unsafe fn MPI_Comm_idup(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { idup_common(comm, newcomm, request, |c, n, r| PMPI_Comm_idup(c, n, r)) }
+}
+
+#[cfg(ferry_has = "MPI_Comm_idup_with_info")]
+pub unsafe fn MPI_Comm_idup_with_info(
+    comm: MPI_Comm,
+    info: MPI_Info,
+    newcomm: *mut MPI_Comm,
+    request: *mut MPI_Request,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        idup_common(comm, newcomm, request, |c, n, r| {
+            PMPI_Comm_idup_with_info(c, info, n, r)
+        })
+    }
+}
+
+// --- MPI_Comm_get_parent ------------------------------------------------------
+
+static PARENT: Mutex<Option<Raw<MPI_Comm>>> = Mutex::new(None);
+
+pub unsafe fn MPI_Comm_get_parent(parent: *mut MPI_Comm) -> c_int {
+    if crate::ops::migration::is_replacement() && !parent.is_null() {
+        // The replacement's parent is the library's migration, not the
+        // program's: the program sees what its first process saw.
+        // SAFETY: the program's out-parameter.
+        unsafe { *parent = k::MPI_COMM_NULL() };
+        return k::MPI_SUCCESS();
+    }
+    let mut real = k::MPI_COMM_NULL();
+    // SAFETY: forwarded to a local.
+    let rc = unsafe { PMPI_Comm_get_parent(if parent.is_null() { parent } else { &mut real }) };
+    if rc != k::MPI_SUCCESS() || parent.is_null() {
+        return rc;
+    }
+    let v = if real == k::MPI_COMM_NULL() {
+        real
+    } else {
+        let mut cached = PARENT.lock().unwrap_or_else(|e| e.into_inner());
+        match *cached {
+            // Still the same real parent (not disconnected): same handle.
+            Some(Raw(v)) if handles::comm_real(v) == real => v,
+            _ => {
+                let v = handles::comm_out(real);
+                *cached = Some(Raw(v));
+                v
+            }
+        }
+    };
+    // SAFETY: checked non-null.
+    unsafe { *parent = v };
+    rc
+}
+
+// --- MPI_Sendrecv_replace ---------------------------------------------------------
+//
+// Made wakeable like MPI_Sendrecv: the outgoing data is packed first, then
+// the receive into the program's buffer and the send of the packed copy are
+// posted and waited for. A message sent as MPI_PACKED matches a receive of
+// any datatype with the same type signature, so the peer sees no change.
+
+macro_rules! sendrecv_replace {
+    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:path, $isend:ident) => {
+        pub unsafe fn $name(
+            buf: *mut c_void,
+            count: $count,
+            datatype: MPI_Datatype,
+            dest: c_int,
+            sendtag: c_int,
+            source: c_int,
+            recvtag: c_int,
+            comm: MPI_Comm,
+            status: *mut MPI_Status,
+        ) -> c_int {
+            let (comm, slot) = handles::comm_in(comm);
+            let datatype_virtual = datatype;
+            let datatype = handles::datatype_real(datatype);
+            // SAFETY: arguments as the program gave them, handles translated;
+            // the packed buffer lives until both requests complete.
+            unsafe {
+                let mut size: $count = 0;
+                let rc = $pack_size(count, datatype, comm, &mut size);
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                let mut packed = vec![0u8; (size as usize).max(1)];
+                let mut position: $count = 0;
+                let rc = $pack(
+                    buf,
+                    count,
+                    datatype,
+                    packed.as_mut_ptr().cast(),
+                    size,
+                    &mut position,
+                    comm,
+                );
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                crate::core::channels::count_send(slot, dest);
+                let packed_ptr: *const c_void = packed.as_ptr().cast();
+                let target = crate::calls::p2p::Target {
+                    buf,
+                    count: count as i64,
+                    datatype: datatype_virtual,
+                };
+                crate::calls::p2p::sendrecv_blocking(
+                    slot,
+                    comm,
+                    source,
+                    recvtag,
+                    status,
+                    target,
+                    |req| {
+                        $isend(
+                            packed_ptr,
+                            position,
+                            k::MPI_PACKED(),
+                            dest,
+                            sendtag,
+                            comm,
+                            req,
+                        )
+                    },
+                    |comm, req| {
+                        $irecv(
+                            buf,
+                            count,
+                            handles::datatype_real(datatype_virtual),
+                            source,
+                            recvtag,
+                            comm,
+                            req,
+                        )
+                    },
+                )
+            }
+        }
+    };
+}
+
+sendrecv_replace!(
+    MPI_Sendrecv_replace,
+    c_int,
+    PMPI_Pack_size,
+    PMPI_Pack,
+    crate::calls::anysource::irecv,
+    PMPI_Isend
+);
+#[cfg(ferry_has = "MPI_Sendrecv_replace_c")]
+sendrecv_replace!(
+    MPI_Sendrecv_replace_c,
+    MPI_Count,
+    PMPI_Pack_size_c,
+    PMPI_Pack_c,
+    PMPI_Irecv_c,
+    PMPI_Isend_c
+);
+
+// --- error handlers on communicators ------------------------------------------
+//
+// MPI calls a communicator's error handler with the real communicator. The
+// program must see its own (virtual) handle there, as it would without the
+// library: every handler it creates is registered with MPI as one
+// trampoline, which finds the program's function from the handler attached
+// to the communicator and calls it with the virtual handle.
+
+/// The program's handler function of each error handler it created.
+static COMM_ERRHANDLERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+
+type ErrFn = unsafe extern "C" fn(*mut MPI_Comm, *mut c_int, ...);
+
+fn errhandler_key(eh: MPI_Errhandler) -> usize {
+    #[allow(clippy::unnecessary_cast)]
+    {
+        eh as usize
+    }
+}
+
+unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, code: *mut c_int) {
+    // No MPI call here: MPICH holds a lock of its error handler code while
+    // it runs the handler. The function comes from the library's own record
+    // of which handler each communicator has.
+    // SAFETY: MPI passes a pointer to the communicator that raised the error.
+    let real = unsafe { *comm };
+    let slot = handles::comm_slot_of_real(real);
+    let user = slot
+        .and_then(|i| tables().comms.get(i))
+        .map(|s| s.errfn)
+        .unwrap_or(0);
+    if user == 0 {
+        log::error!("error handler called for a communicator without a known handler function");
+        return;
+    }
+    let mut v = slot.map(handles::comm_virtual).unwrap_or(real);
+    // SAFETY: the address the program gave to MPI_Comm_create_errhandler.
+    unsafe {
+        let f: ErrFn = std::mem::transmute::<usize, ErrFn>(user);
+        crate::mem::as_program(|| f(&mut v, code));
+    }
+}
+
+fn user_errfn(eh: MPI_Errhandler) -> usize {
+    COMM_ERRHANDLERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&errhandler_key(eh)).copied())
+        .unwrap_or(0)
+}
+
+fn set_errfn(comm: MPI_Comm, eh: MPI_Errhandler) {
+    let (_, slot) = handles::comm_in(comm);
+    let f = user_errfn(eh);
+    if let Some(s) = slot.index().and_then(|i| tables().comms.get_mut(i)) {
+        s.errfn = f;
+    }
+}
+
+/// Records the error handler a new communicator inherited (`comm_out`).
+pub fn note_inherited_errhandler(v: MPI_Comm, real: MPI_Comm) {
+    let mut eh = k::MPI_ERRHANDLER_NULL();
+    // SAFETY: a communicator MPI just made; the reference is released.
+    unsafe {
+        if PMPI_Comm_get_errhandler(real, &mut eh) != k::MPI_SUCCESS() {
+            return;
+        }
+        set_errfn(v, eh);
+        PMPI_Errhandler_free(&mut eh);
+    }
+}
+
+pub unsafe fn MPI_Comm_set_errhandler(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    let real = handles::comm_real(comm);
+    // SAFETY: forwarded with the real communicator.
+    let rc = unsafe { PMPI_Comm_set_errhandler(real, errhandler) };
+    if rc == k::MPI_SUCCESS() {
+        set_errfn(comm, errhandler);
+        world_errhandler_too(comm, real, errhandler);
+    }
+    rc
+}
+
+/// Errors of calls that name no communicator go to MPI's own
+/// `MPI_COMM_WORLD`: when the program's world lives on another real
+/// communicator (after a regroup or a restart), the error handler it sets
+/// on its world goes to MPI's world as well.
+pub fn world_errhandler_too(comm: MPI_Comm, real: MPI_Comm, errhandler: MPI_Errhandler) {
+    let world = k::MPI_COMM_WORLD();
+    if comm == world && real != world {
+        // SAFETY: MPI's world and a handler MPI just accepted.
+        unsafe { PMPI_Comm_set_errhandler(world, errhandler) };
+    }
+}
+
+#[cfg(ferry_has = "MPI_Errhandler_set")]
+pub unsafe fn MPI_Errhandler_set(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
+    let real = handles::comm_real(comm);
+    // SAFETY: forwarded with the real communicator.
+    let rc = unsafe { PMPI_Errhandler_set(real, errhandler) };
+    if rc == k::MPI_SUCCESS() {
+        set_errfn(comm, errhandler);
+        world_errhandler_too(comm, real, errhandler);
+    }
+    rc
+}
+
+unsafe fn create_comm_errhandler(
+    f: MPI_Comm_errhandler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    let Some(user) = f else {
+        // SAFETY: MPI reports the null function.
+        return unsafe { PMPI_Comm_create_errhandler(f, errhandler) };
+    };
+    // SAFETY: the trampoline takes the two named arguments of the handler
+    // type and ignores the variadic rest, which the x86-64 System V calling
+    // convention allows (the caller cleans up, the callee reads only what it
+    // names).
+    let tramp: ErrFn = unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(*mut MPI_Comm, *mut c_int), ErrFn>(
+            comm_errhandler_trampoline,
+        )
+    };
+    // SAFETY: forwarded with the trampoline in place of the function.
+    let rc = unsafe { PMPI_Comm_create_errhandler(Some(tramp), errhandler) };
+    if rc == k::MPI_SUCCESS() && !errhandler.is_null() {
+        // The program holds MPI's own handle: counted, so that a process
+        // image refuses what it cannot make again.
+        // SAFETY: MPI wrote the new handler.
+        crate::core::objects::made(crate::core::objects::Kind::Errhandler, unsafe {
+            *errhandler
+        });
+        // SAFETY: MPI wrote the new handler.
+        let key = errhandler_key(unsafe { *errhandler });
+        COMM_ERRHANDLERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(key, user as usize);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Comm_create_errhandler(
+    comm_errhandler_fn: MPI_Comm_errhandler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { create_comm_errhandler(comm_errhandler_fn, errhandler) }
+}
+
+/// MPI-1's name for the same thing (removed in MPI-3.0, still exported).
+#[cfg(ferry_has = "MPI_Errhandler_create")]
+pub unsafe fn MPI_Errhandler_create(
+    function: MPI_Handler_function,
+    errhandler: *mut MPI_Errhandler,
+) -> c_int {
+    // SAFETY: forwarded; MPI_Handler_function is MPI_Comm_errhandler_function
+    // under another name.
+    unsafe { create_comm_errhandler(function, errhandler) }
+}
+
+// --- attribute callbacks on communicators ---------------------------------------
+//
+// MPI calls a keyval's copy and delete functions with the real
+// communicator; the program must see its own handle. Each keyval the
+// program creates is registered with MPI with two trampolines that find the
+// program's functions by keyval (MPI passes it) and call them with the
+// virtual handle. A null function (MPICH's MPI_COMM_NULL_COPY_FN and
+// MPI_COMM_NULL_DELETE_FN) keeps its meaning: copy nothing, delete nothing.
+
+#[derive(Clone, Copy)]
+struct AttrFns {
+    /// The program freed the keyval (MPI keeps it while attributes use it,
+    /// and still calls its delete function; it can no longer be read with).
+    freed: bool,
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+    /// Made from Fortran (forwarded to the MPI's own Fortran layer): MPI
+    /// calls the program's functions itself, never the trampolines.
+    fortran: bool,
+}
+// SAFETY: plain function addresses.
+unsafe impl Send for AttrFns {}
+
+static KEYVALS: Mutex<Option<HashMap<c_int, AttrFns>>> = Mutex::new(None);
+
+fn attr_fns(keyval: c_int) -> Option<AttrFns> {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&keyval).copied())
+}
+
+/// The keyvals the program created and has not freed, for carrying
+/// attributes to a rebuilt communicator: each with whether it was made
+/// from Fortran (its delete function is the program's own, which the
+/// library cannot silence).
+pub fn program_keyvals() -> Vec<(c_int, bool)> {
+    let mut v: Vec<(c_int, bool)> = KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, f)| !f.freed)
+                .map(|(k, f)| (*k, f.fortran))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+/// A communicator keyval the program made from Fortran, through the MPI's
+/// own Fortran layer (the generated forwarding entry points call this):
+/// recorded so that its attributes are carried to rebuilt communicators,
+/// and counted among the program's keyvals.
+pub fn fortran_keyval_made(kv: c_int) {
+    record_keyval(kv, None, None, true);
+}
+
+/// Records a keyval the program made (see [`AttrFns`]).
+fn record_keyval(
+    kv: c_int,
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+    fortran: bool,
+) {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(
+            kv,
+            AttrFns {
+                freed: false,
+                copy,
+                delete,
+                fortran,
+            },
+        );
+}
+
+/// While set, the delete trampoline does not call the program: the library
+/// removes an attribute it has carried to a rebuilt communicator from the
+/// old one (the program's value lives on, on the new one).
+static SILENT_DELETE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f` with the program's delete functions silenced (see
+/// [`SILENT_DELETE`]).
+pub fn with_silent_delete<R>(f: impl FnOnce() -> R) -> R {
+    SILENT_DELETE.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = f();
+    SILENT_DELETE.store(false, std::sync::atomic::Ordering::SeqCst);
+    r
+}
+
+/// Every keyval the program created, freed ones included (their
+/// attributes may still be held).
+pub fn program_keyvals_ever() -> usize {
+    KEYVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+fn keyval_freed(kv: c_int) {
+    if let Some(m) = KEYVALS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(f) = m.get_mut(&kv) {
+            f.freed = true;
+        }
+    }
+}
+
+pub unsafe fn MPI_Comm_free_keyval(keyval: *mut c_int) -> c_int {
+    let kv = if keyval.is_null() {
+        None
+    } else {
+        // SAFETY: the program's keyval.
+        Some(unsafe { *keyval })
+    };
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Comm_free_keyval(keyval) };
+    if let (true, Some(kv)) = (rc == k::MPI_SUCCESS(), kv) {
+        keyval_freed(kv);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Keyval_free(keyval: *mut c_int) -> c_int {
+    // SAFETY: the same call under its MPI-1 name.
+    unsafe { MPI_Comm_free_keyval(keyval) }
+}
+
+fn program_comm(real: MPI_Comm) -> MPI_Comm {
+    handles::comm_of_real(real).unwrap_or(real)
+}
+
+unsafe extern "C" fn copy_trampoline(
+    oldcomm: MPI_Comm,
+    keyval: c_int,
+    extra_state: *mut c_void,
+    attribute_val_in: *mut c_void,
+    attribute_val_out: *mut c_void,
+    flag: *mut c_int,
+) -> c_int {
+    match attr_fns(keyval).and_then(|f| f.copy) {
+        // SAFETY: the program's own function, with the arguments MPI gave.
+        Some(f) => unsafe {
+            let comm = program_comm(oldcomm);
+            crate::mem::as_program(|| {
+                f(
+                    comm,
+                    keyval,
+                    extra_state,
+                    attribute_val_in,
+                    attribute_val_out,
+                    flag,
+                )
+            })
+        },
+        None => {
+            if !flag.is_null() {
+                // SAFETY: MPI's out-parameter.
+                unsafe { *flag = 0 };
+            }
+            k::MPI_SUCCESS()
+        }
+    }
+}
+
+unsafe extern "C" fn delete_trampoline(
+    comm: MPI_Comm,
+    keyval: c_int,
+    attribute_val: *mut c_void,
+    extra_state: *mut c_void,
+) -> c_int {
+    if SILENT_DELETE.load(std::sync::atomic::Ordering::SeqCst) {
+        return k::MPI_SUCCESS();
+    }
+    match attr_fns(keyval).and_then(|f| f.delete) {
+        // SAFETY: the program's own function, with the arguments MPI gave.
+        Some(f) => unsafe {
+            let comm = program_comm(comm);
+            crate::mem::as_program(|| f(comm, keyval, attribute_val, extra_state))
+        },
+        None => k::MPI_SUCCESS(),
+    }
+}
+
+unsafe fn create_keyval(
+    copy: MPI_Comm_copy_attr_function,
+    delete: MPI_Comm_delete_attr_function,
+    keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // MPICH's Fortran layer (forwarded to, see `fortran_support::forwarding`)
+    // sets a Fortran proxy on the keyval after this call: its functions are
+    // Fortran ones, which MPICH calls with real handles.
+    #[cfg(ferry_mpi = "mpich")]
+    if crate::entry::wrappers::fortran_support::forwarding() {
+        // SAFETY: forwarded as it is.
+        return unsafe { PMPI_Comm_create_keyval(copy, delete, keyval, extra_state) };
+    }
+    // SAFETY: forwarded with the trampolines in place of the functions.
+    let rc = unsafe {
+        PMPI_Comm_create_keyval(
+            Some(copy_trampoline),
+            Some(delete_trampoline),
+            keyval,
+            extra_state,
+        )
+    };
+    if rc == k::MPI_SUCCESS() && !keyval.is_null() {
+        // SAFETY: MPI wrote the new keyval.
+        record_keyval(unsafe { *keyval }, copy, delete, false);
+    }
+    rc
+}
+
+pub unsafe fn MPI_Comm_create_keyval(
+    comm_copy_attr_fn: MPI_Comm_copy_attr_function,
+    comm_delete_attr_fn: MPI_Comm_delete_attr_function,
+    comm_keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        create_keyval(
+            comm_copy_attr_fn,
+            comm_delete_attr_fn,
+            comm_keyval,
+            extra_state,
+        )
+    }
+}
+
+/// MPI-1's name (removed in MPI-3.0, still exported); same function types.
+#[cfg(ferry_has = "MPI_Keyval_create")]
+pub unsafe fn MPI_Keyval_create(
+    copy_fn: MPI_Copy_function,
+    delete_fn: MPI_Delete_function,
+    keyval: *mut c_int,
+    extra_state: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded; the MPI-1 types are the same signatures.
+    unsafe { create_keyval(copy_fn, delete_fn, keyval, extra_state) }
+}
+
+// --- predefined attributes ------------------------------------------------------
+//
+// After a regroup the world is a communicator MPI made from another one:
+// Open MPI keeps the predefined attributes (MPI_TAG_UB, MPI_HOST, ...) on
+// its original MPI_COMM_WORLD only. They are read from there.
+
+fn predefined(keyval: c_int) -> bool {
+    [
+        k::MPI_TAG_UB(),
+        k::MPI_HOST(),
+        k::MPI_IO(),
+        k::MPI_WTIME_IS_GLOBAL(),
+        k::MPI_APPNUM(),
+        k::MPI_UNIVERSE_SIZE(),
+        k::MPI_LASTUSEDCODE(),
+    ]
+    .contains(&keyval)
+}
+
+macro_rules! get_attr {
+    ($name:ident, $real:ident) => {
+        pub unsafe fn $name(
+            comm: MPI_Comm,
+            keyval: c_int,
+            attribute_val: *mut c_void,
+            flag: *mut c_int,
+        ) -> c_int {
+            let (real, slot) = handles::comm_in(comm);
+            // SAFETY: forwarded with the communicator translated.
+            let rc = unsafe { $real(real, keyval, attribute_val, flag) };
+            // SAFETY: MPI wrote the flag on success.
+            if rc == k::MPI_SUCCESS()
+                && slot.index() == Some(0)
+                && !flag.is_null()
+                && unsafe { *flag } == 0
+                && predefined(keyval)
+                && real != k::MPI_COMM_WORLD()
+            {
+                // SAFETY: as above, on the original world.
+                return unsafe { $real(k::MPI_COMM_WORLD(), keyval, attribute_val, flag) };
+            }
+            rc
+        }
+    };
+}
+
+get_attr!(MPI_Comm_get_attr, PMPI_Comm_get_attr);
+#[cfg(ferry_has = "MPI_Attr_get")]
+get_attr!(MPI_Attr_get, PMPI_Attr_get);
+
+// --- reduction operations ------------------------------------------------------
+
+pub unsafe fn MPI_Op_create(user_fn: MPI_User_function, commute: c_int, op: *mut MPI_Op) -> c_int {
+    let Some(f) = user_fn else {
+        return k::MPI_ERR_ARG();
+    };
+    // SAFETY: the program's function and out-parameter.
+    unsafe { crate::core::ops::create(f as usize, commute, false, op) }
+}
+
+#[cfg(ferry_has = "MPI_Op_create_c")]
+pub unsafe fn MPI_Op_create_c(
+    user_fn: MPI_User_function_c,
+    commute: c_int,
+    op: *mut MPI_Op,
+) -> c_int {
+    let Some(f) = user_fn else {
+        return k::MPI_ERR_ARG();
+    };
+    // SAFETY: the program's function and out-parameter.
+    unsafe { crate::core::ops::create(f as usize, commute, true, op) }
+}
+
+// --- memory for the program -------------------------------------------------------
+
+/// `MPI_Alloc_mem`: with the process image on, the program's main thread
+/// gets memory of its own arena (carried by an image; MPI's would not be).
+/// MPI may return any memory here; registered memory is only an
+/// optimization of some networks.
+pub unsafe fn MPI_Alloc_mem(size: MPI_Aint, info: MPI_Info, baseptr: *mut c_void) -> c_int {
+    if crate::mem::active() && crate::mem::on_app_stack() && !baseptr.is_null() {
+        if size < 0 {
+            return k::MPI_ERR_ARG();
+        }
+        // SAFETY: the program's arena, initialized while the image is on.
+        let p = unsafe { crate::mem::alloc::app().alloc((size as usize).max(1), 64) };
+        if p.is_null() {
+            return k::MPI_ERR_OTHER();
+        }
+        // SAFETY: `baseptr` is the address of the program's pointer.
+        unsafe { *(baseptr as *mut *mut u8) = p };
+        return k::MPI_SUCCESS();
+    }
+    // SAFETY: forwarded.
+    unsafe { PMPI_Alloc_mem(size, info, baseptr) }
+}
+
+/// `MPI_Free_mem`: memory of the program's arena goes back there.
+pub unsafe fn MPI_Free_mem(base: *mut c_void) -> c_int {
+    if crate::mem::alloc::app().contains(base as *const u8) && crate::mem::active() {
+        // SAFETY: a block `MPI_Alloc_mem` gave from the arena.
+        unsafe { crate::mem::alloc::app().free(base as *mut u8) };
+        return k::MPI_SUCCESS();
+    }
+    // SAFETY: forwarded.
+    unsafe { PMPI_Free_mem(base) }
+}
+
+// --- the buffer of buffered sends -------------------------------------------------
+
+/// The buffer the program attached for buffered sends (address, size, and
+/// whether it came through the large-count call), in the library's memory
+/// so that an image carries it: a replacement or a restarted process
+/// attaches it to its own MPI again ([`reattach_buffer`]).
+static BSEND_BUFFER: Mutex<Option<(usize, i64, bool)>> = Mutex::new(None);
+
+fn bsend_buffer(v: Option<(usize, i64, bool)>) {
+    if let Ok(mut b) = BSEND_BUFFER.lock() {
+        *b = v;
+    }
+}
+
+/// `MPI_Buffer_attach`: forwarded, and remembered.
+pub unsafe fn MPI_Buffer_attach(buffer: *mut c_void, size: c_int) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_attach(buffer, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(Some((buffer as usize, size as i64, false)));
+    }
+    rc
+}
+
+/// `MPI_Buffer_attach_c`: as [`MPI_Buffer_attach`].
+#[cfg(ferry_has = "MPI_Buffer_attach_c")]
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub unsafe fn MPI_Buffer_attach_c(buffer: *mut c_void, size: MPI_Count) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_attach_c(buffer, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(Some((buffer as usize, size as i64, true)));
+    }
+    rc
+}
+
+/// `MPI_Buffer_detach`: forwarded (it waits for the buffered messages),
+/// and forgotten.
+pub unsafe fn MPI_Buffer_detach(buffer_addr: *mut c_void, size: *mut c_int) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_detach(buffer_addr, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(None);
+    }
+    rc
+}
+
+/// `MPI_Buffer_detach_c`: as [`MPI_Buffer_detach`].
+#[cfg(ferry_has = "MPI_Buffer_detach_c")]
+pub unsafe fn MPI_Buffer_detach_c(buffer_addr: *mut c_void, size: *mut MPI_Count) -> c_int {
+    // SAFETY: forwarded.
+    let rc = unsafe { PMPI_Buffer_detach_c(buffer_addr, size) };
+    if rc == k::MPI_SUCCESS() {
+        bsend_buffer(None);
+    }
+    rc
+}
+
+/// In a process that goes on from an image (a migration's replacement, a
+/// restart): the program's buffer for buffered sends is attached to this
+/// process's MPI, as it was to the old one's. Its messages were delivered
+/// before the image was taken (the drain), so it starts empty.
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub fn reattach_buffer() {
+    let held = BSEND_BUFFER.lock().ok().and_then(|b| *b);
+    let Some((addr, size, large)) = held else {
+        return;
+    };
+    // SAFETY: the program's buffer, carried by the image at the same
+    // address, attached to the old process's MPI until the image.
+    let rc = unsafe {
+        #[cfg(ferry_has = "MPI_Buffer_attach_c")]
+        if large {
+            PMPI_Buffer_attach_c(addr as *mut c_void, size as MPI_Count)
+        } else {
+            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
+        }
+        #[cfg(not(ferry_has = "MPI_Buffer_attach_c"))]
+        {
+            let _ = large;
+            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
+        }
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::warn!("cannot attach the program's buffered-send buffer again (MPI error {rc})");
+    }
+}
+
+/// In the process a rank left, before the program's memory is given back:
+/// the program's buffered-send buffer is detached from this process's MPI,
+/// which keeps its bookkeeping of buffered messages inside that buffer and
+/// reads it again at `MPI_Finalize` (MPICH over TCP crashed there on the
+/// zeroed pages). Its messages were delivered before the image (the
+/// drain), so the detach has nothing to wait for.
+#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
+pub fn detach_buffer_of_leaving() {
+    let held = BSEND_BUFFER.lock().ok().and_then(|mut b| b.take());
+    let Some((_, _, large)) = held else {
+        return;
+    };
+    let mut addr: *mut c_void = std::ptr::null_mut();
+    let out = &mut addr as *mut *mut c_void as *mut c_void;
+    // SAFETY: the buffer attached to this process's MPI; `out` and the
+    // size are locals that outlive the call.
+    let rc = unsafe {
+        #[cfg(ferry_has = "MPI_Buffer_detach_c")]
+        if large {
+            let mut size: MPI_Count = 0;
+            PMPI_Buffer_detach_c(out, &mut size)
+        } else {
+            let mut size: c_int = 0;
+            PMPI_Buffer_detach(out, &mut size)
+        }
+        #[cfg(not(ferry_has = "MPI_Buffer_detach_c"))]
+        {
+            let _ = large;
+            let mut size: c_int = 0;
+            PMPI_Buffer_detach(out, &mut size)
+        }
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::warn!("cannot detach the program's buffered-send buffer (MPI error {rc})");
+    }
+}
+
+// --- time ----------------------------------------------------------------------------
+
+/// Added to MPI's clock: MPI_Wtime must not run backwards for the program
+/// when it goes on in a new process (Open MPI counts from `MPI_Init`).
+/// Kept as the bits of an `f64` in the library's memory, so carried.
+static WTIME_OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The program's clock when its image was taken.
+static WTIME_AT_CAPTURE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn wtime_offset() -> f64 {
+    f64::from_bits(WTIME_OFFSET.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+pub unsafe fn MPI_Wtime() -> f64 {
+    // SAFETY: a plain forward.
+    unsafe { PMPI_Wtime() + wtime_offset() }
+}
+
+/// Before an image: the program's clock now.
+pub fn wtime_captured() {
+    // SAFETY: a plain query of MPI's clock.
+    let now = unsafe { PMPI_Wtime() } + wtime_offset();
+    WTIME_AT_CAPTURE.store(now.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// In the new process: the program's clock goes on from where it was (or
+/// later, if the new MPI's clock is already ahead).
+pub fn wtime_resumed() {
+    let then = f64::from_bits(WTIME_AT_CAPTURE.load(std::sync::atomic::Ordering::Relaxed));
+    // SAFETY: a plain query of MPI's clock.
+    let now = unsafe { PMPI_Wtime() };
+    let offset = (then - now).max(0.0);
+    WTIME_OFFSET.store(offset.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+// --- MPI_Dist_graph_create ----------------------------------------------------
+
+pub unsafe fn MPI_Dist_graph_create(
+    comm_old: MPI_Comm,
+    n: c_int,
+    sources: *const c_int,
+    degrees: *const c_int,
+    destinations: *const c_int,
+    weights: *const c_int,
+    info: MPI_Info,
+    reorder: c_int,
+    comm_dist_graph: *mut MPI_Comm,
+) -> c_int {
+    // SAFETY: the program's arguments, as MPI requires them.
+    unsafe {
+        making_comm(comm_old, comm_dist_graph, |comm_old, out| {
+            if cfg!(ferry_mpi = "mpich") && crate::ops::migration::happened() {
+                crate::protocol::membership::dist_graph_create(
+                    comm_old,
+                    n,
+                    sources,
+                    degrees,
+                    destinations,
+                    weights,
+                    info,
+                    reorder,
+                    out,
+                )
+            } else {
+                PMPI_Dist_graph_create(
+                    comm_old,
+                    n,
+                    sources,
+                    degrees,
+                    destinations,
+                    weights as *mut c_int,
+                    info,
+                    reorder,
+                    out,
+                )
+            }
+        })
+    }
+}
+
+/// The frame of a collective that makes a communicator from `comm` (the
+/// program's handle) into `newcomm` (the program's out-parameter, maybe
+/// null): the superstep counted around `make(real comm, real out)`, the
+/// new communicator given a virtual handle.
+///
+/// # Safety
+/// `make` calls MPI as the program's call requires; `newcomm` is null or
+/// the program's writable out-parameter.
+unsafe fn making_comm(
+    comm: MPI_Comm,
+    newcomm: *mut MPI_Comm,
+    make: impl FnOnce(MPI_Comm, *mut MPI_Comm) -> c_int,
+) -> c_int {
+    let (comm, slot) = handles::comm_in(comm);
+    let mut real_new = handles::comm_null();
+    let ticket = crate::core::superstep::enter_collective(slot);
+    let comm = ticket.real(comm);
+    let out = if newcomm.is_null() {
+        newcomm
+    } else {
+        &mut real_new
+    };
+    let rc = make(comm, out);
+    crate::core::superstep::leave_collective(ticket);
+    if rc == k::MPI_SUCCESS() && !newcomm.is_null() {
+        // SAFETY: the program's out-parameter.
+        unsafe { *newcomm = handles::comm_out(real_new) };
+    }
+    rc
+}
+
+/// `MPI_Comm_split_type`. After a migration on Open MPI, a shared-memory
+/// split (`MPI_COMM_TYPE_SHARED`) is made by ferry from the processes'
+/// hosts (see `membership::split_by_host`): Open MPI 4.1.4's own crashes
+/// (`MPI_ERR_TRUNCATE`) or hangs where processes hold different beliefs of
+/// which peers share their node, as spawned processes and the job's first
+/// ones do. Everything else goes to the MPI.
+pub unsafe fn MPI_Comm_split_type(
+    comm: MPI_Comm,
+    split_type: c_int,
+    key: c_int,
+    info: MPI_Info,
+    newcomm: *mut MPI_Comm,
+) -> c_int {
+    // (`happened` is the same in every process: all take part in every
+    // migration, and a replacement carries its rank's.)
+    let by_host = cfg!(ferry_mpi = "openmpi")
+        && split_type == k::MPI_COMM_TYPE_SHARED()
+        && crate::ops::migration::happened();
+    // SAFETY: the program's arguments, as MPI requires them.
+    unsafe {
+        making_comm(comm, newcomm, |comm, out| {
+            if by_host {
+                crate::protocol::membership::split_by_host(comm, key, out)
+            } else {
+                PMPI_Comm_split_type(comm, split_type, key, info, out)
+            }
+        })
+    }
+}

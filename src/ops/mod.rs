@@ -1,0 +1,9 @@
+//! Layer `ops`: what runs inside a regroup's freeze: a migration (with the
+//! probe of its target host), a job checkpoint, and the process image
+//! captured, streamed and restored ([`image`]).
+//!
+//! May use `sys`, `mem`, `core`, `calls`, `protocol` and `ops`.
+pub mod checkpoint;
+pub mod image;
+pub mod migration;
+pub mod probe;

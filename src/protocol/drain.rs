@@ -1,0 +1,569 @@
+//! The drain: every channel, on every communicator, emptied by its counts.
+//!
+//! With every process frozen, each tells every other how many messages it
+//! sent it on each communicator (by global id), and each receives what is
+//! missing, `sent - received`, per channel, with `MPI_Probe` + `MPI_Recv`
+//! as bytes. The messages are kept with their envelope and status, in the
+//! order MPI delivered them, and served first, before MPI, to later
+//! receives, probes and matched probes that match them (per source, first
+//! in first out, which is all MPI promises; an `MPI_ANY_SOURCE` receive
+//! takes the earliest that matches).
+use crate::core::channels::count_receive;
+use crate::core::handles::{self, tables, CommRef};
+use crate::protocol::control::{napping, SHORT_NAP};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A drained message.
+pub struct Drained {
+    /// The communicator slot (stable across the rebuild).
+    pub slot: usize,
+    pub source: c_int,
+    pub tag: c_int,
+    /// The status of the drain's receive: source, tag, count in bytes.
+    pub status: MPI_Status,
+    pub data: Vec<u8>,
+}
+
+struct Queue(UnsafeCell<Vec<Drained>>);
+// SAFETY: touched only from the program's MPI calls, serialized by MPI's
+// threading rules below MPI_THREAD_MULTIPLE.
+unsafe impl Sync for Queue {}
+static QUEUE: Queue = Queue(UnsafeCell::new(Vec::new()));
+/// Whether the queue holds anything: the one load the hot path pays.
+static PENDING: AtomicBool = AtomicBool::new(false);
+
+fn queue() -> &'static mut Vec<Drained> {
+    // SAFETY: see `Queue`; no reference is held across calls.
+    unsafe { &mut *QUEUE.0.get() }
+}
+
+/// Whether drained messages wait to be served.
+#[inline(always)]
+pub fn pending() -> bool {
+    PENDING.load(Ordering::Relaxed)
+}
+
+fn matches(d: &Drained, slot: usize, source: c_int, tag: c_int) -> bool {
+    d.slot == slot
+        && (source == k::MPI_ANY_SOURCE() || source == d.source)
+        && (tag == k::MPI_ANY_TAG() || tag == d.tag)
+}
+
+fn find(slot: CommRef, source: c_int, tag: c_int) -> Option<usize> {
+    let slot = slot.index()?;
+    queue().iter().position(|d| matches(d, slot, source, tag))
+}
+
+/// Takes the first drained message a receive (slot, source, tag) matches.
+pub fn take(slot: CommRef, source: c_int, tag: c_int) -> Option<Drained> {
+    let i = find(slot, source, tag)?;
+    let q = queue();
+    let d = q.remove(i);
+    PENDING.store(!q.is_empty(), Ordering::Relaxed);
+    Some(d)
+}
+
+/// What a drain moved.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Stats {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// The channels of one communicator slot: the world rank of each peer.
+fn peers_of(i: usize) -> Option<Vec<c_int>> {
+    let s = tables().comms.get(i)?;
+    if s.window {
+        return None;
+    }
+    if i == 0 {
+        return Some((0..s.sent.len() as c_int).collect());
+    }
+    let r = s.recipe.as_ref()?;
+    if !r.rebuildable() {
+        return None;
+    }
+    match &r.remote {
+        Some(Some(remote)) => Some(remote.clone()),
+        Some(None) => None,
+        None => r.local.clone(),
+    }
+}
+
+/// Drains every channel into the queue. Collective over `control`.
+///
+/// # Safety
+/// Every process must call it, frozen, with no receive of the library or
+/// of the program posted (pending receives parked).
+pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
+    let mut size: c_int = 0;
+    // SAFETY: control is live.
+    unsafe { PMPI_Comm_size(control, &mut size) };
+    let n = size as usize;
+    // Messages matched by a probe and not yet received are the program's.
+    let mut matched: HashMap<(usize, c_int), u64> = HashMap::new();
+    for (c, src) in tables().messages.values() {
+        if let Some(i) = c.index() {
+            *matched.entry((i, *src)).or_insert(0) += 1;
+        }
+    }
+    // What I sent to each world rank, by communicator id.
+    let mut out: Vec<Vec<u64>> = vec![Vec::new(); n];
+    let mut by_gid: HashMap<u64, usize> = HashMap::new();
+    let slots: Vec<usize> = tables().comms.iter().map(|(i, _)| i).collect();
+    for i in slots {
+        let gid = tables().comms.get(i).map(|s| s.gid).unwrap_or(0);
+        if gid == 0 {
+            continue;
+        }
+        let Some(peers) = peers_of(i) else { continue };
+        by_gid.insert(gid, i);
+        let Some(s) = tables().comms.get(i) else {
+            continue;
+        };
+        for (p, &w) in peers.iter().enumerate() {
+            let sent = s.sent.get(p).copied().unwrap_or(0);
+            if sent > 0 && (w as usize) < n {
+                out[w as usize].extend([gid, sent]);
+            }
+        }
+    }
+    let send_counts: Vec<c_int> = out.iter().map(|v| v.len() as c_int).collect();
+    let mut recv_counts = vec![0 as c_int; n];
+    // Both exchanges are waited for asleep where MPI allows (see
+    // `control::napping`): on an oversubscribed node the spinning of the
+    // first arrived would keep the last ones off the cores.
+    // SAFETY: n ints each way.
+    unsafe {
+        napping!(
+            SHORT_NAP,
+            PMPI_Ialltoall,
+            PMPI_Alltoall,
+            send_counts.as_ptr() as *const c_void,
+            1,
+            k::MPI_INT(),
+            recv_counts.as_mut_ptr() as *mut c_void,
+            1,
+            k::MPI_INT(),
+            control,
+        )
+    };
+    let displs = |c: &[c_int]| -> Vec<c_int> {
+        c.iter()
+            .scan(0, |acc, &x| {
+                let d = *acc;
+                *acc += x;
+                Some(d)
+            })
+            .collect()
+    };
+    let sdispls = displs(&send_counts);
+    let rdispls = displs(&recv_counts);
+    let flat: Vec<u64> = out.concat();
+    let mut incoming = vec![0u64; recv_counts.iter().map(|&c| c as usize).sum()];
+    // SAFETY: counts and displacements describe both buffers.
+    unsafe {
+        napping!(
+            SHORT_NAP,
+            PMPI_Ialltoallv,
+            PMPI_Alltoallv,
+            flat.as_ptr() as *const c_void,
+            send_counts.as_ptr(),
+            sdispls.as_ptr(),
+            k::MPI_UINT64_T(),
+            incoming.as_mut_ptr() as *mut c_void,
+            recv_counts.as_ptr(),
+            rdispls.as_ptr(),
+            k::MPI_UINT64_T(),
+            control,
+        )
+    };
+    let mut stats = Stats::default();
+    for w in 0..n {
+        let part = &incoming[rdispls[w] as usize..(rdispls[w] + recv_counts[w]) as usize];
+        for pair in part.chunks_exact(2) {
+            let (gid, sent) = (pair[0], pair[1]);
+            let Some(&i) = by_gid.get(&gid) else {
+                // This process freed it (others still hold it: see
+                // `membership::orphans`). What it received there before
+                // is not known any more, and what it did not receive it
+                // never will: nothing to drain here.
+                log::debug!("drain: rank {w} sent on communicator {gid:#x}, freed here");
+                continue;
+            };
+            let Some(src) = peers_of(i).and_then(|p| p.iter().position(|&x| x == w as c_int))
+            else {
+                continue;
+            };
+            let src = src as c_int;
+            let received = tables()
+                .comms
+                .get(i)
+                .and_then(|s| s.received.get(src as usize).copied())
+                .unwrap_or(0)
+                + matched.get(&(i, src)).copied().unwrap_or(0);
+            for _ in received..sent {
+                // SAFETY: slot i is live; the message is there or on its way.
+                match unsafe { receive_one(i, src) } {
+                    Some(bytes) => {
+                        stats.messages += 1;
+                        stats.bytes += bytes;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    PENDING.store(!queue().is_empty(), Ordering::Relaxed);
+    if stats.messages > 0 {
+        log::debug!(
+            "drained {} messages ({} bytes)",
+            stats.messages,
+            stats.bytes
+        );
+    }
+    stats
+}
+
+/// Receives the next message from `src` on slot `i` into the queue.
+unsafe fn receive_one(i: usize, src: c_int) -> Option<u64> {
+    let comm = tables().comms.get(i)?.real;
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    // SAFETY: comm is live; the status is a local.
+    let rc = unsafe { PMPI_Probe(src, k::MPI_ANY_TAG(), comm, st.as_mut_ptr()) };
+    if rc != k::MPI_SUCCESS() {
+        log::error!("drain: probe failed ({rc})");
+        return None;
+    }
+    let mut bytes: c_int = 0;
+    // SAFETY: MPI filled the status.
+    unsafe { PMPI_Get_count(st.as_ptr(), k::MPI_BYTE(), &mut bytes) };
+    // SAFETY: as above.
+    let tag = unsafe { st.assume_init_ref().MPI_TAG };
+    let mut data = vec![0u8; bytes.max(0) as usize];
+    let mut status = MaybeUninit::<MPI_Status>::zeroed();
+    // SAFETY: the buffer holds `bytes` bytes.
+    let rc = unsafe {
+        PMPI_Recv(
+            data.as_mut_ptr() as *mut c_void,
+            bytes,
+            k::MPI_BYTE(),
+            src,
+            tag,
+            comm,
+            status.as_mut_ptr(),
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::error!("drain: receive failed ({rc})");
+        return None;
+    }
+    count_receive(CommRef(i as u32), src);
+    queue().push(Drained {
+        slot: i,
+        source: src,
+        tag,
+        // SAFETY: MPI filled it.
+        status: unsafe { status.assume_init() },
+        data,
+    });
+    Some(bytes as u64)
+}
+
+/// Copies a drained message into a receive buffer and its status, as MPI
+/// would have: truncation reported as `MPI_ERR_TRUNCATE`.
+///
+/// # Safety
+/// `buf`, `count`, `datatype` as given to a receive; `status` writable or
+/// `MPI_STATUS_IGNORE`.
+pub unsafe fn deliver(
+    d: &Drained,
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    status: *mut MPI_Status,
+) -> c_int {
+    let comm = handles::comm_real_of(CommRef(d.slot as u32));
+    let mut tsize: c_int = 0;
+    // SAFETY: the program's datatype.
+    unsafe { PMPI_Type_size(datatype, &mut tsize) };
+    let mut rc = k::MPI_SUCCESS();
+    let have = d.data.len() as i64;
+    let elements = if tsize <= 0 {
+        0
+    } else if have > count * tsize as i64 {
+        rc = k::MPI_ERR_TRUNCATE();
+        count
+    } else {
+        have / tsize as i64
+    };
+    if elements > 0 {
+        let mut pos: c_int = 0;
+        // SAFETY: the data holds at least `elements` packed elements; the
+        // program's buffer holds `count >= elements` of them.
+        let urc = unsafe {
+            PMPI_Unpack(
+                d.data.as_ptr() as *const c_void,
+                d.data.len() as c_int,
+                &mut pos,
+                buf,
+                elements as c_int,
+                datatype,
+                comm,
+            )
+        };
+        if urc != k::MPI_SUCCESS() {
+            rc = urc;
+        }
+    }
+    if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
+        // SAFETY: writable, as the program passed it.
+        unsafe {
+            *status = d.status;
+            (*status).MPI_ERROR = rc;
+        }
+    }
+    rc
+}
+
+/// Delivers a drained message into a receive buffer and makes `req` a
+/// request that is already complete and reports it (for nonblocking and
+/// persistent receives served from the queue).
+///
+/// # Safety
+/// As for [`deliver`]; `req` must be writable.
+pub unsafe fn deliver_completed(
+    d: &Drained,
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    req: *mut MPI_Request,
+) -> c_int {
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    // SAFETY: forwarded; `st` is a local that `deliver` fills (a truncation
+    // is reported in its MPI_ERROR, as MPI would at completion).
+    unsafe {
+        deliver(d, buf, count, datatype, st.as_mut_ptr());
+        crate::protocol::pending::completed_request(st.assume_init(), req)
+    }
+}
+
+/// A blocking receive served from the queue, if a drained message matches.
+///
+/// # Safety
+/// As for `MPI_Recv`.
+pub unsafe fn recv(
+    slot: CommRef,
+    source: c_int,
+    tag: c_int,
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    status: *mut MPI_Status,
+) -> Option<c_int> {
+    let d = take(slot, source, tag)?;
+    // SAFETY: forwarded.
+    Some(unsafe { deliver(&d, buf, count, datatype, status) })
+}
+
+/// An `MPI_Irecv` served from the queue: a request that is complete.
+///
+/// # Safety
+/// As for `MPI_Irecv`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn irecv(
+    slot: CommRef,
+    source: c_int,
+    tag: c_int,
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    request: *mut MPI_Request,
+) -> Option<c_int> {
+    if request.is_null() {
+        return None;
+    }
+    let d = take(slot, source, tag)?;
+    let mut real = k::MPI_REQUEST_NULL();
+    // SAFETY: forwarded; `real` is a local.
+    let rc = unsafe { deliver_completed(&d, buf, count, datatype, &mut real) };
+    if rc == k::MPI_SUCCESS() {
+        // Already counted by the drain: `Other`, so completion counts nothing.
+        // SAFETY: checked non-null.
+        unsafe {
+            *request = handles::request_out(real, handles::ReqKind::Other, slot, source, tag)
+        };
+    }
+    Some(rc)
+}
+
+/// `MPI_Iprobe`/`MPI_Probe` answered from the queue.
+///
+/// # Safety
+/// `flag` null or writable; `status` writable or `MPI_STATUS_IGNORE`.
+pub unsafe fn probe(
+    slot: CommRef,
+    source: c_int,
+    tag: c_int,
+    flag: *mut c_int,
+    status: *mut MPI_Status,
+) -> Option<c_int> {
+    let i = find(slot, source, tag)?;
+    let d = &queue()[i];
+    // SAFETY: as the program passed them.
+    unsafe {
+        if !flag.is_null() {
+            *flag = 1;
+        }
+        if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
+            *status = d.status;
+        }
+    }
+    Some(k::MPI_SUCCESS())
+}
+
+/// Drained messages handed out by `MPI_Mprobe`/`MPI_Improbe`, by handle.
+struct Matched(UnsafeCell<Vec<Option<Drained>>>);
+// SAFETY: as for `Queue`.
+unsafe impl Sync for Matched {}
+static MATCHED: Matched = Matched(UnsafeCell::new(Vec::new()));
+
+fn matched() -> &'static mut Vec<Option<Drained>> {
+    // SAFETY: see `Matched`.
+    unsafe { &mut *MATCHED.0.get() }
+}
+
+/// `MPI_Mprobe`/`MPI_Improbe` answered from the queue: the message is
+/// taken out and the program gets a message handle of ours for it.
+///
+/// # Safety
+/// As for `MPI_Improbe`.
+pub unsafe fn mprobe(
+    slot: CommRef,
+    source: c_int,
+    tag: c_int,
+    flag: *mut c_int,
+    message: *mut MPI_Message,
+    status: *mut MPI_Status,
+) -> Option<c_int> {
+    if message.is_null() {
+        return None;
+    }
+    let d = take(slot, source, tag)?;
+    let m = matched();
+    let i = match m.iter().position(Option::is_none) {
+        Some(i) => i,
+        None => {
+            m.push(None);
+            m.len() - 1
+        }
+    };
+    // SAFETY: as the program passed them.
+    unsafe {
+        if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
+            *status = d.status;
+        }
+        if !flag.is_null() {
+            *flag = 1;
+        }
+        *message = handles::message_virtual(i);
+    }
+    m[i] = Some(d);
+    Some(k::MPI_SUCCESS())
+}
+
+/// `MPI_Mrecv`/`MPI_Imrecv` of a message handle of ours: delivers it
+/// (`request` non-null makes a complete request). `None` for MPI's own.
+///
+/// # Safety
+/// As for `MPI_Mrecv`/`MPI_Imrecv`.
+pub unsafe fn mrecv(
+    buf: *mut c_void,
+    count: i64,
+    datatype: MPI_Datatype,
+    message: *mut MPI_Message,
+    status: *mut MPI_Status,
+    request: *mut MPI_Request,
+) -> Option<c_int> {
+    if message.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-null.
+    let i = handles::message_index(unsafe { *message })?;
+    let d = matched().get_mut(i)?.take()?;
+    // SAFETY: checked non-null.
+    unsafe { *message = k::MPI_MESSAGE_NULL() };
+    if request.is_null() {
+        // SAFETY: forwarded.
+        return Some(unsafe { deliver(&d, buf, count, datatype, status) });
+    }
+    let mut real = k::MPI_REQUEST_NULL();
+    // SAFETY: forwarded; `real` is a local.
+    let rc = unsafe { deliver_completed(&d, buf, count, datatype, &mut real) };
+    if rc == k::MPI_SUCCESS() {
+        // SAFETY: checked non-null by the caller's contract.
+        unsafe {
+            *request = handles::request_out(
+                real,
+                handles::ReqKind::Other,
+                CommRef(d.slot as u32),
+                d.source,
+                d.tag,
+            )
+        };
+    }
+    Some(rc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(slot: usize, source: c_int, tag: c_int, byte: u8) -> Drained {
+        Drained {
+            slot,
+            source,
+            tag,
+            // SAFETY: MPI_Status is plain data; all zero is a valid value.
+            status: unsafe { std::mem::zeroed() },
+            data: vec![byte],
+        }
+    }
+
+    /// Served in MPI order: per source first in first out, the earliest
+    /// matching for wildcards, never across communicators.
+    #[test]
+    fn matching_order() {
+        let q = queue();
+        q.clear();
+        q.extend([
+            msg(3, 0, 5, 1),
+            msg(3, 0, 6, 2),
+            msg(3, 1, 5, 3),
+            msg(4, 0, 5, 4),
+            msg(3, 0, 5, 5),
+        ]);
+        PENDING.store(true, Ordering::Relaxed);
+        let c3 = CommRef(3);
+        let any_src = k::MPI_ANY_SOURCE();
+        let any_tag = k::MPI_ANY_TAG();
+        assert_eq!(take(c3, 1, any_tag).map(|d| d.data[0]), Some(3));
+        assert_eq!(take(c3, 0, 6).map(|d| d.data[0]), Some(2));
+        assert_eq!(take(c3, any_src, 5).map(|d| d.data[0]), Some(1));
+        assert_eq!(take(c3, 1, 5).map(|d| d.data[0]), None);
+        assert_eq!(
+            take(CommRef(4), any_src, any_tag).map(|d| d.data[0]),
+            Some(4)
+        );
+        assert!(pending());
+        assert_eq!(take(c3, any_src, any_tag).map(|d| d.data[0]), Some(5));
+        assert!(!pending(), "the queue is empty: the hot path check is off");
+        assert!(take(CommRef::NONE, any_src, any_tag).is_none());
+    }
+}

@@ -1,0 +1,1229 @@
+//! The regroup: the patent's dynamic group synchronization run end to end
+//! with the same processes (Figs. 5, 7, 9). A migration (issue 5) is this
+//! plus a replacement process.
+//!
+//! The phases, in order, each under its own name:
+//!
+//! 1. **Request.** A SPEC's call count, a signal (`SIGUSR2`, see
+//!    [`SIGNAL`]) or the C API queue a request in the asking process. It
+//!    takes the lead with a remote compare-and-swap on world rank 0's window
+//!    ([`try_lead`]); while another process leads, the request stays queued.
+//! 2. **Notify (MIG_CMD).** The leader puts the command into every process's
+//!    window; the next MPI call of each notices it with the comparison every
+//!    call makes anyway (`next_event` is put to 0 with it).
+//! 3. **Collective synchronization.** The leader reads every window
+//!    (supersteps by communicator id), sends the targets over the control
+//!    communicator, and keeps reading and releasing until every member of
+//!    every communicator stands at its target ([`crate::protocol::sync`]). Processes
+//!    run on meanwhile, point-to-point traffic included; at a collective
+//!    beyond its target a process stops ([`at_collective`]).
+//! 4. **Point-to-point synchronization (MIG_WAKE, MIG_END).** The leader
+//!    sends FREEZE: blocked operations leave their wait (their request is
+//!    cancelled, to be repeated afterwards), running processes stop at their
+//!    next call, stopped ones move on, all into [`now`].
+//! 5. **Drain** ([`crate::protocol::drain`]): every channel on every communicator is
+//!    emptied by sent/received counts into a queue served first afterwards.
+//! 6. **New group** ([`crate::protocol::membership`]): a new world, every derived
+//!    communicator rebuilt in creation order, pending requests reposted.
+//! 7. **Resume**, and the leader writes the event log line.
+use crate::core::state::{offsets, state, Status};
+use crate::protocol::onesided::Epoch;
+use crate::protocol::sync::{self, Decision, Gid, Targets, View};
+use crate::sys::constants as k;
+use crate::sys::*;
+use std::cell::UnsafeCell;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The signal that asks a process to start a regroup.
+pub const SIGNAL: c_int = libc::SIGUSR2;
+
+/// The assertion of the library's shared epochs on the state windows.
+/// MPICH: `MPI_MODE_NOCHECK` (no process ever takes a conflicting lock on
+/// them there: the lead is taken with an atomic), so that no lock has to be
+/// granted by a target busy elsewhere. Open MPI takes the lead under an
+/// exclusive lock, so its shared epochs keep the check.
+#[cfg(ferry_mpi = "mpich")]
+const LOCK_ALL_ASSERT: c_int = k::MPI_MODE_NOCHECK();
+#[cfg(not(ferry_mpi = "mpich"))]
+const LOCK_ALL_ASSERT: c_int = 0;
+
+/// The tag of the leader's messages on the control communicator.
+const TAG_CTRL: c_int = 31_337;
+/// Messages: `[kind, epoch, ...]`.
+/// The leader's targets: `[.., gid, target, gid, target, ...]`.
+const MSG_TARGETS: u64 = 1;
+/// The leader's FREEZE (MIG_WAKE + MIG_END): everybody stops and drains.
+const MSG_FREEZE: u64 = 2;
+/// A member raised a communicator's target to pass a collective it must
+/// pass: `[.., gid, target]` (sent to the other members and the leader).
+const MSG_RAISE: u64 = 3;
+/// A process blocked, behind its targets, asks the process it waits on to
+/// pass the collective it stopped at.
+const MSG_PASS: u64 = 4;
+
+/// Requests queued in this process (SPEC, signal, API) not yet led.
+static QUEUED: AtomicU64 = AtomicU64::new(0);
+/// Signals received and not yet queued (the handler only counts).
+static SIGNALLED: AtomicU64 = AtomicU64::new(0);
+/// Set once `MPI_Finalize` began: requests are no longer taken.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A regroup this process has noticed and takes part in.
+struct Regroup {
+    epoch: u64,
+    leader: c_int,
+    /// The targets as this process knows them (merged by maximum: targets
+    /// only grow), once the leader's first ones arrived.
+    targets: Option<Targets>,
+    freeze: bool,
+    /// Somebody blocked on this process asked it to pass.
+    pass: bool,
+    /// When this process last asked others to pass.
+    asked: Option<Instant>,
+    coordinator: Option<Coordinator>,
+    /// This process's own messages on their way.
+    outbox: Vec<(MPI_Request, Box<[u64]>)>,
+    /// The raise this process asked the leader for (communicator, count).
+    raising: Option<(Gid, u64)>,
+}
+
+impl Regroup {
+    fn new(epoch: u64, leader: c_int) -> Regroup {
+        Regroup {
+            epoch,
+            leader,
+            targets: None,
+            freeze: false,
+            pass: false,
+            asked: None,
+            coordinator: None,
+            outbox: Vec::new(),
+            raising: None,
+        }
+    }
+
+    fn merge(&mut self, pairs: &[u64]) {
+        let t = self.targets.get_or_insert_with(Targets::new);
+        for p in pairs.chunks_exact(2) {
+            let e = t.entry(p[0]).or_insert(0);
+            *e = (*e).max(p[1]);
+        }
+    }
+
+    /// Whether some communicator of this process is below its target.
+    fn behind(&self) -> bool {
+        let Some(t) = &self.targets else { return false };
+        let used = state().used_slots.load(Ordering::Relaxed) as usize;
+        (0..used.min(crate::core::state::MAX_COMMS)).any(|i| {
+            let g = state().gids[i].load(Ordering::Relaxed);
+            g != 0
+                && state().supersteps[i].load(Ordering::Relaxed) < t.get(&g).copied().unwrap_or(0)
+        })
+    }
+}
+
+/// Sends a small message on the control communicator, kept until it is
+/// delivered (`outbox`).
+fn post(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, to: c_int, body: &[u64]) {
+    let Some((control, _, _, _)) = channel() else {
+        return;
+    };
+    let buf: Box<[u64]> = body.into();
+    let mut req = k::MPI_REQUEST_NULL();
+    // SAFETY: the buffer is kept in the outbox until the send completes.
+    unsafe {
+        PMPI_Isend(
+            buf.as_ptr() as *const c_void,
+            buf.len() as c_int,
+            k::MPI_UINT64_T(),
+            to,
+            TAG_CTRL,
+            control,
+            &mut req,
+        )
+    };
+    outbox.push((req, buf));
+}
+
+/// Completes what has been delivered.
+fn flush(outbox: &mut Vec<(MPI_Request, Box<[u64]>)>, wait: bool) {
+    outbox.retain_mut(|(req, _)| {
+        let mut flag: c_int = 0;
+        // SAFETY: a live Isend request of ours.
+        unsafe {
+            if wait {
+                PMPI_Wait(req, k::MPI_STATUS_IGNORE());
+                flag = 1;
+            } else {
+                PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE());
+            }
+        }
+        flag == 0
+    });
+}
+
+/// Asks for the target of `slot`'s communicator to be raised to `k`, so
+/// that this process may pass its `k`-th collective there (and the other
+/// members come too). Every target comes from the leader: a member asks it
+/// and waits for its new targets (or FREEZE, if the leader froze the job
+/// first — then nobody passes, and nobody is left inside a collective the
+/// others will not enter). The leader raises its own at once, unless it
+/// already froze.
+fn raise(x: &mut Regroup, slot: usize, gid: Gid, k: u64) {
+    if x.raising.is_some_and(|r| r >= (gid, k)) {
+        return;
+    }
+    x.raising = Some((gid, k));
+    if let Some(c) = x.coordinator.as_mut() {
+        if c.frozen {
+            return;
+        }
+        let e = c.targets.entry(gid).or_insert(0);
+        *e = (*e).max(k);
+        send_all(c, MSG_TARGETS);
+        x.merge(&[gid, k]);
+        log::debug!("passing collective {k} on slot {slot}: target raised");
+        return;
+    }
+    let body = [MSG_RAISE, x.epoch, gid, k];
+    let leader = x.leader;
+    post(&mut x.outbox, leader, &body);
+    log::debug!("collective {k} on slot {slot}: asking the leader to raise its target");
+}
+
+struct Cell(UnsafeCell<Option<Regroup>>);
+// SAFETY: only touched from the program's MPI calls, which MPI serializes
+// below MPI_THREAD_MULTIPLE (the protocol is not run under MULTIPLE).
+unsafe impl std::marker::Sync for Cell {}
+static SYNC: Cell = Cell(UnsafeCell::new(None));
+
+fn sync_state() -> &'static mut Option<Regroup> {
+    // SAFETY: see `Cell`; callers do not hold the reference across a call
+    // that could re-enter this module.
+    unsafe { &mut *SYNC.0.get() }
+}
+
+/// Queues a regroup request from this process; it starts at its next MPI
+/// call. Async-signal-safe (atomic stores only).
+pub fn request() {
+    QUEUED.fetch_add(1, Ordering::SeqCst);
+    state().next_event.store(0, Ordering::SeqCst);
+}
+
+/// Open access or exposure epochs of the program's RMA windows.
+static EPOCHS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The program opened an epoch on one of its windows (`MPI_Win_lock`, ...).
+pub fn epoch_opened() {
+    EPOCHS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The program closed one (`MPI_Win_unlock`, ...).
+pub fn epoch_closed() {
+    let _ = EPOCHS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+/// Whether this process may freeze where it is, at a call boundary or in a
+/// blocking wait: not inside an epoch of its own windows, where peers may
+/// be waiting inside MPI (in `MPI_Win_lock`, ...) for it to go on.
+pub fn may_freeze_here() -> bool {
+    EPOCHS.load(Ordering::Relaxed) == 0
+}
+
+/// Whether the library can run a regroup (after `MPI_Init`, with a window).
+pub fn ready() -> bool {
+    channel().is_some()
+}
+
+/// Whether `MPI_Finalize` has begun.
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}
+
+/// Requests queued and not yet started.
+pub fn queued() -> u64 {
+    QUEUED.load(Ordering::Relaxed) + SIGNALLED.load(Ordering::Relaxed)
+}
+
+/// Regroups this process went through.
+pub fn completed() -> u64 {
+    state().regroups.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(_sig: c_int) {
+    // Async-signal-safe: two atomic operations.
+    SIGNALLED.fetch_add(1, Ordering::SeqCst);
+    state().next_event.store(0, Ordering::SeqCst);
+}
+
+/// Installs the signal handler unless the program has one of its own.
+pub fn install_signal() {
+    // SAFETY: plain libc calls with locally owned structures; the handler
+    // only performs atomic stores.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(SIGNAL, std::ptr::null(), &mut old) != 0 {
+            return;
+        }
+        if old.sa_sigaction != libc::SIG_DFL {
+            log::info!("the program handles SIGUSR2 itself: regroup by signal disabled");
+            return;
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(SIGNAL, &sa, std::ptr::null_mut());
+    }
+}
+
+/// The control communicator and window, if the library is running.
+fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
+    let rt = crate::protocol::control::runtime()?;
+    (rt.window != k::MPI_WIN_NULL()).then_some((
+        rt.control,
+        rt.window,
+        rt.world_rank,
+        rt.world_size,
+    ))
+}
+
+/// What `after_tick` does while a request is queued or a command pending:
+/// joins the synchronization, or tries to lead one. `safe`: the process is
+/// at a call boundary, where it may freeze.
+pub fn service() {
+    let signals = SIGNALLED.swap(0, Ordering::SeqCst);
+    // A signal brings the requests `ferry migrate` left in the job
+    // directory; without any, it asks for a regroup.
+    if signals > 0 && crate::ops::migration::take_external_requests() == 0 {
+        log::info!("regroup asked for by signal (SIGUSR2, {signals} received)");
+        QUEUED.fetch_add(signals, Ordering::SeqCst);
+    }
+    if !ready() {
+        // No state window any more: what was asked for cannot run.
+        if QUEUED.swap(0, Ordering::SeqCst) > 0 {
+            crate::ops::migration::refuse_queued();
+        }
+        return;
+    }
+    if state().command.load(Ordering::SeqCst) != 0 {
+        if poll(true) && may_freeze_here() {
+            now();
+        }
+        return;
+    }
+    if QUEUED.load(Ordering::Relaxed) > 0 && !CLOSED.load(Ordering::Relaxed) && try_lead() {
+        QUEUED.fetch_sub(1, Ordering::SeqCst);
+        if poll(true) && may_freeze_here() {
+            now();
+        }
+    }
+}
+
+/// The `next_event` a process returns to after a regroup.
+fn restore_next_event() {
+    let next = if queued() > 0 {
+        0
+    } else {
+        crate::protocol::control::next_scheduled()
+    };
+    state().next_event.store(next, Ordering::SeqCst);
+    // A command put meanwhile must not be hidden by this store.
+    if state().command.load(Ordering::SeqCst) != 0 {
+        state().next_event.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Takes part in the synchronization in progress: receives the leader's
+/// targets and FREEZE, and coordinates when this process leads. Returns
+/// whether FREEZE has arrived (the caller freezes at its next safe point).
+pub fn poll(_safe: bool) -> bool {
+    let Some((control, _, _, _)) = channel() else {
+        return false;
+    };
+    let epoch = state().command.load(Ordering::SeqCst);
+    if epoch == 0 {
+        return false;
+    }
+    let sy = sync_state();
+    if sy.as_ref().is_none_or(|x| x.epoch != epoch) {
+        let leader = state().command_leader.load(Ordering::SeqCst) as c_int;
+        log::debug!("regroup {epoch}: command noticed (leader {leader})");
+        *sy = Some(Regroup::new(epoch, leader));
+    }
+    coordinate();
+    let Some(x) = sync_state().as_mut() else {
+        return false;
+    };
+    flush(&mut x.outbox, false);
+    // Messages from the leader and the other members, in the order each
+    // sent them; those of an earlier regroup are stale.
+    loop {
+        let mut flag: c_int = 0;
+        let mut st = std::mem::MaybeUninit::<MPI_Status>::uninit();
+        // SAFETY: control is our private communicator; outputs are locals.
+        unsafe {
+            PMPI_Iprobe(
+                k::MPI_ANY_SOURCE(),
+                TAG_CTRL,
+                control,
+                &mut flag,
+                st.as_mut_ptr(),
+            )
+        };
+        if flag == 0 {
+            break;
+        }
+        let mut n: c_int = 0;
+        // SAFETY: MPI filled the status.
+        let from = unsafe {
+            PMPI_Get_count(st.as_ptr(), k::MPI_UINT64_T(), &mut n);
+            st.assume_init_ref().MPI_SOURCE
+        };
+        let mut msg = vec![0u64; n.max(0) as usize];
+        // SAFETY: the buffer holds n u64s.
+        unsafe {
+            PMPI_Recv(
+                msg.as_mut_ptr() as *mut c_void,
+                n,
+                k::MPI_UINT64_T(),
+                from,
+                TAG_CTRL,
+                control,
+                k::MPI_STATUS_IGNORE(),
+            )
+        };
+        if msg.len() < 2 || msg[1] != x.epoch {
+            continue;
+        }
+        match msg[0] {
+            MSG_TARGETS => x.merge(&msg[2..]),
+            // A member asks the leader (this process) to raise a target;
+            // once the leader froze the job, nobody passes any more (the
+            // member gets FREEZE): the leader must not either.
+            MSG_RAISE if x.coordinator.as_ref().is_some_and(|c| !c.frozen) => x.merge(&msg[2..]),
+            MSG_RAISE => {}
+            MSG_FREEZE => x.freeze = true,
+            MSG_PASS => x.pass = true,
+            _ => log::warn!("unexpected control message {msg:?} from rank {from}"),
+        }
+    }
+    x.freeze
+}
+
+/// A process blocked in a point-to-point wait while a regroup runs: if it
+/// is behind its targets and has waited a while, it asks the process it
+/// waits on (everybody, when that is not one process) to pass the
+/// collective it may have stopped at: what it waits for may come after it.
+pub fn nudge(world: i32, blocked_since: Instant) {
+    let Some(x) = sync_state().as_mut() else {
+        return;
+    };
+    if blocked_since.elapsed() < Duration::from_millis(2)
+        || x.asked
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(10))
+        || !x.behind()
+    {
+        return;
+    }
+    x.asked = Some(Instant::now());
+    let body = [MSG_PASS, x.epoch];
+    let me = crate::protocol::control::runtime()
+        .map(|r| r.world_rank)
+        .unwrap_or(-1);
+    let size = crate::protocol::control::runtime()
+        .map(|r| r.world_size)
+        .unwrap_or(0);
+    let to: Vec<c_int> = if world >= 0 {
+        vec![world]
+    } else {
+        (0..size).collect()
+    };
+    for r in to.into_iter().filter(|&r| r != me) {
+        post(&mut x.outbox, r, &body);
+    }
+    log::debug!("blocked behind the targets: asking rank {world} to pass");
+}
+
+/// A process entered its `k`-th collective on `slot` and saw a command:
+/// waits for the targets, then enters if the collective is within its
+/// target, or stops in front of it until released or frozen. Returns
+/// whether the job moved to new communicators meanwhile.
+pub fn at_collective(slot: usize, k: u64) -> bool {
+    let gid: Gid = state().gids[slot].load(Ordering::Relaxed);
+    if gid == 0 || channel().is_none() {
+        return false;
+    }
+    // Until the synchronization says it may enter, the collective is not
+    // entered: take the count back, so that the initiator's readings show
+    // this process in front of it, not inside.
+    state().stop_slot.store(slot as u32, Ordering::Relaxed);
+    state().supersteps[slot].swap(k - 1, Ordering::SeqCst);
+    state().set_status(Status::Stopped);
+    let mut regrouped = false;
+    let mut told = false;
+    let mut idle = Backoff::default();
+    loop {
+        if state().command.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        let freeze = poll(false);
+        let Some(x) = sync_state().as_mut() else {
+            break;
+        };
+        let leading = x.coordinator.is_some();
+        let target = x
+            .targets
+            .as_ref()
+            .map(|t| t.get(&gid).copied().unwrap_or(0));
+        if let Some(t) = target {
+            let allowed = sync::may_enter(k, t);
+            let known = x.targets.as_ref();
+            if allowed
+                && x.coordinator
+                    .as_mut()
+                    .is_none_or(|c| c.may_enter(gid, k) && c.announce(known))
+            {
+                break;
+            }
+            if !allowed && !freeze && (x.pass || x.behind()) {
+                // It cannot catch up elsewhere, or somebody waits for what
+                // it does after this collective: it must pass.
+                x.pass = false;
+                raise(x, slot, gid, k);
+            }
+            if !told {
+                told = true;
+                if allowed {
+                    log::debug!("leading: collective {k} on slot {slot} waits for its members");
+                } else {
+                    log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+                }
+            }
+        }
+        if freeze {
+            now();
+            regrouped = true;
+            // `now` reset the status; this process is still in front of
+            // the collective, and a next regroup may already be asked for.
+            state().stop_slot.store(slot as u32, Ordering::Relaxed);
+            state().set_status(Status::Stopped);
+            told = false;
+            continue;
+        }
+        idle.pause(leading);
+    }
+    state().supersteps[slot].swap(k, Ordering::SeqCst);
+    state().set_status(Status::Running);
+    regrouped
+}
+
+/// Pauses in a wait loop: a few yields, then short sleeps, so that a
+/// stopped process leaves the cores to the ones that must move (a leader
+/// sleeps less: everyone waits for its readings).
+#[derive(Default)]
+pub struct Backoff(u32);
+
+impl Backoff {
+    pub fn pause(&mut self, leading: bool) {
+        self.0 = self.0.saturating_add(1);
+        if self.0 < 16 {
+            std::thread::yield_now();
+        } else {
+            let us = if leading { 20 } else { 50 };
+            std::thread::sleep(Duration::from_micros(us));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leading.
+
+/// The leader's side of one regroup.
+struct Coordinator {
+    epoch: u64,
+    started: Instant,
+    notified: Option<Instant>,
+    synced: Option<Instant>,
+    targets: Targets,
+    previous: Vec<View>,
+    last_read: Option<Instant>,
+    frozen: bool,
+    readings: u64,
+    releases: u64,
+    /// Since when the readings show nobody able to move ([`sync::stuck`]).
+    stuck_since: Option<Instant>,
+    /// Messages on their way (Isend requests and their buffers).
+    outbox: Vec<(MPI_Request, Box<[u64]>)>,
+}
+
+/// How long the leader waits in front of a collective its target allows
+/// while nothing moves at all, before it enters anyway (a last resort:
+/// [`sync::leader_may_enter`] covers the cases known to need it).
+const LEADER_PATIENCE: Duration = Duration::from_secs(1);
+
+impl Coordinator {
+    /// Takes the targets the leader knows (its own raises, and those
+    /// members asked for) as its own; whether any grew.
+    fn adopt(&mut self, known: Option<&Targets>) -> bool {
+        let mut grown = false;
+        for (g, v) in known.into_iter().flatten() {
+            let e = self.targets.entry(*g).or_insert(0);
+            if *v > *e {
+                *e = *v;
+                grown = true;
+            }
+        }
+        grown
+    }
+
+    /// Before the leader enters a collective: every target it knows has
+    /// gone to the members, so that one stopped in front of the same
+    /// collective comes too (a member's RAISE merged in this very round
+    /// would otherwise be answered only after the leader's collective,
+    /// which waits for that member: a deadlock seen in `migrate.c`, 1 run
+    /// in ~70). False once the job is frozen: then nobody enters.
+    fn announce(&mut self, known: Option<&Targets>) -> bool {
+        if self.frozen {
+            return false;
+        }
+        if self.adopt(known) {
+            self.releases += 1;
+            log::debug!(
+                "regroup: targets raised to {:?} before the leader enters",
+                self.targets
+            );
+            send_all(self, MSG_TARGETS);
+        }
+        true
+    }
+
+    /// Whether the leader may enter its `k`-th collective on `gid` now
+    /// ([`sync::leader_may_enter`] on its latest reading).
+    fn may_enter(&self, gid: Gid, k: u64) -> bool {
+        let me = channel().map(|c| c.2).unwrap_or(0).max(0) as usize;
+        sync::leader_may_enter(&self.previous, me, gid, k)
+            || self
+                .stuck_since
+                .is_some_and(|t| t.elapsed() >= LEADER_PATIENCE)
+    }
+}
+
+/// Compare-and-swap of world rank 0's `leader` from 0 to `me`; returns
+/// what was there (`None`: MPI failed to tell). MPICH: a compare-and-swap in a shared epoch
+/// (`MPI_Win_lock_all`, which on a node reaches the window without waiting
+/// for rank 0 to make progress, unlike `MPI_Win_lock`).
+#[cfg(ferry_mpi = "mpich")]
+fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
+    // (`leader` holds 0 or a world rank + 1, never u64::MAX)
+    Epoch::all(win, LOCK_ALL_ASSERT).compare_and_swap(
+        0,
+        offsets::LEADER as MPI_Aint,
+        me,
+        0,
+        u64::MAX,
+    )
+}
+
+/// Open MPI: an exclusive lock epoch makes the read and the write one step
+/// (not `MPI_Compare_and_swap`: Debian's Open MPI 4.1.4 crashes in its
+/// emulated atomics when rank 0 targets itself; its locks are fast).
+#[cfg(not(ferry_mpi = "mpich"))]
+fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
+    let mine = [me];
+    let mut old = [u64::MAX];
+    let mut epoch = Epoch::one(win, 0, true);
+    epoch.get(0, offsets::LEADER as MPI_Aint, &mut old);
+    let mut epoch = epoch.settle();
+    if old[0] == 0 {
+        epoch.put(0, offsets::LEADER as MPI_Aint, &mine);
+    }
+    // (u64::MAX: the read did not happen)
+    (old[0] != u64::MAX).then_some(old[0])
+}
+
+/// Tries to take the lead (compare-and-swap on world rank 0's `leader`),
+/// and on success notifies every process.
+fn try_lead() -> bool {
+    let Some((_, win, rank, size)) = channel() else {
+        return false;
+    };
+    let Some(old) = take_lead(win, rank as u64 + 1) else {
+        log::warn!("cannot read who leads (rank 0's window); the request stays queued");
+        return false;
+    };
+    log::trace!("leader lock: found {old}");
+    if old != 0 {
+        log::debug!("regroup request queued: rank {} leads one", old as i64 - 1);
+        return false;
+    }
+    let started = Instant::now();
+    let epoch = completed() + 1;
+    log::info!("regroup {epoch}: leading (rank {rank} of {size})");
+    // MIG_CMD: command, leader and next_event in one put per process.
+    let cmd: [u64; 3] = [epoch, rank as u64, 0];
+    {
+        let mut e = Epoch::all(win, LOCK_ALL_ASSERT);
+        for r in 0..size {
+            e.put(r, offsets::COMMAND as MPI_Aint, &cmd);
+        }
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    let mut c = Coordinator {
+        epoch,
+        started,
+        notified: Some(Instant::now()),
+        synced: None,
+        targets: Targets::new(),
+        previous: Vec::new(),
+        last_read: None,
+        frozen: false,
+        readings: 0,
+        releases: 0,
+        stuck_since: None,
+        outbox: Vec::new(),
+    };
+    let views = read_all();
+    c.targets = sync::initial_targets(&views);
+    c.previous = views;
+    c.last_read = Some(Instant::now());
+    c.readings = 1;
+    send_all(&mut c, MSG_TARGETS);
+    let mut x = Regroup::new(epoch, rank);
+    x.targets = Some(c.targets.clone());
+    x.coordinator = Some(c);
+    *sync_state() = Some(x);
+    true
+}
+
+/// One round of the leader's work, at most every 200 µs: read, decide, and
+/// send new targets or FREEZE. A no-op in other processes.
+pub fn coordinate() {
+    let Some(x) = sync_state().as_mut() else {
+        return;
+    };
+    let known = x.targets.clone();
+    let Some(c) = x.coordinator.as_mut() else {
+        return;
+    };
+    flush(&mut c.outbox, false);
+    // Targets members asked to raise to pass a collective count as the
+    // leader's, and go to everyone at once (unless the job is frozen:
+    // then the members that asked get FREEZE instead, and do not pass).
+    if c.adopt(known.as_ref()) && !c.frozen {
+        c.releases += 1;
+        log::debug!("regroup: targets raised on request to {:?}", c.targets);
+        send_all(c, MSG_TARGETS);
+    }
+    if c.frozen
+        || c.last_read
+            .is_some_and(|t| t.elapsed() < Duration::from_micros(200))
+    {
+        return;
+    }
+    let t_read = Instant::now();
+    let views = read_all();
+    log::trace!(
+        "reading {} took {} us",
+        c.readings + 1,
+        t_read.elapsed().as_micros()
+    );
+    c.readings += 1;
+    c.last_read = Some(Instant::now());
+    let stuck = sync::stuck(&c.previous, &views);
+    if !stuck {
+        c.stuck_since = None;
+    } else if c.stuck_since.is_none() {
+        c.stuck_since = Some(Instant::now());
+    }
+    let mut raised: Option<Vec<u64>> = None;
+    match sync::decide(&views, &c.targets, stuck) {
+        Decision::Freeze => {
+            c.synced = Some(Instant::now());
+            c.frozen = true;
+            log::debug!(
+                "regroup: targets met after {} readings, {} releases: FREEZE",
+                c.readings,
+                c.releases
+            );
+            send_all(c, MSG_FREEZE);
+        }
+        Decision::Release(t) => {
+            c.releases += 1;
+            log::debug!("regroup: targets raised to {t:?}");
+            c.targets = t;
+            send_all(c, MSG_TARGETS);
+            raised = Some(c.targets.iter().flat_map(|(g, v)| [*g, *v]).collect());
+        }
+        Decision::Wait => {}
+    }
+    c.previous = views;
+    if let Some(pairs) = raised {
+        // The leader knows its own targets at once.
+        x.merge(&pairs);
+    }
+}
+
+/// Sends the targets or FREEZE to every process (itself included).
+fn send_all(c: &mut Coordinator, kind: u64) {
+    let Some((_, _, _, size)) = channel() else {
+        return;
+    };
+    let mut body = vec![kind, c.epoch];
+    if kind == MSG_TARGETS {
+        for (g, t) in &c.targets {
+            body.push(*g);
+            body.push(*t);
+        }
+    }
+    for r in 0..size {
+        post(&mut c.outbox, r, &body);
+    }
+}
+
+/// Reads every process's window: header, then ids and supersteps of the
+/// communicator slots it uses.
+fn read_all() -> Vec<View> {
+    let Some((_, win, _, size)) = channel() else {
+        return Vec::new();
+    };
+    let hb = crate::core::state::HEADER_BYTES;
+    let mut headers = vec![0u8; hb * size as usize];
+    // (declared before the epoch, which borrows it)
+    let mut tables: Vec<(Vec<u64>, Vec<u64>)>;
+    let mut epoch = Epoch::all(win, LOCK_ALL_ASSERT);
+    for (r, h) in headers.chunks_exact_mut(hb).enumerate() {
+        epoch.get(r as c_int, 0, h);
+    }
+    let mut epoch = epoch.settle();
+    let hs: Vec<crate::core::state::Header> = headers
+        .chunks_exact(hb)
+        .map(crate::core::state::Header::from_bytes)
+        .collect();
+    tables = hs
+        .iter()
+        .map(|h| {
+            let u = (h.used_slots as usize).min(crate::core::state::MAX_COMMS);
+            (vec![0u64; u], vec![0u64; u])
+        })
+        .collect();
+    for (r, (g, s)) in tables.iter_mut().enumerate() {
+        epoch.get(r as c_int, offsets::GIDS as MPI_Aint, g);
+        epoch.get(r as c_int, offsets::SUPERSTEPS as MPI_Aint, s);
+    }
+    drop(epoch);
+    hs.iter()
+        .zip(tables)
+        .map(|(h, (g, s))| {
+            let status = Status::from_u32(h.status);
+            View {
+                status: Some(status),
+                stop_gid: (status == Status::Stopped)
+                    .then(|| g.get(h.stop_slot as usize).copied())
+                    .flatten(),
+                blocked_world: h.blocked_world,
+                in_collective: h.entering_comm != 0,
+                calls: h.calls,
+                steps: g
+                    .iter()
+                    .zip(s.iter())
+                    .filter(|(gid, _)| **gid != 0)
+                    .map(|(gid, st)| (*gid, *st))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The freeze: point-to-point synchronization done, drain and new group.
+
+/// Statistics every process contributes to the event line.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Contribution {
+    drained_messages: u64,
+    drained_bytes: u64,
+    p2p_sync_us: u64,
+    drain_us: u64,
+    group_us: u64,
+    requests_moved: u64,
+}
+
+/// Runs the drain and the rebuild, with every other process. Called at a
+/// safe point (no internal request of the library outstanding) once FREEZE
+/// has arrived.
+pub fn now() {
+    let Some((control, _, rank, _)) = channel() else {
+        return;
+    };
+    let frozen_at = Instant::now();
+    state().set_status(Status::Frozen);
+    let epoch = state().command.load(Ordering::SeqCst);
+    // Everyone arrives: the leader's measure of the point-to-point sync.
+    // Those that arrive first wait asleep: the cores go to the ones still
+    // on their way.
+    // SAFETY: every process of the job calls this once per regroup.
+    unsafe {
+        crate::protocol::control::barrier_napping(control, crate::protocol::control::SHORT_NAP)
+    };
+    let p2p_sync = frozen_at.elapsed();
+    let t_drain = Instant::now();
+    // SAFETY: every process is here; no request of the library is pending.
+    // SAFETY: every process is here (after the barrier).
+    unsafe { crate::protocol::pending::complete_idups() };
+    let mut parked = unsafe { crate::protocol::pending::park() };
+    let moved = parked.len() as u64;
+    // SAFETY: collective over the control communicator, as above.
+    let drained = unsafe { crate::protocol::drain::drain_all(control) };
+    // SAFETY: after the drain, every started persistent send was received.
+    unsafe { crate::protocol::pending::complete_sends(&mut parked) };
+    let drain = t_drain.elapsed();
+    let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
+    let size = channel().map(|c| c.3).unwrap_or(0);
+    // What this regroup is (the leader says): a plain one, a checkpoint
+    // (every process images itself here; in a restarted job the processes
+    // come back here, on a new MPI) or a migration.
+    // SAFETY: every process of the job is here, after the drain.
+    let op = unsafe { crate::ops::migration::agree(control, leader, rank, size) };
+    let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
+    // The library's own messages must be delivered before an image.
+    let mut flush_all = || {
+        if let Some(x) = sync_state().as_mut() {
+            flush(&mut x.outbox, true);
+            if let Some(c) = x.coordinator.as_mut() {
+                flush(&mut c.outbox, true);
+            }
+        }
+    };
+    // Communicators some members freed and others still hold: kept as
+    // they are by a regroup, and a reason to refuse a migration or a
+    // checkpoint (a new process cannot make them again).
+    // SAFETY: collective over the control communicator, after the drain.
+    let orphans = unsafe { crate::protocol::membership::orphans(control) };
+    let mut resumed: Option<(u64, u64)> = None;
+    // A migration's new world, and whether this is the replacement.
+    let mut migrated: Option<(MPI_Comm, bool)> = None;
+    let mut stayer_groups = None;
+    if let crate::ops::migration::Operation::Migrate(t) = &op {
+        // SAFETY: every process is here, frozen and drained.
+        match unsafe {
+            crate::ops::migration::run(
+                control,
+                rank,
+                size,
+                t,
+                &slots,
+                orphans.len(),
+                &mut flush_all,
+            )
+        } {
+            crate::ops::migration::Moved::Stayed => {}
+            crate::ops::migration::Moved::Yes {
+                new_world,
+                replacement,
+            } => {
+                if !replacement {
+                    // The program's groups name the old process: made
+                    // again on the new world after the rebuild.
+                    stayer_groups = Some(crate::ops::checkpoint::group_ranks());
+                }
+                migrated = Some((new_world, replacement));
+            }
+        }
+    }
+    if op == crate::ops::migration::Operation::Checkpoint {
+        let (notify_us, collective_us, started) = sync_state()
+            .as_ref()
+            .and_then(|x| x.coordinator.as_ref())
+            .map(|c| {
+                let us = |d: Duration| d.as_micros() as u64;
+                let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
+                let collective = match (c.notified, c.synced) {
+                    (Some(a), Some(b)) => us(b - a),
+                    _ => 0,
+                };
+                (notify, collective, Some(c.started))
+            })
+            .unwrap_or((0, 0, None));
+        let before = crate::ops::checkpoint::Before {
+            epoch,
+            notify_us,
+            collective_us,
+            p2p_sync_us: p2p_sync.as_micros() as u64,
+            drain_us: drain.as_micros() as u64,
+            drained_messages: drained.messages,
+            drained_bytes: drained.bytes,
+            started,
+        };
+        // SAFETY: every process is here, frozen and drained.
+        if let crate::ops::checkpoint::Taken::Resumed {
+            restore_us,
+            image_bytes,
+        } = unsafe {
+            crate::ops::checkpoint::take(
+                control,
+                rank,
+                size,
+                &slots,
+                orphans.len(),
+                &before,
+                &mut flush_all,
+            )
+        } {
+            resumed = Some((restore_us, image_bytes));
+        }
+    }
+    // After a restart or a migration the control communicator is a new
+    // one (with or without a state window: the regroup finishes either way).
+    let Some((control, rank)) =
+        crate::protocol::control::runtime().map(|r| (r.control, r.world_rank))
+    else {
+        return;
+    };
+    let t_group = Instant::now();
+    let mut new_world = k::MPI_COMM_NULL();
+    let replacement = migrated.is_some_and(|m| m.1);
+    // A fresh MPI (restart) or a fresh process (replacement): nothing of
+    // the old real communicators is alive here.
+    let fresh = resumed.is_some() || replacement;
+    let rc = match migrated {
+        Some((w, _)) => {
+            new_world = w;
+            k::MPI_SUCCESS()
+        }
+        // SAFETY: collective over the control communicator.
+        None => unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) },
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::error!("regroup {epoch}: cannot make the new world ({rc}); staying on the old one");
+        // SAFETY: the parked requests' communicators are unchanged.
+        unsafe { crate::protocol::pending::repost(parked) };
+    } else {
+        if !orphans.is_empty() {
+            log::debug!(
+                "regroup {epoch}: {} communicators freed by some members stay as they are",
+                orphans.len()
+            );
+        }
+        if fresh && !orphans.is_empty() {
+            log::error!(
+                "{} communicators some members had freed cannot be made again in a new process",
+                orphans.len()
+            );
+        }
+        match unsafe {
+            crate::protocol::membership::rebuild_all_from(
+                new_world,
+                &|i| orphans.contains(&i),
+                !fresh,
+            )
+        } {
+            Ok(st) => log::debug!(
+                "regroup {epoch}: {} communicators rebuilt, {} kept",
+                st.communicators,
+                st.skipped
+            ),
+            Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
+        }
+        if fresh {
+            crate::ops::checkpoint::after_rebuild();
+        }
+        if let Some(groups) = stayer_groups.take() {
+            // SAFETY: the new world is live; the old groups are ours.
+            unsafe { crate::ops::checkpoint::remake_groups(new_world, groups, true) };
+        }
+        // SAFETY: the communicators are rebuilt.
+        unsafe { crate::protocol::pending::repost(parked) };
+    }
+    let group = t_group.elapsed();
+    let mine = Contribution {
+        drained_messages: drained.messages,
+        drained_bytes: drained.bytes,
+        p2p_sync_us: p2p_sync.as_micros() as u64,
+        drain_us: drain.as_micros() as u64,
+        group_us: group.as_micros() as u64,
+        requests_moved: moved,
+    };
+    let mut sums = Contribution::default();
+    let mut maxs = Contribution::default();
+    // SAFETY: plain reductions of six u64s over the control communicator.
+    unsafe {
+        let p = &mine as *const Contribution as *const c_void;
+        PMPI_Reduce(
+            p,
+            &mut sums as *mut _ as *mut c_void,
+            6,
+            k::MPI_UINT64_T(),
+            k::MPI_SUM(),
+            leader,
+            control,
+        );
+        PMPI_Reduce(
+            p,
+            &mut maxs as *mut _ as *mut c_void,
+            6,
+            k::MPI_UINT64_T(),
+            k::MPI_MAX(),
+            leader,
+            control,
+        );
+    }
+    // Finish the leader's outstanding sends, then reset.
+    let mut x = sync_state().take();
+    if let Some(x) = x.as_mut() {
+        flush(&mut x.outbox, true);
+    }
+    let coordinator = x.and_then(|x| x.coordinator);
+    let mut coordinator = coordinator;
+    if let Some(c) = coordinator.as_mut() {
+        flush(&mut c.outbox, true);
+    }
+    state().regroups.fetch_add(1, Ordering::SeqCst);
+    state().command.store(0, Ordering::SeqCst);
+    state().set_status(Status::Running);
+    // The lead is free again. Rank 0 clears it in its own memory, now that
+    // every process is here (nobody can be trying to take it), before the
+    // barrier after which they may.
+    if rank == 0 {
+        state().leader.store(0, Ordering::SeqCst);
+    }
+    // Nobody may be told of a next regroup before everyone has reset.
+    // SAFETY: collective over the control communicator.
+    unsafe { PMPI_Barrier(control) };
+    restore_next_event();
+    if let Some((restore_us, image_bytes)) = resumed {
+        let (mut worst, mut bytes): (u64, u64) = (0, 0);
+        // SAFETY: reductions of one integer over the control communicator.
+        unsafe {
+            PMPI_Reduce(
+                &restore_us as *const u64 as *const c_void,
+                &mut worst as *mut u64 as *mut c_void,
+                1,
+                k::MPI_UINT64_T(),
+                k::MPI_MAX(),
+                0,
+                control,
+            );
+            PMPI_Reduce(
+                &image_bytes as *const u64 as *const c_void,
+                &mut bytes as *mut u64 as *mut c_void,
+                1,
+                k::MPI_UINT64_T(),
+                k::MPI_SUM(),
+                0,
+                control,
+            );
+        }
+        let group_us = maxs.group_us;
+        crate::ops::checkpoint::restarted(rank, bytes, worst, group_us, worst + group_us);
+        return;
+    }
+    if let Some(c) = coordinator {
+        let superstep = state().supersteps[0].load(Ordering::Relaxed);
+        let total = c.started.elapsed();
+        let us = |d: Duration| d.as_micros() as u64;
+        let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
+        let collective = match (c.notified, c.synced) {
+            (Some(a), Some(b)) => us(b - a),
+            _ => 0,
+        };
+        let report = crate::ops::migration::take_report().filter(|_| migrated.is_some());
+        let kind = if report.is_some() {
+            ferry_common::events::EventKind::Migrate
+        } else {
+            ferry_common::events::EventKind::Regroup
+        };
+        let mut ev = ferry_common::events::Event::new(kind);
+        ev.rank = Some(rank as u32);
+        if let Some(r) = &report {
+            ev.rank = Some(r.rank as u32);
+            ev.from_host = Some(r.from_host.clone());
+            ev.to_host = Some(r.to_host.clone());
+            ev.old_pid = Some(r.old_pid as u32);
+            ev.new_pid = Some(r.new_pid as u32);
+            ev.image_bytes = Some(r.image_bytes);
+            ev.phases_us.spawn = Some(r.spawn_us);
+            ev.phases_us.state_transfer = Some(r.transfer_us);
+            ev.phases_us.restore = Some(r.restore_us);
+            ev.extra.insert("leader".into(), rank.into());
+        } else if let crate::ops::migration::Operation::Migrate(t) = &op {
+            ev.extra.insert("migration_refused".into(), t.rank.into());
+        }
+        if let crate::ops::migration::Operation::Migrate(crate::ops::migration::Target {
+            request: Some(n),
+            ..
+        }) = &op
+        {
+            ev.extra.insert("request".into(), (*n).into());
+        }
+        ev.global_superstep = Some(superstep);
+        ev.drained_messages = Some(sums.drained_messages);
+        ev.drained_bytes = Some(sums.drained_bytes);
+        ev.phases_us.notify = Some(notify);
+        ev.phases_us.collective_sync = Some(collective);
+        ev.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
+        ev.phases_us.drain = Some(maxs.drain_us);
+        ev.phases_us.group = Some(match &report {
+            Some(r) => r.group_us + maxs.group_us,
+            None => maxs.group_us,
+        });
+        ev.phases_us.total = Some(us(total));
+        ev.extra.insert("epoch".into(), epoch.into());
+        ev.extra.insert("readings".into(), c.readings.into());
+        ev.extra.insert("releases".into(), c.releases.into());
+        ev.extra
+            .insert("requests_moved".into(), sums.requests_moved.into());
+        if report.is_none() {
+            ev.extra.insert("pid".into(), std::process::id().into());
+        }
+        log::info!(
+            "{} {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
+            if report.is_some() { "migration" } else { "regroup" },
+            total.as_secs_f64() * 1e3,
+            (collective + maxs.p2p_sync_us) as f64 / 1e3,
+            sums.drained_messages,
+            sums.drained_bytes,
+            sums.requests_moved
+        );
+        if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
+            if let Err(e) = ferry_common::events::append_event(&path, &ev) {
+                log::warn!("cannot append to the event log {path}: {e}");
+            }
+        }
+    }
+}
+
+/// `MPI_Finalize` begins: requests still queued here are led now (the
+/// others take part from wherever they are, their own finalize included);
+/// after this no request is taken.
+pub fn closing() {
+    CLOSED.store(true, Ordering::SeqCst);
+    QUEUED.fetch_add(SIGNALLED.swap(0, Ordering::SeqCst), Ordering::SeqCst);
+    if channel().is_none() {
+        return;
+    }
+    state().set_status(Status::Finalizing);
+    let mut idle = Backoff::default();
+    loop {
+        if state().command.load(Ordering::SeqCst) != 0 {
+            if poll(true) {
+                now();
+                state().set_status(Status::Finalizing);
+                idle = Backoff::default();
+            }
+            idle.pause(true);
+            continue;
+        }
+        if QUEUED.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        if try_lead() {
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            idle.pause(false);
+        }
+    }
+}
