@@ -21,23 +21,24 @@
 #      $PREFIX/MPI/build.tsv (dir, entries listed, built, seconds) and
 #      $PREFIX/MPI/build-failures.tsv (dir, program, first error line);
 #      logs in $PREFIX/MPI/DIR/build.log.
-#   3. --list: the manifest on stdout, also written to $PREFIX/MPI/manifest.tsv:
-#      one test per line, tab-separated
+#   3. --list: the manifest on stdout (nothing else goes there), also
+#      written to $PREFIX/MPI/manifest.tsv: one test per line, tab-separated
 #          dir  name  np  args  env  flags
 #      from each directory's list files (FERRY_MPICH_SUITE_LISTS, default
 #      "testlist testlist.dtp"; testlist.cvar adds ~860 collective-algorithm
 #      variants at 10 ranks), parsed as the suite's runtests does: comments
 #      dropped, np defaults to 2, entries naming a directory followed,
 #      strict=false entries dropped under --enable-strictmpi, mpix=true
-#      entries dropped. args: the arg= values, env: the env= VAR=VAL pairs
-#      (plus MPIEXEC_TIMEOUT=timeLimit, as runtests sets it, when timeLimit
-#      is below $FERRY_TEST_TIMEOUT), each space-separated; flags: every other key=value (xfail=, timeLimit=,
-#      resultTest=, mpiexecarg=, strict=, mem=...), plus list=FILE for an
-#      entry of another list than testlist and np=ORIG when np was capped
-#      to --max-np (default FERRY_MPICH_SUITE_MAXNP or 8; 0: no cap). An
-#      empty field is "-". Only tests whose program was built are listed.
-#      A name that occurs several times in a directory (other args or env)
-#      is keyed dir/name for its first line, dir/name:K for its K-th.
+#      entries dropped. args: the arg= values; env: the env= VAR=VAL pairs,
+#      plus MPIEXEC_TIMEOUT=timeLimit (runtests sets it; init/timeout needs
+#      it) when timeLimit is below $FERRY_TEST_TIMEOUT; both space-separated.
+#      flags: every other key=value (xfail=, timeLimit=, resultTest=,
+#      mpiexecarg=, strict=, mem=...), plus list=FILE for an entry of
+#      another list than testlist, and np=ORIG when np was capped to
+#      --max-np (default $FERRY_MPICH_SUITE_MAXNP or 8; 0: no cap). An empty
+#      field is "-". Only tests whose program was built are listed. A test
+#      is keyed dir/name, or dir/name:K for the K-th line (K > 1) of the
+#      same dir and name (other args or env).
 #   4. --run-plain: every manifest test without ferry, in $PREFIX/MPI/DIR:
 #          [env VAR=VAL...] timeout $FERRY_TEST_TIMEOUT (60) \
 #              $MPIEXEC $FERRY_MPIEXEC_FLAGS -n NP [mpiexecargs] ./NAME ARGS
@@ -55,7 +56,8 @@
 # (FERRY_MPICH_SUITE_DIRS overrides). PREFIX: --prefix, else
 # $FERRY_MPICH_SUITE_PREFIX, else /opt/ferry/mpich-suite. make runs with
 # -j$FERRY_MPICH_SUITE_JOBS (default 2). Run as root (apt-get).
-# run_tests and friends read what the per-MPI subshell sourced from
+
+# The functions of steps 2-4 read what suite_mpi's subshell sourced from
 # mpi-env.sh, on purpose:
 # shellcheck disable=SC2030,SC2031
 set -euo pipefail
@@ -391,7 +393,9 @@ run_test() {
             *) reason="unknown resultTest=$rtest: exit $rc" ;;
         esac
     fi
-    [[ -n "$xfail" ]] && reason="[$xfail] $reason"
+    if [[ -n "$xfail" ]]; then
+        if [[ "$reason" == - ]]; then reason="[$xfail]"; else reason="[$xfail] $reason"; fi
+    fi
     return 0
 }
 
