@@ -26,17 +26,6 @@ const DEBT: &[(&str, &str, &str)] = &[
         "core::handles",
         "refusal counts the RMA windows the program created in the handle tables",
     ),
-    // mem -> protocol
-    (
-        "src/mem/process.rs",
-        "protocol::control",
-        "sigaction asks control whether MPI_Init has run (control::runtime)",
-    ),
-    (
-        "src/mem/startup.rs",
-        "protocol::control",
-        "a restart that fails before main writes its exit status through control",
-    ),
     // mem -> ops
     (
         "src/mem/alloc.rs",
@@ -55,29 +44,9 @@ const DEBT: &[(&str, &str, &str)] = &[
     ),
     // core -> protocol
     (
-        "src/core/datatypes.rs",
-        "protocol::control",
-        "datatypes encode named handles with control::handle_bits/handle_from_bits",
-    ),
-    (
-        "src/core/handles.rs",
-        "protocol::control",
-        "handles ask control for the thread level, the runtime and handle bits",
-    ),
-    (
         "src/core/handles.rs",
         "protocol::membership",
         "handles store membership's Recipe to rebuild a communicator, and read world ranks",
-    ),
-    (
-        "src/core/objects.rs",
-        "protocol::control",
-        "objects encode handles with control::handle_bits",
-    ),
-    (
-        "src/core/ops.rs",
-        "protocol::control",
-        "reduction ops encode handles with control::handle_bits/handle_from_bits",
     ),
     (
         "src/core/superstep.rs",

@@ -26,7 +26,7 @@ use std::ffi::{c_int, c_void};
 /// (MPICH, after a migration).
 #[inline]
 pub fn active() -> bool {
-    cfg!(ferry_mpi = "mpich") && crate::ops::migration::happened()
+    crate::sys::quirks::ANY_SOURCE_LOST_WITH_SPAWNED && crate::ops::migration::happened()
 }
 
 /// Whether a receive from `source` must be a matched-probe request here

@@ -133,7 +133,7 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
         let mut parts = Vec::with_capacity(types.len());
         for mut t in types {
             if is_named(t) {
-                parts.push(Part::Named(crate::protocol::control::handle_bits(t)));
+                parts.push(Part::Named(crate::sys::bits::handle_bits(t)));
                 continue;
             }
             let known = tables()
@@ -247,7 +247,7 @@ pub fn remake_all(saved: &[Saved]) -> Result<(), String> {
 /// so, and it is freed once used).
 fn part_real(p: &Part) -> Result<(MPI_Datatype, bool), String> {
     Ok(match p {
-        Part::Named(bits) => (crate::protocol::control::handle_from_bits(*bits), false),
+        Part::Named(bits) => (crate::sys::bits::handle_from_bits(*bits), false),
         Part::Slot(s) => (
             tables()
                 .datatypes

@@ -270,7 +270,7 @@ unsafe fn init_tables() -> &'static mut Tables {
 
 /// Serializes table changes when the program runs MPI_THREAD_MULTIPLE.
 pub fn lock() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if crate::protocol::control::thread_multiple() {
+    if crate::sys::life::thread_multiple() {
         Some(MULTI_LOCK.lock().unwrap_or_else(|e| e.into_inner()))
     } else {
         None
@@ -775,14 +775,14 @@ pub fn datatype_real(v: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
 /// virtual handle.
 pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
     if real == k::MPI_DATATYPE_NULL()
-        || crate::core::objects::predefined(crate::protocol::control::handle_bits(real))
+        || crate::core::objects::predefined(crate::sys::bits::handle_bits(real))
     {
         return real;
     }
     // MPI's own account decides (MPICH's pair types, for one, are
     // predefined handles of the "direct" kind); before MPI_Init (the tool
     // interface) nothing is derived.
-    if crate::protocol::control::runtime().is_none() || crate::core::datatypes::is_named(real) {
+    if crate::core::runtime::runtime().is_none() || crate::core::datatypes::is_named(real) {
         return real;
     }
     let _g = lock();

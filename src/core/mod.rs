@@ -10,5 +10,6 @@ pub mod datatypes;
 pub mod handles;
 pub mod objects;
 pub mod ops;
+pub mod runtime;
 pub mod state;
 pub mod superstep;

@@ -103,7 +103,7 @@ fn libmpi_range() -> (u64, u64) {
 
 /// The program got a new handle of this kind.
 pub fn made<T: Copy>(kind: Kind, h: T) {
-    let bits = crate::protocol::control::handle_bits(h);
+    let bits = crate::sys::bits::handle_bits(h);
     if predefined(bits) {
         return;
     }
@@ -114,7 +114,7 @@ pub fn made<T: Copy>(kind: Kind, h: T) {
 
 /// The program released a handle of this kind.
 pub fn freed<T: Copy>(kind: Kind, h: T) {
-    let bits = crate::protocol::control::handle_bits(h);
+    let bits = crate::sys::bits::handle_bits(h);
     if let Ok(mut l) = LIVE.lock() {
         if let Some(s) = l.as_mut() {
             s.remove(&(kind, bits));

@@ -138,7 +138,7 @@ pub fn op_virtual(i: usize) -> MPI_Op {
 pub fn op_real(v: MPI_Op) -> MPI_Op {
     match codec::decode(v) {
         Some(i) => slot(i)
-            .map(|s| crate::protocol::control::handle_from_bits(s.real))
+            .map(|s| crate::sys::bits::handle_from_bits(s.real))
             .unwrap_or(v),
         None => v,
     }
@@ -147,7 +147,7 @@ pub fn op_real(v: MPI_Op) -> MPI_Op {
 /// The program's handle of a real operation (for conversions that give a
 /// handle back), or the real one.
 pub fn op_of_real(real: MPI_Op) -> MPI_Op {
-    let bits = crate::protocol::control::handle_bits(real);
+    let bits = crate::sys::bits::handle_bits(real);
     OPS.lock()
         .ok()
         .and_then(|o| o.iter().position(|s| s.is_some_and(|s| s.real == bits)))
@@ -198,7 +198,7 @@ pub unsafe fn create(user_fn: usize, commute: c_int, large: bool, op: *mut MPI_O
     if rc == k::MPI_SUCCESS() {
         if let Ok(mut o) = OPS.lock() {
             o[i] = Some(OpSlot {
-                real: crate::protocol::control::handle_bits(real),
+                real: crate::sys::bits::handle_bits(real),
                 user_fn,
                 commute,
                 large,
@@ -272,7 +272,7 @@ pub fn remake_all() -> Result<(), String> {
         }
         if let Ok(mut o) = OPS.lock() {
             if let Some(x) = o[i].as_mut() {
-                x.real = crate::protocol::control::handle_bits(real);
+                x.real = crate::sys::bits::handle_bits(real);
             }
         }
     }

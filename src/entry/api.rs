@@ -80,7 +80,7 @@ pub unsafe extern "C" fn ferry_request_migration(
         if !regroup::ready() {
             return FERRY_ENOTREADY;
         }
-        let size = crate::protocol::control::runtime()
+        let size = crate::core::runtime::runtime()
             .map(|r| r.world_size)
             .unwrap_or(0);
         if rank < 0 || rank >= size {

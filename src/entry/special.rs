@@ -1437,7 +1437,9 @@ pub unsafe fn MPI_Dist_graph_create(
     // SAFETY: the program's arguments, as MPI requires them.
     unsafe {
         making_comm(comm_old, comm_dist_graph, |comm_old, out| {
-            if cfg!(ferry_mpi = "mpich") && crate::ops::migration::happened() {
+            if crate::sys::quirks::DIST_GRAPH_HANGS_WITH_SPAWNED
+                && crate::ops::migration::happened()
+            {
                 crate::protocol::membership::dist_graph_create(
                     comm_old,
                     n,
@@ -1512,7 +1514,7 @@ pub unsafe fn MPI_Comm_split_type(
 ) -> c_int {
     // (`happened` is the same in every process: all take part in every
     // migration, and a replacement carries its rank's.)
-    let by_host = cfg!(ferry_mpi = "openmpi")
+    let by_host = crate::sys::quirks::NODE_BELIEFS_FROM_SPAWNS
         && split_type == k::MPI_COMM_TYPE_SHARED()
         && crate::ops::migration::happened();
     // SAFETY: the program's arguments, as MPI requires them.

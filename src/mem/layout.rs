@@ -114,7 +114,7 @@ pub struct Copy {
 }
 
 /// The new process's own values carried across a restore (see
-/// `control::fresh`; slots 4..=11 are the migration's, 12.. the restore's).
+/// `runtime::fresh`; slots 4..=11 are the migration's, 12.. the restore's).
 pub type Fresh = [u64; 32];
 
 /// The handover page: what crosses a restore without being part of the
@@ -132,7 +132,7 @@ pub struct Handover {
     pub ctx: libc::ucontext_t,
     pub canary: u64,
     /// The new process's own values, opaque to the image layer (see
-    /// `control::fresh`).
+    /// `runtime::fresh`).
     pub fresh: Fresh,
     pub nfiles: u32,
     pub ncopies: u32,

@@ -45,7 +45,7 @@ fn record_handler(signo: c_int, action: &libc::sigaction) {
         return;
     }
     let counted = super::enter_mpi();
-    let before_init = crate::protocol::control::runtime().is_none();
+    let before_init = !crate::sys::life::initialized();
     if let Ok(mut h) = HANDLERS.lock() {
         h.retain(|x| x.signo != signo);
         h.push(Handler {

@@ -334,8 +334,8 @@ unsafe extern "C" fn main_hook(
     if let Some(dir) = env_is(c"FERRY_RESTART") {
         // Does not return when the restore succeeds.
         let code = crate::ops::image::restore::restart(dir);
-        // (Its launcher may not report it: see `control::record_exit_status`.)
-        crate::protocol::control::write_exit_status(
+        // (Its launcher may not report it: see `life::record_exit_status`.)
+        crate::sys::life::write_exit_status(
             crate::ops::image::restore::launcher_rank().unwrap_or(-1),
             code,
         );

@@ -279,7 +279,7 @@ pub unsafe fn take(
     let made = private_dir(&dir);
     let outcome = match made {
         Ok(()) => {
-            let level = crate::protocol::control::thread_level();
+            let level = crate::sys::life::thread_level();
             crate::ops::image::capture::capture(
                 crate::ops::image::capture::Destination::File(
                     &crate::ops::image::restore::image_path(&dir, rank),
@@ -295,7 +295,7 @@ pub unsafe fn take(
         crate::ops::image::capture::Outcome::Resumed => {
             // The new process: its own MPI objects, then the recorded ones.
             let fresh = crate::ops::image::restore::fresh_values();
-            crate::protocol::control::adopt(&fresh);
+            crate::core::runtime::adopt(&fresh);
             crate::entry::special::wtime_resumed();
             crate::entry::special::reattach_buffer();
             // Links of past migrations name the old job's processes.
@@ -573,7 +573,7 @@ unsafe fn finish(
             "mpi": ferry_common::env::var(ferry_common::env::FERRY_MPI)
                 .unwrap_or_else(|| env!("FERRY_MPI_FLAVOUR").to_string()),
             "lib": crate::mem::elf::ferry_path(),
-            "thread_level": crate::protocol::control::thread_level(),
+            "thread_level": crate::sys::life::thread_level(),
             "image_bytes": sums[0],
             "file_bytes": sums[2],
             "created_unix_ms": ferry_common::time::unix_ms(),

@@ -34,8 +34,8 @@
 //! 6. **The leaving process** gives its memory back, sleeps (no CPU) until
 //!    the rank that replaced it finalizes, and finalizes with it
 //!    ([`dormant`]).
-use crate::protocol::control::napping;
 use crate::sys::constants as k;
+use crate::sys::nap::napping;
 use crate::sys::*;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -127,7 +127,7 @@ pub fn refuse_queued() {
 /// request is claimed by renaming it to `<n>.taken` (so that exactly one
 /// process takes it) and queued here. Returns how many were taken.
 pub fn take_external_requests() -> usize {
-    let Some(dir) = crate::protocol::control::job_dir() else {
+    let Some(dir) = crate::sys::life::job_dir() else {
         return 0;
     };
     let Ok(list) = dir.pending_requests() else {
@@ -267,7 +267,7 @@ fn decode(buf: &[u64; OP_WORDS]) -> Operation {
 /// One line on stderr, at once.
 fn say(msg: &str) {
     use std::io::Write;
-    let rank = crate::protocol::control::runtime()
+    let rank = crate::core::runtime::runtime()
         .map(|r| r.world_rank)
         .unwrap_or(-1);
     let line = format!("ferry[{rank}]: {msg}\n");
@@ -490,15 +490,13 @@ pub fn disconnect_all() {
         // SAFETY: communicators of this process's MPI, freed once; every
         // member comes here, in the same order.
         unsafe {
-            // Debian's Open MPI 4.1.4 releases the error handler of these
-            // communicators once more than it took it: a replacement that
-            // took part in later spawns freed the static MPI_ERRORS_RETURN
-            // at MPI_Finalize ("free(): invalid pointer" in
-            // ompi_comm_finalize, 1 run in 2 of `c-tests.sh --migrations 5
-            // --seed 1796036001 openmpi errhandler`). A reference of ours,
-            // never given back, keeps the count above zero.
-            #[cfg(ferry_mpi = "openmpi")]
+            // A reference of ours to their error handlers, never given
+            // back, where the MPI releases it once too often
+            // (`quirks::SPAWN_ERRHANDLER_OVER_RELEASED`).
             for c in [merged, inter] {
+                if !crate::sys::quirks::SPAWN_ERRHANDLER_OVER_RELEASED {
+                    break;
+                }
                 let mut eh = k::MPI_ERRHANDLER_NULL();
                 PMPI_Comm_get_errhandler(c, &mut eh);
             }
@@ -521,7 +519,7 @@ const F_SPAWNED_AT: usize = 9;
 const F_GROUP_US: usize = 10;
 
 /// Logical OR over `comm`, waited for without holding a core where MPI
-/// allows (see [`crate::protocol::control::napping`]).
+/// allows (see [`crate::sys::nap::napping`]).
 unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     let v: u64 = mine as u64;
     let mut out: u64 = 0;
@@ -529,7 +527,7 @@ unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     // buffers outlive the call.
     let rc = unsafe {
         napping!(
-            crate::protocol::control::LONG_NAP,
+            crate::sys::nap::LONG_NAP,
             PMPI_Iallreduce,
             PMPI_Allreduce,
             &v as *const u64 as *const c_void,
@@ -550,7 +548,7 @@ unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, 
     // buffer outlives the call.
     let rc = unsafe {
         napping!(
-            crate::protocol::control::LONG_NAP,
+            crate::sys::nap::LONG_NAP,
             PMPI_Ibcast,
             PMPI_Bcast,
             &mut v as *mut u64 as *mut c_void,
@@ -743,7 +741,7 @@ pub unsafe fn run(
         // The library's own messages must be delivered before the image.
         flush();
         crate::entry::special::wtime_captured();
-        let level = crate::protocol::control::thread_level();
+        let level = crate::sys::life::thread_level();
         MIGRATIONS.fetch_add(1, Ordering::SeqCst);
         let outcome = crate::ops::image::capture::capture(
             crate::ops::image::capture::Destination::Peer {
@@ -988,7 +986,7 @@ unsafe fn drop_spawned(spawned: &mut MPI_Comm, verdict: Verdict) {
 /// control communicator). MPICH: alone. Open MPI: with everyone, because
 /// only the processes of a spawn learn that the new process shares their
 /// node, which its one-sided windows need (see `control::window_possible`).
-const SPAWN_ALONE: bool = cfg!(ferry_mpi = "mpich");
+const SPAWN_ALONE: bool = !crate::sys::quirks::NODE_BELIEFS_FROM_SPAWNS;
 
 /// The spawn of the replacement, rooted at `root` of `comm` (the leaving
 /// process): the intercommunicator to it.
@@ -1011,7 +1009,7 @@ unsafe fn spawn(
         .unwrap_or_default();
     let args: Vec<CString> = [
         MARKER.to_string(),
-        format!("level={}", crate::protocol::control::thread_level()),
+        format!("level={}", crate::sys::life::thread_level()),
         format!("fds={}", fds.join(",")),
         format!(
             "root={}",
@@ -1098,7 +1096,7 @@ unsafe fn exchange_report(
     group_us: u64,
     transfer_us: u64,
 ) {
-    let Some(rt) = crate::protocol::control::runtime() else {
+    let Some(rt) = crate::core::runtime::runtime() else {
         return;
     };
     let me_new = rt.world_rank == t.rank;
@@ -1166,12 +1164,12 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     let fresh = crate::ops::image::restore::fresh_values();
     let group_us = fresh[F_GROUP_US];
     REPLACEMENT.store(true, Ordering::SeqCst);
-    crate::protocol::control::adopt(&fresh);
+    crate::core::runtime::adopt(&fresh);
     crate::entry::special::wtime_resumed();
     crate::entry::special::reattach_buffer();
-    let merged: MPI_Comm = crate::protocol::control::handle_from_bits(fresh[F_MERGED]);
-    let parent: MPI_Comm = crate::protocol::control::handle_from_bits(fresh[F_PARENT]);
-    let world: MPI_Comm = crate::protocol::control::handle_from_bits(fresh[F_WORLD]);
+    let merged: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_MERGED]);
+    let parent: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_PARENT]);
+    let world: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_WORLD]);
     if let Ok(mut p) = PREDECESSOR.lock() {
         // The process this one replaced (the image's own predecessor link
         // belongs to the old process's MPI).
@@ -1203,7 +1201,9 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     // image, is there).
     crate::protocol::regroup::install_signal();
     crate::protocol::control::report_status("running");
-    crate::protocol::control::record_exit_status();
+    if let Some(rt) = crate::core::runtime::runtime() {
+        crate::sys::life::record_exit_status(rt.world_rank);
+    }
     run_hooks(Hook::Resume);
     Moved::Yes {
         new_world: world,
@@ -1250,7 +1250,7 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     log::debug!("process {pid}: the job finalizes");
     finish_predecessor();
     disconnect_all();
-    if cfg!(ferry_mpi = "openmpi") {
+    if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS {
         crate::core::handles::free_all_comms();
     }
     let _ = inter;
@@ -1492,9 +1492,9 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     let ch = unsafe { crate::protocol::control::open(world) };
     let mut fresh = ch.fresh();
     fresh[F_REPLACEMENT] = 1;
-    fresh[F_MERGED] = crate::protocol::control::handle_bits(merged);
-    fresh[F_PARENT] = crate::protocol::control::handle_bits(parent);
-    fresh[F_WORLD] = crate::protocol::control::handle_bits(world);
+    fresh[F_MERGED] = crate::sys::bits::handle_bits(merged);
+    fresh[F_PARENT] = crate::sys::bits::handle_bits(parent);
+    fresh[F_WORLD] = crate::sys::bits::handle_bits(world);
     fresh[F_TRANSFER_US] = transfer_us;
     fresh[F_SPAWNED_AT] = started;
     fresh[F_GROUP_US] = t_group.elapsed().as_micros() as u64;

@@ -5,193 +5,30 @@
 //! noticed at a collective, a wake in a blocking call, a call count
 //! reached).
 use crate::core::handles;
+use crate::core::runtime::{runtime, runtime_mut, Config, Runtime};
 use crate::core::state::state;
+use crate::sys::bits::handle_bits;
 use crate::sys::constants as k;
+use crate::sys::life::{self, job_dir};
+use crate::sys::nap::{barrier_napping, LONG_NAP};
 use crate::sys::*;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// Settings read from the environment at `MPI_Init`.
-#[derive(Debug, Default)]
-pub struct Config {
-    /// Test switch: at the N-th `MPI_Barrier` on the world, move the job
-    /// onto a new communicator over the world's processes and rebuild every derived
-    /// communicator (`FERRY_TEST_DUP_WORLD_AT_BARRIER=N[,M,...]`).
-    pub dup_world_at_barrier: Vec<u64>,
-    /// The call counts after which this rank starts a regroup (its
-    /// `FERRY_REGROUP` SPECs), ascending.
-    pub regroup_after: Vec<u64>,
-    /// The call counts after which this rank asks to move, and where to
-    /// (its `FERRY_MIGRATE` SPECs), ascending.
-    pub migrate_after: Vec<(u64, Option<String>)>,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Config, String> {
-        let mut c = Config::default();
-        if let Ok(v) = std::env::var("FERRY_TEST_DUP_WORLD_AT_BARRIER") {
-            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let n: u64 = item.parse().map_err(|_| {
-                    format!("FERRY_TEST_DUP_WORLD_AT_BARRIER: '{item}' is not a barrier count")
-                })?;
-                c.dup_world_at_barrier.push(n);
-            }
-            c.dup_world_at_barrier.sort_unstable();
-        }
-        Ok(c)
-    }
-
-    /// This rank's regroup SPECs from `FERRY_REGROUP`.
-    pub fn read_regroups(&mut self, rank: c_int) -> Result<(), String> {
-        use ferry_common::env::FERRY_REGROUP;
-        if let Some(list) = ferry_common::env::var(FERRY_REGROUP) {
-            let specs = ferry_common::spec::parse_spec_list(&list)
-                .map_err(|e| format!("{FERRY_REGROUP}: {e}"))?;
-            self.regroup_after = specs
-                .iter()
-                .filter(|s| s.rank as c_int == rank)
-                .map(|s| s.after)
-                .collect();
-            self.regroup_after.sort_unstable();
-        }
-        use ferry_common::env::FERRY_MIGRATE;
-        if let Some(list) = ferry_common::env::var(FERRY_MIGRATE) {
-            let specs = ferry_common::spec::parse_spec_list(&list)
-                .map_err(|e| format!("{FERRY_MIGRATE}: {e}"))?;
-            self.migrate_after = specs
-                .iter()
-                .filter(|s| s.rank as c_int == rank)
-                .map(|s| (s.after, s.to.clone()))
-                .collect();
-            self.migrate_after.sort_by_key(|m| m.0);
-        }
-        Ok(())
-    }
-}
-
-/// The library's per-process runtime, made at `MPI_Init`.
-pub struct Runtime {
-    pub config: Config,
-    pub world_rank: c_int,
-    pub world_size: c_int,
-    /// Private duplicate of the world for the protocol's own messages.
-    pub control: MPI_Comm,
-    /// The state window (`MPI_WIN_NULL` if the MPI could not make one).
-    pub window: MPI_Win,
-    /// Another private duplicate, for the wait at `MPI_Finalize` (kept
-    /// apart so that it cannot mix with the regroup's collectives).
-    pub finale: MPI_Comm,
-}
-
-struct RuntimeCell(std::cell::UnsafeCell<Option<Runtime>>);
-// SAFETY: written once inside MPI_Init (before the program can make any
-// other MPI call) and at MPI_Finalize; read otherwise.
-unsafe impl Sync for RuntimeCell {}
-static RUNTIME: RuntimeCell = RuntimeCell(std::cell::UnsafeCell::new(None));
-
-static MULTIPLE: AtomicBool = AtomicBool::new(false);
-/// The thread level MPI provided.
-static LEVEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 /// How many of this rank's regroup SPECs have fired.
 static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
 /// How many of this rank's migrate SPECs have fired.
 static MIGRATIONS_FIRED: AtomicU64 = AtomicU64::new(0);
 /// The job has a directory (`ferry run`): status files are written.
 static JOB_DIR: AtomicBool = AtomicBool::new(false);
-/// Set in a process the program spawned itself (see [`job_dir`]).
-static OUTSIDE_JOB: AtomicBool = AtomicBool::new(false);
-
-/// The job directory of this process's ranks (`FERRY_JOB_DIR`), unless
-/// this process was spawned by the program (it holds no rank of the job).
-pub fn job_dir() -> Option<ferry_common::job::JobDir> {
-    if OUTSIDE_JOB.load(Ordering::Relaxed) {
-        return None;
-    }
-    ferry_common::job::JobDir::from_env()
-}
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
-
-pub fn runtime() -> Option<&'static Runtime> {
-    // SAFETY: see `RuntimeCell`.
-    unsafe { (*RUNTIME.0.get()).as_ref() }
-}
-
-/// The thread level MPI provided to the program.
-pub fn thread_level() -> c_int {
-    LEVEL.load(Ordering::Relaxed)
-}
-
-/// This process's own MPI objects, for a restore to put aside while the
-/// library's memory is replaced by the image's (see [`adopt`]): the
-/// control and finale communicators, the state window and its memory.
-pub fn fresh() -> crate::mem::layout::Fresh {
-    let mut v: crate::mem::layout::Fresh = [0; 32];
-    if let Some(rt) = runtime() {
-        v[0] = handle_bits(rt.control);
-        v[1] = handle_bits(rt.finale);
-        v[2] = handle_bits(rt.window);
-    }
-    v[3] = crate::core::state::location() as u64;
-    v
-}
-
-/// In a restored process: the library (the old process's, from the
-/// image) takes the new process's MPI objects put aside by [`fresh`].
-pub fn adopt(v: &crate::mem::layout::Fresh) {
-    // SAFETY: see `RuntimeCell`: the program's main thread, inside the
-    // library, with no other thread of the program.
-    unsafe {
-        if let Some(rt) = (*RUNTIME.0.get()).as_mut() {
-            rt.control = handle_from_bits(v[0]);
-            rt.finale = handle_from_bits(v[1]);
-            rt.window = handle_from_bits(v[2]);
-        }
-        crate::core::state::adopt(v[3] as usize);
-    }
-}
-
-/// An MPI handle (an `int` or a pointer) as 64 bits.
-pub fn handle_bits<T: Copy>(h: T) -> u64 {
-    assert!(std::mem::size_of::<T>() <= 8);
-    let mut v = 0u64;
-    // SAFETY: copies the handle's bytes into a wider integer.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            &h as *const T as *const u8,
-            &mut v as *mut u64 as *mut u8,
-            std::mem::size_of::<T>(),
-        )
-    };
-    v
-}
-
-/// The inverse of [`handle_bits`].
-pub fn handle_from_bits<T: Copy>(v: u64) -> T {
-    assert!(std::mem::size_of::<T>() <= 8);
-    let mut h = std::mem::MaybeUninit::<T>::zeroed();
-    // SAFETY: the bytes of a handle made by `handle_bits`.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            &v as *const u64 as *const u8,
-            h.as_mut_ptr() as *mut u8,
-            std::mem::size_of::<T>(),
-        );
-        h.assume_init()
-    }
-}
-
-#[inline(always)]
-pub fn thread_multiple() -> bool {
-    MULTIPLE.load(Ordering::Relaxed)
-}
 
 /// Called by `MPI_Init`/`MPI_Init_thread` after the real one succeeded.
 pub fn start(provided: c_int) {
     crate::sys::logging::init();
-    MULTIPLE.store(provided == k::MPI_THREAD_MULTIPLE(), Ordering::Relaxed);
-    LEVEL.store(provided, Ordering::Relaxed);
+    life::set_thread_level(provided, provided == k::MPI_THREAD_MULTIPLE());
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -228,7 +65,7 @@ pub fn start(provided: c_int) {
     // SAFETY: MPI is up.
     unsafe { PMPI_Comm_get_parent(&mut parent) };
     let outside = parent != k::MPI_COMM_NULL() && !crate::ops::migration::started_as_replacement();
-    OUTSIDE_JOB.store(outside, Ordering::Relaxed);
+    life::set_outside_job(outside);
     let mut config = config;
     if outside {
         log::debug!("spawned by the program: the job's SPECs and files are not this process's");
@@ -261,68 +98,18 @@ pub fn start(provided: c_int) {
         library_version(),
         if crate::mem::active() { "on" } else { "off" }
     );
-    // SAFETY: see `RuntimeCell`: no other thread can be in the library yet.
-    unsafe {
-        *RUNTIME.0.get() = Some(Runtime {
-            config,
-            world_rank: rank,
-            world_size: size,
-            control,
-            window,
-            finale,
-        });
-    }
+    crate::core::runtime::install(Runtime {
+        config,
+        world_rank: rank,
+        world_size: size,
+        control,
+        window,
+        finale,
+    });
     JOB_DIR.store(job_dir().is_some(), Ordering::Relaxed);
     report_status("running");
-    record_exit_status();
+    life::record_exit_status(rank);
     state().next_event.store(next_scheduled(), Ordering::SeqCst);
-}
-
-/// This rank, for [`on_exit`] (the runtime is gone by then).
-static EXIT_RANK: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
-/// Has the program's exit status written to `rank-R.exit` in the job
-/// directory when this process exits (not when it leaves its rank: that
-/// one ends with `_exit`). Open MPI's launcher, told to keep a job whose
-/// process dies (`--enable-recovery`, so that a migration can lose its
-/// replacement), exits 0 whatever its ranks' statuses: `ferry run` reads
-/// them from here. Called once in each process that holds a rank: at
-/// `MPI_Init`, and in a replacement once it has resumed (the list of exit
-/// handlers is the C library's, not carried by the image).
-pub fn record_exit_status() {
-    let Some(rt) = runtime() else { return };
-    if job_dir().is_none() {
-        return;
-    }
-    EXIT_RANK.store(rt.world_rank, Ordering::Relaxed);
-    extern "C" {
-        // glibc's: like atexit, with the status given to `exit`.
-        fn on_exit(
-            function: extern "C" fn(c_int, *mut std::ffi::c_void),
-            arg: *mut std::ffi::c_void,
-        ) -> c_int;
-    }
-    // SAFETY: registers a function of this library, which stays loaded
-    // until the process ends; no argument.
-    if unsafe { on_exit(exit_recorder, std::ptr::null_mut()) } != 0 {
-        log::debug!("cannot register the exit status recorder");
-    }
-}
-
-extern "C" fn exit_recorder(status: c_int, _arg: *mut std::ffi::c_void) {
-    let _ =
-        std::panic::catch_unwind(|| write_exit_status(EXIT_RANK.load(Ordering::Relaxed), status));
-}
-
-/// Writes `rank-R.exit` (see [`record_exit_status`]); also for a process
-/// that ends before the program ran (a refused restart).
-pub fn write_exit_status(rank: c_int, status: c_int) {
-    if let (Some(dir), true) = (job_dir(), rank >= 0) {
-        let _ = std::fs::write(
-            dir.path().join(format!("rank-{rank}.exit")),
-            format!("{status}\n"),
-        );
-    }
 }
 
 /// The library's own MPI objects over one world: the control and finale
@@ -475,7 +262,7 @@ pub fn disabled_why() -> Option<String> {
 /// # Safety
 /// Collective over `comm`, a live communicator of this process.
 unsafe fn window_possible(comm: MPI_Comm) -> bool {
-    if cfg!(not(ferry_mpi = "openmpi")) {
+    if !crate::sys::quirks::NODE_BELIEFS_FROM_SPAWNS {
         return true;
     }
     // With osc pt2pt alone (what `ferry run` sets), every process picks
@@ -541,8 +328,8 @@ unsafe fn close_old(rt: &mut Runtime) {
 pub unsafe fn move_to_world(world: MPI_Comm) {
     // SAFETY: contract of the function.
     let ch = unsafe { open(world) };
-    // SAFETY: see `RuntimeCell`: the program's main thread, frozen.
-    let rt = unsafe { (*RUNTIME.0.get()).as_mut() };
+    // SAFETY: the program's main thread, frozen.
+    let rt = unsafe { runtime_mut() };
     let Some(rt) = rt else { return };
     // SAFETY: contract of the function.
     unsafe { close_old(rt) };
@@ -564,8 +351,8 @@ pub unsafe fn move_to_world(world: MPI_Comm) {
 /// # Safety
 /// As [`move_to_world`].
 pub unsafe fn leave() {
-    // SAFETY: see `RuntimeCell`.
-    if let Some(rt) = unsafe { (*RUNTIME.0.get()).as_mut() } {
+    // SAFETY: the program's main thread, frozen.
+    if let Some(rt) = unsafe { runtime_mut() } {
         // SAFETY: contract of the function.
         unsafe { close_old(rt) };
         rt.window = k::MPI_WIN_NULL();
@@ -585,85 +372,6 @@ pub unsafe fn joined() {
         // `move_to_world`'s.
         unsafe { barrier_napping(rt.control, LONG_NAP) };
     }
-}
-
-/// Whether the library's own collectives may be nonblocking ones, waited
-/// for asleep ([`wait_napping`]). MPICH: yes. Debian's Open MPI 4.1.4:
-/// no. Each nonblocking collective there takes the next of a
-/// communicator's tags, counting down from the nonblocking range's start,
-/// and after enough of them on one communicator they meet tags the
-/// library's other internal traffic uses: the communicator id agreement
-/// of a later `MPI_Comm_split` then never converges (every process spins
-/// in `ompi_comm_nextcid`; fixed upstream after 4.1.4, open-mpi/ompi
-/// PR 14211). Seen with three nonblocking collectives per regroup on the
-/// control communicator: `comms` hung at its second regroup.
-pub(crate) const NONBLOCKING_COLLECTIVES: bool = cfg!(ferry_mpi = "mpich");
-
-/// The longest nap of the protocol's short waits (see [`wait_napping`]).
-pub(crate) const SHORT_NAP: std::time::Duration = std::time::Duration::from_micros(200);
-/// The longest nap of its long waits.
-pub(crate) const LONG_NAP: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// Waits for `req`, polling, and after the first few polls sleeping
-/// between them, naps doubling up to `longest`: the processes that wait
-/// leave the cores to those that work (MPI's blocking waits spin). Through
-/// a migration's long steps (the replacement starts, the image crosses)
-/// naps grow to [`LONG_NAP`]; in the synchronization's and the drain's
-/// short ones to [`SHORT_NAP`], where a long nap would be most of the step.
-pub(crate) unsafe fn wait_napping(req: &mut MPI_Request, longest: std::time::Duration) -> c_int {
-    let mut polls = 0u32;
-    let mut nap = std::time::Duration::from_micros(20).min(longest);
-    loop {
-        let mut flag: c_int = 0;
-        // SAFETY: a live request of this process.
-        let rc = unsafe { PMPI_Test(req, &mut flag, k::MPI_STATUS_IGNORE()) };
-        if rc != k::MPI_SUCCESS() || flag != 0 {
-            return rc;
-        }
-        polls += 1;
-        if polls < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(longest);
-        }
-    }
-}
-
-/// One of the library's own collectives, waited for asleep where that is
-/// safe: `napping!(longest, PMPI_Ibarrier, PMPI_Barrier, comm)` starts the
-/// nonblocking form with the arguments given plus a request and waits for
-/// it as [`wait_napping`] (naps of at most `longest`) when
-/// [`NONBLOCKING_COLLECTIVES`], and calls the blocking form otherwise.
-/// Every member of the communicator runs the same expansion, so the two
-/// forms never meet (a nonblocking collective matches no blocking one).
-/// Evaluates to MPI's return code. Must be used inside an `unsafe` block
-/// whose contract covers both calls.
-macro_rules! napping {
-    ($longest:expr, $nonblocking:ident, $blocking:ident, $($arg:expr),+ $(,)?) => {
-        if $crate::protocol::control::NONBLOCKING_COLLECTIVES {
-            let mut req = $crate::sys::constants::MPI_REQUEST_NULL();
-            let rc = $nonblocking($($arg),+, &mut req);
-            if rc == $crate::sys::constants::MPI_SUCCESS() {
-                $crate::protocol::control::wait_napping(&mut req, $longest)
-            } else {
-                rc
-            }
-        } else {
-            $blocking($($arg),+)
-        }
-    };
-}
-pub(crate) use napping;
-
-/// A barrier over `comm`, waited for asleep with naps of at most
-/// `longest` (see [`napping`]; every member must use this one).
-///
-/// # Safety
-/// Collective over `comm`, a live communicator of this process.
-pub(crate) unsafe fn barrier_napping(comm: MPI_Comm, longest: std::time::Duration) {
-    // SAFETY: contract of the function.
-    unsafe { napping!(longest, PMPI_Ibarrier, PMPI_Barrier, comm) };
 }
 
 /// Writes this rank's status file in the job directory (`ferry status`
@@ -750,7 +458,7 @@ pub fn finish() {
     let migrated = crate::ops::migration::happened();
     crate::ops::migration::finish_predecessor();
     crate::ops::migration::disconnect_all();
-    if cfg!(ferry_mpi = "openmpi") && migrated {
+    if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS && migrated {
         crate::core::handles::free_all_comms();
     }
     report_status("finalized");
@@ -803,10 +511,11 @@ fn arrived_at_rank0(add: bool) -> u64 {
 /// communicators). Collective: every process calls it once, before
 /// `MPI_Finalize`.
 pub fn release() {
-    // SAFETY: see `RuntimeCell`; the window and the control communicator
-    // are ours and freed collectively, as every process finalizes.
+    // SAFETY: the program's main thread in MPI_Finalize (see
+    // `runtime_mut`); the window and the control communicator are ours
+    // and freed collectively, as every process finalizes.
     unsafe {
-        if let Some(rt) = (*RUNTIME.0.get()).as_mut() {
+        if let Some(rt) = runtime_mut() {
             if rt.window != k::MPI_WIN_NULL() {
                 crate::core::state::move_home();
                 PMPI_Win_free(&mut rt.window);

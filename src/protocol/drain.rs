@@ -10,8 +10,8 @@
 //! takes the earliest that matches).
 use crate::core::channels::count_receive;
 use crate::core::handles::{self, tables, CommRef};
-use crate::protocol::control::{napping, SHORT_NAP};
 use crate::sys::constants as k;
+use crate::sys::nap::{napping, SHORT_NAP};
 use crate::sys::*;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -137,7 +137,7 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
     let send_counts: Vec<c_int> = out.iter().map(|v| v.len() as c_int).collect();
     let mut recv_counts = vec![0 as c_int; n];
     // Both exchanges are waited for asleep where MPI allows (see
-    // `control::napping`): on an oversubscribed node the spinning of the
+    // `nap::napping`): on an oversubscribed node the spinning of the
     // first arrived would keep the last ones off the cores.
     // SAFETY: n ints each way.
     unsafe {

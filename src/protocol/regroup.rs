@@ -43,7 +43,8 @@ pub const SIGNAL: c_int = libc::SIGUSR2;
 /// MPICH: `MPI_MODE_NOCHECK` (no process ever takes a conflicting lock on
 /// them there: the lead is taken with an atomic), so that no lock has to be
 /// granted by a target busy elsewhere. Open MPI takes the lead under an
-/// exclusive lock, so its shared epochs keep the check.
+/// exclusive lock, so its shared epochs keep the check
+/// (`quirks::COMPARE_AND_SWAP_ON_SELF_CRASHES`).
 #[cfg(ferry_mpi = "mpich")]
 const LOCK_ALL_ASSERT: c_int = k::MPI_MODE_NOCHECK();
 #[cfg(not(ferry_mpi = "mpich"))]
@@ -281,7 +282,7 @@ pub fn install_signal() {
 
 /// The control communicator and window, if the library is running.
 fn channel() -> Option<(MPI_Comm, MPI_Win, c_int, c_int)> {
-    let rt = crate::protocol::control::runtime()?;
+    let rt = crate::core::runtime::runtime()?;
     (rt.window != k::MPI_WIN_NULL()).then_some((
         rt.control,
         rt.window,
@@ -430,10 +431,10 @@ pub fn nudge(world: i32, blocked_since: Instant) {
     }
     x.asked = Some(Instant::now());
     let body = [MSG_PASS, x.epoch];
-    let me = crate::protocol::control::runtime()
+    let me = crate::core::runtime::runtime()
         .map(|r| r.world_rank)
         .unwrap_or(-1);
-    let size = crate::protocol::control::runtime()
+    let size = crate::core::runtime::runtime()
         .map(|r| r.world_size)
         .unwrap_or(0);
     let to: Vec<c_int> = if world >= 0 {
@@ -629,7 +630,8 @@ fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
 
 /// Open MPI: an exclusive lock epoch makes the read and the write one step
 /// (not `MPI_Compare_and_swap`: Debian's Open MPI 4.1.4 crashes in its
-/// emulated atomics when rank 0 targets itself; its locks are fast).
+/// emulated atomics when rank 0 targets itself,
+/// `quirks::COMPARE_AND_SWAP_ON_SELF_CRASHES`; its locks are fast).
 #[cfg(not(ferry_mpi = "mpich"))]
 fn take_lead(win: MPI_Win, me: u64) -> Option<u64> {
     let mine = [me];
@@ -866,9 +868,7 @@ pub fn now() {
     // Those that arrive first wait asleep: the cores go to the ones still
     // on their way.
     // SAFETY: every process of the job calls this once per regroup.
-    unsafe {
-        crate::protocol::control::barrier_napping(control, crate::protocol::control::SHORT_NAP)
-    };
+    unsafe { crate::sys::nap::barrier_napping(control, crate::sys::nap::SHORT_NAP) };
     let p2p_sync = frozen_at.elapsed();
     let t_drain = Instant::now();
     // SAFETY: every process is here; no request of the library is pending.
@@ -978,8 +978,7 @@ pub fn now() {
     }
     // After a restart or a migration the control communicator is a new
     // one (with or without a state window: the regroup finishes either way).
-    let Some((control, rank)) =
-        crate::protocol::control::runtime().map(|r| (r.control, r.world_rank))
+    let Some((control, rank)) = crate::core::runtime::runtime().map(|r| (r.control, r.world_rank))
     else {
         return;
     };

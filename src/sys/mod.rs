@@ -1,8 +1,11 @@
 //! Layer `sys`, the lowest: the raw MPI layer, bindgen's view of `mpi.h`
 //! (types and `PMPI_*` functions) and the macro-only constants. Nothing
 //! here has behaviour; it is the `-sys` layer every other module calls the
-//! real MPI through. With it, the two leaf utilities every layer uses: the
-//! slot tables ([`slab`]) and the logger ([`logging`]).
+//! real MPI through. With it, the leaf utilities every layer uses: the
+//! slot tables ([`slab`]), the logger ([`logging`]), handles as bits
+//! ([`bits`]), where the process is in its life ([`life`]), the library's
+//! napping waits ([`nap`]), and every workaround of an MPI bug
+//! ([`quirks`]).
 //!
 //! May use `sys` only.
 #![allow(
@@ -28,7 +31,43 @@ pub mod constants;
     clippy::all,
     improper_ctypes
 )]
+pub mod bits;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
+pub mod life;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
 pub mod logging;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
+pub mod nap;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    improper_ctypes
+)]
+pub mod quirks;
 #[warn(
     non_camel_case_types,
     non_snake_case,

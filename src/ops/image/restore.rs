@@ -127,7 +127,7 @@ pub fn restart(dir: &str) -> i32 {
     }
     crate::protocol::control::start(provided);
     let init_us = now_us().saturating_sub(init_started);
-    let (rank_now, size_now) = crate::protocol::control::runtime()
+    let (rank_now, size_now) = crate::core::runtime::runtime()
         .map(|r| (r.world_rank, r.world_size))
         .unwrap_or((-1, -1));
     if (rank_now, size_now) != (header.world_rank, header.world_size) {
@@ -140,7 +140,7 @@ pub fn restart(dir: &str) -> i32 {
         unsafe { crate::sys::PMPI_Abort(crate::sys::constants::MPI_COMM_WORLD(), 1) };
         return 1;
     }
-    let mut fresh = crate::protocol::control::fresh();
+    let mut fresh = crate::core::runtime::fresh();
     fresh[STARTED_AT] = started;
     fresh[INIT_US] = init_us;
     let e = jump(map, &header, reopened, fresh);

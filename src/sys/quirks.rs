@@ -1,0 +1,73 @@
+//! Every workaround of a bug of an MPI, in one place: each constant says
+//! whether the MPI this library is built for needs the workaround, what
+//! the bug is, where it was seen and its reference. The code that works
+//! around it tests the constant (`if quirks::X`), so a reader finds every
+//! workaround from here, and a fixed MPI is one line to change.
+//!
+//! Differences that are not bugs (the two ABIs' handle types, the
+//! Fortran entry points each MPI has) stay `cfg(ferry_mpi)` where they
+//! are; so do the workarounds here that must change a type or a
+//! signature, which name their constant in a comment.
+
+/// Open MPI 4.1.4 (Debian): the library's own collectives must be blocking
+/// ones. Each nonblocking collective there takes the next of a
+/// communicator's tags, counting down from the nonblocking range's start,
+/// and after enough of them on one communicator they meet tags Open MPI's
+/// other internal traffic uses: the communicator id agreement of a later
+/// `MPI_Comm_split` then never converges (every process spins in
+/// `ompi_comm_nextcid`; fixed upstream after 4.1.4, open-mpi/ompi PR
+/// 14211). Seen with three nonblocking collectives per regroup on the
+/// control communicator: `comms` hung at its second regroup. When false,
+/// the library's collectives are nonblocking ones waited for asleep
+/// ([`super::nap::wait_napping`]).
+pub const NONBLOCKING_COLLECTIVES: bool = cfg!(ferry_mpi = "mpich");
+
+/// MPICH 5.0.2 loses posted `MPI_ANY_SOURCE` receives on a communicator
+/// that holds a spawned process: a ring of `MPI_Irecv(MPI_ANY_SOURCE)` +
+/// `MPI_Send` hangs within a few rounds, without ferry too (matched
+/// probes work). After a migration every communicator holds one, so such
+/// receives are made of `MPI_Improbe` + `MPI_Mrecv` (`calls::anysource`).
+pub const ANY_SOURCE_LOST_WITH_SPAWNED: bool = cfg!(ferry_mpi = "mpich");
+
+/// MPICH 5.0.2's `MPI_Dist_graph_create` never returns on a communicator
+/// that holds a spawned process (it hangs without ferry too): after a
+/// migration it is made with `MPI_Dist_graph_create_adjacent`
+/// (`membership::dist_graph_create`).
+pub const DIST_GRAPH_HANGS_WITH_SPAWNED: bool = cfg!(ferry_mpi = "mpich");
+
+/// Open MPI 4.1.4 picks the one-sided component of a window in each
+/// process from what it believes of its peers' nodes, beliefs that come
+/// from the spawns it took part in; a window whose processes picked
+/// differently hangs in its creation (`control::window_possible`). Its
+/// `MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)` crashes
+/// (`MPI_ERR_TRUNCATE`) or hangs where the beliefs differ, so after a
+/// migration ferry makes that split from the processes' hosts
+/// (`membership::split_by_host`). And for the same reason the leaving
+/// process spawns its replacement with every process rather than alone
+/// (`migration::SPAWN_ALONE`): only the processes of a spawn learn that
+/// the new process shares their node.
+pub const NODE_BELIEFS_FROM_SPAWNS: bool = cfg!(ferry_mpi = "openmpi");
+
+/// Open MPI 4.1.4 crashes in its emulated atomics when rank 0 makes
+/// `MPI_Compare_and_swap` target itself: the lead of a regroup is taken
+/// under an exclusive lock there (`regroup::take_lead`, chosen with
+/// `cfg`), and its shared epochs keep the lock check (`MPI_MODE_NOCHECK`
+/// only on MPICH).
+pub const COMPARE_AND_SWAP_ON_SELF_CRASHES: bool = cfg!(ferry_mpi = "openmpi");
+
+/// Open MPI 4.1.4 releases the error handler of the communicators of a
+/// spawn once more than it took it: a replacement that took part in
+/// later spawns freed the static `MPI_ERRORS_RETURN` at `MPI_Finalize`
+/// (`free(): invalid pointer` in `ompi_comm_finalize`, 1 run in 2 of 5
+/// migrations of `errhandler`). A reference of ours, never given back,
+/// keeps the count above zero (`migration`, freeing the merged and
+/// spawn communicators).
+pub const SPAWN_ERRHANDLER_OVER_RELEASED: bool = cfg!(ferry_mpi = "openmpi");
+
+/// Open MPI 4.1.4's `MPI_Finalize` disconnects every communicator still
+/// alive that holds processes of other jobs, in an array sized by its own
+/// count of them, which the communicators a migration makes do not
+/// always match (a heap overflow: `free(): invalid next size`). After a
+/// migration every communicator is freed right before `MPI_Finalize`
+/// (`handles::free_all_comms`).
+pub const FINALIZE_COUNTS_FOREIGN_COMMS: bool = cfg!(ferry_mpi = "openmpi");
