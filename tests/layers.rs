@@ -20,92 +20,11 @@ const LAYERS: &[&str] = &["sys", "mem", "core", "calls", "protocol", "ops", "ent
 /// The upward references of today: (file, module it names, why). Remove an
 /// entry when its reference goes; never add one for new code.
 const DEBT: &[(&str, &str, &str)] = &[
-    // mem -> core
-    (
-        "src/mem/refusal.rs",
-        "core::handles",
-        "refusal counts the RMA windows the program created in the handle tables",
-    ),
-    // mem -> ops
-    (
-        "src/mem/alloc.rs",
-        "ops::migration",
-        "alloc tells a replacement process by migration's argv MARKER",
-    ),
-    (
-        "src/mem/startup.rs",
-        "ops::migration",
-        "startup runs a replacement (MARKER, migration::replacement_main) instead of main",
-    ),
-    (
-        "src/mem/startup.rs",
-        "ops::image::restore",
-        "startup runs restore::restart instead of main under FERRY_RESTART",
-    ),
     // core -> protocol
     (
         "src/core/handles.rs",
         "protocol::membership",
         "handles store membership's Recipe to rebuild a communicator, and read world ranks",
-    ),
-    (
-        "src/core/superstep.rs",
-        "protocol::regroup",
-        "entering a collective with MIG_CMD set joins the regroup (regroup::at_collective)",
-    ),
-    // core -> entry
-    (
-        "src/core/handles.rs",
-        "entry::special",
-        "a new communicator notes its inherited error handler in special",
-    ),
-    // calls -> protocol
-    (
-        "src/calls/boundary.rs",
-        "protocol::control",
-        "every counted call gives control its tick (SPEC triggers, control::after_tick)",
-    ),
-    (
-        "src/calls/completion.rs",
-        "protocol::drain",
-        "starting a persistent request first serves drained messages",
-    ),
-    (
-        "src/calls/completion.rs",
-        "protocol::pending",
-        "persistent requests carried across a regroup are started through pending",
-    ),
-    (
-        "src/calls/completion.rs",
-        "protocol::regroup",
-        "a wait woken by MIG_WAKE runs the regroup (regroup::now), then waits again",
-    ),
-    (
-        "src/calls/p2p.rs",
-        "protocol::drain",
-        "blocking receives and probes first serve drained messages",
-    ),
-    (
-        "src/calls/p2p.rs",
-        "protocol::regroup",
-        "a blocking call polls, nudges and runs the regroup when woken",
-    ),
-    // calls -> ops
-    (
-        "src/calls/anysource.rs",
-        "ops::migration",
-        "MPI_ANY_SOURCE receives are rewritten only after a migration happened",
-    ),
-    // calls -> entry
-    (
-        "src/calls/boundary.rs",
-        "entry::wrappers::fortran_support",
-        "a call forwarded by an MPICH Fortran entry point is not counted twice",
-    ),
-    (
-        "src/calls/completion.rs",
-        "entry::special",
-        "a completed MPI_Comm_idup request finishes in special::idup_completed",
     ),
     // protocol -> ops
     (
@@ -127,38 +46,6 @@ const DEBT: &[(&str, &str, &str)] = &[
         "src/protocol/regroup.rs",
         "ops::migration",
         "the regroup runs a migration inside its freeze (migration::agree, migration::run)",
-    ),
-    // protocol -> entry
-    (
-        "src/protocol/membership.rs",
-        "entry::special",
-        "rebuilt communicators carry the program's attributes, known to special",
-    ),
-    (
-        "src/protocol/membership.rs",
-        "entry::wrappers::fortran_support",
-        "Fortran attributes are carried by the Fortran support code",
-    ),
-    (
-        "src/protocol/pending.rs",
-        "entry::special",
-        "idup requests completed during a regroup finish in special::idup_completed",
-    ),
-    // ops -> entry
-    (
-        "src/ops/checkpoint.rs",
-        "entry::special",
-        "checkpoint reads keyvals, Wtime offsets, the attached buffer and the world errhandler in special",
-    ),
-    (
-        "src/ops/migration.rs",
-        "entry::api",
-        "migration keeps the program's hooks, typed with the C API's Callback",
-    ),
-    (
-        "src/ops/migration.rs",
-        "entry::special",
-        "migration carries Wtime offsets and the attached buffer kept by special",
     ),
 ];
 

@@ -26,7 +26,30 @@ use std::ffi::{c_int, c_void};
 /// (MPICH, after a migration).
 #[inline]
 pub fn active() -> bool {
-    crate::sys::quirks::ANY_SOURCE_LOST_WITH_SPAWNED && crate::ops::migration::happened()
+    crate::sys::quirks::ANY_SOURCE_LOST_WITH_SPAWNED && crate::core::moves::happened()
+}
+
+/// Whether starting this persistent receive must make a matched-probe
+/// request in its place (this module: MPICH, `MPI_ANY_SOURCE`,
+/// after a migration).
+pub fn needs_standin(i: usize) -> bool {
+    // (MPI_Start's path: the flag first, the table only after a migration
+    // on MPICH)
+    active()
+        && crate::core::handles::tables()
+            .requests
+            .get(i)
+            .is_some_and(|s| {
+                s.kind == crate::core::handles::ReqKind::PersistentRecv
+                    && s.p2p.is_some_and(|a| {
+                        matches!(
+                            a.op,
+                            crate::core::handles::P2pOp::Recv_init
+                                | crate::core::handles::P2pOp::Recv_init_c
+                        )
+                    })
+                    && needed(s.peer)
+            })
 }
 
 /// Whether a receive from `source` must be a matched-probe request here

@@ -33,7 +33,7 @@ fn settle(i: usize, status: *mut MPI_Status) {
                 }
             }
         }
-        ReqKind::CommIdup => crate::entry::special::idup_completed(i),
+        ReqKind::CommIdup => crate::calls::idup::idup_completed(i),
         _ => {}
     }
 }
@@ -120,7 +120,7 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
                 // The regroup moves a pending receive to the new
                 // communicator under the same handle: look it up again.
                 write_back_at(v, idx, real);
-                crate::protocol::regroup::now();
+                crate::core::upcalls::protocol().regroup_now();
                 real = handles::request_real(*v);
             }
         }
@@ -289,7 +289,7 @@ fn with_regroups(mut f: impl FnMut() -> Result<c_int, crate::calls::p2p::Woken>)
     loop {
         match f() {
             Ok(rc) => return rc,
-            Err(crate::calls::p2p::Woken) => crate::protocol::regroup::now(),
+            Err(crate::calls::p2p::Woken) => crate::core::upcalls::protocol().regroup_now(),
         }
     }
 }
@@ -416,10 +416,10 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     // SAFETY: non-null.
     let v = unsafe { &mut *request };
     let idx = handles::request_index(*v);
-    if crate::protocol::drain::pending() {
+    if crate::core::upcalls::drained_waiting() {
         // SAFETY: an inactive persistent request of the program.
         if let Some(i) = idx {
-            if unsafe { crate::protocol::pending::serve_start(i) } {
+            if unsafe { crate::core::upcalls::protocol().serve_start(i) } {
                 return k::MPI_SUCCESS();
             }
         }
@@ -436,9 +436,9 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
             crate::core::superstep::leave_collective(t);
         }
     }
-    if let Some(i) = idx.filter(|&i| crate::protocol::pending::needs_standin(i)) {
+    if let Some(i) = idx.filter(|&i| crate::calls::anysource::needs_standin(i)) {
         // SAFETY: an inactive persistent receive of the program.
-        let rc = unsafe { crate::protocol::pending::start_standin(i) };
+        let rc = unsafe { crate::core::upcalls::protocol().start_standin(i) };
         if rc != k::MPI_SUCCESS() {
             if let Some(s) = handles::request_slot(i) {
                 s.active = false;
@@ -467,12 +467,12 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
 /// As for the MPI call.
 pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
     let one_by_one = || {
-        crate::protocol::drain::pending()
+        crate::core::upcalls::drained_waiting()
             || crate::calls::anysource::active() && {
                 // SAFETY: the program passes `count` requests.
                 let r = unsafe { std::slice::from_raw_parts(reqs, count as usize) };
                 r.iter().any(|v| {
-                    handles::request_index(*v).is_some_and(crate::protocol::pending::needs_standin)
+                    handles::request_index(*v).is_some_and(crate::calls::anysource::needs_standin)
                 })
             }
     };

@@ -13,7 +13,6 @@
 use crate::core::channels::count_completed;
 use crate::core::handles::{message_matched, CommRef};
 use crate::core::state::{state, Blocked};
-use crate::protocol::regroup;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
@@ -93,17 +92,18 @@ pub fn block_on(
     let world = world_of(comm, peer);
     state().set_blocked(kind, comm.0, peer, tag, world);
     let mut since: Option<std::time::Instant> = None;
-    let mut idle = regroup::Backoff::default();
+    let mut idle = crate::sys::nap::Backoff::default();
     let r = loop {
         let (rc, done) = poll();
         if rc != k::MPI_SUCCESS() || done {
             break Ok(rc);
         }
         if state().command_pending() {
-            if regroup::poll(false) && wakeable && regroup::may_freeze_here() {
+            let protocol = crate::core::upcalls::protocol();
+            if protocol.woken(wakeable) {
                 break Err(Woken);
             }
-            regroup::nudge(world, *since.get_or_insert_with(std::time::Instant::now));
+            protocol.nudge(world, *since.get_or_insert_with(std::time::Instant::now));
             // While a synchronization runs, a blocked process leaves the
             // core to those that must move for it (the leader's readings
             // first); outside one it spins, as MPI's own waits do.
@@ -154,7 +154,7 @@ pub unsafe fn wait_through(
         // SAFETY: forwarded.
         match unsafe { wait_one(req, status, kind, comm, peer, tag) } {
             Ok(rc) => return rc,
-            Err(Woken) => regroup::now(),
+            Err(Woken) => crate::core::upcalls::protocol().regroup_now(),
         }
     }
 }
@@ -281,10 +281,10 @@ pub unsafe fn recv_blocking(
 ) -> c_int {
     let mut st = StatusOut::new(status);
     loop {
-        if crate::protocol::drain::pending() {
+        if crate::core::upcalls::drained_waiting() {
             // SAFETY: the program's receive arguments.
             if let Some(rc) = unsafe {
-                crate::protocol::drain::recv(
+                crate::core::upcalls::protocol().drained_recv(
                     comm,
                     source,
                     tag,
@@ -317,7 +317,7 @@ pub unsafe fn recv_blocking(
                 return rc;
             }
             Err(Woken) => {
-                regroup::now();
+                crate::core::upcalls::protocol().regroup_now();
                 real = crate::core::handles::comm_real_of(comm);
             }
         }
@@ -416,10 +416,10 @@ pub unsafe fn sendrecv_blocking(
 ) -> c_int {
     let mut sreq = k::MPI_REQUEST_NULL();
     let mut rreq = k::MPI_REQUEST_NULL();
-    let served = if crate::protocol::drain::pending() {
+    let served = if crate::core::upcalls::drained_waiting() {
         // SAFETY: the program's receive arguments.
         unsafe {
-            crate::protocol::drain::recv(
+            crate::core::upcalls::protocol().drained_recv(
                 comm,
                 source,
                 tag,
@@ -465,7 +465,7 @@ pub unsafe fn sendrecv_blocking(
             let rc = match r {
                 Ok(rc) => rc,
                 Err(Woken) => {
-                    regroup::now();
+                    crate::core::upcalls::protocol().regroup_now();
                     // SAFETY: the receive half again, drained messages first.
                     let real = crate::core::handles::comm_real_of(comm);
                     return unsafe {
@@ -516,10 +516,16 @@ pub unsafe fn probe_blocking(
     status: *mut MPI_Status,
 ) -> c_int {
     loop {
-        if crate::protocol::drain::pending() {
+        if crate::core::upcalls::drained_waiting() {
             // SAFETY: forwarded.
             if let Some(rc) = unsafe {
-                crate::protocol::drain::probe(comm_ref, source, tag, std::ptr::null_mut(), status)
+                crate::core::upcalls::protocol().drained_probe(
+                    comm_ref,
+                    source,
+                    tag,
+                    std::ptr::null_mut(),
+                    status,
+                )
             } {
                 return rc;
             }
@@ -532,7 +538,7 @@ pub unsafe fn probe_blocking(
         }) {
             Ok(rc) => return rc,
             Err(Woken) => {
-                regroup::now();
+                crate::core::upcalls::protocol().regroup_now();
                 comm = crate::core::handles::comm_real_of(comm_ref);
             }
         }
@@ -551,11 +557,11 @@ pub unsafe fn iprobe(
     flag: *mut c_int,
     status: *mut MPI_Status,
 ) -> c_int {
-    if crate::protocol::drain::pending() {
+    if crate::core::upcalls::drained_waiting() {
         // SAFETY: forwarded.
-        if let Some(rc) =
-            unsafe { crate::protocol::drain::probe(comm_ref, source, tag, flag, status) }
-        {
+        if let Some(rc) = unsafe {
+            crate::core::upcalls::protocol().drained_probe(comm_ref, source, tag, flag, status)
+        } {
             return rc;
         }
     }
@@ -578,10 +584,10 @@ pub unsafe fn mprobe_blocking(
     let mut st = StatusOut::new(status);
     let stp = st.ptr();
     loop {
-        if crate::protocol::drain::pending() {
+        if crate::core::upcalls::drained_waiting() {
             // SAFETY: forwarded.
             if let Some(rc) = unsafe {
-                crate::protocol::drain::mprobe(
+                crate::core::upcalls::protocol().drained_mprobe(
                     comm_ref,
                     source,
                     tag,
@@ -608,7 +614,7 @@ pub unsafe fn mprobe_blocking(
                 return rc;
             }
             Err(Woken) => {
-                regroup::now();
+                crate::core::upcalls::protocol().regroup_now();
                 comm = crate::core::handles::comm_real_of(comm_ref);
             }
         }
@@ -629,11 +635,12 @@ pub unsafe fn improbe(
     message: *mut MPI_Message,
     status: *mut MPI_Status,
 ) -> c_int {
-    if crate::protocol::drain::pending() {
+    if crate::core::upcalls::drained_waiting() {
         // SAFETY: forwarded.
-        if let Some(rc) =
-            unsafe { crate::protocol::drain::mprobe(comm_ref, source, tag, flag, message, status) }
-        {
+        if let Some(rc) = unsafe {
+            crate::core::upcalls::protocol()
+                .drained_mprobe(comm_ref, source, tag, flag, message, status)
+        } {
             return rc;
         }
     }

@@ -395,7 +395,7 @@ mod codec {
 
 // ---------------------------------------------------------------------------
 // Slot indices of virtual handles, for their Fortran integers (see
-// `special::fortran`): a virtual handle's Fortran integer names its slot,
+// the Fortran integers of layer `entry`): a virtual handle's Fortran integer names its slot,
 // so it stays the same when the real handle underneath is made anew.
 
 /// The slot of a virtual communicator other than world and self.
@@ -479,7 +479,7 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
     let recipe = unsafe { crate::protocol::membership::Recipe::of(real) };
     let v = comm_register(real, recipe);
     // A new communicator inherits its parent's error handler.
-    crate::entry::special::note_inherited_errhandler(v, real);
+    crate::core::errhandlers::note_inherited_errhandler(v, real);
     v
 }
 

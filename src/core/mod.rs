@@ -5,11 +5,17 @@
 //! the program holds.
 //!
 //! May use `sys`, `mem` and `core`.
+pub mod bsend;
 pub mod channels;
+pub mod clock;
 pub mod datatypes;
+pub mod errhandlers;
 pub mod handles;
+pub mod keyvals;
+pub mod moves;
 pub mod objects;
 pub mod ops;
 pub mod runtime;
 pub mod state;
 pub mod superstep;
+pub mod upcalls;

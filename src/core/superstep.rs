@@ -9,7 +9,7 @@
 //! sees the other: either the initiator reads a superstep that already
 //! counts this collective, and makes it part of the target, or this process
 //! sees the command before it enters, and lets the synchronization decide
-//! whether it may ([`crate::protocol::regroup::at_collective`]). That closes the race
+//! whether it may (`regroup::at_collective`, through [`crate::core::upcalls`]). That closes the race
 //! of docs/protocol.md (section 5) without turning blocking collectives into nonblocking
 //! ones: the common path is one locked exchange and one load.
 use crate::core::handles::CommRef;
@@ -71,7 +71,7 @@ pub fn enter_collective(comm: CommRef) -> Ticket {
         LAST_SLOT.store(i as u32, Ordering::Relaxed);
         LAST_STEP.store(k, Ordering::Relaxed);
         if state().command.load(Ordering::SeqCst) != 0 {
-            t.regrouped = crate::protocol::regroup::at_collective(i, k);
+            t.regrouped = crate::core::upcalls::protocol().at_collective(i, k);
         }
     }
     t

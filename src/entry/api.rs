@@ -110,8 +110,7 @@ pub extern "C" fn ferry_migration_count() -> c_long {
     catch_unwind(|| crate::ops::migration::count() as c_long).unwrap_or(0)
 }
 
-/// A program's callback: `fn(arg)`.
-pub type Callback = unsafe extern "C" fn(*mut std::ffi::c_void);
+pub use crate::ops::migration::Callback;
 
 /// Registers `cb(arg)`, run in a process that is about to leave its rank
 /// (before its image is taken: what it changes travels).

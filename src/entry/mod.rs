@@ -4,5 +4,6 @@
 //!
 //! May use every layer.
 pub mod api;
+pub mod life;
 pub mod special;
 pub mod wrappers;

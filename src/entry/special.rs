@@ -12,7 +12,14 @@
 //! same name: the pointers the program passes must be what MPI requires.
 #![allow(non_snake_case, clippy::missing_safety_doc, clippy::too_many_arguments)]
 use crate::calls::completion;
+use crate::calls::idup::*;
+use crate::core::bsend::*;
+use crate::core::clock::*;
+use crate::core::errhandlers::*;
 use crate::core::handles::{self, tables, CommRef, Raw, ReqKind};
+/// (Named by the generated Fortran wrappers.)
+pub use crate::core::keyvals::fortran_keyval_made;
+use crate::core::keyvals::*;
 use crate::protocol::membership::Recipe;
 use crate::sys::constants as k;
 use crate::sys::*;
@@ -501,10 +508,6 @@ pub unsafe fn MPI_Request_fromint(request: c_int) -> MPI_Request {
 
 // --- MPI_Comm_idup --------------------------------------------------------------
 
-/// Where MPI writes the communicators of pending `MPI_Comm_idup`s, by
-/// request slot: a heap cell that stays put until the request completes.
-static IDUP_CELLS: Mutex<Option<HashMap<usize, Box<Raw<MPI_Comm>>>>> = Mutex::new(None);
-
 unsafe fn idup_common(
     comm: MPI_Comm,
     newcomm: *mut MPI_Comm,
@@ -554,22 +557,6 @@ unsafe fn idup_common(
         *request = vreq;
     }
     rc
-}
-
-/// The request of an `MPI_Comm_idup` completed: its communicator is ready.
-pub fn idup_completed(request_slot: usize) {
-    let cell = IDUP_CELLS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-        .and_then(|m| m.remove(&request_slot));
-    let Some(cell) = cell else { return };
-    let Some(comm) = handles::request_slot(request_slot).map(|s| s.comm) else {
-        return;
-    };
-    if let Some(s) = comm.index().and_then(|i| tables().comms.get_mut(i)) {
-        s.real = cell.0;
-    }
 }
 
 pub unsafe fn MPI_Comm_idup(
@@ -746,71 +733,6 @@ sendrecv_replace!(
 // trampoline, which finds the program's function from the handler attached
 // to the communicator and calls it with the virtual handle.
 
-/// The program's handler function of each error handler it created.
-static COMM_ERRHANDLERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
-
-type ErrFn = unsafe extern "C" fn(*mut MPI_Comm, *mut c_int, ...);
-
-fn errhandler_key(eh: MPI_Errhandler) -> usize {
-    #[allow(clippy::unnecessary_cast)]
-    {
-        eh as usize
-    }
-}
-
-unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, code: *mut c_int) {
-    // No MPI call here: MPICH holds a lock of its error handler code while
-    // it runs the handler. The function comes from the library's own record
-    // of which handler each communicator has.
-    // SAFETY: MPI passes a pointer to the communicator that raised the error.
-    let real = unsafe { *comm };
-    let slot = handles::comm_slot_of_real(real);
-    let user = slot
-        .and_then(|i| tables().comms.get(i))
-        .map(|s| s.errfn)
-        .unwrap_or(0);
-    if user == 0 {
-        log::error!("error handler called for a communicator without a known handler function");
-        return;
-    }
-    let mut v = slot.map(handles::comm_virtual).unwrap_or(real);
-    // SAFETY: the address the program gave to MPI_Comm_create_errhandler.
-    unsafe {
-        let f: ErrFn = std::mem::transmute::<usize, ErrFn>(user);
-        crate::mem::as_program(|| f(&mut v, code));
-    }
-}
-
-fn user_errfn(eh: MPI_Errhandler) -> usize {
-    COMM_ERRHANDLERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&errhandler_key(eh)).copied())
-        .unwrap_or(0)
-}
-
-fn set_errfn(comm: MPI_Comm, eh: MPI_Errhandler) {
-    let (_, slot) = handles::comm_in(comm);
-    let f = user_errfn(eh);
-    if let Some(s) = slot.index().and_then(|i| tables().comms.get_mut(i)) {
-        s.errfn = f;
-    }
-}
-
-/// Records the error handler a new communicator inherited (`comm_out`).
-pub fn note_inherited_errhandler(v: MPI_Comm, real: MPI_Comm) {
-    let mut eh = k::MPI_ERRHANDLER_NULL();
-    // SAFETY: a communicator MPI just made; the reference is released.
-    unsafe {
-        if PMPI_Comm_get_errhandler(real, &mut eh) != k::MPI_SUCCESS() {
-            return;
-        }
-        set_errfn(v, eh);
-        PMPI_Errhandler_free(&mut eh);
-    }
-}
-
 pub unsafe fn MPI_Comm_set_errhandler(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
     let real = handles::comm_real(comm);
     // SAFETY: forwarded with the real communicator.
@@ -822,18 +744,6 @@ pub unsafe fn MPI_Comm_set_errhandler(comm: MPI_Comm, errhandler: MPI_Errhandler
     rc
 }
 
-/// Errors of calls that name no communicator go to MPI's own
-/// `MPI_COMM_WORLD`: when the program's world lives on another real
-/// communicator (after a regroup or a restart), the error handler it sets
-/// on its world goes to MPI's world as well.
-pub fn world_errhandler_too(comm: MPI_Comm, real: MPI_Comm, errhandler: MPI_Errhandler) {
-    let world = k::MPI_COMM_WORLD();
-    if comm == world && real != world {
-        // SAFETY: MPI's world and a handler MPI just accepted.
-        unsafe { PMPI_Comm_set_errhandler(world, errhandler) };
-    }
-}
-
 #[cfg(ferry_has = "MPI_Errhandler_set")]
 pub unsafe fn MPI_Errhandler_set(comm: MPI_Comm, errhandler: MPI_Errhandler) -> c_int {
     let real = handles::comm_real(comm);
@@ -842,43 +752,6 @@ pub unsafe fn MPI_Errhandler_set(comm: MPI_Comm, errhandler: MPI_Errhandler) -> 
     if rc == k::MPI_SUCCESS() {
         set_errfn(comm, errhandler);
         world_errhandler_too(comm, real, errhandler);
-    }
-    rc
-}
-
-unsafe fn create_comm_errhandler(
-    f: MPI_Comm_errhandler_function,
-    errhandler: *mut MPI_Errhandler,
-) -> c_int {
-    let Some(user) = f else {
-        // SAFETY: MPI reports the null function.
-        return unsafe { PMPI_Comm_create_errhandler(f, errhandler) };
-    };
-    // SAFETY: the trampoline takes the two named arguments of the handler
-    // type and ignores the variadic rest, which the x86-64 System V calling
-    // convention allows (the caller cleans up, the callee reads only what it
-    // names).
-    let tramp: ErrFn = unsafe {
-        std::mem::transmute::<unsafe extern "C" fn(*mut MPI_Comm, *mut c_int), ErrFn>(
-            comm_errhandler_trampoline,
-        )
-    };
-    // SAFETY: forwarded with the trampoline in place of the function.
-    let rc = unsafe { PMPI_Comm_create_errhandler(Some(tramp), errhandler) };
-    if rc == k::MPI_SUCCESS() && !errhandler.is_null() {
-        // The program holds MPI's own handle: counted, so that a process
-        // image refuses what it cannot make again.
-        // SAFETY: MPI wrote the new handler.
-        crate::core::objects::made(crate::core::objects::Kind::Errhandler, unsafe {
-            *errhandler
-        });
-        // SAFETY: MPI wrote the new handler.
-        let key = errhandler_key(unsafe { *errhandler });
-        COMM_ERRHANDLERS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(HashMap::new)
-            .insert(key, user as usize);
     }
     rc
 }
@@ -911,113 +784,6 @@ pub unsafe fn MPI_Errhandler_create(
 // virtual handle. A null function (MPICH's MPI_COMM_NULL_COPY_FN and
 // MPI_COMM_NULL_DELETE_FN) keeps its meaning: copy nothing, delete nothing.
 
-#[derive(Clone, Copy)]
-struct AttrFns {
-    /// The program freed the keyval (MPI keeps it while attributes use it,
-    /// and still calls its delete function; it can no longer be read with).
-    freed: bool,
-    copy: MPI_Comm_copy_attr_function,
-    delete: MPI_Comm_delete_attr_function,
-    /// Made from Fortran (forwarded to the MPI's own Fortran layer): MPI
-    /// calls the program's functions itself, never the trampolines.
-    fortran: bool,
-}
-// SAFETY: plain function addresses.
-unsafe impl Send for AttrFns {}
-
-static KEYVALS: Mutex<Option<HashMap<c_int, AttrFns>>> = Mutex::new(None);
-
-fn attr_fns(keyval: c_int) -> Option<AttrFns> {
-    KEYVALS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&keyval).copied())
-}
-
-/// The keyvals the program created and has not freed, for carrying
-/// attributes to a rebuilt communicator: each with whether it was made
-/// from Fortran (its delete function is the program's own, which the
-/// library cannot silence).
-pub fn program_keyvals() -> Vec<(c_int, bool)> {
-    let mut v: Vec<(c_int, bool)> = KEYVALS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, f)| !f.freed)
-                .map(|(k, f)| (*k, f.fortran))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
-}
-
-/// A communicator keyval the program made from Fortran, through the MPI's
-/// own Fortran layer (the generated forwarding entry points call this):
-/// recorded so that its attributes are carried to rebuilt communicators,
-/// and counted among the program's keyvals.
-pub fn fortran_keyval_made(kv: c_int) {
-    record_keyval(kv, None, None, true);
-}
-
-/// Records a keyval the program made (see [`AttrFns`]).
-fn record_keyval(
-    kv: c_int,
-    copy: MPI_Comm_copy_attr_function,
-    delete: MPI_Comm_delete_attr_function,
-    fortran: bool,
-) {
-    KEYVALS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_or_insert_with(HashMap::new)
-        .insert(
-            kv,
-            AttrFns {
-                freed: false,
-                copy,
-                delete,
-                fortran,
-            },
-        );
-}
-
-/// While set, the delete trampoline does not call the program: the library
-/// removes an attribute it has carried to a rebuilt communicator from the
-/// old one (the program's value lives on, on the new one).
-static SILENT_DELETE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Runs `f` with the program's delete functions silenced (see
-/// [`SILENT_DELETE`]).
-pub fn with_silent_delete<R>(f: impl FnOnce() -> R) -> R {
-    SILENT_DELETE.store(true, std::sync::atomic::Ordering::SeqCst);
-    let r = f();
-    SILENT_DELETE.store(false, std::sync::atomic::Ordering::SeqCst);
-    r
-}
-
-/// Every keyval the program created, freed ones included (their
-/// attributes may still be held).
-pub fn program_keyvals_ever() -> usize {
-    KEYVALS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
-fn keyval_freed(kv: c_int) {
-    if let Some(m) = KEYVALS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        if let Some(f) = m.get_mut(&kv) {
-            f.freed = true;
-        }
-    }
-}
-
 pub unsafe fn MPI_Comm_free_keyval(keyval: *mut c_int) -> c_int {
     let kv = if keyval.is_null() {
         None
@@ -1036,62 +802,6 @@ pub unsafe fn MPI_Comm_free_keyval(keyval: *mut c_int) -> c_int {
 pub unsafe fn MPI_Keyval_free(keyval: *mut c_int) -> c_int {
     // SAFETY: the same call under its MPI-1 name.
     unsafe { MPI_Comm_free_keyval(keyval) }
-}
-
-fn program_comm(real: MPI_Comm) -> MPI_Comm {
-    handles::comm_of_real(real).unwrap_or(real)
-}
-
-unsafe extern "C" fn copy_trampoline(
-    oldcomm: MPI_Comm,
-    keyval: c_int,
-    extra_state: *mut c_void,
-    attribute_val_in: *mut c_void,
-    attribute_val_out: *mut c_void,
-    flag: *mut c_int,
-) -> c_int {
-    match attr_fns(keyval).and_then(|f| f.copy) {
-        // SAFETY: the program's own function, with the arguments MPI gave.
-        Some(f) => unsafe {
-            let comm = program_comm(oldcomm);
-            crate::mem::as_program(|| {
-                f(
-                    comm,
-                    keyval,
-                    extra_state,
-                    attribute_val_in,
-                    attribute_val_out,
-                    flag,
-                )
-            })
-        },
-        None => {
-            if !flag.is_null() {
-                // SAFETY: MPI's out-parameter.
-                unsafe { *flag = 0 };
-            }
-            k::MPI_SUCCESS()
-        }
-    }
-}
-
-unsafe extern "C" fn delete_trampoline(
-    comm: MPI_Comm,
-    keyval: c_int,
-    attribute_val: *mut c_void,
-    extra_state: *mut c_void,
-) -> c_int {
-    if SILENT_DELETE.load(std::sync::atomic::Ordering::SeqCst) {
-        return k::MPI_SUCCESS();
-    }
-    match attr_fns(keyval).and_then(|f| f.delete) {
-        // SAFETY: the program's own function, with the arguments MPI gave.
-        Some(f) => unsafe {
-            let comm = program_comm(comm);
-            crate::mem::as_program(|| f(comm, keyval, attribute_val, extra_state))
-        },
-        None => k::MPI_SUCCESS(),
-    }
 }
 
 unsafe fn create_keyval(
@@ -1263,18 +973,6 @@ pub unsafe fn MPI_Free_mem(base: *mut c_void) -> c_int {
 
 // --- the buffer of buffered sends -------------------------------------------------
 
-/// The buffer the program attached for buffered sends (address, size, and
-/// whether it came through the large-count call), in the library's memory
-/// so that an image carries it: a replacement or a restarted process
-/// attaches it to its own MPI again ([`reattach_buffer`]).
-static BSEND_BUFFER: Mutex<Option<(usize, i64, bool)>> = Mutex::new(None);
-
-fn bsend_buffer(v: Option<(usize, i64, bool)>) {
-    if let Ok(mut b) = BSEND_BUFFER.lock() {
-        *b = v;
-    }
-}
-
 /// `MPI_Buffer_attach`: forwarded, and remembered.
 pub unsafe fn MPI_Buffer_attach(buffer: *mut c_void, size: c_int) -> c_int {
     // SAFETY: forwarded.
@@ -1319,106 +1017,11 @@ pub unsafe fn MPI_Buffer_detach_c(buffer_addr: *mut c_void, size: *mut MPI_Count
     rc
 }
 
-/// In a process that goes on from an image (a migration's replacement, a
-/// restart): the program's buffer for buffered sends is attached to this
-/// process's MPI, as it was to the old one's. Its messages were delivered
-/// before the image was taken (the drain), so it starts empty.
-#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
-pub fn reattach_buffer() {
-    let held = BSEND_BUFFER.lock().ok().and_then(|b| *b);
-    let Some((addr, size, large)) = held else {
-        return;
-    };
-    // SAFETY: the program's buffer, carried by the image at the same
-    // address, attached to the old process's MPI until the image.
-    let rc = unsafe {
-        #[cfg(ferry_has = "MPI_Buffer_attach_c")]
-        if large {
-            PMPI_Buffer_attach_c(addr as *mut c_void, size as MPI_Count)
-        } else {
-            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
-        }
-        #[cfg(not(ferry_has = "MPI_Buffer_attach_c"))]
-        {
-            let _ = large;
-            PMPI_Buffer_attach(addr as *mut c_void, size as c_int)
-        }
-    };
-    if rc != k::MPI_SUCCESS() {
-        log::warn!("cannot attach the program's buffered-send buffer again (MPI error {rc})");
-    }
-}
-
-/// In the process a rank left, before the program's memory is given back:
-/// the program's buffered-send buffer is detached from this process's MPI,
-/// which keeps its bookkeeping of buffered messages inside that buffer and
-/// reads it again at `MPI_Finalize` (MPICH over TCP crashed there on the
-/// zeroed pages). Its messages were delivered before the image (the
-/// drain), so the detach has nothing to wait for.
-#[allow(clippy::unnecessary_cast)] // MPI_Count is the MPI's type (i64 or not)
-pub fn detach_buffer_of_leaving() {
-    let held = BSEND_BUFFER.lock().ok().and_then(|mut b| b.take());
-    let Some((_, _, large)) = held else {
-        return;
-    };
-    let mut addr: *mut c_void = std::ptr::null_mut();
-    let out = &mut addr as *mut *mut c_void as *mut c_void;
-    // SAFETY: the buffer attached to this process's MPI; `out` and the
-    // size are locals that outlive the call.
-    let rc = unsafe {
-        #[cfg(ferry_has = "MPI_Buffer_detach_c")]
-        if large {
-            let mut size: MPI_Count = 0;
-            PMPI_Buffer_detach_c(out, &mut size)
-        } else {
-            let mut size: c_int = 0;
-            PMPI_Buffer_detach(out, &mut size)
-        }
-        #[cfg(not(ferry_has = "MPI_Buffer_detach_c"))]
-        {
-            let _ = large;
-            let mut size: c_int = 0;
-            PMPI_Buffer_detach(out, &mut size)
-        }
-    };
-    if rc != k::MPI_SUCCESS() {
-        log::warn!("cannot detach the program's buffered-send buffer (MPI error {rc})");
-    }
-}
-
 // --- time ----------------------------------------------------------------------------
-
-/// Added to MPI's clock: MPI_Wtime must not run backwards for the program
-/// when it goes on in a new process (Open MPI counts from `MPI_Init`).
-/// Kept as the bits of an `f64` in the library's memory, so carried.
-static WTIME_OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// The program's clock when its image was taken.
-static WTIME_AT_CAPTURE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn wtime_offset() -> f64 {
-    f64::from_bits(WTIME_OFFSET.load(std::sync::atomic::Ordering::Relaxed))
-}
 
 pub unsafe fn MPI_Wtime() -> f64 {
     // SAFETY: a plain forward.
     unsafe { PMPI_Wtime() + wtime_offset() }
-}
-
-/// Before an image: the program's clock now.
-pub fn wtime_captured() {
-    // SAFETY: a plain query of MPI's clock.
-    let now = unsafe { PMPI_Wtime() } + wtime_offset();
-    WTIME_AT_CAPTURE.store(now.to_bits(), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// In the new process: the program's clock goes on from where it was (or
-/// later, if the new MPI's clock is already ahead).
-pub fn wtime_resumed() {
-    let then = f64::from_bits(WTIME_AT_CAPTURE.load(std::sync::atomic::Ordering::Relaxed));
-    // SAFETY: a plain query of MPI's clock.
-    let now = unsafe { PMPI_Wtime() };
-    let offset = (then - now).max(0.0);
-    WTIME_OFFSET.store(offset.to_bits(), std::sync::atomic::Ordering::Relaxed);
 }
 
 // --- MPI_Dist_graph_create ----------------------------------------------------

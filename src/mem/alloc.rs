@@ -162,7 +162,7 @@ fn premain_wanted() -> bool {
     let args = &buf[..n.max(0) as usize];
     let mut it = args.split(|&b| b == 0);
     let _exe = it.next();
-    it.next() != Some(crate::ops::migration::MARKER.as_bytes())
+    it.next() != Some(super::startup::REPLACEMENT_MARKER.as_bytes())
 }
 
 /// Before `main`, on the main thread: whether the allocation being made is

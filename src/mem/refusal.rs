@@ -5,10 +5,11 @@
 //!   program, outside MPI calls): their stacks and registers are not
 //!   carried. MPI's own threads are started inside MPI calls and do not
 //!   count.
-//! * RMA windows the program created: their memory is exposed to other
-//!   processes through the old MPI.
 //! * Open files that are not regular files, devices or directories, or
 //!   that were deleted or renamed since they were opened.
+//!
+//! (What the program's MPI objects forbid, RMA windows among them, is the
+//! library's to say: `checkpoint::library_reasons`.)
 // The interposed C functions are not built into unit tests (whose harness
 // keeps libc's): their helpers are unused there.
 #![cfg_attr(test, allow(dead_code, unused_macros))]
@@ -40,13 +41,6 @@ pub fn reasons() -> Vec<String> {
         out.push(format!(
             "the program runs {n} thread{} of its own (threads cannot be carried yet)",
             if n == 1 { "" } else { "s" }
-        ));
-    }
-    let w = crate::core::handles::tables().windows.len();
-    if w > 0 {
-        out.push(format!(
-            "the program has {w} RMA window{} open (windows cannot be carried yet)",
-            if w == 1 { "" } else { "s" }
         ));
     }
     if let Err(e) = super::files::capture() {

@@ -14,7 +14,7 @@
 //!    `main` — on the fixed stack.
 //!
 //! In a restarted process `main` is not run: the image takes its place
-//! ([`crate::ops::image::restore`]). Whatever fails here is reported and the program
+//! (`ops::image::restore`, given through [`Instead`]). Whatever fails here is reported and the program
 //! runs as it would without the image layer.
 use super::layout::*;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -33,6 +33,32 @@ type StartFn = unsafe extern "C" fn(
 
 extern "C" {
     static mut environ: *mut *mut c_char;
+}
+
+/// First argument of a replacement process (the migration starts it so):
+/// it restores the image it is sent instead of running `main`.
+pub const REPLACEMENT_MARKER: &str = "--ferry-replacement";
+
+/// What a process runs instead of the program's `main`. This layer knows
+/// when (a replacement's marker, `FERRY_RESTART`), the layers above know
+/// how: they give these at load time ([`set_instead`], from
+/// `entry::life`), before the program's entry point runs.
+pub struct Instead {
+    /// A replacement of a migrating rank, given the arguments after the
+    /// marker; returns an exit code if it does not take over.
+    pub replacement: fn(&[String]) -> i32,
+    /// A restart from a checkpoint directory; returns an exit code if the
+    /// restore failed.
+    pub restart: fn(&str) -> i32,
+    /// The rank a failed restart reports its exit status for.
+    pub restart_rank: fn() -> Option<i32>,
+}
+
+static INSTEAD: std::sync::OnceLock<Instead> = std::sync::OnceLock::new();
+
+/// At load: what runs instead of `main` (see [`Instead`]).
+pub fn set_instead(instead: Instead) {
+    let _ = INSTEAD.set(instead);
 }
 
 /// Environment switch that turns the image layer on.
@@ -114,7 +140,7 @@ fn wanted(s: &Start) -> bool {
 }
 
 /// Whether this process is the replacement of a migrating rank (started
-/// by the library with [`crate::ops::migration::MARKER`] as first argument).
+/// by the library with [`REPLACEMENT_MARKER`] as first argument).
 fn replacing(argc: c_int, argv: *mut *mut c_char) -> bool {
     if argc < 2 || argv.is_null() {
         return false;
@@ -122,8 +148,7 @@ fn replacing(argc: c_int, argv: *mut *mut c_char) -> bool {
     // SAFETY: argv has argc entries, each a C string.
     let first = unsafe { *argv.add(1) };
     // SAFETY: as above.
-    !first.is_null()
-        && unsafe { CStr::from_ptr(first) }.to_bytes() == crate::ops::migration::MARKER.as_bytes()
+    !first.is_null() && unsafe { CStr::from_ptr(first) }.to_bytes() == REPLACEMENT_MARKER.as_bytes()
 }
 
 /// Says something on stderr before the logger exists (it is set up at
@@ -317,7 +342,8 @@ unsafe extern "C" fn main_hook(
     envp: *mut *mut c_char,
 ) -> c_int {
     MAIN_STARTED.store(true, Ordering::SeqCst);
-    if replacing(argc, argv) {
+    let instead = INSTEAD.get();
+    if let (true, Some(instead)) = (replacing(argc, argv), instead) {
         let args: Vec<String> = (2..argc.max(0) as usize)
             .filter_map(|i| {
                 // SAFETY: argc entries, each a C string.
@@ -327,18 +353,15 @@ unsafe extern "C" fn main_hook(
             })
             .collect();
         // Does not return when the replacement takes over.
-        let code = crate::ops::migration::replacement_main(&args);
+        let code = (instead.replacement)(&args);
         // SAFETY: nothing of the program ran; end the process.
         unsafe { libc::_exit(code) };
     }
-    if let Some(dir) = env_is(c"FERRY_RESTART") {
+    if let (Some(dir), Some(instead)) = (env_is(c"FERRY_RESTART"), instead) {
         // Does not return when the restore succeeds.
-        let code = crate::ops::image::restore::restart(dir);
+        let code = (instead.restart)(dir);
         // (Its launcher may not report it: see `life::record_exit_status`.)
-        crate::sys::life::write_exit_status(
-            crate::ops::image::restore::launcher_rank().unwrap_or(-1),
-            code,
-        );
+        crate::sys::life::write_exit_status((instead.restart_rank)().unwrap_or(-1), code);
         // SAFETY: nothing of the program ran; end the process.
         unsafe { libc::_exit(code) };
     }

@@ -146,7 +146,16 @@ pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
         ));
     }
     let t = tables();
-    let keyvals = crate::entry::special::program_keyvals_ever();
+    // RMA windows the program created: their memory is exposed to other
+    // processes through the old MPI.
+    let w = t.windows.len();
+    if w > 0 {
+        out.push(format!(
+            "the program has {w} RMA window{} open (windows cannot be carried yet)",
+            if w == 1 { "" } else { "s" }
+        ));
+    }
+    let keyvals = crate::core::keyvals::program_keyvals_ever();
     if keyvals > 0 {
         out.push(format!(
             "the program made {keyvals} attribute keyval(s): attributes cannot be carried yet"
@@ -275,7 +284,7 @@ pub unsafe fn take(
     }
     record(completed, datatypes);
     flush();
-    crate::entry::special::wtime_captured();
+    crate::core::clock::wtime_captured();
     let made = private_dir(&dir);
     let outcome = match made {
         Ok(()) => {
@@ -296,8 +305,8 @@ pub unsafe fn take(
             // The new process: its own MPI objects, then the recorded ones.
             let fresh = crate::ops::image::restore::fresh_values();
             crate::core::runtime::adopt(&fresh);
-            crate::entry::special::wtime_resumed();
-            crate::entry::special::reattach_buffer();
+            crate::core::clock::wtime_resumed();
+            crate::core::bsend::reattach_buffer();
             // Links of past migrations name the old job's processes.
             crate::ops::migration::forget_links();
             let restore_us = crate::ops::image::restore::elapsed_us(&fresh);
@@ -736,7 +745,7 @@ pub fn after_rebuild() {
             // SAFETY: a live communicator and a predefined error handler.
             unsafe { PMPI_Comm_set_errhandler(s.real, eh) };
             if i == 0 {
-                crate::entry::special::world_errhandler_too(k::MPI_COMM_WORLD(), s.real, eh);
+                crate::core::errhandlers::world_errhandler_too(k::MPI_COMM_WORLD(), s.real, eh);
             }
         }
     }

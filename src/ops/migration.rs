@@ -39,13 +39,13 @@ use crate::sys::nap::napping;
 use crate::sys::*;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// First argument of a replacement process: it restores the image it is
 /// sent instead of running `main`.
-pub const MARKER: &str = "--ferry-replacement";
+pub use crate::mem::startup::REPLACEMENT_MARKER as MARKER;
 
 /// Tag of the handshake (old rank to the replacement) and of FINISH.
 const TAG_HELLO: c_int = 0x6673;
@@ -318,18 +318,10 @@ pub fn count() -> u64 {
     MIGRATIONS.load(Ordering::Relaxed)
 }
 
-/// Set in a replacement before its image is back (its own memory then).
-static JOINING: AtomicBool = AtomicBool::new(false);
+pub use crate::core::moves::{happened, is_replacement};
 
-/// This process is a replacement (set from the handover page after the
-/// jump: the image's copy belongs to the old process).
-static REPLACEMENT: AtomicBool = AtomicBool::new(false);
-
-/// Whether this process replaced a migrated one (its `MPI_Comm_get_parent`
-/// is the library's, not the program's).
-pub fn is_replacement() -> bool {
-    REPLACEMENT.load(Ordering::Relaxed)
-}
+/// A program's callback: `fn(arg)` (`ferry_on_leave`, `ferry_on_resume`).
+pub type Callback = unsafe extern "C" fn(*mut std::ffi::c_void);
 
 /// When a program's callback runs (see `include/ferry.h`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -344,10 +336,10 @@ pub enum Hook {
 const MAX_HOOKS: usize = 16;
 /// The program's callbacks (in the library's memory: they travel with the
 /// image, as the program's functions and arguments do).
-static HOOKS: Mutex<Vec<(Hook, crate::entry::api::Callback, usize)>> = Mutex::new(Vec::new());
+static HOOKS: Mutex<Vec<(Hook, Callback, usize)>> = Mutex::new(Vec::new());
 
 /// Registers a callback; false when there are already [`MAX_HOOKS`].
-pub fn add_hook(when: Hook, f: crate::entry::api::Callback, arg: usize) -> bool {
+pub fn add_hook(when: Hook, f: Callback, arg: usize) -> bool {
     let Ok(mut h) = HOOKS.lock() else {
         return false;
     };
@@ -361,7 +353,7 @@ pub fn add_hook(when: Hook, f: crate::entry::api::Callback, arg: usize) -> bool 
 /// Runs the program's callbacks of one kind, in registration order, as
 /// the program (what they allocate is the program's).
 fn run_hooks(when: Hook) {
-    let list: Vec<(crate::entry::api::Callback, usize)> = HOOKS
+    let list: Vec<(Callback, usize)> = HOOKS
         .lock()
         .map(|h| {
             h.iter()
@@ -423,15 +415,6 @@ fn has_argument(arg: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether this process took part in a migration (as one that stayed or as
-/// a replacement): its communicators then hold spawned processes.
-///
-/// On the per-call path (every `MPI_ANY_SOURCE` receive on MPICH): three
-/// relaxed loads, no lock.
-pub fn happened() -> bool {
-    JOINING.load(Ordering::Relaxed) || is_replacement() || KEPT_ANY.load(Ordering::Relaxed)
-}
-
 /// The process this one replaced, still alive and asleep until this one
 /// finalizes: (the migration's merged communicator, its rank there).
 struct Link(MPI_Comm, c_int);
@@ -445,24 +428,21 @@ struct Kept(u64, MPI_Comm, MPI_Comm);
 // SAFETY: MPI handles used by the thread that calls MPI.
 unsafe impl Send for Kept {}
 static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
-/// Whether [`KEPT`] ever held a migration in this process (read by
-/// [`happened`] without the lock).
-static KEPT_ANY: AtomicBool = AtomicBool::new(false);
 
 fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
     if let Ok(mut v) = KEPT.lock() {
         v.push(Kept(epoch, inter, merged));
-        KEPT_ANY.store(true, Ordering::SeqCst);
+        crate::core::moves::set_kept_any(true);
     }
 }
 
 /// In a restarted process: the links of past migrations are the old job's
 /// (their handles belong to an MPI that is gone).
 pub fn forget_links() {
-    REPLACEMENT.store(false, Ordering::SeqCst);
+    crate::core::moves::set_replacement(false);
     if let Ok(mut v) = KEPT.lock() {
         std::mem::forget(std::mem::take(&mut *v));
-        KEPT_ANY.store(false, Ordering::SeqCst);
+        crate::core::moves::set_kept_any(false);
     }
     if let Ok(mut p) = PREDECESSOR.lock() {
         *p = None;
@@ -740,7 +720,7 @@ pub unsafe fn run(
         run_hooks(Hook::Leave);
         // The library's own messages must be delivered before the image.
         flush();
-        crate::entry::special::wtime_captured();
+        crate::core::clock::wtime_captured();
         let level = crate::sys::life::thread_level();
         MIGRATIONS.fetch_add(1, Ordering::SeqCst);
         let outcome = crate::ops::image::capture::capture(
@@ -1163,10 +1143,10 @@ unsafe fn exchange_report(
 unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     let fresh = crate::ops::image::restore::fresh_values();
     let group_us = fresh[F_GROUP_US];
-    REPLACEMENT.store(true, Ordering::SeqCst);
+    crate::core::moves::set_replacement(true);
     crate::core::runtime::adopt(&fresh);
-    crate::entry::special::wtime_resumed();
-    crate::entry::special::reattach_buffer();
+    crate::core::clock::wtime_resumed();
+    crate::core::bsend::reattach_buffer();
     let merged: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_MERGED]);
     let parent: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_PARENT]);
     let world: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_WORLD]);
@@ -1179,7 +1159,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
         // The image's kept communicators are the old process's.
         std::mem::forget(std::mem::take(&mut *v));
         v.push(Kept(epoch(), parent, merged));
-        KEPT_ANY.store(true, Ordering::SeqCst);
+        crate::core::moves::set_kept_any(true);
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::ops::checkpoint::remake(world) };
@@ -1217,7 +1197,7 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
 unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     let pid = std::process::id();
     log::info!("process {pid} left its rank; asleep until the job ends");
-    crate::entry::special::detach_buffer_of_leaving();
+    crate::core::bsend::detach_buffer_of_leaving();
     if std::env::var_os("FERRY_TEST_KEEP_HEAP").is_none() {
         give_back_memory();
     }
@@ -1487,7 +1467,7 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
         PMPI_Comm_split(merged, 0, rank, &mut world);
     }
     // The library's objects on the new world, made with the others.
-    JOINING.store(true, Ordering::SeqCst);
+    crate::core::moves::set_joining();
     // SAFETY: collective over the new world.
     let ch = unsafe { crate::protocol::control::open(world) };
     let mut fresh = ch.fresh();

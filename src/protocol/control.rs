@@ -88,6 +88,7 @@ pub fn start(provided: c_int) {
         }
     }
     handles::init(world, size as usize);
+    crate::core::upcalls::register(&crate::protocol::upcalls::PROTOCOL);
     if window != k::MPI_WIN_NULL() {
         crate::protocol::regroup::install_signal();
     }
@@ -423,7 +424,7 @@ pub fn finish() {
         } else if !ARRIVED.swap(true, Ordering::SeqCst) {
             arrive();
         }
-        let mut idle = crate::protocol::regroup::Backoff::default();
+        let mut idle = crate::sys::nap::Backoff::default();
         let mut since_read = std::time::Instant::now();
         let mut first = true;
         while runtime().is_some_and(|r| r.window != k::MPI_WIN_NULL()) {
@@ -439,7 +440,7 @@ pub fn finish() {
                     crate::protocol::regroup::now();
                     state().set_status(crate::core::state::Status::Finalizing);
                 }
-                idle = crate::protocol::regroup::Backoff::default();
+                idle = crate::sys::nap::Backoff::default();
             }
             idle.pause(false);
         }
@@ -530,15 +531,6 @@ pub fn release() {
     }
 }
 
-/// After each call is counted: the work scheduled at a call count, a
-/// queued request or a pending command (both put `next_event` to 0).
-#[inline(always)]
-pub fn after_tick(calls: u64) {
-    if calls >= state().next_event.load(Ordering::Relaxed) {
-        scheduled(calls);
-    }
-}
-
 /// The next call count at which this rank has work scheduled.
 pub fn next_scheduled() -> u64 {
     let Some(rt) = runtime() else {
@@ -565,7 +557,7 @@ pub fn next_scheduled() -> u64 {
 static NESTED: AtomicBool = AtomicBool::new(false);
 
 #[cold]
-fn scheduled(calls: u64) {
+pub fn scheduled(calls: u64) {
     let Some(rt) = runtime() else { return };
     if NESTED.swap(true, Ordering::Relaxed) {
         // A call made from inside the protocol's own work (an error

@@ -17,7 +17,6 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A drained message.
 pub struct Drained {
@@ -35,18 +34,17 @@ struct Queue(UnsafeCell<Vec<Drained>>);
 // threading rules below MPI_THREAD_MULTIPLE.
 unsafe impl Sync for Queue {}
 static QUEUE: Queue = Queue(UnsafeCell::new(Vec::new()));
-/// Whether the queue holds anything: the one load the hot path pays.
-static PENDING: AtomicBool = AtomicBool::new(false);
 
 fn queue() -> &'static mut Vec<Drained> {
     // SAFETY: see `Queue`; no reference is held across calls.
     unsafe { &mut *QUEUE.0.get() }
 }
 
-/// Whether drained messages wait to be served.
+/// Whether drained messages wait to be served (the one load the hot path
+/// pays: `upcalls::drained_waiting`).
 #[inline(always)]
 pub fn pending() -> bool {
-    PENDING.load(Ordering::Relaxed)
+    crate::core::upcalls::drained_waiting()
 }
 
 fn matches(d: &Drained, slot: usize, source: c_int, tag: c_int) -> bool {
@@ -65,7 +63,7 @@ pub fn take(slot: CommRef, source: c_int, tag: c_int) -> Option<Drained> {
     let i = find(slot, source, tag)?;
     let q = queue();
     let d = q.remove(i);
-    PENDING.store(!q.is_empty(), Ordering::Relaxed);
+    crate::core::upcalls::set_drained_waiting(!q.is_empty());
     Some(d)
 }
 
@@ -220,7 +218,7 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
             }
         }
     }
-    PENDING.store(!queue().is_empty(), Ordering::Relaxed);
+    crate::core::upcalls::set_drained_waiting(!queue().is_empty());
     if stats.messages > 0 {
         log::debug!(
             "drained {} messages ({} bytes)",
@@ -549,7 +547,7 @@ mod tests {
             msg(4, 0, 5, 4),
             msg(3, 0, 5, 5),
         ]);
-        PENDING.store(true, Ordering::Relaxed);
+        crate::core::upcalls::set_drained_waiting(true);
         let c3 = CommRef(3);
         let any_src = k::MPI_ANY_SOURCE();
         let any_tag = k::MPI_ANY_TAG();

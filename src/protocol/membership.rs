@@ -293,12 +293,10 @@ impl Recipe {
 /// value) and stays on the old communicator too: removing it would call
 /// the program's delete function, which the library cannot silence.
 unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
-    for (kv, fortran) in crate::entry::special::program_keyvals() {
+    for (kv, fortran) in crate::core::keyvals::program_keyvals() {
         if fortran {
             // SAFETY: both live.
-            unsafe {
-                crate::entry::wrappers::fortran_support::carry_fortran_attribute(old, new, kv)
-            };
+            unsafe { crate::core::keyvals::carry_fortran_attribute(old, new, kv) };
             continue;
         }
         let mut val: *mut std::ffi::c_void = std::ptr::null_mut();
@@ -316,7 +314,7 @@ unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
                 PMPI_Comm_set_attr(new, kv, val);
                 // The value moved: the old communicator lets go of it
                 // without the program hearing of a delete.
-                crate::entry::special::with_silent_delete(|| PMPI_Comm_delete_attr(old, kv));
+                crate::core::keyvals::with_silent_delete(|| PMPI_Comm_delete_attr(old, kv));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Layer `protocol`: the regroup, the patent's dynamic group
 //! synchronization: life cycle and control communicator, one-sided access
 //! to the state windows, the synchronization's decisions, the freeze, the
-//! drain, pending operations and the new group.
+//! drain, pending operations and the new group; and its side of
+//! `core::upcalls`, through which the per-call path reaches it.
 //!
 //! May use `sys`, `mem`, `core`, `calls` and `protocol`.
 pub mod control;
@@ -11,3 +12,4 @@ pub mod onesided;
 pub mod pending;
 pub mod regroup;
 pub mod sync;
+pub mod upcalls;

@@ -61,7 +61,7 @@ pub unsafe fn complete_idups() {
     for (i, mut real) in idups {
         // SAFETY: a live idup request of the program.
         unsafe { PMPI_Wait(&mut real, k::MPI_STATUS_IGNORE()) };
-        crate::entry::special::idup_completed(i);
+        crate::calls::idup::idup_completed(i);
         if let Some(s) = tables().requests.get_mut(i) {
             s.real = real;
         }
@@ -251,20 +251,7 @@ pub unsafe fn serve_start(i: usize) -> bool {
     true
 }
 
-/// Whether starting this persistent receive must make a matched-probe
-/// request in its place ([`crate::calls::anysource`]: MPICH, `MPI_ANY_SOURCE`,
-/// after a migration).
-pub fn needs_standin(i: usize) -> bool {
-    // (MPI_Start's path: the flag first, the table only after a migration
-    // on MPICH)
-    crate::calls::anysource::active()
-        && tables().requests.get(i).is_some_and(|s| {
-            s.kind == ReqKind::PersistentRecv
-                && s.p2p
-                    .is_some_and(|a| matches!(a.op, P2pOp::Recv_init | P2pOp::Recv_init_c))
-                && crate::calls::anysource::needed(s.peer)
-        })
-}
+pub use crate::calls::anysource::needs_standin;
 
 /// `MPI_Start` of a persistent receive that [`needs_standin`]: a
 /// matched-probe receive with its arguments becomes the active request;

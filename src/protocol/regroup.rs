@@ -30,6 +30,7 @@ use crate::core::state::{offsets, state, Status};
 use crate::protocol::onesided::Epoch;
 use crate::protocol::sync::{self, Decision, Gid, Targets, View};
 use crate::sys::constants as k;
+use crate::sys::nap::Backoff;
 use crate::sys::*;
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
@@ -519,24 +520,6 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
     state().supersteps[slot].swap(k, Ordering::SeqCst);
     state().set_status(Status::Running);
     regrouped
-}
-
-/// Pauses in a wait loop: a few yields, then short sleeps, so that a
-/// stopped process leaves the cores to the ones that must move (a leader
-/// sleeps less: everyone waits for its readings).
-#[derive(Default)]
-pub struct Backoff(u32);
-
-impl Backoff {
-    pub fn pause(&mut self, leading: bool) {
-        self.0 = self.0.saturating_add(1);
-        if self.0 < 16 {
-            std::thread::yield_now();
-        } else {
-            let us = if leading { 20 } else { 50 };
-            std::thread::sleep(Duration::from_micros(us));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

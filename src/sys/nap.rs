@@ -72,3 +72,21 @@ pub(crate) unsafe fn barrier_napping(comm: MPI_Comm, longest: std::time::Duratio
     // SAFETY: contract of the function.
     unsafe { napping!(longest, PMPI_Ibarrier, PMPI_Barrier, comm) };
 }
+
+/// Pauses in a wait loop: a few yields, then short sleeps, so that a
+/// stopped process leaves the cores to the ones that must move (a leader
+/// sleeps less: everyone waits for its readings).
+#[derive(Default)]
+pub struct Backoff(u32);
+
+impl Backoff {
+    pub fn pause(&mut self, leading: bool) {
+        self.0 = self.0.saturating_add(1);
+        if self.0 < 16 {
+            std::thread::yield_now();
+        } else {
+            let us = if leading { 20 } else { 50 };
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+}

@@ -268,35 +268,9 @@ impl Next {
     }
 }
 
-thread_local! {
-    /// Whether this thread is inside a forwarding entry point.
-    static FORWARDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Forwarding entry points running now, in any thread: while there is
-/// none (nearly always), [`forwarding`] answers without the thread-local
-/// look-up, which in a preloaded library is a call (`__tls_get_addr`) on
-/// every MPI call's path.
-static FORWARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Whether this thread runs the MPI's own Fortran function of a forwarding
-/// entry point: a C wrapper reached from there (MPICH's Fortran layer calls
-/// the C `MPI_*` functions) does not count the call again
-/// (`boundary::guard`) and passes the program's callbacks as they are
-/// (`special::create_keyval`).
-#[cfg_attr(ferry_mpi = "openmpi", allow(dead_code))] // Open MPI's Fortran layer never calls a C wrapper
-#[inline(always)]
-pub fn forwarding() -> bool {
-    FORWARDS.load(std::sync::atomic::Ordering::Relaxed) != 0 && forwarding_here()
-}
-
-/// This thread's flag (out of line: the compiler would otherwise read it
-/// ahead of the test above, on every call).
-#[cold]
-#[inline(never)]
-fn forwarding_here() -> bool {
-    FORWARDING.with(|f| f.get())
-}
+#[cfg_attr(ferry_mpi = "openmpi", allow(unused_imports))]
+// Open MPI's Fortran layer never calls a C wrapper
+pub use crate::calls::boundary::forwarding;
 
 /// Runs a forwarding entry point: counted here (the library's C wrapper is
 /// not involved, or does not count while [`forwarding`]), panics caught.
@@ -305,14 +279,7 @@ fn forwarding_here() -> bool {
 pub fn forward(name: &'static str, ierror: *mut MPI_Fint, body: impl FnOnce() -> c_int) {
     // Counted first, then the flag is up while the MPI's function runs.
     let rc = crate::calls::boundary::guard(name, crate::calls::boundary::internal_error(), || {
-        use std::sync::atomic::Ordering;
-        // (This thread's own calls see the count it raised.)
-        FORWARDS.fetch_add(1, Ordering::Relaxed);
-        let was = FORWARDING.with(|f| f.replace(true));
-        let rc = body();
-        FORWARDING.with(|f| f.set(was));
-        FORWARDS.fetch_sub(1, Ordering::Relaxed);
-        rc
+        crate::calls::boundary::while_forwarding(body)
     });
     if !ierror.is_null() {
         // SAFETY: Fortran passed `ierror` by reference.
