@@ -48,7 +48,7 @@ pub struct CommSlot {
     pub sent: Vec<u64>,
     pub received: Vec<u64>,
     /// How to rebuild it on a new world (`None` for world and self).
-    pub recipe: Option<Box<crate::protocol::membership::Recipe>>,
+    pub recipe: Option<Box<crate::core::recipe::Recipe>>,
     /// Creation order, for rebuilding in the order of creation.
     pub serial: u64,
     /// The program's error handler function attached to it (0 = none of
@@ -92,7 +92,7 @@ pub fn mix_gid(parts: &[u64]) -> u64 {
 /// parent, so the parent's id and superstep agree among the members, and
 /// the lowest world rank and size of the new group tell apart the
 /// communicators one split makes.
-pub fn gid_of(recipe: &crate::protocol::membership::Recipe) -> u64 {
+pub fn gid_of(recipe: &crate::core::recipe::Recipe) -> u64 {
     let (parent, step) = crate::core::superstep::last_collective();
     let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
     let lowest = |g: &Option<Vec<c_int>>| {
@@ -476,7 +476,7 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
         return real;
     }
     // SAFETY: MPI just returned `real` as a new communicator.
-    let recipe = unsafe { crate::protocol::membership::Recipe::of(real) };
+    let recipe = unsafe { crate::core::recipe::Recipe::of(real) };
     let v = comm_register(real, recipe);
     // A new communicator inherits its parent's error handler.
     crate::core::errhandlers::note_inherited_errhandler(v, real);
@@ -484,14 +484,14 @@ pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
 }
 
 /// Records a communicator with a known recipe.
-pub fn comm_register(real: MPI_Comm, recipe: crate::protocol::membership::Recipe) -> MPI_Comm {
+pub fn comm_register(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI_Comm {
     comm_register_with(real, recipe, None)
 }
 
 /// Records the communicator of an `MPI_Comm_idup`, not usable before its
 /// request completes: its id is its parent's and superstep's (the same on
 /// both sides of an intercommunicator), with no exchange.
-pub fn comm_register_dup(real: MPI_Comm, recipe: crate::protocol::membership::Recipe) -> MPI_Comm {
+pub fn comm_register_dup(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI_Comm {
     let (parent, step) = crate::core::superstep::last_collective();
     let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
     comm_register_with(real, recipe, Some(mix_gid(&[pgid, step, 0x1d09])))
@@ -499,7 +499,7 @@ pub fn comm_register_dup(real: MPI_Comm, recipe: crate::protocol::membership::Re
 
 fn comm_register_with(
     real: MPI_Comm,
-    recipe: crate::protocol::membership::Recipe,
+    recipe: crate::core::recipe::Recipe,
     gid: Option<u64>,
 ) -> MPI_Comm {
     let _g = lock();
@@ -576,14 +576,14 @@ pub fn win_register(win: crate::sys::MPI_Win) {
     // SAFETY: a live window; the group is freed below.
     let local = unsafe {
         crate::sys::PMPI_Win_get_group(win, &mut g);
-        let v = crate::protocol::membership::world_ranks(g);
+        let v = crate::core::recipe::world_ranks(g);
         crate::sys::PMPI_Group_free(&mut g);
         v
     };
-    let recipe = crate::protocol::membership::Recipe {
+    let recipe = crate::core::recipe::Recipe {
         local,
         remote: None,
-        topology: crate::protocol::membership::Topology::None,
+        topology: crate::core::recipe::Topology::None,
     };
     let gid = gid_of(&recipe);
     let _g = lock();

@@ -15,6 +15,7 @@ pub mod keyvals;
 pub mod moves;
 pub mod objects;
 pub mod ops;
+pub mod recipe;
 pub mod runtime;
 pub mod state;
 pub mod superstep;
