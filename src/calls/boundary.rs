@@ -54,7 +54,7 @@ pub fn while_forwarding<R>(body: impl FnOnce() -> R) -> R {
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs one wrapper body: counts the call (and lets the protocol in when
-/// the count reached its next work: `Protocol::scheduled`), then runs the body as [`guard_uncounted`].
+/// the count reached its next work: `Upcalls::scheduled`), then runs the body as [`guard_uncounted`].
 #[inline(always)]
 pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
     // MPICH's own Fortran function of a forwarding entry point, which
@@ -68,7 +68,7 @@ pub fn guard<R>(name: &'static str, fallback: R, body: impl FnOnce() -> R) -> R 
         // The work scheduled at a call count, a queued request or a
         // pending command (both put `next_event` to 0).
         if calls >= state().next_event.load(Ordering::Relaxed) {
-            crate::core::upcalls::protocol().scheduled(calls);
+            crate::core::upcalls::upcalls().scheduled(calls);
         }
         body()
     })

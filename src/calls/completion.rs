@@ -120,7 +120,7 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
                 // The regroup moves a pending receive to the new
                 // communicator under the same handle: look it up again.
                 write_back_at(v, idx, real);
-                crate::core::upcalls::protocol().regroup_now();
+                crate::core::upcalls::upcalls().regroup_now();
                 real = handles::request_real(*v);
             }
         }
@@ -289,7 +289,7 @@ fn with_regroups(mut f: impl FnMut() -> Result<c_int, crate::calls::p2p::Woken>)
     loop {
         match f() {
             Ok(rc) => return rc,
-            Err(crate::calls::p2p::Woken) => crate::core::upcalls::protocol().regroup_now(),
+            Err(crate::calls::p2p::Woken) => crate::core::upcalls::upcalls().regroup_now(),
         }
     }
 }
@@ -419,7 +419,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     if crate::core::upcalls::drained_waiting() {
         // SAFETY: an inactive persistent request of the program.
         if let Some(i) = idx {
-            if unsafe { crate::core::upcalls::protocol().serve_start(i) } {
+            if unsafe { crate::core::upcalls::upcalls().serve_start(i) } {
                 return k::MPI_SUCCESS();
             }
         }
@@ -438,7 +438,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     }
     if let Some(i) = idx.filter(|&i| crate::calls::anysource::needs_standin(i)) {
         // SAFETY: an inactive persistent receive of the program.
-        let rc = unsafe { crate::core::upcalls::protocol().start_standin(i) };
+        let rc = unsafe { crate::core::upcalls::upcalls().start_standin(i) };
         if rc != k::MPI_SUCCESS() {
             if let Some(s) = handles::request_slot(i) {
                 s.active = false;

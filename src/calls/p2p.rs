@@ -99,11 +99,11 @@ pub fn block_on(
             break Ok(rc);
         }
         if state().command_pending() {
-            let protocol = crate::core::upcalls::protocol();
-            if protocol.woken(wakeable) {
+            let up = crate::core::upcalls::upcalls();
+            if up.woken(wakeable) {
                 break Err(Woken);
             }
-            protocol.nudge(world, *since.get_or_insert_with(std::time::Instant::now));
+            up.nudge(world, *since.get_or_insert_with(std::time::Instant::now));
             // While a synchronization runs, a blocked process leaves the
             // core to those that must move for it (the leader's readings
             // first); outside one it spins, as MPI's own waits do.
@@ -154,7 +154,7 @@ pub unsafe fn wait_through(
         // SAFETY: forwarded.
         match unsafe { wait_one(req, status, kind, comm, peer, tag) } {
             Ok(rc) => return rc,
-            Err(Woken) => crate::core::upcalls::protocol().regroup_now(),
+            Err(Woken) => crate::core::upcalls::upcalls().regroup_now(),
         }
     }
 }
@@ -284,7 +284,7 @@ pub unsafe fn recv_blocking(
         if crate::core::upcalls::drained_waiting() {
             // SAFETY: the program's receive arguments.
             if let Some(rc) = unsafe {
-                crate::core::upcalls::protocol().drained_recv(
+                crate::core::upcalls::upcalls().drained_recv(
                     comm,
                     source,
                     tag,
@@ -317,7 +317,7 @@ pub unsafe fn recv_blocking(
                 return rc;
             }
             Err(Woken) => {
-                crate::core::upcalls::protocol().regroup_now();
+                crate::core::upcalls::upcalls().regroup_now();
                 real = crate::core::handles::comm_real_of(comm);
             }
         }
@@ -419,7 +419,7 @@ pub unsafe fn sendrecv_blocking(
     let served = if crate::core::upcalls::drained_waiting() {
         // SAFETY: the program's receive arguments.
         unsafe {
-            crate::core::upcalls::protocol().drained_recv(
+            crate::core::upcalls::upcalls().drained_recv(
                 comm,
                 source,
                 tag,
@@ -465,7 +465,7 @@ pub unsafe fn sendrecv_blocking(
             let rc = match r {
                 Ok(rc) => rc,
                 Err(Woken) => {
-                    crate::core::upcalls::protocol().regroup_now();
+                    crate::core::upcalls::upcalls().regroup_now();
                     // SAFETY: the receive half again, drained messages first.
                     let real = crate::core::handles::comm_real_of(comm);
                     return unsafe {
@@ -519,7 +519,7 @@ pub unsafe fn probe_blocking(
         if crate::core::upcalls::drained_waiting() {
             // SAFETY: forwarded.
             if let Some(rc) = unsafe {
-                crate::core::upcalls::protocol().drained_probe(
+                crate::core::upcalls::upcalls().drained_probe(
                     comm_ref,
                     source,
                     tag,
@@ -538,7 +538,7 @@ pub unsafe fn probe_blocking(
         }) {
             Ok(rc) => return rc,
             Err(Woken) => {
-                crate::core::upcalls::protocol().regroup_now();
+                crate::core::upcalls::upcalls().regroup_now();
                 comm = crate::core::handles::comm_real_of(comm_ref);
             }
         }
@@ -560,7 +560,7 @@ pub unsafe fn iprobe(
     if crate::core::upcalls::drained_waiting() {
         // SAFETY: forwarded.
         if let Some(rc) = unsafe {
-            crate::core::upcalls::protocol().drained_probe(comm_ref, source, tag, flag, status)
+            crate::core::upcalls::upcalls().drained_probe(comm_ref, source, tag, flag, status)
         } {
             return rc;
         }
@@ -587,7 +587,7 @@ pub unsafe fn mprobe_blocking(
         if crate::core::upcalls::drained_waiting() {
             // SAFETY: forwarded.
             if let Some(rc) = unsafe {
-                crate::core::upcalls::protocol().drained_mprobe(
+                crate::core::upcalls::upcalls().drained_mprobe(
                     comm_ref,
                     source,
                     tag,
@@ -614,7 +614,7 @@ pub unsafe fn mprobe_blocking(
                 return rc;
             }
             Err(Woken) => {
-                crate::core::upcalls::protocol().regroup_now();
+                crate::core::upcalls::upcalls().regroup_now();
                 comm = crate::core::handles::comm_real_of(comm_ref);
             }
         }
@@ -638,7 +638,7 @@ pub unsafe fn improbe(
     if crate::core::upcalls::drained_waiting() {
         // SAFETY: forwarded.
         if let Some(rc) = unsafe {
-            crate::core::upcalls::protocol()
+            crate::core::upcalls::upcalls()
                 .drained_mprobe(comm_ref, source, tag, flag, message, status)
         } {
             return rc;

@@ -71,7 +71,7 @@ pub fn enter_collective(comm: CommRef) -> Ticket {
         LAST_SLOT.store(i as u32, Ordering::Relaxed);
         LAST_STEP.store(k, Ordering::Relaxed);
         if state().command.load(Ordering::SeqCst) != 0 {
-            t.regrouped = crate::core::upcalls::protocol().at_collective(i, k);
+            t.regrouped = crate::core::upcalls::upcalls().at_collective(i, k);
         }
     }
     t

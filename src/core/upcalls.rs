@@ -1,21 +1,27 @@
-//! The protocol as the per-call path reaches it: one small trait,
-//! [`Protocol`], implemented by layer `protocol` and registered at
-//! `MPI_Init` ([`register`]). The layers below it (`core`, `calls`) call
-//! up only through it, and only on rare branches, each behind a flag they
-//! read themselves (a command in the state window, a call count reached,
-//! drained messages waiting): the common path costs what it cost when
-//! these were direct calls.
+//! Calls up: one small trait, [`Upcalls`], through which the lower
+//! layers reach the higher ones, implemented by `ops::session` and
+//! registered when the library is loaded ([`register`], from
+//! `entry::life`).
 //!
-//! Before `MPI_Init` registers the protocol (and in a process without
-//! one) every method answers as if nothing were going on.
+//! * The per-call path (`core`, `calls`) reaches the protocol through it
+//!   only on rare branches, each behind a flag it reads itself (a command
+//!   in the state window, a call count reached, drained messages
+//!   waiting): the common path costs what it cost when these were direct
+//!   calls.
+//! * The protocol (`protocol`) reaches the operations through it: the
+//!   regroup it is frozen for is run as a session of phases, a migration
+//!   or a checkpoint its schedule fires is asked for.
+//!
+//! Before it is registered every method answers as if nothing were going
+//! on.
 use crate::core::handles::CommRef;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// What the per-call path asks of the protocol.
-pub trait Protocol: Sync {
+/// What the lower layers ask of the higher ones.
+pub trait Upcalls: Sync {
     /// Entering collective number `k` on the communicator in `slot` while
     /// a command is up: joins the regroup; returns whether the job moved
     /// to new communicators meanwhile (`regroup::at_collective`).
@@ -29,8 +35,20 @@ pub trait Protocol: Sync {
     /// A blocked call still waits for `world` since `since`: tells the
     /// leader, if it waits too long.
     fn nudge(&self, world: i32, since: Instant);
-    /// Runs the regroup this process was woken for (`regroup::now`).
+    /// Runs the regroup this process is frozen for, with every other
+    /// process (`ops::session::run`).
     fn regroup_now(&self);
+    /// A signal came: takes the requests `ferry migrate` left in the job
+    /// directory; how many (`migration::take_external_requests`).
+    fn external_requests(&self) -> usize;
+    /// What was asked for cannot run (no state window): the requests
+    /// queued are refused (`migration::refuse_queued`).
+    fn refuse_queued(&self);
+    /// This rank's schedule asks for its move (a `FERRY_MIGRATE` SPEC),
+    /// to `host` if given (`migration::request`).
+    fn migrate_asked(&self, rank: c_int, host: Option<String>);
+    /// The checkpoint's call count is reached (`checkpoint::fire`).
+    fn checkpoint_due(&self, calls: u64);
     /// A receive served from the drained messages, if one matches
     /// (`drain::recv`).
     ///
@@ -88,25 +106,25 @@ pub trait Protocol: Sync {
     unsafe fn start_standin(&self, i: usize) -> c_int;
 }
 
-/// The protocol, once registered.
-static PROTOCOL: std::sync::OnceLock<&'static dyn Protocol> = std::sync::OnceLock::new();
+/// The higher layers, once registered.
+static UPCALLS: std::sync::OnceLock<&'static dyn Upcalls> = std::sync::OnceLock::new();
 
 /// Drained messages wait to be served (set by the drain).
 static DRAINED: AtomicBool = AtomicBool::new(false);
 
-/// At `MPI_Init`: the protocol the per-call path calls up into.
-pub fn register(p: &'static dyn Protocol) {
-    let _ = PROTOCOL.set(p);
+/// At load: what the lower layers call up into.
+pub fn register(p: &'static dyn Upcalls) {
+    let _ = UPCALLS.set(p);
 }
 
-/// The protocol (an inert one before [`register`]).
+/// What the lower layers call up into (an inert one before [`register`]).
 #[inline]
-pub fn protocol() -> &'static dyn Protocol {
-    PROTOCOL.get().copied().unwrap_or(&Inert)
+pub fn upcalls() -> &'static dyn Upcalls {
+    UPCALLS.get().copied().unwrap_or(&Inert)
 }
 
 /// Whether drained messages wait to be served: the per-call path's flag
-/// in front of [`Protocol::drained_recv`] and the probes.
+/// in front of [`Upcalls::drained_recv`] and the probes.
 #[inline(always)]
 pub fn drained_waiting() -> bool {
     DRAINED.load(Ordering::Relaxed)
@@ -117,10 +135,10 @@ pub fn set_drained_waiting(yes: bool) {
     DRAINED.store(yes, Ordering::Relaxed);
 }
 
-/// The protocol before `MPI_Init`: nothing is going on.
+/// Before registration: nothing is going on.
 struct Inert;
 
-impl Protocol for Inert {
+impl Upcalls for Inert {
     fn at_collective(&self, _: usize, _: u64) -> bool {
         false
     }
@@ -130,6 +148,12 @@ impl Protocol for Inert {
     }
     fn nudge(&self, _: i32, _: Instant) {}
     fn regroup_now(&self) {}
+    fn external_requests(&self) -> usize {
+        0
+    }
+    fn refuse_queued(&self) {}
+    fn migrate_asked(&self, _: c_int, _: Option<String>) {}
+    fn checkpoint_due(&self, _: u64) {}
     unsafe fn drained_recv(
         &self,
         _: CommRef,

@@ -2,8 +2,9 @@
 //! constructor of `libferry.so`, run by the dynamic linker before the
 //! program's entry point), the layers below are given what they call up
 //! into: the startup of layer `mem` what runs instead of the program's
-//! `main` in a replacement and in a restart; `core::keyvals` how an
-//! attribute of a Fortran keyval is carried.
+//! `main` in a replacement and in a restart; `core::upcalls` the
+//! operations layer's session; `core::keyvals` how an attribute of a
+//! Fortran keyval is carried.
 //! `MPI_Init` and `MPI_Finalize` themselves are in [`super::special`].
 
 /// Run by the dynamic linker when the library is loaded.
@@ -19,6 +20,7 @@ extern "C" fn at_load() {
             restart: crate::ops::image::restore::restart,
             restart_rank: crate::ops::image::restore::launcher_rank,
         });
+        crate::core::upcalls::register(&crate::ops::session::UPCALLS);
         crate::core::keyvals::set_fortran_carrier(
             crate::entry::wrappers::fortran_support::carry_fortran_attribute,
         );

@@ -36,7 +36,7 @@ pub unsafe fn MPI_Init(argc: *mut c_int, argv: *mut *mut *mut c_char) -> c_int {
         let mut provided = k::MPI_THREAD_SINGLE();
         // SAFETY: MPI is initialized.
         unsafe { PMPI_Query_thread(&mut provided) };
-        crate::protocol::control::start(provided);
+        crate::ops::session::start(provided);
     }
     rc
 }
@@ -56,14 +56,14 @@ pub unsafe fn MPI_Init_thread(
             // SAFETY: MPI wrote it.
             unsafe { *provided }
         };
-        crate::protocol::control::start(level);
+        crate::ops::session::start(level);
     }
     rc
 }
 
 pub unsafe fn MPI_Finalize() -> c_int {
     let quiet = crate::ops::migration::quiet_sigpipe();
-    crate::protocol::control::finish();
+    crate::ops::session::finish();
     // SAFETY: plain forward.
     let rc = unsafe { PMPI_Finalize() };
     crate::ops::migration::restore_sigpipe(quiet);

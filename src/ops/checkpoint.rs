@@ -30,12 +30,10 @@ use crate::sys::*;
 use std::ffi::{c_int, c_void, CString};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// This rank's checkpoint SPEC (rank 0 acts on it).
-static AFTER: AtomicU64 = AtomicU64::new(u64::MAX);
 static DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// Rank 0's request fired: the next regroup it leads is the checkpoint.
 static LEADS: AtomicBool = AtomicBool::new(false);
@@ -70,7 +68,7 @@ pub fn configure(rank: c_int) -> Result<(), String> {
                 *d = Some(dir);
             }
             if rank == 0 {
-                AFTER.store(spec.after, Ordering::SeqCst);
+                crate::protocol::control::set_checkpoint_at(spec.after);
             }
             Ok(())
         }
@@ -92,13 +90,13 @@ fn absolute(p: &Path) -> PathBuf {
 /// The call count at which this rank asks for the checkpoint (`u64::MAX`:
 /// never, or already asked).
 pub fn due_at() -> u64 {
-    AFTER.load(Ordering::Relaxed)
+    crate::protocol::control::checkpoint_at()
 }
 
 /// The call count is reached: ask for the regroup that will be the
 /// checkpoint.
 pub fn fire(calls: u64) {
-    AFTER.store(u64::MAX, Ordering::SeqCst);
+    crate::protocol::control::set_checkpoint_at(u64::MAX);
     log::info!("checkpoint asked for after call {calls}");
     LEADS.store(true, Ordering::SeqCst);
     crate::protocol::regroup::request();

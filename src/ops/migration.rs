@@ -310,15 +310,9 @@ pub fn take_report() -> Option<Report> {
     REPORT.lock().ok().and_then(|mut r| r.take())
 }
 
-/// Migrations this rank went through (carried by the image).
-static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many times this rank has moved.
-pub fn count() -> u64 {
-    MIGRATIONS.load(Ordering::Relaxed)
-}
-
-pub use crate::core::moves::{happened, is_replacement};
+pub use crate::core::moves::{
+    count, happened, is_replacement, spawned_by_replacement, started_as_replacement,
+};
 
 /// A program's callback: `fn(arg)` (`ferry_on_leave`, `ferry_on_resume`).
 pub type Callback = unsafe extern "C" fn(*mut std::ffi::c_void);
@@ -393,26 +387,6 @@ pub fn restore_sigpipe(old: Option<libc::sigaction>) {
         // SAFETY: the disposition saved by `quiet_sigpipe`.
         unsafe { libc::sigaction(libc::SIGPIPE, &old, std::ptr::null_mut()) };
     }
-}
-
-/// Whether this process was started as a replacement (read from the
-/// kernel's copy of its arguments: the program's, carried by the image,
-/// do not say, and neither can memory the image replaces).
-pub fn started_as_replacement() -> bool {
-    has_argument(MARKER)
-}
-
-/// Whether this process is a replacement spawned by a process that was a
-/// replacement itself (its spawn argument `root=replacement`, see `spawn`).
-pub fn spawned_by_replacement() -> bool {
-    started_as_replacement() && has_argument("root=replacement")
-}
-
-/// Whether the kernel's copy of this process's arguments holds `arg`.
-fn has_argument(arg: &str) -> bool {
-    std::fs::read("/proc/self/cmdline")
-        .map(|b| b.split(|&c| c == 0).any(|a| a == arg.as_bytes()))
-        .unwrap_or(false)
 }
 
 /// The process this one replaced, still alive and asleep until this one
@@ -722,7 +696,7 @@ pub unsafe fn run(
         flush();
         crate::core::clock::wtime_captured();
         let level = crate::sys::life::thread_level();
-        MIGRATIONS.fetch_add(1, Ordering::SeqCst);
+        crate::core::moves::counted(true);
         let outcome = crate::ops::image::capture::capture(
             crate::ops::image::capture::Destination::Peer {
                 comm: spawned,
@@ -801,7 +775,7 @@ pub unsafe fn run(
     }
     if verdict != Verdict::Go {
         if leaving {
-            MIGRATIONS.fetch_sub(1, Ordering::SeqCst);
+            crate::core::moves::counted(false);
         }
         if spawned != k::MPI_COMM_NULL() {
             // SAFETY: the spawn's intercommunicator, held by the processes

@@ -1,4 +1,5 @@
-//! Layer `ops`: what runs inside a regroup's freeze: a migration (with the
+//! Layer `ops`: what runs inside a regroup's freeze: the session that
+//! runs a regroup's phases in order ([`session`]), a migration (with the
 //! probe of its target host), a job checkpoint, and the process image
 //! captured, streamed and restored ([`image`]).
 //!
@@ -7,3 +8,4 @@ pub mod checkpoint;
 pub mod image;
 pub mod migration;
 pub mod probe;
+pub mod session;

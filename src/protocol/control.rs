@@ -25,8 +25,25 @@ static JOB_DIR: AtomicBool = AtomicBool::new(false);
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
 
-/// Called by `MPI_Init`/`MPI_Init_thread` after the real one succeeded.
-pub fn start(provided: c_int) {
+/// The call count at which this rank asks for the checkpoint
+/// (`FERRY_CHECKPOINT`'s `after`, in rank 0; `u64::MAX`: none).
+static CHECKPOINT_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Schedules this rank's checkpoint request at call count `at`
+/// (`u64::MAX`: none).
+pub fn set_checkpoint_at(at: u64) {
+    CHECKPOINT_AT.store(at, Ordering::SeqCst);
+}
+
+/// The call count at which this rank asks for the checkpoint.
+pub fn checkpoint_at() -> u64 {
+    CHECKPOINT_AT.load(Ordering::Relaxed)
+}
+
+/// Called by `MPI_Init`/`MPI_Init_thread` after the real one succeeded
+/// (through `ops::session::start`). `configure` reads this rank's
+/// checkpoint SPEC (not in a process the program spawned).
+pub fn start(provided: c_int, configure: impl FnOnce(c_int) -> Result<(), String>) {
     crate::sys::logging::init();
     life::set_thread_level(provided, provided == k::MPI_THREAD_MULTIPLE());
     let config = match Config::from_env() {
@@ -64,7 +81,7 @@ pub fn start(provided: c_int) {
     let mut parent = k::MPI_COMM_NULL();
     // SAFETY: MPI is up.
     unsafe { PMPI_Comm_get_parent(&mut parent) };
-    let outside = parent != k::MPI_COMM_NULL() && !crate::ops::migration::started_as_replacement();
+    let outside = parent != k::MPI_COMM_NULL() && !crate::core::moves::started_as_replacement();
     life::set_outside_job(outside);
     let mut config = config;
     if outside {
@@ -77,18 +94,13 @@ pub fn start(provided: c_int) {
         }
     }
     // (A checkpoint SPEC is not for a process the program spawned.)
-    let configured = if outside {
-        Ok(())
-    } else {
-        crate::ops::checkpoint::configure(rank)
-    };
+    let configured = if outside { Ok(()) } else { configure(rank) };
     if let Err(e) = configured {
         if rank == 0 {
             log::error!("{e}; no checkpoint will be taken");
         }
     }
     handles::init(world, size as usize);
-    crate::core::upcalls::register(&crate::protocol::upcalls::PROTOCOL);
     if window != k::MPI_WIN_NULL() {
         crate::protocol::regroup::install_signal();
     }
@@ -269,12 +281,12 @@ unsafe fn window_possible(comm: MPI_Comm) -> bool {
     // With osc pt2pt alone (what `ferry run` sets), every process picks
     // the same component whatever it believes of its peers' nodes.
     let not_pt2pt = !std::env::var("OMPI_MCA_osc").is_ok_and(|v| v.trim() == "pt2pt") as u64;
-    let job: u64 = if crate::ops::migration::started_as_replacement() {
+    let job: u64 = if crate::core::moves::started_as_replacement() {
         std::process::id() as u64
     } else {
         0
     };
-    let grandchild = crate::ops::migration::spawned_by_replacement() as u64;
+    let grandchild = crate::core::moves::spawned_by_replacement() as u64;
     // [largest job, u64::MAX - smallest non-zero job, any grandchild, any
     // process not on pt2pt alone]
     let mine: [u64; 4] = [
@@ -386,7 +398,7 @@ pub fn report_status(what: &str) {
         rt.world_rank as u32,
         ferry_common::job::hostname(),
         std::process::id(),
-        crate::ops::migration::count() as u32,
+        crate::core::moves::count() as u32,
         state().calls.load(Ordering::Relaxed),
     );
     st.state = Some(what.to_string());
@@ -404,9 +416,10 @@ static STATUS_AT: AtomicU64 = AtomicU64::new(0);
 /// Calls between two looks at whether the status is due.
 const STATUS_EVERY_CALLS: u64 = 1 << 16;
 
-/// Called by `MPI_Finalize` before the real one: waits for every process
-/// to reach it (taking part in a regroup meanwhile), then frees the
-/// library's objects.
+/// Called by `MPI_Finalize` before the real one (through
+/// `ops::session::finish`): the requests queued here are led, then every
+/// process waits for all the others, taking part in a regroup meanwhile.
+/// [`finished`] frees the library's objects.
 pub fn finish() {
     crate::protocol::regroup::closing();
     if let Some(rt) = runtime() {
@@ -455,13 +468,12 @@ pub fn finish() {
             unsafe { barrier_napping(rt.finale, LONG_NAP) };
         }
     }
-    // The processes this rank left behind finalize with it.
-    let migrated = crate::ops::migration::happened();
-    crate::ops::migration::finish_predecessor();
-    crate::ops::migration::disconnect_all();
-    if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS && migrated {
-        crate::core::handles::free_all_comms();
-    }
+}
+
+/// The end of `MPI_Finalize`'s part of the library, once what the
+/// migrations left is finalized (`ops::session::finish`): the status, the
+/// last log line, and the library's own MPI objects freed.
+pub fn finished() {
     report_status("finalized");
     log::debug!(
         "finalize: {} calls, {} regroups, {} world barriers, {} world swaps, {} internal errors",
@@ -549,7 +561,7 @@ pub fn next_scheduled() -> u64 {
         .copied()
         .unwrap_or(u64::MAX)
         .min(rt.config.migrate_after.get(moved).map_or(u64::MAX, |m| m.0))
-        .min(crate::ops::checkpoint::due_at())
+        .min(checkpoint_at())
         .min(status)
 }
 
@@ -583,11 +595,7 @@ pub fn scheduled(calls: u64) {
     while let Some((after, to)) = rt.config.migrate_after.get(moved).filter(|m| calls >= m.0) {
         log::info!("migration asked for after call {calls} (SPEC after={after})");
         moved += 1;
-        crate::ops::migration::request(crate::ops::migration::Target {
-            rank: rt.world_rank,
-            host: to.clone(),
-            request: None,
-        });
+        crate::core::upcalls::upcalls().migrate_asked(rt.world_rank, to.clone());
     }
     MIGRATIONS_FIRED.store(moved as u64, Ordering::Relaxed);
     if JOB_DIR.load(Ordering::Relaxed)
@@ -595,8 +603,8 @@ pub fn scheduled(calls: u64) {
     {
         report_status("running");
     }
-    if calls >= crate::ops::checkpoint::due_at() {
-        crate::ops::checkpoint::fire(calls);
+    if calls >= checkpoint_at() {
+        crate::core::upcalls::upcalls().checkpoint_due(calls);
     }
     crate::protocol::regroup::service();
     if state().command.load(Ordering::SeqCst) == 0 && crate::protocol::regroup::queued() == 0 {

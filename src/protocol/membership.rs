@@ -21,7 +21,6 @@ use std::ffi::c_int;
 /// tag cannot mismatch.
 const REBUILD_TAG: c_int = 7_770;
 
-
 /// A communicator over the given world ranks of `world`, made by its
 /// members only.
 unsafe fn group_comm(world: MPI_Comm, ranks: &[c_int]) -> Result<MPI_Comm, c_int> {

@@ -1,8 +1,7 @@
 //! Layer `protocol`: the regroup, the patent's dynamic group
 //! synchronization: life cycle and control communicator, one-sided access
 //! to the state windows, the synchronization's decisions, the freeze, the
-//! drain, pending operations and the new group; and its side of
-//! `core::upcalls`, through which the per-call path reaches it.
+//! drain, pending operations and the new group.
 //!
 //! May use `sys`, `mem`, `core`, `calls` and `protocol`.
 pub mod control;
@@ -12,4 +11,3 @@ pub mod onesided;
 pub mod pending;
 pub mod regroup;
 pub mod sync;
-pub mod upcalls;

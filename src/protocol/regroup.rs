@@ -299,14 +299,14 @@ pub fn service() {
     let signals = SIGNALLED.swap(0, Ordering::SeqCst);
     // A signal brings the requests `ferry migrate` left in the job
     // directory; without any, it asks for a regroup.
-    if signals > 0 && crate::ops::migration::take_external_requests() == 0 {
+    if signals > 0 && crate::core::upcalls::upcalls().external_requests() == 0 {
         log::info!("regroup asked for by signal (SIGUSR2, {signals} received)");
         QUEUED.fetch_add(signals, Ordering::SeqCst);
     }
     if !ready() {
         // No state window any more: what was asked for cannot run.
         if QUEUED.swap(0, Ordering::SeqCst) > 0 {
-            crate::ops::migration::refuse_queued();
+            crate::core::upcalls::upcalls().refuse_queued();
         }
         return;
     }
@@ -824,358 +824,328 @@ fn read_all() -> Vec<View> {
 
 // ---------------------------------------------------------------------------
 // The freeze: point-to-point synchronization done, drain and new group.
+//
+// One regroup, once FREEZE has arrived, is a sequence of phases over the
+// value the freeze produced ([`Frozen`]): [`freeze`] (everyone arrives),
+// [`Frozen::drain`] (the program's requests put aside, the channels
+// drained), what the regroup is for (`ops::session`: a migration, a
+// checkpoint, or nothing), [`Frozen::rebuild`] (the new group) and
+// [`Frozen::thaw`] (the statistics, the state reset). `ops::session::run`
+// runs them in this order.
 
 /// Statistics every process contributes to the event line.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
-struct Contribution {
-    drained_messages: u64,
-    drained_bytes: u64,
-    p2p_sync_us: u64,
-    drain_us: u64,
-    group_us: u64,
-    requests_moved: u64,
+pub struct Contribution {
+    pub drained_messages: u64,
+    pub drained_bytes: u64,
+    pub p2p_sync_us: u64,
+    pub drain_us: u64,
+    pub group_us: u64,
+    pub requests_moved: u64,
 }
 
-/// Runs the drain and the rebuild, with every other process. Called at a
-/// safe point (no internal request of the library outstanding) once FREEZE
-/// has arrived.
-pub fn now() {
-    let Some((control, _, rank, _)) = channel() else {
-        return;
-    };
-    let frozen_at = Instant::now();
-    state().set_status(Status::Frozen);
-    let epoch = state().command.load(Ordering::SeqCst);
-    // Everyone arrives: the leader's measure of the point-to-point sync.
-    // Those that arrive first wait asleep: the cores go to the ones still
-    // on their way.
-    // SAFETY: every process of the job calls this once per regroup.
-    unsafe { crate::sys::nap::barrier_napping(control, crate::sys::nap::SHORT_NAP) };
-    let p2p_sync = frozen_at.elapsed();
-    let t_drain = Instant::now();
-    // SAFETY: every process is here; no request of the library is pending.
-    // SAFETY: every process is here (after the barrier).
-    unsafe { crate::protocol::pending::complete_idups() };
-    let mut parked = unsafe { crate::protocol::pending::park() };
-    let moved = parked.len() as u64;
-    // SAFETY: collective over the control communicator, as above.
-    let drained = unsafe { crate::protocol::drain::drain_all(control) };
-    // SAFETY: after the drain, every started persistent send was received.
-    unsafe { crate::protocol::pending::complete_sends(&mut parked) };
-    let drain = t_drain.elapsed();
-    let leader = sync_state().as_ref().map(|x| x.leader).unwrap_or(0);
-    let size = channel().map(|c| c.3).unwrap_or(0);
-    // What this regroup is (the leader says): a plain one, a checkpoint
-    // (every process images itself here; in a restarted job the processes
-    // come back here, on a new MPI) or a migration.
-    // SAFETY: every process of the job is here, after the drain.
-    let op = unsafe { crate::ops::migration::agree(control, leader, rank, size) };
-    let slots: Vec<usize> = parked.iter().map(|p| p.slot()).collect();
-    // The library's own messages must be delivered before an image.
-    let mut flush_all = || {
-        if let Some(x) = sync_state().as_mut() {
-            flush(&mut x.outbox, true);
-            if let Some(c) = x.coordinator.as_mut() {
-                flush(&mut c.outbox, true);
-            }
-        }
-    };
-    // Communicators some members freed and others still hold: kept as
-    // they are by a regroup, and a reason to refuse a migration or a
-    // checkpoint (a new process cannot make them again).
-    // SAFETY: collective over the control communicator, after the drain.
-    let orphans = unsafe { crate::protocol::membership::orphans(control) };
-    let mut resumed: Option<(u64, u64)> = None;
-    // A migration's new world, and whether this is the replacement.
-    let mut migrated: Option<(MPI_Comm, bool)> = None;
-    let mut stayer_groups = None;
-    if let crate::ops::migration::Operation::Migrate(t) = &op {
-        // SAFETY: every process is here, frozen and drained.
-        match unsafe {
-            crate::ops::migration::run(
-                control,
-                rank,
-                size,
-                t,
-                &slots,
-                orphans.len(),
-                &mut flush_all,
-            )
-        } {
-            crate::ops::migration::Moved::Stayed => {}
-            crate::ops::migration::Moved::Yes {
-                new_world,
-                replacement,
-            } => {
-                if !replacement {
-                    // The program's groups name the old process: made
-                    // again on the new world after the rebuild.
-                    stayer_groups = Some(crate::ops::checkpoint::group_ranks());
-                }
-                migrated = Some((new_world, replacement));
-            }
-        }
-    }
-    if op == crate::ops::migration::Operation::Checkpoint {
-        let (notify_us, collective_us, started) = sync_state()
-            .as_ref()
-            .and_then(|x| x.coordinator.as_ref())
-            .map(|c| {
-                let us = |d: Duration| d.as_micros() as u64;
-                let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
-                let collective = match (c.notified, c.synced) {
-                    (Some(a), Some(b)) => us(b - a),
-                    _ => 0,
-                };
-                (notify, collective, Some(c.started))
-            })
-            .unwrap_or((0, 0, None));
-        let before = crate::ops::checkpoint::Before {
-            epoch,
-            notify_us,
-            collective_us,
-            p2p_sync_us: p2p_sync.as_micros() as u64,
-            drain_us: drain.as_micros() as u64,
-            drained_messages: drained.messages,
-            drained_bytes: drained.bytes,
-            started,
-        };
-        // SAFETY: every process is here, frozen and drained.
-        if let crate::ops::checkpoint::Taken::Resumed {
-            restore_us,
-            image_bytes,
-        } = unsafe {
-            crate::ops::checkpoint::take(
-                control,
-                rank,
-                size,
-                &slots,
-                orphans.len(),
-                &before,
-                &mut flush_all,
-            )
-        } {
-            resumed = Some((restore_us, image_bytes));
-        }
-    }
-    // After a restart or a migration the control communicator is a new
-    // one (with or without a state window: the regroup finishes either way).
-    let Some((control, rank)) = crate::core::runtime::runtime().map(|r| (r.control, r.world_rank))
-    else {
-        return;
-    };
-    let t_group = Instant::now();
-    let mut new_world = k::MPI_COMM_NULL();
-    let replacement = migrated.is_some_and(|m| m.1);
-    // A fresh MPI (restart) or a fresh process (replacement): nothing of
-    // the old real communicators is alive here.
-    let fresh = resumed.is_some() || replacement;
-    let rc = match migrated {
-        Some((w, _)) => {
-            new_world = w;
-            k::MPI_SUCCESS()
-        }
-        // SAFETY: collective over the control communicator.
-        None => unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) },
-    };
-    if rc != k::MPI_SUCCESS() {
-        log::error!("regroup {epoch}: cannot make the new world ({rc}); staying on the old one");
-        // SAFETY: the parked requests' communicators are unchanged.
-        unsafe { crate::protocol::pending::repost(parked) };
-    } else {
-        if !orphans.is_empty() {
-            log::debug!(
-                "regroup {epoch}: {} communicators freed by some members stay as they are",
-                orphans.len()
-            );
-        }
-        if fresh && !orphans.is_empty() {
-            log::error!(
-                "{} communicators some members had freed cannot be made again in a new process",
-                orphans.len()
-            );
-        }
-        match unsafe {
-            crate::protocol::membership::rebuild_all_from(
-                new_world,
-                &|i| orphans.contains(&i),
-                !fresh,
-            )
-        } {
-            Ok(st) => log::debug!(
-                "regroup {epoch}: {} communicators rebuilt, {} kept",
-                st.communicators,
-                st.skipped
-            ),
-            Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
-        }
-        if fresh {
-            crate::ops::checkpoint::after_rebuild();
-        }
-        if let Some(groups) = stayer_groups.take() {
-            // SAFETY: the new world is live; the old groups are ours.
-            unsafe { crate::ops::checkpoint::remake_groups(new_world, groups, true) };
-        }
-        // SAFETY: the communicators are rebuilt.
-        unsafe { crate::protocol::pending::repost(parked) };
-    }
-    let group = t_group.elapsed();
-    let mine = Contribution {
-        drained_messages: drained.messages,
-        drained_bytes: drained.bytes,
-        p2p_sync_us: p2p_sync.as_micros() as u64,
-        drain_us: drain.as_micros() as u64,
-        group_us: group.as_micros() as u64,
-        requests_moved: moved,
-    };
-    let mut sums = Contribution::default();
-    let mut maxs = Contribution::default();
-    // SAFETY: plain reductions of six u64s over the control communicator.
-    unsafe {
-        let p = &mine as *const Contribution as *const c_void;
-        PMPI_Reduce(
-            p,
-            &mut sums as *mut _ as *mut c_void,
-            6,
-            k::MPI_UINT64_T(),
-            k::MPI_SUM(),
-            leader,
-            control,
-        );
-        PMPI_Reduce(
-            p,
-            &mut maxs as *mut _ as *mut c_void,
-            6,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
-            leader,
-            control,
-        );
-    }
-    // Finish the leader's outstanding sends, then reset.
-    let mut x = sync_state().take();
-    if let Some(x) = x.as_mut() {
-        flush(&mut x.outbox, true);
-    }
-    let coordinator = x.and_then(|x| x.coordinator);
-    let mut coordinator = coordinator;
-    if let Some(c) = coordinator.as_mut() {
-        flush(&mut c.outbox, true);
-    }
-    state().regroups.fetch_add(1, Ordering::SeqCst);
-    state().command.store(0, Ordering::SeqCst);
-    state().set_status(Status::Running);
-    // The lead is free again. Rank 0 clears it in its own memory, now that
-    // every process is here (nobody can be trying to take it), before the
-    // barrier after which they may.
-    if rank == 0 {
-        state().leader.store(0, Ordering::SeqCst);
-    }
-    // Nobody may be told of a next regroup before everyone has reset.
-    // SAFETY: collective over the control communicator.
-    unsafe { PMPI_Barrier(control) };
-    restore_next_event();
-    if let Some((restore_us, image_bytes)) = resumed {
-        let (mut worst, mut bytes): (u64, u64) = (0, 0);
-        // SAFETY: reductions of one integer over the control communicator.
-        unsafe {
-            PMPI_Reduce(
-                &restore_us as *const u64 as *const c_void,
-                &mut worst as *mut u64 as *mut c_void,
-                1,
-                k::MPI_UINT64_T(),
-                k::MPI_MAX(),
-                0,
-                control,
-            );
-            PMPI_Reduce(
-                &image_bytes as *const u64 as *const c_void,
-                &mut bytes as *mut u64 as *mut c_void,
-                1,
-                k::MPI_UINT64_T(),
-                k::MPI_SUM(),
-                0,
-                control,
-            );
-        }
-        let group_us = maxs.group_us;
-        crate::ops::checkpoint::restarted(rank, bytes, worst, group_us, worst + group_us);
-        return;
-    }
-    if let Some(c) = coordinator {
-        let superstep = state().supersteps[0].load(Ordering::Relaxed);
-        let total = c.started.elapsed();
+/// What the leader's side of a regroup measured (none in the others).
+#[derive(Clone, Copy)]
+pub struct Led {
+    pub started: Instant,
+    pub notified: Option<Instant>,
+    pub synced: Option<Instant>,
+    pub readings: u64,
+    pub releases: u64,
+}
+
+impl Led {
+    /// Microseconds from the start to the notification, and of the
+    /// collective synchronization.
+    pub fn notify_and_collective_us(&self) -> (u64, u64) {
         let us = |d: Duration| d.as_micros() as u64;
-        let notify = c.notified.map(|t| us(t - c.started)).unwrap_or(0);
-        let collective = match (c.notified, c.synced) {
+        let notify = self.notified.map(|t| us(t - self.started)).unwrap_or(0);
+        let collective = match (self.notified, self.synced) {
             (Some(a), Some(b)) => us(b - a),
             _ => 0,
         };
-        let report = crate::ops::migration::take_report().filter(|_| migrated.is_some());
-        let kind = if report.is_some() {
-            ferry_common::events::EventKind::Migrate
-        } else {
-            ferry_common::events::EventKind::Regroup
-        };
-        let mut ev = ferry_common::events::Event::new(kind);
-        ev.rank = Some(rank as u32);
-        if let Some(r) = &report {
-            ev.rank = Some(r.rank as u32);
-            ev.from_host = Some(r.from_host.clone());
-            ev.to_host = Some(r.to_host.clone());
-            ev.old_pid = Some(r.old_pid as u32);
-            ev.new_pid = Some(r.new_pid as u32);
-            ev.image_bytes = Some(r.image_bytes);
-            ev.phases_us.spawn = Some(r.spawn_us);
-            ev.phases_us.state_transfer = Some(r.transfer_us);
-            ev.phases_us.restore = Some(r.restore_us);
-            ev.extra.insert("leader".into(), rank.into());
-        } else if let crate::ops::migration::Operation::Migrate(t) = &op {
-            ev.extra.insert("migration_refused".into(), t.rank.into());
-        }
-        if let crate::ops::migration::Operation::Migrate(crate::ops::migration::Target {
-            request: Some(n),
-            ..
-        }) = &op
-        {
-            ev.extra.insert("request".into(), (*n).into());
-        }
-        ev.global_superstep = Some(superstep);
-        ev.drained_messages = Some(sums.drained_messages);
-        ev.drained_bytes = Some(sums.drained_bytes);
-        ev.phases_us.notify = Some(notify);
-        ev.phases_us.collective_sync = Some(collective);
-        ev.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
-        ev.phases_us.drain = Some(maxs.drain_us);
-        ev.phases_us.group = Some(match &report {
-            Some(r) => r.group_us + maxs.group_us,
-            None => maxs.group_us,
-        });
-        ev.phases_us.total = Some(us(total));
-        ev.extra.insert("epoch".into(), epoch.into());
-        ev.extra.insert("readings".into(), c.readings.into());
-        ev.extra.insert("releases".into(), c.releases.into());
-        ev.extra
-            .insert("requests_moved".into(), sums.requests_moved.into());
-        if report.is_none() {
-            ev.extra.insert("pid".into(), std::process::id().into());
-        }
-        log::info!(
-            "{} {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
-            if report.is_some() { "migration" } else { "regroup" },
-            total.as_secs_f64() * 1e3,
-            (collective + maxs.p2p_sync_us) as f64 / 1e3,
-            sums.drained_messages,
-            sums.drained_bytes,
-            sums.requests_moved
-        );
-        if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
-            if let Err(e) = ferry_common::events::append_event(&path, &ev) {
-                log::warn!("cannot append to the event log {path}: {e}");
-            }
+        (notify, collective)
+    }
+}
+
+/// What the leader of the running regroup has measured so far (this
+/// process leads it).
+pub fn led() -> Option<Led> {
+    sync_state()
+        .as_ref()
+        .and_then(|x| x.coordinator.as_ref())
+        .map(|c| Led {
+            started: c.started,
+            notified: c.notified,
+            synced: c.synced,
+            readings: c.readings,
+            releases: c.releases,
+        })
+}
+
+/// What the freeze produced, carried through the phases of one regroup.
+pub struct Frozen {
+    /// The regroup's epoch (the command in the state window).
+    pub epoch: u64,
+    /// The control communicator, and this process's rank and the size
+    /// there (a new one after a migration or a restart: see
+    /// [`Frozen::rebuild`]).
+    pub control: MPI_Comm,
+    pub rank: c_int,
+    pub size: c_int,
+    /// The leader's rank.
+    pub leader: c_int,
+    /// How long the processes took to arrive (the point-to-point sync).
+    pub p2p_sync: Duration,
+    /// How long the drain took, and what it received.
+    pub drain: Duration,
+    pub drained: crate::protocol::drain::Stats,
+    /// The program's requests put aside for the new group.
+    pub parked: Vec<crate::protocol::pending::Parked>,
+    /// How many were put aside.
+    pub requests_moved: u64,
+    /// Communicators some members freed and others still hold: kept as
+    /// they are by a regroup, and a reason to refuse a migration or a
+    /// checkpoint (a new process cannot make them again).
+    pub orphans: std::collections::HashSet<usize>,
+    /// How long the new group took.
+    pub group: Duration,
+}
+
+/// Phase 1, the freeze: every process arrives (the leader's measure of
+/// the point-to-point sync). Those that arrive first wait asleep: the
+/// cores go to the ones still on their way. Called at a safe point (no
+/// internal request of the library outstanding) once FREEZE has arrived;
+/// `None` without a control channel.
+pub fn freeze() -> Option<Frozen> {
+    let (control, _, rank, size) = channel()?;
+    let frozen_at = Instant::now();
+    state().set_status(Status::Frozen);
+    let epoch = state().command.load(Ordering::SeqCst);
+    // SAFETY: every process of the job calls this once per regroup.
+    unsafe { crate::sys::nap::barrier_napping(control, crate::sys::nap::SHORT_NAP) };
+    Some(Frozen {
+        epoch,
+        control,
+        rank,
+        size,
+        leader: sync_state().as_ref().map(|x| x.leader).unwrap_or(0),
+        p2p_sync: frozen_at.elapsed(),
+        drain: Duration::ZERO,
+        drained: Default::default(),
+        parked: Vec::new(),
+        requests_moved: 0,
+        orphans: Default::default(),
+        group: Duration::ZERO,
+    })
+}
+
+/// The library's own messages still on their way (the leader's and the
+/// members'), delivered: before an image is taken.
+pub fn flush_outboxes() {
+    if let Some(x) = sync_state().as_mut() {
+        flush(&mut x.outbox, true);
+        if let Some(c) = x.coordinator.as_mut() {
+            flush(&mut c.outbox, true);
         }
     }
+}
+
+impl Frozen {
+    /// Phase 2, the drain: pending `MPI_Comm_idup`s completed, the
+    /// program's requests put aside, every channel drained, started
+    /// persistent sends completed; then the communicators some members
+    /// freed are found.
+    pub fn drain(&mut self) {
+        let t_drain = Instant::now();
+        // SAFETY: every process is here (after the barrier); no request
+        // of the library is pending.
+        unsafe { crate::protocol::pending::complete_idups() };
+        // SAFETY: as above.
+        self.parked = unsafe { crate::protocol::pending::park() };
+        self.requests_moved = self.parked.len() as u64;
+        // SAFETY: collective over the control communicator, as above.
+        self.drained = unsafe { crate::protocol::drain::drain_all(self.control) };
+        // SAFETY: after the drain, every started persistent send was received.
+        unsafe { crate::protocol::pending::complete_sends(&mut self.parked) };
+        self.drain = t_drain.elapsed();
+        // SAFETY: collective over the control communicator, after the drain.
+        self.orphans = unsafe { crate::protocol::membership::orphans(self.control) };
+    }
+
+    /// The communicator slots of the requests put aside.
+    pub fn slots(&self) -> Vec<usize> {
+        self.parked.iter().map(|p| p.slot()).collect()
+    }
+
+    /// Phase 4, the new group: the new world (`migrated`: a migration's,
+    /// and whether this process is the replacement; otherwise a split of
+    /// the control communicator), every derived communicator made again on
+    /// it, `after` run on it (what the operation of the regroup must redo
+    /// there), and the requests put aside posted again. `fresh`: a new MPI
+    /// (restart) or a new process (replacement), where nothing of the old
+    /// real communicators is alive. Returns `false` when there is no
+    /// control channel any more (the regroup ends here).
+    pub fn rebuild(
+        &mut self,
+        migrated: Option<MPI_Comm>,
+        fresh: bool,
+        after: impl FnOnce(MPI_Comm),
+    ) -> bool {
+        let epoch = self.epoch;
+        // After a restart or a migration the control communicator is a
+        // new one (with or without a state window: the regroup finishes
+        // either way).
+        let Some((control, rank)) =
+            crate::core::runtime::runtime().map(|r| (r.control, r.world_rank))
+        else {
+            return false;
+        };
+        self.control = control;
+        self.rank = rank;
+        let t_group = Instant::now();
+        let mut new_world = k::MPI_COMM_NULL();
+        let rc = match migrated {
+            Some(w) => {
+                new_world = w;
+                k::MPI_SUCCESS()
+            }
+            // SAFETY: collective over the control communicator.
+            None => unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) },
+        };
+        let parked = std::mem::take(&mut self.parked);
+        if rc != k::MPI_SUCCESS() {
+            log::error!(
+                "regroup {epoch}: cannot make the new world ({rc}); staying on the old one"
+            );
+            // SAFETY: the parked requests' communicators are unchanged.
+            unsafe { crate::protocol::pending::repost(parked) };
+        } else {
+            let orphans = &self.orphans;
+            if !orphans.is_empty() {
+                log::debug!(
+                    "regroup {epoch}: {} communicators freed by some members stay as they are",
+                    orphans.len()
+                );
+            }
+            if fresh && !orphans.is_empty() {
+                log::error!(
+                    "{} communicators some members had freed cannot be made again in a new process",
+                    orphans.len()
+                );
+            }
+            // SAFETY: collective over the members of each communicator,
+            // every process in this phase.
+            match unsafe {
+                crate::protocol::membership::rebuild_all_from(
+                    new_world,
+                    &|i| orphans.contains(&i),
+                    !fresh,
+                )
+            } {
+                Ok(st) => log::debug!(
+                    "regroup {epoch}: {} communicators rebuilt, {} kept",
+                    st.communicators,
+                    st.skipped
+                ),
+                Err(rc) => log::error!("regroup {epoch}: rebuilding failed ({rc})"),
+            }
+            after(new_world);
+            // SAFETY: the communicators are rebuilt.
+            unsafe { crate::protocol::pending::repost(parked) };
+        }
+        self.group = t_group.elapsed();
+        true
+    }
+
+    /// Phase 5, the thaw: the statistics summed and maxed at the leader,
+    /// the leader's messages delivered, the state reset, and, once
+    /// everyone has reset, the program goes on. Returns what the leader
+    /// measured (in the leader) and the statistics.
+    pub fn thaw(self) -> Thawed {
+        let mine = Contribution {
+            drained_messages: self.drained.messages,
+            drained_bytes: self.drained.bytes,
+            p2p_sync_us: self.p2p_sync.as_micros() as u64,
+            drain_us: self.drain.as_micros() as u64,
+            group_us: self.group.as_micros() as u64,
+            requests_moved: self.requests_moved,
+        };
+        let mut sums = Contribution::default();
+        let mut maxs = Contribution::default();
+        // SAFETY: plain reductions of six u64s over the control communicator.
+        unsafe {
+            let p = &mine as *const Contribution as *const c_void;
+            PMPI_Reduce(
+                p,
+                &mut sums as *mut _ as *mut c_void,
+                6,
+                k::MPI_UINT64_T(),
+                k::MPI_SUM(),
+                self.leader,
+                self.control,
+            );
+            PMPI_Reduce(
+                p,
+                &mut maxs as *mut _ as *mut c_void,
+                6,
+                k::MPI_UINT64_T(),
+                k::MPI_MAX(),
+                self.leader,
+                self.control,
+            );
+        }
+        let led = led();
+        // Finish the leader's outstanding sends, then reset.
+        let mut x = sync_state().take();
+        if let Some(x) = x.as_mut() {
+            flush(&mut x.outbox, true);
+        }
+        if let Some(c) = x.and_then(|x| x.coordinator).as_mut() {
+            flush(&mut c.outbox, true);
+        }
+        state().regroups.fetch_add(1, Ordering::SeqCst);
+        state().command.store(0, Ordering::SeqCst);
+        state().set_status(Status::Running);
+        // The lead is free again. Rank 0 clears it in its own memory, now
+        // that every process is here (nobody can be trying to take it),
+        // before the barrier after which they may.
+        if self.rank == 0 {
+            state().leader.store(0, Ordering::SeqCst);
+        }
+        // Nobody may be told of a next regroup before everyone has reset.
+        // SAFETY: collective over the control communicator.
+        unsafe { PMPI_Barrier(self.control) };
+        restore_next_event();
+        Thawed {
+            epoch: self.epoch,
+            control: self.control,
+            rank: self.rank,
+            led,
+            sums,
+            maxs,
+        }
+    }
+}
+
+/// What a regroup leaves for its report.
+pub struct Thawed {
+    pub epoch: u64,
+    pub control: MPI_Comm,
+    pub rank: c_int,
+    /// What the leader measured (in the leader only).
+    pub led: Option<Led>,
+    /// The processes' statistics, summed and maxed (at the leader).
+    pub sums: Contribution,
+    pub maxs: Contribution,
+}
+
+/// Runs the regroup this process is frozen for: its phases are the
+/// operations layer's to sequence (`ops::session`), reached through
+/// `core::upcalls`.
+pub fn now() {
+    crate::core::upcalls::upcalls().regroup_now();
 }
 
 /// `MPI_Finalize` begins: requests still queued here are led now (the

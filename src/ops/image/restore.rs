@@ -125,7 +125,7 @@ pub fn restart(dir: &str) -> i32 {
     if rc != crate::sys::constants::MPI_SUCCESS() {
         return fail(&format!("MPI_Init_thread failed ({rc})"));
     }
-    crate::protocol::control::start(provided);
+    crate::ops::session::start(provided);
     let init_us = now_us().saturating_sub(init_started);
     let (rank_now, size_now) = crate::core::runtime::runtime()
         .map(|r| (r.world_rank, r.world_size))
