@@ -6,12 +6,16 @@
 //! each calling the real library through `PMPI_*` with the library's
 //! bookkeeping around it. What each wrapper does follows from its
 //! parameters' kinds (communicator, group, request handles are translated
-//! between the program's virtual handles and the real ones) and from a
-//! small table of templates for the calls the protocol must see
-//! (collectives, sends, receives, probes).
+//! between the program's virtual handles and the real ones) and from the
+//! template `spec/overlay.toml` gives the function (collectives, sends,
+//! receives, probes, hand-written ones; `plain` without an entry), with the
+//! overlay's per-function flags (see `overlay` and docs/codegen.md). Each
+//! wrapper names its template in a comment, and its body is an `unsafe`
+//! block under the template's `SAFETY:` comment.
 //!
-//! `ferry-codegen` writes the file; `ferry-codegen --check` fails when the
-//! committed file differs from what the generator produces (a test runs it).
+//! `ferry-codegen` writes the files; `ferry-codegen --check` fails when a
+//! committed file differs from what the generator produces, or when the
+//! overlay is bad (a test runs it).
 mod fortran;
 mod overlay;
 
