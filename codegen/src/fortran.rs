@@ -19,203 +19,25 @@
 //! real handles' Open MPI Fortran integers and Open MPI's own Fortran
 //! function runs; the call is counted there.
 //!
-//! Under MPICH nothing is generated: its Fortran layer calls the C `MPI_*`
-//! functions, which the C wrappers already count.
+//! Which functions must get a converted entry point (`fortran = "required"`:
+//! the generator fails if one cannot), which are forwarded although they
+//! convert (`fortran = "forward"`), and the other per-function decisions
+//! (`f08_via_pmpi`, `fortran_statuses`, ...) are in `spec/overlay.toml`.
+//! The generated file ends with the lists (see docs/fortran.md).
+//!
+//! Under MPICH (`generate_mpich`) only the functions its Fortran layer does
+//! not route through the C `MPI_*` functions get entry points.
+use super::overlay::{Entry, Fortran, Overlay, Statuses, Template};
 use super::{base_type, Function, Param};
 use std::fmt::Write as _;
 
-/// The functions that must get Fortran entry points, by C name (the
-/// generator fails if one of them cannot). Every other function of the
-/// spec gets one too when the generator converts all its arguments (and it
-/// is not in [`DENY`]); the others are forwarded (`gen_forward`). The
-/// generated file ends with the lists (see docs/fortran.md).
-pub const FORTRAN: &[&str] = &[
-    // Environment
-    "MPI_Init",
-    "MPI_Init_thread",
-    "MPI_Initialized",
-    "MPI_Finalized",
-    "MPI_Finalize",
-    "MPI_Query_thread",
-    "MPI_Abort",
-    "MPI_Wtime",
-    "MPI_Wtick",
-    "MPI_Get_processor_name",
-    "MPI_Error_string",
-    "MPI_Error_class",
-    // Communicators
-    "MPI_Comm_rank",
-    "MPI_Comm_size",
-    "MPI_Comm_split",
-    "MPI_Comm_dup",
-    "MPI_Comm_create",
-    "MPI_Comm_free",
-    "MPI_Comm_compare",
-    "MPI_Comm_group",
-    "MPI_Comm_remote_size",
-    "MPI_Comm_test_inter",
-    "MPI_Comm_set_name",
-    "MPI_Comm_get_name",
-    // Groups
-    "MPI_Group_size",
-    "MPI_Group_rank",
-    "MPI_Group_incl",
-    "MPI_Group_excl",
-    "MPI_Group_union",
-    "MPI_Group_intersection",
-    "MPI_Group_difference",
-    "MPI_Group_compare",
-    "MPI_Group_translate_ranks",
-    "MPI_Group_free",
-    // Point to point
-    "MPI_Send",
-    "MPI_Ssend",
-    "MPI_Bsend",
-    "MPI_Rsend",
-    "MPI_Recv",
-    "MPI_Isend",
-    "MPI_Issend",
-    "MPI_Ibsend",
-    "MPI_Irsend",
-    "MPI_Irecv",
-    "MPI_Sendrecv",
-    "MPI_Sendrecv_replace",
-    "MPI_Probe",
-    "MPI_Iprobe",
-    "MPI_Get_count",
-    "MPI_Get_elements",
-    "MPI_Send_init",
-    "MPI_Recv_init",
-    "MPI_Start",
-    "MPI_Startall",
-    "MPI_Request_free",
-    "MPI_Cancel",
-    "MPI_Test_cancelled",
-    // Completion
-    "MPI_Wait",
-    "MPI_Waitall",
-    "MPI_Waitany",
-    "MPI_Waitsome",
-    "MPI_Test",
-    "MPI_Testall",
-    "MPI_Testany",
-    "MPI_Testsome",
-    // Collectives
-    "MPI_Barrier",
-    "MPI_Bcast",
-    "MPI_Reduce",
-    "MPI_Allreduce",
-    "MPI_Gather",
-    "MPI_Gatherv",
-    "MPI_Scatter",
-    "MPI_Scatterv",
-    "MPI_Allgather",
-    "MPI_Allgatherv",
-    "MPI_Alltoall",
-    "MPI_Alltoallv",
-    "MPI_Reduce_scatter",
-    "MPI_Reduce_scatter_block",
-    "MPI_Scan",
-    "MPI_Exscan",
-    "MPI_Ibarrier",
-    "MPI_Ibcast",
-    "MPI_Ireduce",
-    "MPI_Iallreduce",
-    "MPI_Iallgather",
-    "MPI_Ialltoall",
-    // Datatypes
-    "MPI_Type_contiguous",
-    "MPI_Type_vector",
-    "MPI_Type_create_hvector",
-    "MPI_Type_indexed",
-    "MPI_Type_create_indexed_block",
-    "MPI_Type_create_struct",
-    "MPI_Type_create_resized",
-    "MPI_Type_dup",
-    "MPI_Type_commit",
-    "MPI_Type_free",
-    "MPI_Type_size",
-    "MPI_Type_get_extent",
-    "MPI_Op_free",
-    // Topologies
-    "MPI_Dims_create",
-    "MPI_Cart_create",
-    "MPI_Cart_coords",
-    "MPI_Cart_rank",
-    "MPI_Cart_shift",
-    "MPI_Cart_sub",
-    "MPI_Cart_get",
-    "MPI_Cartdim_get",
-];
-
-/// Functions whose `use mpi_f08` module procedure calls the `mpif.h`
-/// profiling entry point (`pmpi_test_`) instead of `ompi_test_f`: those
-/// with `LOGICAL` arguments (Open MPI 4.1's `libmpi_usempif08.so`). They
-/// are exported under that name too, or `mpi_f08` calls of them would miss
-/// the library.
-const F08_VIA_PMPI: &[&str] = &[
-    "MPI_Cart_create",
-    "MPI_Cart_get",
-    "MPI_Cart_map",
-    "MPI_Cart_sub",
-    "MPI_Comm_test_inter",
-    "MPI_File_get_atomicity",
-    "MPI_File_set_atomicity",
-    "MPI_Finalized",
-    "MPI_Graph_create",
-    "MPI_Improbe",
-    "MPI_Info_get",
-    "MPI_Info_get_valuelen",
-    "MPI_Initialized",
-    "MPI_Intercomm_merge",
-    "MPI_Iprobe",
-    "MPI_Is_thread_main",
-    "MPI_Op_commutative",
-    "MPI_Request_get_status",
-    "MPI_Status_set_cancelled",
-    "MPI_Test",
-    "MPI_Test_cancelled",
-    "MPI_Testall",
-    "MPI_Testany",
-    "MPI_Testsome",
-    "MPI_Win_test",
-];
-
-/// Functions whose Fortran binding means something else than the C one
-/// (addresses as integers, memory the MPI allocates, results written
-/// later): forwarded to Open MPI's own.
-const DENY: &[(&str, &str)] = &[
-    (
-        "MPI_Alloc_mem",
-        "Fortran gets the memory through a C pointer",
-    ),
-    ("MPI_Free_mem", "pairs with MPI_Alloc_mem"),
-    (
-        "MPI_Win_allocate",
-        "Fortran gets the memory through a C pointer",
-    ),
-    (
-        "MPI_Win_allocate_shared",
-        "Fortran gets the memory through a C pointer",
-    ),
-    (
-        "MPI_Win_shared_query",
-        "Fortran gets the memory through a C pointer",
-    ),
-    (
-        "MPI_Buffer_attach",
-        "the buffer must stay where Fortran put it (the library's C wrapper keeps it)",
-    ),
-    ("MPI_Buffer_detach", "returns the buffer's address"),
-    (
-        "MPI_Comm_idup",
-        "the new communicator is written when the request completes, into the caller's variable",
-    ),
-    (
-        "MPI_Comm_idup_with_info",
-        "the new communicator is written when the request completes, into the caller's variable",
-    ),
-];
+/// The `SAFETY:` comment of a converted entry point's body.
+const SAFETY_CONVERTED: &str = "the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.";
+/// The `SAFETY:` comment of an exported name.
+const SAFETY_EXPORT: &str =
+    "the caller's arguments go unchanged to the entry point's body, which has the same contract.";
+/// The `SAFETY:` comment of a forwarding entry point's body.
+const SAFETY_FORWARD: &str = "the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.";
 
 /// Handles MPI's own Fortran integers stand for (not virtual).
 fn plain_family(base: &str) -> Option<&'static str> {
@@ -268,9 +90,6 @@ fn id(name: &str) -> String {
     super::ident(name)
 }
 
-/// Functions whose `INDEX` results are 0-based in C and 1-based in Fortran.
-const INDEX_RESULTS: &[&str] = &["MPI_Waitany", "MPI_Testany", "MPI_Waitsome", "MPI_Testsome"];
-
 struct Gen {
     /// Under MPICH (whose plain handles are integers in C too, but for
     /// `MPI_File`) rather than Open MPI.
@@ -285,12 +104,12 @@ struct Gen {
     post: String,
 }
 
-fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
+fn gen_param(f: &Function, e: &Entry, p: &Param, g: &mut Gen) -> Result<(), String> {
     let (base, stars) = base_type(&p.ctype);
     let n = id(&p.name);
     // MPI_Init's argc/argv are not in the Fortran binding.
     if p.kind == "ARGUMENT_COUNT" || p.kind == "ARGUMENT_LIST" {
-        if !f.name.starts_with("MPI_Init") {
+        if !e.fortran_no_argv {
             return Err(format!("argument lists ({})", p.name));
         }
         g.args.push("std::ptr::null_mut()".into());
@@ -421,11 +240,13 @@ fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
                 } else {
                     "count"
                 };
-                let written = match f.name.as_str() {
-                    "MPI_Waitall" => format!("fs::len({count})"),
-                    "MPI_Testall" => format!("if *flag != 0 {{ fs::len({count}) }} else {{ 0 }}"),
-                    "MPI_Waitsome" | "MPI_Testsome" => "fs::len(outcount)".to_string(),
-                    _ => return Err("an array of statuses".into()),
+                let written = match e.fortran_statuses {
+                    Some(Statuses::All) => format!("fs::len({count})"),
+                    Some(Statuses::AllIfFlag) => {
+                        format!("if *flag != 0 {{ fs::len({count}) }} else {{ 0 }}")
+                    }
+                    Some(Statuses::Outcount) => "fs::len(outcount)".to_string(),
+                    None => return Err("an array of statuses".into()),
                 };
                 writeln!(g.pre, "    let {n}_ignored = fs::statuses_ignored({n});").unwrap();
                 writeln!(
@@ -466,7 +287,7 @@ fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
                 .unwrap();
             }
         }
-        ("INDEX", "int", 1) if INDEX_RESULTS.contains(&f.name.as_str()) => {
+        ("INDEX", "int", 1) if e.fortran_index_results => {
             g.params.push(format!("{n}: *mut MPI_Fint"));
             g.args.push(format!("{n} as _"));
             let how_many = if p.length.is_some() { "*outcount" } else { "1" };
@@ -495,9 +316,9 @@ fn gen_param(f: &Function, p: &Param, g: &mut Gen) -> Result<(), String> {
 }
 
 /// Open MPI's names of a function's entry point: the four manglings of
-/// `mpif.h`, `ompi_x_f` (`use mpi_f08`), and `pmpi_x_` for those of
-/// [`F08_VIA_PMPI`].
-fn openmpi_names(f: &Function) -> Vec<String> {
+/// `mpif.h`, `ompi_x_f` (`use mpi_f08`), and `pmpi_x_` for those the
+/// overlay marks `f08_via_pmpi`.
+fn openmpi_names(f: &Function, e: &Entry) -> Vec<String> {
     let lower = f.name.to_ascii_lowercase();
     let stem = lower.strip_prefix("mpi_").unwrap();
     let mut names = vec![
@@ -507,7 +328,7 @@ fn openmpi_names(f: &Function) -> Vec<String> {
         f.name.to_ascii_uppercase(),
         format!("ompi_{stem}_f"),
     ];
-    if F08_VIA_PMPI.contains(&f.name.as_str()) {
+    if e.f08_via_pmpi {
         names.push(format!("p{lower}_"));
     }
     names
@@ -517,6 +338,7 @@ fn openmpi_names(f: &Function) -> Vec<String> {
 /// C name under Open MPI), exported under `names`.
 fn gen_function(
     f: &Function,
+    e: &Entry,
     out: &mut String,
     mpich: bool,
     body: &str,
@@ -525,8 +347,11 @@ fn gen_function(
     if f.variadic {
         return Err("variadic".into());
     }
-    if let Some(why) = DENY.iter().find(|(n, _)| *n == f.name).map(|(_, w)| w) {
-        return Err(why.to_string());
+    // Forwarded by the overlay's decision: the Fortran binding means
+    // something else than the C one (addresses as integers, memory the MPI
+    // allocates, results written later).
+    if e.fortran == Some(Fortran::Forward) {
+        return Err(e.fortran_why.clone().unwrap_or_default());
     }
     let lower = f.name.to_ascii_lowercase();
     let cfg = format!("#[cfg(ferry_has = \"{}\")]", f.name);
@@ -535,7 +360,8 @@ fn gen_function(
             writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
             writeln!(
                 out,
-                "pub unsafe extern \"C\" fn f{i}_{body}() -> f64 {{\n    crate::calls::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}())\n}}\n",
+                "pub unsafe extern \"C\" fn f{i}_{body}() -> f64 {{\n    // SAFETY: {} takes no argument.\n    unsafe {{ crate::calls::boundary::guard_uncounted(\"{lower}\", 0.0, || super::generated::{}()) }}\n}}\n",
+                f.name,
                 f.name
             )
             .unwrap();
@@ -554,7 +380,7 @@ fn gen_function(
         post: String::new(),
     };
     for p in &f.params {
-        gen_param(f, p, &mut g)?;
+        gen_param(f, e, p, &mut g)?;
     }
     let mut params = g.params.clone();
     params.push("ierror: *mut MPI_Fint".into());
@@ -567,7 +393,8 @@ fn gen_function(
     // The body, once.
     writeln!(out, "{cfg}").unwrap();
     writeln!(out, "unsafe fn {body}({param_list}) {{").unwrap();
-    writeln!(out, "    fs::entry(\"{lower}\", ierror, || {{").unwrap();
+    writeln!(out, "    // SAFETY: {SAFETY_CONVERTED}").unwrap();
+    writeln!(out, "    unsafe {{ fs::entry(\"{lower}\", ierror, || {{").unwrap();
     for line in g.pre.lines() {
         writeln!(out, "    {line}").unwrap();
     }
@@ -596,7 +423,7 @@ fn gen_function(
         }
         writeln!(out, "        }}").unwrap();
     }
-    writeln!(out, "        rc\n    }})\n}}\n").unwrap();
+    writeln!(out, "        rc\n    }}) }}\n}}\n").unwrap();
     // The exported names.
     write_exports(out, &cfg, names, body, &param_list, &arg_names);
     Ok(())
@@ -617,7 +444,7 @@ fn write_exports(
         writeln!(out, "{cfg}\n#[export_name = \"{name}\"]").unwrap();
         writeln!(
             out,
-            "pub unsafe extern \"C\" fn f{i}_{fname}({param_list}) {{\n    {fname}({})\n}}\n",
+            "pub unsafe extern \"C\" fn f{i}_{fname}({param_list}) {{\n    // SAFETY: {SAFETY_EXPORT}\n    unsafe {{ {fname}({}) }}\n}}\n",
             arg_names.join(", ")
         )
         .unwrap();
@@ -642,6 +469,7 @@ fn c_only(name: &str) -> bool {
 /// `names` as for [`gen_function`].
 fn gen_forward(
     f: &Function,
+    e: &Entry,
     out: &mut String,
     target: &str,
     body: &str,
@@ -711,7 +539,7 @@ fn gen_forward(
             _ => args.push(n),
         }
     }
-    if FORWARDED_MAKERS.contains(&f.name.as_str()) {
+    if e.fortran_forwarded_makes {
         // An object the library will not know: a process image refuses it.
         writeln!(
             post,
@@ -720,10 +548,7 @@ fn gen_forward(
         )
         .unwrap();
     }
-    if matches!(
-        f.name.as_str(),
-        "MPI_Comm_create_keyval" | "MPI_Keyval_create"
-    ) {
+    if e.fortran_keyval {
         // Recorded, so that its attributes are carried over rebuilds.
         let kv = f
             .params
@@ -764,16 +589,17 @@ fn gen_forward(
         "    static TARGET: fs::Next = fs::Next::new(\"{target}\\0\");"
     )
     .unwrap();
+    writeln!(out, "    // SAFETY: {SAFETY_FORWARD}").unwrap();
     writeln!(
         out,
-        "    fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"{target}\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
+        "    unsafe {{ fs::forward(\"{lower}\", ierror, || {{\n        let Some(target) = TARGET.get() else {{ return fs::missing(\"{target}\"); }};\n        let target: {target_ty} = std::mem::transmute(target);"
     )
     .unwrap();
     // A collective counts its superstep as the C wrapper's does: the
     // synchronization must know a rank is inside it (or the others freeze
     // in front of it and it waits for ever). Entered before the handles are
     // made real: a regroup at the entry replaces the communicator.
-    let collective = crate::template_of(&f.name) == crate::Template::Collective;
+    let collective = e.template == Template::Collective;
     let ticket = match (&comm_param, collective) {
         (Some(c), true) => {
             writeln!(
@@ -808,37 +634,13 @@ fn gen_forward(
         }
         writeln!(out, "        }}").unwrap();
     }
-    writeln!(out, "        rc\n    }})\n}}\n").unwrap();
+    writeln!(out, "        rc\n    }}) }}\n}}\n").unwrap();
     write_exports(out, &cfg, names, body, &param_list, &arg_names);
     Ok(())
 }
 
-/// Forwarded functions that make an object the program then uses by a
-/// handle the library never sees (nor its release): counted, so that a
-/// process image refuses a process that made one
-/// (`objects::forwarded_made`). Keyvals are counted as the program's own
-/// (`special::fortran_keyval_made`).
-const FORWARDED_MAKERS: &[&str] = &[
-    "MPI_Op_create",
-    "MPI_Comm_idup",
-    "MPI_Comm_idup_with_info",
-    "MPI_Comm_spawn",
-    "MPI_Comm_spawn_multiple",
-    "MPI_Dist_graph_create",
-    "MPI_Dist_graph_create_adjacent",
-    "MPI_Win_allocate",
-    "MPI_Win_allocate_shared",
-    "MPI_Comm_create_errhandler",
-    "MPI_Errhandler_create",
-    "MPI_File_create_errhandler",
-    "MPI_Win_create_errhandler",
-    "MPI_Type_create_keyval",
-    "MPI_Win_create_keyval",
-    "MPI_Grequest_start",
-];
-
 /// The generated `src/entry/wrappers/fortran.rs`.
-pub fn generate(functions: &[Function], source: &str) -> String {
+pub fn generate(functions: &[Function], overlay: &Overlay, source: &str) -> String {
     let mut out = String::new();
     writeln!(
         out,
@@ -858,7 +660,8 @@ pub fn generate(functions: &[Function], source: &str) -> String {
     let mut forwarded: Vec<(String, String)> = Vec::new();
     for f in functions {
         let name = f.name.as_str();
-        let required = FORTRAN.contains(&name);
+        let e = overlay.get(name);
+        let required = e.fortran == Some(Fortran::Required);
         // Large-count `_c` forms, the tool interface and extensions have no
         // `mpif.h` binding.
         if !required
@@ -867,8 +670,8 @@ pub fn generate(functions: &[Function], source: &str) -> String {
             continue;
         }
         let mut text = String::new();
-        let names = openmpi_names(f);
-        match gen_function(f, &mut text, false, name, &names) {
+        let names = openmpi_names(f, e);
+        match gen_function(f, e, &mut text, false, name, &names) {
             Ok(()) => {
                 out.push_str(&text);
                 covered += 1;
@@ -877,7 +680,7 @@ pub fn generate(functions: &[Function], source: &str) -> String {
                 let mut text = String::new();
                 let stem = name.to_ascii_lowercase();
                 let target = format!("ompi_{}_f", stem.strip_prefix("mpi_").unwrap());
-                match gen_forward(f, &mut text, &target, name, &names) {
+                match gen_forward(f, e, &mut text, &target, name, &names) {
                     Ok(()) => {
                         out.push_str(&text);
                         forwarded.push((f.name.clone(), why));
@@ -888,17 +691,11 @@ pub fn generate(functions: &[Function], source: &str) -> String {
             Err(why) => panic!("{name} must have a Fortran entry point: {why}"),
         }
     }
-    for name in FORTRAN {
-        assert!(
-            functions.iter().any(|f| f.name == *name),
-            "{name} is not in the spec"
-        );
-    }
     writeln!(
         out,
         "// {} functions, each under 5 names (mpi_x_, mpi_x__, mpi_x, MPI_X, ompi_x_f), {} also as pmpi_x_ (mpi_f08).",
         covered + forwarded.len(),
-        F08_VIA_PMPI.len()
+        overlay.names(|e| e.f08_via_pmpi).len()
     )
     .unwrap();
     writeln!(
@@ -927,36 +724,13 @@ fn write_reasons(out: &mut String, heading: Option<&str>, list: &[(String, Strin
     }
 }
 
-/// `mpif.h` / `use mpi` functions that get entry points under MPICH,
-/// forwarded to MPICH's own (`pmpi_x_`) with real handles (the others run
-/// MPICH's own, which calls the C `MPI_X`, counted by the C wrappers):
-/// * the attribute calls, whose MPICH implementation does not call the C
-///   function but MPICH's internals with the handle it is given
-///   (`MPII_Comm_set_attr`, ...: found in MPICH 4.0.2's `libmpichfort.so`,
-///   where every other `pmpi_x_` calls `MPI_X`);
-/// * the creation of communicator keyvals, whose Fortran callbacks MPICH
-///   calls through a Fortran proxy it sets after `MPI_Comm_create_keyval`:
-///   the C wrapper reached while forwarding neither counts the call again
-///   nor puts its C trampolines in place of the Fortran functions.
-pub const MPICH_F77_FORWARD: &[&str] = &[
-    "MPI_Attr_get",
-    "MPI_Attr_put",
-    "MPI_Comm_get_attr",
-    "MPI_Comm_set_attr",
-    "MPI_Type_get_attr",
-    "MPI_Type_set_attr",
-    "MPI_Win_get_attr",
-    "MPI_Win_set_attr",
-    "MPI_Comm_create_keyval",
-    "MPI_Keyval_create",
-];
-
 /// The generated `src/entry/wrappers/fortran_mpich.rs`: the Fortran entry points
 /// under MPICH.
 ///
 /// MPICH's `mpif.h` layer converts its arguments itself and calls the C
 /// `MPI_*` functions (counted by the C wrappers; a Fortran handle is the C
-/// handle, ferry's virtual one), but for [`MPICH_F77_FORWARD`]. Its
+/// handle, ferry's virtual one), but for the functions the overlay marks
+/// `mpich_f77_forward` (see there why). Its
 /// `use mpi_f08` layer calls the C `MPI_*` functions for the procedures
 /// with a choice buffer (`mpi_send_f08ts_`) but `PMPI_*` for all the others
 /// (`mpi_comm_rank_f08_`): those would go uncounted, with ferry's virtual
@@ -965,7 +739,7 @@ pub const MPICH_F77_FORWARD: &[&str] = &[
 /// `mpi_x_f08_large_` for the large-count `_c` forms), converted the same
 /// way as Open MPI's (a `type(MPI_Comm)` is its integer, a `type(MPI_Status)`
 /// is C's status) or forwarded to MPICH's own.
-pub fn generate_mpich(functions: &[Function], source: &str) -> String {
+pub fn generate_mpich(functions: &[Function], overlay: &Overlay, source: &str) -> String {
     let mut out = String::new();
     writeln!(
         out,
@@ -985,11 +759,13 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
     let mut skipped: Vec<(String, String)> = Vec::new();
     // mpif.h: the functions MPICH's own layer does not route through C, and
     // keyval creation.
-    for name in MPICH_F77_FORWARD {
+    let f77_forward = overlay.names(|e| e.mpich_f77_forward);
+    for name in &f77_forward {
         let f = functions
             .iter()
             .find(|f| f.name == *name)
             .unwrap_or_else(|| panic!("{name} is not in the spec"));
+        let e = overlay.get(name);
         let lower = f.name.to_ascii_lowercase();
         let names = vec![
             format!("{lower}_"),
@@ -999,8 +775,8 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
         ];
         let body = format!("{}_f77", f.name);
         let target = format!("p{lower}_");
-        if let Err(e) = gen_forward(f, &mut out, &target, &body, &names) {
-            panic!("{name}: cannot forward: {e}");
+        if let Err(why) = gen_forward(f, e, &mut out, &target, &body, &names) {
+            panic!("{name}: cannot forward: {why}");
         }
     }
     // use mpi_f08: every function without a choice buffer.
@@ -1021,15 +797,16 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
         };
         let names = vec![export.clone()];
         let body = format!("{name}_f08");
+        let e = overlay.get(name);
         let mut text = String::new();
-        match gen_function(f, &mut text, true, &body, &names) {
+        match gen_function(f, e, &mut text, true, &body, &names) {
             Ok(()) => {
                 out.push_str(&text);
                 covered += 1;
             }
             Err(why) => {
                 let mut text = String::new();
-                match gen_forward(f, &mut text, &export, &body, &names) {
+                match gen_forward(f, e, &mut text, &export, &body, &names) {
                     Ok(()) => {
                         out.push_str(&text);
                         forwarded.push((name.to_string(), why));
@@ -1042,8 +819,8 @@ pub fn generate_mpich(functions: &[Function], source: &str) -> String {
     writeln!(
         out,
         "// {} mpif.h functions forwarded to MPICH's own (pmpi_x_, with real handles, counted): {}.",
-        MPICH_F77_FORWARD.len(),
-        MPICH_F77_FORWARD.join(", ")
+        f77_forward.len(),
+        f77_forward.join(", ")
     )
     .unwrap();
     writeln!(

@@ -6,14 +6,20 @@
 //! each calling the real library through `PMPI_*` with the library's
 //! bookkeeping around it. What each wrapper does follows from its
 //! parameters' kinds (communicator, group, request handles are translated
-//! between the program's virtual handles and the real ones) and from a
-//! small table of templates for the calls the protocol must see
-//! (collectives, sends, receives, probes).
+//! between the program's virtual handles and the real ones) and from the
+//! template `spec/overlay.toml` gives the function (collectives, sends,
+//! receives, probes, hand-written ones; `plain` without an entry), with the
+//! overlay's per-function flags (see `overlay` and docs/codegen.md). Each
+//! wrapper names its template in a comment, and its body is an `unsafe`
+//! block under the template's `SAFETY:` comment.
 //!
-//! `ferry-codegen` writes the file; `ferry-codegen --check` fails when the
-//! committed file differs from what the generator produces (a test runs it).
+//! `ferry-codegen` writes the files; `ferry-codegen --check` fails when a
+//! committed file differs from what the generator produces, or when the
+//! overlay is bad (a test runs it).
 mod fortran;
+mod overlay;
 
+use overlay::{Entry, Epoch, Overlay, Template, Window};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,220 +53,6 @@ struct Param {
     /// `*`); `None` for a scalar.
     #[serde(default)]
     length: Option<String>,
-}
-
-/// How a wrapper's body is built.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Template {
-    /// Handles translated, nothing else.
-    Plain,
-    /// A collective operation on its communicator: counts a superstep.
-    Collective,
-    /// A blocking send: counts the message on its channel.
-    Send,
-    /// A nonblocking send: counts it and registers the request.
-    Isend,
-    /// A persistent send: the message is counted at each start.
-    SendInit,
-    /// A nonblocking receive: the request completes through the library.
-    Irecv,
-    /// A persistent receive.
-    RecvInit,
-    /// A blocking receive, made wakeable.
-    Recv,
-    /// A blocking probe, made wakeable.
-    Probe,
-    Iprobe,
-    /// A blocking matched probe, made wakeable.
-    Mprobe,
-    /// A nonblocking matched probe: the message remembers its channel.
-    Improbe,
-    /// A blocking receive of a matched message.
-    Mrecv,
-    /// A nonblocking receive of a matched message.
-    Imrecv,
-    /// A blocking send-receive.
-    Sendrecv,
-    /// A nonblocking send-receive: counts the send, completes as a receive.
-    Isendrecv,
-    /// Hand-written in `crate::entry::special`.
-    Special,
-}
-
-/// Functions whose body is written by hand (in `src/entry/special.rs` and the
-/// modules it calls): initialization, completion of requests, handle
-/// conversion to and from Fortran, and the few with callbacks or variadic
-/// arguments.
-const SPECIAL: &[&str] = &[
-    "MPI_Init",
-    "MPI_Init_thread",
-    "MPI_Finalize",
-    "MPI_Pcontrol",
-    "MPI_Wait",
-    "MPI_Waitall",
-    "MPI_Waitany",
-    "MPI_Waitsome",
-    "MPI_Test",
-    "MPI_Testall",
-    "MPI_Testany",
-    "MPI_Testsome",
-    "MPI_Request_free",
-    "MPI_Cancel",
-    "MPI_Start",
-    "MPI_Startall",
-    "MPI_Request_get_status",
-    "MPI_Request_get_status_all",
-    "MPI_Request_get_status_any",
-    "MPI_Request_get_status_some",
-    "MPI_Comm_c2f",
-    "MPI_Comm_f2c",
-    "MPI_Group_c2f",
-    "MPI_Group_f2c",
-    "MPI_Request_c2f",
-    "MPI_Request_f2c",
-    "MPI_Comm_toint",
-    "MPI_Comm_fromint",
-    "MPI_Group_toint",
-    "MPI_Group_fromint",
-    "MPI_Request_toint",
-    "MPI_Request_fromint",
-    "MPI_Comm_idup",
-    "MPI_Comm_idup_with_info",
-    "MPI_Sendrecv_replace",
-    "MPI_Comm_get_parent",
-    "MPI_Dist_graph_create",
-    "MPI_Comm_split_type",
-    "MPI_Comm_create_errhandler",
-    "MPI_Errhandler_create",
-    "MPI_Comm_set_errhandler",
-    "MPI_Errhandler_set",
-    "MPI_Comm_create_keyval",
-    "MPI_Keyval_create",
-    "MPI_Comm_get_attr",
-    "MPI_Attr_get",
-    "MPI_Op_create",
-    "MPI_Op_create_c",
-    "MPI_Alloc_mem",
-    "MPI_Free_mem",
-    "MPI_Comm_free_keyval",
-    "MPI_Keyval_free",
-    "MPI_Type_c2f",
-    "MPI_Type_f2c",
-    "MPI_Type_toint",
-    "MPI_Type_fromint",
-    "MPI_Op_c2f",
-    "MPI_Op_f2c",
-    "MPI_Op_toint",
-    "MPI_Op_fromint",
-    "MPI_Wtime",
-    "MPI_Buffer_attach",
-    "MPI_Buffer_detach",
-];
-
-/// Collective operations (blocking, nonblocking and persistent) and the
-/// calls that are collective over a communicator they are given.
-const COLLECTIVE_STEMS: &[&str] = &[
-    "Barrier",
-    "Bcast",
-    "Gather",
-    "Gatherv",
-    "Scatter",
-    "Scatterv",
-    "Allgather",
-    "Allgatherv",
-    "Alltoall",
-    "Alltoallv",
-    "Alltoallw",
-    "Reduce",
-    "Allreduce",
-    "Reduce_scatter",
-    "Reduce_scatter_block",
-    "Scan",
-    "Exscan",
-    "Neighbor_allgather",
-    "Neighbor_allgatherv",
-    "Neighbor_alltoall",
-    "Neighbor_alltoallv",
-    "Neighbor_alltoallw",
-];
-
-/// Window calls that are collective over the window's group: counted as
-/// supersteps of the window (see `handles::win_slot`).
-const WIN_COLLECTIVE: &[&str] = &["MPI_Win_fence", "MPI_Win_free"];
-/// Window constructors: the window is registered after MPI made it.
-const WIN_CONSTRUCTORS: &[&str] = &[
-    "MPI_Win_create",
-    "MPI_Win_allocate",
-    "MPI_Win_allocate_shared",
-    "MPI_Win_create_dynamic",
-];
-
-/// Communicator constructors that are collective over the new group only,
-/// not over the communicator they are given.
-const CREATION_BY_GROUP: &[&str] = &["MPI_Comm_create_group", "MPI_Comm_create_from_group"];
-
-const COLLECTIVE_CALLS: &[&str] = &[
-    "MPI_Comm_dup",
-    "MPI_Comm_dup_with_info",
-    "MPI_Comm_create",
-    "MPI_Comm_split",
-    "MPI_Comm_split_type",
-    "MPI_Cart_create",
-    "MPI_Cart_sub",
-    "MPI_Graph_create",
-    "MPI_Dist_graph_create",
-    "MPI_Dist_graph_create_adjacent",
-    "MPI_Intercomm_create",
-    "MPI_Intercomm_merge",
-    "MPI_Comm_spawn",
-    "MPI_Comm_spawn_multiple",
-    "MPI_Comm_accept",
-    "MPI_Comm_connect",
-    "MPI_Win_create",
-    "MPI_Win_allocate",
-    "MPI_Win_allocate_shared",
-    "MPI_Win_create_dynamic",
-    "MPI_File_open",
-    "MPIX_Comm_shrink",
-    "MPIX_Comm_agree",
-];
-
-fn template_of(name: &str) -> Template {
-    let base = name.strip_suffix("_c").unwrap_or(name);
-    if SPECIAL.contains(&base) {
-        return Template::Special;
-    }
-    match base {
-        "MPI_Send" | "MPI_Bsend" | "MPI_Ssend" | "MPI_Rsend" => return Template::Send,
-        "MPI_Isend" | "MPI_Ibsend" | "MPI_Issend" | "MPI_Irsend" => return Template::Isend,
-        "MPI_Send_init" | "MPI_Bsend_init" | "MPI_Ssend_init" | "MPI_Rsend_init" => {
-            return Template::SendInit
-        }
-        "MPI_Irecv" => return Template::Irecv,
-        "MPI_Recv_init" => return Template::RecvInit,
-        "MPI_Recv" => return Template::Recv,
-        "MPI_Probe" => return Template::Probe,
-        "MPI_Iprobe" => return Template::Iprobe,
-        "MPI_Mprobe" => return Template::Mprobe,
-        "MPI_Improbe" => return Template::Improbe,
-        "MPI_Mrecv" => return Template::Mrecv,
-        "MPI_Imrecv" => return Template::Imrecv,
-        "MPI_Sendrecv" => return Template::Sendrecv,
-        "MPI_Isendrecv" | "MPI_Isendrecv_replace" => return Template::Isendrecv,
-        _ => {}
-    }
-    if COLLECTIVE_CALLS.contains(&base) || WIN_COLLECTIVE.contains(&base) {
-        return Template::Collective;
-    }
-    // Blocking (`MPI_Allreduce`), persistent (`MPI_Allreduce_init`) and
-    // nonblocking (`MPI_Iallreduce`) forms of the collectives.
-    let stem = base.strip_prefix("MPI_").unwrap_or(base);
-    let stem = stem.strip_suffix("_init").unwrap_or(stem);
-    let is_stem = |s: &str| COLLECTIVE_STEMS.iter().any(|c| c.eq_ignore_ascii_case(s));
-    if is_stem(stem) || stem.strip_prefix('I').is_some_and(is_stem) {
-        return Template::Collective;
-    }
-    Template::Plain
 }
 
 /// Rust type of a C type, in terms of the `sys` layer.
@@ -335,10 +127,11 @@ fn tracked(ctype: &str) -> Option<&'static str> {
     })
 }
 
-/// Functions that release a tracked object through an `inout` handle.
-fn releases(name: &str) -> bool {
+/// Functions that release a tracked object through an `inout` handle: the
+/// `*_free` ones and those the overlay says so of.
+fn releases(name: &str, e: &Entry) -> bool {
     let base = name.strip_suffix("_c").unwrap_or(name);
-    base.ends_with("_free") || base == "MPI_File_close" || base == "MPI_Session_finalize"
+    base.ends_with("_free") || e.releases
 }
 
 fn param_list(f: &Function) -> String {
@@ -376,11 +169,47 @@ fn fallback(f: &Function) -> String {
     }
 }
 
-fn gen_function(f: &Function, out: &mut String) {
-    let t = template_of(&f.name);
+/// The `SAFETY:` comment of a wrapper's `unsafe` block: the invariant its
+/// template keeps. Common to all: the caller of the MPI function vouches
+/// for its arguments, as MPI's C binding requires; the wrapper passes them
+/// on unchanged but for virtual handles swapped for the real ones, and
+/// writes through a pointer only where MPI would.
+fn safety(t: Template, name: &str) -> String {
+    let what = match t {
+        Template::Special => {
+            return format!(
+                "the caller's arguments, valid as {name} requires, go unchanged to the hand-written special::{name}, which has {name}'s contract."
+            )
+        }
+        Template::Plain => "",
+        Template::Collective => {
+            " Buffers go to MPI untouched, between entering and leaving the collective's superstep."
+        }
+        Template::Send => " The message buffer is only read, by MPI, before the call returns.",
+        Template::Isend | Template::SendInit | Template::Irecv | Template::RecvInit => {
+            " The buffer is the caller's until the request completes, as MPI requires; the request is written only through a non-null pointer."
+        }
+        Template::Recv | Template::Mrecv | Template::Sendrecv => {
+            " The buffer and status are the caller's for the call: the wakeable receive completes its request before returning."
+        }
+        Template::Imrecv | Template::Isendrecv => {
+            " The buffers are the caller's until the request completes, as MPI requires."
+        }
+        Template::Probe | Template::Iprobe | Template::Mprobe | Template::Improbe => {
+            " Flag, message and status are written as MPI would, through the caller's pointers."
+        }
+    };
+    format!(
+        "the caller's arguments, valid as {name} requires, go to P{name} unchanged but for virtual handles made real; handles are written back only through non-null pointers.{what}"
+    )
+}
+
+fn gen_function(f: &Function, e: &Entry, out: &mut String) {
+    let t = e.template;
     let pname = format!("P{}", f.name);
     let params = param_list(f);
     let ret = ret_type(f);
+    writeln!(out, "// template: {}", t.name()).unwrap();
     writeln!(out, "#[cfg(ferry_has = \"{}\")]", f.name).unwrap();
     writeln!(out, "#[no_mangle]").unwrap();
     if f.removed {
@@ -404,10 +233,11 @@ fn gen_function(f: &Function, out: &mut String) {
     )
     .unwrap();
     let args: Vec<String> = f.params.iter().map(|p| ident(&p.name)).collect();
+    writeln!(out, "    // SAFETY: {}", safety(t, &f.name)).unwrap();
     if t == Template::Special {
         writeln!(
             out,
-            "    crate::calls::boundary::guard(\"{}\", {}, || special::{}({}))",
+            "    unsafe {{ crate::calls::boundary::guard(\"{}\", {}, || special::{}({})) }}",
             f.name,
             fallback(f),
             f.name,
@@ -559,7 +389,7 @@ fn gen_function(f: &Function, out: &mut String) {
                 if let Some(kind) = tracked(&p.ctype).filter(|_| !is_array(p)) {
                     if p.dir == "out" {
                         writeln!(post, "        if !{id}.is_null() {{ crate::core::objects::made(crate::core::objects::Kind::{kind}, *{id}); }}").unwrap();
-                    } else if p.dir == "inout" && releases(&f.name) {
+                    } else if p.dir == "inout" && releases(&f.name, e) {
                         writeln!(pre, "    let {id}_before = if {id}.is_null() {{ None }} else {{ Some(*{id}) }};").unwrap();
                         writeln!(post, "        if let Some(h) = {id}_before {{ crate::core::objects::freed(crate::core::objects::Kind::{kind}, h); }}").unwrap();
                     }
@@ -570,49 +400,38 @@ fn gen_function(f: &Function, out: &mut String) {
         }
     }
     // Window collectives count on the window's own slot.
-    let base = f.name.strip_suffix("_c").unwrap_or(&f.name);
-    if WIN_COLLECTIVE.contains(&base) {
-        let w = if base == "MPI_Win_free" {
+    let win_collective = matches!(e.window, Some(Window::Collective | Window::Free));
+    if win_collective {
+        let w = if e.window == Some(Window::Free) {
             "if win.is_null() { handles::win_null() } else { *win }"
         } else {
             "win"
         };
         writeln!(pre, "    let win_slot = handles::win_slot({w});").unwrap();
-        if base == "MPI_Win_free" {
+        if e.window == Some(Window::Free) {
             writeln!(post, "        handles::win_released(win_slot);").unwrap();
         }
     }
     // Access and exposure epochs of the program's windows: a regroup does
     // not freeze a process at a call boundary inside one (peers may be
     // waiting in MPI for its unlock).
-    if [
-        "MPI_Win_lock",
-        "MPI_Win_lock_all",
-        "MPI_Win_start",
-        "MPI_Win_post",
-    ]
-    .contains(&base)
-    {
-        writeln!(post, "        crate::protocol::regroup::epoch_opened();").unwrap();
+    match e.epoch {
+        Some(Epoch::Opens) => {
+            writeln!(post, "        crate::protocol::regroup::epoch_opened();").unwrap();
+        }
+        Some(Epoch::Closes) => {
+            writeln!(post, "        crate::protocol::regroup::epoch_closed();").unwrap();
+        }
+        Some(Epoch::ClosesIfFlag) => {
+            writeln!(
+                post,
+                "        if !flag.is_null() && *flag != 0 {{ crate::protocol::regroup::epoch_closed(); }}"
+            )
+            .unwrap();
+        }
+        None => {}
     }
-    if [
-        "MPI_Win_unlock",
-        "MPI_Win_unlock_all",
-        "MPI_Win_complete",
-        "MPI_Win_wait",
-    ]
-    .contains(&base)
-    {
-        writeln!(post, "        crate::protocol::regroup::epoch_closed();").unwrap();
-    }
-    if base == "MPI_Win_test" {
-        writeln!(
-            post,
-            "        if !flag.is_null() && *flag != 0 {{ crate::protocol::regroup::epoch_closed(); }}"
-        )
-        .unwrap();
-    }
-    if WIN_CONSTRUCTORS.contains(&base) {
+    if e.window == Some(Window::Constructor) {
         writeln!(
             post,
             "        if !win.is_null() {{ handles::win_register(*win); }}"
@@ -620,7 +439,7 @@ fn gen_function(f: &Function, out: &mut String) {
         .unwrap();
     }
     // Templates that need the communicator's slot.
-    let slot = if WIN_COLLECTIVE.contains(&base) {
+    let slot = if win_collective {
         "win_slot".to_string()
     } else {
         comm_slot
@@ -644,7 +463,7 @@ fn gen_function(f: &Function, out: &mut String) {
                 // Drained messages are served first.
                 writeln!(b, "    if crate::protocol::drain::pending() {{ if let Some(rc) = crate::protocol::drain::irecv({slot}, source, tag, buf, count as i64, datatype, request) {{ return rc; }} }}").unwrap();
             }
-            if CREATION_BY_GROUP.contains(&f.name.as_str()) {
+            if e.note_creation {
                 writeln!(b, "    superstep::note_creation({slot});").unwrap();
             }
             b + &format!("    let rc = {call};\n")
@@ -666,23 +485,18 @@ fn gen_function(f: &Function, out: &mut String) {
             b.push_str(&late);
             writeln!(b, "    let rc = {call};").unwrap();
             writeln!(b, "    superstep::leave_collective(ticket);").unwrap();
-            if f.name == "MPI_Barrier" {
+            if e.after_barrier {
                 // The world-swap test switch counts barriers on the world.
                 writeln!(b, "    crate::protocol::control::after_barrier({slot});").unwrap();
             }
             b
         }
         Template::Send => {
-            let base = f.name.strip_suffix("_c").unwrap_or(&f.name);
-            let isend = match base {
-                "MPI_Send" => Some(f.name.replacen("MPI_Send", "PMPI_Isend", 1)),
-                "MPI_Ssend" => Some(f.name.replacen("MPI_Ssend", "PMPI_Issend", 1)),
-                _ => None,
-            };
+            let isend = e.send_via.as_ref().map(|via| format!("P{via}"));
             match isend {
                 Some(isend) => format!(
                     "    channels::count_send({slot}, dest);\n    let rc = p2p::send_blocking({slot}, dest, tag, {}, count as i64, datatype, || {call}, |req| {isend}(buf, count, handles::datatype_real(datatype_virtual), dest, tag, comm, req));\n",
-                    base == "MPI_Ssend"
+                    e.synchronous
                 ),
                 None => format!("    channels::count_send({slot}, dest);\n    let rc = {call};\n"),
             }
@@ -734,14 +548,14 @@ fn gen_function(f: &Function, out: &mut String) {
     // MPICH's posted MPI_ANY_SOURCE receives fail after a migration: the
     // receives go through `anysource` (see there), which is `PMPI_Irecv`
     // everywhere else.
-    let body = match f.name.as_str() {
-        "MPI_Irecv" | "MPI_Recv" | "MPI_Sendrecv" => {
-            body.replace("PMPI_Irecv(", "crate::calls::anysource::irecv(")
-        }
-        "MPI_Irecv_c" | "MPI_Recv_c" | "MPI_Sendrecv_c" => {
-            body.replace("PMPI_Irecv_c(", "crate::calls::anysource::irecv_c(")
-        }
-        _ => body,
+    let body = if e.anysource {
+        let c = if f.name.ends_with("_c") { "_c" } else { "" };
+        body.replace(
+            &format!("PMPI_Irecv{c}("),
+            &format!("crate::calls::anysource::irecv{c}("),
+        )
+    } else {
+        body
     };
     // A send MPI refused sent nothing: take its count back.
     let body = if matches!(
@@ -755,7 +569,7 @@ fn gen_function(f: &Function, out: &mut String) {
     let is_int = f.ret == "int";
     writeln!(
         out,
-        "    crate::calls::boundary::guard(\"{}\", {}, || {{",
+        "    unsafe {{ crate::calls::boundary::guard(\"{}\", {}, || {{",
         f.name,
         fallback(f)
     )
@@ -784,7 +598,7 @@ fn gen_function(f: &Function, out: &mut String) {
         writeln!(out, "        }}").unwrap();
     }
     writeln!(out, "        rc").unwrap();
-    writeln!(out, "    }})").unwrap();
+    writeln!(out, "    }}) }}").unwrap();
     writeln!(out, "}}\n").unwrap();
 }
 
@@ -824,11 +638,11 @@ fn array_len(f: &Function, p: &Param) -> String {
     }
 }
 
-fn generate(spec: &Spec) -> String {
+fn generate(spec: &Spec, overlay: &Overlay) -> String {
     let mut out = String::new();
     writeln!(
         out,
-        "// @generated by ferry-codegen from spec/mpi-c-api.json ({}).\n// Do not edit: change codegen/src/main.rs and run `cargo run -p ferry-codegen`.\n",
+        "// @generated by ferry-codegen from spec/mpi-c-api.json ({}).\n// Do not edit: change spec/overlay.toml or codegen/src/main.rs and run `cargo run -p ferry-codegen`.\n",
         spec.source
     )
     .unwrap();
@@ -840,10 +654,9 @@ fn generate(spec: &Spec) -> String {
     );
     let mut by_template: BTreeMap<String, usize> = BTreeMap::new();
     for f in &spec.functions {
-        *by_template
-            .entry(format!("{:?}", template_of(&f.name)))
-            .or_default() += 1;
-        gen_function(f, &mut out);
+        let e = overlay.get(&f.name);
+        *by_template.entry(format!("{:?}", e.template)).or_default() += 1;
+        gen_function(f, e, &mut out);
     }
     let summary: Vec<String> = by_template
         .iter()
@@ -866,46 +679,63 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn spec() -> Spec {
-    let text = std::fs::read_to_string(root().join("spec/mpi-c-api.json")).expect("read spec");
-    serde_json::from_str(&text).expect("parse spec")
+/// The committed spec and overlay, the overlay checked against the spec.
+fn load() -> Result<(Spec, Overlay), String> {
+    let text = std::fs::read_to_string(root().join("spec/mpi-c-api.json"))
+        .map_err(|e| format!("spec/mpi-c-api.json: {e}"))?;
+    let spec: Spec =
+        serde_json::from_str(&text).map_err(|e| format!("spec/mpi-c-api.json: {e}"))?;
+    let text = std::fs::read_to_string(root().join(overlay::PATH))
+        .map_err(|e| format!("{}: {e}", overlay::PATH))?;
+    let overlay = Overlay::parse(&text, spec.functions.iter().map(|f| f.name.as_str()))?;
+    Ok((spec, overlay))
 }
 
-/// Generates the C wrappers from the committed spec.
-pub fn render() -> String {
-    generate(&spec())
+/// Generates the C wrappers from the committed spec and overlay.
+pub fn render() -> Result<String, String> {
+    let (spec, overlay) = load()?;
+    Ok(generate(&spec, &overlay))
 }
 
 /// Generates the Fortran entry points (Open MPI) from the committed spec.
-pub fn render_fortran() -> String {
-    let spec = spec();
-    fortran::generate(&spec.functions, &spec.source)
+pub fn render_fortran() -> Result<String, String> {
+    let (spec, overlay) = load()?;
+    Ok(fortran::generate(&spec.functions, &overlay, &spec.source))
 }
 
-pub fn render_fortran_mpich() -> String {
-    let spec = spec();
-    fortran::generate_mpich(&spec.functions, &spec.source)
+pub fn render_fortran_mpich() -> Result<String, String> {
+    let (spec, overlay) = load()?;
+    Ok(fortran::generate_mpich(
+        &spec.functions,
+        &overlay,
+        &spec.source,
+    ))
 }
 
 /// The generated files: path and contents.
-fn outputs() -> Vec<(PathBuf, String)> {
-    vec![
-        (root().join("src/entry/wrappers/generated.rs"), render()),
+fn outputs() -> Result<Vec<(PathBuf, String)>, String> {
+    Ok(vec![
+        (root().join("src/entry/wrappers/generated.rs"), render()?),
         (
             root().join("src/entry/wrappers/fortran.rs"),
-            render_fortran(),
+            render_fortran()?,
         ),
         (
             root().join("src/entry/wrappers/fortran_mpich.rs"),
-            render_fortran_mpich(),
+            render_fortran_mpich()?,
         ),
-    ]
+    ])
 }
 
 fn main() {
     let check = std::env::args().any(|a| a == "--check");
     let mut stale = false;
-    for (target, text) in outputs() {
+    // A bad overlay (or spec) fails both modes, with the entry named.
+    let outputs = outputs().unwrap_or_else(|e| {
+        eprintln!("ferry-codegen: {e}");
+        std::process::exit(2);
+    });
+    for (target, text) in outputs {
         if check {
             let old = std::fs::read_to_string(&target).unwrap_or_default();
             if old != text {
@@ -937,7 +767,7 @@ mod tests {
         let committed = std::fs::read_to_string(root().join("src/entry/wrappers/generated.rs"))
             .expect("src/entry/wrappers/generated.rs is missing: run `cargo run -p ferry-codegen`");
         assert!(
-            committed == render(),
+            committed == render().unwrap(),
             "src/entry/wrappers/generated.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
@@ -947,7 +777,7 @@ mod tests {
         let committed = std::fs::read_to_string(root().join("src/entry/wrappers/fortran.rs"))
             .expect("src/entry/wrappers/fortran.rs is missing: run `cargo run -p ferry-codegen`");
         assert!(
-            committed == render_fortran(),
+            committed == render_fortran().unwrap(),
             "src/entry/wrappers/fortran.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
@@ -959,21 +789,50 @@ mod tests {
                 "src/entry/wrappers/fortran_mpich.rs is missing: run `cargo run -p ferry-codegen`",
             );
         assert!(
-            committed == render_fortran_mpich(),
+            committed == render_fortran_mpich().unwrap(),
             "src/entry/wrappers/fortran_mpich.rs differs from the generator's output: run `cargo run -p ferry-codegen` and commit"
         );
     }
 
     #[test]
     fn templates() {
-        assert_eq!(template_of("MPI_Allreduce"), Template::Collective);
-        assert_eq!(template_of("MPI_Iallreduce_c"), Template::Collective);
-        assert_eq!(template_of("MPI_Bcast_init"), Template::Collective);
-        assert_eq!(template_of("MPI_Reduce_local"), Template::Plain);
-        assert_eq!(template_of("MPI_Isend_c"), Template::Isend);
-        assert_eq!(template_of("MPI_Recv"), Template::Recv);
-        assert_eq!(template_of("MPI_Waitall"), Template::Special);
-        assert_eq!(template_of("MPI_Comm_rank"), Template::Plain);
+        let (_, o) = load().unwrap();
+        assert_eq!(o.get("MPI_Allreduce").template, Template::Collective);
+        assert_eq!(o.get("MPI_Iallreduce_c").template, Template::Collective);
+        assert_eq!(o.get("MPI_Bcast_init").template, Template::Collective);
+        assert_eq!(o.get("MPI_Reduce_local").template, Template::Plain);
+        assert_eq!(o.get("MPI_Isend_c").template, Template::Isend);
+        assert_eq!(o.get("MPI_Recv").template, Template::Recv);
+        assert_eq!(o.get("MPI_Waitall").template, Template::Special);
+        assert_eq!(o.get("MPI_Comm_rank").template, Template::Plain);
+    }
+
+    /// Every generated wrapper names its template, and every `unsafe`
+    /// block of the generated files has its `SAFETY:` comment.
+    #[test]
+    fn wrappers_name_their_template_and_unsafe_blocks_their_safety() {
+        let (spec, o) = load().unwrap();
+        let text = generate(&spec, &o);
+        assert_eq!(
+            text.matches("\n// template: ").count(),
+            spec.functions.len()
+        );
+        for text in [
+            text,
+            fortran::generate(&spec.functions, &o, &spec.source),
+            fortran::generate_mpich(&spec.functions, &o, &spec.source),
+        ] {
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                if l.contains("unsafe {") {
+                    assert!(
+                        i > 0 && lines[i - 1].trim_start().starts_with("// SAFETY: "),
+                        "no SAFETY comment above line {}: {l}",
+                        i + 1
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,301 +11,342 @@ use std::ffi::{c_char, c_void};
 #[cfg(ferry_has = "MPI_Attr_get")]
 unsafe fn MPI_Attr_get_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_attr_get_\0");
-    fs::forward("mpi_attr_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_attr_get", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_attr_get_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[export_name = "mpi_attr_get_"]
 pub unsafe extern "C" fn f0_MPI_Attr_get_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[export_name = "mpi_attr_get__"]
 pub unsafe extern "C" fn f1_MPI_Attr_get_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[export_name = "mpi_attr_get"]
 pub unsafe extern "C" fn f2_MPI_Attr_get_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[export_name = "MPI_ATTR_GET"]
 pub unsafe extern "C" fn f3_MPI_Attr_get_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_get_f77(comm, keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 unsafe fn MPI_Attr_put_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_attr_put_\0");
-    fs::forward("mpi_attr_put", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_attr_put", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_attr_put_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 #[export_name = "mpi_attr_put_"]
 pub unsafe extern "C" fn f0_MPI_Attr_put_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_put_f77(comm, keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_put_f77(comm, keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 #[export_name = "mpi_attr_put__"]
 pub unsafe extern "C" fn f1_MPI_Attr_put_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_put_f77(comm, keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_put_f77(comm, keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 #[export_name = "mpi_attr_put"]
 pub unsafe extern "C" fn f2_MPI_Attr_put_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_put_f77(comm, keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_put_f77(comm, keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 #[export_name = "MPI_ATTR_PUT"]
 pub unsafe extern "C" fn f3_MPI_Attr_put_f77(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_put_f77(comm, keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_put_f77(comm, keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 unsafe fn MPI_Comm_get_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_comm_get_attr_\0");
-    fs::forward("mpi_comm_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_comm_get_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[export_name = "mpi_comm_get_attr_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[export_name = "mpi_comm_get_attr__"]
 pub unsafe extern "C" fn f1_MPI_Comm_get_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[export_name = "mpi_comm_get_attr"]
 pub unsafe extern "C" fn f2_MPI_Comm_get_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[export_name = "MPI_COMM_GET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Comm_get_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_attr_f77(comm, comm_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 unsafe fn MPI_Comm_set_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_comm_set_attr_\0");
-    fs::forward("mpi_comm_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_comm_set_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 #[export_name = "mpi_comm_set_attr_"]
 pub unsafe extern "C" fn f0_MPI_Comm_set_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 #[export_name = "mpi_comm_set_attr__"]
 pub unsafe extern "C" fn f1_MPI_Comm_set_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 #[export_name = "mpi_comm_set_attr"]
 pub unsafe extern "C" fn f2_MPI_Comm_set_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 #[export_name = "MPI_COMM_SET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Comm_set_attr_f77(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_attr_f77(comm, comm_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 unsafe fn MPI_Type_get_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_type_get_attr_\0");
-    fs::forward("mpi_type_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_type_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_type_get_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let datatype_f = fs::real_fint_datatype(*datatype);
         target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 #[export_name = "mpi_type_get_attr_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 #[export_name = "mpi_type_get_attr__"]
 pub unsafe extern "C" fn f1_MPI_Type_get_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 #[export_name = "mpi_type_get_attr"]
 pub unsafe extern "C" fn f2_MPI_Type_get_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 #[export_name = "MPI_TYPE_GET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Type_get_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_attr_f77(datatype, type_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 unsafe fn MPI_Type_set_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_type_set_attr_\0");
-    fs::forward("mpi_type_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_type_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_type_set_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let datatype_f = fs::real_fint_datatype(*datatype);
         target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 #[export_name = "mpi_type_set_attr_"]
 pub unsafe extern "C" fn f0_MPI_Type_set_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 #[export_name = "mpi_type_set_attr__"]
 pub unsafe extern "C" fn f1_MPI_Type_set_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 #[export_name = "mpi_type_set_attr"]
 pub unsafe extern "C" fn f2_MPI_Type_set_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 #[export_name = "MPI_TYPE_SET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Type_set_attr_f77(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_attr_f77(datatype, type_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 unsafe fn MPI_Win_get_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_win_get_attr_\0");
-    fs::forward("mpi_win_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_win_get_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, win_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 #[export_name = "mpi_win_get_attr_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 #[export_name = "mpi_win_get_attr__"]
 pub unsafe extern "C" fn f1_MPI_Win_get_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 #[export_name = "mpi_win_get_attr"]
 pub unsafe extern "C" fn f2_MPI_Win_get_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 #[export_name = "MPI_WIN_GET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Win_get_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_attr_f77(win, win_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 unsafe fn MPI_Win_set_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_win_set_attr_\0");
-    fs::forward("mpi_win_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_win_set_attr_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, win_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 #[export_name = "mpi_win_set_attr_"]
 pub unsafe extern "C" fn f0_MPI_Win_set_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 #[export_name = "mpi_win_set_attr__"]
 pub unsafe extern "C" fn f1_MPI_Win_set_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 #[export_name = "mpi_win_set_attr"]
 pub unsafe extern "C" fn f2_MPI_Win_set_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 #[export_name = "MPI_WIN_SET_ATTR"]
 pub unsafe extern "C" fn f3_MPI_Win_set_attr_f77(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_attr_f77(win, win_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 unsafe fn MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_comm_create_keyval_\0");
-    fs::forward("mpi_comm_create_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_create_keyval", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_comm_create_keyval_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
@@ -314,37 +355,42 @@ unsafe fn MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_dele
             crate::entry::special::fortran_keyval_made(*comm_keyval);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[export_name = "mpi_comm_create_keyval_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[export_name = "mpi_comm_create_keyval__"]
 pub unsafe extern "C" fn f1_MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[export_name = "mpi_comm_create_keyval"]
 pub unsafe extern "C" fn f2_MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[export_name = "MPI_COMM_CREATE_KEYVAL"]
 pub unsafe extern "C" fn f3_MPI_Comm_create_keyval_f77(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_keyval_f77(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 unsafe fn MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("pmpi_keyval_create_\0");
-    fs::forward("mpi_keyval_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_keyval_create", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("pmpi_keyval_create_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(copy_fn, delete_fn, keyval, extra_state, ierror);
@@ -353,513 +399,578 @@ unsafe fn MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint
             crate::entry::special::fortran_keyval_made(*keyval);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[export_name = "mpi_keyval_create_"]
 pub unsafe extern "C" fn f0_MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[export_name = "mpi_keyval_create__"]
 pub unsafe extern "C" fn f1_MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[export_name = "mpi_keyval_create"]
 pub unsafe extern "C" fn f2_MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[export_name = "MPI_KEYVAL_CREATE"]
 pub unsafe extern "C" fn f3_MPI_Keyval_create_f77(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_create_f77(copy_fn, delete_fn, keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
 unsafe fn MPI_Abi_get_fortran_booleans_f08(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_abi_get_fortran_booleans_f08_\0");
-    fs::forward("mpi_abi_get_fortran_booleans", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_abi_get_fortran_booleans", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_abi_get_fortran_booleans_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(logical_size, logical_true, logical_false, is_set, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_fortran_booleans")]
 #[export_name = "mpi_abi_get_fortran_booleans_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_get_fortran_booleans_f08(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, is_set: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_get_fortran_booleans_f08(logical_size, logical_true, logical_false, is_set, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_get_fortran_booleans_f08(logical_size, logical_true, logical_false, is_set, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_fortran_info")]
 unsafe fn MPI_Abi_get_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_abi_get_fortran_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_abi_get_fortran_info", ierror, || {
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Abi_get_fortran_info(&mut info_c);
         if rc == k::MPI_SUCCESS() {
             *info = info_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_fortran_info")]
 #[export_name = "mpi_abi_get_fortran_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_get_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_get_fortran_info_f08(info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_get_fortran_info_f08(info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_info")]
 unsafe fn MPI_Abi_get_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_abi_get_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_abi_get_info", ierror, || {
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Abi_get_info(&mut info_c);
         if rc == k::MPI_SUCCESS() {
             *info = info_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_info")]
 #[export_name = "mpi_abi_get_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_get_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_get_info_f08(info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_get_info_f08(info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_version")]
 unsafe fn MPI_Abi_get_version_f08(abi_major: *mut MPI_Fint, abi_minor: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_abi_get_version", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_abi_get_version", ierror, || {
         let rc = super::generated::MPI_Abi_get_version(abi_major as _, abi_minor as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_get_version")]
 #[export_name = "mpi_abi_get_version_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_get_version_f08(abi_major: *mut MPI_Fint, abi_minor: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_get_version_f08(abi_major, abi_minor, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_get_version_f08(abi_major, abi_minor, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
 unsafe fn MPI_Abi_set_fortran_booleans_f08(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_abi_set_fortran_booleans_f08_\0");
-    fs::forward("mpi_abi_set_fortran_booleans", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_abi_set_fortran_booleans", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_abi_set_fortran_booleans_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(logical_size, logical_true, logical_false, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_set_fortran_booleans")]
 #[export_name = "mpi_abi_set_fortran_booleans_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_set_fortran_booleans_f08(logical_size: *mut MPI_Fint, logical_true: *mut MPI_Fint, logical_false: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_set_fortran_booleans_f08(logical_size, logical_true, logical_false, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_set_fortran_booleans_f08(logical_size, logical_true, logical_false, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_set_fortran_info")]
 unsafe fn MPI_Abi_set_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_abi_set_fortran_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_abi_set_fortran_info", ierror, || {
         let rc = super::generated::MPI_Abi_set_fortran_info((*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abi_set_fortran_info")]
 #[export_name = "mpi_abi_set_fortran_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abi_set_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abi_set_fortran_info_f08(info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abi_set_fortran_info_f08(info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Abort")]
 unsafe fn MPI_Abort_f08(comm: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_abort", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_abort", ierror, || {
         let rc = super::generated::MPI_Abort(fortran::comm_f2c(*comm), *errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Abort")]
 #[export_name = "mpi_abort_f08_"]
 pub unsafe extern "C" fn f0_MPI_Abort_f08(comm: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Abort_f08(comm, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Abort_f08(comm, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_class")]
 unsafe fn MPI_Add_error_class_f08(errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_add_error_class", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_add_error_class", ierror, || {
         let rc = super::generated::MPI_Add_error_class(errorclass as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_class")]
 #[export_name = "mpi_add_error_class_f08_"]
 pub unsafe extern "C" fn f0_MPI_Add_error_class_f08(errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Add_error_class_f08(errorclass, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Add_error_class_f08(errorclass, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_code")]
 unsafe fn MPI_Add_error_code_f08(errorclass: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_add_error_code", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_add_error_code", ierror, || {
         let rc = super::generated::MPI_Add_error_code(*errorclass, errorcode as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_code")]
 #[export_name = "mpi_add_error_code_f08_"]
 pub unsafe extern "C" fn f0_MPI_Add_error_code_f08(errorclass: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Add_error_code_f08(errorclass, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Add_error_code_f08(errorclass, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_string")]
 unsafe fn MPI_Add_error_string_f08(errorcode: *mut MPI_Fint, string: *mut c_char, ierror: *mut MPI_Fint, string_len: usize) {
-    fs::entry("mpi_add_error_string", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_add_error_string", ierror, || {
         let string_c = fs::string_in(string, string_len);
         let rc = super::generated::MPI_Add_error_string(*errorcode, string_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Add_error_string")]
 #[export_name = "mpi_add_error_string_f08_"]
 pub unsafe extern "C" fn f0_MPI_Add_error_string_f08(errorcode: *mut MPI_Fint, string: *mut c_char, ierror: *mut MPI_Fint, string_len: usize) {
-    MPI_Add_error_string_f08(errorcode, string, ierror, string_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Add_error_string_f08(errorcode, string, ierror, string_len) }
 }
 
 #[cfg(ferry_has = "MPI_Alloc_mem")]
 unsafe fn MPI_Alloc_mem_f08(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_alloc_mem_f08_\0");
-    fs::forward("mpi_alloc_mem", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_alloc_mem", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_alloc_mem_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(size, info, baseptr, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Alloc_mem")]
 #[export_name = "mpi_alloc_mem_f08_"]
 pub unsafe extern "C" fn f0_MPI_Alloc_mem_f08(size: *mut MPI_Fint, info: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Alloc_mem_f08(size, info, baseptr, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Alloc_mem_f08(size, info, baseptr, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_delete")]
 unsafe fn MPI_Attr_delete_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_attr_delete", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_attr_delete", ierror, || {
         let rc = super::generated::MPI_Attr_delete(fortran::comm_f2c(*comm), *keyval);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_delete")]
 #[export_name = "mpi_attr_delete_f08_"]
 pub unsafe extern "C" fn f0_MPI_Attr_delete_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_delete_f08(comm, keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_delete_f08(comm, keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 unsafe fn MPI_Attr_get_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_attr_get_f08_\0");
-    fs::forward("mpi_attr_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_attr_get", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_attr_get_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_get")]
 #[export_name = "mpi_attr_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Attr_get_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_get_f08(comm, keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_get_f08(comm, keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 unsafe fn MPI_Attr_put_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_attr_put_f08_\0");
-    fs::forward("mpi_attr_put", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_attr_put", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_attr_put_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Attr_put")]
 #[export_name = "mpi_attr_put_f08_"]
 pub unsafe extern "C" fn f0_MPI_Attr_put_f08(comm: *mut MPI_Fint, keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Attr_put_f08(comm, keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Attr_put_f08(comm, keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Barrier")]
 unsafe fn MPI_Barrier_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_barrier", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_barrier", ierror, || {
         let rc = super::generated::MPI_Barrier(fortran::comm_f2c(*comm));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Barrier")]
 #[export_name = "mpi_barrier_f08_"]
 pub unsafe extern "C" fn f0_MPI_Barrier_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Barrier_f08(comm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Barrier_f08(comm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Barrier_init")]
 unsafe fn MPI_Barrier_init_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_barrier_init", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_barrier_init", ierror, || {
         let mut request_c = k::MPI_REQUEST_NULL();
         let rc = super::generated::MPI_Barrier_init(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info, &mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Barrier_init")]
 #[export_name = "mpi_barrier_init_f08_"]
 pub unsafe extern "C" fn f0_MPI_Barrier_init_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Barrier_init_f08(comm, info, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Barrier_init_f08(comm, info, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach")]
 unsafe fn MPI_Buffer_detach_f08(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_buffer_detach_f08_\0");
-    fs::forward("mpi_buffer_detach", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_buffer_detach", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_buffer_detach_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach")]
 #[export_name = "mpi_buffer_detach_f08_"]
 pub unsafe extern "C" fn f0_MPI_Buffer_detach_f08(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Buffer_detach_f08(buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Buffer_detach_f08(buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach_c")]
 unsafe fn MPI_Buffer_detach_c_f08(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_buffer_detach_f08_large_\0");
-    fs::forward("mpi_buffer_detach_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_buffer_detach_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_buffer_detach_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_detach_c")]
 #[export_name = "mpi_buffer_detach_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Buffer_detach_c_f08(buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Buffer_detach_c_f08(buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Buffer_detach_c_f08(buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_flush")]
 unsafe fn MPI_Buffer_flush_f08(ierror: *mut MPI_Fint) {
-    fs::entry("mpi_buffer_flush", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_buffer_flush", ierror, || {
         let rc = super::generated::MPI_Buffer_flush();
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_flush")]
 #[export_name = "mpi_buffer_flush_f08_"]
 pub unsafe extern "C" fn f0_MPI_Buffer_flush_f08(ierror: *mut MPI_Fint) {
-    MPI_Buffer_flush_f08(ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Buffer_flush_f08(ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_iflush")]
 unsafe fn MPI_Buffer_iflush_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_buffer_iflush", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_buffer_iflush", ierror, || {
         let mut request_c = k::MPI_REQUEST_NULL();
         let rc = super::generated::MPI_Buffer_iflush(&mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Buffer_iflush")]
 #[export_name = "mpi_buffer_iflush_f08_"]
 pub unsafe extern "C" fn f0_MPI_Buffer_iflush_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Buffer_iflush_f08(request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Buffer_iflush_f08(request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cancel")]
 unsafe fn MPI_Cancel_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cancel", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cancel", ierror, || {
         let mut request_c = fortran::request_f2c(*request);
         let rc = super::generated::MPI_Cancel(&mut request_c);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cancel")]
 #[export_name = "mpi_cancel_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cancel_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cancel_f08(request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cancel_f08(request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_coords")]
 unsafe fn MPI_Cart_coords_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, maxdims: *mut MPI_Fint, coords: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_coords", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_coords", ierror, || {
         let rc = super::generated::MPI_Cart_coords(fortran::comm_f2c(*comm), *rank, *maxdims, coords as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_coords")]
 #[export_name = "mpi_cart_coords_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_coords_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, maxdims: *mut MPI_Fint, coords: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_coords_f08(comm, rank, maxdims, coords, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_coords_f08(comm, rank, maxdims, coords, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_create")]
 unsafe fn MPI_Cart_create_f08(comm_old: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_cart: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_create", ierror, || {
         let mut comm_cart_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Cart_create(fortran::comm_f2c(*comm_old), *ndims, dims as _, periods as _, *reorder, &mut comm_cart_c);
         if rc == k::MPI_SUCCESS() {
             *comm_cart = fortran::comm_c2f(comm_cart_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_create")]
 #[export_name = "mpi_cart_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_create_f08(comm_old: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_cart: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_create_f08(comm_old, ndims, dims, periods, reorder, comm_cart, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_create_f08(comm_old, ndims, dims, periods, reorder, comm_cart, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_get")]
 unsafe fn MPI_Cart_get_f08(comm: *mut MPI_Fint, maxdims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, coords: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_get", ierror, || {
         let rc = super::generated::MPI_Cart_get(fortran::comm_f2c(*comm), *maxdims, dims as _, periods as _, coords as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_get")]
 #[export_name = "mpi_cart_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_get_f08(comm: *mut MPI_Fint, maxdims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, coords: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_get_f08(comm, maxdims, dims, periods, coords, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_get_f08(comm, maxdims, dims, periods, coords, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_map")]
 unsafe fn MPI_Cart_map_f08(comm: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, newrank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_map", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_map", ierror, || {
         let rc = super::generated::MPI_Cart_map(fortran::comm_f2c(*comm), *ndims, dims as _, periods as _, newrank as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_map")]
 #[export_name = "mpi_cart_map_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_map_f08(comm: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, periods: *mut MPI_Fint, newrank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_map_f08(comm, ndims, dims, periods, newrank, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_map_f08(comm, ndims, dims, periods, newrank, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_rank")]
 unsafe fn MPI_Cart_rank_f08(comm: *mut MPI_Fint, coords: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_rank", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_rank", ierror, || {
         let rc = super::generated::MPI_Cart_rank(fortran::comm_f2c(*comm), coords as _, rank as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_rank")]
 #[export_name = "mpi_cart_rank_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_rank_f08(comm: *mut MPI_Fint, coords: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_rank_f08(comm, coords, rank, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_rank_f08(comm, coords, rank, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_shift")]
 unsafe fn MPI_Cart_shift_f08(comm: *mut MPI_Fint, direction: *mut MPI_Fint, disp: *mut MPI_Fint, rank_source: *mut MPI_Fint, rank_dest: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_shift", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_shift", ierror, || {
         let rc = super::generated::MPI_Cart_shift(fortran::comm_f2c(*comm), *direction, *disp, rank_source as _, rank_dest as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_shift")]
 #[export_name = "mpi_cart_shift_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_shift_f08(comm: *mut MPI_Fint, direction: *mut MPI_Fint, disp: *mut MPI_Fint, rank_source: *mut MPI_Fint, rank_dest: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_shift_f08(comm, direction, disp, rank_source, rank_dest, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_shift_f08(comm, direction, disp, rank_source, rank_dest, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_sub")]
 unsafe fn MPI_Cart_sub_f08(comm: *mut MPI_Fint, remain_dims: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cart_sub", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cart_sub", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Cart_sub(fortran::comm_f2c(*comm), remain_dims as _, &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cart_sub")]
 #[export_name = "mpi_cart_sub_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cart_sub_f08(comm: *mut MPI_Fint, remain_dims: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cart_sub_f08(comm, remain_dims, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cart_sub_f08(comm, remain_dims, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Cartdim_get")]
 unsafe fn MPI_Cartdim_get_f08(comm: *mut MPI_Fint, ndims: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_cartdim_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_cartdim_get", ierror, || {
         let rc = super::generated::MPI_Cartdim_get(fortran::comm_f2c(*comm), ndims as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Cartdim_get")]
 #[export_name = "mpi_cartdim_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Cartdim_get_f08(comm: *mut MPI_Fint, ndims: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Cartdim_get_f08(comm, ndims, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Cartdim_get_f08(comm, ndims, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Close_port")]
 unsafe fn MPI_Close_port_f08(port_name: *mut c_char, ierror: *mut MPI_Fint, port_name_len: usize) {
-    fs::entry("mpi_close_port", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_close_port", ierror, || {
         let port_name_c = fs::string_in(port_name, port_name_len);
         let rc = super::generated::MPI_Close_port(port_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Close_port")]
 #[export_name = "mpi_close_port_f08_"]
 pub unsafe extern "C" fn f0_MPI_Close_port_f08(port_name: *mut c_char, ierror: *mut MPI_Fint, port_name_len: usize) {
-    MPI_Close_port_f08(port_name, ierror, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Close_port_f08(port_name, ierror, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_accept")]
 unsafe fn MPI_Comm_accept_f08(port_name: *mut c_char, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, port_name_len: usize) {
-    fs::entry("mpi_comm_accept", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_accept", ierror, || {
         let port_name_c = fs::string_in(port_name, port_name_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_accept(port_name_c.as_ptr() as _, (*info) as sys::MPI_Info, *root, fortran::comm_f2c(*comm), &mut newcomm_c);
@@ -867,46 +978,52 @@ unsafe fn MPI_Comm_accept_f08(port_name: *mut c_char, info: *mut MPI_Fint, root:
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_accept")]
 #[export_name = "mpi_comm_accept_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_accept_f08(port_name: *mut c_char, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, port_name_len: usize) {
-    MPI_Comm_accept_f08(port_name, info, root, comm, newcomm, ierror, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_accept_f08(port_name, info, root, comm, newcomm, ierror, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_call_errhandler")]
 unsafe fn MPI_Comm_call_errhandler_f08(comm: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_call_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_call_errhandler", ierror, || {
         let rc = super::generated::MPI_Comm_call_errhandler(fortran::comm_f2c(*comm), *errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_call_errhandler")]
 #[export_name = "mpi_comm_call_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_call_errhandler_f08(comm: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_call_errhandler_f08(comm, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_call_errhandler_f08(comm, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_compare")]
 unsafe fn MPI_Comm_compare_f08(comm1: *mut MPI_Fint, comm2: *mut MPI_Fint, result: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_compare", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_compare", ierror, || {
         let rc = super::generated::MPI_Comm_compare(fortran::comm_f2c(*comm1), fortran::comm_f2c(*comm2), result as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_compare")]
 #[export_name = "mpi_comm_compare_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_compare_f08(comm1: *mut MPI_Fint, comm2: *mut MPI_Fint, result: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_compare_f08(comm1, comm2, result, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_compare_f08(comm1, comm2, result, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_connect")]
 unsafe fn MPI_Comm_connect_f08(port_name: *mut c_char, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, port_name_len: usize) {
-    fs::entry("mpi_comm_connect", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_connect", ierror, || {
         let port_name_c = fs::string_in(port_name, port_name_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_connect(port_name_c.as_ptr() as _, (*info) as sys::MPI_Info, *root, fortran::comm_f2c(*comm), &mut newcomm_c);
@@ -914,37 +1031,41 @@ unsafe fn MPI_Comm_connect_f08(port_name: *mut c_char, info: *mut MPI_Fint, root
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_connect")]
 #[export_name = "mpi_comm_connect_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_connect_f08(port_name: *mut c_char, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, port_name_len: usize) {
-    MPI_Comm_connect_f08(port_name, info, root, comm, newcomm, ierror, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_connect_f08(port_name, info, root, comm, newcomm, ierror, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create")]
 unsafe fn MPI_Comm_create_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_create", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_create(fortran::comm_f2c(*comm), fortran::group_f2c(*group), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create")]
 #[export_name = "mpi_comm_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_f08(comm, group, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_f08(comm, group, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_errhandler")]
 unsafe fn MPI_Comm_create_errhandler_f08(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_create_errhandler_f08_\0");
-    fs::forward("mpi_comm_create_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_create_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_create_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_errhandler_fn, errhandler, ierror);
@@ -953,18 +1074,20 @@ unsafe fn MPI_Comm_create_errhandler_f08(comm_errhandler_fn: *mut MPI_Fint, errh
             crate::core::objects::forwarded_made("MPI_Comm_create_errhandler");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_errhandler")]
 #[export_name = "mpi_comm_create_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_errhandler_f08(comm_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_errhandler_f08(comm_errhandler_fn, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_errhandler_f08(comm_errhandler_fn, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_from_group")]
 unsafe fn MPI_Comm_create_from_group_f08(group: *mut MPI_Fint, stringtag: *mut c_char, info: *mut MPI_Fint, errhandler: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, stringtag_len: usize) {
-    fs::entry("mpi_comm_create_from_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_create_from_group", ierror, || {
         let stringtag_c = fs::string_in(stringtag, stringtag_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_create_from_group(fortran::group_f2c(*group), stringtag_c.as_ptr() as _, (*info) as sys::MPI_Info, (*errhandler) as sys::MPI_Errhandler, &mut newcomm_c);
@@ -972,37 +1095,41 @@ unsafe fn MPI_Comm_create_from_group_f08(group: *mut MPI_Fint, stringtag: *mut c
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_from_group")]
 #[export_name = "mpi_comm_create_from_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_from_group_f08(group: *mut MPI_Fint, stringtag: *mut c_char, info: *mut MPI_Fint, errhandler: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint, stringtag_len: usize) {
-    MPI_Comm_create_from_group_f08(group, stringtag, info, errhandler, newcomm, ierror, stringtag_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_from_group_f08(group, stringtag, info, errhandler, newcomm, ierror, stringtag_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_group")]
 unsafe fn MPI_Comm_create_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, tag: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_create_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_create_group", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_create_group(fortran::comm_f2c(*comm), fortran::group_f2c(*group), *tag, &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_group")]
 #[export_name = "mpi_comm_create_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, tag: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_group_f08(comm, group, tag, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_group_f08(comm, group, tag, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 unsafe fn MPI_Comm_create_keyval_f08(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_create_keyval_f08_\0");
-    fs::forward("mpi_comm_create_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_create_keyval", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_create_keyval_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror);
@@ -1011,280 +1138,312 @@ unsafe fn MPI_Comm_create_keyval_f08(comm_copy_attr_fn: *mut MPI_Fint, comm_dele
             crate::entry::special::fortran_keyval_made(*comm_keyval);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_create_keyval")]
 #[export_name = "mpi_comm_create_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_create_keyval_f08(comm_copy_attr_fn: *mut MPI_Fint, comm_delete_attr_fn: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_create_keyval_f08(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_create_keyval_f08(comm_copy_attr_fn, comm_delete_attr_fn, comm_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_delete_attr")]
 unsafe fn MPI_Comm_delete_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_delete_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_delete_attr", ierror, || {
         let rc = super::generated::MPI_Comm_delete_attr(fortran::comm_f2c(*comm), *comm_keyval);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_delete_attr")]
 #[export_name = "mpi_comm_delete_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_delete_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_delete_attr_f08(comm, comm_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_delete_attr_f08(comm, comm_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_detach_buffer")]
 unsafe fn MPI_Comm_detach_buffer_f08(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_detach_buffer_f08_\0");
-    fs::forward("mpi_comm_detach_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_detach_buffer", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_detach_buffer_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_detach_buffer")]
 #[export_name = "mpi_comm_detach_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_detach_buffer_f08(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_detach_buffer_f08(comm, buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_detach_buffer_f08(comm, buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_detach_buffer_c")]
 unsafe fn MPI_Comm_detach_buffer_c_f08(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_detach_buffer_f08_large_\0");
-    fs::forward("mpi_comm_detach_buffer_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_detach_buffer_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_detach_buffer_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_detach_buffer_c")]
 #[export_name = "mpi_comm_detach_buffer_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Comm_detach_buffer_c_f08(comm: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_detach_buffer_c_f08(comm, buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_detach_buffer_c_f08(comm, buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_disconnect")]
 unsafe fn MPI_Comm_disconnect_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_disconnect", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_disconnect", ierror, || {
         let mut comm_c = fortran::comm_f2c(*comm);
         let rc = super::generated::MPI_Comm_disconnect(&mut comm_c);
         if rc == k::MPI_SUCCESS() {
             *comm = fortran::comm_c2f(comm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_disconnect")]
 #[export_name = "mpi_comm_disconnect_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_disconnect_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_disconnect_f08(comm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_disconnect_f08(comm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_dup")]
 unsafe fn MPI_Comm_dup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_dup", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_dup", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_dup(fortran::comm_f2c(*comm), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_dup")]
 #[export_name = "mpi_comm_dup_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_dup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_dup_f08(comm, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_dup_f08(comm, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_dup_with_info")]
 unsafe fn MPI_Comm_dup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_dup_with_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_dup_with_info", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_dup_with_info(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info, &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_dup_with_info")]
 #[export_name = "mpi_comm_dup_with_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_dup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_dup_with_info_f08(comm, info, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_dup_with_info_f08(comm, info, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_flush_buffer")]
 unsafe fn MPI_Comm_flush_buffer_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_flush_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_flush_buffer", ierror, || {
         let rc = super::generated::MPI_Comm_flush_buffer(fortran::comm_f2c(*comm));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_flush_buffer")]
 #[export_name = "mpi_comm_flush_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_flush_buffer_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_flush_buffer_f08(comm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_flush_buffer_f08(comm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_free")]
 unsafe fn MPI_Comm_free_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_free", ierror, || {
         let mut comm_c = fortran::comm_f2c(*comm);
         let rc = super::generated::MPI_Comm_free(&mut comm_c);
         if rc == k::MPI_SUCCESS() {
             *comm = fortran::comm_c2f(comm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_free")]
 #[export_name = "mpi_comm_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_free_f08(comm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_free_f08(comm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_free_f08(comm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_free_keyval")]
 unsafe fn MPI_Comm_free_keyval_f08(comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_free_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_free_keyval", ierror, || {
         let rc = super::generated::MPI_Comm_free_keyval(comm_keyval as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_free_keyval")]
 #[export_name = "mpi_comm_free_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_free_keyval_f08(comm_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_free_keyval_f08(comm_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_free_keyval_f08(comm_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 unsafe fn MPI_Comm_get_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_get_attr_f08_\0");
-    fs::forward("mpi_comm_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_get_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_attr")]
 #[export_name = "mpi_comm_get_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_attr_f08(comm, comm_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_attr_f08(comm, comm_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_errhandler")]
 unsafe fn MPI_Comm_get_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_get_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_get_errhandler", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_Comm_get_errhandler(fortran::comm_f2c(*comm), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
             *errhandler = errhandler_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_errhandler")]
 #[export_name = "mpi_comm_get_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_errhandler_f08(comm, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_errhandler_f08(comm, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_info")]
 unsafe fn MPI_Comm_get_info_f08(comm: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_get_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_get_info", ierror, || {
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Comm_get_info(fortran::comm_f2c(*comm), &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
             *info_used = info_used_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_info")]
 #[export_name = "mpi_comm_get_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_info_f08(comm: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_info_f08(comm, info_used, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_info_f08(comm, info_used, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_name")]
 unsafe fn MPI_Comm_get_name_f08(comm: *mut MPI_Fint, comm_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, comm_name_len: usize) {
-    fs::entry("mpi_comm_get_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_get_name", ierror, || {
         let mut comm_name_c = fs::string_buffer(comm_name_len);
         let rc = super::generated::MPI_Comm_get_name(fortran::comm_f2c(*comm), comm_name_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&comm_name_c, comm_name, comm_name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_name")]
 #[export_name = "mpi_comm_get_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_name_f08(comm: *mut MPI_Fint, comm_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, comm_name_len: usize) {
-    MPI_Comm_get_name_f08(comm, comm_name, resultlen, ierror, comm_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_name_f08(comm, comm_name, resultlen, ierror, comm_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_parent")]
 unsafe fn MPI_Comm_get_parent_f08(parent: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_get_parent", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_get_parent", ierror, || {
         let mut parent_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_get_parent(&mut parent_c);
         if rc == k::MPI_SUCCESS() {
             *parent = fortran::comm_c2f(parent_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_get_parent")]
 #[export_name = "mpi_comm_get_parent_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_get_parent_f08(parent: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_get_parent_f08(parent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_get_parent_f08(parent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_group")]
 unsafe fn MPI_Comm_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_group", ierror, || {
         let mut group_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Comm_group(fortran::comm_f2c(*comm), &mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_group")]
 #[export_name = "mpi_comm_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_group_f08(comm, group, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_group_f08(comm, group, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_idup")]
 unsafe fn MPI_Comm_idup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_idup_f08_\0");
-    fs::forward("mpi_comm_idup", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_idup", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_idup_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
@@ -1294,19 +1453,21 @@ unsafe fn MPI_Comm_idup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request
             crate::core::objects::forwarded_made("MPI_Comm_idup");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_idup")]
 #[export_name = "mpi_comm_idup_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_idup_f08(comm: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_idup_f08(comm, newcomm, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_idup_f08(comm, newcomm, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_idup_with_info")]
 unsafe fn MPI_Comm_idup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_idup_with_info_f08_\0");
-    fs::forward("mpi_comm_idup_with_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_idup_with_info", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_idup_with_info_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
@@ -1316,177 +1477,199 @@ unsafe fn MPI_Comm_idup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, 
             crate::core::objects::forwarded_made("MPI_Comm_idup_with_info");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_idup_with_info")]
 #[export_name = "mpi_comm_idup_with_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_idup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_idup_with_info_f08(comm, info, newcomm, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_idup_with_info_f08(comm, info, newcomm, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_iflush_buffer")]
 unsafe fn MPI_Comm_iflush_buffer_f08(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_iflush_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_iflush_buffer", ierror, || {
         let mut request_c = k::MPI_REQUEST_NULL();
         let rc = super::generated::MPI_Comm_iflush_buffer(fortran::comm_f2c(*comm), &mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_iflush_buffer")]
 #[export_name = "mpi_comm_iflush_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_iflush_buffer_f08(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_iflush_buffer_f08(comm, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_iflush_buffer_f08(comm, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_join")]
 unsafe fn MPI_Comm_join_f08(fd: *mut MPI_Fint, intercomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_join", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_join", ierror, || {
         let mut intercomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_join(*fd, &mut intercomm_c);
         if rc == k::MPI_SUCCESS() {
             *intercomm = fortran::comm_c2f(intercomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_join")]
 #[export_name = "mpi_comm_join_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_join_f08(fd: *mut MPI_Fint, intercomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_join_f08(fd, intercomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_join_f08(fd, intercomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_rank")]
 unsafe fn MPI_Comm_rank_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_rank", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_rank", ierror, || {
         let rc = super::generated::MPI_Comm_rank(fortran::comm_f2c(*comm), rank as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_rank")]
 #[export_name = "mpi_comm_rank_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_rank_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_rank_f08(comm, rank, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_rank_f08(comm, rank, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_remote_group")]
 unsafe fn MPI_Comm_remote_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_remote_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_remote_group", ierror, || {
         let mut group_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Comm_remote_group(fortran::comm_f2c(*comm), &mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_remote_group")]
 #[export_name = "mpi_comm_remote_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_remote_group_f08(comm: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_remote_group_f08(comm, group, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_remote_group_f08(comm, group, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_remote_size")]
 unsafe fn MPI_Comm_remote_size_f08(comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_remote_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_remote_size", ierror, || {
         let rc = super::generated::MPI_Comm_remote_size(fortran::comm_f2c(*comm), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_remote_size")]
 #[export_name = "mpi_comm_remote_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_remote_size_f08(comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_remote_size_f08(comm, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_remote_size_f08(comm, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 unsafe fn MPI_Comm_set_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_set_attr_f08_\0");
-    fs::forward("mpi_comm_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_set_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, comm_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_attr")]
 #[export_name = "mpi_comm_set_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_set_attr_f08(comm: *mut MPI_Fint, comm_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_attr_f08(comm, comm_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_attr_f08(comm, comm_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_errhandler")]
 unsafe fn MPI_Comm_set_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_set_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_set_errhandler", ierror, || {
         let rc = super::generated::MPI_Comm_set_errhandler(fortran::comm_f2c(*comm), (*errhandler) as sys::MPI_Errhandler);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_errhandler")]
 #[export_name = "mpi_comm_set_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_set_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_errhandler_f08(comm, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_errhandler_f08(comm, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_info")]
 unsafe fn MPI_Comm_set_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_set_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_set_info", ierror, || {
         let rc = super::generated::MPI_Comm_set_info(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_info")]
 #[export_name = "mpi_comm_set_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_set_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_set_info_f08(comm, info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_info_f08(comm, info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_name")]
 unsafe fn MPI_Comm_set_name_f08(comm: *mut MPI_Fint, comm_name: *mut c_char, ierror: *mut MPI_Fint, comm_name_len: usize) {
-    fs::entry("mpi_comm_set_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_set_name", ierror, || {
         let comm_name_c = fs::string_in(comm_name, comm_name_len);
         let rc = super::generated::MPI_Comm_set_name(fortran::comm_f2c(*comm), comm_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_set_name")]
 #[export_name = "mpi_comm_set_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_set_name_f08(comm: *mut MPI_Fint, comm_name: *mut c_char, ierror: *mut MPI_Fint, comm_name_len: usize) {
-    MPI_Comm_set_name_f08(comm, comm_name, ierror, comm_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_set_name_f08(comm, comm_name, ierror, comm_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_size")]
 unsafe fn MPI_Comm_size_f08(comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_size", ierror, || {
         let rc = super::generated::MPI_Comm_size(fortran::comm_f2c(*comm), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_size")]
 #[export_name = "mpi_comm_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_size_f08(comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_size_f08(comm, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_size_f08(comm, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_spawn")]
 unsafe fn MPI_Comm_spawn_f08(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_spawn_f08_\0");
-    fs::forward("mpi_comm_spawn", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_spawn", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_spawn_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -1498,19 +1681,21 @@ unsafe fn MPI_Comm_spawn_f08(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxpro
             crate::core::objects::forwarded_made("MPI_Comm_spawn");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_spawn")]
 #[export_name = "mpi_comm_spawn_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_spawn_f08(command: *mut MPI_Fint, argv: *mut MPI_Fint, maxprocs: *mut MPI_Fint, info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
-    MPI_Comm_spawn_f08(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_spawn_f08(command, argv, maxprocs, info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
 unsafe fn MPI_Comm_spawn_multiple_f08(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_comm_spawn_multiple_f08_\0");
-    fs::forward("mpi_comm_spawn_multiple", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_comm_spawn_multiple", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_comm_spawn_multiple_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize, usize) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -1522,83 +1707,93 @@ unsafe fn MPI_Comm_spawn_multiple_f08(count: *mut MPI_Fint, array_of_commands: *
             crate::core::objects::forwarded_made("MPI_Comm_spawn_multiple");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_spawn_multiple")]
 #[export_name = "mpi_comm_spawn_multiple_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_spawn_multiple_f08(count: *mut MPI_Fint, array_of_commands: *mut MPI_Fint, array_of_argv: *mut MPI_Fint, array_of_maxprocs: *mut MPI_Fint, array_of_info: *mut MPI_Fint, root: *mut MPI_Fint, comm: *mut MPI_Fint, intercomm: *mut MPI_Fint, array_of_errcodes: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize, len1: usize) {
-    MPI_Comm_spawn_multiple_f08(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_spawn_multiple_f08(count, array_of_commands, array_of_argv, array_of_maxprocs, array_of_info, root, comm, intercomm, array_of_errcodes, ierror, len0, len1) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_split")]
 unsafe fn MPI_Comm_split_f08(comm: *mut MPI_Fint, color: *mut MPI_Fint, key: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_split", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_split", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_split(fortran::comm_f2c(*comm), *color, *key, &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_split")]
 #[export_name = "mpi_comm_split_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_split_f08(comm: *mut MPI_Fint, color: *mut MPI_Fint, key: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_split_f08(comm, color, key, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_split_f08(comm, color, key, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_split_type")]
 unsafe fn MPI_Comm_split_type_f08(comm: *mut MPI_Fint, split_type: *mut MPI_Fint, key: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_split_type", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_split_type", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Comm_split_type(fortran::comm_f2c(*comm), *split_type, *key, (*info) as sys::MPI_Info, &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_split_type")]
 #[export_name = "mpi_comm_split_type_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_split_type_f08(comm: *mut MPI_Fint, split_type: *mut MPI_Fint, key: *mut MPI_Fint, info: *mut MPI_Fint, newcomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_split_type_f08(comm, split_type, key, info, newcomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_split_type_f08(comm, split_type, key, info, newcomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_test_inter")]
 unsafe fn MPI_Comm_test_inter_f08(comm: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_comm_test_inter", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_comm_test_inter", ierror, || {
         let rc = super::generated::MPI_Comm_test_inter(fortran::comm_f2c(*comm), flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Comm_test_inter")]
 #[export_name = "mpi_comm_test_inter_f08_"]
 pub unsafe extern "C" fn f0_MPI_Comm_test_inter_f08(comm: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Comm_test_inter_f08(comm, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Comm_test_inter_f08(comm, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Dims_create")]
 unsafe fn MPI_Dims_create_f08(nnodes: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_dims_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_dims_create", ierror, || {
         let rc = super::generated::MPI_Dims_create(*nnodes, *ndims, dims as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Dims_create")]
 #[export_name = "mpi_dims_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Dims_create_f08(nnodes: *mut MPI_Fint, ndims: *mut MPI_Fint, dims: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Dims_create_f08(nnodes, ndims, dims, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Dims_create_f08(nnodes, ndims, dims, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_create")]
 unsafe fn MPI_Dist_graph_create_f08(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_dist_graph_create_f08_\0");
-    fs::forward("mpi_dist_graph_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_dist_graph_create", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_dist_graph_create_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_old_f = fs::real_fint_comm(*comm_old);
@@ -1608,19 +1803,21 @@ unsafe fn MPI_Dist_graph_create_f08(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, s
             crate::core::objects::forwarded_made("MPI_Dist_graph_create");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_create")]
 #[export_name = "mpi_dist_graph_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Dist_graph_create_f08(comm_old: *mut MPI_Fint, n: *mut MPI_Fint, sources: *mut MPI_Fint, degrees: *mut MPI_Fint, destinations: *mut MPI_Fint, weights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Dist_graph_create_f08(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Dist_graph_create_f08(comm_old, n, sources, degrees, destinations, weights, info, reorder, comm_dist_graph, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
 unsafe fn MPI_Dist_graph_create_adjacent_f08(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_dist_graph_create_adjacent_f08_\0");
-    fs::forward("mpi_dist_graph_create_adjacent", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_dist_graph_create_adjacent", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_dist_graph_create_adjacent_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm_old));
@@ -1632,52 +1829,58 @@ unsafe fn MPI_Dist_graph_create_adjacent_f08(comm_old: *mut MPI_Fint, indegree: 
             crate::core::objects::forwarded_made("MPI_Dist_graph_create_adjacent");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_create_adjacent")]
 #[export_name = "mpi_dist_graph_create_adjacent_f08_"]
 pub unsafe extern "C" fn f0_MPI_Dist_graph_create_adjacent_f08(comm_old: *mut MPI_Fint, indegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, outdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, info: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_dist_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Dist_graph_create_adjacent_f08(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Dist_graph_create_adjacent_f08(comm_old, indegree, sources, sourceweights, outdegree, destinations, destweights, info, reorder, comm_dist_graph, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
 unsafe fn MPI_Dist_graph_neighbors_f08(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_dist_graph_neighbors_f08_\0");
-    fs::forward("mpi_dist_graph_neighbors", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_dist_graph_neighbors", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_dist_graph_neighbors_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let comm_f = fs::real_fint_comm(*comm);
         target(&comm_f as *const MPI_Fint as *mut MPI_Fint, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_neighbors")]
 #[export_name = "mpi_dist_graph_neighbors_f08_"]
 pub unsafe extern "C" fn f0_MPI_Dist_graph_neighbors_f08(comm: *mut MPI_Fint, maxindegree: *mut MPI_Fint, sources: *mut MPI_Fint, sourceweights: *mut MPI_Fint, maxoutdegree: *mut MPI_Fint, destinations: *mut MPI_Fint, destweights: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Dist_graph_neighbors_f08(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Dist_graph_neighbors_f08(comm, maxindegree, sources, sourceweights, maxoutdegree, destinations, destweights, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_neighbors_count")]
 unsafe fn MPI_Dist_graph_neighbors_count_f08(comm: *mut MPI_Fint, indegree: *mut MPI_Fint, outdegree: *mut MPI_Fint, weighted: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_dist_graph_neighbors_count", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_dist_graph_neighbors_count", ierror, || {
         let rc = super::generated::MPI_Dist_graph_neighbors_count(fortran::comm_f2c(*comm), indegree as _, outdegree as _, weighted as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Dist_graph_neighbors_count")]
 #[export_name = "mpi_dist_graph_neighbors_count_f08_"]
 pub unsafe extern "C" fn f0_MPI_Dist_graph_neighbors_count_f08(comm: *mut MPI_Fint, indegree: *mut MPI_Fint, outdegree: *mut MPI_Fint, weighted: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Dist_graph_neighbors_count_f08(comm, indegree, outdegree, weighted, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Dist_graph_neighbors_count_f08(comm, indegree, outdegree, weighted, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_create")]
 unsafe fn MPI_Errhandler_create_f08(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_errhandler_create_f08_\0");
-    fs::forward("mpi_errhandler_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_errhandler_create", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_errhandler_create_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(function, errhandler, ierror);
@@ -1686,133 +1889,149 @@ unsafe fn MPI_Errhandler_create_f08(function: *mut MPI_Fint, errhandler: *mut MP
             crate::core::objects::forwarded_made("MPI_Errhandler_create");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_create")]
 #[export_name = "mpi_errhandler_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Errhandler_create_f08(function: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Errhandler_create_f08(function, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Errhandler_create_f08(function, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_free")]
 unsafe fn MPI_Errhandler_free_f08(errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_errhandler_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_errhandler_free", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = (*errhandler) as sys::MPI_Errhandler;
         let rc = super::generated::MPI_Errhandler_free(&mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
             *errhandler = errhandler_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_free")]
 #[export_name = "mpi_errhandler_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Errhandler_free_f08(errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Errhandler_free_f08(errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Errhandler_free_f08(errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_get")]
 unsafe fn MPI_Errhandler_get_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_errhandler_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_errhandler_get", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_Errhandler_get(fortran::comm_f2c(*comm), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
             *errhandler = errhandler_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_get")]
 #[export_name = "mpi_errhandler_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Errhandler_get_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Errhandler_get_f08(comm, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Errhandler_get_f08(comm, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_set")]
 unsafe fn MPI_Errhandler_set_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_errhandler_set", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_errhandler_set", ierror, || {
         let rc = super::generated::MPI_Errhandler_set(fortran::comm_f2c(*comm), (*errhandler) as sys::MPI_Errhandler);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Errhandler_set")]
 #[export_name = "mpi_errhandler_set_f08_"]
 pub unsafe extern "C" fn f0_MPI_Errhandler_set_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Errhandler_set_f08(comm, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Errhandler_set_f08(comm, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Error_class")]
 unsafe fn MPI_Error_class_f08(errorcode: *mut MPI_Fint, errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_error_class", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_error_class", ierror, || {
         let rc = super::generated::MPI_Error_class(*errorcode, errorclass as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Error_class")]
 #[export_name = "mpi_error_class_f08_"]
 pub unsafe extern "C" fn f0_MPI_Error_class_f08(errorcode: *mut MPI_Fint, errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Error_class_f08(errorcode, errorclass, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Error_class_f08(errorcode, errorclass, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Error_string")]
 unsafe fn MPI_Error_string_f08(errorcode: *mut MPI_Fint, string: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, string_len: usize) {
-    fs::entry("mpi_error_string", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_error_string", ierror, || {
         let mut string_c = fs::string_buffer(string_len);
         let rc = super::generated::MPI_Error_string(*errorcode, string_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&string_c, string, string_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Error_string")]
 #[export_name = "mpi_error_string_f08_"]
 pub unsafe extern "C" fn f0_MPI_Error_string_f08(errorcode: *mut MPI_Fint, string: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, string_len: usize) {
-    MPI_Error_string_f08(errorcode, string, resultlen, ierror, string_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Error_string_f08(errorcode, string, resultlen, ierror, string_len) }
 }
 
 #[cfg(ferry_has = "MPI_File_call_errhandler")]
 unsafe fn MPI_File_call_errhandler_f08(fh: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_call_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_call_errhandler", ierror, || {
         let rc = super::generated::MPI_File_call_errhandler(sys::PMPI_File_f2c(*fh), *errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_call_errhandler")]
 #[export_name = "mpi_file_call_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_call_errhandler_f08(fh: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_call_errhandler_f08(fh, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_call_errhandler_f08(fh, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_close")]
 unsafe fn MPI_File_close_f08(fh: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_close", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_close", ierror, || {
         let mut fh_c: sys::MPI_File = sys::PMPI_File_f2c(*fh);
         let rc = super::generated::MPI_File_close(&mut fh_c);
         if rc == k::MPI_SUCCESS() {
             *fh = sys::PMPI_File_c2f(fh_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_close")]
 #[export_name = "mpi_file_close_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_close_f08(fh: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_close_f08(fh, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_close_f08(fh, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_create_errhandler")]
 unsafe fn MPI_File_create_errhandler_f08(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_file_create_errhandler_f08_\0");
-    fs::forward("mpi_file_create_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_file_create_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_file_create_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(file_errhandler_fn, errhandler, ierror);
@@ -1821,199 +2040,225 @@ unsafe fn MPI_File_create_errhandler_f08(file_errhandler_fn: *mut MPI_Fint, errh
             crate::core::objects::forwarded_made("MPI_File_create_errhandler");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_create_errhandler")]
 #[export_name = "mpi_file_create_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_create_errhandler_f08(file_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_create_errhandler_f08(file_errhandler_fn, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_create_errhandler_f08(file_errhandler_fn, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_delete")]
 unsafe fn MPI_File_delete_f08(filename: *mut c_char, info: *mut MPI_Fint, ierror: *mut MPI_Fint, filename_len: usize) {
-    fs::entry("mpi_file_delete", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_delete", ierror, || {
         let filename_c = fs::string_in(filename, filename_len);
         let rc = super::generated::MPI_File_delete(filename_c.as_ptr() as _, (*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_delete")]
 #[export_name = "mpi_file_delete_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_delete_f08(filename: *mut c_char, info: *mut MPI_Fint, ierror: *mut MPI_Fint, filename_len: usize) {
-    MPI_File_delete_f08(filename, info, ierror, filename_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_delete_f08(filename, info, ierror, filename_len) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_amode")]
 unsafe fn MPI_File_get_amode_f08(fh: *mut MPI_Fint, amode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_amode", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_amode", ierror, || {
         let rc = super::generated::MPI_File_get_amode(sys::PMPI_File_f2c(*fh), amode as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_amode")]
 #[export_name = "mpi_file_get_amode_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_amode_f08(fh: *mut MPI_Fint, amode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_get_amode_f08(fh, amode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_amode_f08(fh, amode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_atomicity")]
 unsafe fn MPI_File_get_atomicity_f08(fh: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_atomicity", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_atomicity", ierror, || {
         let rc = super::generated::MPI_File_get_atomicity(sys::PMPI_File_f2c(*fh), flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_atomicity")]
 #[export_name = "mpi_file_get_atomicity_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_atomicity_f08(fh: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_get_atomicity_f08(fh, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_atomicity_f08(fh, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_byte_offset")]
 unsafe fn MPI_File_get_byte_offset_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, disp: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_byte_offset", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_byte_offset", ierror, || {
         let rc = super::generated::MPI_File_get_byte_offset(sys::PMPI_File_f2c(*fh), *offset, disp as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_byte_offset")]
 #[export_name = "mpi_file_get_byte_offset_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_byte_offset_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, disp: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_get_byte_offset_f08(fh, offset, disp, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_byte_offset_f08(fh, offset, disp, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_errhandler")]
 unsafe fn MPI_File_get_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_errhandler", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_File_get_errhandler(sys::PMPI_File_f2c(*file), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
             *errhandler = errhandler_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_errhandler")]
 #[export_name = "mpi_file_get_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_get_errhandler_f08(file, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_errhandler_f08(file, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_group")]
 unsafe fn MPI_File_get_group_f08(fh: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_group", ierror, || {
         let mut group_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_File_get_group(sys::PMPI_File_f2c(*fh), &mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_group")]
 #[export_name = "mpi_file_get_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_group_f08(fh: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_get_group_f08(fh, group, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_group_f08(fh, group, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_info")]
 unsafe fn MPI_File_get_info_f08(fh: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_info", ierror, || {
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_File_get_info(sys::PMPI_File_f2c(*fh), &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
             *info_used = info_used_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_info")]
 #[export_name = "mpi_file_get_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_info_f08(fh: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_get_info_f08(fh, info_used, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_info_f08(fh, info_used, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_position")]
 unsafe fn MPI_File_get_position_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_position", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_position", ierror, || {
         let rc = super::generated::MPI_File_get_position(sys::PMPI_File_f2c(*fh), offset as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_position")]
 #[export_name = "mpi_file_get_position_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_position_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_get_position_f08(fh, offset, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_position_f08(fh, offset, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_position_shared")]
 unsafe fn MPI_File_get_position_shared_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_position_shared", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_position_shared", ierror, || {
         let rc = super::generated::MPI_File_get_position_shared(sys::PMPI_File_f2c(*fh), offset as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_position_shared")]
 #[export_name = "mpi_file_get_position_shared_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_position_shared_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_get_position_shared_f08(fh, offset, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_position_shared_f08(fh, offset, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_size")]
 unsafe fn MPI_File_get_size_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_size", ierror, || {
         let rc = super::generated::MPI_File_get_size(sys::PMPI_File_f2c(*fh), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_size")]
 #[export_name = "mpi_file_get_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_size_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_get_size_f08(fh, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_size_f08(fh, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_type_extent")]
 unsafe fn MPI_File_get_type_extent_f08(fh: *mut MPI_Fint, datatype: *mut MPI_Fint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_type_extent", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_type_extent", ierror, || {
         let rc = super::generated::MPI_File_get_type_extent(sys::PMPI_File_f2c(*fh), fortran::datatype_f2c(*datatype), extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_type_extent")]
 #[export_name = "mpi_file_get_type_extent_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_type_extent_f08(fh: *mut MPI_Fint, datatype: *mut MPI_Fint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_File_get_type_extent_f08(fh, datatype, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_type_extent_f08(fh, datatype, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_type_extent_c")]
 unsafe fn MPI_File_get_type_extent_c_f08(fh: *mut MPI_Fint, datatype: *mut MPI_Fint, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_get_type_extent_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_type_extent_c", ierror, || {
         let rc = super::generated::MPI_File_get_type_extent_c(sys::PMPI_File_f2c(*fh), fortran::datatype_f2c(*datatype), extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_type_extent_c")]
 #[export_name = "mpi_file_get_type_extent_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_File_get_type_extent_c_f08(fh: *mut MPI_Fint, datatype: *mut MPI_Fint, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_File_get_type_extent_c_f08(fh, datatype, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_type_extent_c_f08(fh, datatype, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_view")]
 unsafe fn MPI_File_get_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, etype: *mut MPI_Fint, filetype: *mut MPI_Fint, datarep: *mut c_char, ierror: *mut MPI_Fint, datarep_len: usize) {
-    fs::entry("mpi_file_get_view", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_get_view", ierror, || {
         let mut etype_c = k::MPI_DATATYPE_NULL();
         let mut filetype_c = k::MPI_DATATYPE_NULL();
         let mut datarep_c = fs::string_buffer(datarep_len);
@@ -2024,18 +2269,20 @@ unsafe fn MPI_File_get_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, e
             { fs::string_out(&datarep_c, datarep, datarep_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_get_view")]
 #[export_name = "mpi_file_get_view_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_get_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, etype: *mut MPI_Fint, filetype: *mut MPI_Fint, datarep: *mut c_char, ierror: *mut MPI_Fint, datarep_len: usize) {
-    MPI_File_get_view_f08(fh, disp, etype, filetype, datarep, ierror, datarep_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_get_view_f08(fh, disp, etype, filetype, datarep, ierror, datarep_len) }
 }
 
 #[cfg(ferry_has = "MPI_File_open")]
 unsafe fn MPI_File_open_f08(comm: *mut MPI_Fint, filename: *mut c_char, amode: *mut MPI_Fint, info: *mut MPI_Fint, fh: *mut MPI_Fint, ierror: *mut MPI_Fint, filename_len: usize) {
-    fs::entry("mpi_file_open", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_open", ierror, || {
         let filename_c = fs::string_in(filename, filename_len);
         let mut fh_c: sys::MPI_File = std::mem::zeroed();
         let rc = super::generated::MPI_File_open(fortran::comm_f2c(*comm), filename_c.as_ptr() as _, *amode, (*info) as sys::MPI_Info, &mut fh_c);
@@ -2043,419 +2290,475 @@ unsafe fn MPI_File_open_f08(comm: *mut MPI_Fint, filename: *mut c_char, amode: *
             *fh = sys::PMPI_File_c2f(fh_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_open")]
 #[export_name = "mpi_file_open_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_open_f08(comm: *mut MPI_Fint, filename: *mut c_char, amode: *mut MPI_Fint, info: *mut MPI_Fint, fh: *mut MPI_Fint, ierror: *mut MPI_Fint, filename_len: usize) {
-    MPI_File_open_f08(comm, filename, amode, info, fh, ierror, filename_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_open_f08(comm, filename, amode, info, fh, ierror, filename_len) }
 }
 
 #[cfg(ferry_has = "MPI_File_preallocate")]
 unsafe fn MPI_File_preallocate_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_preallocate", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_preallocate", ierror, || {
         let rc = super::generated::MPI_File_preallocate(sys::PMPI_File_f2c(*fh), *size);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_preallocate")]
 #[export_name = "mpi_file_preallocate_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_preallocate_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_preallocate_f08(fh, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_preallocate_f08(fh, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_seek")]
 unsafe fn MPI_File_seek_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, whence: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_seek", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_seek", ierror, || {
         let rc = super::generated::MPI_File_seek(sys::PMPI_File_f2c(*fh), *offset, *whence);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_seek")]
 #[export_name = "mpi_file_seek_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_seek_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, whence: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_seek_f08(fh, offset, whence, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_seek_f08(fh, offset, whence, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_seek_shared")]
 unsafe fn MPI_File_seek_shared_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, whence: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_seek_shared", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_seek_shared", ierror, || {
         let rc = super::generated::MPI_File_seek_shared(sys::PMPI_File_f2c(*fh), *offset, *whence);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_seek_shared")]
 #[export_name = "mpi_file_seek_shared_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_seek_shared_f08(fh: *mut MPI_Fint, offset: *mut sys::MPI_Offset, whence: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_seek_shared_f08(fh, offset, whence, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_seek_shared_f08(fh, offset, whence, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_atomicity")]
 unsafe fn MPI_File_set_atomicity_f08(fh: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_set_atomicity", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_set_atomicity", ierror, || {
         let rc = super::generated::MPI_File_set_atomicity(sys::PMPI_File_f2c(*fh), *flag);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_atomicity")]
 #[export_name = "mpi_file_set_atomicity_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_set_atomicity_f08(fh: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_set_atomicity_f08(fh, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_set_atomicity_f08(fh, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_errhandler")]
 unsafe fn MPI_File_set_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_set_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_set_errhandler", ierror, || {
         let rc = super::generated::MPI_File_set_errhandler(sys::PMPI_File_f2c(*file), (*errhandler) as sys::MPI_Errhandler);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_errhandler")]
 #[export_name = "mpi_file_set_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_set_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_set_errhandler_f08(file, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_set_errhandler_f08(file, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_info")]
 unsafe fn MPI_File_set_info_f08(fh: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_set_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_set_info", ierror, || {
         let rc = super::generated::MPI_File_set_info(sys::PMPI_File_f2c(*fh), (*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_info")]
 #[export_name = "mpi_file_set_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_set_info_f08(fh: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_set_info_f08(fh, info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_set_info_f08(fh, info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_size")]
 unsafe fn MPI_File_set_size_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_set_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_set_size", ierror, || {
         let rc = super::generated::MPI_File_set_size(sys::PMPI_File_f2c(*fh), *size);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_size")]
 #[export_name = "mpi_file_set_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_set_size_f08(fh: *mut MPI_Fint, size: *mut sys::MPI_Offset, ierror: *mut MPI_Fint) {
-    MPI_File_set_size_f08(fh, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_set_size_f08(fh, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_view")]
 unsafe fn MPI_File_set_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, etype: *mut MPI_Fint, filetype: *mut MPI_Fint, datarep: *mut c_char, info: *mut MPI_Fint, ierror: *mut MPI_Fint, datarep_len: usize) {
-    fs::entry("mpi_file_set_view", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_set_view", ierror, || {
         let datarep_c = fs::string_in(datarep, datarep_len);
         let rc = super::generated::MPI_File_set_view(sys::PMPI_File_f2c(*fh), *disp, fortran::datatype_f2c(*etype), fortran::datatype_f2c(*filetype), datarep_c.as_ptr() as _, (*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_set_view")]
 #[export_name = "mpi_file_set_view_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_set_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, etype: *mut MPI_Fint, filetype: *mut MPI_Fint, datarep: *mut c_char, info: *mut MPI_Fint, ierror: *mut MPI_Fint, datarep_len: usize) {
-    MPI_File_set_view_f08(fh, disp, etype, filetype, datarep, info, ierror, datarep_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_set_view_f08(fh, disp, etype, filetype, datarep, info, ierror, datarep_len) }
 }
 
 #[cfg(ferry_has = "MPI_File_sync")]
 unsafe fn MPI_File_sync_f08(fh: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_file_sync", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_file_sync", ierror, || {
         let rc = super::generated::MPI_File_sync(sys::PMPI_File_f2c(*fh));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_File_sync")]
 #[export_name = "mpi_file_sync_f08_"]
 pub unsafe extern "C" fn f0_MPI_File_sync_f08(fh: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_File_sync_f08(fh, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_File_sync_f08(fh, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Finalize")]
 unsafe fn MPI_Finalize_f08(ierror: *mut MPI_Fint) {
-    fs::entry("mpi_finalize", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_finalize", ierror, || {
         let rc = super::generated::MPI_Finalize();
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Finalize")]
 #[export_name = "mpi_finalize_f08_"]
 pub unsafe extern "C" fn f0_MPI_Finalize_f08(ierror: *mut MPI_Fint) {
-    MPI_Finalize_f08(ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Finalize_f08(ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Finalized")]
 unsafe fn MPI_Finalized_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_finalized", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_finalized", ierror, || {
         let rc = super::generated::MPI_Finalized(flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Finalized")]
 #[export_name = "mpi_finalized_f08_"]
 pub unsafe extern "C" fn f0_MPI_Finalized_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Finalized_f08(flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Finalized_f08(flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_count")]
 unsafe fn MPI_Get_count_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_count", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_count", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Get_count(&status_c as *const _ as *mut _, fortran::datatype_f2c(*datatype), count as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_count")]
 #[export_name = "mpi_get_count_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_count_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Get_count_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_count_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_count_c")]
 unsafe fn MPI_Get_count_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_count_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_count_c", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Get_count_c(&status_c as *const _ as *mut _, fortran::datatype_f2c(*datatype), count as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_count_c")]
 #[export_name = "mpi_get_count_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Get_count_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Get_count_c_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_count_c_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements")]
 unsafe fn MPI_Get_elements_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_elements", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_elements", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Get_elements(&status_c as *const _ as *mut _, fortran::datatype_f2c(*datatype), count as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements")]
 #[export_name = "mpi_get_elements_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_elements_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Get_elements_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_elements_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements_c")]
 unsafe fn MPI_Get_elements_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_elements_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_elements_c", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Get_elements_c(&status_c as *const _ as *mut _, fortran::datatype_f2c(*datatype), count as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements_c")]
 #[export_name = "mpi_get_elements_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Get_elements_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Get_elements_c_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_elements_c_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements_x")]
 unsafe fn MPI_Get_elements_x_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_elements_x", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_elements_x", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Get_elements_x(&status_c as *const _ as *mut _, fortran::datatype_f2c(*datatype), count as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_elements_x")]
 #[export_name = "mpi_get_elements_x_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_elements_x_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Get_elements_x_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_elements_x_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_hw_resource_info")]
 unsafe fn MPI_Get_hw_resource_info_f08(hw_info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_hw_resource_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_hw_resource_info", ierror, || {
         let mut hw_info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Get_hw_resource_info(&mut hw_info_c);
         if rc == k::MPI_SUCCESS() {
             *hw_info = hw_info_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_hw_resource_info")]
 #[export_name = "mpi_get_hw_resource_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_hw_resource_info_f08(hw_info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Get_hw_resource_info_f08(hw_info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_hw_resource_info_f08(hw_info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Get_library_version")]
 unsafe fn MPI_Get_library_version_f08(version: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, version_len: usize) {
-    fs::entry("mpi_get_library_version", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_library_version", ierror, || {
         let mut version_c = fs::string_buffer(version_len);
         let rc = super::generated::MPI_Get_library_version(version_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&version_c, version, version_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_library_version")]
 #[export_name = "mpi_get_library_version_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_library_version_f08(version: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, version_len: usize) {
-    MPI_Get_library_version_f08(version, resultlen, ierror, version_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_library_version_f08(version, resultlen, ierror, version_len) }
 }
 
 #[cfg(ferry_has = "MPI_Get_processor_name")]
 unsafe fn MPI_Get_processor_name_f08(name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, name_len: usize) {
-    fs::entry("mpi_get_processor_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_processor_name", ierror, || {
         let mut name_c = fs::string_buffer(name_len);
         let rc = super::generated::MPI_Get_processor_name(name_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&name_c, name, name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_processor_name")]
 #[export_name = "mpi_get_processor_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_processor_name_f08(name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, name_len: usize) {
-    MPI_Get_processor_name_f08(name, resultlen, ierror, name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_processor_name_f08(name, resultlen, ierror, name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Get_version")]
 unsafe fn MPI_Get_version_f08(version: *mut MPI_Fint, subversion: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_get_version", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_get_version", ierror, || {
         let rc = super::generated::MPI_Get_version(version as _, subversion as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Get_version")]
 #[export_name = "mpi_get_version_f08_"]
 pub unsafe extern "C" fn f0_MPI_Get_version_f08(version: *mut MPI_Fint, subversion: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Get_version_f08(version, subversion, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Get_version_f08(version, subversion, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_create")]
 unsafe fn MPI_Graph_create_f08(comm_old: *mut MPI_Fint, nnodes: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graph_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graph_create", ierror, || {
         let mut comm_graph_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Graph_create(fortran::comm_f2c(*comm_old), *nnodes, index as _, edges as _, *reorder, &mut comm_graph_c);
         if rc == k::MPI_SUCCESS() {
             *comm_graph = fortran::comm_c2f(comm_graph_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_create")]
 #[export_name = "mpi_graph_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graph_create_f08(comm_old: *mut MPI_Fint, nnodes: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, reorder: *mut MPI_Fint, comm_graph: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graph_create_f08(comm_old, nnodes, index, edges, reorder, comm_graph, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graph_create_f08(comm_old, nnodes, index, edges, reorder, comm_graph, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_get")]
 unsafe fn MPI_Graph_get_f08(comm: *mut MPI_Fint, maxindex: *mut MPI_Fint, maxedges: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graph_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graph_get", ierror, || {
         let rc = super::generated::MPI_Graph_get(fortran::comm_f2c(*comm), *maxindex, *maxedges, index as _, edges as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_get")]
 #[export_name = "mpi_graph_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graph_get_f08(comm: *mut MPI_Fint, maxindex: *mut MPI_Fint, maxedges: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graph_get_f08(comm, maxindex, maxedges, index, edges, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graph_get_f08(comm, maxindex, maxedges, index, edges, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_map")]
 unsafe fn MPI_Graph_map_f08(comm: *mut MPI_Fint, nnodes: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, newrank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graph_map", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graph_map", ierror, || {
         let rc = super::generated::MPI_Graph_map(fortran::comm_f2c(*comm), *nnodes, index as _, edges as _, newrank as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_map")]
 #[export_name = "mpi_graph_map_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graph_map_f08(comm: *mut MPI_Fint, nnodes: *mut MPI_Fint, index: *mut MPI_Fint, edges: *mut MPI_Fint, newrank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graph_map_f08(comm, nnodes, index, edges, newrank, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graph_map_f08(comm, nnodes, index, edges, newrank, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_neighbors")]
 unsafe fn MPI_Graph_neighbors_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, maxneighbors: *mut MPI_Fint, neighbors: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graph_neighbors", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graph_neighbors", ierror, || {
         let rc = super::generated::MPI_Graph_neighbors(fortran::comm_f2c(*comm), *rank, *maxneighbors, neighbors as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_neighbors")]
 #[export_name = "mpi_graph_neighbors_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graph_neighbors_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, maxneighbors: *mut MPI_Fint, neighbors: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graph_neighbors_f08(comm, rank, maxneighbors, neighbors, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graph_neighbors_f08(comm, rank, maxneighbors, neighbors, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_neighbors_count")]
 unsafe fn MPI_Graph_neighbors_count_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, nneighbors: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graph_neighbors_count", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graph_neighbors_count", ierror, || {
         let rc = super::generated::MPI_Graph_neighbors_count(fortran::comm_f2c(*comm), *rank, nneighbors as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graph_neighbors_count")]
 #[export_name = "mpi_graph_neighbors_count_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graph_neighbors_count_f08(comm: *mut MPI_Fint, rank: *mut MPI_Fint, nneighbors: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graph_neighbors_count_f08(comm, rank, nneighbors, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graph_neighbors_count_f08(comm, rank, nneighbors, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Graphdims_get")]
 unsafe fn MPI_Graphdims_get_f08(comm: *mut MPI_Fint, nnodes: *mut MPI_Fint, nedges: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_graphdims_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_graphdims_get", ierror, || {
         let rc = super::generated::MPI_Graphdims_get(fortran::comm_f2c(*comm), nnodes as _, nedges as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Graphdims_get")]
 #[export_name = "mpi_graphdims_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Graphdims_get_f08(comm: *mut MPI_Fint, nnodes: *mut MPI_Fint, nedges: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Graphdims_get_f08(comm, nnodes, nedges, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Graphdims_get_f08(comm, nnodes, nedges, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Grequest_complete")]
 unsafe fn MPI_Grequest_complete_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_grequest_complete", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_grequest_complete", ierror, || {
         let rc = super::generated::MPI_Grequest_complete(fortran::request_f2c(*request));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Grequest_complete")]
 #[export_name = "mpi_grequest_complete_f08_"]
 pub unsafe extern "C" fn f0_MPI_Grequest_complete_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Grequest_complete_f08(request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Grequest_complete_f08(request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Grequest_start")]
 unsafe fn MPI_Grequest_start_f08(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_grequest_start_f08_\0");
-    fs::forward("mpi_grequest_start", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_grequest_start", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_grequest_start_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(query_fn, free_fn, cancel_fn, extra_state, request, ierror);
@@ -2464,254 +2767,284 @@ unsafe fn MPI_Grequest_start_f08(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint
             crate::core::objects::forwarded_made("MPI_Grequest_start");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Grequest_start")]
 #[export_name = "mpi_grequest_start_f08_"]
 pub unsafe extern "C" fn f0_MPI_Grequest_start_f08(query_fn: *mut MPI_Fint, free_fn: *mut MPI_Fint, cancel_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Grequest_start_f08(query_fn, free_fn, cancel_fn, extra_state, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Grequest_start_f08(query_fn, free_fn, cancel_fn, extra_state, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_compare")]
 unsafe fn MPI_Group_compare_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, result: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_compare", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_compare", ierror, || {
         let rc = super::generated::MPI_Group_compare(fortran::group_f2c(*group1), fortran::group_f2c(*group2), result as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_compare")]
 #[export_name = "mpi_group_compare_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_compare_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, result: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_compare_f08(group1, group2, result, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_compare_f08(group1, group2, result, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_difference")]
 unsafe fn MPI_Group_difference_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_difference", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_difference", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_difference(fortran::group_f2c(*group1), fortran::group_f2c(*group2), &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_difference")]
 #[export_name = "mpi_group_difference_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_difference_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_difference_f08(group1, group2, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_difference_f08(group1, group2, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_excl")]
 unsafe fn MPI_Group_excl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranks: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_excl", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_excl", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_excl(fortran::group_f2c(*group), *n, ranks as _, &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_excl")]
 #[export_name = "mpi_group_excl_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_excl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranks: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_excl_f08(group, n, ranks, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_excl_f08(group, n, ranks, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_free")]
 unsafe fn MPI_Group_free_f08(group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_free", ierror, || {
         let mut group_c = fortran::group_f2c(*group);
         let rc = super::generated::MPI_Group_free(&mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_free")]
 #[export_name = "mpi_group_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_free_f08(group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_free_f08(group, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_free_f08(group, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_from_session_pset")]
 unsafe fn MPI_Group_from_session_pset_f08(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_group_from_session_pset_f08_\0");
-    fs::forward("mpi_group_from_session_pset", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_group_from_session_pset", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_group_from_session_pset_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
         target(session, pset_name, newgroup, ierror, len0);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_from_session_pset")]
 #[export_name = "mpi_group_from_session_pset_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_from_session_pset_f08(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
-    MPI_Group_from_session_pset_f08(session, pset_name, newgroup, ierror, len0)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_from_session_pset_f08(session, pset_name, newgroup, ierror, len0) }
 }
 
 #[cfg(ferry_has = "MPI_Group_incl")]
 unsafe fn MPI_Group_incl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranks: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_incl", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_incl", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_incl(fortran::group_f2c(*group), *n, ranks as _, &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_incl")]
 #[export_name = "mpi_group_incl_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_incl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranks: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_incl_f08(group, n, ranks, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_incl_f08(group, n, ranks, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_intersection")]
 unsafe fn MPI_Group_intersection_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_intersection", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_intersection", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_intersection(fortran::group_f2c(*group1), fortran::group_f2c(*group2), &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_intersection")]
 #[export_name = "mpi_group_intersection_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_intersection_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_intersection_f08(group1, group2, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_intersection_f08(group1, group2, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_range_excl")]
 unsafe fn MPI_Group_range_excl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranges: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_range_excl", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_range_excl", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_range_excl(fortran::group_f2c(*group), *n, ranges as _, &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_range_excl")]
 #[export_name = "mpi_group_range_excl_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_range_excl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranges: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_range_excl_f08(group, n, ranges, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_range_excl_f08(group, n, ranges, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_range_incl")]
 unsafe fn MPI_Group_range_incl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranges: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_range_incl", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_range_incl", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_range_incl(fortran::group_f2c(*group), *n, ranges as _, &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_range_incl")]
 #[export_name = "mpi_group_range_incl_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_range_incl_f08(group: *mut MPI_Fint, n: *mut MPI_Fint, ranges: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_range_incl_f08(group, n, ranges, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_range_incl_f08(group, n, ranges, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_rank")]
 unsafe fn MPI_Group_rank_f08(group: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_rank", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_rank", ierror, || {
         let rc = super::generated::MPI_Group_rank(fortran::group_f2c(*group), rank as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_rank")]
 #[export_name = "mpi_group_rank_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_rank_f08(group: *mut MPI_Fint, rank: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_rank_f08(group, rank, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_rank_f08(group, rank, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_size")]
 unsafe fn MPI_Group_size_f08(group: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_size", ierror, || {
         let rc = super::generated::MPI_Group_size(fortran::group_f2c(*group), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_size")]
 #[export_name = "mpi_group_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_size_f08(group: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_size_f08(group, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_size_f08(group, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_translate_ranks")]
 unsafe fn MPI_Group_translate_ranks_f08(group1: *mut MPI_Fint, n: *mut MPI_Fint, ranks1: *mut MPI_Fint, group2: *mut MPI_Fint, ranks2: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_translate_ranks", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_translate_ranks", ierror, || {
         let rc = super::generated::MPI_Group_translate_ranks(fortran::group_f2c(*group1), *n, ranks1 as _, fortran::group_f2c(*group2), ranks2 as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_translate_ranks")]
 #[export_name = "mpi_group_translate_ranks_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_translate_ranks_f08(group1: *mut MPI_Fint, n: *mut MPI_Fint, ranks1: *mut MPI_Fint, group2: *mut MPI_Fint, ranks2: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_translate_ranks_f08(group1, n, ranks1, group2, ranks2, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_translate_ranks_f08(group1, n, ranks1, group2, ranks2, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Group_union")]
 unsafe fn MPI_Group_union_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_group_union", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_group_union", ierror, || {
         let mut newgroup_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Group_union(fortran::group_f2c(*group1), fortran::group_f2c(*group2), &mut newgroup_c);
         if rc == k::MPI_SUCCESS() {
             *newgroup = fortran::group_c2f(newgroup_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Group_union")]
 #[export_name = "mpi_group_union_f08_"]
 pub unsafe extern "C" fn f0_MPI_Group_union_f08(group1: *mut MPI_Fint, group2: *mut MPI_Fint, newgroup: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Group_union_f08(group1, group2, newgroup, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Group_union_f08(group1, group2, newgroup, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Ibarrier")]
 unsafe fn MPI_Ibarrier_f08(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_ibarrier", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_ibarrier", ierror, || {
         let mut request_c = k::MPI_REQUEST_NULL();
         let rc = super::generated::MPI_Ibarrier(fortran::comm_f2c(*comm), &mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Ibarrier")]
 #[export_name = "mpi_ibarrier_f08_"]
 pub unsafe extern "C" fn f0_MPI_Ibarrier_f08(comm: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Ibarrier_f08(comm, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Ibarrier_f08(comm, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Improbe")]
 unsafe fn MPI_Improbe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, flag: *mut MPI_Fint, message: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_improbe", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_improbe", ierror, || {
         let mut message_c: sys::MPI_Message = std::mem::zeroed();
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -2721,87 +3054,97 @@ unsafe fn MPI_Improbe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut 
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Improbe")]
 #[export_name = "mpi_improbe_f08_"]
 pub unsafe extern "C" fn f0_MPI_Improbe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, flag: *mut MPI_Fint, message: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Improbe_f08(source, tag, comm, flag, message, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Improbe_f08(source, tag, comm, flag, message, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Info_create")]
 unsafe fn MPI_Info_create_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_info_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_create", ierror, || {
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Info_create(&mut info_c);
         if rc == k::MPI_SUCCESS() {
             *info = info_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_create")]
 #[export_name = "mpi_info_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_create_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Info_create_f08(info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_create_f08(info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Info_delete")]
 unsafe fn MPI_Info_delete_f08(info: *mut MPI_Fint, key: *mut c_char, ierror: *mut MPI_Fint, key_len: usize) {
-    fs::entry("mpi_info_delete", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_delete", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let rc = super::generated::MPI_Info_delete((*info) as sys::MPI_Info, key_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_delete")]
 #[export_name = "mpi_info_delete_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_delete_f08(info: *mut MPI_Fint, key: *mut c_char, ierror: *mut MPI_Fint, key_len: usize) {
-    MPI_Info_delete_f08(info, key, ierror, key_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_delete_f08(info, key, ierror, key_len) }
 }
 
 #[cfg(ferry_has = "MPI_Info_dup")]
 unsafe fn MPI_Info_dup_f08(info: *mut MPI_Fint, newinfo: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_info_dup", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_dup", ierror, || {
         let mut newinfo_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Info_dup((*info) as sys::MPI_Info, &mut newinfo_c);
         if rc == k::MPI_SUCCESS() {
             *newinfo = newinfo_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_dup")]
 #[export_name = "mpi_info_dup_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_dup_f08(info: *mut MPI_Fint, newinfo: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Info_dup_f08(info, newinfo, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_dup_f08(info, newinfo, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Info_free")]
 unsafe fn MPI_Info_free_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_info_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_free", ierror, || {
         let mut info_c: sys::MPI_Info = (*info) as sys::MPI_Info;
         let rc = super::generated::MPI_Info_free(&mut info_c);
         if rc == k::MPI_SUCCESS() {
             *info = info_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_free")]
 #[export_name = "mpi_info_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_free_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Info_free_f08(info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_free_f08(info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get")]
 unsafe fn MPI_Info_get_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut MPI_Fint, value: *mut c_char, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    fs::entry("mpi_info_get", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_get", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let mut value_c = fs::string_buffer(value_len);
         let rc = super::generated::MPI_Info_get((*info) as sys::MPI_Info, key_c.as_ptr() as _, *valuelen, value_c.as_mut_ptr() as _, flag as _);
@@ -2809,50 +3152,56 @@ unsafe fn MPI_Info_get_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut
             if *flag != 0 { fs::string_out(&value_c, value, value_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get")]
 #[export_name = "mpi_info_get_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_get_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut MPI_Fint, value: *mut c_char, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    MPI_Info_get_f08(info, key, valuelen, value, flag, ierror, key_len, value_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_get_f08(info, key, valuelen, value, flag, ierror, key_len, value_len) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_nkeys")]
 unsafe fn MPI_Info_get_nkeys_f08(info: *mut MPI_Fint, nkeys: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_info_get_nkeys", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_get_nkeys", ierror, || {
         let rc = super::generated::MPI_Info_get_nkeys((*info) as sys::MPI_Info, nkeys as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_nkeys")]
 #[export_name = "mpi_info_get_nkeys_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_get_nkeys_f08(info: *mut MPI_Fint, nkeys: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Info_get_nkeys_f08(info, nkeys, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_get_nkeys_f08(info, nkeys, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_nthkey")]
 unsafe fn MPI_Info_get_nthkey_f08(info: *mut MPI_Fint, n: *mut MPI_Fint, key: *mut c_char, ierror: *mut MPI_Fint, key_len: usize) {
-    fs::entry("mpi_info_get_nthkey", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_get_nthkey", ierror, || {
         let mut key_c = fs::string_buffer(key_len);
         let rc = super::generated::MPI_Info_get_nthkey((*info) as sys::MPI_Info, *n, key_c.as_mut_ptr() as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&key_c, key, key_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_nthkey")]
 #[export_name = "mpi_info_get_nthkey_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_get_nthkey_f08(info: *mut MPI_Fint, n: *mut MPI_Fint, key: *mut c_char, ierror: *mut MPI_Fint, key_len: usize) {
-    MPI_Info_get_nthkey_f08(info, n, key, ierror, key_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_get_nthkey_f08(info, n, key, ierror, key_len) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_string")]
 unsafe fn MPI_Info_get_string_f08(info: *mut MPI_Fint, key: *mut c_char, buflen: *mut MPI_Fint, value: *mut c_char, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    fs::entry("mpi_info_get_string", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_get_string", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let mut value_c = fs::string_buffer(value_len);
         let rc = super::generated::MPI_Info_get_string((*info) as sys::MPI_Info, key_c.as_ptr() as _, buflen as _, value_c.as_mut_ptr() as _, flag as _);
@@ -2860,109 +3209,123 @@ unsafe fn MPI_Info_get_string_f08(info: *mut MPI_Fint, key: *mut c_char, buflen:
             if *flag != 0 { fs::string_out(&value_c, value, value_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_string")]
 #[export_name = "mpi_info_get_string_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_get_string_f08(info: *mut MPI_Fint, key: *mut c_char, buflen: *mut MPI_Fint, value: *mut c_char, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    MPI_Info_get_string_f08(info, key, buflen, value, flag, ierror, key_len, value_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_get_string_f08(info, key, buflen, value, flag, ierror, key_len, value_len) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_valuelen")]
 unsafe fn MPI_Info_get_valuelen_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize) {
-    fs::entry("mpi_info_get_valuelen", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_get_valuelen", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let rc = super::generated::MPI_Info_get_valuelen((*info) as sys::MPI_Info, key_c.as_ptr() as _, valuelen as _, flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_get_valuelen")]
 #[export_name = "mpi_info_get_valuelen_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_get_valuelen_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint, key_len: usize) {
-    MPI_Info_get_valuelen_f08(info, key, valuelen, flag, ierror, key_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_get_valuelen_f08(info, key, valuelen, flag, ierror, key_len) }
 }
 
 #[cfg(ferry_has = "MPI_Info_set")]
 unsafe fn MPI_Info_set_f08(info: *mut MPI_Fint, key: *mut c_char, value: *mut c_char, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    fs::entry("mpi_info_set", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_info_set", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let value_c = fs::string_in(value, value_len);
         let rc = super::generated::MPI_Info_set((*info) as sys::MPI_Info, key_c.as_ptr() as _, value_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Info_set")]
 #[export_name = "mpi_info_set_f08_"]
 pub unsafe extern "C" fn f0_MPI_Info_set_f08(info: *mut MPI_Fint, key: *mut c_char, value: *mut c_char, ierror: *mut MPI_Fint, key_len: usize, value_len: usize) {
-    MPI_Info_set_f08(info, key, value, ierror, key_len, value_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Info_set_f08(info, key, value, ierror, key_len, value_len) }
 }
 
 #[cfg(ferry_has = "MPI_Init")]
 unsafe fn MPI_Init_f08(ierror: *mut MPI_Fint) {
-    fs::entry("mpi_init", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_init", ierror, || {
         let rc = super::generated::MPI_Init(std::ptr::null_mut(), std::ptr::null_mut());
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Init")]
 #[export_name = "mpi_init_f08_"]
 pub unsafe extern "C" fn f0_MPI_Init_f08(ierror: *mut MPI_Fint) {
-    MPI_Init_f08(ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Init_f08(ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Init_thread")]
 unsafe fn MPI_Init_thread_f08(required: *mut MPI_Fint, provided: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_init_thread", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_init_thread", ierror, || {
         let rc = super::generated::MPI_Init_thread(std::ptr::null_mut(), std::ptr::null_mut(), *required, provided as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Init_thread")]
 #[export_name = "mpi_init_thread_f08_"]
 pub unsafe extern "C" fn f0_MPI_Init_thread_f08(required: *mut MPI_Fint, provided: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Init_thread_f08(required, provided, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Init_thread_f08(required, provided, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Initialized")]
 unsafe fn MPI_Initialized_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_initialized", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_initialized", ierror, || {
         let rc = super::generated::MPI_Initialized(flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Initialized")]
 #[export_name = "mpi_initialized_f08_"]
 pub unsafe extern "C" fn f0_MPI_Initialized_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Initialized_f08(flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Initialized_f08(flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_create")]
 unsafe fn MPI_Intercomm_create_f08(local_comm: *mut MPI_Fint, local_leader: *mut MPI_Fint, peer_comm: *mut MPI_Fint, remote_leader: *mut MPI_Fint, tag: *mut MPI_Fint, newintercomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_intercomm_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_intercomm_create", ierror, || {
         let mut newintercomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Intercomm_create(fortran::comm_f2c(*local_comm), *local_leader, fortran::comm_f2c(*peer_comm), *remote_leader, *tag, &mut newintercomm_c);
         if rc == k::MPI_SUCCESS() {
             *newintercomm = fortran::comm_c2f(newintercomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_create")]
 #[export_name = "mpi_intercomm_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Intercomm_create_f08(local_comm: *mut MPI_Fint, local_leader: *mut MPI_Fint, peer_comm: *mut MPI_Fint, remote_leader: *mut MPI_Fint, tag: *mut MPI_Fint, newintercomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Intercomm_create_f08(local_comm, local_leader, peer_comm, remote_leader, tag, newintercomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Intercomm_create_f08(local_comm, local_leader, peer_comm, remote_leader, tag, newintercomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_create_from_groups")]
 unsafe fn MPI_Intercomm_create_from_groups_f08(local_group: *mut MPI_Fint, local_leader: *mut MPI_Fint, remote_group: *mut MPI_Fint, remote_leader: *mut MPI_Fint, stringtag: *mut c_char, info: *mut MPI_Fint, errhandler: *mut MPI_Fint, newintercomm: *mut MPI_Fint, ierror: *mut MPI_Fint, stringtag_len: usize) {
-    fs::entry("mpi_intercomm_create_from_groups", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_intercomm_create_from_groups", ierror, || {
         let stringtag_c = fs::string_in(stringtag, stringtag_len);
         let mut newintercomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Intercomm_create_from_groups(fortran::group_f2c(*local_group), *local_leader, fortran::group_f2c(*remote_group), *remote_leader, stringtag_c.as_ptr() as _, (*info) as sys::MPI_Info, (*errhandler) as sys::MPI_Errhandler, &mut newintercomm_c);
@@ -2970,36 +3333,40 @@ unsafe fn MPI_Intercomm_create_from_groups_f08(local_group: *mut MPI_Fint, local
             *newintercomm = fortran::comm_c2f(newintercomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_create_from_groups")]
 #[export_name = "mpi_intercomm_create_from_groups_f08_"]
 pub unsafe extern "C" fn f0_MPI_Intercomm_create_from_groups_f08(local_group: *mut MPI_Fint, local_leader: *mut MPI_Fint, remote_group: *mut MPI_Fint, remote_leader: *mut MPI_Fint, stringtag: *mut c_char, info: *mut MPI_Fint, errhandler: *mut MPI_Fint, newintercomm: *mut MPI_Fint, ierror: *mut MPI_Fint, stringtag_len: usize) {
-    MPI_Intercomm_create_from_groups_f08(local_group, local_leader, remote_group, remote_leader, stringtag, info, errhandler, newintercomm, ierror, stringtag_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Intercomm_create_from_groups_f08(local_group, local_leader, remote_group, remote_leader, stringtag, info, errhandler, newintercomm, ierror, stringtag_len) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_merge")]
 unsafe fn MPI_Intercomm_merge_f08(intercomm: *mut MPI_Fint, high: *mut MPI_Fint, newintracomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_intercomm_merge", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_intercomm_merge", ierror, || {
         let mut newintracomm_c = k::MPI_COMM_NULL();
         let rc = super::generated::MPI_Intercomm_merge(fortran::comm_f2c(*intercomm), *high, &mut newintracomm_c);
         if rc == k::MPI_SUCCESS() {
             *newintracomm = fortran::comm_c2f(newintracomm_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Intercomm_merge")]
 #[export_name = "mpi_intercomm_merge_f08_"]
 pub unsafe extern "C" fn f0_MPI_Intercomm_merge_f08(intercomm: *mut MPI_Fint, high: *mut MPI_Fint, newintracomm: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Intercomm_merge_f08(intercomm, high, newintracomm, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Intercomm_merge_f08(intercomm, high, newintracomm, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Iprobe")]
 unsafe fn MPI_Iprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_iprobe", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_iprobe", ierror, || {
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
         let rc = super::generated::MPI_Iprobe(*source, *tag, fortran::comm_f2c(*comm), flag as _, if status_ignored { k::MPI_STATUS_IGNORE() } else { &mut status_c });
@@ -3007,33 +3374,37 @@ unsafe fn MPI_Iprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut M
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Iprobe")]
 #[export_name = "mpi_iprobe_f08_"]
 pub unsafe extern "C" fn f0_MPI_Iprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Iprobe_f08(source, tag, comm, flag, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Iprobe_f08(source, tag, comm, flag, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Is_thread_main")]
 unsafe fn MPI_Is_thread_main_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_is_thread_main", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_is_thread_main", ierror, || {
         let rc = super::generated::MPI_Is_thread_main(flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Is_thread_main")]
 #[export_name = "mpi_is_thread_main_f08_"]
 pub unsafe extern "C" fn f0_MPI_Is_thread_main_f08(flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Is_thread_main_f08(flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Is_thread_main_f08(flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 unsafe fn MPI_Keyval_create_f08(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_keyval_create_f08_\0");
-    fs::forward("mpi_keyval_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_keyval_create", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_keyval_create_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(copy_fn, delete_fn, keyval, extra_state, ierror);
@@ -3042,32 +3413,36 @@ unsafe fn MPI_Keyval_create_f08(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint
             crate::entry::special::fortran_keyval_made(*keyval);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_create")]
 #[export_name = "mpi_keyval_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Keyval_create_f08(copy_fn: *mut MPI_Fint, delete_fn: *mut MPI_Fint, keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_create_f08(copy_fn, delete_fn, keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_create_f08(copy_fn, delete_fn, keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_free")]
 unsafe fn MPI_Keyval_free_f08(keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_keyval_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_keyval_free", ierror, || {
         let rc = super::generated::MPI_Keyval_free(keyval as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Keyval_free")]
 #[export_name = "mpi_keyval_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Keyval_free_f08(keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Keyval_free_f08(keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Keyval_free_f08(keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Lookup_name")]
 unsafe fn MPI_Lookup_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    fs::entry("mpi_lookup_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_lookup_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let mut port_name_c = fs::string_buffer(port_name_len);
         let rc = super::generated::MPI_Lookup_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_mut_ptr() as _);
@@ -3075,18 +3450,20 @@ unsafe fn MPI_Lookup_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, po
             { fs::string_out(&port_name_c, port_name, port_name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Lookup_name")]
 #[export_name = "mpi_lookup_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Lookup_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    MPI_Lookup_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Lookup_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Mprobe")]
 unsafe fn MPI_Mprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, message: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_mprobe", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_mprobe", ierror, || {
         let mut message_c: sys::MPI_Message = std::mem::zeroed();
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -3096,33 +3473,37 @@ unsafe fn MPI_Mprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut M
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Mprobe")]
 #[export_name = "mpi_mprobe_f08_"]
 pub unsafe extern "C" fn f0_MPI_Mprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, message: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Mprobe_f08(source, tag, comm, message, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Mprobe_f08(source, tag, comm, message, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Op_commutative")]
 unsafe fn MPI_Op_commutative_f08(op: *mut MPI_Fint, commute: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_op_commutative", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_op_commutative", ierror, || {
         let rc = super::generated::MPI_Op_commutative(fortran::op_f2c(*op), commute as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Op_commutative")]
 #[export_name = "mpi_op_commutative_f08_"]
 pub unsafe extern "C" fn f0_MPI_Op_commutative_f08(op: *mut MPI_Fint, commute: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Op_commutative_f08(op, commute, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Op_commutative_f08(op, commute, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Op_create")]
 unsafe fn MPI_Op_create_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_op_create_f08_\0");
-    fs::forward("mpi_op_create", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_op_create", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_op_create_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(user_fn, commute, op, ierror);
@@ -3131,186 +3512,210 @@ unsafe fn MPI_Op_create_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: 
             crate::core::objects::forwarded_made("MPI_Op_create");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Op_create")]
 #[export_name = "mpi_op_create_f08_"]
 pub unsafe extern "C" fn f0_MPI_Op_create_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Op_create_f08(user_fn, commute, op, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Op_create_f08(user_fn, commute, op, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Op_create_c")]
 unsafe fn MPI_Op_create_c_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_op_create_f08_large_\0");
-    fs::forward("mpi_op_create_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_op_create_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_op_create_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(user_fn, commute, op, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Op_create_c")]
 #[export_name = "mpi_op_create_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Op_create_c_f08(user_fn: *mut MPI_Fint, commute: *mut MPI_Fint, op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Op_create_c_f08(user_fn, commute, op, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Op_create_c_f08(user_fn, commute, op, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Op_free")]
 unsafe fn MPI_Op_free_f08(op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_op_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_op_free", ierror, || {
         let mut op_c = fortran::op_f2c(*op);
         let rc = super::generated::MPI_Op_free(&mut op_c);
         if rc == k::MPI_SUCCESS() {
             *op = fortran::op_c2f(op_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Op_free")]
 #[export_name = "mpi_op_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Op_free_f08(op: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Op_free_f08(op, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Op_free_f08(op, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Open_port")]
 unsafe fn MPI_Open_port_f08(info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, port_name_len: usize) {
-    fs::entry("mpi_open_port", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_open_port", ierror, || {
         let mut port_name_c = fs::string_buffer(port_name_len);
         let rc = super::generated::MPI_Open_port((*info) as sys::MPI_Info, port_name_c.as_mut_ptr() as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&port_name_c, port_name, port_name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Open_port")]
 #[export_name = "mpi_open_port_f08_"]
 pub unsafe extern "C" fn f0_MPI_Open_port_f08(info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, port_name_len: usize) {
-    MPI_Open_port_f08(info, port_name, ierror, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Open_port_f08(info, port_name, ierror, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_external_size")]
 unsafe fn MPI_Pack_external_size_f08(datarep: *mut c_char, incount: *mut MPI_Fint, datatype: *mut MPI_Fint, size: *mut sys::MPI_Aint, ierror: *mut MPI_Fint, datarep_len: usize) {
-    fs::entry("mpi_pack_external_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pack_external_size", ierror, || {
         let datarep_c = fs::string_in(datarep, datarep_len);
         let rc = super::generated::MPI_Pack_external_size(datarep_c.as_ptr() as _, *incount, fortran::datatype_f2c(*datatype), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_external_size")]
 #[export_name = "mpi_pack_external_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Pack_external_size_f08(datarep: *mut c_char, incount: *mut MPI_Fint, datatype: *mut MPI_Fint, size: *mut sys::MPI_Aint, ierror: *mut MPI_Fint, datarep_len: usize) {
-    MPI_Pack_external_size_f08(datarep, incount, datatype, size, ierror, datarep_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pack_external_size_f08(datarep, incount, datatype, size, ierror, datarep_len) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_external_size_c")]
 unsafe fn MPI_Pack_external_size_c_f08(datarep: *mut c_char, incount: *mut sys::MPI_Count, datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint, datarep_len: usize) {
-    fs::entry("mpi_pack_external_size_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pack_external_size_c", ierror, || {
         let datarep_c = fs::string_in(datarep, datarep_len);
         let rc = super::generated::MPI_Pack_external_size_c(datarep_c.as_ptr() as _, *incount, fortran::datatype_f2c(*datatype), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_external_size_c")]
 #[export_name = "mpi_pack_external_size_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Pack_external_size_c_f08(datarep: *mut c_char, incount: *mut sys::MPI_Count, datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint, datarep_len: usize) {
-    MPI_Pack_external_size_c_f08(datarep, incount, datatype, size, ierror, datarep_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pack_external_size_c_f08(datarep, incount, datatype, size, ierror, datarep_len) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_size")]
 unsafe fn MPI_Pack_size_f08(incount: *mut MPI_Fint, datatype: *mut MPI_Fint, comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_pack_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pack_size", ierror, || {
         let rc = super::generated::MPI_Pack_size(*incount, fortran::datatype_f2c(*datatype), fortran::comm_f2c(*comm), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_size")]
 #[export_name = "mpi_pack_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Pack_size_f08(incount: *mut MPI_Fint, datatype: *mut MPI_Fint, comm: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Pack_size_f08(incount, datatype, comm, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pack_size_f08(incount, datatype, comm, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_size_c")]
 unsafe fn MPI_Pack_size_c_f08(incount: *mut sys::MPI_Count, datatype: *mut MPI_Fint, comm: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_pack_size_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pack_size_c", ierror, || {
         let rc = super::generated::MPI_Pack_size_c(*incount, fortran::datatype_f2c(*datatype), fortran::comm_f2c(*comm), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pack_size_c")]
 #[export_name = "mpi_pack_size_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Pack_size_c_f08(incount: *mut sys::MPI_Count, datatype: *mut MPI_Fint, comm: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Pack_size_c_f08(incount, datatype, comm, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pack_size_c_f08(incount, datatype, comm, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Parrived")]
 unsafe fn MPI_Parrived_f08(request: *mut MPI_Fint, partition: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_parrived", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_parrived", ierror, || {
         let rc = super::generated::MPI_Parrived(fortran::request_f2c(*request), *partition, flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Parrived")]
 #[export_name = "mpi_parrived_f08_"]
 pub unsafe extern "C" fn f0_MPI_Parrived_f08(request: *mut MPI_Fint, partition: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Parrived_f08(request, partition, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Parrived_f08(request, partition, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Pready")]
 unsafe fn MPI_Pready_f08(partition: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_pready", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pready", ierror, || {
         let rc = super::generated::MPI_Pready(*partition, fortran::request_f2c(*request));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pready")]
 #[export_name = "mpi_pready_f08_"]
 pub unsafe extern "C" fn f0_MPI_Pready_f08(partition: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Pready_f08(partition, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pready_f08(partition, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Pready_list")]
 unsafe fn MPI_Pready_list_f08(length: *mut MPI_Fint, array_of_partitions: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_pready_list", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pready_list", ierror, || {
         let rc = super::generated::MPI_Pready_list(*length, array_of_partitions as _, fortran::request_f2c(*request));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pready_list")]
 #[export_name = "mpi_pready_list_f08_"]
 pub unsafe extern "C" fn f0_MPI_Pready_list_f08(length: *mut MPI_Fint, array_of_partitions: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Pready_list_f08(length, array_of_partitions, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pready_list_f08(length, array_of_partitions, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Pready_range")]
 unsafe fn MPI_Pready_range_f08(partition_low: *mut MPI_Fint, partition_high: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_pready_range", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_pready_range", ierror, || {
         let rc = super::generated::MPI_Pready_range(*partition_low, *partition_high, fortran::request_f2c(*request));
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Pready_range")]
 #[export_name = "mpi_pready_range_f08_"]
 pub unsafe extern "C" fn f0_MPI_Pready_range_f08(partition_low: *mut MPI_Fint, partition_high: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Pready_range_f08(partition_low, partition_high, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Pready_range_f08(partition_low, partition_high, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Probe")]
 unsafe fn MPI_Probe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_probe", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_probe", ierror, || {
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
         let rc = super::generated::MPI_Probe(*source, *tag, fortran::comm_f2c(*comm), if status_ignored { k::MPI_STATUS_IGNORE() } else { &mut status_c });
@@ -3318,144 +3723,162 @@ unsafe fn MPI_Probe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MP
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Probe")]
 #[export_name = "mpi_probe_f08_"]
 pub unsafe extern "C" fn f0_MPI_Probe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Probe_f08(source, tag, comm, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Probe_f08(source, tag, comm, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Publish_name")]
 unsafe fn MPI_Publish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    fs::entry("mpi_publish_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_publish_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let port_name_c = fs::string_in(port_name, port_name_len);
         let rc = super::generated::MPI_Publish_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Publish_name")]
 #[export_name = "mpi_publish_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Publish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    MPI_Publish_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Publish_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Query_thread")]
 unsafe fn MPI_Query_thread_f08(provided: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_query_thread", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_query_thread", ierror, || {
         let rc = super::generated::MPI_Query_thread(provided as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Query_thread")]
 #[export_name = "mpi_query_thread_f08_"]
 pub unsafe extern "C" fn f0_MPI_Query_thread_f08(provided: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Query_thread_f08(provided, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Query_thread_f08(provided, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Register_datarep")]
 unsafe fn MPI_Register_datarep_f08(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_register_datarep_f08_\0");
-    fs::forward("mpi_register_datarep", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_register_datarep", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_register_datarep_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
         target(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Register_datarep")]
 #[export_name = "mpi_register_datarep_f08_"]
 pub unsafe extern "C" fn f0_MPI_Register_datarep_f08(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
-    MPI_Register_datarep_f08(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Register_datarep_f08(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0) }
 }
 
 #[cfg(ferry_has = "MPI_Register_datarep_c")]
 unsafe fn MPI_Register_datarep_c_f08(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_register_datarep_f08_large_\0");
-    fs::forward("mpi_register_datarep_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_register_datarep_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_register_datarep_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
         target(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Register_datarep_c")]
 #[export_name = "mpi_register_datarep_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Register_datarep_c_f08(datarep: *mut MPI_Fint, read_conversion_fn: *mut MPI_Fint, write_conversion_fn: *mut MPI_Fint, dtype_file_extent_fn: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
-    MPI_Register_datarep_c_f08(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Register_datarep_c_f08(datarep, read_conversion_fn, write_conversion_fn, dtype_file_extent_fn, extra_state, ierror, len0) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_class")]
 unsafe fn MPI_Remove_error_class_f08(errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_remove_error_class", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_remove_error_class", ierror, || {
         let rc = super::generated::MPI_Remove_error_class(*errorclass);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_class")]
 #[export_name = "mpi_remove_error_class_f08_"]
 pub unsafe extern "C" fn f0_MPI_Remove_error_class_f08(errorclass: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Remove_error_class_f08(errorclass, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Remove_error_class_f08(errorclass, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_code")]
 unsafe fn MPI_Remove_error_code_f08(errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_remove_error_code", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_remove_error_code", ierror, || {
         let rc = super::generated::MPI_Remove_error_code(*errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_code")]
 #[export_name = "mpi_remove_error_code_f08_"]
 pub unsafe extern "C" fn f0_MPI_Remove_error_code_f08(errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Remove_error_code_f08(errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Remove_error_code_f08(errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_string")]
 unsafe fn MPI_Remove_error_string_f08(errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_remove_error_string", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_remove_error_string", ierror, || {
         let rc = super::generated::MPI_Remove_error_string(*errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Remove_error_string")]
 #[export_name = "mpi_remove_error_string_f08_"]
 pub unsafe extern "C" fn f0_MPI_Remove_error_string_f08(errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Remove_error_string_f08(errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Remove_error_string_f08(errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Request_free")]
 unsafe fn MPI_Request_free_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_request_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_request_free", ierror, || {
         let mut request_c = fortran::request_f2c(*request);
         let rc = super::generated::MPI_Request_free(&mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Request_free")]
 #[export_name = "mpi_request_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Request_free_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Request_free_f08(request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Request_free_f08(request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status")]
 unsafe fn MPI_Request_get_status_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_request_get_status", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_request_get_status", ierror, || {
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
         let rc = super::generated::MPI_Request_get_status(fortran::request_f2c(*request), flag as _, if status_ignored { k::MPI_STATUS_IGNORE() } else { &mut status_c });
@@ -3463,37 +3886,41 @@ unsafe fn MPI_Request_get_status_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status")]
 #[export_name = "mpi_request_get_status_f08_"]
 pub unsafe extern "C" fn f0_MPI_Request_get_status_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Request_get_status_f08(request, flag, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Request_get_status_f08(request, flag, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_all")]
 unsafe fn MPI_Request_get_status_all_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_request_get_status_all_f08_\0");
-    fs::forward("mpi_request_get_status_all", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_request_get_status_all", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_request_get_status_all_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let mut array_of_requests_f: Vec<MPI_Fint> = (0..fs::len(count)).map(|i| fs::real_fint_request(*array_of_requests.add(i))).collect();
         target(count, array_of_requests_f.as_mut_ptr(), flag, array_of_statuses, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_all")]
 #[export_name = "mpi_request_get_status_all_f08_"]
 pub unsafe extern "C" fn f0_MPI_Request_get_status_all_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Request_get_status_all_f08(count, array_of_requests, flag, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Request_get_status_all_f08(count, array_of_requests, flag, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_any")]
 unsafe fn MPI_Request_get_status_any_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_request_get_status_any", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_request_get_status_any", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -3502,496 +3929,552 @@ unsafe fn MPI_Request_get_status_any_f08(count: *mut MPI_Fint, array_of_requests
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_any")]
 #[export_name = "mpi_request_get_status_any_f08_"]
 pub unsafe extern "C" fn f0_MPI_Request_get_status_any_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Request_get_status_any_f08(count, array_of_requests, index, flag, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Request_get_status_any_f08(count, array_of_requests, index, flag, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_some")]
 unsafe fn MPI_Request_get_status_some_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_request_get_status_some_f08_\0");
-    fs::forward("mpi_request_get_status_some", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_request_get_status_some", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_request_get_status_some_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let mut array_of_requests_f: Vec<MPI_Fint> = (0..fs::len(incount)).map(|i| fs::real_fint_request(*array_of_requests.add(i))).collect();
         target(incount, array_of_requests_f.as_mut_ptr(), outcount, array_of_indices, array_of_statuses, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Request_get_status_some")]
 #[export_name = "mpi_request_get_status_some_f08_"]
 pub unsafe extern "C" fn f0_MPI_Request_get_status_some_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Request_get_status_some_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Request_get_status_some_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_call_errhandler")]
 unsafe fn MPI_Session_call_errhandler_f08(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_call_errhandler_f08_\0");
-    fs::forward("mpi_session_call_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_call_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_call_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, errorcode, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_call_errhandler")]
 #[export_name = "mpi_session_call_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_call_errhandler_f08(session: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_call_errhandler_f08(session, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_call_errhandler_f08(session, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_create_errhandler")]
 unsafe fn MPI_Session_create_errhandler_f08(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_create_errhandler_f08_\0");
-    fs::forward("mpi_session_create_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_create_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_create_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session_errhandler_fn, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_create_errhandler")]
 #[export_name = "mpi_session_create_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_create_errhandler_f08(session_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_create_errhandler_f08(session_errhandler_fn, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_create_errhandler_f08(session_errhandler_fn, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_detach_buffer")]
 unsafe fn MPI_Session_detach_buffer_f08(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_detach_buffer_f08_\0");
-    fs::forward("mpi_session_detach_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_detach_buffer", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_detach_buffer_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_detach_buffer")]
 #[export_name = "mpi_session_detach_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_detach_buffer_f08(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_detach_buffer_f08(session, buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_detach_buffer_f08(session, buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_detach_buffer_c")]
 unsafe fn MPI_Session_detach_buffer_c_f08(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_detach_buffer_f08_large_\0");
-    fs::forward("mpi_session_detach_buffer_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_detach_buffer_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_detach_buffer_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, buffer_addr, size, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_detach_buffer_c")]
 #[export_name = "mpi_session_detach_buffer_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Session_detach_buffer_c_f08(session: *mut MPI_Fint, buffer_addr: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_detach_buffer_c_f08(session, buffer_addr, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_detach_buffer_c_f08(session, buffer_addr, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_finalize")]
 unsafe fn MPI_Session_finalize_f08(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_finalize_f08_\0");
-    fs::forward("mpi_session_finalize", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_finalize", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_finalize_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_finalize")]
 #[export_name = "mpi_session_finalize_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_finalize_f08(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_finalize_f08(session, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_finalize_f08(session, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_flush_buffer")]
 unsafe fn MPI_Session_flush_buffer_f08(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_flush_buffer_f08_\0");
-    fs::forward("mpi_session_flush_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_flush_buffer", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_flush_buffer_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_flush_buffer")]
 #[export_name = "mpi_session_flush_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_flush_buffer_f08(session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_flush_buffer_f08(session, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_flush_buffer_f08(session, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_errhandler")]
 unsafe fn MPI_Session_get_errhandler_f08(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_get_errhandler_f08_\0");
-    fs::forward("mpi_session_get_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_get_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_get_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_errhandler")]
 #[export_name = "mpi_session_get_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_get_errhandler_f08(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_get_errhandler_f08(session, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_get_errhandler_f08(session, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_info")]
 unsafe fn MPI_Session_get_info_f08(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_get_info_f08_\0");
-    fs::forward("mpi_session_get_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_get_info", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_get_info_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, info_used, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_info")]
 #[export_name = "mpi_session_get_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_get_info_f08(session: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_get_info_f08(session, info_used, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_get_info_f08(session, info_used, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_nth_pset")]
 unsafe fn MPI_Session_get_nth_pset_f08(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_get_nth_pset_f08_\0");
-    fs::forward("mpi_session_get_nth_pset", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_get_nth_pset", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_get_nth_pset_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
         target(session, info, n, pset_len, pset_name, ierror, len0);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_nth_pset")]
 #[export_name = "mpi_session_get_nth_pset_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_get_nth_pset_f08(session: *mut MPI_Fint, info: *mut MPI_Fint, n: *mut MPI_Fint, pset_len: *mut MPI_Fint, pset_name: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
-    MPI_Session_get_nth_pset_f08(session, info, n, pset_len, pset_name, ierror, len0)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_get_nth_pset_f08(session, info, n, pset_len, pset_name, ierror, len0) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_num_psets")]
 unsafe fn MPI_Session_get_num_psets_f08(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_get_num_psets_f08_\0");
-    fs::forward("mpi_session_get_num_psets", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_get_num_psets", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_get_num_psets_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, info, npset_names, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_num_psets")]
 #[export_name = "mpi_session_get_num_psets_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_get_num_psets_f08(session: *mut MPI_Fint, info: *mut MPI_Fint, npset_names: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_get_num_psets_f08(session, info, npset_names, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_get_num_psets_f08(session, info, npset_names, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_pset_info")]
 unsafe fn MPI_Session_get_pset_info_f08(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_get_pset_info_f08_\0");
-    fs::forward("mpi_session_get_pset_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_get_pset_info", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_get_pset_info_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, usize) = std::mem::transmute(target);
         target(session, pset_name, info, ierror, len0);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_get_pset_info")]
 #[export_name = "mpi_session_get_pset_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_get_pset_info_f08(session: *mut MPI_Fint, pset_name: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint, len0: usize) {
-    MPI_Session_get_pset_info_f08(session, pset_name, info, ierror, len0)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_get_pset_info_f08(session, pset_name, info, ierror, len0) }
 }
 
 #[cfg(ferry_has = "MPI_Session_iflush_buffer")]
 unsafe fn MPI_Session_iflush_buffer_f08(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_iflush_buffer_f08_\0");
-    fs::forward("mpi_session_iflush_buffer", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_iflush_buffer", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_iflush_buffer_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, request, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_iflush_buffer")]
 #[export_name = "mpi_session_iflush_buffer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_iflush_buffer_f08(session: *mut MPI_Fint, request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_iflush_buffer_f08(session, request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_iflush_buffer_f08(session, request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_init")]
 unsafe fn MPI_Session_init_f08(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_init_f08_\0");
-    fs::forward("mpi_session_init", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_init", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_init_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(info, errhandler, session, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_init")]
 #[export_name = "mpi_session_init_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_init_f08(info: *mut MPI_Fint, errhandler: *mut MPI_Fint, session: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_init_f08(info, errhandler, session, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_init_f08(info, errhandler, session, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Session_set_errhandler")]
 unsafe fn MPI_Session_set_errhandler_f08(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_session_set_errhandler_f08_\0");
-    fs::forward("mpi_session_set_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_session_set_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_session_set_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(session, errhandler, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Session_set_errhandler")]
 #[export_name = "mpi_session_set_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Session_set_errhandler_f08(session: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Session_set_errhandler_f08(session, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Session_set_errhandler_f08(session, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Start")]
 unsafe fn MPI_Start_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_start", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_start", ierror, || {
         let mut request_c = fortran::request_f2c(*request);
         let rc = super::generated::MPI_Start(&mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Start")]
 #[export_name = "mpi_start_f08_"]
 pub unsafe extern "C" fn f0_MPI_Start_f08(request: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Start_f08(request, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Start_f08(request, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Startall")]
 unsafe fn MPI_Startall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_startall", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_startall", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let rc = super::generated::MPI_Startall(*count, array_of_requests_c.as_mut_ptr());
         if rc == k::MPI_SUCCESS() {
             for (i, h) in array_of_requests_c.iter().enumerate() { *array_of_requests.add(i) = fortran::request_c2f(*h); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Startall")]
 #[export_name = "mpi_startall_f08_"]
 pub unsafe extern "C" fn f0_MPI_Startall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Startall_f08(count, array_of_requests, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Startall_f08(count, array_of_requests, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_error")]
 unsafe fn MPI_Status_get_error_f08(status: *mut MPI_Fint, err: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_get_error", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_get_error", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_get_error(&status_c as *const _ as *mut _, err as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_error")]
 #[export_name = "mpi_status_get_error_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_get_error_f08(status: *mut MPI_Fint, err: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_get_error_f08(status, err, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_get_error_f08(status, err, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_source")]
 unsafe fn MPI_Status_get_source_f08(status: *mut MPI_Fint, source: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_get_source", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_get_source", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_get_source(&status_c as *const _ as *mut _, source as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_source")]
 #[export_name = "mpi_status_get_source_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_get_source_f08(status: *mut MPI_Fint, source: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_get_source_f08(status, source, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_get_source_f08(status, source, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_tag")]
 unsafe fn MPI_Status_get_tag_f08(status: *mut MPI_Fint, tag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_get_tag", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_get_tag", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_get_tag(&status_c as *const _ as *mut _, tag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_get_tag")]
 #[export_name = "mpi_status_get_tag_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_get_tag_f08(status: *mut MPI_Fint, tag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_get_tag_f08(status, tag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_get_tag_f08(status, tag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_cancelled")]
 unsafe fn MPI_Status_set_cancelled_f08(status: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_cancelled", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_cancelled", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_cancelled(&mut status_c, *flag);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_cancelled")]
 #[export_name = "mpi_status_set_cancelled_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_cancelled_f08(status: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_set_cancelled_f08(status, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_cancelled_f08(status, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements")]
 unsafe fn MPI_Status_set_elements_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_elements", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_elements", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_elements(&mut status_c, fortran::datatype_f2c(*datatype), *count);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements")]
 #[export_name = "mpi_status_set_elements_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_elements_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_set_elements_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_elements_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements_c")]
 unsafe fn MPI_Status_set_elements_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_elements_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_elements_c", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_elements_c(&mut status_c, fortran::datatype_f2c(*datatype), *count);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements_c")]
 #[export_name = "mpi_status_set_elements_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_elements_c_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Status_set_elements_c_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_elements_c_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements_x")]
 unsafe fn MPI_Status_set_elements_x_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_elements_x", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_elements_x", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_elements_x(&mut status_c, fortran::datatype_f2c(*datatype), *count);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_elements_x")]
 #[export_name = "mpi_status_set_elements_x_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_elements_x_f08(status: *mut MPI_Fint, datatype: *mut MPI_Fint, count: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Status_set_elements_x_f08(status, datatype, count, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_elements_x_f08(status, datatype, count, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_error")]
 unsafe fn MPI_Status_set_error_f08(status: *mut MPI_Fint, err: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_error", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_error", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_error(&mut status_c, *err);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_error")]
 #[export_name = "mpi_status_set_error_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_error_f08(status: *mut MPI_Fint, err: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_set_error_f08(status, err, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_error_f08(status, err, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_source")]
 unsafe fn MPI_Status_set_source_f08(status: *mut MPI_Fint, source: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_source", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_source", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_source(&mut status_c, *source);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_source")]
 #[export_name = "mpi_status_set_source_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_source_f08(status: *mut MPI_Fint, source: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_set_source_f08(status, source, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_source_f08(status, source, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_tag")]
 unsafe fn MPI_Status_set_tag_f08(status: *mut MPI_Fint, tag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_status_set_tag", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_status_set_tag", ierror, || {
         let mut status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Status_set_tag(&mut status_c, *tag);
         if rc == k::MPI_SUCCESS() {
             fs::status_c2f(&status_c, status);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Status_set_tag")]
 #[export_name = "mpi_status_set_tag_f08_"]
 pub unsafe extern "C" fn f0_MPI_Status_set_tag_f08(status: *mut MPI_Fint, tag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Status_set_tag_f08(status, tag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Status_set_tag_f08(status, tag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Test")]
 unsafe fn MPI_Test_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_test", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_test", ierror, || {
         let mut request_c = fortran::request_f2c(*request);
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -4001,33 +4484,37 @@ unsafe fn MPI_Test_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Test")]
 #[export_name = "mpi_test_f08_"]
 pub unsafe extern "C" fn f0_MPI_Test_f08(request: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Test_f08(request, flag, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Test_f08(request, flag, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Test_cancelled")]
 unsafe fn MPI_Test_cancelled_f08(status: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_test_cancelled", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_test_cancelled", ierror, || {
         let status_c = fs::status_f2c(status);
         let rc = super::generated::MPI_Test_cancelled(&status_c as *const _ as *mut _, flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Test_cancelled")]
 #[export_name = "mpi_test_cancelled_f08_"]
 pub unsafe extern "C" fn f0_MPI_Test_cancelled_f08(status: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Test_cancelled_f08(status, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Test_cancelled_f08(status, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Testall")]
 unsafe fn MPI_Testall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_testall", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_testall", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let array_of_statuses_ignored = fs::statuses_ignored(array_of_statuses);
         let mut array_of_statuses_c = vec![fs::status_new(); if array_of_statuses_ignored { 0 } else { fs::len(count) }];
@@ -4037,18 +4524,20 @@ unsafe fn MPI_Testall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint
             if !array_of_statuses_ignored { fs::statuses_c2f(&array_of_statuses_c, if *flag != 0 { fs::len(count) } else { 0 }, array_of_statuses); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Testall")]
 #[export_name = "mpi_testall_f08_"]
 pub unsafe extern "C" fn f0_MPI_Testall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, flag: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Testall_f08(count, array_of_requests, flag, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Testall_f08(count, array_of_requests, flag, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Testany")]
 unsafe fn MPI_Testany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_testany", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_testany", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -4059,18 +4548,20 @@ unsafe fn MPI_Testany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Testany")]
 #[export_name = "mpi_testany_f08_"]
 pub unsafe extern "C" fn f0_MPI_Testany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, flag: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Testany_f08(count, array_of_requests, index, flag, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Testany_f08(count, array_of_requests, index, flag, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Testsome")]
 unsafe fn MPI_Testsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_testsome", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_testsome", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(incount)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let array_of_statuses_ignored = fs::statuses_ignored(array_of_statuses);
         let mut array_of_statuses_c = vec![fs::status_new(); if array_of_statuses_ignored { 0 } else { fs::len(incount) }];
@@ -4081,321 +4572,357 @@ unsafe fn MPI_Testsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_F
             if !array_of_statuses_ignored { fs::statuses_c2f(&array_of_statuses_c, fs::len(outcount), array_of_statuses); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Testsome")]
 #[export_name = "mpi_testsome_f08_"]
 pub unsafe extern "C" fn f0_MPI_Testsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Testsome_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Testsome_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Topo_test")]
 unsafe fn MPI_Topo_test_f08(comm: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_topo_test", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_topo_test", ierror, || {
         let rc = super::generated::MPI_Topo_test(fortran::comm_f2c(*comm), status as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Topo_test")]
 #[export_name = "mpi_topo_test_f08_"]
 pub unsafe extern "C" fn f0_MPI_Topo_test_f08(comm: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Topo_test_f08(comm, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Topo_test_f08(comm, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_commit")]
 unsafe fn MPI_Type_commit_f08(datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_commit", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_commit", ierror, || {
         let mut datatype_c = fortran::datatype_f2c(*datatype);
         let rc = super::generated::MPI_Type_commit(&mut datatype_c);
         if rc == k::MPI_SUCCESS() {
             *datatype = fortran::datatype_c2f(datatype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_commit")]
 #[export_name = "mpi_type_commit_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_commit_f08(datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_commit_f08(datatype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_commit_f08(datatype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_contiguous")]
 unsafe fn MPI_Type_contiguous_f08(count: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_contiguous", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_contiguous", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_contiguous(*count, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_contiguous")]
 #[export_name = "mpi_type_contiguous_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_contiguous_f08(count: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_contiguous_f08(count, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_contiguous_f08(count, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_contiguous_c")]
 unsafe fn MPI_Type_contiguous_c_f08(count: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_contiguous_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_contiguous_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_contiguous_c(*count, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_contiguous_c")]
 #[export_name = "mpi_type_contiguous_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_contiguous_c_f08(count: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_contiguous_c_f08(count, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_contiguous_c_f08(count, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_darray")]
 unsafe fn MPI_Type_create_darray_f08(size: *mut MPI_Fint, rank: *mut MPI_Fint, ndims: *mut MPI_Fint, array_of_gsizes: *mut MPI_Fint, array_of_distribs: *mut MPI_Fint, array_of_dargs: *mut MPI_Fint, array_of_psizes: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_darray", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_darray", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_darray(*size, *rank, *ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, *order, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_darray")]
 #[export_name = "mpi_type_create_darray_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_darray_f08(size: *mut MPI_Fint, rank: *mut MPI_Fint, ndims: *mut MPI_Fint, array_of_gsizes: *mut MPI_Fint, array_of_distribs: *mut MPI_Fint, array_of_dargs: *mut MPI_Fint, array_of_psizes: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_darray_f08(size, rank, ndims, array_of_gsizes, array_of_distribs, array_of_dargs, array_of_psizes, order, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_darray_f08(size, rank, ndims, array_of_gsizes, array_of_distribs, array_of_dargs, array_of_psizes, order, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_darray_c")]
 unsafe fn MPI_Type_create_darray_c_f08(size: *mut MPI_Fint, rank: *mut MPI_Fint, ndims: *mut MPI_Fint, array_of_gsizes: *mut sys::MPI_Count, array_of_distribs: *mut MPI_Fint, array_of_dargs: *mut MPI_Fint, array_of_psizes: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_darray_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_darray_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_darray_c(*size, *rank, *ndims, array_of_gsizes as _, array_of_distribs as _, array_of_dargs as _, array_of_psizes as _, *order, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_darray_c")]
 #[export_name = "mpi_type_create_darray_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_darray_c_f08(size: *mut MPI_Fint, rank: *mut MPI_Fint, ndims: *mut MPI_Fint, array_of_gsizes: *mut sys::MPI_Count, array_of_distribs: *mut MPI_Fint, array_of_dargs: *mut MPI_Fint, array_of_psizes: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_darray_c_f08(size, rank, ndims, array_of_gsizes, array_of_distribs, array_of_dargs, array_of_psizes, order, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_darray_c_f08(size, rank, ndims, array_of_gsizes, array_of_distribs, array_of_dargs, array_of_psizes, order, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_complex")]
 unsafe fn MPI_Type_create_f90_complex_f08(p: *mut MPI_Fint, r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_f90_complex", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_f90_complex", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_f90_complex(*p, *r, &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_complex")]
 #[export_name = "mpi_type_create_f90_complex_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_f90_complex_f08(p: *mut MPI_Fint, r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_f90_complex_f08(p, r, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_f90_complex_f08(p, r, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_integer")]
 unsafe fn MPI_Type_create_f90_integer_f08(r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_f90_integer", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_f90_integer", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_f90_integer(*r, &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_integer")]
 #[export_name = "mpi_type_create_f90_integer_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_f90_integer_f08(r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_f90_integer_f08(r, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_f90_integer_f08(r, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_real")]
 unsafe fn MPI_Type_create_f90_real_f08(p: *mut MPI_Fint, r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_f90_real", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_f90_real", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_f90_real(*p, *r, &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_f90_real")]
 #[export_name = "mpi_type_create_f90_real_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_f90_real_f08(p: *mut MPI_Fint, r: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_f90_real_f08(p, r, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_f90_real_f08(p, r, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed")]
 unsafe fn MPI_Type_create_hindexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hindexed", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hindexed", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hindexed(*count, array_of_blocklengths as _, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed")]
 #[export_name = "mpi_type_create_hindexed_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hindexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hindexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hindexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_block")]
 unsafe fn MPI_Type_create_hindexed_block_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hindexed_block", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hindexed_block", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hindexed_block(*count, *blocklength, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_block")]
 #[export_name = "mpi_type_create_hindexed_block_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hindexed_block_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hindexed_block_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hindexed_block_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_block_c")]
 unsafe fn MPI_Type_create_hindexed_block_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hindexed_block_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hindexed_block_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hindexed_block_c(*count, *blocklength, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_block_c")]
 #[export_name = "mpi_type_create_hindexed_block_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hindexed_block_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hindexed_block_c_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hindexed_block_c_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_c")]
 unsafe fn MPI_Type_create_hindexed_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hindexed_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hindexed_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hindexed_c(*count, array_of_blocklengths as _, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hindexed_c")]
 #[export_name = "mpi_type_create_hindexed_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hindexed_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hindexed_c_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hindexed_c_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hvector")]
 unsafe fn MPI_Type_create_hvector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hvector", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hvector", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hvector(*count, *blocklength, *stride, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hvector")]
 #[export_name = "mpi_type_create_hvector_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hvector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hvector_f08(count, blocklength, stride, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hvector_f08(count, blocklength, stride, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hvector_c")]
 unsafe fn MPI_Type_create_hvector_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, stride: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_hvector_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_hvector_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_hvector_c(*count, *blocklength, *stride, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_hvector_c")]
 #[export_name = "mpi_type_create_hvector_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_hvector_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, stride: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_hvector_c_f08(count, blocklength, stride, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_hvector_c_f08(count, blocklength, stride, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_indexed_block")]
 unsafe fn MPI_Type_create_indexed_block_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, array_of_displacements: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_indexed_block", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_indexed_block", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_indexed_block(*count, *blocklength, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_indexed_block")]
 #[export_name = "mpi_type_create_indexed_block_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_indexed_block_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, array_of_displacements: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_indexed_block_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_indexed_block_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_indexed_block_c")]
 unsafe fn MPI_Type_create_indexed_block_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_indexed_block_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_indexed_block_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_indexed_block_c(*count, *blocklength, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_indexed_block_c")]
 #[export_name = "mpi_type_create_indexed_block_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_indexed_block_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_indexed_block_c_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_indexed_block_c_f08(count, blocklength, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_keyval")]
 unsafe fn MPI_Type_create_keyval_f08(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_type_create_keyval_f08_\0");
-    fs::forward("mpi_type_create_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_type_create_keyval", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_type_create_keyval_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror);
@@ -4404,54 +4931,60 @@ unsafe fn MPI_Type_create_keyval_f08(type_copy_attr_fn: *mut MPI_Fint, type_dele
             crate::core::objects::forwarded_made("MPI_Type_create_keyval");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_keyval")]
 #[export_name = "mpi_type_create_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_keyval_f08(type_copy_attr_fn: *mut MPI_Fint, type_delete_attr_fn: *mut MPI_Fint, type_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_keyval_f08(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_keyval_f08(type_copy_attr_fn, type_delete_attr_fn, type_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_resized")]
 unsafe fn MPI_Type_create_resized_f08(oldtype: *mut MPI_Fint, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_resized", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_resized", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_resized(fortran::datatype_f2c(*oldtype), *lb, *extent, &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_resized")]
 #[export_name = "mpi_type_create_resized_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_resized_f08(oldtype: *mut MPI_Fint, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_resized_f08(oldtype, lb, extent, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_resized_f08(oldtype, lb, extent, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_resized_c")]
 unsafe fn MPI_Type_create_resized_c_f08(oldtype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_resized_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_resized_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_resized_c(fortran::datatype_f2c(*oldtype), *lb, *extent, &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_resized_c")]
 #[export_name = "mpi_type_create_resized_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_resized_c_f08(oldtype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_resized_c_f08(oldtype, lb, extent, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_resized_c_f08(oldtype, lb, extent, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_struct")]
 unsafe fn MPI_Type_create_struct_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_struct", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_struct", ierror, || {
         let mut array_of_types_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::datatype_f2c(*array_of_types.add(i))).collect();
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_struct(*count, array_of_blocklengths as _, array_of_displacements as _, array_of_types_c.as_mut_ptr(), &mut newtype_c);
@@ -4459,18 +4992,20 @@ unsafe fn MPI_Type_create_struct_f08(count: *mut MPI_Fint, array_of_blocklengths
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_struct")]
 #[export_name = "mpi_type_create_struct_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_struct_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_struct_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_struct_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_struct_c")]
 unsafe fn MPI_Type_create_struct_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_struct_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_struct_c", ierror, || {
         let mut array_of_types_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::datatype_f2c(*array_of_types.add(i))).collect();
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_struct_c(*count, array_of_blocklengths as _, array_of_displacements as _, array_of_types_c.as_mut_ptr(), &mut newtype_c);
@@ -4478,515 +5013,579 @@ unsafe fn MPI_Type_create_struct_c_f08(count: *mut sys::MPI_Count, array_of_bloc
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_struct_c")]
 #[export_name = "mpi_type_create_struct_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_struct_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_struct_c_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_struct_c_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_subarray")]
 unsafe fn MPI_Type_create_subarray_f08(ndims: *mut MPI_Fint, array_of_sizes: *mut MPI_Fint, array_of_subsizes: *mut MPI_Fint, array_of_starts: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_subarray", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_subarray", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_subarray(*ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, *order, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_subarray")]
 #[export_name = "mpi_type_create_subarray_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_subarray_f08(ndims: *mut MPI_Fint, array_of_sizes: *mut MPI_Fint, array_of_subsizes: *mut MPI_Fint, array_of_starts: *mut MPI_Fint, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_subarray_f08(ndims, array_of_sizes, array_of_subsizes, array_of_starts, order, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_subarray_f08(ndims, array_of_sizes, array_of_subsizes, array_of_starts, order, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_subarray_c")]
 unsafe fn MPI_Type_create_subarray_c_f08(ndims: *mut MPI_Fint, array_of_sizes: *mut sys::MPI_Count, array_of_subsizes: *mut sys::MPI_Count, array_of_starts: *mut sys::MPI_Count, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_create_subarray_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_create_subarray_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_create_subarray_c(*ndims, array_of_sizes as _, array_of_subsizes as _, array_of_starts as _, *order, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_create_subarray_c")]
 #[export_name = "mpi_type_create_subarray_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_create_subarray_c_f08(ndims: *mut MPI_Fint, array_of_sizes: *mut sys::MPI_Count, array_of_subsizes: *mut sys::MPI_Count, array_of_starts: *mut sys::MPI_Count, order: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_create_subarray_c_f08(ndims, array_of_sizes, array_of_subsizes, array_of_starts, order, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_create_subarray_c_f08(ndims, array_of_sizes, array_of_subsizes, array_of_starts, order, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_delete_attr")]
 unsafe fn MPI_Type_delete_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_delete_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_delete_attr", ierror, || {
         let rc = super::generated::MPI_Type_delete_attr(fortran::datatype_f2c(*datatype), *type_keyval);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_delete_attr")]
 #[export_name = "mpi_type_delete_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_delete_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_delete_attr_f08(datatype, type_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_delete_attr_f08(datatype, type_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_dup")]
 unsafe fn MPI_Type_dup_f08(oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_dup", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_dup", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_dup(fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_dup")]
 #[export_name = "mpi_type_dup_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_dup_f08(oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_dup_f08(oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_dup_f08(oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_extent")]
 unsafe fn MPI_Type_extent_f08(datatype: *mut MPI_Fint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_extent", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_extent", ierror, || {
         let rc = super::generated::MPI_Type_extent(fortran::datatype_f2c(*datatype), extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_extent")]
 #[export_name = "mpi_type_extent_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_extent_f08(datatype: *mut MPI_Fint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_Type_extent_f08(datatype, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_extent_f08(datatype, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_free")]
 unsafe fn MPI_Type_free_f08(datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_free", ierror, || {
         let mut datatype_c = fortran::datatype_f2c(*datatype);
         let rc = super::generated::MPI_Type_free(&mut datatype_c);
         if rc == k::MPI_SUCCESS() {
             *datatype = fortran::datatype_c2f(datatype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_free")]
 #[export_name = "mpi_type_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_free_f08(datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_free_f08(datatype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_free_f08(datatype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_free_keyval")]
 unsafe fn MPI_Type_free_keyval_f08(type_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_free_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_free_keyval", ierror, || {
         let rc = super::generated::MPI_Type_free_keyval(type_keyval as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_free_keyval")]
 #[export_name = "mpi_type_free_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_free_keyval_f08(type_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_free_keyval_f08(type_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_free_keyval_f08(type_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 unsafe fn MPI_Type_get_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_type_get_attr_f08_\0");
-    fs::forward("mpi_type_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_type_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_type_get_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let datatype_f = fs::real_fint_datatype(*datatype);
         target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_attr")]
 #[export_name = "mpi_type_get_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_attr_f08(datatype, type_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_attr_f08(datatype, type_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_contents")]
 unsafe fn MPI_Type_get_contents_f08(datatype: *mut MPI_Fint, max_integers: *mut MPI_Fint, max_addresses: *mut MPI_Fint, max_datatypes: *mut MPI_Fint, array_of_integers: *mut MPI_Fint, array_of_addresses: *mut sys::MPI_Aint, array_of_datatypes: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_contents", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_contents", ierror, || {
         let mut array_of_datatypes_c: Vec<_> = (0..fs::len(max_datatypes)).map(|_| k::MPI_DATATYPE_NULL()).collect();
         let rc = super::generated::MPI_Type_get_contents(fortran::datatype_f2c(*datatype), *max_integers, *max_addresses, *max_datatypes, array_of_integers as _, array_of_addresses as _, array_of_datatypes_c.as_mut_ptr());
         if rc == k::MPI_SUCCESS() {
             for (i, h) in array_of_datatypes_c.iter().enumerate() { *array_of_datatypes.add(i) = fortran::datatype_c2f(*h); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_contents")]
 #[export_name = "mpi_type_get_contents_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_contents_f08(datatype: *mut MPI_Fint, max_integers: *mut MPI_Fint, max_addresses: *mut MPI_Fint, max_datatypes: *mut MPI_Fint, array_of_integers: *mut MPI_Fint, array_of_addresses: *mut sys::MPI_Aint, array_of_datatypes: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_contents_f08(datatype, max_integers, max_addresses, max_datatypes, array_of_integers, array_of_addresses, array_of_datatypes, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_contents_f08(datatype, max_integers, max_addresses, max_datatypes, array_of_integers, array_of_addresses, array_of_datatypes, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_contents_c")]
 unsafe fn MPI_Type_get_contents_c_f08(datatype: *mut MPI_Fint, max_integers: *mut sys::MPI_Count, max_addresses: *mut sys::MPI_Count, max_large_counts: *mut sys::MPI_Count, max_datatypes: *mut sys::MPI_Count, array_of_integers: *mut MPI_Fint, array_of_addresses: *mut sys::MPI_Aint, array_of_large_counts: *mut sys::MPI_Count, array_of_datatypes: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_contents_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_contents_c", ierror, || {
         let mut array_of_datatypes_c: Vec<_> = (0..fs::len(max_datatypes)).map(|_| k::MPI_DATATYPE_NULL()).collect();
         let rc = super::generated::MPI_Type_get_contents_c(fortran::datatype_f2c(*datatype), *max_integers, *max_addresses, *max_large_counts, *max_datatypes, array_of_integers as _, array_of_addresses as _, array_of_large_counts as _, array_of_datatypes_c.as_mut_ptr());
         if rc == k::MPI_SUCCESS() {
             for (i, h) in array_of_datatypes_c.iter().enumerate() { *array_of_datatypes.add(i) = fortran::datatype_c2f(*h); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_contents_c")]
 #[export_name = "mpi_type_get_contents_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_contents_c_f08(datatype: *mut MPI_Fint, max_integers: *mut sys::MPI_Count, max_addresses: *mut sys::MPI_Count, max_large_counts: *mut sys::MPI_Count, max_datatypes: *mut sys::MPI_Count, array_of_integers: *mut MPI_Fint, array_of_addresses: *mut sys::MPI_Aint, array_of_large_counts: *mut sys::MPI_Count, array_of_datatypes: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_contents_c_f08(datatype, max_integers, max_addresses, max_large_counts, max_datatypes, array_of_integers, array_of_addresses, array_of_large_counts, array_of_datatypes, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_contents_c_f08(datatype, max_integers, max_addresses, max_large_counts, max_datatypes, array_of_integers, array_of_addresses, array_of_large_counts, array_of_datatypes, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_envelope")]
 unsafe fn MPI_Type_get_envelope_f08(datatype: *mut MPI_Fint, num_integers: *mut MPI_Fint, num_addresses: *mut MPI_Fint, num_datatypes: *mut MPI_Fint, combiner: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_envelope", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_envelope", ierror, || {
         let rc = super::generated::MPI_Type_get_envelope(fortran::datatype_f2c(*datatype), num_integers as _, num_addresses as _, num_datatypes as _, combiner as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_envelope")]
 #[export_name = "mpi_type_get_envelope_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_envelope_f08(datatype: *mut MPI_Fint, num_integers: *mut MPI_Fint, num_addresses: *mut MPI_Fint, num_datatypes: *mut MPI_Fint, combiner: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_envelope_f08(datatype, num_integers, num_addresses, num_datatypes, combiner, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_envelope_f08(datatype, num_integers, num_addresses, num_datatypes, combiner, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_envelope_c")]
 unsafe fn MPI_Type_get_envelope_c_f08(datatype: *mut MPI_Fint, num_integers: *mut sys::MPI_Count, num_addresses: *mut sys::MPI_Count, num_large_counts: *mut sys::MPI_Count, num_datatypes: *mut sys::MPI_Count, combiner: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_envelope_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_envelope_c", ierror, || {
         let rc = super::generated::MPI_Type_get_envelope_c(fortran::datatype_f2c(*datatype), num_integers as _, num_addresses as _, num_large_counts as _, num_datatypes as _, combiner as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_envelope_c")]
 #[export_name = "mpi_type_get_envelope_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_envelope_c_f08(datatype: *mut MPI_Fint, num_integers: *mut sys::MPI_Count, num_addresses: *mut sys::MPI_Count, num_large_counts: *mut sys::MPI_Count, num_datatypes: *mut sys::MPI_Count, combiner: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_envelope_c_f08(datatype, num_integers, num_addresses, num_large_counts, num_datatypes, combiner, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_envelope_c_f08(datatype, num_integers, num_addresses, num_large_counts, num_datatypes, combiner, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent")]
 unsafe fn MPI_Type_get_extent_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_extent", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_extent", ierror, || {
         let rc = super::generated::MPI_Type_get_extent(fortran::datatype_f2c(*datatype), lb as _, extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent")]
 #[export_name = "mpi_type_get_extent_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_extent_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Aint, extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_extent_f08(datatype, lb, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_extent_f08(datatype, lb, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent_c")]
 unsafe fn MPI_Type_get_extent_c_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_extent_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_extent_c", ierror, || {
         let rc = super::generated::MPI_Type_get_extent_c(fortran::datatype_f2c(*datatype), lb as _, extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent_c")]
 #[export_name = "mpi_type_get_extent_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_extent_c_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_get_extent_c_f08(datatype, lb, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_extent_c_f08(datatype, lb, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent_x")]
 unsafe fn MPI_Type_get_extent_x_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_extent_x", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_extent_x", ierror, || {
         let rc = super::generated::MPI_Type_get_extent_x(fortran::datatype_f2c(*datatype), lb as _, extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_extent_x")]
 #[export_name = "mpi_type_get_extent_x_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_extent_x_f08(datatype: *mut MPI_Fint, lb: *mut sys::MPI_Count, extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_get_extent_x_f08(datatype, lb, extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_extent_x_f08(datatype, lb, extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_name")]
 unsafe fn MPI_Type_get_name_f08(datatype: *mut MPI_Fint, type_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, type_name_len: usize) {
-    fs::entry("mpi_type_get_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_name", ierror, || {
         let mut type_name_c = fs::string_buffer(type_name_len);
         let rc = super::generated::MPI_Type_get_name(fortran::datatype_f2c(*datatype), type_name_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&type_name_c, type_name, type_name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_name")]
 #[export_name = "mpi_type_get_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_name_f08(datatype: *mut MPI_Fint, type_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, type_name_len: usize) {
-    MPI_Type_get_name_f08(datatype, type_name, resultlen, ierror, type_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_name_f08(datatype, type_name, resultlen, ierror, type_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent")]
 unsafe fn MPI_Type_get_true_extent_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Aint, true_extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_true_extent", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_true_extent", ierror, || {
         let rc = super::generated::MPI_Type_get_true_extent(fortran::datatype_f2c(*datatype), true_lb as _, true_extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent")]
 #[export_name = "mpi_type_get_true_extent_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_true_extent_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Aint, true_extent: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_true_extent_f08(datatype, true_lb, true_extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_true_extent_f08(datatype, true_lb, true_extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent_c")]
 unsafe fn MPI_Type_get_true_extent_c_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_true_extent_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_true_extent_c", ierror, || {
         let rc = super::generated::MPI_Type_get_true_extent_c(fortran::datatype_f2c(*datatype), true_lb as _, true_extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent_c")]
 #[export_name = "mpi_type_get_true_extent_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_true_extent_c_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_get_true_extent_c_f08(datatype, true_lb, true_extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_true_extent_c_f08(datatype, true_lb, true_extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent_x")]
 unsafe fn MPI_Type_get_true_extent_x_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_true_extent_x", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_true_extent_x", ierror, || {
         let rc = super::generated::MPI_Type_get_true_extent_x(fortran::datatype_f2c(*datatype), true_lb as _, true_extent as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_true_extent_x")]
 #[export_name = "mpi_type_get_true_extent_x_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_true_extent_x_f08(datatype: *mut MPI_Fint, true_lb: *mut sys::MPI_Count, true_extent: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_get_true_extent_x_f08(datatype, true_lb, true_extent, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_true_extent_x_f08(datatype, true_lb, true_extent, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_value_index")]
 unsafe fn MPI_Type_get_value_index_f08(value_type: *mut MPI_Fint, index_type: *mut MPI_Fint, pair_type: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_get_value_index", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_get_value_index", ierror, || {
         let mut pair_type_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_get_value_index(fortran::datatype_f2c(*value_type), fortran::datatype_f2c(*index_type), &mut pair_type_c);
         if rc == k::MPI_SUCCESS() {
             *pair_type = fortran::datatype_c2f(pair_type_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_get_value_index")]
 #[export_name = "mpi_type_get_value_index_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_get_value_index_f08(value_type: *mut MPI_Fint, index_type: *mut MPI_Fint, pair_type: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_get_value_index_f08(value_type, index_type, pair_type, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_get_value_index_f08(value_type, index_type, pair_type, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_hindexed")]
 unsafe fn MPI_Type_hindexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_hindexed", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_hindexed", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_hindexed(*count, array_of_blocklengths as _, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_hindexed")]
 #[export_name = "mpi_type_hindexed_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_hindexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_hindexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_hindexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_hvector")]
 unsafe fn MPI_Type_hvector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_hvector", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_hvector", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_hvector(*count, *blocklength, *stride, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_hvector")]
 #[export_name = "mpi_type_hvector_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_hvector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut sys::MPI_Aint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_hvector_f08(count, blocklength, stride, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_hvector_f08(count, blocklength, stride, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_indexed")]
 unsafe fn MPI_Type_indexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_indexed", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_indexed", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_indexed(*count, array_of_blocklengths as _, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_indexed")]
 #[export_name = "mpi_type_indexed_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_indexed_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_indexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_indexed_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_indexed_c")]
 unsafe fn MPI_Type_indexed_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_indexed_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_indexed_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_indexed_c(*count, array_of_blocklengths as _, array_of_displacements as _, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_indexed_c")]
 #[export_name = "mpi_type_indexed_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_indexed_c_f08(count: *mut sys::MPI_Count, array_of_blocklengths: *mut sys::MPI_Count, array_of_displacements: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_indexed_c_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_indexed_c_f08(count, array_of_blocklengths, array_of_displacements, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_lb")]
 unsafe fn MPI_Type_lb_f08(datatype: *mut MPI_Fint, displacement: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_lb", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_lb", ierror, || {
         let rc = super::generated::MPI_Type_lb(fortran::datatype_f2c(*datatype), displacement as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_lb")]
 #[export_name = "mpi_type_lb_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_lb_f08(datatype: *mut MPI_Fint, displacement: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_Type_lb_f08(datatype, displacement, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_lb_f08(datatype, displacement, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_match_size")]
 unsafe fn MPI_Type_match_size_f08(typeclass: *mut MPI_Fint, size: *mut MPI_Fint, datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_match_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_match_size", ierror, || {
         let mut datatype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_match_size(*typeclass, *size, &mut datatype_c);
         if rc == k::MPI_SUCCESS() {
             *datatype = fortran::datatype_c2f(datatype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_match_size")]
 #[export_name = "mpi_type_match_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_match_size_f08(typeclass: *mut MPI_Fint, size: *mut MPI_Fint, datatype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_match_size_f08(typeclass, size, datatype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_match_size_f08(typeclass, size, datatype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 unsafe fn MPI_Type_set_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_type_set_attr_f08_\0");
-    fs::forward("mpi_type_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_type_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_type_set_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let datatype_f = fs::real_fint_datatype(*datatype);
         target(&datatype_f as *const MPI_Fint as *mut MPI_Fint, type_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_attr")]
 #[export_name = "mpi_type_set_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_set_attr_f08(datatype: *mut MPI_Fint, type_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_set_attr_f08(datatype, type_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_attr_f08(datatype, type_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_name")]
 unsafe fn MPI_Type_set_name_f08(datatype: *mut MPI_Fint, type_name: *mut c_char, ierror: *mut MPI_Fint, type_name_len: usize) {
-    fs::entry("mpi_type_set_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_set_name", ierror, || {
         let type_name_c = fs::string_in(type_name, type_name_len);
         let rc = super::generated::MPI_Type_set_name(fortran::datatype_f2c(*datatype), type_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_set_name")]
 #[export_name = "mpi_type_set_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_set_name_f08(datatype: *mut MPI_Fint, type_name: *mut c_char, ierror: *mut MPI_Fint, type_name_len: usize) {
-    MPI_Type_set_name_f08(datatype, type_name, ierror, type_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_set_name_f08(datatype, type_name, ierror, type_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size")]
 unsafe fn MPI_Type_size_f08(datatype: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_size", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_size", ierror, || {
         let rc = super::generated::MPI_Type_size(fortran::datatype_f2c(*datatype), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size")]
 #[export_name = "mpi_type_size_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_size_f08(datatype: *mut MPI_Fint, size: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_size_f08(datatype, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_size_f08(datatype, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size_c")]
 unsafe fn MPI_Type_size_c_f08(datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_size_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_size_c", ierror, || {
         let rc = super::generated::MPI_Type_size_c(fortran::datatype_f2c(*datatype), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size_c")]
 #[export_name = "mpi_type_size_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_size_c_f08(datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_size_c_f08(datatype, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_size_c_f08(datatype, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size_x")]
 unsafe fn MPI_Type_size_x_f08(datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_size_x", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_size_x", ierror, || {
         let rc = super::generated::MPI_Type_size_x(fortran::datatype_f2c(*datatype), size as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_size_x")]
 #[export_name = "mpi_type_size_x_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_size_x_f08(datatype: *mut MPI_Fint, size: *mut sys::MPI_Count, ierror: *mut MPI_Fint) {
-    MPI_Type_size_x_f08(datatype, size, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_size_x_f08(datatype, size, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_struct")]
 unsafe fn MPI_Type_struct_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_struct", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_struct", ierror, || {
         let mut array_of_types_c = fortran::datatype_f2c(*array_of_types);
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_struct(*count, array_of_blocklengths as _, array_of_displacements as _, &mut array_of_types_c, &mut newtype_c);
@@ -4994,84 +5593,94 @@ unsafe fn MPI_Type_struct_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut 
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_struct")]
 #[export_name = "mpi_type_struct_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_struct_f08(count: *mut MPI_Fint, array_of_blocklengths: *mut MPI_Fint, array_of_displacements: *mut sys::MPI_Aint, array_of_types: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_struct_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_struct_f08(count, array_of_blocklengths, array_of_displacements, array_of_types, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_ub")]
 unsafe fn MPI_Type_ub_f08(datatype: *mut MPI_Fint, displacement: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_ub", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_ub", ierror, || {
         let rc = super::generated::MPI_Type_ub(fortran::datatype_f2c(*datatype), displacement as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_ub")]
 #[export_name = "mpi_type_ub_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_ub_f08(datatype: *mut MPI_Fint, displacement: *mut sys::MPI_Aint, ierror: *mut MPI_Fint) {
-    MPI_Type_ub_f08(datatype, displacement, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_ub_f08(datatype, displacement, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_vector")]
 unsafe fn MPI_Type_vector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_vector", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_vector", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_vector(*count, *blocklength, *stride, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_vector")]
 #[export_name = "mpi_type_vector_f08_"]
 pub unsafe extern "C" fn f0_MPI_Type_vector_f08(count: *mut MPI_Fint, blocklength: *mut MPI_Fint, stride: *mut MPI_Fint, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_vector_f08(count, blocklength, stride, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_vector_f08(count, blocklength, stride, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Type_vector_c")]
 unsafe fn MPI_Type_vector_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, stride: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_type_vector_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_type_vector_c", ierror, || {
         let mut newtype_c = k::MPI_DATATYPE_NULL();
         let rc = super::generated::MPI_Type_vector_c(*count, *blocklength, *stride, fortran::datatype_f2c(*oldtype), &mut newtype_c);
         if rc == k::MPI_SUCCESS() {
             *newtype = fortran::datatype_c2f(newtype_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Type_vector_c")]
 #[export_name = "mpi_type_vector_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Type_vector_c_f08(count: *mut sys::MPI_Count, blocklength: *mut sys::MPI_Count, stride: *mut sys::MPI_Count, oldtype: *mut MPI_Fint, newtype: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Type_vector_c_f08(count, blocklength, stride, oldtype, newtype, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Type_vector_c_f08(count, blocklength, stride, oldtype, newtype, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Unpublish_name")]
 unsafe fn MPI_Unpublish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    fs::entry("mpi_unpublish_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_unpublish_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let port_name_c = fs::string_in(port_name, port_name_len);
         let rc = super::generated::MPI_Unpublish_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Unpublish_name")]
 #[export_name = "mpi_unpublish_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Unpublish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, port_name: *mut c_char, ierror: *mut MPI_Fint, service_name_len: usize, port_name_len: usize) {
-    MPI_Unpublish_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Unpublish_name_f08(service_name, info, port_name, ierror, service_name_len, port_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Wait")]
 unsafe fn MPI_Wait_f08(request: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_wait", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_wait", ierror, || {
         let mut request_c = fortran::request_f2c(*request);
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -5081,18 +5690,20 @@ unsafe fn MPI_Wait_f08(request: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *m
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Wait")]
 #[export_name = "mpi_wait_f08_"]
 pub unsafe extern "C" fn f0_MPI_Wait_f08(request: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Wait_f08(request, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Wait_f08(request, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Waitall")]
 unsafe fn MPI_Waitall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_waitall", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_waitall", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let array_of_statuses_ignored = fs::statuses_ignored(array_of_statuses);
         let mut array_of_statuses_c = vec![fs::status_new(); if array_of_statuses_ignored { 0 } else { fs::len(count) }];
@@ -5102,18 +5713,20 @@ unsafe fn MPI_Waitall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint
             if !array_of_statuses_ignored { fs::statuses_c2f(&array_of_statuses_c, fs::len(count), array_of_statuses); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Waitall")]
 #[export_name = "mpi_waitall_f08_"]
 pub unsafe extern "C" fn f0_MPI_Waitall_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Waitall_f08(count, array_of_requests, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Waitall_f08(count, array_of_requests, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Waitany")]
 unsafe fn MPI_Waitany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_waitany", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_waitany", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(count)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let mut status_c = fs::status_new();
         let status_ignored = fs::status_ignored(status);
@@ -5124,18 +5737,20 @@ unsafe fn MPI_Waitany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Waitany")]
 #[export_name = "mpi_waitany_f08_"]
 pub unsafe extern "C" fn f0_MPI_Waitany_f08(count: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, index: *mut MPI_Fint, status: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Waitany_f08(count, array_of_requests, index, status, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Waitany_f08(count, array_of_requests, index, status, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Waitsome")]
 unsafe fn MPI_Waitsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_waitsome", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_waitsome", ierror, || {
         let mut array_of_requests_c: Vec<_> = (0..fs::len(incount)).map(|i| fortran::request_f2c(*array_of_requests.add(i))).collect();
         let array_of_statuses_ignored = fs::statuses_ignored(array_of_statuses);
         let mut array_of_statuses_c = vec![fs::status_new(); if array_of_statuses_ignored { 0 } else { fs::len(incount) }];
@@ -5146,19 +5761,21 @@ unsafe fn MPI_Waitsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_F
             if !array_of_statuses_ignored { fs::statuses_c2f(&array_of_statuses_c, fs::len(outcount), array_of_statuses); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Waitsome")]
 #[export_name = "mpi_waitsome_f08_"]
 pub unsafe extern "C" fn f0_MPI_Waitsome_f08(incount: *mut MPI_Fint, array_of_requests: *mut MPI_Fint, outcount: *mut MPI_Fint, array_of_indices: *mut MPI_Fint, array_of_statuses: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Waitsome_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Waitsome_f08(incount, array_of_requests, outcount, array_of_indices, array_of_statuses, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate")]
 unsafe fn MPI_Win_allocate_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_allocate_f08_\0");
-    fs::forward("mpi_win_allocate", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_allocate", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -5170,19 +5787,21 @@ unsafe fn MPI_Win_allocate_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, in
             crate::core::objects::forwarded_made("MPI_Win_allocate");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate")]
 #[export_name = "mpi_win_allocate_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_allocate_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_allocate_f08(size, disp_unit, info, comm, baseptr, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_allocate_f08(size, disp_unit, info, comm, baseptr, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_c")]
 unsafe fn MPI_Win_allocate_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_allocate_f08_large_\0");
-    fs::forward("mpi_win_allocate_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_allocate_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -5191,19 +5810,21 @@ unsafe fn MPI_Win_allocate_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, 
         crate::core::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_c")]
 #[export_name = "mpi_win_allocate_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Win_allocate_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_allocate_c_f08(size, disp_unit, info, comm, baseptr, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_allocate_c_f08(size, disp_unit, info, comm, baseptr, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_shared")]
 unsafe fn MPI_Win_allocate_shared_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_allocate_shared_f08_\0");
-    fs::forward("mpi_win_allocate_shared", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_allocate_shared", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_shared_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -5215,19 +5836,21 @@ unsafe fn MPI_Win_allocate_shared_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_F
             crate::core::objects::forwarded_made("MPI_Win_allocate_shared");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_shared")]
 #[export_name = "mpi_win_allocate_shared_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_allocate_shared_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_allocate_shared_f08(size, disp_unit, info, comm, baseptr, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_allocate_shared_f08(size, disp_unit, info, comm, baseptr, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_shared_c")]
 unsafe fn MPI_Win_allocate_shared_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_allocate_shared_f08_large_\0");
-    fs::forward("mpi_win_allocate_shared_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_allocate_shared_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_allocate_shared_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         let ticket = crate::core::superstep::enter_collective(fs::comm_slot(*comm));
@@ -5236,65 +5859,73 @@ unsafe fn MPI_Win_allocate_shared_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI
         crate::core::superstep::leave_collective(ticket);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_allocate_shared_c")]
 #[export_name = "mpi_win_allocate_shared_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Win_allocate_shared_c_f08(size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, info: *mut MPI_Fint, comm: *mut MPI_Fint, baseptr: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_allocate_shared_c_f08(size, disp_unit, info, comm, baseptr, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_allocate_shared_c_f08(size, disp_unit, info, comm, baseptr, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_call_errhandler")]
 unsafe fn MPI_Win_call_errhandler_f08(win: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_call_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_call_errhandler", ierror, || {
         let rc = super::generated::MPI_Win_call_errhandler((*win) as sys::MPI_Win, *errorcode);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_call_errhandler")]
 #[export_name = "mpi_win_call_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_call_errhandler_f08(win: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_call_errhandler_f08(win, errorcode, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_call_errhandler_f08(win, errorcode, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_complete")]
 unsafe fn MPI_Win_complete_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_complete", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_complete", ierror, || {
         let rc = super::generated::MPI_Win_complete((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_complete")]
 #[export_name = "mpi_win_complete_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_complete_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_complete_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_complete_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_dynamic")]
 unsafe fn MPI_Win_create_dynamic_f08(info: *mut MPI_Fint, comm: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_create_dynamic", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_create_dynamic", ierror, || {
         let mut win_c: sys::MPI_Win = std::mem::zeroed();
         let rc = super::generated::MPI_Win_create_dynamic((*info) as sys::MPI_Info, fortran::comm_f2c(*comm), &mut win_c);
         if rc == k::MPI_SUCCESS() {
             *win = win_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_dynamic")]
 #[export_name = "mpi_win_create_dynamic_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_create_dynamic_f08(info: *mut MPI_Fint, comm: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_create_dynamic_f08(info, comm, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_create_dynamic_f08(info, comm, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_errhandler")]
 unsafe fn MPI_Win_create_errhandler_f08(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_create_errhandler_f08_\0");
-    fs::forward("mpi_win_create_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_create_errhandler", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_create_errhandler_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_errhandler_fn, errhandler, ierror);
@@ -5303,19 +5934,21 @@ unsafe fn MPI_Win_create_errhandler_f08(win_errhandler_fn: *mut MPI_Fint, errhan
             crate::core::objects::forwarded_made("MPI_Win_create_errhandler");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_errhandler")]
 #[export_name = "mpi_win_create_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_create_errhandler_f08(win_errhandler_fn: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_create_errhandler_f08(win_errhandler_fn, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_create_errhandler_f08(win_errhandler_fn, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_keyval")]
 unsafe fn MPI_Win_create_keyval_f08(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_create_keyval_f08_\0");
-    fs::forward("mpi_win_create_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_create_keyval", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_create_keyval_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror);
@@ -5324,454 +5957,513 @@ unsafe fn MPI_Win_create_keyval_f08(win_copy_attr_fn: *mut MPI_Fint, win_delete_
             crate::core::objects::forwarded_made("MPI_Win_create_keyval");
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_create_keyval")]
 #[export_name = "mpi_win_create_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_create_keyval_f08(win_copy_attr_fn: *mut MPI_Fint, win_delete_attr_fn: *mut MPI_Fint, win_keyval: *mut MPI_Fint, extra_state: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_create_keyval_f08(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_create_keyval_f08(win_copy_attr_fn, win_delete_attr_fn, win_keyval, extra_state, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_delete_attr")]
 unsafe fn MPI_Win_delete_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_delete_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_delete_attr", ierror, || {
         let rc = super::generated::MPI_Win_delete_attr((*win) as sys::MPI_Win, *win_keyval);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_delete_attr")]
 #[export_name = "mpi_win_delete_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_delete_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_delete_attr_f08(win, win_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_delete_attr_f08(win, win_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_fence")]
 unsafe fn MPI_Win_fence_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_fence", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_fence", ierror, || {
         let rc = super::generated::MPI_Win_fence(*assert, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_fence")]
 #[export_name = "mpi_win_fence_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_fence_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_fence_f08(assert, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_fence_f08(assert, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush")]
 unsafe fn MPI_Win_flush_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_flush", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_flush", ierror, || {
         let rc = super::generated::MPI_Win_flush(*rank, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush")]
 #[export_name = "mpi_win_flush_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_flush_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_flush_f08(rank, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_flush_f08(rank, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_all")]
 unsafe fn MPI_Win_flush_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_flush_all", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_flush_all", ierror, || {
         let rc = super::generated::MPI_Win_flush_all((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_all")]
 #[export_name = "mpi_win_flush_all_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_flush_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_flush_all_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_flush_all_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_local")]
 unsafe fn MPI_Win_flush_local_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_flush_local", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_flush_local", ierror, || {
         let rc = super::generated::MPI_Win_flush_local(*rank, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_local")]
 #[export_name = "mpi_win_flush_local_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_flush_local_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_flush_local_f08(rank, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_flush_local_f08(rank, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_local_all")]
 unsafe fn MPI_Win_flush_local_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_flush_local_all", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_flush_local_all", ierror, || {
         let rc = super::generated::MPI_Win_flush_local_all((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_flush_local_all")]
 #[export_name = "mpi_win_flush_local_all_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_flush_local_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_flush_local_all_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_flush_local_all_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_free")]
 unsafe fn MPI_Win_free_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_free", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_free", ierror, || {
         let mut win_c: sys::MPI_Win = (*win) as sys::MPI_Win;
         let rc = super::generated::MPI_Win_free(&mut win_c);
         if rc == k::MPI_SUCCESS() {
             *win = win_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_free")]
 #[export_name = "mpi_win_free_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_free_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_free_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_free_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_free_keyval")]
 unsafe fn MPI_Win_free_keyval_f08(win_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_free_keyval", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_free_keyval", ierror, || {
         let rc = super::generated::MPI_Win_free_keyval(win_keyval as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_free_keyval")]
 #[export_name = "mpi_win_free_keyval_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_free_keyval_f08(win_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_free_keyval_f08(win_keyval, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_free_keyval_f08(win_keyval, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 unsafe fn MPI_Win_get_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_get_attr_f08_\0");
-    fs::forward("mpi_win_get_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_get_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_get_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, win_keyval, attribute_val, flag, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_attr")]
 #[export_name = "mpi_win_get_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_attr_f08(win, win_keyval, attribute_val, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_attr_f08(win, win_keyval, attribute_val, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_errhandler")]
 unsafe fn MPI_Win_get_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_get_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_get_errhandler", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_Win_get_errhandler((*win) as sys::MPI_Win, &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
             *errhandler = errhandler_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_errhandler")]
 #[export_name = "mpi_win_get_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_errhandler_f08(win, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_errhandler_f08(win, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_group")]
 unsafe fn MPI_Win_get_group_f08(win: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_get_group", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_get_group", ierror, || {
         let mut group_c = k::MPI_GROUP_NULL();
         let rc = super::generated::MPI_Win_get_group((*win) as sys::MPI_Win, &mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_group")]
 #[export_name = "mpi_win_get_group_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_group_f08(win: *mut MPI_Fint, group: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_group_f08(win, group, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_group_f08(win, group, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_info")]
 unsafe fn MPI_Win_get_info_f08(win: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_get_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_get_info", ierror, || {
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Win_get_info((*win) as sys::MPI_Win, &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
             *info_used = info_used_c as MPI_Fint;
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_info")]
 #[export_name = "mpi_win_get_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_info_f08(win: *mut MPI_Fint, info_used: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_get_info_f08(win, info_used, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_info_f08(win, info_used, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_name")]
 unsafe fn MPI_Win_get_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, win_name_len: usize) {
-    fs::entry("mpi_win_get_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_get_name", ierror, || {
         let mut win_name_c = fs::string_buffer(win_name_len);
         let rc = super::generated::MPI_Win_get_name((*win) as sys::MPI_Win, win_name_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&win_name_c, win_name, win_name_len); }
         }
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_get_name")]
 #[export_name = "mpi_win_get_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_get_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, resultlen: *mut MPI_Fint, ierror: *mut MPI_Fint, win_name_len: usize) {
-    MPI_Win_get_name_f08(win, win_name, resultlen, ierror, win_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_get_name_f08(win, win_name, resultlen, ierror, win_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Win_lock")]
 unsafe fn MPI_Win_lock_f08(lock_type: *mut MPI_Fint, rank: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_lock", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_lock", ierror, || {
         let rc = super::generated::MPI_Win_lock(*lock_type, *rank, *assert, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_lock")]
 #[export_name = "mpi_win_lock_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_lock_f08(lock_type: *mut MPI_Fint, rank: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_lock_f08(lock_type, rank, assert, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_lock_f08(lock_type, rank, assert, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_lock_all")]
 unsafe fn MPI_Win_lock_all_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_lock_all", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_lock_all", ierror, || {
         let rc = super::generated::MPI_Win_lock_all(*assert, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_lock_all")]
 #[export_name = "mpi_win_lock_all_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_lock_all_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_lock_all_f08(assert, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_lock_all_f08(assert, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_post")]
 unsafe fn MPI_Win_post_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_post", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_post", ierror, || {
         let rc = super::generated::MPI_Win_post(fortran::group_f2c(*group), *assert, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_post")]
 #[export_name = "mpi_win_post_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_post_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_post_f08(group, assert, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_post_f08(group, assert, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 unsafe fn MPI_Win_set_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_set_attr_f08_\0");
-    fs::forward("mpi_win_set_attr", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_set_attr", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_set_attr_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, win_keyval, attribute_val, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_attr")]
 #[export_name = "mpi_win_set_attr_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_set_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, attribute_val: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_attr_f08(win, win_keyval, attribute_val, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_attr_f08(win, win_keyval, attribute_val, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_errhandler")]
 unsafe fn MPI_Win_set_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_set_errhandler", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_set_errhandler", ierror, || {
         let rc = super::generated::MPI_Win_set_errhandler((*win) as sys::MPI_Win, (*errhandler) as sys::MPI_Errhandler);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_errhandler")]
 #[export_name = "mpi_win_set_errhandler_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_set_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_errhandler_f08(win, errhandler, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_errhandler_f08(win, errhandler, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_info")]
 unsafe fn MPI_Win_set_info_f08(win: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_set_info", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_set_info", ierror, || {
         let rc = super::generated::MPI_Win_set_info((*win) as sys::MPI_Win, (*info) as sys::MPI_Info);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_info")]
 #[export_name = "mpi_win_set_info_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_set_info_f08(win: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_set_info_f08(win, info, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_info_f08(win, info, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_name")]
 unsafe fn MPI_Win_set_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, ierror: *mut MPI_Fint, win_name_len: usize) {
-    fs::entry("mpi_win_set_name", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_set_name", ierror, || {
         let win_name_c = fs::string_in(win_name, win_name_len);
         let rc = super::generated::MPI_Win_set_name((*win) as sys::MPI_Win, win_name_c.as_ptr() as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_set_name")]
 #[export_name = "mpi_win_set_name_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_set_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, ierror: *mut MPI_Fint, win_name_len: usize) {
-    MPI_Win_set_name_f08(win, win_name, ierror, win_name_len)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_set_name_f08(win, win_name, ierror, win_name_len) }
 }
 
 #[cfg(ferry_has = "MPI_Win_shared_query")]
 unsafe fn MPI_Win_shared_query_f08(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_shared_query_f08_\0");
-    fs::forward("mpi_win_shared_query", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_shared_query", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_shared_query_f08_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, rank, size, disp_unit, baseptr, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_shared_query")]
 #[export_name = "mpi_win_shared_query_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_shared_query_f08(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_shared_query_f08(win, rank, size, disp_unit, baseptr, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_shared_query_f08(win, rank, size, disp_unit, baseptr, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_shared_query_c")]
 unsafe fn MPI_Win_shared_query_c_f08(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     static TARGET: fs::Next = fs::Next::new("mpi_win_shared_query_f08_large_\0");
-    fs::forward("mpi_win_shared_query_c", ierror, || {
+    // SAFETY: the Fortran caller's arguments go unchanged (virtual handles made real) to the MPI's own Fortran function, found by name and of this binding's signature.
+    unsafe { fs::forward("mpi_win_shared_query_c", ierror, || {
         let Some(target) = TARGET.get() else { return fs::missing("mpi_win_shared_query_f08_large_"); };
         let target: unsafe extern "C" fn(*mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint, *mut MPI_Fint) = std::mem::transmute(target);
         target(win, rank, size, disp_unit, baseptr, ierror);
         let rc = if ierror.is_null() { k::MPI_SUCCESS() } else { *ierror };
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_shared_query_c")]
 #[export_name = "mpi_win_shared_query_f08_large_"]
 pub unsafe extern "C" fn f0_MPI_Win_shared_query_c_f08(win: *mut MPI_Fint, rank: *mut MPI_Fint, size: *mut MPI_Fint, disp_unit: *mut MPI_Fint, baseptr: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_shared_query_c_f08(win, rank, size, disp_unit, baseptr, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_shared_query_c_f08(win, rank, size, disp_unit, baseptr, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_start")]
 unsafe fn MPI_Win_start_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_start", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_start", ierror, || {
         let rc = super::generated::MPI_Win_start(fortran::group_f2c(*group), *assert, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_start")]
 #[export_name = "mpi_win_start_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_start_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_start_f08(group, assert, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_start_f08(group, assert, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_sync")]
 unsafe fn MPI_Win_sync_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_sync", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_sync", ierror, || {
         let rc = super::generated::MPI_Win_sync((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_sync")]
 #[export_name = "mpi_win_sync_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_sync_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_sync_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_sync_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_test")]
 unsafe fn MPI_Win_test_f08(win: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_test", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_test", ierror, || {
         let rc = super::generated::MPI_Win_test((*win) as sys::MPI_Win, flag as _);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_test")]
 #[export_name = "mpi_win_test_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_test_f08(win: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_test_f08(win, flag, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_test_f08(win, flag, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_unlock")]
 unsafe fn MPI_Win_unlock_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_unlock", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_unlock", ierror, || {
         let rc = super::generated::MPI_Win_unlock(*rank, (*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_unlock")]
 #[export_name = "mpi_win_unlock_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_unlock_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_unlock_f08(rank, win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_unlock_f08(rank, win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_unlock_all")]
 unsafe fn MPI_Win_unlock_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_unlock_all", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_unlock_all", ierror, || {
         let rc = super::generated::MPI_Win_unlock_all((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_unlock_all")]
 #[export_name = "mpi_win_unlock_all_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_unlock_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_unlock_all_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_unlock_all_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Win_wait")]
 unsafe fn MPI_Win_wait_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    fs::entry("mpi_win_wait", ierror, || {
+    // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
+    unsafe { fs::entry("mpi_win_wait", ierror, || {
         let rc = super::generated::MPI_Win_wait((*win) as sys::MPI_Win);
         rc
-    })
+    }) }
 }
 
 #[cfg(ferry_has = "MPI_Win_wait")]
 #[export_name = "mpi_win_wait_f08_"]
 pub unsafe extern "C" fn f0_MPI_Win_wait_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
-    MPI_Win_wait_f08(win, ierror)
+    // SAFETY: the caller's arguments go unchanged to the entry point's body, which has the same contract.
+    unsafe { MPI_Win_wait_f08(win, ierror) }
 }
 
 #[cfg(ferry_has = "MPI_Wtick")]
 #[export_name = "mpi_wtick_f08_"]
 pub unsafe extern "C" fn f0_MPI_Wtick_f08() -> f64 {
-    crate::calls::boundary::guard_uncounted("mpi_wtick", 0.0, || super::generated::MPI_Wtick())
+    // SAFETY: MPI_Wtick takes no argument.
+    unsafe { crate::calls::boundary::guard_uncounted("mpi_wtick", 0.0, || super::generated::MPI_Wtick()) }
 }
 
 #[cfg(ferry_has = "MPI_Wtime")]
 #[export_name = "mpi_wtime_f08_"]
 pub unsafe extern "C" fn f0_MPI_Wtime_f08() -> f64 {
-    crate::calls::boundary::guard_uncounted("mpi_wtime", 0.0, || super::generated::MPI_Wtime())
+    // SAFETY: MPI_Wtime takes no argument.
+    unsafe { crate::calls::boundary::guard_uncounted("mpi_wtime", 0.0, || super::generated::MPI_Wtime()) }
 }
 
 // 10 mpif.h functions forwarded to MPICH's own (pmpi_x_, with real handles, counted): MPI_Attr_get, MPI_Attr_put, MPI_Comm_get_attr, MPI_Comm_set_attr, MPI_Type_get_attr, MPI_Type_set_attr, MPI_Win_get_attr, MPI_Win_set_attr, MPI_Comm_create_keyval, MPI_Keyval_create.
