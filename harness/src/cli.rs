@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `spec-to-host` | `--migrate rank=1,after=200,to=$(hostname)` | one `migrate` event, of rank 1, to this host, into a new pid |
 //! | `two-at-once` | `--migrate rank=0,after=250 --migrate rank=2,after=250` | both move (queued, not lost): two `migrate` events, ranks 0 and 2 |
-//! | `external` | `ferry migrate --job J --rank 2` on a running job (`heat 4000 1000`, at least 4 s) | it exits 0 saying `rank 2 moved`; one `migrate` event; `ferry status` shows rank 2 with 1 migration; the job ends as the plain run |
+//! | `external` | `ferry migrate --job J --rank 2` on a running job (`heat 2000 2000`, at least 4 s) | it exits 0 saying `rank 2 moved`; one `migrate` event; `ferry status` shows rank 2 with 1 migration; the job ends as the plain run |
 //! | `migrate-unknown-rank` | `ferry migrate --rank 9` on that job | a usage error (exit 2) saying `there is no rank 9`; the job goes on (`external`) |
 //! | `migrate-unknown-host` | `ferry migrate --rank 1 --to no-such-host.invalid` on that job | exit 2 saying `unknown host` |
 //! | `spec-unknown-host` | `--migrate rank=1,after=200,to=no-such-host.invalid` | no move; the migration of rank 1 refused (event and stderr): the host is unknown |
@@ -70,7 +70,7 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
         "spec-to-host" => {
             let host = ferry_common::job::hostname();
             let run = heat(&["--migrate", &format!("rank=1,after=200,to={host}")], &[])?;
-            s.same_as_plain(&run, "heat")?;
+            s.same_as_plain(mpi, &run, "heat")?;
             let moves = moves(&run);
             let [m] = moves.as_slice() else {
                 return Err(format!(
@@ -107,7 +107,7 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
                 ],
                 &[],
             )?;
-            s.same_as_plain(&run, "heat")?;
+            s.same_as_plain(mpi, &run, "heat")?;
             let mut ranks: Vec<Option<u32>> = moves(&run).iter().map(|e| e.rank).collect();
             ranks.sort();
             if ranks != [Some(0), Some(2)] {
@@ -125,7 +125,7 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
                 s.external(mpi)?
             };
             match check {
-                "external" => e.check(&s),
+                "external" => e.check(mpi, &s),
                 "migrate-unknown-rank" => {
                     let (rc, out) = &e.unknown_rank;
                     if *rc != Some(2) || !out.contains("there is no rank 9") {
@@ -151,12 +151,12 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
                 &["--migrate", &format!("rank=1,after=200,to={NO_HOST}")],
                 &[],
             )?;
-            s.same_as_plain(&run, "heat")?;
+            s.same_as_plain(mpi, &run, "heat")?;
             refused(&run, 1, &format!("the host \"{NO_HOST}\" is unknown"))
         }
         "image-off" => {
             let run = heat(&["--migrate", "rank=3,after=200"], &[("FERRY_IMAGE", "0")])?;
-            s.same_as_plain(&run, "heat")?;
+            s.same_as_plain(mpi, &run, "heat")?;
             refused(&run, 3, "its process image is off")
         }
         "threads" => {
@@ -168,7 +168,7 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
                 &["--migrate", "rank=1,after=20"],
                 &[],
             )?;
-            s.same_as_plain(&run, "image_thread")?;
+            s.same_as_plain(mpi, &run, "image_thread")?;
             refused(&run, 1, "thread")
         }
         other => Err(format!("no such check {other}")),
@@ -216,7 +216,7 @@ struct Setup {
     ranks: HashMap<&'static str, u32>,
     /// The plain runs' stdout, by program and arguments.
     plain: Mutex<HashMap<(String, Vec<String>), String>>,
-    external: OnceLock<Result<Arc<External>, String>>,
+    external: Mutex<Option<Arc<External>>>,
 }
 
 impl Setup {
@@ -250,29 +250,68 @@ impl Setup {
 
     /// The run exited 0 and printed what the plain run of `p` (with the
     /// same arguments) prints.
-    fn same_as_plain(&self, run: &Run, p: &str) -> Result<(), String> {
-        self.same_as_plain_with(run, p, &[])
+    fn same_as_plain(&self, mpi: &Mpi, run: &Run, p: &str) -> Result<(), String> {
+        self.same_as_plain_with(mpi, run, p, &[])
     }
 
-    fn same_as_plain_with(&self, run: &Run, p: &str, args: &[String]) -> Result<(), String> {
+    fn same_as_plain_with(
+        &self,
+        mpi: &Mpi,
+        run: &Run,
+        p: &str,
+        args: &[String],
+    ) -> Result<(), String> {
         if let Some(f) = run.exit_failure() {
             return Err(format!("{f}\n{}", run.tails()));
         }
-        let key = (p.to_string(), args.to_vec());
-        let plain = self
-            .plain
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| format!("no plain run of {p} {args:?}"))?;
-        same_output(&plain, &run.stdout, &run.dir)
+        same_output(&self.plain(mpi, p, args)?, &run.stdout, &run.dir)
     }
 
+    /// The shared external job (made again while it could not be made).
     fn external(&self, mpi: &Mpi) -> Result<Arc<External>, String> {
-        self.external
-            .get_or_init(|| external(mpi, self, "external").map(Arc::new))
-            .clone()
+        let mut e = self.external.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = &*e {
+            return Ok(e.clone());
+        }
+        let made = Arc::new(external(mpi, self, "external")?);
+        *e = Some(made.clone());
+        Ok(made)
+    }
+
+    /// The plain run of `p` with `args` (made once).
+    fn plain(&self, mpi: &Mpi, p: &str, args: &[String]) -> Result<String, String> {
+        let key = (p.to_string(), args.to_vec());
+        let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(out) = plain.get(&key) {
+            return Ok(out.clone());
+        }
+        let dir = out(mpi)
+            .join("plain")
+            .join(format!("{p}{}", args.join("-")));
+        let run = job::run_in(
+            mpi,
+            &self.bins[p],
+            args,
+            self.ranks[p],
+            &dir,
+            &dir.join("work"),
+            Launch::Plain,
+            &[],
+        )?;
+        // (heat prints no OK line)
+        let failed = if p == "heat" {
+            run.exit_failure()
+        } else {
+            fails(&run).err()
+        };
+        if let Some(f) = failed {
+            return Err(format!(
+                "the plain run of {p} {args:?}: {f}\n{}",
+                run.tails()
+            ));
+        }
+        plain.insert(key, run.stdout.clone());
+        Ok(run.stdout)
     }
 }
 
@@ -286,9 +325,11 @@ struct External {
     unknown_host: (Option<i32>, String),
 }
 
-/// The arguments of the long heat run: 4000 steps, 1 ms asleep in each.
+/// The arguments of the long heat run: 2000 steps, 2 ms asleep in each
+/// (at least 4 s, as the script's 4000 steps of 1 ms, with half the
+/// steps to synchronize on a loaded machine).
 fn long() -> Vec<String> {
-    vec!["4000".into(), "1000".into()]
+    vec!["2000".into(), "2000".into()]
 }
 
 /// Starts the long heat job, waits until its 4 ranks have reported, asks
@@ -362,7 +403,7 @@ fn external(mpi: &Mpi, s: &Setup, name: &str) -> Result<External, String> {
 }
 
 impl External {
-    fn check(&self, s: &Setup) -> Result<String, String> {
+    fn check(&self, mpi: &Mpi, s: &Setup) -> Result<String, String> {
         let (rc, out) = &self.migrate;
         let said = out.lines().find(|l| l.contains("rank 2 moved"));
         let Some(said) = said.filter(|_| *rc == Some(0)) else {
@@ -370,7 +411,7 @@ impl External {
                 "ferry migrate --rank 2 exited {rc:?} without `rank 2 moved`:\n{out}"
             ));
         };
-        s.same_as_plain_with(&self.run, "heat", &long())?;
+        s.same_as_plain_with(mpi, &self.run, "heat", &long())?;
         let moves = moves(&self.run);
         if moves.len() != 1 || moves[0].rank != Some(2) {
             return Err(format!(
@@ -412,19 +453,20 @@ fn out(mpi: &Mpi) -> PathBuf {
     crate::out_dir().join(&mpi.name).join("cli")
 }
 
-/// The programs of one MPI built and run plainly, once per harness
-/// process.
+/// The programs of one MPI built, once per harness process.
 fn setup(mpi: &Mpi) -> Result<Arc<Setup>, String> {
-    type Slot = Arc<OnceLock<Result<Arc<Setup>, String>>>;
-    static CACHE: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
-    let slot = CACHE
+    // (A failure is not kept: a retry of the case tries again.)
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Setup>>>> = OnceLock::new();
+    let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
-        .map_err(|_| "the setup cache is poisoned".to_string())?
-        .entry(mpi.name.clone())
-        .or_default()
-        .clone();
-    slot.get_or_init(|| make_setup(mpi).map(Arc::new)).clone()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = cache.get(&mpi.name) {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(make_setup(mpi)?);
+    cache.insert(mpi.name.clone(), s.clone());
+    Ok(s)
 }
 
 fn make_setup(mpi: &Mpi) -> Result<Setup, String> {
@@ -452,38 +494,10 @@ fn make_setup(mpi: &Mpi) -> Result<Setup, String> {
         bins.insert(name, p.build(mpi, &bin)?);
         ranks.insert(name, p.ranks);
     }
-    let mut plain = HashMap::new();
-    for (p, args) in [("heat", vec![]), ("heat", long()), ("image_thread", vec![])] {
-        let dir = out(mpi)
-            .join("plain")
-            .join(format!("{p}{}", args.join("-")));
-        let run = job::run_in(
-            mpi,
-            &bins[p],
-            &args,
-            ranks[p],
-            &dir,
-            &dir.join("work"),
-            Launch::Plain,
-            &[],
-        )?;
-        let failed = if p == "heat" {
-            run.exit_failure()
-        } else {
-            fails(&run).err()
-        };
-        if let Some(f) = failed {
-            return Err(format!(
-                "the plain run of {p} {args:?}: {f}\n{}",
-                run.tails()
-            ));
-        }
-        plain.insert((p.to_string(), args), run.stdout);
-    }
     Ok(Setup {
         bins,
         ranks,
-        plain: Mutex::new(plain),
-        external: OnceLock::new(),
+        plain: Mutex::new(HashMap::new()),
+        external: Mutex::new(None),
     })
 }

@@ -350,7 +350,7 @@ struct Setup {
     bins: HashMap<&'static str, PathBuf>,
     programs: HashMap<&'static str, Program>,
     references: Mutex<HashMap<&'static str, Arc<Reference>>>,
-    corrupt: OnceLock<Result<Arc<Corrupt>, String>>,
+    corrupt: Mutex<Option<Arc<Corrupt>>>,
 }
 
 /// A plain run: its stdout and the file the program wrote, if any.
@@ -472,10 +472,15 @@ impl Setup {
         )
     }
 
+    /// The checkpoint to damage (made again while it could not be made).
     fn corrupt(&self, mpi: &Mpi) -> Result<Arc<Corrupt>, String> {
-        self.corrupt
-            .get_or_init(|| self.make_corrupt(mpi).map(Arc::new))
-            .clone()
+        let mut c = self.corrupt.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = &*c {
+            return Ok(c.clone());
+        }
+        let made = Arc::new(self.make_corrupt(mpi)?);
+        *c = Some(made.clone());
+        Ok(made)
     }
 
     /// One checkpoint of a copy of `image_heap` at [`CORRUPT_K`].
@@ -529,16 +534,18 @@ fn out(mpi: &Mpi) -> PathBuf {
 
 /// The programs of one MPI, built once per harness process.
 fn setup(mpi: &Mpi) -> Result<Arc<Setup>, String> {
-    type Slot = Arc<OnceLock<Result<Arc<Setup>, String>>>;
-    static CACHE: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
-    let slot = CACHE
+    // (A failure is not kept: a retry of the case tries again.)
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Setup>>>> = OnceLock::new();
+    let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
-        .map_err(|_| "the setup cache is poisoned".to_string())?
-        .entry(mpi.name.clone())
-        .or_default()
-        .clone();
-    slot.get_or_init(|| make_setup(mpi).map(Arc::new)).clone()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = cache.get(&mpi.name) {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(make_setup(mpi)?);
+    cache.insert(mpi.name.clone(), s.clone());
+    Ok(s)
 }
 
 fn make_setup(mpi: &Mpi) -> Result<Setup, String> {
@@ -572,7 +579,7 @@ fn make_setup(mpi: &Mpi) -> Result<Setup, String> {
         bins,
         programs,
         references: Mutex::new(HashMap::new()),
-        corrupt: OnceLock::new(),
+        corrupt: Mutex::new(None),
     })
 }
 
