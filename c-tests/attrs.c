@@ -1,5 +1,6 @@
 /* ranks: 2 */
 /* ferry-test-refuses: attribute keyval */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Attribute caching: Comm_create_keyval with user copy/delete callbacks,
  * MPI_COMM_NULL_COPY_FN, MPI_COMM_DUP_FN, set/get/delete across Comm_dup and
  * Comm_free, replacing a value, predefined attributes (MPI_TAG_UB), and a

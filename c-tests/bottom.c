@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* MPI_BOTTOM with absolute-address struct types: Get_address of scattered
  * variables (globals, stack, heap), Type_create_struct/hindexed with
  * absolute displacements, send and receive from MPI_BOTTOM, a collective

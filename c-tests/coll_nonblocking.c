@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Nonblocking collectives completed with Wait, Test loops and Waitall:
  * Ibarrier, Ibcast, Ireduce, Iallreduce (also in place), Igather(v),
  * Iscatter(v), Iallgather(v), Ialltoall(v/w), Ireduce_scatter(_block),

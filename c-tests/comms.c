@@ -1,4 +1,5 @@
 /* ranks: 4 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Communicators and groups: Comm_split (also MPI_UNDEFINED), Comm_dup,
  * Comm_idup, Comm_create, Comm_create_group, Comm_split_type, Comm_compare,
  * Group incl/excl/range_incl/union/intersection/difference/translate_ranks/

@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Derived datatypes: contiguous, vector, hvector, indexed, indexed_block,
  * struct, resized, subarray, dup; size/extent/true extent, envelope; send and
  * receive between different layouts; Pack/Unpack/Pack_size with MPI_PACKED;

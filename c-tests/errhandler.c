@@ -1,5 +1,6 @@
 /* ranks: 2 */
 /* ferry-test-refuses: error handler */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Error handling: MPI_ERRORS_RETURN on a communicator, then deliberately bad
  * calls (invalid rank, tag, count, root, communicator MPI_COMM_NULL,
  * datatype MPI_DATATYPE_NULL, op MPI_OP_NULL); the error CLASS is printed by

@@ -1,8 +1,8 @@
 /* ranks: 1 */
 /* image_cxx: C++ runtime state that a checkpoint (`ferry run --checkpoint
  * after=K,dir=DIR`) followed by `ferry restart DIR` must carry over. Built
- * with the MPI C++ wrapper (mpicxx) and run only by scripts/image-tests.sh
- * (scripts/c-tests.sh takes *.c only); it calls the MPI C API only.
+ * with the MPI C++ wrapper (mpicxx) and run only by the harness's restart::
+ * cases (harness/src/restart.rs); it calls the MPI C API only.
  *
  * Covered:
  *   - static objects with constructors and destructors: a global

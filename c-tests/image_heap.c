@@ -1,8 +1,8 @@
 /* ranks: 1 */
 /* image_heap: process state that a checkpoint (`ferry run --checkpoint
  * after=K,dir=DIR`) followed by `ferry restart DIR` must carry over, whatever
- * MPI call K falls on (scripts/image-tests.sh checkpoints it at several K and
- * compares with a plain run; scripts/c-tests.sh runs it plain vs library).
+ * MPI call K falls on (the harness's restart:: cases checkpoint it at several
+ * K and compare with a plain run; its other modes run it too).
  *
  *   image_heap [FILE]
  *
@@ -32,7 +32,7 @@
  * printed depends on addresses, the environment, pids or time.
  *
  * -DVARIANT builds a binary with a different global layout (larger .data
- * and .bss arrays): image-tests.sh swaps it in to check that a restart
+ * and .bss arrays): restart::corrupt.foreign swaps it in to check that a restart
  * refuses a binary that is not the checkpointed one. */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"

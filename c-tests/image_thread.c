@@ -1,5 +1,6 @@
 /* ranks: 2 */
 /* ferry-test-refuses: thread */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* image_thread: every rank starts a pthread of its own right after
  * MPI_Init_thread(FUNNELED) and keeps it alive, waiting on a condition
  * variable between jobs that the main thread hands it, until it is joined
@@ -7,7 +8,7 @@
  * a Sendrecv between the two ranks, plus an Allreduce every 10 steps and a
  * gathered checksum line every 50.
  *
- * scripts/image-tests.sh asks for a checkpoint of it (`ferry run -n 2
+ * restart::image_thread.refused asks for a checkpoint of it (`ferry run -n 2
  * --checkpoint after=50,...`): a rank with a thread of the program's own
  * cannot be imaged, so the checkpoint must be refused (a message with
  * "refused" and the reason on stderr, no image written) and the job must

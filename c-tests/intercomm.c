@@ -1,4 +1,5 @@
 /* ranks: 4 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Intercommunicators: Intercomm_create between the two halves of the world,
  * Comm_test_inter, Comm_remote_size/group, point-to-point across, Bcast with
  * MPI_ROOT/MPI_PROC_NULL, Allreduce and Allgather across, Comm_dup of an

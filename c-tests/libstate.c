@@ -1,6 +1,7 @@
 /* ranks: 2 */
 /* ferry-test-lib: libstate.so lib/state.c */
 /* ferry-test-link: -lstate */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* A program whose state lives partly in a shared library of its own
  * (lib/state.c: static data, a heap table, a table its constructor made).
  * A move that did not carry the library's data changes the sums. */

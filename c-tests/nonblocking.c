@@ -1,4 +1,5 @@
 /* ranks: 4 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Nonblocking point-to-point: Isend/Irecv with Wait, Waitall, Waitany,
  * Waitsome, Test, Testall, Testany, Testsome, Cancel, Request_get_status,
  * MPI_STATUS_IGNORE / MPI_STATUSES_IGNORE.

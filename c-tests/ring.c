@@ -1,4 +1,5 @@
 /* ranks: 3 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* A small "demo" program: a token goes around a ring of ranks and an
  * allreduce follows, 200 times; prints a checksum at the end. */
 #include "common.h"

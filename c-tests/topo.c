@@ -1,4 +1,5 @@
 /* ranks: 4 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Process topologies: Dims_create, Cart_create/get/coords/rank/shift/sub,
  * Cartdim_get, Topo_test, Graph_create/neighbors, Dist_graph_create_adjacent
  * and Dist_graph_create with neighbor collectives (blocking and

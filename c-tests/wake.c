@@ -1,4 +1,5 @@
 /* ranks: 2 */
+/* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Blocking calls that wait long enough for the library to interrupt them:
  * rank 1 blocks in MPI_Recv, MPI_Probe, MPI_Wait and MPI_Waitall on
  * messages rank 0 sends only after a pause. Under the library's test switch

@@ -23,7 +23,16 @@
 #              the library, the first 3 with a regroup and with a migration
 #              (pass as the suite judges, known failures listed with their
 #              reason in harness/suite-expected.txt); all of it with
-#              FERRY_TEST_FULL=1
+#              FERRY_TEST_FULL=1. Also every C program with the world
+#              swapped underneath at world barriers 2 and 5 (swap::), the
+#              regroup c-tests/signal.c asks for with SIGUSR2
+#              (signal::signal::), checkpoint/restart of one-rank programs
+#              at fixed calls (heap, stack, files, signal handler, C++),
+#              corrupt/truncated/foreign images refused and a program with
+#              a thread refused (restart::), and the ferry command's ways to
+#              migrate: --migrate to=HOST, ferry migrate/status from
+#              outside, two ranks at once, refusals (unknown rank or host,
+#              image off, threads) (cli::); on MPICH and Open MPI
 #   fortran    the Fortran programs (c-tests/fortran) with and without the
 #              library, and a per-call count (Open MPI and Debian's MPICH
 #              4.0.2; the pip MPICH: skipped, it has no Fortran);
@@ -32,15 +41,6 @@
 #              fortran-checkpoint: one checkpoint/restart in each;
 #              fortran-migrate: three migrations in each (Open MPI; MPICH
 #              4.0.2: refused, it cannot spawn, and the job goes on)
-#   swap       every C program (scripts/c-tests.sh) with the world swapped
-#              underneath at barriers 2 and 5
-#   signal     a regroup asked for with SIGUSR2
-#   image      checkpoint/restart of one-rank programs (heap, stack, files,
-#              signal handler, C++), corrupt/truncated/foreign images
-#              refused, a program with a thread refused
-#   migration-cli  ferry run --migrate to=HOST, ferry migrate/status from
-#              outside, two ranks at once, refusals (unknown rank or host,
-#              image off, threads)
 #   hosts      a cluster of 4 hosts made of network namespaces: C programs
 #              on 3 of them with a rank moved to the 4th and back, ferry
 #              migrate --to with the replacement's addresses checked, and
@@ -98,9 +98,11 @@ unit_tests() {
 harness_cases() {
   # Every C test program x MPI x mode as a named case of the ferry-tests
   # harness (harness/): plain vs library, image on, 1/3/20 regroups, 1 and
-  # 5 migrations at seeded random points, a checkpoint/restart; on
-  # Debian's MPICH 4.0.2 the library run and 20 regroups. A failed case is
-  # run up to twice more; a pass on a retry is listed, never hidden.
+  # 5 migrations at seeded random points, a checkpoint/restart, the world
+  # swapped underneath; on Debian's MPICH 4.0.2 the library run and 20
+  # regroups; and the standalone cases (signal::, restart::, cli::). A
+  # failed case is run up to twice more; a pass on a retry is listed,
+  # never hidden.
   local seed="${FERRY_TEST_SEED:-$(date +%s)}" rc=0
   echo "harness seed: $seed"
   rm -f target/ferry-tests/flaky.txt
@@ -120,35 +122,6 @@ generated_check() {
   /opt/ferry/mpich/bin/python codegen/extract_spec.py --check
 }
 
-swap_check() {
-  FERRY_TEST_ENV="FERRY_LOG=info FERRY_TEST_DUP_WORLD_AT_BARRIER=2,5" bash scripts/c-tests.sh all
-  # The switch must really have fired: count the programs whose world moved.
-  local n
-  n=$(grep -l "world swapped at barrier 2" c-tests/out/*/*.lib.err | wc -l)
-  echo "world swapped underneath $n program runs"
-  grep -q "world swapped at barrier 5" c-tests/out/mpich/many_barriers.lib.err
-  grep -q "world swapped at barrier 5" c-tests/out/openmpi/many_barriers.lib.err
-  [ "$n" -ge 10 ]
-}
-
-
-
-
-signal_check() {
-  # A regroup asked for with SIGUSR2 (c-tests/signal.c raises it in rank 1).
-  local m
-  for m in mpich openmpi; do
-    FERRY_TEST_ENV="FERRY_LOG=info" bash scripts/c-tests.sh "$m" signal || return 1
-    grep -q "regroup 1 done" "c-tests/out/$m/signal.lib.err" \
-      || { echo "no regroup after SIGUSR2 on $m"; return 1; }
-    echo "$m: SIGUSR2 started a regroup"
-  done
-}
-
-
-
-
-
 step setup bash scripts/setup.sh
 step format cargo fmt --all --check
 step build bash scripts/build.sh all
@@ -161,10 +134,6 @@ step fortran bash scripts/fortran-tests.sh all
 step fortran-regroup bash scripts/fortran-tests.sh --regroup --count 3 openmpi mpich-deb
 step fortran-migrate bash scripts/fortran-tests.sh --migrate --count 3 openmpi mpich-deb
 step fortran-checkpoint bash scripts/fortran-tests.sh --checkpoint openmpi mpich-deb
-step swap swap_check
-step signal signal_check
-step image bash scripts/image-tests.sh all
-step migration-cli bash scripts/migration-tests.sh all
 step hosts bash scripts/hosts-tests.sh all
 step app-gromacs bash scripts/app-gromacs.sh --ferry target/openmpi/release/ferry --moves 1 -- --migrate rank=1,after=5000
 if [ "$quick" = 0 ]; then

@@ -38,15 +38,26 @@ pub struct Run {
 impl Run {
     /// Why the run failed as a process, if it did.
     pub fn failure(&self) -> Option<String> {
+        if let Some(f) = self.exit_failure() {
+            return Some(f);
+        }
+        if self.stdout.lines().last() != Some("OK") {
+            return Some(format!(
+                "exited 0 without the final OK line ({})",
+                self.where_()
+            ));
+        }
+        None
+    }
+
+    /// Why the run did not exit 0, if it did not (for programs without
+    /// the final OK line).
+    pub fn exit_failure(&self) -> Option<String> {
         if self.timed_out {
             return Some(format!("timed out ({})", self.where_()));
         }
         match self.status {
-            Some(0) if self.stdout.lines().last() == Some("OK") => None,
-            Some(0) => Some(format!(
-                "exited 0 without the final OK line ({})",
-                self.where_()
-            )),
+            Some(0) => None,
             Some(s) => Some(format!("exited with status {s} ({})", self.where_())),
             None => Some(format!("killed by a signal ({})", self.where_())),
         }
@@ -121,6 +132,31 @@ pub fn run_in(
     launch: Launch,
     env: &[(String, String)],
 ) -> Result<Run, String> {
+    start_in(mpi, bin, args, ranks, dir, work, launch, env)?.wait()
+}
+
+/// A run started and not waited for yet (see [`start_in`]).
+pub struct Started {
+    child: std::process::Child,
+    shown: String,
+    dir: PathBuf,
+    events: PathBuf,
+    jobs: PathBuf,
+}
+
+/// [`run_in`] without waiting: the run goes on in the background (its
+/// output to `dir/stdout` and `dir/stderr`) until [`Started::wait`].
+#[allow(clippy::too_many_arguments)]
+pub fn start_in(
+    mpi: &Mpi,
+    bin: &Path,
+    args: &[String],
+    ranks: u32,
+    dir: &Path,
+    work: &Path,
+    launch: Launch,
+    env: &[(String, String)],
+) -> Result<Started, String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -157,36 +193,66 @@ pub fn run_in(
             cmd.env(ferry_common::env::FERRY_EVENTS, &events);
         }
     }
+    let file = |name: &str| {
+        std::fs::File::create(dir.join(name)).map_err(|e| format!("{}: {e}", dir.display()))
+    };
     cmd.current_dir(work)
         .envs(&mpi.env)
         .env(ferry_common::env::FERRY_JOB_ROOT, &jobs)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null());
+        .stdin(std::process::Stdio::null())
+        .stdout(file("stdout")?)
+        .stderr(file("stderr")?);
     let shown = format!("{cmd:?}");
     let _ = std::fs::write(dir.join("cmd"), format!("{shown}\n"));
-    let out = cmd
-        .output()
+    let child = cmd
+        .spawn()
         .map_err(|e| format!("cannot start {shown}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _ = std::fs::write(dir.join("stdout"), &stdout);
-    let _ = std::fs::write(dir.join("stderr"), &stderr);
-    let status = out.status.code();
-    let events = if events.exists() {
-        read_events(&events).map_err(|e| format!("{}: {e}", events.display()))?
-    } else {
-        Vec::new()
-    };
-    let ranks = job_statuses(&jobs);
-    Ok(Run {
-        status,
-        timed_out: matches!(status, Some(124 | 137)),
-        stdout,
-        stderr,
+    Ok(Started {
+        child,
+        shown,
         dir: dir.to_path_buf(),
         events,
-        ranks,
+        jobs,
     })
+}
+
+impl Started {
+    /// The directory under which the run's job directory appears
+    /// (`FERRY_JOB_ROOT`).
+    pub fn jobs(&self) -> &Path {
+        &self.jobs
+    }
+
+    /// Waits for the run to end; what it did and left.
+    pub fn wait(mut self) -> Result<Run, String> {
+        let out = self
+            .child
+            .wait()
+            .map_err(|e| format!("waiting for {}: {e}", self.shown))?;
+        let read = |name: &str| {
+            std::fs::read(self.dir.join(name))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let (stdout, stderr) = (read("stdout"), read("stderr"));
+        let status = out.code();
+        let events = if self.events.exists() {
+            read_events(&self.events).map_err(|e| format!("{}: {e}", self.events.display()))?
+        } else {
+            Vec::new()
+        };
+        let ranks = job_statuses(&self.jobs);
+        Ok(Run {
+            status,
+            timed_out: matches!(status, Some(124 | 137)),
+            stdout,
+            stderr,
+            dir: self.dir,
+            events,
+            ranks,
+        })
+    }
 }
 
 /// The rank statuses of the job directory under `jobs` (one job per run).

@@ -20,11 +20,15 @@
 //! | [`draw`] | the seeded draws (SPECs, checkpoint points), replayable |
 //! | [`modes`] | the modes and their checks |
 //! | [`suite`] | MPICH's own test suite as cases |
+//! | [`restart`], [`cli`], [`standalone`] | checkpoint/restart at fixed calls and damaged images; the `ferry` command's migrations and refusals; cases not crossed with the modes |
+pub mod cli;
 pub mod draw;
 pub mod job;
 pub mod modes;
 pub mod mpi;
 pub mod program;
+pub mod restart;
+pub mod standalone;
 pub mod suite;
 
 use std::path::PathBuf;

@@ -7,6 +7,8 @@
 //! | `regroupN` | N regroups by seeded ranks at seeded calls | output identical; one `regroup` event per SPEC that could fire |
 //! | `migrateN` | N migrations likewise | output identical; one `migrate` event (or an expected refusal) per SPEC that could fire; each moved rank ends in a new process, every other in its own |
 //! | `checkpoint` | a checkpoint at a seeded call of rank 0, then `ferry restart` | the two outputs together identical to the plain run's; the images private; one `checkpoint` and one `restart` event; or a refusal the program expects |
+//! | `swap` | the world swapped underneath at world barriers 2 and 5 (`FERRY_TEST_DUP_WORLD_AT_BARRIER=2,5`) | output identical; every rank's status says the switch fired once per such barrier the program reached (at least once: a program with fewer than 2 world barriers skips the mode) |
+//! | `signal` | (only `signal::signal::MPI`, see [`crate::standalone`]) the program raises SIGUSR2 | output identical; at least one `regroup` event, every rank in a regroup |
 //!
 //! The plain run and the library run of each program and MPI are made once
 //! per harness process and shared by its cases ([`reference`]).
@@ -27,6 +29,10 @@ pub enum Mode {
     Regroup(usize),
     Migrate(usize),
     Checkpoint,
+    Swap,
+    /// A regroup asked for with SIGUSR2 by the program itself (not in
+    /// [`Mode::ALL`]: it applies to `c-tests/signal.c` only).
+    Signal,
 }
 
 impl Mode {
@@ -40,7 +46,11 @@ impl Mode {
         Mode::Migrate(1),
         Mode::Migrate(5),
         Mode::Checkpoint,
+        Mode::Swap,
     ];
+
+    /// The world barriers at which `swap` swaps the world.
+    pub const SWAP_AT: [u64; 2] = [2, 5];
 
     pub fn name(&self) -> String {
         match self {
@@ -49,6 +59,8 @@ impl Mode {
             Mode::Regroup(n) => format!("regroup{n}"),
             Mode::Migrate(n) => format!("migrate{n}"),
             Mode::Checkpoint => "checkpoint".into(),
+            Mode::Swap => "swap".into(),
+            Mode::Signal => "signal".into(),
         }
     }
 
@@ -148,7 +160,7 @@ fn make_reference(mpi: &Mpi, program: &Program) -> Result<Reference, String> {
 }
 
 /// Fails with a diff-like excerpt when `got` is not `want`.
-fn same_output(want: &str, got: &str, dir: &Path) -> Result<(), String> {
+pub(crate) fn same_output(want: &str, got: &str, dir: &Path) -> Result<(), String> {
     if want == got {
         return Ok(());
     }
@@ -189,50 +201,9 @@ impl Case {
         format!("{}::{}::{}", self.mode.name(), self.program.name, self.mpi)
     }
 
-    /// Runs the case (and again up to `FERRY_TEST_RETRIES` times if it
-    /// fails; a pass on a retry is said and listed in
-    /// `target/ferry-tests/flaky.txt`). `Ok`: what passed.
+    /// Runs the case, with [`retrying`]. `Ok`: what passed.
     pub fn run(&self, mpi: &Mpi, seed: u64) -> Result<String, String> {
-        let retries: usize = std::env::var("FERRY_TEST_RETRIES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let replay = format!(
-            "replay: FERRY_TEST_SEED={seed} cargo test --release -p ferry-tests -- --exact {}",
-            self.name()
-        );
-        let mut first = None;
-        for attempt in 0..=retries {
-            match self.once(mpi, seed) {
-                Ok(pass) => {
-                    if let Some(f) = first {
-                        let line =
-                            format!("{}: passed on retry {attempt}; first: {f}", self.name());
-                        println!("{line}");
-                        let _ = std::fs::create_dir_all(crate::out_dir());
-                        use std::io::Write;
-                        if let Ok(mut f) = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(crate::out_dir().join("flaky.txt"))
-                        {
-                            let _ = writeln!(f, "{line}");
-                        }
-                    }
-                    return Ok(pass);
-                }
-                Err(e) => {
-                    if attempt < retries {
-                        println!("{}: failed, tried again: {}", self.name(), first_line(&e));
-                    }
-                    first.get_or_insert(first_line(&e).to_string());
-                    if attempt == retries {
-                        return Err(format!("{e}\n{replay}"));
-                    }
-                }
-            }
-        }
-        unreachable!("the loop returns")
+        retrying(&self.name(), seed, |_| self.once(mpi, seed))
     }
 
     fn once(&self, mpi: &Mpi, seed: u64) -> Result<String, String> {
@@ -271,6 +242,8 @@ impl Case {
             }
             Mode::Regroup(n) | Mode::Migrate(n) => self.operations(mpi, &r, &dir, &mut draw, n),
             Mode::Checkpoint => self.checkpoint(mpi, &r, &dir, &mut draw),
+            Mode::Swap => self.swap(mpi, &r, &dir),
+            Mode::Signal => self.signal(mpi, &r, &dir),
         }
     }
 
@@ -404,6 +377,107 @@ impl Case {
         ))
     }
 
+    /// `swap`: the world swapped underneath at [`Mode::SWAP_AT`]; how
+    /// often it fired is read from each rank's status (`world_swaps` and
+    /// `world_barriers`, written while the switch is set).
+    fn swap(&self, mpi: &Mpi, r: &Reference, dir: &Path) -> Result<String, String> {
+        let at = Mode::SWAP_AT.map(|b| b.to_string()).join(",");
+        let run = job::run(
+            mpi,
+            &r.bin,
+            self.program.ranks,
+            dir,
+            Launch::Ferry(&[]),
+            &[
+                ("FERRY_TEST_DUP_WORLD_AT_BARRIER".into(), at.clone()),
+                ("FERRY_LOG".into(), "info".into()),
+            ],
+        )?;
+        fails(&run)?;
+        same_output(&r.plain, &run.stdout, &run.dir)?;
+        if run.ranks.len() != self.program.ranks as usize {
+            return Err(format!(
+                "{} of {} ranks reported their status ({})",
+                run.ranks.len(),
+                self.program.ranks,
+                run.dir.display()
+            ));
+        }
+        let count = |s: &ferry_common::job::RankStatus, k: &str| {
+            s.extra.get(k).and_then(|v| v.as_u64()).ok_or_else(|| {
+                format!(
+                    "rank {}'s status has no {k} ({})",
+                    s.rank,
+                    run.dir.display()
+                )
+            })
+        };
+        let mut swaps = 0;
+        for s in &run.ranks {
+            let (barriers, swapped) = (count(s, "world_barriers")?, count(s, "world_swaps")?);
+            let want = Mode::SWAP_AT.iter().filter(|&&b| b <= barriers).count() as u64;
+            if want == 0 {
+                return Err(format!(
+                    "rank {} made {barriers} barriers on the world: the switch (at {at}) cannot fire \
+                     (a program with fewer than 2 says `ferry-test-skip: swap` in its header)",
+                    s.rank
+                ));
+            }
+            if swapped != want {
+                return Err(format!(
+                    "rank {}: the world was swapped {swapped} times in {barriers} world barriers, \
+                     expected {want} (at {at}; {})",
+                    s.rank,
+                    run.dir.display()
+                ));
+            }
+            swaps = swapped;
+        }
+        Ok(format!(
+            "{} ranks, identical output with the world swapped {swaps} times underneath (barriers {at})",
+            self.program.ranks
+        ))
+    }
+
+    /// `signal`: the program asks for a regroup with SIGUSR2.
+    fn signal(&self, mpi: &Mpi, r: &Reference, dir: &Path) -> Result<String, String> {
+        let run = job::run(
+            mpi,
+            &r.bin,
+            self.program.ranks,
+            dir,
+            Launch::Ferry(&[]),
+            &[("FERRY_LOG".into(), "info".into())],
+        )?;
+        fails(&run)?;
+        same_output(&r.plain, &run.stdout, &run.dir)?;
+        let done = run.events_of(EventKind::Regroup).count();
+        if done == 0 {
+            return Err(format!(
+                "no regroup event after SIGUSR2 ({})",
+                run.dir.display()
+            ));
+        }
+        let without: Vec<u32> = run
+            .ranks
+            .iter()
+            .filter(|s| s.regroups.unwrap_or(0) == 0)
+            .map(|s| s.rank)
+            .collect();
+        if run.ranks.len() != self.program.ranks as usize || !without.is_empty() {
+            return Err(format!(
+                "{} of {} ranks reported, ranks {without:?} took part in no regroup ({})",
+                run.ranks.len(),
+                self.program.ranks,
+                run.dir.display()
+            ));
+        }
+        Ok(format!(
+            "{} ranks, identical output, {done} regroup(s) after SIGUSR2",
+            self.program.ranks
+        ))
+    }
+
     /// `checkpoint`.
     fn checkpoint(
         &self,
@@ -520,7 +594,56 @@ impl Case {
     }
 }
 
-fn fails(run: &Run) -> Result<(), String> {
+/// Runs the case `name` (`once(attempt)`), and again up to
+/// `FERRY_TEST_RETRIES` times if it fails; a pass on a retry is said and
+/// listed in `target/ferry-tests/flaky.txt`. `Ok`: what passed; a failure
+/// ends with the command that replays it.
+pub fn retrying(
+    name: &str,
+    seed: u64,
+    mut once: impl FnMut(usize) -> Result<String, String>,
+) -> Result<String, String> {
+    let retries: usize = std::env::var("FERRY_TEST_RETRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let replay = format!(
+        "replay: FERRY_TEST_SEED={seed} cargo test --release -p ferry-tests -- --exact {name}"
+    );
+    let mut first = None;
+    for attempt in 0..=retries {
+        match once(attempt) {
+            Ok(pass) => {
+                if let Some(f) = first {
+                    let line = format!("{name}: passed on retry {attempt}; first: {f}");
+                    println!("{line}");
+                    let _ = std::fs::create_dir_all(crate::out_dir());
+                    use std::io::Write;
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(crate::out_dir().join("flaky.txt"))
+                    {
+                        let _ = writeln!(f, "{line}");
+                    }
+                }
+                return Ok(pass);
+            }
+            Err(e) => {
+                if attempt < retries {
+                    println!("{name}: failed, tried again: {}", first_line(&e));
+                }
+                first.get_or_insert(first_line(&e).to_string());
+                if attempt == retries {
+                    return Err(format!("{e}\n{replay}"));
+                }
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+pub(crate) fn fails(run: &Run) -> Result<(), String> {
     match run.failure() {
         Some(f) => Err(format!("{f}\n{}", run.tails())),
         None => Ok(()),
@@ -533,7 +656,7 @@ fn first_line(s: &str) -> &str {
 
 /// The checkpoint directory is private: mode 0700, holding
 /// `checkpoint.json` and one image per rank, each a file of mode 0600.
-fn private(img: &Path, ranks: u32) -> Result<(), String> {
+pub(crate) fn private(img: &Path, ranks: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
     if mode(img).ok() != Some(0o700) {

@@ -56,6 +56,17 @@ impl Mpi {
         PathBuf::from(self.var("MPICC"))
     }
 
+    /// The C++ compiler wrapper next to `mpicc` (`mpicxx`, `mpicxx.openmpi`,
+    /// `mpicxx.mpich`).
+    pub fn mpicxx(&self) -> PathBuf {
+        let cc = self.mpicc();
+        let name = cc
+            .file_name()
+            .map(|n| n.to_string_lossy().replacen("mpicc", "mpicxx", 1))
+            .unwrap_or_default();
+        cc.with_file_name(name)
+    }
+
     pub fn mpiexec(&self) -> PathBuf {
         PathBuf::from(self.var("MPIEXEC"))
     }

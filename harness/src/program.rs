@@ -111,12 +111,17 @@ impl Program {
     pub fn build(&self, mpi: &Mpi, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let tests = self.source.parent().unwrap_or(Path::new("."));
-        let compile = |args: Vec<String>, what: &str| -> Result<(), String> {
-            let out = Command::new(mpi.mpicc())
+        // C++ sources (`.cpp`) with the MPI's C++ wrapper.
+        let compile = |source: &Path, args: Vec<String>, what: &str| -> Result<(), String> {
+            let compiler = match source.extension().and_then(|x| x.to_str()) {
+                Some("cpp") => mpi.mpicxx(),
+                _ => mpi.mpicc(),
+            };
+            let out = Command::new(&compiler)
                 .args(&args)
                 .envs(&mpi.env)
                 .output()
-                .map_err(|e| format!("cannot run {}: {e}", mpi.mpicc().display()))?;
+                .map_err(|e| format!("cannot run {}: {e}", compiler.display()))?;
             if out.status.success() {
                 Ok(())
             } else {
@@ -134,8 +139,9 @@ impl Program {
             args.extend(lib.flags.iter().cloned());
             args.push("-o".into());
             args.push(dir.join(&lib.file).display().to_string());
-            args.push(tests.join(&lib.source).display().to_string());
-            compile(args, &lib.file)?;
+            let source = tests.join(&lib.source);
+            args.push(source.display().to_string());
+            compile(&source, args, &lib.file)?;
         }
         let bin = dir.join(&self.name);
         let include = crate::root().join("include");
@@ -153,7 +159,7 @@ impl Program {
             format!("-Wl,-rpath,{}", dir.display()),
         ];
         args.extend(self.link.iter().cloned());
-        compile(args, &self.name)?;
+        compile(&self.source, args, &self.name)?;
         Ok(bin)
     }
 }

@@ -68,6 +68,7 @@ fn main() {
             }
         }
     }
+    trials.extend(ferry_tests::standalone::trials(&mpis, &programs, seed));
     // MPICH's own test suite, where it is built (scripts/mpich-suite.sh).
     for m in mpi::ALL {
         let tests = suite::tests(m);

@@ -405,6 +405,15 @@ pub fn report_status(what: &str) {
     st.superstep = Some(state().supersteps[0].load(Ordering::Relaxed));
     st.regroups = Some(state().regroups.load(Ordering::Relaxed) as u32);
     st.extra.insert("image".into(), crate::mem::active().into());
+    if !rt.config.dup_world_at_barrier.is_empty() {
+        // The world-swap test switch: how often it fired, and of how many
+        // barriers on the world (the test harness checks both).
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        st.extra
+            .insert("world_barriers".into(), n(&WORLD_BARRIERS).into());
+        st.extra
+            .insert("world_swaps".into(), n(&WORLD_SWAPS).into());
+    }
     if let Err(e) = dir.write_rank_status(&st) {
         log::debug!("cannot write the rank status: {e}");
     }
