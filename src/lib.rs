@@ -58,6 +58,10 @@
 // MPI handles are opaque names (pointers to MPI's own objects under Open
 // MPI): passing one to a PMPI function is not a dereference of ours.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
+// Every unsafe operation sits in its own `unsafe` block, even inside an
+// `unsafe fn`, and every such block says why it is sound (`// SAFETY:`).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The layers, lowest first: the order of the map above (the blank lines
 // keep rustfmt from sorting them).

@@ -21,6 +21,8 @@
 //! | [`modes`] | the modes and their checks |
 //! | [`suite`] | MPICH's own test suite as cases |
 //! | [`restart`], [`cli`], [`standalone`] | checkpoint/restart at fixed calls and damaged images; the `ferry` command's migrations and refusals; cases not crossed with the modes |
+//! | [`broken`] | the harness against a deliberately broken library (`FERRY_TEST_BREAK`): a case must fail |
+pub mod broken;
 pub mod cli;
 pub mod draw;
 pub mod job;

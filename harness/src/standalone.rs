@@ -1,8 +1,9 @@
 //! The cases that are not a program crossed with a mode: checkpoint and
 //! restart at fixed calls with damaged images ([`crate::restart`]), the
 //! `ferry` command's ways to migrate ([`crate::cli`]), and the regroup
-//! `c-tests/signal.c` asks for with SIGUSR2 ([`Mode::Signal`]), as trials
-//! for `tests/cases.rs`.
+//! `c-tests/signal.c` asks for with SIGUSR2 ([`Mode::Signal`]), and the
+//! harness against a deliberately broken library ([`crate::broken`]), as
+//! trials for `tests/cases.rs`.
 use crate::modes::{Case, Mode};
 use crate::mpi::Mpi;
 use crate::{cli, program, restart};
@@ -66,6 +67,17 @@ pub fn trials(mpis: &Mpis, programs: &[program::Program], seed: u64) -> Vec<Tria
                 "c",
                 mpi,
                 Box::new(move |mpi| case.run(mpi, seed)),
+            ));
+        }
+    }
+    for m in crate::broken::MPIS {
+        let Some(mpi) = mpis.get(m) else { continue };
+        for (brk, case) in crate::broken::CASES {
+            trials.push(trial(
+                crate::broken::case_name(brk, case, m),
+                "broken",
+                mpi,
+                Box::new(move |mpi| crate::broken::run(mpi, brk, case, seed)),
             ));
         }
     }

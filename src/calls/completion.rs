@@ -177,10 +177,10 @@ unsafe fn with_array<R>(
     let (mut reals, mut scratch) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     reals.clear();
     let mut idx: Vec<Option<usize>> = Vec::with_capacity(n);
-    // SAFETY: the program passes `count` requests.
     let virt = if n == 0 || reqs.is_null() {
         &mut [][..]
     } else {
+        // SAFETY: the program passes `count` requests.
         unsafe { std::slice::from_raw_parts_mut(reqs, n) }
     };
     let mut need = false;
@@ -417,8 +417,8 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     let v = unsafe { &mut *request };
     let idx = handles::request_index(*v);
     if crate::core::upcalls::drained_waiting() {
-        // SAFETY: an inactive persistent request of the program.
         if let Some(i) = idx {
+            // SAFETY: an inactive persistent request of the program.
             if unsafe { crate::core::upcalls::upcalls().serve_start(i) } {
                 return k::MPI_SUCCESS();
             }

@@ -466,8 +466,8 @@ pub unsafe fn sendrecv_blocking(
                 Ok(rc) => rc,
                 Err(Woken) => {
                     crate::core::upcalls::upcalls().regroup_now();
-                    // SAFETY: the receive half again, drained messages first.
                     let real = crate::core::handles::comm_real_of(comm);
+                    // SAFETY: the receive half again, drained messages first.
                     return unsafe {
                         let rc = recv_blocking(comm, real, source, tag, status, target, irecv);
                         let src = k::MPI_STATUS_IGNORE();

@@ -264,8 +264,12 @@ unsafe fn init_tables() -> &'static mut Tables {
         created: HashMap::new(),
         windows: HashMap::new(),
     };
-    *TABLES.0.get() = Some(t);
-    (*TABLES.0.get()).as_mut().unwrap()
+    // SAFETY: see `TablesCell`: the first use, on the thread that calls
+    // MPI, before anything can hold a reference to the tables.
+    unsafe {
+        *TABLES.0.get() = Some(t);
+        (*TABLES.0.get()).as_mut().unwrap()
+    }
 }
 
 /// Serializes table changes when the program runs MPI_THREAD_MULTIPLE.

@@ -893,10 +893,10 @@ macro_rules! get_attr {
             let (real, slot) = handles::comm_in(comm);
             // SAFETY: forwarded with the communicator translated.
             let rc = unsafe { $real(real, keyval, attribute_val, flag) };
-            // SAFETY: MPI wrote the flag on success.
             if rc == k::MPI_SUCCESS()
                 && slot.index() == Some(0)
                 && !flag.is_null()
+                // SAFETY: MPI wrote the flag on success.
                 && unsafe { *flag } == 0
                 && predefined(keyval)
                 && real != k::MPI_COMM_WORLD()

@@ -480,6 +480,7 @@ pub fn subtract(lo: usize, hi: usize, holes: &[(usize, usize)], out: &mut Vec<(u
 
 /// The load bias of libferry itself.
 pub fn ferry_base() -> usize {
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr on one of our own functions; fills `info`.
     let ok = unsafe { libc::dladdr(ferry_base as *const c_void, &mut info) };
@@ -492,6 +493,7 @@ pub fn ferry_base() -> usize {
 
 /// The path of libferry itself.
 pub fn ferry_path() -> Option<String> {
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: as in `ferry_base`.
     let ok = unsafe { libc::dladdr(ferry_base as *const c_void, &mut info) };

@@ -45,6 +45,7 @@ pub mod serde_like {
 }
 
 fn fstat_id(fd: c_int) -> Option<(u64, u64, u32)> {
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes into `st`.
     (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino, st.st_mode))

@@ -74,8 +74,9 @@ pub fn handler_from(signo: c_int, b: &[u8], before_init: bool) -> Option<Handler
     if b.len() != std::mem::size_of::<libc::sigaction>() || !(1..=64).contains(&signo) {
         return None;
     }
-    // SAFETY: zeroed, then filled with the bytes of a sigaction.
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: filled with the bytes of a sigaction (`b` is one's size).
     unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), &mut action as *mut _ as *mut u8, b.len()) };
     Some(Handler {
         signo,
@@ -304,6 +305,7 @@ fn of_the_program(h: &ExitHandler) -> bool {
     let f = match *h {
         ExitHandler::Cxa { f, .. } | ExitHandler::OnExit { f, .. } => f,
     };
+    // SAFETY: a plain C struct, for which all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads the loader's tables.
     if unsafe { libc::dladdr(f as *const c_void, &mut info) } == 0 {
@@ -399,6 +401,7 @@ mod exported {
             // SAFETY: a C string the program gave.
             record_env(|| {
                 Some(EnvChange::Unset(
+                    // SAFETY: as above.
                     unsafe { std::ffi::CStr::from_ptr(name) }.to_owned(),
                 ))
             });
@@ -449,8 +452,9 @@ mod exported {
         let old = unsafe { real_signal()(signo, handler) };
         if old != libc::SIG_ERR {
             // What `signal` installed, as `sigaction` reports it.
-            // SAFETY: a query into a zeroed struct.
+            // SAFETY: a plain C struct, for which all zeroes is valid.
             let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: a query into a zeroed struct.
             if unsafe { real_sigaction()(signo, std::ptr::null(), &mut now) } == 0 {
                 record_handler(signo, &now);
             }

@@ -659,6 +659,7 @@ fn swap_world(barrier: u64) {
     // communicators.
     let parked = unsafe { crate::protocol::pending::park() };
     let moved = parked.len();
+    // SAFETY: every process is here, the requests parked.
     let result = unsafe { crate::protocol::membership::rebuild_all(new, &|_| false) };
     // SAFETY: the communicators are rebuilt.
     unsafe { crate::protocol::pending::repost(parked) };

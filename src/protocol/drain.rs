@@ -218,6 +218,17 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
             }
         }
     }
+    if crate::sys::breaks::on("drop-drained") && !queue().is_empty() {
+        let d = queue().remove(0);
+        crate::sys::breaks::fired(
+            "drop-drained",
+            &format!(
+                "dropped a drained message (tag {}, {} bytes)",
+                d.tag,
+                d.data.len()
+            ),
+        );
+    }
     crate::core::upcalls::set_drained_waiting(!queue().is_empty());
     if stats.messages > 0 {
         log::debug!(

@@ -268,8 +268,8 @@ pub unsafe fn start_standin(i: usize) -> c_int {
     };
     let comm = crate::core::handles::comm_real_of(slot.comm);
     let mut req = k::MPI_REQUEST_NULL();
-    // SAFETY: the arguments the program gave to MPI_Recv_init.
     let dt = crate::core::handles::datatype_real(args.datatype);
+    // SAFETY: the arguments the program gave to MPI_Recv_init.
     let rc = unsafe {
         match args.op {
             #[cfg(ferry_has = "MPI_Recv_init_c")]
@@ -333,6 +333,10 @@ pub unsafe fn complete_sends(parked: &mut [Parked]) {
 /// The communicators of the parked requests must have been rebuilt.
 pub unsafe fn repost(mut parked: Vec<Parked>) {
     parked.sort_by_key(|p| p.seq);
+    if crate::sys::breaks::on("lose-request") && !parked.is_empty() {
+        parked.remove(0);
+        crate::sys::breaks::fired("lose-request", "a parked request was not posted again");
+    }
     for p in parked {
         if p.in_flight.is_some() {
             // Not drained (the world-swap test switch): it stays where it is.
@@ -379,6 +383,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                         st.assume_init()
                     }
                 }
+                // SAFETY: a plain C struct, for which all zeroes is valid.
                 None => p.completed.unwrap_or_else(|| unsafe { std::mem::zeroed() }),
             };
             let mut next = k::MPI_REQUEST_NULL();

@@ -1011,8 +1011,16 @@ impl Frozen {
                 new_world = w;
                 k::MPI_SUCCESS()
             }
-            // SAFETY: collective over the control communicator.
-            None => unsafe { PMPI_Comm_split(control, 0, rank, &mut new_world) },
+            None => {
+                let key = if crate::sys::breaks::on("reorder") {
+                    crate::sys::breaks::fired("reorder", "the new world's ranks are reversed");
+                    self.size - 1 - rank
+                } else {
+                    rank
+                };
+                // SAFETY: collective over the control communicator.
+                unsafe { PMPI_Comm_split(control, 0, key, &mut new_world) }
+            }
         };
         let parked = std::mem::take(&mut self.parked);
         if rc != k::MPI_SUCCESS() {

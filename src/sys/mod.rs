@@ -4,8 +4,8 @@
 //! real MPI through. With it, the leaf utilities every layer uses: the
 //! slot tables ([`slab`]), the logger ([`logging`]), handles as bits
 //! ([`bits`]), where the process is in its life ([`life`]), the library's
-//! napping waits ([`nap`]), and every workaround of an MPI bug
-//! ([`quirks`]).
+//! napping waits ([`nap`]), every workaround of an MPI bug ([`quirks`]),
+//! and the breaks the test harness may ask for ([`breaks`]).
 //!
 //! May use `sys` only.
 #![allow(
@@ -14,6 +14,7 @@
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 
@@ -29,6 +30,7 @@ pub mod constants;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod bits;
@@ -38,6 +40,17 @@ pub mod bits;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    improper_ctypes
+)]
+pub mod breaks;
+#[warn(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod life;
@@ -47,6 +60,7 @@ pub mod life;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod logging;
@@ -56,6 +70,7 @@ pub mod logging;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod nap;
@@ -65,6 +80,7 @@ pub mod nap;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod quirks;
@@ -74,6 +90,7 @@ pub mod quirks;
     non_upper_case_globals,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
 pub mod slab;

@@ -438,6 +438,7 @@ pub unsafe fn receive(comm: MPI_Comm, source: c_int, timeout: Duration) -> Resul
             // SAFETY: `dst..dst+len` is inside the reservation (checked by
             // `piece`); the sender sends exactly these pieces.
             recv(
+                // SAFETY: as above.
                 unsafe { dst.add(done) } as *mut c_void,
                 n as c_int,
                 k::MPI_BYTE(),
