@@ -76,7 +76,7 @@ fn world_of(comm: CommRef, peer: c_int) -> i32 {
 /// takes part in it, and when it freezes the wait returns [`Woken`] (unless
 /// `wakeable` is false: an operation that completes by itself, such as the
 /// receive of a message already matched, is waited for to the end).
-#[inline]
+#[inline(always)]
 pub fn block_on(
     kind: Blocked,
     comm: CommRef,
@@ -99,11 +99,9 @@ pub fn block_on(
             break Ok(rc);
         }
         if state().command_pending() {
-            let up = crate::core::upcalls::upcalls();
-            if up.woken(wakeable) {
+            if woken(wakeable, world, &mut since) {
                 break Err(Woken);
             }
-            up.nudge(world, *since.get_or_insert_with(std::time::Instant::now));
             // While a synchronization runs, a blocked process leaves the
             // core to those that must move for it (the leader's readings
             // first); outside one it spins, as MPI's own waits do.
@@ -112,6 +110,20 @@ pub fn block_on(
     };
     state().clear_blocked();
     r
+}
+
+/// A blocked call's rare branch, while a command is up: whether the
+/// protocol wakes it; if not, the leader is nudged when it waits long
+/// (out of line: the common path of a blocking call stays small).
+#[cold]
+#[inline(never)]
+fn woken(wakeable: bool, world: i32, since: &mut Option<std::time::Instant>) -> bool {
+    let up = crate::core::upcalls::upcalls();
+    if up.woken(wakeable) {
+        return true;
+    }
+    up.nudge(world, *since.get_or_insert_with(std::time::Instant::now));
+    false
 }
 
 /// Waits for one request, leaving the wait when the protocol asks.
@@ -362,6 +374,7 @@ const EAGER_BYTES: i64 = 4096;
 /// # Safety
 /// Arguments as for the MPI call.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub unsafe fn send_blocking(
     comm: CommRef,
     dest: c_int,

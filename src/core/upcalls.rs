@@ -118,7 +118,9 @@ pub fn register(p: &'static dyn Upcalls) {
 }
 
 /// What the lower layers call up into (an inert one before [`register`]).
-#[inline]
+/// Out of line: every caller is on a rare branch, which should stay small
+/// where it sits on the per-call path.
+#[inline(never)]
 pub fn upcalls() -> &'static dyn Upcalls {
     UPCALLS.get().copied().unwrap_or(&Inert)
 }
