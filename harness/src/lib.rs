@@ -15,12 +15,14 @@
 //! | module | what |
 //! |---|---|
 //! | [`mpi`] | the MPIs: their compilers, launchers and ferry builds (from `scripts/mpi-env.sh`) |
-//! | [`program`] | the test programs and what their headers expect |
+//! | [`program`] | the test programs (C and Fortran) and what their headers expect |
 //! | [`job`] | one run of a program, plain or under `ferry run`, and what it left |
 //! | [`draw`] | the seeded draws (SPECs, checkpoint points), replayable |
 //! | [`modes`] | the modes and their checks |
 //! | [`suite`] | MPICH's own test suite as cases |
+//! | [`hosts`] | migration between hosts on a cluster of network namespaces (`hosts::NAME::MPI`) |
 pub mod draw;
+pub mod hosts;
 pub mod job;
 pub mod modes;
 pub mod mpi;

@@ -684,6 +684,11 @@ pub fn report_status(what: &str) {
     st.superstep = Some(state().supersteps[0].load(Ordering::Relaxed));
     st.regroups = Some(state().regroups.load(Ordering::Relaxed) as u32);
     st.extra.insert("image".into(), crate::mem::active().into());
+    // Panics caught at the wrappers' boundary (the test harness wants none).
+    st.extra.insert(
+        "internal_errors".into(),
+        crate::calls::boundary::panics().into(),
+    );
     if let Err(e) = dir.write_rank_status(&st) {
         log::debug!("cannot write the rank status: {e}");
     }
