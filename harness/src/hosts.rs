@@ -214,6 +214,30 @@ fn link(up: bool) -> Result<(), String> {
     .map(|_| ())
 }
 
+/// Waits (at most 10 s) until `SPARE` answers a TCP connection from
+/// ferry-h2 (a refusal is an answer), as the library's knock before a move
+/// asks: a link just brought up may not route yet ("No route to host").
+fn wait_answers() -> Result<(), String> {
+    let t0 = Instant::now();
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", "ferry-h2", "timeout", "3", "bash", "-c"])
+            .arg("exec 3<>/dev/tcp/10.77.0.14/22")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ip netns exec: {e}"))?;
+        if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("refused") {
+            return Ok(());
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "{SPARE} does not answer from ferry-h2 10 s after its link came back up"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Slows `SPARE`'s link while this lives (so that an image takes ~2 s to
 /// cross); puts the link back up and removes the shaping on drop.
 struct Slowed;
@@ -871,6 +895,7 @@ fn host_down(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
     let waited = t0.elapsed();
     link(true)?;
     drop(guard);
+    wait_answers()?;
     let (ok, said) = first?;
     if ok {
         return Err(format!(
