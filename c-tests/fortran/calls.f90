@@ -1,5 +1,5 @@
 ! ranks: 2
-! ferry-test-refuses: cannot be made again in a new process
+! ferry-test-refuses: attribute keyval|cannot be made again in a new process
 ! ferry-test-calls: yes
 ! Each Fortran call is counted exactly once: after every MPI call the
 ! library's call counter (ferry_call_count, through calls.c) must have
