@@ -35,7 +35,7 @@ if ! ip netns list | grep -qE "^$ns( |\$)"; then
     exit 255
 fi
 # As ssh would: a host that does not answer from here (its link is down:
-# scripts/hosts-tests.sh cuts links on purpose) cannot be reached. A
+# the harness's hosts cases cut links on purpose) cannot be reached. A
 # refused connection is an answer (nothing listens on port 22 here).
 addr="$NET.$((10 + i))"
 knock="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/22"' "$addr" 2>&1)"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by the test runners (c-tests.sh, fortran-tests.sh). Source
+# Helpers shared by the test runners (c-tests.sh). Source
 # it after setting RESULTS (the file each result line is appended to) and,
 # optionally, RESULT_PREFIX (put before each program's name).
 

@@ -1,10 +1,12 @@
 ! ranks: 2
+! ferry-test-refuses: attribute keyval|cannot be made again in a new process
+! ferry-test-calls: yes
 ! Each Fortran call is counted exactly once: after every MPI call the
 ! library's call counter (ferry_call_count, through calls.c) must have
 ! moved by one. Miscounts are printed on stdout (so the run with the
 ! library differs from the plain one); each rank says on stderr how many
-! calls it checked ("fortran-calls: ..."), which scripts/fortran-tests.sh
-! reads. Without the library nothing is checked.
+! calls it checked ("fortran-calls: ..."), which the test harness reads
+! (harness/src/program.rs). Without the library nothing is checked.
 module counter
   use iso_c_binding, only: c_long
   implicit none

@@ -1,4 +1,6 @@
 ! ranks: 2
+! ferry-test-refuses: cannot be made again in a new process
+! ferry-test-calls: yes
 ! The per-call counter test of calls.f90 for `use mpi_f08` programs: after
 ! every MPI call the library's call counter must have moved by one.
 module counter08

@@ -1,4 +1,5 @@
 ! ranks: 4
+! ferry-test-refuses: cannot be made again in a new process
 ! Sub-communicators from Fortran: Comm_split by parity, Comm_dup, names,
 ! Comm_compare, groups (Comm_group, Group_incl/excl/translate_ranks,
 ! Comm_create), a 2x2 periodic Cartesian grid (Cart_create, coords,

@@ -1,4 +1,5 @@
 ! ranks: 3
+! ferry-test-refuses: cannot be made again in a new process
 ! use mpi_f08: point-to-point with MPI_ANY_SOURCE and type(MPI_Status),
 ! MPI_STATUS_IGNORE, collectives with MPI_IN_PLACE, a derived type, a
 ! sub-communicator, nonblocking requests.

@@ -1,4 +1,5 @@
 ! ranks: 3
+! ferry-test-refuses: attribute keyval|made from Fortran by MPI_Op_create|cannot be made again in a new process
 ! Functions the library forwards to Open MPI's own Fortran layer (callbacks,
 ! attribute values, the w collectives), given handles the library made
 ! virtual: attributes on a sub-communicator (with a Fortran copy callback

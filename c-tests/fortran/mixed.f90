@@ -1,4 +1,5 @@
 ! ranks: 3
+! ferry-test-refuses: cannot be made again in a new process
 ! A program of Fortran and C: Fortran makes a sub-communicator and a
 ! request and hands their integers to C (MPI_Comm_f2c, MPI_Request_f2c);
 ! C uses them, makes a communicator of its own and hands its integer back

@@ -15,16 +15,18 @@
 //! | module | what |
 //! |---|---|
 //! | [`mpi`] | the MPIs: their compilers, launchers and ferry builds (from `scripts/mpi-env.sh`) |
-//! | [`program`] | the test programs and what their headers expect |
+//! | [`program`] | the test programs (C and Fortran) and what their headers expect |
 //! | [`job`] | one run of a program, plain or under `ferry run`, and what it left |
 //! | [`draw`] | the seeded draws (SPECs, checkpoint points), replayable |
 //! | [`modes`] | the modes and their checks |
 //! | [`suite`] | MPICH's own test suite as cases |
 //! | [`restart`], [`cli`], [`standalone`] | checkpoint/restart at fixed calls and damaged images; the `ferry` command's migrations and refusals; cases not crossed with the modes |
 //! | [`broken`] | the harness against a deliberately broken library (`FERRY_TEST_BREAK`): a case must fail |
+//! | [`hosts`] | migration between hosts on a cluster of network namespaces (`hosts::NAME::MPI`) |
 pub mod broken;
 pub mod cli;
 pub mod draw;
+pub mod hosts;
 pub mod job;
 pub mod modes;
 pub mod mpi;

@@ -2,20 +2,24 @@
 //!
 //! | mode | run | passes when |
 //! |---|---|---|
-//! | `lib` | `ferry run` (library preloaded, nothing asked) | output identical to the plain run's; every rank reported its calls |
+//! | `lib` | `ferry run` (library preloaded, nothing asked) | output identical to the plain run's; every rank reported its calls, with no internal error |
 //! | `image` | the same with the process image on | the same, and every rank says its image was on |
 //! | `regroupN` | N regroups by seeded ranks at seeded calls | output identical; one `regroup` event per SPEC that could fire |
-//! | `migrateN` | N migrations likewise | output identical; one `migrate` event (or an expected refusal) per SPEC that could fire; each moved rank ends in a new process, every other in its own |
+//! | `migrateN` | N migrations likewise | output identical; one `migrate` event (or an expected refusal) per SPEC that could fire; each `migrate` event from a pid to another; each moved rank ends in a new process, every other in its own (C programs' `ctest-pids` lines); on an MPI that cannot spawn, no `migrate` event and every SPEC that fired refused for that reason |
 //! | `checkpoint` | a checkpoint at a seeded call of rank 0, then `ferry restart` | the two outputs together identical to the plain run's; the images private; one `checkpoint` and one `restart` event; or a refusal the program expects |
 //! | `swap` | the world swapped underneath at world barriers 2 and 5 (`FERRY_TEST_DUP_WORLD_AT_BARRIER=2,5`) | output identical; every rank's status says the switch fired once per such barrier the program reached (at least once: a program with fewer than 2 world barriers skips the mode) |
 //! | `signal` | (only `signal::signal::MPI`, see [`crate::standalone`]) the program raises SIGUSR2 | output identical; at least one `regroup` event, every rank in a regroup |
+//!
+//! In every mode, a program that checks its own call counts
+//! (`ferry-test-calls`) must say that every rank's calls were counted once;
+//! no rank may report an internal error of the library (job directory).
 //!
 //! The plain run and the library run of each program and MPI are made once
 //! per harness process and shared by its cases ([`reference`]).
 use crate::draw::{self, Draw, Spec};
 use crate::job::{self, Launch, Run};
 use crate::mpi::Mpi;
-use crate::program::Program;
+use crate::program::{Lang, Program};
 use ferry_common::events::EventKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,14 +76,12 @@ impl Mode {
         mpi != "mpich-deb" || matches!(self, Mode::Lib | Mode::Regroup(20))
     }
 
-    /// Whether the mode applies on `mpi`, and if not why.
-    pub fn not_on(&self, mpi: &str) -> Option<&'static str> {
-        match (self, mpi) {
-            (Mode::Migrate(_), "mpich-deb") => {
-                Some("Debian's MPICH 4.0.2 cannot spawn: its migrations are refused")
-            }
-            _ => None,
-        }
+    /// Whether the mode applies on `mpi`, and if not why. (Every mode
+    /// does: on Debian's MPICH 4.0.2, which cannot spawn, a `migrateN`
+    /// case checks that each migration is refused for that reason and the
+    /// job goes on.)
+    pub fn not_on(&self, _mpi: &str) -> Option<&'static str> {
+        None
     }
 }
 
@@ -152,6 +154,20 @@ fn make_reference(mpi: &Mpi, program: &Program) -> Result<Reference, String> {
             lib.dir.display()
         ));
     }
+    if let Some(r) = lib
+        .ranks
+        .iter()
+        .find(|r| r.extra.get("internal_errors").is_none())
+    {
+        return Err(format!(
+            "rank {} reported no internal_errors count in the job directory (a library older than the harness? {})",
+            r.rank,
+            lib.dir.display()
+        ));
+    }
+    program
+        .check_calls(&lib.stderr)
+        .map_err(|e| format!("the run under ferry: {e} ({})", lib.dir.display()))?;
     Ok(Reference {
         bin,
         plain: plain.stdout,
@@ -201,7 +217,31 @@ impl Case {
         format!("{}::{}::{}", self.mode.name(), self.program.name, self.mpi)
     }
 
-    /// Runs the case, with [`retrying`]. `Ok`: what passed.
+    /// Why the case does not apply, if it does not.
+    pub fn skip(&self) -> Option<String> {
+        self.mode
+            .not_on(&self.mpi)
+            .map(String::from)
+            .or_else(|| self.program.skipped_on(&self.mode.name(), &self.mpi))
+    }
+
+    /// Whether the case is in the matrix CI runs: for C programs see
+    /// [`Mode::in_ci`]; the Fortran programs (as `scripts/fortran-tests.sh`
+    /// ran them) under the library, with 3 regroups, 5 migrations (refused
+    /// on Debian's MPICH 4.0.2) and a checkpoint, on Open MPI and Debian's
+    /// MPICH 4.0.2.
+    pub fn in_ci(&self) -> bool {
+        match self.program.lang {
+            Lang::C => self.mode.in_ci(&self.mpi),
+            Lang::Fortran => matches!(
+                self.mode,
+                Mode::Lib | Mode::Regroup(3) | Mode::Migrate(5) | Mode::Checkpoint
+            ),
+        }
+    }
+
+    /// Runs the case (and again up to `FERRY_TEST_RETRIES` times if it
+    /// fails; see [`retrying`]). `Ok`: what passed.
     pub fn run(&self, mpi: &Mpi, seed: u64) -> Result<String, String> {
         retrying(&self.name(), seed, |_| self.once(mpi, seed))
     }
@@ -238,6 +278,7 @@ impl Case {
                         run.dir.display()
                     ));
                 }
+                self.program.check_calls(&run.stderr)?;
                 Ok(format!("{on} ranks, identical output with the image on"))
             }
             Mode::Regroup(n) | Mode::Migrate(n) => self.operations(mpi, &r, &dir, &mut draw, n),
@@ -296,6 +337,9 @@ impl Case {
         let spec_text = format!("{var}=\"{}\"", draw::joined(&specs));
         fails(&run).map_err(|e| format!("{e}; {spec_text}"))?;
         same_output(&r.plain, &run.stdout, &run.dir).map_err(|e| format!("{e}; {spec_text}"))?;
+        self.program
+            .check_calls(&run.stderr)
+            .map_err(|e| format!("{e}; {spec_text} ({})", run.dir.display()))?;
         // Refusals: each must be one the program expects.
         let mut disabled = 0;
         for ev in run.events_of(EventKind::Refused) {
@@ -352,6 +396,41 @@ impl Case {
             .events_of(EventKind::Migrate)
             .filter_map(|e| e.rank)
             .collect();
+        for ev in run.events_of(EventKind::Migrate) {
+            if ev.new_pid.is_none() || ev.new_pid == ev.old_pid {
+                return Err(format!(
+                    "a migrate event of rank {:?} from pid {:?} to pid {:?}: not a new process; {spec_text} ({})",
+                    ev.rank,
+                    ev.old_pid,
+                    ev.new_pid,
+                    run.dir.display()
+                ));
+            }
+        }
+        if !mpi.can_spawn() {
+            // Every migration refused for want of spawn, the job going on.
+            let nospawn = run
+                .events_of(EventKind::Refused)
+                .filter(|e| {
+                    e.refusal()
+                        .is_some_and(|(_, why)| why.contains("cannot spawn"))
+                })
+                .count();
+            if done > 0 || nospawn == 0 {
+                return Err(format!(
+                    "{done} migrations and {nospawn} refusals for want of spawn in the event log; {} cannot spawn: every migration must be refused so; {spec_text} ({})",
+                    mpi.name,
+                    run.dir.display()
+                ));
+            }
+        }
+        if self.program.lang != Lang::C {
+            // (only the C programs print where each rank started and ended)
+            return Ok(format!(
+                "{} ranks, identical output with {done} migrations ({refused} refused; ranks moved {moved:?}, each to a new pid; {spec_text})",
+                self.program.ranks
+            ));
+        }
         let pids = job::pids(&run.stderr);
         for rank in 0..self.program.ranks {
             let Some(&(_, a, b)) = pids.iter().find(|p| p.0 == rank) else {
@@ -507,10 +586,12 @@ impl Case {
             let happened = run.events_of(EventKind::Checkpoint).count() > 0
                 || run.events_of(EventKind::Refused).count() > 0
                 || run.stderr.contains("checkpoint failed");
-            if happened || run.status != Some(0) || tried.len() == 3 {
+            if happened || run.status != Some(0) || tried.len() == 6 {
                 break run;
             }
-            // Rank 0 never reached K this time (a program that polls).
+            // Rank 0 never reached K this time (a program that polls: its
+            // calls vary from run to run); at most six tries, as
+            // fortran-tests.sh made.
             k = k / 4 + 1;
         };
         let at = format!("checkpoint at {}", Spec { rank: 0, after: k });
@@ -521,6 +602,9 @@ impl Case {
             }
             fails(&run)?;
             same_output(&r.plain, &run.stdout, &run.dir)?;
+            self.program
+                .check_calls(&run.stderr)
+                .map_err(|e| format!("{at}: {e}"))?;
             if img.join("rank-0.img").exists() {
                 return Err(format!(
                     "{at}: refused, but {} holds an image",
@@ -568,6 +652,12 @@ impl Case {
         let both = format!("{}{}", run.stdout, restart.stdout);
         same_output(&r.plain, &both, dir)
             .map_err(|e| format!("{at}: checkpoint + restart: {e}"))?;
+        if let Some(e) = internal_errors(&restart) {
+            return Err(format!("{at}: the restart: {e}"));
+        }
+        self.program
+            .check_calls(&format!("{}{}", run.stderr, restart.stderr))
+            .map_err(|e| format!("{at}: checkpoint + restart: {e}"))?;
         let events = ferry_common::events::read_events(run.dir.join("events.jsonl"))
             .map_err(|e| format!("{at}: {e}"))?;
         let count = |k: EventKind| events.iter().filter(|e| e.event == k).count();
@@ -601,6 +691,26 @@ impl Case {
 pub fn retrying(
     name: &str,
     seed: u64,
+    once: impl FnMut(usize) -> Result<String, String>,
+) -> Result<String, String> {
+    retry_loop(name, Some(seed), once)
+}
+
+/// As [`retrying`], for a case that draws nothing (`seed`: `None`) or
+/// does not need to know its attempt.
+pub fn with_retries(
+    name: &str,
+    seed: Option<u64>,
+    mut once: impl FnMut() -> Result<String, String>,
+) -> Result<String, String> {
+    retry_loop(name, seed, |_| once())
+}
+
+/// The loop of [`retrying`] and [`with_retries`]: the replay command
+/// names the seed of the case's draws, if it draws.
+fn retry_loop(
+    name: &str,
+    seed: Option<u64>,
     mut once: impl FnMut(usize) -> Result<String, String>,
 ) -> Result<String, String> {
     let retries: usize = std::env::var("FERRY_TEST_RETRIES")
@@ -608,7 +718,9 @@ pub fn retrying(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let replay = format!(
-        "replay: FERRY_TEST_SEED={seed} cargo test --release -p ferry-tests -- --exact {name}"
+        "replay: {}cargo test --release -p ferry-tests -- --exact {name}",
+        seed.map(|s| format!("FERRY_TEST_SEED={s} "))
+            .unwrap_or_default()
     );
     let mut first = None;
     for attempt in 0..=retries {
@@ -644,10 +756,25 @@ pub fn retrying(
 }
 
 pub(crate) fn fails(run: &Run) -> Result<(), String> {
-    match run.failure() {
+    match run.failure().or_else(|| internal_errors(run)) {
         Some(f) => Err(format!("{f}\n{}", run.tails())),
         None => Ok(()),
     }
+}
+
+/// A rank that reported internal errors of the library (panics caught at
+/// its boundary) in the job directory, if one did.
+fn internal_errors(run: &Run) -> Option<String> {
+    run.ranks.iter().find_map(|r| {
+        let n = r.extra.get("internal_errors")?.as_u64()?;
+        (n > 0).then(|| {
+            format!(
+                "rank {} reported {n} internal errors of the library ({})",
+                r.rank,
+                run.dir.display()
+            )
+        })
+    })
 }
 
 fn first_line(s: &str) -> &str {

@@ -7,6 +7,12 @@ use std::process::Command;
 /// The MPI flavours, in the order the cases list them.
 pub const ALL: &[&str] = &["mpich", "openmpi", "mpich-deb"];
 
+/// Whether the MPI called `name` has Fortran bindings (the pip wheel's
+/// MPICH 5.0.2 has none; `mpi-env.sh` gives it no `MPIF90`).
+pub fn has_fortran(name: &str) -> bool {
+    name != "mpich"
+}
+
 /// One MPI and the environment its runs get.
 #[derive(Clone, Debug)]
 pub struct Mpi {
@@ -65,6 +71,11 @@ impl Mpi {
             .map(|n| n.to_string_lossy().replacen("mpicc", "mpicxx", 1))
             .unwrap_or_default();
         cc.with_file_name(name)
+    }
+
+    /// The MPI's Fortran compiler, if it has one.
+    pub fn mpif90(&self) -> Option<PathBuf> {
+        Some(PathBuf::from(self.var("MPIF90"))).filter(|p| !p.as_os_str().is_empty())
     }
 
     pub fn mpiexec(&self) -> PathBuf {

@@ -1,7 +1,7 @@
 //! Every test program × MPI × mode a named test (see the crate's docs):
 //! `cargo test --release -p ferry-tests -- [FILTER] [--list] [--exact]`.
 //!
-//! Cases outside CI's matrix ([`Mode::in_ci`]) and modes that do not apply
+//! Cases outside CI's matrix ([`Case::in_ci`]) and modes that do not apply
 //! to a program or an MPI are listed as ignored; `FERRY_TEST_FULL=1` runs
 //! the whole matrix. `FERRY_TEST_SEED` fixes the draws, `FERRY_TEST_RETRIES`
 //! runs a failed case again (a pass on a retry is said and listed in
@@ -20,7 +20,7 @@ fn main() {
     }
     let seed = draw::seed();
     let full = std::env::var("FERRY_TEST_FULL").is_ok_and(|v| v == "1");
-    let programs = match program::c_programs() {
+    let programs = match program::all() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("ferry-tests: {e}");
@@ -44,12 +44,14 @@ fn main() {
                     mpi: m.to_string(),
                 };
                 let name = case.name();
-                let skip = mode
-                    .not_on(m)
-                    .map(String::from)
-                    .or_else(|| p.skipped(&mode.name()).map(String::from));
-                let ignored = skip.is_some() || !(full || mode.in_ci(m));
+                let (skip, in_ci) = (case.skip(), case.in_ci());
+                let ignored = skip.is_some() || !(full || in_ci);
                 let mpi = mpis[m].clone();
+                let kind = if p.lang == program::Lang::C {
+                    "c"
+                } else {
+                    "fortran"
+                };
                 let trial = Trial::test(name, move || {
                     if let Some(why) = skip {
                         println!("    (does not apply: {why})");
@@ -64,7 +66,7 @@ fn main() {
                         Err(e) => Err(Failed::from(e)),
                     }
                 });
-                trials.push(trial.with_kind("c").with_ignored_flag(ignored));
+                trials.push(trial.with_kind(kind).with_ignored_flag(ignored));
             }
         }
     }
@@ -98,5 +100,6 @@ fn main() {
             }
         }
     }
+    trials.extend(ferry_tests::hosts::trials(&mpis, full));
     libtest_mimic::run(&args, trials).exit();
 }

@@ -184,5 +184,5 @@ mod tests {
         assert!(matches!(knock("no-such-host.invalid", k), Answer::Down(_)));
     }
     // A host that is down (no answer, no route) is checked on the cluster
-    // of network namespaces, with its link cut: scripts/hosts-tests.sh.
+    // of network namespaces, with its link cut: the harness's hosts::host-down cases.
 }
