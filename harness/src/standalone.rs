@@ -73,12 +73,15 @@ pub fn trials(mpis: &Mpis, programs: &[program::Program], seed: u64) -> Vec<Tria
     for m in crate::broken::MPIS {
         let Some(mpi) = mpis.get(m) else { continue };
         for (brk, case) in crate::broken::CASES {
-            trials.push(trial(
-                crate::broken::case_name(brk, case, m),
-                "broken",
-                mpi,
-                Box::new(move |mpi| crate::broken::run(mpi, brk, case, seed)),
-            ));
+            trials.push(
+                trial(
+                    crate::broken::case_name(brk, case, m),
+                    "broken",
+                    mpi,
+                    Box::new(move |mpi| crate::broken::run(mpi, brk, case, seed)),
+                )
+                .with_ignored_flag(!crate::broken::in_ci(m)),
+            );
         }
     }
     trials
