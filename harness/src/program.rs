@@ -7,7 +7,8 @@
 //! /* ferry-test-link: -lstate */                   (link flags)
 //! /* ferry-test-refuses: attribute keyval|info */  (a move or checkpoint may be refused for this)
 //! /* ferry-test-asks: yes */                       (it asks for regroups or moves itself)
-//! /* ferry-test-skip: checkpoint why */            (a mode that does not apply, and why)
+//! /* ferry-test-skip: checkpoint why */            (a mode that does not apply, and why;
+//!                                                  MODE@MPI: on that MPI only)
 //! /* ferry-test-calls: yes */                      (it checks its calls are counted once, see below)
 //! ```
 //!
@@ -139,11 +140,18 @@ impl Program {
         )
     }
 
-    /// Why `mode` does not apply on `mpi`, if it does not.
+    /// Why `mode` does not apply on `mpi`, if it does not: the MPI has no
+    /// Fortran, or a `ferry-test-skip: MODE[@MPI] why` header names it.
     pub fn skipped_on(&self, mode: &str, mpi: &str) -> Option<String> {
-        self.not_on(mpi)
-            .or_else(|| self.skipped(mode))
-            .map(String::from)
+        self.not_on(mpi).map(String::from).or_else(|| {
+            self.skip
+                .iter()
+                .find(|(m, _)| match m.split_once('@') {
+                    Some((m, on)) => on == mpi && mode.starts_with(m),
+                    None => mode.starts_with(m.as_str()),
+                })
+                .map(|(_, why)| why.clone())
+        })
     }
 
     /// Checks the `fortran-calls:` lines of a program that prints them
@@ -174,7 +182,7 @@ impl Program {
     pub fn skipped(&self, mode: &str) -> Option<&str> {
         self.skip
             .iter()
-            .find(|(m, _)| mode.starts_with(m.as_str()))
+            .find(|(m, _)| !m.contains('@') && mode.starts_with(m.as_str()))
             .map(|(_, why)| why.as_str())
     }
 
@@ -383,6 +391,23 @@ mod tests {
         assert_eq!(p.skipped("migrate1"), None);
         assert!(!p.asks);
         assert!(Program::parse("y", Path::new("y.c"), "int main;").is_err());
+    }
+
+    #[test]
+    fn a_skip_may_name_one_mpi() {
+        let text = "/* ranks: 2 */\n/* ferry-test-skip: regroup20@mpich-deb hangs */\n/* ferry-test-skip: swap no barriers */\n";
+        let p = Program::parse("x", Path::new("x.c"), text).unwrap();
+        assert_eq!(
+            p.skipped_on("regroup20", "mpich-deb").as_deref(),
+            Some("hangs")
+        );
+        assert_eq!(p.skipped_on("regroup20", "mpich"), None);
+        assert_eq!(p.skipped_on("regroup3", "mpich-deb"), None);
+        assert_eq!(
+            p.skipped_on("swap", "openmpi").as_deref(),
+            Some("no barriers")
+        );
+        assert_eq!(p.skipped("regroup20"), None);
     }
 
     #[test]
