@@ -8,7 +8,9 @@
 //! and the breaks the test harness may ask for ([`breaks`]).
 //!
 //! May use `sys` only.
-#![allow(
+// Bindgen's output and the constants keep C's names and shapes: their own
+// lints are relaxed; the library's modules here are held to the usual ones.
+#[allow(
     non_camel_case_types,
     non_snake_case,
     non_upper_case_globals,
@@ -17,85 +19,30 @@
     clippy::undocumented_unsafe_blocks,
     improper_ctypes
 )]
+mod ffi {
+    include!(concat!(env!("OUT_DIR"), "/mpi_sys.rs"));
 
-include!(concat!(env!("OUT_DIR"), "/mpi_sys.rs"));
+    /// Open MPI spells `MPI_Fint` as a macro, which bindgen does not turn
+    /// into a type.
+    #[cfg(ferry_mpi = "openmpi")]
+    pub type MPI_Fint = ::std::os::raw::c_int;
+}
+pub use ffi::*;
 
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
 pub mod constants;
 
-// The lints allowed above are for bindgen's output and the constants; the
-// library's own modules here are held to the usual ones.
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod bits;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod breaks;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod life;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod logging;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod nap;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod quirks;
-#[warn(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    improper_ctypes
-)]
 pub mod slab;
-
-/// Open MPI spells `MPI_Fint` as a macro, which bindgen does not turn into
-/// a type.
-#[cfg(ferry_mpi = "openmpi")]
-pub type MPI_Fint = ::std::os::raw::c_int;
