@@ -4,6 +4,7 @@
  *   - a table allocated by the library's constructor (before main) and
  *     changed at every call;
  *   - with -DSTATE_TLS, the same state thread-local (__thread);
+ *   - a communicator of its own, duplicated at the first call;
  *   - it calls MPI itself (it needs libmpi, as real application libraries
  *     do): it is still the program's.
  * If a move lost any of it, the sums the program prints would change. */
@@ -23,6 +24,9 @@ static STATE double *table;
 static STATE int initialized;
 static long *made_at_start;
 static int calls;
+/* A communicator of the library's own, as real libraries keep (a handle
+ * value in its data: on Open MPI, one of ferry's virtual handles). */
+static MPI_Comm own = MPI_COMM_NULL;
 
 __attribute__((constructor)) static void made_before_main(void)
 {
@@ -39,8 +43,10 @@ long FN(step)(long x)
             table[i] = i;
         initialized = 1;
     }
+    if (own == MPI_COMM_NULL)
+        MPI_Comm_dup(MPI_COMM_WORLD, &own);
     int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_rank(own, &rank);
     calls++;
     counter += x;
     unsigned long c = (unsigned long)counter;

@@ -109,6 +109,18 @@ pub fn build_plan(
                 args.push("-hosts".into());
                 args.push(h.join(",").into());
             }
+            // A moved rank's old process finalizes and leaves at once:
+            // MPI_Finalize without its collective step (a PMI barrier
+            // over the launched processes), else it would wait there for
+            // the whole job (docs/host-loss.md, M1 and M4).
+            for (k, v) in [("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")] {
+                let set = launcher_var(k).is_some() || rank_env.iter().any(|(n, _)| n == k);
+                if mpi.survives_lost_processes() && !set {
+                    args.push("-genv".into());
+                    args.push(k.into());
+                    args.push(v.into());
+                }
+            }
             for (k, v) in rank_env {
                 args.push("-genv".into());
                 args.push(k.into());
@@ -156,6 +168,10 @@ pub fn build_plan(
             // MPI_Win_lock). It needs the target's progress, which the
             // library's protocol has at its call boundaries.
             defaults.push(("OMPI_MCA_osc", "pt2pt"));
+            // A moved rank's old process finalizes and leaves at once:
+            // MPI_Finalize without its barrier over the job, else it would
+            // wait there for the whole job (docs/host-loss.md, O2 and O3).
+            defaults.push(("OMPI_MCA_async_mpi_finalize", "1"));
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
                     launcher_env.push((k.to_string(), OsString::from(v)));
@@ -987,6 +1003,9 @@ mod tests {
             os(&[
                 "-disable-auto-cleanup",
                 "-genv",
+                "MPIR_CVAR_NO_COLLECTIVE_FINALIZE",
+                "1",
+                "-genv",
                 "LD_PRELOAD",
                 "/l/libferry.so",
                 "-genv",
@@ -999,6 +1018,17 @@ mod tests {
             ])
         );
         assert!(p.launcher_env.is_empty());
+        // The user's own setting wins.
+        let p = plan(
+            Mpi::Mpich,
+            None,
+            true,
+            &["MPIR_CVAR_NO_COLLECTIVE_FINALIZE"],
+        );
+        assert_eq!(
+            p.args[..3],
+            os(&["-disable-auto-cleanup", "-genv", "LD_PRELOAD"])[..]
+        );
         let hosts = vec!["a".to_string(), "b".to_string()];
         let p = plan(Mpi::Mpich, Some(&hosts), false, &[]);
         assert_eq!(
@@ -1089,7 +1119,8 @@ mod tests {
                 "OMPI_ALLOW_RUN_AS_ROOT",
                 "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
                 "OMPI_MCA_rmaps_base_oversubscribe",
-                "OMPI_MCA_osc"
+                "OMPI_MCA_osc",
+                "OMPI_MCA_async_mpi_finalize"
             ]
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);
@@ -1099,7 +1130,8 @@ mod tests {
             [
                 "OMPI_MCA_rmaps_base_oversubscribe",
                 "OMPI_MCA_btl",
-                "OMPI_MCA_osc"
+                "OMPI_MCA_osc",
+                "OMPI_MCA_async_mpi_finalize"
             ]
         );
     }

@@ -307,6 +307,7 @@ fn run_mpich_command_line_environment_and_exit_status() {
         "-hosts".into(),
         "nodeA,nodeB".into(),
     ];
+    want.extend(genv("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1"));
     want.extend(genv("LD_PRELOAD", &lib.display().to_string()));
     want.extend(genv("FERRY_JOB", &job));
     want.extend(genv("FERRY_JOB_DIR", &jobdir.display().to_string()));
@@ -484,9 +485,12 @@ fn user_preload_is_kept_for_ranks_and_libferry_kept_out_of_launcher() {
     assert_eq!(out.status.code(), Some(3));
     let args = lines_with(&out, "ARG ");
     assert_eq!(
-        args[..4],
+        args[..7],
         [
             "-disable-auto-cleanup",
+            "-genv",
+            "MPIR_CVAR_NO_COLLECTIVE_FINALIZE",
+            "1",
             "-genv",
             "LD_PRELOAD",
             &sb.path("libferry.so").display().to_string()

@@ -22,6 +22,11 @@ pub const FERRY_CHECKPOINT: &str = "FERRY_CHECKPOINT";
 /// `1` turns the process image on (the program's memory at fixed
 /// addresses, so that it can be checkpointed or moved).
 pub const FERRY_IMAGE: &str = "FERRY_IMAGE";
+/// What a moved rank's old process does once the rank lives on in its
+/// replacement: `leave` (the default: it finalizes and exits at once, so
+/// that its host may be taken down) or `stay` (it sleeps until the job
+/// ends, as ferry did before it could leave).
+pub const FERRY_OLD_PROCESS: &str = "FERRY_OLD_PROCESS";
 /// Set by `ferry restart`: the checkpoint directory each rank resumes from.
 pub const FERRY_RESTART: &str = "FERRY_RESTART";
 /// Log level: `error`, `warn`, `info`, `debug` or `trace` (also `off`).

@@ -354,6 +354,7 @@ mod codec {
     // (the sixth: reduction operations, see `crate::core::ops`)
     const SPANS: usize = 6;
     const SPAN: usize = 1 << 24;
+    const _: () = assert!(SPANS * SPAN == crate::mem::layout::HANDLE_LEN);
     static BASE: OnceLock<usize> = OnceLock::new();
 
     fn base() -> usize {

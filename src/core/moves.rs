@@ -48,8 +48,9 @@ static JOINING: AtomicBool = AtomicBool::new(false);
 /// jump: the image's copy belongs to the old process).
 static REPLACEMENT: AtomicBool = AtomicBool::new(false);
 
-/// This process keeps the communicators of a migration it took part in.
-static KEPT_ANY: AtomicBool = AtomicBool::new(false);
+/// This process took part in a migration (its communicators hold, or
+/// held, spawned processes).
+static TOOK_PART: AtomicBool = AtomicBool::new(false);
 
 /// A replacement, before its image is back.
 pub fn set_joining() {
@@ -61,9 +62,10 @@ pub fn set_replacement(yes: bool) {
     REPLACEMENT.store(yes, Ordering::SeqCst);
 }
 
-/// This process keeps (or no longer keeps) a migration's communicators.
-pub fn set_kept_any(yes: bool) {
-    KEPT_ANY.store(yes, Ordering::SeqCst);
+/// This process took part in a migration (or, in a restarted one, its
+/// migrations were the old job's).
+pub fn set_took_part(yes: bool) {
+    TOOK_PART.store(yes, Ordering::SeqCst);
 }
 
 /// Whether this process replaced a migrated one (its `MPI_Comm_get_parent`
@@ -77,5 +79,5 @@ pub fn is_replacement() -> bool {
 /// a replacement): its communicators then hold spawned processes.
 #[inline]
 pub fn happened() -> bool {
-    JOINING.load(Ordering::Relaxed) || is_replacement() || KEPT_ANY.load(Ordering::Relaxed)
+    JOINING.load(Ordering::Relaxed) || is_replacement() || TOOK_PART.load(Ordering::Relaxed)
 }

@@ -310,15 +310,27 @@ impl Maps {
     }
 }
 
-/// Whether the memory at `v` is the same in a new process: the fixed
-/// regions of the layout (carried, or never used by the program), or any
-/// loaded object (same addresses, checked by the restore).
+/// Whether a word holding `v` stays right in a new process: it points
+/// into a fixed region of the layout or into a loaded object (same
+/// addresses, checked by the restore), or it is no pointer the program
+/// can hold.
+///
+/// * The heaps and the main stack are carried.
+/// * The virtual handles (Open MPI) are values, not memory: a library
+///   keeping a communicator of its own holds one, and it names the same
+///   object in the new process.
+/// * The handover page and the restore stack are ferry's alone: the
+///   program is never given an address in them, so a word that looks like
+///   one is a number (two `int`s side by side, say).
 fn kept(v: usize, objs: &[Object]) -> bool {
     use super::layout::*;
     let inside = |base: usize, len: usize| (base..base + len).contains(&v);
     inside(APP_HEAP_BASE, APP_HEAP_LEN)
         || inside(APP_STACK_BASE, APP_STACK_LEN)
         || inside(LIB_HEAP_BASE, LIB_HEAP_LEN)
+        || inside(HANDLE_BASE, HANDLE_LEN)
+        || inside(HANDOVER_BASE, HANDOVER_LEN)
+        || inside(RESTORE_STACK_BASE, RESTORE_STACK_LEN)
         || objs.iter().any(|o| o.contains(v))
 }
 
@@ -422,6 +434,34 @@ mod tests {
 
     fn side_of(nodes: &[Node], sides: &[Option<Side>], file: &str) -> Option<Side> {
         sides[nodes.iter().position(|n| n.file == file).unwrap()]
+    }
+
+    /// A word found in a library's data that a new process reads the same:
+    /// an address in a carried region, a virtual handle (a library's own
+    /// communicator, Open MPI), or a number that only looks like an address
+    /// in ferry's own pages (CI saw `0x2500_0000_001d`: two `int`s).
+    #[test]
+    fn words_kept_across_a_move() {
+        use crate::mem::layout::*;
+        for v in [
+            APP_HEAP_BASE + 16,
+            APP_STACK_TOP - 8,
+            LIB_HEAP_BASE,
+            HANDLE_BASE + 2,
+            HANDLE_BASE + HANDLE_LEN - 1,
+            HANDOVER_BASE + 8,
+            RESTORE_STACK_BASE + 0x1d,
+        ] {
+            assert!(kept(v, &[]), "{v:#x}");
+        }
+        for v in [
+            HANDLE_BASE + HANDLE_LEN,
+            RESTORE_STACK_BASE + RESTORE_STACK_LEN,
+            0x5555_5555_9000,
+            0x7fff_f7fb_f000,
+        ] {
+            assert!(!kept(v, &[]), "{v:#x}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | program heap (arena) | `APP_HEAP_BASE` | 64 GiB reserved | used parts |
 //! | program main stack | `APP_STACK_BASE` | 256 MiB reserved | from the stack pointer up |
 //! | library heap (arena) | `LIB_HEAP_BASE` | 16 GiB reserved | used parts |
-//! | virtual handles (Open MPI) | `HANDLE_BASE` | 64 MiB, no access | no (nothing in it) |
+//! | virtual handles (Open MPI) | `HANDLE_BASE` | 96 MiB, no access | no (nothing in it) |
 //! | handover page | `HANDOVER_BASE` | 1 MiB | never (it says which side of a restore we are on) |
 //! | restore stack | `RESTORE_STACK_BASE` | 8 MiB | never |
 //!
@@ -29,6 +29,9 @@ pub const LIB_HEAP_BASE: usize = 0x2200_0000_0000;
 pub const LIB_HEAP_LEN: usize = 16 * GIB;
 
 pub const HANDLE_BASE: usize = 0x2300_0000_0000;
+/// Six spans of 2^24 handle values (communicators, groups, requests,
+/// messages, datatypes, reduction operations).
+pub const HANDLE_LEN: usize = 6 << 24;
 
 pub const HANDOVER_BASE: usize = 0x2400_0000_0000;
 pub const HANDOVER_LEN: usize = MIB;
@@ -158,7 +161,7 @@ mod tests {
             (APP_HEAP_BASE, APP_HEAP_LEN),
             (APP_STACK_BASE, APP_STACK_LEN),
             (LIB_HEAP_BASE, LIB_HEAP_LEN),
-            (HANDLE_BASE, 64 * MIB),
+            (HANDLE_BASE, HANDLE_LEN),
             (HANDOVER_BASE, HANDOVER_LEN),
             (RESTORE_STACK_BASE, RESTORE_STACK_LEN),
         ];

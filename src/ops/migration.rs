@@ -406,7 +406,6 @@ static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
 fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
     if let Ok(mut v) = KEPT.lock() {
         v.push(Kept(epoch, inter, merged));
-        crate::core::moves::set_kept_any(true);
     }
 }
 
@@ -416,8 +415,8 @@ pub fn forget_links() {
     crate::core::moves::set_replacement(false);
     if let Ok(mut v) = KEPT.lock() {
         std::mem::forget(std::mem::take(&mut *v));
-        crate::core::moves::set_kept_any(false);
     }
+    crate::core::moves::set_took_part(false);
     if let Ok(mut p) = PREDECESSOR.lock() {
         *p = None;
     }
@@ -426,6 +425,82 @@ pub fn forget_links() {
 /// The regroup this migration is part of.
 fn epoch() -> u64 {
     crate::core::state::state().command.load(Ordering::SeqCst)
+}
+
+/// Whether a moved rank's old process leaves the job at once
+/// (`FERRY_OLD_PROCESS`, `leave` unless `stay`), read once: every process
+/// of a job has the same environment.
+fn old_process_leaves() -> bool {
+    static LEAVES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LEAVES.get_or_init(|| {
+        ferry_common::env::var(ferry_common::env::FERRY_OLD_PROCESS).as_deref() != Some("stay")
+    })
+}
+
+/// Frees the migration's merged communicator and disconnects its
+/// intercommunicator (spawn or bridge): after it, the old process of the
+/// moved rank shares nothing with the job but the MPI's own world, and
+/// may finalize. Open MPI 4.1.4 hangs in `MPI_Comm_disconnect` of the
+/// merged intracommunicator, so that one is only freed
+/// (docs/host-loss.md, O1).
+///
+/// # Safety
+/// Every member of both communicators calls it once, in the same order
+/// as the other collectives over them.
+unsafe fn release_link(e: u64, mut inter: MPI_Comm, mut merged: MPI_Comm) {
+    // SAFETY: contract of the function.
+    unsafe {
+        // A reference of ours to their error handlers, never given back,
+        // where the MPI releases it once too often
+        // (`quirks::SPAWN_ERRHANDLER_OVER_RELEASED`).
+        if crate::sys::quirks::SPAWN_ERRHANDLER_OVER_RELEASED {
+            for c in [merged, inter] {
+                let mut eh = k::MPI_ERRHANDLER_NULL();
+                PMPI_Comm_get_errhandler(c, &mut eh);
+            }
+        }
+        PMPI_Comm_free(&mut merged);
+        let rc = PMPI_Comm_disconnect(&mut inter);
+        if rc != k::MPI_SUCCESS() {
+            log::warn!("disconnecting migration {e}'s intercommunicator failed ({rc})");
+        }
+    }
+}
+
+/// The old process of a moved rank leaves the job: its memory goes back
+/// at once, it finalizes (quickly where the job was started with the
+/// launcher settings of `ferry run`: no collective step in
+/// `MPI_Finalize`), and exits. Never returns.
+///
+/// # Safety
+/// The migration's communicators are released ([`release_link`]) and the
+/// library's own objects over the old world freed (`control::leave`).
+unsafe fn depart() -> ! {
+    let pid = std::process::id();
+    let t = Instant::now();
+    crate::core::bsend::detach_buffer_of_leaving();
+    if std::env::var_os("FERRY_TEST_KEEP_HEAP").is_none() {
+        give_back_memory();
+    }
+    if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS {
+        crate::core::handles::free_all_comms();
+    }
+    // SAFETY: the end of this process: MPI's exit handlers run, the
+    // program's do not (they run in the replacement). No stdio flush: the
+    // program's streams were flushed at the capture and live in the
+    // memory given back.
+    unsafe {
+        let mut ign: libc::sigaction = std::mem::zeroed();
+        ign.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGPIPE, &ign, std::ptr::null_mut());
+        PMPI_Finalize();
+        log::info!(
+            "process {pid} left the job ({} ms in MPI_Finalize)",
+            t.elapsed().as_millis()
+        );
+        crate::mem::process::run_library_exit_handlers();
+        libc::_exit(0)
+    }
 }
 
 /// Before `MPI_Finalize`: every migration's intercommunicator is
@@ -440,26 +515,10 @@ pub fn disconnect_all() {
         .map(|mut v| std::mem::take(&mut *v))
         .unwrap_or_default();
     kept.sort_by_key(|k| k.0);
-    for Kept(e, mut inter, mut merged) in kept {
-        // SAFETY: communicators of this process's MPI, freed once; every
-        // member comes here, in the same order.
-        unsafe {
-            // A reference of ours to their error handlers, never given
-            // back, where the MPI releases it once too often
-            // (`quirks::SPAWN_ERRHANDLER_OVER_RELEASED`).
-            for c in [merged, inter] {
-                if !crate::sys::quirks::SPAWN_ERRHANDLER_OVER_RELEASED {
-                    break;
-                }
-                let mut eh = k::MPI_ERRHANDLER_NULL();
-                PMPI_Comm_get_errhandler(c, &mut eh);
-            }
-            PMPI_Comm_free(&mut merged);
-            let rc = PMPI_Comm_disconnect(&mut inter);
-            if rc != k::MPI_SUCCESS() {
-                log::warn!("disconnecting migration {e}'s intercommunicator failed ({rc})");
-            }
-        }
+    for Kept(e, inter, merged) in kept {
+        // SAFETY: communicators of this process's MPI, released once;
+        // every member comes here, in the same order.
+        unsafe { release_link(e, inter, merged) };
     }
 }
 
@@ -830,19 +889,34 @@ pub unsafe fn run(
     if leaving {
         // SAFETY: collective with the other old processes.
         unsafe { crate::protocol::control::leave() };
+        if old_process_leaves() {
+            // SAFETY: every member of the migration's communicators
+            // releases them: the others in this function, the replacement
+            // in `resumed`.
+            unsafe { release_link(epoch(), inter, merged) };
+            // SAFETY: nothing of the job depends on this process any more.
+            unsafe { depart() }
+        }
         keep(epoch(), inter, merged);
         // SAFETY: the rank lives on in the replacement (its rank in the
         // merged communicator: after every old process).
         unsafe { dormant(merged, size, inter) }
     }
     // 6. The library moves onto the new world.
-    keep(epoch(), inter, merged);
+    crate::core::moves::set_took_part(true);
     // SAFETY: collective over the new world (with the replacement), then
     // over the old control communicator (with the leaving process).
     unsafe { crate::protocol::control::move_to_world(world) };
     let group_us = t_group.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
+    if old_process_leaves() {
+        // SAFETY: with the leaving process and the replacement (above and
+        // in `resumed`).
+        unsafe { release_link(epoch(), inter, merged) };
+    } else {
+        keep(epoch(), inter, merged);
+    }
     Moved::Yes {
         new_world: world,
         replacement: false,
@@ -1124,16 +1198,19 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     let merged: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_MERGED]);
     let parent: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_PARENT]);
     let world: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_WORLD]);
+    let leaves = old_process_leaves();
     if let Ok(mut p) = PREDECESSOR.lock() {
         // The process this one replaced (the image's own predecessor link
         // belongs to the old process's MPI).
-        *p = Some(Link(merged, t.rank));
+        *p = (!leaves).then_some(Link(merged, t.rank));
     }
     if let Ok(mut v) = KEPT.lock() {
         // The image's kept communicators are the old process's.
         std::mem::forget(std::mem::take(&mut *v));
-        v.push(Kept(epoch(), parent, merged));
-        crate::core::moves::set_kept_any(true);
+    }
+    crate::core::moves::set_took_part(true);
+    if !leaves {
+        keep(epoch(), parent, merged);
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::ops::checkpoint::remake(world) };
@@ -1150,6 +1227,11 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     );
     // SAFETY: collective over the new control communicator.
     unsafe { exchange_report(t, from_host, spawn_us, group_us, 0) };
+    if leaves {
+        // SAFETY: with the old processes, the one that left among them
+        // (`run`).
+        unsafe { release_link(epoch(), parent, merged) };
+    }
     // The regroup signal's handler is the kernel's, not memory: installed
     // again here (unless the program's own handler, put back with the
     // image, is there).
