@@ -113,13 +113,10 @@ pub fn build_plan(
             // MPI_Finalize without its collective step (a PMI barrier
             // over the launched processes), else it would wait there for
             // the whole job (docs/host-loss.md, M1 and M4).
-            for (k, v) in [("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")] {
-                let set = launcher_var(k).is_some() || rank_env.iter().any(|(n, _)| n == k);
-                if mpi.survives_lost_processes() && !set {
-                    args.push("-genv".into());
-                    args.push(k.into());
-                    args.push(v.into());
-                }
+            let k = "MPIR_CVAR_NO_COLLECTIVE_FINALIZE";
+            let set = launcher_var(k).is_some() || rank_env.iter().any(|(n, _)| n == k);
+            if mpi.survives_lost_processes() && !set {
+                args.extend(["-genv", k, "1"].map(OsString::from));
             }
             for (k, v) in rank_env {
                 args.push("-genv".into());
