@@ -10,7 +10,8 @@
 # UCX (MPICH's network layer here) is told to use TCP only (UCX_TLS=tcp,self
 # unless UCX_TLS is set already): the hosts share this machine's /dev/shm
 # and pids, and UCX would otherwise pass messages between them through
-# shared memory, which real hosts cannot.
+# shared memory, which real hosts cannot; OFI is told the same
+# (FI_PROVIDER=tcp unless set).
 #   MPICH:    mpiexec -launcher ssh -launcher-exec .../cluster-launch.sh
 #   Open MPI: mpiexec --mca plm_rsh_agent .../cluster-launch.sh
 PREFIX=ferry-h
@@ -51,6 +52,9 @@ if [ -n "${FERRY_CLUSTER_LAUNCH_LOG:-}" ]; then
     echo "$(date +%T.%N) $host -> $ns: $*" >>"$FERRY_CLUSTER_LAUNCH_LOG"
 fi
 UCX_TLS="${UCX_TLS:-tcp,self}"
-export UCX_TLS
+# The same for OFI (which `ferry run --hosts` picks for MPICH): its TCP
+# provider, not shared memory.
+FI_PROVIDER="${FI_PROVIDER:-tcp}"
+export UCX_TLS FI_PROVIDER
 # shellcheck disable=SC2016  # expanded by the inner sh
 exec ip netns exec "$ns" unshare --uts sh -c 'hostname "$0" && exec sh -c "$1"' "$ns" "$*"

@@ -118,6 +118,14 @@ pub fn build_plan(
             if mpi.survives_lost_processes() && !set {
                 args.extend(["-genv", k, "1"].map(OsString::from));
             }
+            // Between hosts, the OFI network layer: UCX's MPI_Finalize
+            // fails on the endpoint of a process that left, OFI's does not
+            // (docs/host-loss.md, M5 and M10).
+            let k = "MPIR_CVAR_CH4_NETMOD";
+            let set = launcher_var(k).is_some() || rank_env.iter().any(|(n, _)| n == k);
+            if mpi.survives_lost_processes() && hosts.is_some() && !set {
+                args.extend(["-genv", k, "ofi"].map(OsString::from));
+            }
             for (k, v) in rank_env {
                 args.push("-genv".into());
                 args.push(k.into());
@@ -169,6 +177,13 @@ pub fn build_plan(
             // MPI_Finalize without its barrier over the job, else it would
             // wait there for the whole job (docs/host-loss.md, O2 and O3).
             defaults.push(("OMPI_MCA_async_mpi_finalize", "1"));
+            if hosts.is_some() {
+                // Every daemon started by mpirun itself, detached from its
+                // ssh: a host lost once its ranks left is then a daemon
+                // lost, which `--enable-recovery` survives, not a launch
+                // failure, which aborts (docs/host-loss.md, O6 and O7).
+                defaults.push(("OMPI_MCA_plm_rsh_no_tree_spawn", "1"));
+            }
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
                     launcher_env.push((k.to_string(), OsString::from(v)));
@@ -1029,8 +1044,18 @@ mod tests {
         let hosts = vec!["a".to_string(), "b".to_string()];
         let p = plan(Mpi::Mpich, Some(&hosts), false, &[]);
         assert_eq!(
-            p.args[..3],
-            os(&["-disable-auto-cleanup", "-hosts", "a,b"])[..]
+            p.args[..9],
+            os(&[
+                "-disable-auto-cleanup",
+                "-hosts",
+                "a,b",
+                "-genv",
+                "MPIR_CVAR_NO_COLLECTIVE_FINALIZE",
+                "1",
+                "-genv",
+                "MPIR_CVAR_CH4_NETMOD",
+                "ofi"
+            ])[..]
         );
         // Debian's MPICH 4.0.2 moves no rank: the launcher's default.
         let p = plan(Mpi::MpichDeb, Some(&hosts), false, &[]);
@@ -1117,7 +1142,8 @@ mod tests {
                 "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM",
                 "OMPI_MCA_rmaps_base_oversubscribe",
                 "OMPI_MCA_osc",
-                "OMPI_MCA_async_mpi_finalize"
+                "OMPI_MCA_async_mpi_finalize",
+                "OMPI_MCA_plm_rsh_no_tree_spawn"
             ]
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);

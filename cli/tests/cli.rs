@@ -308,6 +308,7 @@ fn run_mpich_command_line_environment_and_exit_status() {
         "nodeA,nodeB".into(),
     ];
     want.extend(genv("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1"));
+    want.extend(genv("MPIR_CVAR_CH4_NETMOD", "ofi"));
     want.extend(genv("LD_PRELOAD", &lib.display().to_string()));
     want.extend(genv("FERRY_JOB", &job));
     want.extend(genv("FERRY_JOB_DIR", &jobdir.display().to_string()));

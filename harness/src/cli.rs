@@ -14,6 +14,8 @@
 //! | `spec-unknown-host` | `--migrate rank=1,after=200,to=no-such-host.invalid` | no move; the migration of rank 1 refused (event and stderr): the host is unknown |
 //! | `image-off` | `FERRY_IMAGE=0`, `--migrate rank=3,after=200` | no move; refused: its process image is off |
 //! | `threads` | `c-tests/image_thread.c` (2 ranks), `--migrate rank=1,after=20` | no move; the migration of rank 1 refused for a thread |
+//! | `old-leaves` | the long heat job (below), `--migrate` ranks 1, 2, 1; each `migrate` event, as it appears, answered by `kill -9` of its old pid | the old process was gone already at each event; three moves; exit 0, output equal |
+//! | `fifty-moves` | the long heat job with 50 `--migrate` SPECs (ranks 0-3 in turn) | 50 moves; no old process alive at the end; exit 0, output equal; the 50th move's state transfer against the first's is reported (not judged: timing belongs in `bench/`) |
 //!
 //! The three `external` checks share one job per MPI (a retry of
 //! `external` starts its own).
@@ -43,6 +45,8 @@ pub const CHECKS: &[&str] = &[
     "spec-unknown-host",
     "image-off",
     "threads",
+    "old-leaves",
+    "fifty-moves",
 ];
 
 /// A host name that does not resolve.
@@ -171,8 +175,134 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
             s.same_as_plain(mpi, &run, "image_thread")?;
             refused(&run, 1, "thread")
         }
+        "old-leaves" => old_leaves(mpi, &s, &dir),
+        "fifty-moves" => fifty_moves(mpi, &s, &dir),
         other => Err(format!("no such check {other}")),
     }
+}
+
+/// `old-leaves`: each move's old process is gone when its event appears;
+/// a `kill -9` of it then cannot harm the job.
+fn old_leaves(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
+    let specs = [
+        "rank=1,after=1000",
+        "rank=2,after=2500",
+        "rank=1,after=4000",
+    ];
+    let mut options = Vec::new();
+    for sp in specs {
+        options.push("--migrate".to_string());
+        options.push(sp.to_string());
+    }
+    let mut started = job::start_in(
+        mpi,
+        &s.bins["heat"],
+        &long(),
+        4,
+        dir,
+        &dir.join("work"),
+        Launch::Ferry(&options),
+        &[("FERRY_LOG".into(), "info".into())],
+    )?;
+    let mut killed: Vec<(u32, bool)> = Vec::new();
+    loop {
+        let going = started.running();
+        for e in started.events_so_far() {
+            if e.event != EventKind::Migrate {
+                continue;
+            }
+            let Some(pid) = e.old_pid else { continue };
+            if killed.iter().any(|(p, _)| *p == pid) {
+                continue;
+            }
+            let was_alive = job::alive(pid);
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+            killed.push((pid, was_alive));
+        }
+        if !going {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let run = started.wait()?;
+    s.same_as_plain_with(mpi, &run, "heat", &long())?;
+    if moves(&run).len() != specs.len() {
+        return Err(format!(
+            "{} moves, expected {} ({})",
+            moves(&run).len(),
+            specs.len(),
+            run.dir.display()
+        ));
+    }
+    if let Some((pid, _)) = killed.iter().find(|(_, alive)| *alive) {
+        return Err(format!(
+            "the old process {pid} was still alive when its migrate event appeared ({})",
+            run.dir.display()
+        ));
+    }
+    let waited: Vec<String> = moves(&run)
+        .iter()
+        .map(|e| {
+            e.extra
+                .get("old_process_gone_us")
+                .and_then(|v| v.as_u64())
+                .map_or("?".into(), |us| format!("{:.1}", us as f64 / 1e3))
+        })
+        .collect();
+    Ok(format!(
+        "3 moves; old pids {:?} gone at each event (the leader waited {} ms), kill -9 of each: exit 0, output identical",
+        killed.iter().map(|k| k.0).collect::<Vec<_>>(),
+        waited.join(", ")
+    ))
+}
+
+/// `fifty-moves`: 50 moves in one job leave no old process behind.
+fn fifty_moves(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
+    const MOVES: u64 = 50;
+    let mut options = Vec::new();
+    for i in 0..MOVES {
+        options.push("--migrate".to_string());
+        options.push(format!("rank={},after={}", i % 4, 200 + (i / 4) * 400));
+    }
+    let run = job::run_in(
+        mpi,
+        &s.bins["heat"],
+        &long(),
+        4,
+        dir,
+        &dir.join("work"),
+        Launch::Ferry(&options),
+        &[("FERRY_LOG".into(), "info".into())],
+    )?;
+    s.same_as_plain_with(mpi, &run, "heat", &long())?;
+    let moved = moves(&run);
+    if moved.len() as u64 != MOVES {
+        return Err(format!(
+            "{} moves, expected {MOVES} ({})",
+            moved.len(),
+            run.dir.display()
+        ));
+    }
+    let old: Vec<u32> = moved.iter().filter_map(|e| e.old_pid).collect();
+    let left: Vec<u32> = old.iter().copied().filter(|&p| job::alive(p)).collect();
+    if !left.is_empty() {
+        return Err(format!(
+            "old processes still alive after the job: {left:?} ({})",
+            run.dir.display()
+        ));
+    }
+    let transfer = |e: &ferry_common::events::Event| e.phases_us.state_transfer.unwrap_or(0);
+    let (first, last) = (transfer(moved[0]), transfer(moved[moved.len() - 1]));
+    Ok(format!(
+        "{MOVES} moves, none of the {} old pids alive; state transfer of the 50th {:.1} ms against the first's {:.1} ms (x{:.2})",
+        old.len(),
+        last as f64 / 1e3,
+        first as f64 / 1e3,
+        last as f64 / first.max(1) as f64
+    ))
 }
 
 /// The `migrate` events of a run.

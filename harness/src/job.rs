@@ -224,6 +224,16 @@ impl Started {
         &self.jobs
     }
 
+    /// The events the run has written so far.
+    pub fn events_so_far(&self) -> Vec<Event> {
+        read_events(&self.events).unwrap_or_default()
+    }
+
+    /// Whether the run is still going.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits for the run to end; what it did and left.
     pub fn wait(mut self) -> Result<Run, String> {
         let out = self
@@ -269,6 +279,22 @@ fn job_statuses(jobs: &Path) -> Vec<RankStatus> {
         }
     }
     Vec::new()
+}
+
+/// Whether process `pid` exists and has not ended (a zombie has).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| {
+            let state = st
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }
 
 /// The `ctest-pids:` lines every test program prints on stderr (common.h):

@@ -420,11 +420,96 @@ pub fn forget_links() {
     if let Ok(mut p) = PREDECESSOR.lock() {
         *p = None;
     }
+    if let Ok(mut v) = LEFT_BY_FIRST.lock() {
+        v.clear();
+    }
 }
 
 /// The regroup this migration is part of.
 fn epoch() -> u64 {
     crate::core::state::state().command.load(Ordering::SeqCst)
+}
+
+/// Hosts where one of the job's first processes left the job (each
+/// process keeps the list: the same in all, carried by the image).
+static LEFT_BY_FIRST: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Notes that one of the job's first processes left `host`.
+fn note_left(host: &str) {
+    if let Ok(mut v) = LEFT_BY_FIRST.lock() {
+        if !v.iter().any(|h| h == host) {
+            v.push(host.to_string());
+        }
+    }
+}
+
+/// Whether this process is one the launcher started (not a replacement;
+/// a restarted job's processes are its launcher's too).
+fn first_process() -> bool {
+    !crate::core::moves::is_replacement()
+}
+
+/// Why a move onto `host` must be refused on an MPI whose daemon forgets
+/// a job on a host all its first processes left
+/// ([`crate::sys::quirks::LEFT_HOST_CLOSED`]): one of them left `host`,
+/// none is there any more, and some still run elsewhere (then the new
+/// process would connect to them through the daemon that forgot them).
+///
+/// # Safety
+/// Collective over `control` (every process of the job calls it with the
+/// same `host`).
+unsafe fn closed_host(control: MPI_Comm, host: &str) -> Option<String> {
+    if !crate::sys::quirks::LEFT_HOST_CLOSED {
+        return None;
+    }
+    let left = LEFT_BY_FIRST
+        .lock()
+        .map(|v| v.iter().any(|h| h == host))
+        .unwrap_or(false);
+    if !left {
+        return None;
+    }
+    let first = first_process();
+    // SAFETY: collective over `control` (contract of the function).
+    let (there, anywhere) = unsafe {
+        (
+            any(control, first && hostname() == host),
+            any(control, first),
+        )
+    };
+    (!there && anywhere).then(|| {
+        format!(
+            "every process the job started on {host} has left it, and Open MPI 4.1.4 cannot \
+             start a process there again while the job's first processes run elsewhere (its \
+             daemon there forgot the job: ORTE state_orted.c:461); move it to a host where \
+             one of them still runs, or to one none ever ran on"
+        )
+    })
+}
+
+/// Waits (at most 3 s) until the old process of the move `r` has exited,
+/// where this process can tell: the old process left the job
+/// ([`old_process_leaves`]) and ran on this host. Returns how long it
+/// waited, `None` when it cannot tell.
+pub fn await_old_process(r: &Report) -> Option<Duration> {
+    let pid = r.old_pid as libc::pid_t;
+    if !old_process_leaves() || pid <= 0 || r.from_host != hostname() {
+        return None;
+    }
+    let t = Instant::now();
+    // SAFETY: signal 0 only asks whether the process exists (a zombie not
+    // yet reaped by the launcher's daemon still does).
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if t.elapsed() > Duration::from_secs(3) {
+            log::warn!(
+                "process {pid}, which rank {} left, is still there after 3 s",
+                r.rank
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Some(t.elapsed())
 }
 
 /// Whether a moved rank's old process leaves the job at once
@@ -639,6 +724,13 @@ pub unsafe fn run(
             Err(e) => reasons.push(e),
         }
     }
+    // SAFETY: collective over the control communicator (every process
+    // takes the same branch: the list of left hosts is the same in all).
+    if let Some(why) = unsafe { closed_host(control, &host) } {
+        if leaving {
+            reasons.push(why);
+        }
+    }
     // SAFETY: collective over the control communicator.
     if unsafe { any(control, !reasons.is_empty()) } {
         for r in &reasons {
@@ -669,11 +761,14 @@ pub unsafe fn run(
         return Moved::Stayed;
     }
     // The host the rank leaves, for the event.
+    // (its last byte: whether the leaving process is one the job started
+    // with, for `closed_host`)
     let mut from = [0u8; 256];
     if leaving {
         let h = hostname();
-        let n = h.len().min(255);
+        let n = h.len().min(254);
         from[..n].copy_from_slice(&h.as_bytes()[..n]);
+        from[255] = first_process() as u8;
     }
     // SAFETY: a broadcast of a fixed buffer over the control communicator.
     unsafe {
@@ -686,8 +781,9 @@ pub unsafe fn run(
         )
     };
     let from_host =
-        String::from_utf8_lossy(&from[..from.iter().position(|&b| b == 0).unwrap_or(256)])
+        String::from_utf8_lossy(&from[..from.iter().position(|&b| b == 0).unwrap_or(255)])
             .into_owned();
+    let from_first = from[255] != 0;
     // 2. Spawn.
     let t_spawn = Instant::now();
     let mut spawned = k::MPI_COMM_NULL();
@@ -768,7 +864,7 @@ pub unsafe fn run(
         verdict = match outcome {
             crate::ops::image::capture::Outcome::Resumed => {
                 // SAFETY: this is the replacement, right after the jump.
-                return unsafe { resumed(t, &from_host, spawn_us) };
+                return unsafe { resumed(t, &from_host, from_first, spawn_us) };
             }
             crate::ops::image::capture::Outcome::Written(stats) => {
                 log::info!(
@@ -904,6 +1000,9 @@ pub unsafe fn run(
     }
     // 6. The library moves onto the new world.
     crate::core::moves::set_took_part(true);
+    if old_process_leaves() && from_first {
+        note_left(&from_host);
+    }
     // SAFETY: collective over the new world (with the replacement), then
     // over the old control communicator (with the leaving process).
     unsafe { crate::protocol::control::move_to_world(world) };
@@ -1188,7 +1287,7 @@ unsafe fn exchange_report(
 
 /// In the replacement, right after the jump: it takes its own MPI objects
 /// and joins the others on the new world.
-unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
+unsafe fn resumed(t: &Target, from_host: &str, from_first: bool, spawn_us: u64) -> Moved {
     let fresh = crate::ops::image::restore::fresh_values();
     let group_us = fresh[F_GROUP_US];
     crate::core::moves::set_replacement(true);
@@ -1211,6 +1310,8 @@ unsafe fn resumed(t: &Target, from_host: &str, spawn_us: u64) -> Moved {
     crate::core::moves::set_took_part(true);
     if !leaves {
         keep(epoch(), parent, merged);
+    } else if from_first {
+        note_left(from_host);
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::ops::checkpoint::remake(world) };

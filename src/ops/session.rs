@@ -271,6 +271,16 @@ fn report(t: &Thawed, op: &migration::Operation, migrated: bool) {
         sums.drained_bytes,
         sums.requests_moved
     );
+    if let Some(r) = &report {
+        // The event says the rank left its old process: written once that
+        // process is gone where this process can see it (same host), so
+        // that whoever acts on the event (a kill, a node taken down) finds
+        // nothing of the rank there any more.
+        if let Some(waited) = migration::await_old_process(r) {
+            ev.extra
+                .insert("old_process_gone_us".into(), us(waited).into());
+        }
+    }
     if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
         if let Err(e) = ferry_common::events::append_event(&path, &ev) {
             log::warn!("cannot append to the event log {path}: {e}");

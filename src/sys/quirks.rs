@@ -71,3 +71,14 @@ pub const SPAWN_ERRHANDLER_OVER_RELEASED: bool = cfg!(ferry_mpi = "openmpi");
 /// migration every communicator is freed right before `MPI_Finalize`
 /// (`handles::free_all_comms`).
 pub const FINALIZE_COUNTS_FOREIGN_COMMS: bool = cfg!(ferry_mpi = "openmpi");
+
+/// Open MPI 4.1.4 cannot start a process again on a host every one of
+/// the job's first processes has left while others of them still run
+/// elsewhere: the host's daemon forgot the job's PMIx namespace when its
+/// last local process of the job ended (ORTE `state_orted.c:416-462`,
+/// `server_deregister_nspace`), and the new process dies in `MPI_Init`
+/// connecting to its parents (`dpm.c:397-405`, "Not supported"), the
+/// job then hanging. Seen on the cluster of network namespaces moving a
+/// rank back onto the host it left (docs/host-loss.md, O12). A move onto
+/// such a host is refused before it starts (`migration::closed_host`).
+pub const LEFT_HOST_CLOSED: bool = cfg!(ferry_mpi = "openmpi");
