@@ -280,9 +280,16 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
     };
     match rc {
         1 => {
-            // The new process. The job's file descriptor is the old
-            // process's (the number may be the program's here): not closed.
-            std::mem::forget(job);
+            // The new process. The job's file descriptors and its sender
+            // are the old process's (a number may be the program's here,
+            // the sender's handles are of the old MPI): never closed nor
+            // dropped. Its buffers are the library's heap, carried: given
+            // back (forgotten, they added some 600 KiB to every later
+            // image of the rank).
+            let Job {
+                out, pagemap_file, ..
+            } = job;
+            std::mem::forget((out, pagemap_file));
             resumed();
             Outcome::Resumed
         }
@@ -406,6 +413,24 @@ fn write_all(job: &mut Job) -> Result<(), String> {
         // SAFETY: as every piece before it; every message is delivered
         // before the writer returns (and the memory may change again).
         Out::Peer(s) => unsafe { s.finish(job.file_bytes)? },
+    }
+    // What each kind of memory weighs (logged once written: nothing may
+    // allocate while the library's heap is being written).
+    if log::log_enabled!(log::Level::Debug) {
+        let mut by_kind = [0u64; 7];
+        for &(lo, hi, kind) in &job.ranges {
+            by_kind[kind as usize] += (hi - lo) as u64;
+        }
+        let kib = |k: Kind| by_kind[k as usize] >> 10;
+        log::debug!(
+            "image: program heap {} KiB, stack {} KiB, data {} KiB, TLS {} KiB; library data {} KiB, heap {} KiB",
+            kib(Kind::ProgramHeap),
+            kib(Kind::ProgramStack),
+            kib(Kind::ProgramData),
+            kib(Kind::Tls),
+            kib(Kind::LibraryData),
+            kib(Kind::LibraryHeap)
+        );
     }
     Ok(())
 }
