@@ -183,6 +183,12 @@ pub fn build_plan(
                 // lost, which `--enable-recovery` survives, not a launch
                 // failure, which aborts (docs/host-loss.md, O6 and O7).
                 defaults.push(("OMPI_MCA_plm_rsh_no_tree_spawn", "1"));
+                // A host that dies says nothing: mpirun learns that its
+                // daemon is gone from TCP keepalives, after 10 s of silence
+                // and 3 unanswered probes 5 s apart (not 8 minutes).
+                defaults.push(("OMPI_MCA_oob_tcp_keepalive_time", "10"));
+                defaults.push(("OMPI_MCA_oob_tcp_keepalive_intvl", "5"));
+                defaults.push(("OMPI_MCA_oob_tcp_keepalive_probes", "3"));
             }
             for (k, v) in defaults {
                 if launcher_var(k).is_none() {
@@ -631,7 +637,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     log::info!("launching: {}", words.join(" "));
 
     // 4. Run it, forwarding SIGINT/SIGTERM, and record the outcome.
-    let watched = mpi.survives_lost_processes().then(|| job.clone());
+    let watched = mpi.survives_lost_processes().then(|| (job.clone(), n));
     let status = launch(&plan, image_on, watched, |pid| {
         meta.launcher_pid = Some(pid);
         if let Err(e) = job.write_meta(&meta) {
@@ -664,7 +670,12 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             job.job_json().display()
         );
     }
-    if status.signal() == Some(libc::SIGPIPE) && every_rank_succeeded(job.path(), meta.n) {
+    if LINGERED.load(std::sync::atomic::Ordering::SeqCst) && every_rank_succeeded(job.path(), n) {
+        // Stopped by `watch_ranks` once every rank had ended: the job is
+        // over, the launcher was only waiting for a daemon of a host that
+        // died.
+        code = 0;
+    } else if status.signal() == Some(libc::SIGPIPE) && every_rank_succeeded(job.path(), meta.n) {
         // MPICH's hydra can die writing to the proxy of a replacement that
         // has already ended (seen across hosts): the job itself is over,
         // every rank finished with status 0 and its output is complete.
@@ -748,7 +759,7 @@ fn absolute_new(p: &Path) -> PathBuf {
 fn launch(
     plan: &LaunchPlan,
     fixed_layout: bool,
-    watch: Option<JobDir>,
+    watch: Option<(JobDir, u32)>,
     on_spawn: impl FnOnce(u32),
 ) -> Result<ExitStatus, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -816,9 +827,9 @@ fn launch(
         }
     });
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = watch.map(|job| {
+    let watcher = watch.map(|(job, n)| {
         let done = done.clone();
-        std::thread::spawn(move || watch_ranks(&job, pid, &done))
+        std::thread::spawn(move || watch_ranks(&job, n, pid, &done))
     });
     let status = child
         .wait()
@@ -865,7 +876,14 @@ const WATCH_LOOKS: u32 = 3;
 /// finalizing stops the job (SIGTERM to the launcher, SIGKILL 5 s later),
 /// as the launcher would have by itself. Ranks on other machines are left
 /// to the launcher's own detection.
-fn watch_ranks(job: &JobDir, launcher: u32, done: &std::sync::atomic::AtomicBool) {
+///
+/// And once every rank has recorded its exit status (`rank-R.exit`), the
+/// launcher has [`LINGER`] to end too: Open MPI 4.1.4's mpirun waits for
+/// ever for the daemon of a host that died without a word (its link cut
+/// before the daemon's connection could close), although that host had
+/// no rank left. It is then stopped, and the ranks' statuses are the job's
+/// ([`LINGERED`]).
+fn watch_ranks(job: &JobDir, n: u32, launcher: u32, done: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
     let Some(machine) = ferry_common::job::machine_id() else {
         return;
@@ -874,31 +892,11 @@ fn watch_ranks(job: &JobDir, launcher: u32, done: &std::sync::atomic::AtomicBool
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
     };
-    let mut looks: std::collections::HashMap<(u32, u32), u32> = Default::default();
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(WATCH_EVERY);
-        let Ok(ranks) = job.rank_statuses() else {
-            continue;
-        };
-        let lost = lost_ranks(&ranks, &machine, alive);
-        looks.retain(|k, _| lost.iter().any(|r| (r.rank, r.pid) == *k));
-        let Some(gone) = lost.iter().find(|r| {
-            let n = looks.entry((r.rank, r.pid)).or_insert(0);
-            *n += 1;
-            *n >= WATCH_LOOKS
-        }) else {
-            continue;
-        };
+    let stop = |why: String| {
         if done.load(Ordering::SeqCst) {
             return;
         }
-        eprintln!(
-            "ferry: rank {} (pid {} on {}) ended without MPI_Finalize; stopping job {}",
-            gone.rank,
-            gone.pid,
-            gone.host,
-            job.id()
-        );
+        eprintln!("{why}");
         let Ok(target) = libc::pid_t::try_from(launcher) else {
             return;
         };
@@ -913,9 +911,55 @@ fn watch_ranks(job: &JobDir, launcher: u32, done: &std::sync::atomic::AtomicBool
             // SAFETY: as above.
             unsafe { libc::kill(target, libc::SIGKILL) };
         }
+    };
+    let mut looks: std::collections::HashMap<(u32, u32), u32> = Default::default();
+    let mut all_ended: Option<std::time::Instant> = None;
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(WATCH_EVERY);
+        let ended = n > 0 && (0..n).all(|r| job.path().join(format!("rank-{r}.exit")).exists());
+        match (ended, all_ended) {
+            (false, _) => all_ended = None,
+            (true, None) => all_ended = Some(std::time::Instant::now()),
+            (true, Some(at)) if at.elapsed() >= LINGER => {
+                LINGERED.store(true, Ordering::SeqCst);
+                stop(format!(
+                    "ferry: job {}: every rank ended {} s ago, the launcher has not (waiting for a \
+                     daemon on a host that died: docs/host-loss.md); stopping it",
+                    job.id(),
+                    LINGER.as_secs()
+                ));
+                return;
+            }
+            (true, Some(_)) => {}
+        }
+        let Ok(ranks) = job.rank_statuses() else {
+            continue;
+        };
+        let lost = lost_ranks(&ranks, &machine, alive);
+        looks.retain(|k, _| lost.iter().any(|r| (r.rank, r.pid) == *k));
+        let Some(gone) = lost.iter().find(|r| {
+            let n = looks.entry((r.rank, r.pid)).or_insert(0);
+            *n += 1;
+            *n >= WATCH_LOOKS
+        }) else {
+            continue;
+        };
+        stop(format!(
+            "ferry: rank {} (pid {} on {}) ended without MPI_Finalize; stopping job {}",
+            gone.rank,
+            gone.pid,
+            gone.host,
+            job.id()
+        ));
         return;
     }
 }
+
+/// How long the launcher may outlive the last rank (see [`watch_ranks`]).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Set when [`watch_ranks`] stopped a launcher that outlived every rank.
+static LINGERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(test)]
 mod tests {
@@ -1143,7 +1187,10 @@ mod tests {
                 "OMPI_MCA_rmaps_base_oversubscribe",
                 "OMPI_MCA_osc",
                 "OMPI_MCA_async_mpi_finalize",
-                "OMPI_MCA_plm_rsh_no_tree_spawn"
+                "OMPI_MCA_plm_rsh_no_tree_spawn",
+                "OMPI_MCA_oob_tcp_keepalive_time",
+                "OMPI_MCA_oob_tcp_keepalive_intvl",
+                "OMPI_MCA_oob_tcp_keepalive_probes"
             ]
         );
         let p = plan(Mpi::Openmpi, None, false, &[]);

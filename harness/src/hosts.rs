@@ -11,6 +11,7 @@
 //! | `heat-external` | `examples/heat.c` on hosts 1-3 with ferry-h4 in the job but no rank on it; `ferry migrate --rank 2 --to ferry-h4`, then `--to ferry-h3` (Open MPI: `ferry-h1`) | rank 2 on ferry-h4 in the job directory; its pid's TCP connections in ferry-h4 (`ss`) all from 10.77.0.14 (or 127.0.0.1) and some to 10.77.0.11 or .13; back on ferry-h3 (ferry-h1) at the end; exit 0, stdout the plain run's |
 //! | `host-down` | ferry-h4's link cut, `ferry migrate --rank 1 --to ferry-h4` | the command fails saying `refused`; the job's stderr says the host does not answer; rank 1 keeps its pid; with the link back the same request moves it (one `migrate` event ferry-h2 → ferry-h4); exit 0, output equal |
 //! | `same-rank-twice` | `ferry migrate --rank 1 --to ferry-h4`, and once the job has taken it, `--to ferry-h2` | both commands succeed, each reporting its own move; events ferry-h2 → ferry-h4 → ferry-h2; exit 0, output equal. Open MPI: the second is refused, saying Open MPI 4.1.4 cannot start a process there again; one event |
+//! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
 //! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, 0.8 s after the replacement appears, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
 //! MPICH's UCX warns on stdout when a spawned process finalizes over TCP
@@ -49,6 +50,7 @@ pub const CASES: &[&str] = &[
     "same-rank-twice",
     "replacement-killed",
     "link-cut",
+    "host-dies",
 ];
 
 /// `hosts::NAME::MPI`.
@@ -530,9 +532,8 @@ fn once(mpi: &Mpi, name: &str) -> Result<String, String> {
     env.extend(_cluster_and_env.env.iter().cloned());
     let ctx = Ctx { mpi, out, env };
     match name {
-        "heat-external" | "host-down" | "same-rank-twice" | "replacement-killed" | "link-cut" => {
-            heat_case(&ctx, name)
-        }
+        "heat-external" | "host-down" | "same-rank-twice" | "replacement-killed" | "link-cut"
+        | "host-dies" => heat_case(&ctx, name),
         _ => program_case(&ctx, name),
     }
 }
@@ -788,6 +789,7 @@ fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
         "heat-external" => heat_external(ctx, &bin, &plain),
         "host-down" => host_down(ctx, &bin, &plain),
         "same-rank-twice" => same_rank_twice(ctx, &bin, &plain),
+        "host-dies" => host_dies(ctx, &bin, &plain),
         _ => fault(ctx, &bin, &plain, name == "link-cut"),
     }
 }
@@ -904,7 +906,7 @@ fn heat_external(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
 fn host_down(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
     let mut h = heat_start(ctx, bin, "host-down", &[])?;
     let before = pid_of(&h.job, 1);
-    let guard = LinkBack;
+    let guard = LinkBack::of(SPARE);
     link(false)?;
     let t0 = Instant::now();
     let first = migrate(ctx, &h.job, 1, SPARE);
@@ -1157,11 +1159,75 @@ fn fault(ctx: &Ctx, bin: &Path, plain: &str, cut: bool) -> Result<String, String
 }
 
 /// Puts the spare host's link back up on drop.
-struct LinkBack;
+/// `host-dies`: rank 1 leaves ferry-h2 for the spare host; then ferry-h2
+/// dies as a node does: every process in it killed (SIGKILL), its link
+/// cut. The job must not notice.
+fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
+    const GONE: &str = "ferry-h2";
+    let mut h = heat_start(ctx, bin, "host-dies", &[])?;
+    let (ok, said) = migrate(ctx, &h.job, 1, SPARE)?;
+    if !ok {
+        return Err(format!(
+            "ferry migrate --rank 1 --to {SPARE} failed: {said}"
+        ));
+    }
+    // What still runs there (the launcher's daemon, on Open MPI; on MPICH
+    // hydra's proxy leaves with the host's last process), then the kill.
+    let listed = Command::new("ip")
+        .args(["netns", "pids", GONE])
+        .output()
+        .map_err(|e| format!("cannot run ip netns pids: {e}"))?;
+    let pids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let there: Vec<String> = pids
+        .iter()
+        .filter_map(|p| {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).ok()?;
+            Some(format!("{}({p})", comm.trim()))
+        })
+        .collect();
+    let _back = LinkBack::of(GONE);
+    if !pids.is_empty() {
+        let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+    }
+    Command::new("ip")
+        .args(["link", "set", &format!("{GONE}-v"), "down"])
+        .status()
+        .map_err(|e| format!("cannot cut {GONE}'s link: {e}"))?;
+    let killed_at = Instant::now();
+    same_as(plain, &mut h.bg)?;
+    let lasted = killed_at.elapsed();
+    let moved = moves(&h.bg.events()?)?;
+    if moved != [format!("1:{GONE}->{SPARE}")] {
+        return Err(format!("the moves were {moved:?}, not 1:{GONE}->{SPARE}"));
+    }
+    Ok(format!(
+        "rank 1 moved {GONE} -> {SPARE}; then in {GONE} killed [{}] and its link cut; the job ran {:.1} s more: exit 0, output identical",
+        there.join(" "),
+        lasted.as_secs_f64()
+    ))
+}
+
+/// Puts a host's link back up on drop (the spare host's unless said).
+struct LinkBack(&'static str);
+
+impl LinkBack {
+    fn of(host: &'static str) -> LinkBack {
+        LinkBack(host)
+    }
+}
 
 impl Drop for LinkBack {
     fn drop(&mut self) {
-        let _ = link(true);
+        if self.0 == SPARE {
+            let _ = link(true);
+        } else {
+            let _ = Command::new("ip")
+                .args(["link", "set", &format!("{}-v", self.0), "up"])
+                .status();
+        }
     }
 }
 
