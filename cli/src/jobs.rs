@@ -127,6 +127,43 @@ pub fn status(job: &str) -> Result<i32, Failure> {
             );
         }
     }
+    let evacuations = crate::evacuate::past(&dir);
+    if !evacuations.is_empty() {
+        println!();
+        println!("evacuations ({}):", evacuations.len());
+        for e in &evacuations {
+            let get = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+            let moved: Vec<String> = e
+                .get("ranks")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .map(|m| {
+                            let rank = m.get("rank").and_then(|v| v.as_u64()).unwrap_or(0);
+                            match m.get("refused").and_then(|v| v.as_str()) {
+                                None => format!(
+                                    "{rank} -> {}",
+                                    m.get("to_host").and_then(|v| v.as_str()).unwrap_or("?")
+                                ),
+                                Some(_) => format!("{rank} stayed"),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let at = e
+                .get("started_unix_ms")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            println!(
+                "  host {} evacuated {} ({}): ranks {}",
+                get("host"),
+                format_utc(at),
+                get("outcome"),
+                moved.join(", ")
+            );
+        }
+    }
     Ok(0)
 }
 
@@ -214,16 +251,51 @@ pub fn migrate(
             )));
         }
     }
-    let events_path = meta
-        .events
+    match request_move(&dir, &meta, rank, to, wait, timeout, true)? {
+        Moved::Yes(_) | Moved::Asked => Ok(0),
+        Moved::Refused(_) => Err(Failure::other(format!(
+            "the migration of rank {rank} was refused (the job's stderr says why); the job goes on"
+        ))),
+    }
+}
+
+/// How a request to move a rank ended.
+#[derive(Debug, Clone)]
+pub enum Moved {
+    /// Its `migrate` event.
+    Yes(Box<ferry_common::events::Event>),
+    /// Refused: why (from the event log, if it says).
+    Refused(String),
+    /// Delivered, not waited for.
+    Asked,
+}
+
+/// The event log a job writes to.
+pub fn events_path(dir: &JobDir, meta: &JobMeta) -> std::path::PathBuf {
+    meta.events
         .as_ref()
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.events_jsonl());
+        .unwrap_or_else(|| dir.events_jsonl())
+}
+
+/// Queues a request to move `rank` (to `to`, else its own host), hands it
+/// to the rank's process and, when `wait`, waits at most `timeout` s for
+/// its outcome. `say`: prints what happens, as `ferry migrate` does.
+pub fn request_move(
+    dir: &JobDir,
+    meta: &JobMeta,
+    rank: u32,
+    to: Option<String>,
+    wait: bool,
+    timeout: u64,
+    say: bool,
+) -> Result<Moved, Failure> {
+    let events_path = events_path(dir, meta);
     let seen = std::fs::read_to_string(&events_path)
         .map(|t| t.lines().count())
         .unwrap_or(0);
     // The process to signal must exist before the request is queued.
-    let first = taker(&dir, rank)?;
+    let first = taker(dir, rank)?;
     let req = MigrateRequest {
         rank,
         to: to.clone(),
@@ -236,10 +308,12 @@ pub fn migrate(
         return Err(e);
     }
     let target = to.clone().map(|h| format!(" to {h}")).unwrap_or_default();
-    println!(
-        "ferry: migration of rank {rank}{target} asked of job {} (request {n}, delivered to rank {} pid {})",
-        meta.job, first.rank, first.pid
-    );
+    if say {
+        println!(
+            "ferry: migration of rank {rank}{target} asked of job {} (request {n}, delivered to rank {} pid {})",
+            meta.job, first.rank, first.pid
+        );
+    }
     let taken = path.with_extension("taken");
     // The process signalled may stop taking requests before it sees this
     // one: it may be the old process of a rank that is moving (asleep
@@ -251,14 +325,16 @@ pub fn migrate(
         if taken_now {
             return Ok(());
         }
-        if let Ok(now) = taker(&dir, rank) {
+        if let Ok(now) = taker(dir, rank) {
             if now.pid != delivered {
                 deliver(&now)?;
                 delivered = now.pid;
-                println!(
-                    "ferry: request {n} not taken yet; delivered again to rank {} pid {}",
-                    now.rank, now.pid
-                );
+                if say {
+                    println!(
+                        "ferry: request {n} not taken yet; delivered again to rank {} pid {}",
+                        now.rank, now.pid
+                    );
+                }
             }
         }
         Ok(())
@@ -271,10 +347,10 @@ pub fn migrate(
             std::thread::sleep(std::time::Duration::from_millis(100));
             redeliver(taken.exists())?;
         }
-        if !taken.exists() {
+        if !taken.exists() && say {
             println!("ferry: request {n} not taken yet (the ranks have made no MPI call since)");
         }
-        return Ok(0);
+        return Ok(Moved::Asked);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut said_taken = false;
@@ -282,7 +358,9 @@ pub fn migrate(
     while std::time::Instant::now() < deadline {
         if !said_taken && taken.exists() {
             said_taken = true;
-            println!("ferry: request {n} taken; the job synchronizes");
+            if say {
+                println!("ferry: request {n} taken; the job synchronizes");
+            }
         }
         polls += 1;
         if polls % 10 == 0 {
@@ -297,20 +375,29 @@ pub fn migrate(
             }
             let refused = ev.extra.get("migration_refused").and_then(|v| v.as_u64());
             if ev.event == EventKind::Migrate && ev.rank == Some(rank) {
-                println!(
-                    "ferry: rank {rank} moved: pid {} on {} -> pid {} on {}, in {:.1} ms",
-                    ev.old_pid.unwrap_or(0),
-                    ev.from_host.as_deref().unwrap_or("?"),
-                    ev.new_pid.unwrap_or(0),
-                    ev.to_host.as_deref().unwrap_or("?"),
-                    ev.phases_us.total.unwrap_or(0) as f64 / 1e3
-                );
-                return Ok(0);
+                if say {
+                    println!(
+                        "ferry: rank {rank} moved: pid {} on {} -> pid {} on {}, in {:.1} ms",
+                        ev.old_pid.unwrap_or(0),
+                        ev.from_host.as_deref().unwrap_or("?"),
+                        ev.new_pid.unwrap_or(0),
+                        ev.to_host.as_deref().unwrap_or("?"),
+                        ev.phases_us.total.unwrap_or(0) as f64 / 1e3
+                    );
+                }
+                return Ok(Moved::Yes(Box::new(ev)));
             }
             if refused == Some(rank as u64) {
-                return Err(Failure::other(format!(
-                    "the migration of rank {rank} was refused (the job's stderr says why); the job goes on"
-                )));
+                // The reason, from the refusal line the job wrote for it.
+                let why = events_from(&events_path, seen)
+                    .iter()
+                    .filter(|e| e.rank == Some(rank))
+                    .filter_map(|e| e.refusal())
+                    .filter(|(op, _)| *op == "migration")
+                    .map(|(_, why)| why.to_string())
+                    .next_back()
+                    .unwrap_or_else(|| "the job's stderr says why".into());
+                return Ok(Moved::Refused(why));
             }
         }
         let m = dir.read_meta()?;
@@ -447,6 +534,7 @@ mod tests {
             started_at: 0,
             cwd: None,
             hosts: None,
+            spare_hosts: Vec::new(),
             events: None,
             migrate: None,
             regroup: None,

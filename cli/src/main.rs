@@ -1,6 +1,7 @@
 //! `ferry`: run MPI jobs under libferry.so, ask a running job to migrate a
 //! rank, show a job's status and report its event log.
 
+mod evacuate;
 mod jobs;
 mod report;
 mod run;
@@ -93,6 +94,31 @@ enum Command {
         /// Seconds to wait for the migration to finish
         #[arg(long, value_name = "S", default_value_t = 120)]
         timeout: u64,
+    },
+    /// Move every rank of a host to other hosts, so that the host can be
+    /// taken down while the job goes on. Exit status: 0 every rank moved,
+    /// 3 some could not (the report says why), 2 refused before anything
+    /// moved.
+    Evacuate {
+        /// Job id printed by `ferry run` (or the job directory's path)
+        #[arg(long, value_name = "JOB")]
+        job: String,
+        /// The host to empty
+        #[arg(long, value_name = "H", value_parser = parse_host)]
+        host: String,
+        /// Hosts to move the ranks to, spread evenly (default: the job's
+        /// other hosts, spare ones included)
+        #[arg(long, value_name = "H2,H3..", value_delimiter = ',', value_parser = parse_host)]
+        to: Vec<String>,
+        /// Seconds for the whole evacuation
+        #[arg(long, value_name = "S", default_value_t = 300)]
+        timeout: u64,
+        /// Print where each rank would go, move nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Show a job's ranks as reported by the library
     Status {
@@ -257,6 +283,21 @@ fn main() {
             no_wait,
             timeout,
         } => jobs::migrate(&job, rank, to, !no_wait, timeout),
+        Command::Evacuate {
+            job,
+            host,
+            to,
+            timeout,
+            dry_run,
+            json,
+        } => evacuate::evacuate(&evacuate::Request {
+            job,
+            host,
+            to,
+            timeout,
+            dry_run,
+            json,
+        }),
         Command::Status { job } => jobs::status(&job),
         Command::Report { events, svg } => report::report(&events, svg.as_deref()),
     };

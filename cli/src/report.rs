@@ -108,6 +108,7 @@ fn summary(events: &[Event]) -> String {
         EventKind::Checkpoint,
         EventKind::Restart,
         EventKind::Refused,
+        EventKind::Evacuate,
     ] {
         let of_kind: Vec<&Event> = events.iter().filter(|e| e.event == kind).collect();
         if of_kind.is_empty() {

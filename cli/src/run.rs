@@ -559,6 +559,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             .ok()
             .map(|d| d.display().to_string()),
         hosts: hosts.clone(),
+        spare_hosts: spare_hosts.clone(),
         events: Some(events.display().to_string()),
         migrate: (!migrate.is_empty()).then(|| format_spec_list(&migrate)),
         regroup: (!regroup.is_empty()).then(|| format_spec_list(&regroup)),

@@ -619,6 +619,7 @@ fn make_job(sb: &Sandbox, id: &str, running: bool) -> JobDir {
         started_at: ferry_common::time::unix_ms() - 5000,
         cwd: None,
         hosts: None,
+        spare_hosts: Vec::new(),
         events: Some(dir.events_jsonl().display().to_string()),
         migrate: None,
         regroup: None,

@@ -29,6 +29,10 @@ pub enum EventKind {
     /// "migration"|"checkpoint","reason":"..."}`, written by the process
     /// that knows the reason.
     Refused,
+    /// `ferry evacuate` of a host: `from_host`, `ranks_moved`,
+    /// `ranks_stayed`, `to_hosts`, `outcome` and the total time (written
+    /// by the command).
+    Evacuate,
 }
 
 impl EventKind {
@@ -39,6 +43,7 @@ impl EventKind {
             EventKind::Checkpoint => "checkpoint",
             EventKind::Restart => "restart",
             EventKind::Refused => "refused",
+            EventKind::Evacuate => "evacuate",
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct JobMeta {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<Vec<String>>,
+    /// Hosts in the job with no rank at its start (ranks may move there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spare_hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<String>,
     /// `FERRY_MIGRATE` as given to the ranks.
@@ -749,6 +752,7 @@ mod tests {
             started_at: 5,
             cwd: None,
             hosts: None,
+            spare_hosts: Vec::new(),
             events: None,
             migrate: Some("rank=1,after=2".into()),
             regroup: None,

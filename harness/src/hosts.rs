@@ -12,6 +12,7 @@
 //! | `host-down` | ferry-h4's link cut, `ferry migrate --rank 1 --to ferry-h4` | the command fails saying `refused`; the job's stderr says the host does not answer; rank 1 keeps its pid; with the link back the same request moves it (one `migrate` event ferry-h2 → ferry-h4); exit 0, output equal |
 //! | `same-rank-twice` | `ferry migrate --rank 1 --to ferry-h4`, and once the job has taken it, `--to ferry-h2` | both commands succeed, each reporting its own move; events ferry-h2 → ferry-h4 → ferry-h2; exit 0, output equal. Open MPI: the second is refused, saying Open MPI 4.1.4 cannot start a process there again; one event |
 //! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
+//! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
 //! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, 0.8 s after the replacement appears, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
 //! MPICH's UCX warns on stdout when a spawned process finalizes over TCP
@@ -51,6 +52,7 @@ pub const CASES: &[&str] = &[
     "replacement-killed",
     "link-cut",
     "host-dies",
+    "evacuate",
 ];
 
 /// `hosts::NAME::MPI`.
@@ -426,6 +428,12 @@ impl Ctx<'_> {
     /// Runs `ferry ARGS` (migrate, status) on `job` to its end: (success,
     /// output).
     fn command(&self, job: &JobDir, args: &[&str]) -> Result<(bool, String), String> {
+        self.command_status(job, args)
+            .map(|(code, said)| (code == Some(0), said))
+    }
+
+    /// As [`Ctx::command`], with the exit status.
+    fn command_status(&self, job: &JobDir, args: &[&str]) -> Result<(Option<i32>, String), String> {
         let out = Command::new(self.mpi.ferry())
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -434,7 +442,7 @@ impl Ctx<'_> {
             .output()
             .map_err(|e| format!("cannot run ferry {}: {e}", args.join(" ")))?;
         Ok((
-            out.status.success(),
+            out.status.code(),
             format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),
@@ -533,7 +541,7 @@ fn once(mpi: &Mpi, name: &str) -> Result<String, String> {
     let ctx = Ctx { mpi, out, env };
     match name {
         "heat-external" | "host-down" | "same-rank-twice" | "replacement-killed" | "link-cut"
-        | "host-dies" => heat_case(&ctx, name),
+        | "host-dies" | "evacuate" => heat_case(&ctx, name),
         _ => program_case(&ctx, name),
     }
 }
@@ -736,15 +744,26 @@ struct Heat {
 }
 
 fn heat_start(ctx: &Ctx, bin: &Path, name: &str, env: &[(String, String)]) -> Result<Heat, String> {
+    heat_start_n(ctx, bin, name, env, 3)
+}
+
+/// [`heat_start`] on `n` ranks.
+fn heat_start_n(
+    ctx: &Ctx,
+    bin: &Path,
+    name: &str,
+    env: &[(String, String)],
+    n: u32,
+) -> Result<Heat, String> {
     let dir = ctx.out.join(name);
     let mut args = vec!["--".to_string(), bin.display().to_string()];
     args.extend(HEAT.iter().map(|s| s.to_string()));
-    let words = ctx.ferry_run(&dir, &format!("{HOSTS},{SPARE}:0"), 3, &args);
+    let words = ctx.ferry_run(&dir, &format!("{HOSTS},{SPARE}:0"), n, &args);
     let mut bg = ctx.start(&dir, &words, env)?;
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(20) {
         if let Some(job) = ctx.job(&dir) {
-            if statuses(&job).len() >= 3 {
+            if statuses(&job).len() >= n as usize {
                 return Ok(Heat { bg, job });
             }
         }
@@ -755,7 +774,7 @@ fn heat_start(ctx: &Ctx, bin: &Path, name: &str, env: &[(String, String)]) -> Re
     }
     bg.wait();
     Err(format!(
-        "the heat job did not start its 3 ranks (see {})",
+        "the heat job did not start its {n} ranks (see {})",
         dir.display()
     ))
 }
@@ -777,7 +796,11 @@ fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
     }
     let mut prog = vec![bin.display().to_string()];
     prog.extend(HEAT.iter().map(|s| s.to_string()));
-    let plain = ctx.run(&ctx.out.join("plain"), &ctx.plain(3, &prog), &[])?;
+    let plain = ctx.run(
+        &ctx.out.join("plain"),
+        &ctx.plain(heat_ranks(ctx, name), &prog),
+        &[],
+    )?;
     if plain.done != Some(Some(0)) {
         return Err(format!(
             "the plain run on {HOSTS} failed (see {})",
@@ -790,6 +813,7 @@ fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
         "host-down" => host_down(ctx, &bin, &plain),
         "same-rank-twice" => same_rank_twice(ctx, &bin, &plain),
         "host-dies" => host_dies(ctx, &bin, &plain),
+        "evacuate" => evacuate(ctx, &bin, &plain),
         _ => fault(ctx, &bin, &plain, name == "link-cut"),
     }
 }
@@ -1173,8 +1197,37 @@ fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
     }
     // What still runs there (the launcher's daemon, on Open MPI; on MPICH
     // hydra's proxy leaves with the host's last process), then the kill.
+    let (there, _back) = kill_host(GONE)?;
+    let killed_at = Instant::now();
+    same_as(plain, &mut h.bg)?;
+    let lasted = killed_at.elapsed();
+    let moved = moves(&h.bg.events()?)?;
+    if moved != [format!("1:{GONE}->{SPARE}")] {
+        return Err(format!("the moves were {moved:?}, not 1:{GONE}->{SPARE}"));
+    }
+    Ok(format!(
+        "rank 1 moved {GONE} -> {SPARE}; then in {GONE} killed [{}] and its link cut; the job ran {:.1} s more: exit 0, output identical",
+        there.join(" "),
+        lasted.as_secs_f64()
+    ))
+}
+
+/// The heat job's ranks in case `name`: 3 (one per host), or for
+/// `evacuate` on MPICH 5 (two of them on ferry-h2; Open MPI 4.1.4 cannot
+/// start more ranks than hosts with a spare host in the job).
+fn heat_ranks(ctx: &Ctx, name: &str) -> u32 {
+    if name == "evacuate" && ctx.mpi.name == "mpich" {
+        5
+    } else {
+        3
+    }
+}
+
+/// Kills every process in host `h`'s network namespace and cuts its link,
+/// as when the node dies; says what ran there.
+fn kill_host(h: &'static str) -> Result<(Vec<String>, LinkBack), String> {
     let listed = Command::new("ip")
-        .args(["netns", "pids", GONE])
+        .args(["netns", "pids", h])
         .output()
         .map_err(|e| format!("cannot run ip netns pids: {e}"))?;
     let pids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
@@ -1188,23 +1241,104 @@ fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
             Some(format!("{}({p})", comm.trim()))
         })
         .collect();
-    let _back = LinkBack::of(GONE);
+    let back = LinkBack::of(h);
     if !pids.is_empty() {
         let _ = Command::new("kill").arg("-KILL").args(&pids).status();
     }
     Command::new("ip")
-        .args(["link", "set", &format!("{GONE}-v"), "down"])
+        .args(["link", "set", &format!("{h}-v"), "down"])
         .status()
-        .map_err(|e| format!("cannot cut {GONE}'s link: {e}"))?;
+        .map_err(|e| format!("cannot cut {h}'s link: {e}"))?;
+    Ok((there, back))
+}
+
+/// `evacuate`: `ferry evacuate` refuses a host with no rank and an unknown
+/// one, then empties ferry-h2 (its ranks to the other hosts, spread
+/// evenly); then ferry-h2 dies. The job must not notice.
+fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
+    const GONE: &str = "ferry-h2";
+    let n = heat_ranks(ctx, "evacuate");
+    let mut h = heat_start_n(ctx, bin, "evacuate", &[], n)?;
+    let id = h.job.id().to_string();
+    for (host, why) in [
+        (SPARE, "runs no rank"),
+        ("no-such-host.invalid", "unknown host"),
+    ] {
+        let (code, said) =
+            ctx.command_status(&h.job, &["evacuate", "--job", &id, "--host", host])?;
+        if code != Some(2) || !said.contains(why) {
+            return Err(format!(
+                "ferry evacuate --host {host}: exit {code:?}, expected 2 saying '{why}': {said}"
+            ));
+        }
+    }
+    let on_gone: Vec<u32> = statuses(&h.job)
+        .iter()
+        .filter(|s| s.host == GONE)
+        .map(|s| s.rank)
+        .collect();
+    let (code, said) = ctx.command_status(
+        &h.job,
+        &["evacuate", "--job", &id, "--host", GONE, "--json"],
+    )?;
+    let _ = std::fs::write(ctx.out.join("evacuate/evacuate.json"), &said);
+    let report: serde_json::Value = serde_json::from_str(&said)
+        .map_err(|e| format!("ferry evacuate --json printed no JSON ({e}): {said}"))?;
+    if code != Some(0) || report["outcome"] != "complete" || report["host_may_go_down"] != true {
+        return Err(format!(
+            "ferry evacuate --host {GONE}: exit {code:?}: {said}"
+        ));
+    }
+    let moved: Vec<String> = report["ranks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    format!(
+                        "{}:{}->{}",
+                        m["rank"],
+                        m["from_host"].as_str().unwrap_or("?"),
+                        m["to_host"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if moved.len() != on_gone.len() || on_gone.len() != (n as usize).div_ceil(3).min(2) {
+        return Err(format!(
+            "ranks {on_gone:?} ran on {GONE}, the report moved {moved:?}"
+        ));
+    }
+    // Nothing of the job's program left there (MPICH's proxy leaves with
+    // the host's last process; Open MPI's daemon stays, of no more use).
+    let (there, _back) = kill_host(GONE)?;
+    if let Some(p) = there.iter().find(|p| p.starts_with("heat")) {
+        return Err(format!("{p} still ran on {GONE} after the evacuation"));
+    }
     let killed_at = Instant::now();
     same_as(plain, &mut h.bg)?;
     let lasted = killed_at.elapsed();
-    let moved = moves(&h.bg.events()?)?;
-    if moved != [format!("1:{GONE}->{SPARE}")] {
-        return Err(format!("the moves were {moved:?}, not 1:{GONE}->{SPARE}"));
+    let ev = h.bg.events()?;
+    let evacuations: Vec<&Event> = ev
+        .iter()
+        .filter(|e| e.event == ferry_common::events::EventKind::Evacuate)
+        .collect();
+    if evacuations.len() != 1 || evacuations[0].from_host.as_deref() != Some(GONE) {
+        return Err(format!(
+            "{} evacuate events of {GONE} in the event log, expected 1",
+            evacuations.len()
+        ));
+    }
+    let (ok, status) = ctx.command(&h.job, &["status", "--job", &id])?;
+    if !ok || !status.contains(&format!("host {GONE} evacuated")) {
+        return Err(format!(
+            "ferry status does not show {GONE} evacuated:\n{status}"
+        ));
     }
     Ok(format!(
-        "rank 1 moved {GONE} -> {SPARE}; then in {GONE} killed [{}] and its link cut; the job ran {:.1} s more: exit 0, output identical",
+        "refusals (no rank, unknown host) exit 2; evacuated {GONE}: {} in {:.1} s; then killed [{}] there and cut its link; the job ran {:.1} s more: exit 0, output identical; ferry status shows it",
+        moved.join(" "),
+        report["total_ms"].as_f64().unwrap_or(0.0) / 1e3,
         there.join(" "),
         lasted.as_secs_f64()
     ))
