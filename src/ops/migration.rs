@@ -31,9 +31,15 @@
 //!    the image into place and returns from the interrupted call, inside
 //!    the regroup, which rebuilds every derived communicator and re-posts
 //!    pending receives as after any regroup.
-//! 6. **The leaving process** gives its memory back, sleeps (no CPU) until
-//!    the rank that replaced it finalizes, and finalizes with it
-//!    ([`dormant`]).
+//! 6. **The leaving process** leaves the job: every member frees the
+//!    migration's merged communicator and disconnects its
+//!    intercommunicator ([`release_link`]), and it gives its memory back,
+//!    finalizes and exits ([`depart`]); the event of the move is written
+//!    once it is gone (where that can be seen, [`await_old_process`]).
+//!    With `FERRY_OLD_PROCESS=stay` it sleeps instead until the rank that
+//!    replaced it finalizes, and finalizes with it ([`dormant`]).
+//!    On Open MPI 4.1.4, a host every first process of the job left
+//!    cannot take a process again: such a move is refused ([`closed_host`]).
 use crate::sys::constants as k;
 use crate::sys::nap::napping;
 use crate::sys::*;
