@@ -221,6 +221,13 @@ pub fn evacuate(req: &Request) -> Result<i32, Failure> {
                 .to_string(),
         ));
     }
+    if meta.old_processes_stay {
+        return Err(Failure::usage(format!(
+            "job {} was started with FERRY_OLD_PROCESS=stay: the old processes of moved ranks \
+             stay on their host until the job ends, so no host can be emptied",
+            meta.job
+        )));
+    }
     let ranks = dir.rank_statuses()?;
     let host = req.host.clone();
     let on_host: Vec<&RankStatus> = ranks
@@ -548,6 +555,7 @@ mod tests {
             cwd: None,
             hosts: Some(hosts(hosts_)),
             spare_hosts: hosts(spare),
+            old_processes_stay: false,
             events: None,
             migrate: None,
             regroup: None,

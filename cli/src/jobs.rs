@@ -535,6 +535,7 @@ mod tests {
             cwd: None,
             hosts: None,
             spare_hosts: Vec::new(),
+            old_processes_stay: false,
             events: None,
             migrate: None,
             regroup: None,

@@ -560,6 +560,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             .map(|d| d.display().to_string()),
         hosts: hosts.clone(),
         spare_hosts: spare_hosts.clone(),
+        old_processes_stay: fenv::var(fenv::FERRY_OLD_PROCESS).as_deref() == Some("stay"),
         events: Some(events.display().to_string()),
         migrate: (!migrate.is_empty()).then(|| format_spec_list(&migrate)),
         regroup: (!regroup.is_empty()).then(|| format_spec_list(&regroup)),

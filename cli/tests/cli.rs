@@ -620,6 +620,7 @@ fn make_job(sb: &Sandbox, id: &str, running: bool) -> JobDir {
         cwd: None,
         hosts: None,
         spare_hosts: Vec::new(),
+        old_processes_stay: false,
         events: Some(dir.events_jsonl().display().to_string()),
         migrate: None,
         regroup: None,

@@ -98,6 +98,10 @@ pub struct JobMeta {
     /// Hosts in the job with no rank at its start (ranks may move there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spare_hosts: Vec<String>,
+    /// Whether a moved rank's old process stays until the job ends
+    /// (`FERRY_OLD_PROCESS=stay` when the job started) instead of leaving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub old_processes_stay: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<String>,
     /// `FERRY_MIGRATE` as given to the ranks.
@@ -753,6 +757,7 @@ mod tests {
             cwd: None,
             hosts: None,
             spare_hosts: Vec::new(),
+            old_processes_stay: false,
             events: None,
             migrate: Some("rank=1,after=2".into()),
             regroup: None,
