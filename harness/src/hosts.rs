@@ -13,6 +13,7 @@
 //! | `same-rank-twice` | `ferry migrate --rank 1 --to ferry-h4`, and once the job has taken it, `--to ferry-h2` | both commands succeed, each reporting its own move; events ferry-h2 → ferry-h4 → ferry-h2; exit 0, output equal. Open MPI: the second is refused, saying Open MPI 4.1.4 cannot start a process there again; one event |
 //! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
 //! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
+//! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the first replacement on ferry-h4 killed 0.8 s after it appears | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved, `host_may_go_down` false; exit 0, output equal |
 //! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, 0.8 s after the replacement appears, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
 //! MPICH's UCX warns on stdout when a spawned process finalizes over TCP
@@ -53,6 +54,7 @@ pub const CASES: &[&str] = &[
     "link-cut",
     "host-dies",
     "evacuate",
+    "evacuate-fault",
 ];
 
 /// `hosts::NAME::MPI`.
@@ -541,7 +543,7 @@ fn once(mpi: &Mpi, name: &str) -> Result<String, String> {
     let ctx = Ctx { mpi, out, env };
     match name {
         "heat-external" | "host-down" | "same-rank-twice" | "replacement-killed" | "link-cut"
-        | "host-dies" | "evacuate" => heat_case(&ctx, name),
+        | "host-dies" | "evacuate" | "evacuate-fault" => heat_case(&ctx, name),
         _ => program_case(&ctx, name),
     }
 }
@@ -814,6 +816,7 @@ fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
         "same-rank-twice" => same_rank_twice(ctx, &bin, &plain),
         "host-dies" => host_dies(ctx, &bin, &plain),
         "evacuate" => evacuate(ctx, &bin, &plain),
+        "evacuate-fault" => evacuate_fault(ctx, &bin, &plain),
         _ => fault(ctx, &bin, &plain, name == "link-cut"),
     }
 }
@@ -1216,7 +1219,7 @@ fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
 /// `evacuate` on MPICH 5 (two of them on ferry-h2; Open MPI 4.1.4 cannot
 /// start more ranks than hosts with a spare host in the job).
 fn heat_ranks(ctx: &Ctx, name: &str) -> u32 {
-    if name == "evacuate" && ctx.mpi.name == "mpich" {
+    if name.starts_with("evacuate") && ctx.mpi.name == "mpich" {
         5
     } else {
         3
@@ -1341,6 +1344,104 @@ fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
         report["total_ms"].as_f64().unwrap_or(0.0) / 1e3,
         there.join(" "),
         lasted.as_secs_f64()
+    ))
+}
+
+/// `evacuate-fault`: `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3`
+/// while ferry-h4's link is slow, and the first replacement started on
+/// ferry-h4 killed during its transfer: that rank stays where it was, the
+/// others move, the report says so (exit 3), and the job goes on.
+fn evacuate_fault(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
+    const FROM: &str = "ferry-h2";
+    let n = heat_ranks(ctx, "evacuate-fault");
+    let slowed = Slowed::new()?;
+    let mut h = heat_start_n(
+        ctx,
+        bin,
+        "evacuate-fault",
+        &[("FERRY_TRANSFER_TIMEOUT_MS".into(), "3000".into())],
+        n,
+    )?;
+    let id = h.job.id().to_string();
+    let on_from: Vec<(u32, u32)> = statuses(&h.job)
+        .iter()
+        .filter(|s| s.host == FROM)
+        .map(|s| (s.rank, s.pid))
+        .collect();
+    let words: Vec<String> = [
+        "evacuate",
+        "--job",
+        &id,
+        "--host",
+        FROM,
+        "--to",
+        &format!("{SPARE},ferry-h3"),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut cmd_words = vec![ctx.ferry()];
+    cmd_words.extend(words);
+    let mut cmd = ctx.start(
+        &ctx.out.join("evacuate-fault/evacuate"),
+        &cmd_words,
+        &job_root(&h.job),
+    )?;
+    let victim = replacement(Duration::from_secs(10))
+        .ok_or_else(|| format!("no replacement process appeared on {SPARE}"))?;
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = Command::new("kill").args(["-KILL", &victim]).status();
+    let code = cmd.wait();
+    let said = cmd.stdout();
+    let report: serde_json::Value = serde_json::from_str(&said).map_err(|e| {
+        format!(
+            "ferry evacuate --json printed no JSON ({e}): {said}{}",
+            cmd.stderr()
+        )
+    })?;
+    let ranks = report["ranks"].as_array().cloned().unwrap_or_default();
+    let stayed: Vec<u64> = ranks
+        .iter()
+        .filter(|m| m.get("refused").is_some())
+        .filter_map(|m| m["rank"].as_u64())
+        .collect();
+    let moved: Vec<u64> = ranks
+        .iter()
+        .filter(|m| m.get("refused").is_none())
+        .filter_map(|m| m["rank"].as_u64())
+        .collect();
+    let first = on_from.first().map(|r| r.0 as u64);
+    if code != Some(3)
+        || report["outcome"] != "partial"
+        || report["host_may_go_down"] != false
+        || stayed != first.into_iter().collect::<Vec<_>>()
+        || moved.len() + 1 != on_from.len()
+    {
+        return Err(format!(
+            "expected exit 3, a partial report with rank {first:?} stayed and the other(s) of {on_from:?} moved; got exit {code:?}: {said}"
+        ));
+    }
+    let kept = statuses(&h.job)
+        .iter()
+        .find(|s| Some(s.rank as u64) == first)
+        .map(|s| (s.host.clone(), s.pid));
+    if kept != on_from.first().map(|r| (FROM.to_string(), r.1)) {
+        return Err(format!(
+            "rank {first:?} is {kept:?} after its move was refused, not on {FROM} in pid {:?}",
+            on_from.first().map(|r| r.1)
+        ));
+    }
+    same_as(plain, &mut h.bg)?;
+    drop(slowed);
+    let why = ranks
+        .iter()
+        .find_map(|m| m.get("refused").and_then(|v| v.as_str()))
+        .unwrap_or("?")
+        .to_string();
+    Ok(format!(
+        "replacement {victim} on {SPARE} killed during its transfer: rank {} stayed on {FROM} ({why}); moved {moved:?}; exit 3, partial report; the job's output identical, exit 0",
+        first.unwrap_or(0)
     ))
 }
 
