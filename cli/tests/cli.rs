@@ -1079,3 +1079,88 @@ fn real_mpich_runs_ranks_with_the_environment() {
 fn real_openmpi_runs_ranks_with_the_environment() {
     real_run("openmpi", Path::new("/usr/bin/mpiexec.openmpi"));
 }
+
+/// `ferry evacuate`'s refusals before anything moves, its dry run, and a
+/// second evacuation while one runs (on a job directory with no MPI job
+/// behind it: nothing may be asked of the ranks).
+#[test]
+fn evacuate_refusals_and_dry_run() {
+    let sb = Sandbox::new();
+    let dir = make_job(&sb, "node-1-evac", true);
+    let mut meta = dir.read_meta().unwrap();
+    meta.n = 3;
+    meta.hosts = Some(vec!["h1".into(), "h2".into(), "h3".into()]);
+    meta.spare_hosts = vec!["h4".into()];
+    dir.write_meta(&meta).unwrap();
+    for (rank, host) in [(0, "h1"), (1, "h2"), (2, "h3")] {
+        dir.write_rank_status(&RankStatus::new(rank, host, 999_000 + rank, 0, 10))
+            .unwrap();
+    }
+    let evacuate = |args: &[&str]| {
+        let out = sb
+            .ferry()
+            .args(["evacuate", "--job", "node-1-evac"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    // A host with no rank, an unknown one, the host itself as a target.
+    let (code, said) = evacuate(&["--host", "localhost"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("runs no rank of job node-1-evac"), "{said}");
+    let (code, said) = evacuate(&["--host", "no-such-host.invalid"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("unknown host"), "{said}");
+    let (code, said) = evacuate(&["--host", "h2", "--to", "h2"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("the host being evacuated"), "{said}");
+    // The plan: rank 1 to the spare host (no rank there yet).
+    let (code, said) = evacuate(&["--host", "h2", "--dry-run"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("rank 1: pid 999001 on h2 -> h4 (planned)"),
+        "{said}"
+    );
+    assert!(said.contains("nothing moved"), "{said}");
+    let (code, said) = evacuate(&["--host", "h2", "--dry-run", "--json"]);
+    assert_eq!(code, Some(0), "{said}");
+    let v: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(v["outcome"], "planned");
+    assert_eq!(v["ranks"][0]["to_host"], "h4");
+    // Another evacuation of the job runs (its lock names a live process).
+    std::fs::write(
+        dir.path().join("evacuate.lock"),
+        format!("{} h3\n", std::process::id()),
+    )
+    .unwrap();
+    let (code, said) = evacuate(&["--host", "h2"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("an evacuation of h3 is already running"),
+        "{said}"
+    );
+    // Old processes that stay: no host can be emptied.
+    meta.old_processes_stay = true;
+    dir.write_meta(&meta).unwrap();
+    let (code, said) = evacuate(&["--host", "h2"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("FERRY_OLD_PROCESS=stay"), "{said}");
+    // An ended job.
+    let ended = make_job(&sb, "node-1-done", false);
+    let out = sb
+        .ferry()
+        .args(["evacuate", "--job", "node-1-done", "--host", "h2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("has ended"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(ended);
+}
