@@ -21,6 +21,7 @@ extern "C" fn at_load() {
             restart_rank: crate::ops::image::restore::launcher_rank,
         });
         crate::core::upcalls::register(&crate::ops::session::UPCALLS);
+        crate::mem::process::launcher_notices::install();
         crate::core::keyvals::set_fortran_carrier(
             crate::entry::wrappers::fortran_support::carry_fortran_attribute,
         );

@@ -89,9 +89,130 @@ pub fn handler_from(signo: c_int, b: &[u8], before_init: bool) -> Option<Handler
 /// set after it).
 pub fn install_handlers(handlers: &[Handler], before_init: bool) {
     for h in handlers.iter().filter(|h| h.before_init == before_init) {
+        if launcher_notices::wants(h.signo) {
+            launcher_notices::set_wanted(&h.action);
+            continue;
+        }
         // SAFETY: a disposition the program had, whose handler function is
         // at the same address in this process (same binary, same layout).
         unsafe { real_sigaction()(h.signo, &h.action, std::ptr::null_mut()) };
+    }
+}
+
+/// The launcher's notices that a process of the job ended, kept from the
+/// program and from MPI ([`crate::sys::quirks::LAUNCHER_SIGNALS_FINALIZED_EXIT`]):
+/// SIGUSR1 is caught by [`filter`](launcher_notices) for good; the
+/// disposition the program or MPI sets is kept here ("wanted") and the
+/// filter hands it every SIGUSR1 but the parent's.
+pub mod launcher_notices {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+    const SIG: c_int = libc::SIGUSR1;
+    static ACTIVE: AtomicBool = AtomicBool::new(false);
+    /// The wanted disposition: `sa_sigaction` (a function, `SIG_DFL` or
+    /// `SIG_IGN`) and `sa_flags`.
+    static WANTED: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+    static WANTED_FLAGS: AtomicI32 = AtomicI32::new(0);
+    /// The C library's `sigaction`, resolved before any signal.
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+    /// Whether `signo`'s disposition goes through the filter.
+    pub fn wants(signo: c_int) -> bool {
+        signo == SIG && ACTIVE.load(Ordering::Relaxed)
+    }
+
+    /// How many notices were dropped.
+    pub fn dropped() -> u64 {
+        DROPPED.load(Ordering::Relaxed)
+    }
+
+    /// Puts the filter in place, the disposition there now becoming the
+    /// wanted one. Once, at load, on an MPI that needs it.
+    pub fn install() {
+        if !crate::sys::quirks::LAUNCHER_SIGNALS_FINALIZED_EXIT || ACTIVE.load(Ordering::SeqCst) {
+            return;
+        }
+        let real = real_sigaction();
+        REAL.store(real as usize, Ordering::SeqCst);
+        // SAFETY: plain C structs, for which all zeroes is valid; a query,
+        // then our handler installed with the signal's own mask.
+        unsafe {
+            let mut now: libc::sigaction = std::mem::zeroed();
+            if real(SIG, std::ptr::null(), &mut now) != 0 {
+                return;
+            }
+            set_wanted(&now);
+            let mut ours: libc::sigaction = std::mem::zeroed();
+            ours.sa_sigaction = filter as *const () as usize;
+            ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut ours.sa_mask);
+            if real(SIG, &ours, std::ptr::null_mut()) == 0 {
+                ACTIVE.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Keeps `act` as the wanted disposition.
+    pub fn set_wanted(act: &libc::sigaction) {
+        WANTED_FLAGS.store(act.sa_flags, Ordering::SeqCst);
+        WANTED.store(act.sa_sigaction, Ordering::SeqCst);
+    }
+
+    /// The wanted disposition, as `sigaction` would report it.
+    pub fn wanted() -> libc::sigaction {
+        // SAFETY: a plain C struct, for which all zeroes is valid.
+        let mut a: libc::sigaction = unsafe { std::mem::zeroed() };
+        a.sa_sigaction = WANTED.load(Ordering::SeqCst);
+        a.sa_flags = WANTED_FLAGS.load(Ordering::SeqCst);
+        a
+    }
+
+    /// The handler of SIGUSR1 while the filter is active.
+    extern "C" fn filter(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+        // SAFETY: the kernel's siginfo for this delivery; getppid is
+        // async-signal-safe.
+        let from_parent = !info.is_null()
+            && unsafe { (*info).si_code == libc::SI_USER && (*info).si_pid() == libc::getppid() };
+        if from_parent {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let h = WANTED.load(Ordering::SeqCst);
+        let flags = WANTED_FLAGS.load(Ordering::SeqCst);
+        match h {
+            libc::SIG_IGN => {}
+            libc::SIG_DFL => {
+                // The default action (the end of the process): the signal
+                // again, with the default disposition, once this handler
+                // returns and unblocks it.
+                let real = REAL.load(Ordering::SeqCst);
+                if real != 0 {
+                    // SAFETY: the C library's sigaction (resolved at
+                    // install) and raise, both async-signal-safe.
+                    unsafe {
+                        let real: SigactionFn = std::mem::transmute::<usize, SigactionFn>(real);
+                        let mut dfl: libc::sigaction = std::mem::zeroed();
+                        dfl.sa_sigaction = libc::SIG_DFL;
+                        real(sig, &dfl, std::ptr::null_mut());
+                        libc::raise(sig);
+                    }
+                }
+            }
+            f if flags & libc::SA_SIGINFO != 0 => {
+                // SAFETY: the handler the program or MPI installed for
+                // this signal, with the arguments the kernel gave.
+                unsafe {
+                    std::mem::transmute::<
+                        usize,
+                        extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void),
+                    >(f)(sig, info, ctx)
+                }
+            }
+            // SAFETY: as above, a one-argument handler.
+            f => unsafe { std::mem::transmute::<usize, extern "C" fn(c_int)>(f)(sig) },
+        }
     }
 }
 
@@ -194,6 +315,16 @@ pub fn apply(x: &Extras) -> Result<(), String> {
             }
             *((last as *mut u8).add(FILE_CHAIN_OFFSET) as *mut *mut c_void) = _IO_list_all;
             _IO_list_all = first as *mut c_void;
+        }
+        // The filter's wanted disposition is library memory, carried with
+        // the image: the old process's. The program's own, set before
+        // `MPI_Init`, was given to this process's filter before the jump
+        // and is given again here (as a handler the program installed
+        // itself replaces the one MPI chained in front of it).
+        for h in x.handlers.iter().filter(|h| h.before_init) {
+            if launcher_notices::wants(h.signo) {
+                launcher_notices::set_wanted(&h.action);
+            }
         }
         install_handlers(&x.handlers, false);
     }
@@ -434,6 +565,20 @@ mod exported {
         act: *const libc::sigaction,
         old: *mut libc::sigaction,
     ) -> c_int {
+        if launcher_notices::wants(signo) {
+            // The filter stays; what is asked for is kept behind it.
+            if !old.is_null() {
+                // SAFETY: the caller's buffer for the old disposition.
+                unsafe { *old = launcher_notices::wanted() };
+            }
+            if !act.is_null() {
+                // SAFETY: the caller's disposition, valid during the call.
+                let act = unsafe { &*act };
+                launcher_notices::set_wanted(act);
+                record_handler(signo, act);
+            }
+            return 0;
+        }
         // SAFETY: forwarded.
         let rc = unsafe { real_sigaction()(signo, act, old) };
         if rc == 0 && !act.is_null() {
@@ -448,6 +593,17 @@ mod exported {
         signo: c_int,
         handler: libc::sighandler_t,
     ) -> libc::sighandler_t {
+        if launcher_notices::wants(signo) {
+            let old = launcher_notices::wanted().sa_sigaction;
+            // SAFETY: a plain C struct, for which all zeroes is valid;
+            // `signal`'s semantics (BSD: restarted calls).
+            let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+            now.sa_sigaction = handler;
+            now.sa_flags = libc::SA_RESTART;
+            launcher_notices::set_wanted(&now);
+            record_handler(signo, &now);
+            return old;
+        }
         // SAFETY: forwarded.
         let old = unsafe { real_signal()(signo, handler) };
         if old != libc::SIG_ERR {

@@ -503,9 +503,24 @@ pub fn await_old_process(r: &Report) -> Option<Duration> {
         return None;
     }
     let t = Instant::now();
-    // SAFETY: signal 0 only asks whether the process exists (a zombie not
-    // yet reaped by the launcher's daemon still does).
-    while unsafe { libc::kill(pid, 0) } == 0 {
+    // A process is gone once it has ended: absent, or a zombie its
+    // launcher's daemon has not reaped yet (it holds no memory, no file,
+    // no connection any more).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                let state = st
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_string();
+                Some(state != "Z" && state != "X")
+            })
+            .unwrap_or(false)
+    };
+    while running() {
         if t.elapsed() > Duration::from_secs(3) {
             log::warn!(
                 "process {pid}, which rank {} left, is still there after 3 s",

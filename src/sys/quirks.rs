@@ -82,3 +82,20 @@ pub const FINALIZE_COUNTS_FOREIGN_COMMS: bool = cfg!(ferry_mpi = "openmpi");
 /// rank back onto the host it left (docs/host-loss.md, O12). A move onto
 /// such a host is refused before it starts (`migration::closed_host`).
 pub const LEFT_HOST_CLOSED: bool = cfg!(ferry_mpi = "openmpi");
+
+/// MPICH's hydra (5.0.2, and its `main` at 6a79bf65) run with
+/// `-disable-auto-cleanup` (which `ferry run` passes, so that a replacement
+/// that dies before it took over does not take the job with it) forgets a
+/// process's PMI connection at its `PMI_Finalize` only under auto-cleanup
+/// (`pmip_pmi.c`, `fn_finalize`): when a process that has finalized exits,
+/// its proxy takes the closed connection for a failure, sends SIGUSR1 to
+/// every process it runs and tells mpiexec, which lists the process as
+/// dead and has every other proxy send SIGUSR1 too (`pmip_cb.c:297-346`,
+/// `pmiserv_cb.c:389-460`). MPICH's handler then marks it failed
+/// (`ch4_progress.h`, `MPIDI_check_for_failed_procs`), and a program
+/// handling SIGUSR1 itself sees the signal. At the end of a job this is
+/// harmless; the old process of a moved rank exits mid-job. So SIGUSR1
+/// sent by the process's parent (the proxy) is dropped before MPICH's or
+/// the program's handler (`mem::process::launcher_notices`); every other
+/// SIGUSR1 goes where the program and MPICH asked.
+pub const LAUNCHER_SIGNALS_FINALIZED_EXIT: bool = cfg!(ferry_mpi = "mpich");
