@@ -307,6 +307,9 @@ pub struct Report {
     pub group_us: u64,
     pub transfer_us: u64,
     pub restore_us: u64,
+    /// Whether the old process left the job (else it sleeps until the
+    /// job ends).
+    pub old_left: bool,
 }
 
 static REPORT: Mutex<Option<Report>> = Mutex::new(None);
@@ -499,7 +502,7 @@ unsafe fn closed_host(control: MPI_Comm, host: &str) -> Option<String> {
 /// waited, `None` when it cannot tell.
 pub fn await_old_process(r: &Report) -> Option<Duration> {
     let pid = r.old_pid as libc::pid_t;
-    if !old_process_leaves() || pid <= 0 || r.from_host != hostname() {
+    if !r.old_left || pid <= 0 || r.from_host != hostname() {
         return None;
     }
     let t = Instant::now();
@@ -531,6 +534,41 @@ pub fn await_old_process(r: &Report) -> Option<Duration> {
         std::thread::sleep(Duration::from_millis(1));
     }
     Some(t.elapsed())
+}
+
+/// Whether the old process must stay (asleep until the job ends) for the
+/// launcher's sake ([`crate::sys::quirks::HYDRA_NODE_CLOSED_WITH_FIRST_JOB`]):
+/// it is the last of the job's first processes on its host, and other
+/// processes of the job stay there (or its replacement goes there).
+///
+/// # Safety
+/// Collective over `control`.
+unsafe fn stays_for_launcher(
+    control: MPI_Comm,
+    leaving: bool,
+    from_host: &str,
+    to_host: &str,
+    from_first: bool,
+) -> bool {
+    if !crate::sys::quirks::HYDRA_NODE_CLOSED_WITH_FIRST_JOB {
+        return false;
+    }
+    let here = hostname() == from_host;
+    // SAFETY: collective over `control` (contract of the function).
+    let (first_there, any_there) = unsafe {
+        (
+            any(control, !leaving && here && first_process()),
+            any(control, !leaving && here),
+        )
+    };
+    let stays = from_first && !first_there && (any_there || to_host == from_host);
+    if stays && leaving {
+        log::info!(
+            "the last of the job's first processes on {from_host} stays asleep until the job ends \
+             (MPICH's hydra would lose the host otherwise: docs/host-loss.md)"
+        );
+    }
+    stays
 }
 
 /// Whether a moved rank's old process leaves the job at once
@@ -805,6 +843,16 @@ pub unsafe fn run(
         String::from_utf8_lossy(&from[..from.iter().position(|&b| b == 0).unwrap_or(255)])
             .into_owned();
     let from_first = from[255] != 0;
+    // Whether the old process leaves the job at once (decided by all, and
+    // known to the replacement: this is on the stack its image carries).
+    // SAFETY: collective over the control communicator.
+    let leaves = old_process_leaves()
+        && !unsafe {
+            // (where the replacement goes, the same in every process: no
+            // host given is the leaving rank's)
+            let to = t.host.as_deref().unwrap_or(&from_host);
+            stays_for_launcher(control, leaving, &from_host, to, from_first)
+        };
     // 2. Spawn.
     let t_spawn = Instant::now();
     let mut spawned = k::MPI_COMM_NULL();
@@ -885,7 +933,7 @@ pub unsafe fn run(
         verdict = match outcome {
             crate::ops::image::capture::Outcome::Resumed => {
                 // SAFETY: this is the replacement, right after the jump.
-                return unsafe { resumed(t, &from_host, from_first, spawn_us) };
+                return unsafe { resumed(t, &from_host, from_first, leaves, spawn_us) };
             }
             crate::ops::image::capture::Outcome::Written(stats) => {
                 log::info!(
@@ -1006,7 +1054,7 @@ pub unsafe fn run(
     if leaving {
         // SAFETY: collective with the other old processes.
         unsafe { crate::protocol::control::leave() };
-        if old_process_leaves() {
+        if leaves {
             // SAFETY: every member of the migration's communicators
             // releases them: the others in this function, the replacement
             // in `resumed`.
@@ -1021,7 +1069,7 @@ pub unsafe fn run(
     }
     // 6. The library moves onto the new world.
     crate::core::moves::set_took_part(true);
-    if old_process_leaves() && from_first {
+    if leaves && from_first {
         note_left(&from_host);
     }
     // SAFETY: collective over the new world (with the replacement), then
@@ -1029,8 +1077,8 @@ pub unsafe fn run(
     unsafe { crate::protocol::control::move_to_world(world) };
     let group_us = t_group.elapsed().as_micros() as u64;
     // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us) };
-    if old_process_leaves() {
+    unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us, leaves) };
+    if leaves {
         // SAFETY: with the leaving process and the replacement (above and
         // in `resumed`).
         unsafe { release_link(epoch(), inter, merged) };
@@ -1243,6 +1291,7 @@ unsafe fn exchange_report(
     spawn_us: u64,
     group_us: u64,
     transfer_us: u64,
+    old_left: bool,
 ) {
     let Some(rt) = crate::core::runtime::runtime() else {
         return;
@@ -1300,6 +1349,7 @@ unsafe fn exchange_report(
         group_us,
         from_host: from_host.to_string(),
         to_host,
+        old_left,
     };
     if let Ok(mut r) = REPORT.lock() {
         *r = Some(report);
@@ -1308,7 +1358,13 @@ unsafe fn exchange_report(
 
 /// In the replacement, right after the jump: it takes its own MPI objects
 /// and joins the others on the new world.
-unsafe fn resumed(t: &Target, from_host: &str, from_first: bool, spawn_us: u64) -> Moved {
+unsafe fn resumed(
+    t: &Target,
+    from_host: &str,
+    from_first: bool,
+    leaves: bool,
+    spawn_us: u64,
+) -> Moved {
     let fresh = crate::ops::image::restore::fresh_values();
     let group_us = fresh[F_GROUP_US];
     crate::core::moves::set_replacement(true);
@@ -1318,7 +1374,6 @@ unsafe fn resumed(t: &Target, from_host: &str, from_first: bool, spawn_us: u64) 
     let merged: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_MERGED]);
     let parent: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_PARENT]);
     let world: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_WORLD]);
-    let leaves = old_process_leaves();
     if let Ok(mut p) = PREDECESSOR.lock() {
         // The process this one replaced (the image's own predecessor link
         // belongs to the old process's MPI).
@@ -1348,7 +1403,7 @@ unsafe fn resumed(t: &Target, from_host: &str, from_first: bool, spawn_us: u64) 
         crate::ops::image::restore::now_us().saturating_sub(from)
     );
     // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, from_host, spawn_us, group_us, 0) };
+    unsafe { exchange_report(t, from_host, spawn_us, group_us, 0, leaves) };
     if leaves {
         // SAFETY: with the old processes, the one that left among them
         // (`run`).

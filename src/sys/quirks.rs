@@ -99,3 +99,16 @@ pub const LEFT_HOST_CLOSED: bool = cfg!(ferry_mpi = "openmpi");
 /// the program's handler (`mem::process::launcher_notices`); every other
 /// SIGUSR1 goes where the program and MPICH asked.
 pub const LAUNCHER_SIGNALS_FINALIZED_EXIT: bool = cfg!(ferry_mpi = "mpich");
+
+/// MPICH 5.0.2's hydra loses its link to a host's proxy once every process
+/// of the job's first process group on that host has ended while spawned
+/// ones still run there: the next `MPI_Comm_spawn` onto that host fails in
+/// mpiexec ("HYD_send_exec_info ... unable to write data to proxy: Bad
+/// file descriptor", `pmiserv_spawn.c:97`) and the job ends (exit 255).
+/// Seen in CI with the MPICH suite's `spawn1` under a migration of its one
+/// rank on one host. A host the job leaves entirely is not hit (its proxy
+/// leaves, a later spawn there starts a new one: docs/host-loss.md, M15).
+/// So the last first process on a host stays asleep until the job ends
+/// when other processes of the job stay there or its replacement goes
+/// there (`migration::stays_for_launcher`).
+pub const HYDRA_NODE_CLOSED_WITH_FIRST_JOB: bool = cfg!(ferry_mpi = "mpich");
