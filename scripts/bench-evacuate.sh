@@ -63,14 +63,15 @@ start_job() {
   local out="$1" n="$2"
   rm -rf "$out/jobs"
   mkdir -p "$out/jobs"
+  chmod 700 "$out/jobs"
   FERRY_JOB_ROOT="$out/jobs" setsid "$FERRY_BIN" run --mpi "$FERRY_MPI" --hosts "$HOSTS" -n "$n" \
       --events "$out/events.jsonl" -- "$BIN" 100000 2000 >"$out/run.out" 2>"$out/run.err" &
   JOB_PID=$!
   local t=0
   JOB_DIR=""
   while [ $t -lt 300 ]; do
-    JOB_DIR="$(ls -d "$out"/jobs/*/ 2>/dev/null | head -n 1)"
-    if [ -n "$JOB_DIR" ] && [ "$(ls "$JOB_DIR" | grep -c '^rank-[0-9]*\.json$')" -ge "$n" ]; then
+    JOB_DIR="$(ls -d "$out"/jobs/*/ 2>/dev/null | head -n 1 || true)"
+    if [ -n "$JOB_DIR" ] && [ "$(ls "$JOB_DIR" | grep -c '^rank-[0-9]*\.json$' || true)" -ge "$n" ]; then
       sleep 1
       return 0
     fi
@@ -122,7 +123,7 @@ bench_mpi() (
       rm -f "$o/events.jsonl"
       start_job "$o" $((2 * k))
       local pairs t2 t3 rank to
-      pairs="$("$FERRY_PY" -c 'import json,sys; print(" ".join(f"{m["rank"]}:{m["to_host"]}" for m in json.load(open(sys.argv[1]))["ranks"]))' "$d/report.json")"
+      pairs="$("$FERRY_PY" -c 'import json,sys; print(" ".join(str(m["rank"]) + ":" + m["to_host"] for m in json.load(open(sys.argv[1]))["ranks"]))' "$d/report.json")"
       t2=$(now_ms)
       for p in $pairs; do
         rank="${p%%:*}"; to="${p#*:}"
