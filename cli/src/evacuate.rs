@@ -400,10 +400,7 @@ fn resolves(host: &str) -> bool {
 fn gone_within(pid: u32, within: Duration) -> bool {
     let t = Instant::now();
     loop {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()));
-        if !matches!(state.as_deref(), Some(s) if s != "Z" && s != "X") {
+        if !ferry_common::job::process_running(pid) {
             return true;
         }
         if t.elapsed() >= within {

@@ -177,6 +177,24 @@ impl RankStatus {
     }
 }
 
+/// Whether process `pid` (of this machine) is running: it exists and has
+/// not ended (a zombie not reaped yet has: it holds no memory, file or
+/// connection any more).
+pub fn process_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| {
+            let state = st
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
 /// This machine's identity for as long as it runs: the kernel's boot id
 /// (the same in every namespace of one machine, different on another).
 pub fn machine_id() -> Option<String> {
@@ -650,6 +668,18 @@ fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, Pa
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_running_process_and_one_that_is_not() {
+        assert!(super::process_running(std::process::id()));
+        // A child that has ended and is not reaped yet: a zombie.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!super::process_running(pid));
+        child.wait().unwrap();
+        assert!(!super::process_running(pid));
+    }
+
     use super::*;
 
     /// A fresh private temporary directory, removed on drop.

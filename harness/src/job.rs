@@ -283,18 +283,7 @@ fn job_statuses(jobs: &Path) -> Vec<RankStatus> {
 
 /// Whether process `pid` exists and has not ended (a zombie has).
 pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|st| {
-            let state = st
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .next()?
-                .to_string();
-            Some(state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
+    ferry_common::job::process_running(pid)
 }
 
 /// The `ctest-pids:` lines every test program prints on stderr (common.h):

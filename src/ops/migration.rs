@@ -507,22 +507,8 @@ pub fn await_old_process(r: &Report) -> Option<Duration> {
     }
     let t = Instant::now();
     // A process is gone once it has ended: absent, or a zombie its
-    // launcher's daemon has not reaped yet (it holds no memory, no file,
-    // no connection any more).
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|st| {
-                let state = st
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .to_string();
-                Some(state != "Z" && state != "X")
-            })
-            .unwrap_or(false)
-    };
+    // launcher's daemon has not reaped yet.
+    let running = || ferry_common::job::process_running(pid as u32);
     while running() {
         if t.elapsed() > Duration::from_secs(3) {
             log::warn!(
