@@ -14,7 +14,7 @@
 //! anything moved (unknown job or host, no rank there, another evacuation
 //! running, `--to` naming the host itself); 1 other failures.
 
-use crate::jobs::{request_move, Moved};
+use crate::jobs::{request_moves, Moved};
 use crate::Failure;
 use ferry_common::events::{Event, EventKind};
 use ferry_common::job::{JobDir, JobMeta, RankStatus};
@@ -334,42 +334,41 @@ pub fn evacuate(req: &Request) -> Result<i32, Failure> {
             targets.join(", ")
         );
     }
-    let deadline = t0 + Duration::from_secs(req.timeout);
+    // Every rank in one request: one synchronization of the job, one
+    // spawn of every replacement, one new group.
     let machine = ferry_common::job::machine_id();
+    let moves: Vec<(u32, Option<String>)> = report
+        .ranks
+        .iter()
+        .map(|m| (m.rank, Some(m.to_host.clone())))
+        .collect();
+    let outcome = request_moves(&dir, &meta, &moves, true, req.timeout, false);
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
     for m in report.ranks.iter_mut() {
-        let left = deadline.saturating_duration_since(Instant::now()).as_secs();
-        let t = Instant::now();
-        if left == 0 {
-            m.refused = Some(format!(
-                "not tried: the {} s of --timeout ran out",
-                req.timeout
-            ));
-            continue;
-        }
-        match request_move(
-            &dir,
-            &meta,
-            m.rank,
-            Some(m.to_host.clone()),
-            true,
-            left,
-            false,
-        ) {
-            Ok(Moved::Yes(ev)) => {
+        m.ms = ms;
+        let moved = match &outcome {
+            Ok(list) => list
+                .iter()
+                .find(|(r, _)| *r == m.rank)
+                .map(|(_, x)| x.clone())
+                .unwrap_or(Moved::Asked),
+            Err(e) => Moved::Refused(e.message.clone()),
+        };
+        match moved {
+            Moved::Yes(ev) => {
                 m.new_pid = ev.new_pid;
                 m.to_host = ev.to_host.clone().unwrap_or_else(|| m.to_host.clone());
                 m.old_pid = ev.old_pid.unwrap_or(m.old_pid);
+                m.ms = ev.phases_us.total.unwrap_or(0) as f64 / 1e3;
                 let here = on_host
                     .iter()
                     .find(|s| s.rank == m.rank)
                     .is_some_and(|s| s.machine.is_some() && s.machine == machine);
                 m.old_process_exited = here.then(|| gone_within(m.old_pid, Duration::from_secs(5)));
             }
-            Ok(Moved::Refused(why)) => m.refused = Some(why),
-            Ok(Moved::Asked) => m.refused = Some("not waited for".into()),
-            Err(e) => m.refused = Some(e.message.clone()),
+            Moved::Refused(why) => m.refused = Some(why),
+            Moved::Asked => m.refused = Some("not waited for".into()),
         }
-        m.ms = t.elapsed().as_secs_f64() * 1e3;
         if !req.json {
             print_move(m);
         }

@@ -218,20 +218,27 @@ fn deliver(to: &RankStatus) -> Result<(), Failure> {
 
 pub fn migrate(
     job: &str,
-    rank: u32,
+    ranks: &[u32],
     to: Option<String>,
     wait: bool,
     timeout: u64,
 ) -> Result<i32, Failure> {
     let dir = find_job(job)?;
     let meta = dir.read_meta()?;
-    if rank >= meta.n {
-        return Err(Failure::usage(format!(
-            "job {} has {} ranks (0..{}): there is no rank {rank}",
-            meta.job,
-            meta.n,
-            meta.n.saturating_sub(1)
-        )));
+    for &rank in ranks {
+        if rank >= meta.n {
+            return Err(Failure::usage(format!(
+                "job {} has {} ranks (0..{}): there is no rank {rank}",
+                meta.job,
+                meta.n,
+                meta.n.saturating_sub(1)
+            )));
+        }
+        if ranks.iter().filter(|&&r| r == rank).count() > 1 {
+            return Err(Failure::usage(format!(
+                "rank {rank} is given twice: a rank moves once per synchronization"
+            )));
+        }
     }
     if meta.ended_at.is_some() {
         return Err(Failure::other(format!(
@@ -251,11 +258,22 @@ pub fn migrate(
             )));
         }
     }
-    match request_move(&dir, &meta, rank, to, wait, timeout, true)? {
-        Moved::Yes(_) | Moved::Asked => Ok(0),
-        Moved::Refused(_) => Err(Failure::other(format!(
-            "the migration of rank {rank} was refused (the job's stderr says why); the job goes on"
-        ))),
+    let moves: Vec<(u32, Option<String>)> = ranks.iter().map(|&r| (r, to.clone())).collect();
+    let out = request_moves(&dir, &meta, &moves, wait, timeout, true)?;
+    let refused: Vec<String> = out
+        .iter()
+        .filter_map(|(r, m)| match m {
+            Moved::Refused(why) => Some(format!("rank {r}: {why}")),
+            _ => None,
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(0)
+    } else {
+        Err(Failure::other(format!(
+            "the migration of {} was refused; the job goes on",
+            refused.join("; ")
+        )))
     }
 }
 
@@ -278,18 +296,23 @@ pub fn events_path(dir: &JobDir, meta: &JobMeta) -> std::path::PathBuf {
         .unwrap_or_else(|| dir.events_jsonl())
 }
 
-/// Queues a request to move `rank` (to `to`, else its own host), hands it
-/// to the rank's process and, when `wait`, waits at most `timeout` s for
-/// its outcome. `say`: prints what happens, as `ferry migrate` does.
-pub fn request_move(
+/// Queues one request to move every rank of `moves` (each to its host,
+/// else its own) in one synchronization, hands it to the first rank's
+/// process and, when `wait`, waits at most `timeout` s for each rank's
+/// outcome (in the order of `moves`). A rank whose outcome did not come
+/// in time is an error only when none came: the others are `Asked`.
+pub fn request_moves(
     dir: &JobDir,
     meta: &JobMeta,
-    rank: u32,
-    to: Option<String>,
+    moves: &[(u32, Option<String>)],
     wait: bool,
     timeout: u64,
     say: bool,
-) -> Result<Moved, Failure> {
+) -> Result<Vec<(u32, Moved)>, Failure> {
+    let Some(((rank, to), rest)) = moves.split_first() else {
+        return Ok(Vec::new());
+    };
+    let rank = *rank;
     let events_path = events_path(dir, meta);
     let seen = std::fs::read_to_string(&events_path)
         .map(|t| t.lines().count())
@@ -301,17 +324,36 @@ pub fn request_move(
         to: to.clone(),
         requested_at: unix_ms(),
         requester_pid: std::process::id(),
+        with: rest
+            .iter()
+            .map(|(rank, to)| ferry_common::job::MoveTo {
+                rank: *rank,
+                to: to.clone(),
+            })
+            .collect(),
     };
     let (n, path) = dir.queue_request(&req)?;
     if let Err(e) = deliver(&first) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    let target = to.clone().map(|h| format!(" to {h}")).unwrap_or_default();
+    let what = |r: u32, to: &Option<String>| {
+        format!(
+            "rank {r}{}",
+            to.as_ref().map(|h| format!(" to {h}")).unwrap_or_default()
+        )
+    };
     if say {
         println!(
-            "ferry: migration of rank {rank}{target} asked of job {} (request {n}, delivered to rank {} pid {})",
-            meta.job, first.rank, first.pid
+            "ferry: migration of {} asked of job {} (request {n}, delivered to rank {} pid {})",
+            moves
+                .iter()
+                .map(|(r, to)| what(*r, to))
+                .collect::<Vec<_>>()
+                .join(", "),
+            meta.job,
+            first.rank,
+            first.pid
         );
     }
     let taken = path.with_extension("taken");
@@ -339,6 +381,7 @@ pub fn request_move(
         }
         Ok(())
     };
+    let asked = || moves.iter().map(|(r, _)| (*r, Moved::Asked)).collect();
     if !wait {
         // At least until it is taken (briefly): a request left with a
         // process that will never take it would be lost.
@@ -350,11 +393,12 @@ pub fn request_move(
         if !taken.exists() && say {
             println!("ferry: request {n} not taken yet (the ranks have made no MPI call since)");
         }
-        return Ok(Moved::Asked);
+        return Ok(asked());
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut said_taken = false;
     let mut polls = 0u64;
+    let mut outcome: Vec<Option<Moved>> = vec![None; moves.len()];
     while std::time::Instant::now() < deadline {
         if !said_taken && taken.exists() {
             said_taken = true;
@@ -366,57 +410,106 @@ pub fn request_move(
         if polls % 10 == 0 {
             redeliver(said_taken)?;
         }
-        for ev in events_from(&events_path, seen) {
+        let events = events_from(&events_path, seen);
+        for ev in &events {
             use ferry_common::events::EventKind;
             // This request's outcome: a second request for the same rank
             // is a second move, with its own line.
             if ev.extra.get("request").and_then(|v| v.as_u64()) != Some(n) {
                 continue;
             }
-            let refused = ev.extra.get("migration_refused").and_then(|v| v.as_u64());
-            if ev.event == EventKind::Migrate && ev.rank == Some(rank) {
-                if say {
-                    println!(
-                        "ferry: rank {rank} moved: pid {} on {} -> pid {} on {}, in {:.1} ms",
-                        ev.old_pid.unwrap_or(0),
-                        ev.from_host.as_deref().unwrap_or("?"),
-                        ev.new_pid.unwrap_or(0),
-                        ev.to_host.as_deref().unwrap_or("?"),
-                        ev.phases_us.total.unwrap_or(0) as f64 / 1e3
-                    );
+            let refused: Vec<u64> = match ev.extra.get("migrations_refused") {
+                Some(serde_json::Value::Array(v)) => v.iter().filter_map(|x| x.as_u64()).collect(),
+                _ => ev
+                    .extra
+                    .get("migration_refused")
+                    .and_then(|v| v.as_u64())
+                    .into_iter()
+                    .collect(),
+            };
+            for (k, (r, _)) in moves.iter().enumerate() {
+                if outcome[k].is_some() {
+                    continue;
                 }
-                return Ok(Moved::Yes(Box::new(ev)));
+                if ev.event == EventKind::Migrate && ev.rank == Some(*r) {
+                    if say {
+                        println!(
+                            "ferry: rank {r} moved: pid {} on {} -> pid {} on {}, in {:.1} ms",
+                            ev.old_pid.unwrap_or(0),
+                            ev.from_host.as_deref().unwrap_or("?"),
+                            ev.new_pid.unwrap_or(0),
+                            ev.to_host.as_deref().unwrap_or("?"),
+                            ev.phases_us.total.unwrap_or(0) as f64 / 1e3
+                        );
+                    }
+                    outcome[k] = Some(Moved::Yes(Box::new(ev.clone())));
+                } else if refused.contains(&(*r as u64)) {
+                    // The reason, from the refusal line the job wrote for it.
+                    let why = events
+                        .iter()
+                        .filter(|e| e.rank == Some(*r))
+                        .filter_map(|e| e.refusal())
+                        .filter(|(op, _)| *op == "migration")
+                        .map(|(_, why)| why.to_string())
+                        .next_back()
+                        .unwrap_or_else(|| "the job's stderr says why".into());
+                    outcome[k] = Some(Moved::Refused(why));
+                }
             }
-            if refused == Some(rank as u64) {
-                // The reason, from the refusal line the job wrote for it.
-                let why = events_from(&events_path, seen)
-                    .iter()
-                    .filter(|e| e.rank == Some(rank))
-                    .filter_map(|e| e.refusal())
-                    .filter(|(op, _)| *op == "migration")
-                    .map(|(_, why)| why.to_string())
-                    .next_back()
-                    .unwrap_or_else(|| "the job's stderr says why".into());
-                return Ok(Moved::Refused(why));
-            }
+        }
+        if outcome.iter().all(Option::is_some) {
+            return Ok(moves
+                .iter()
+                .zip(outcome)
+                .map(|((r, _), m)| (*r, m.unwrap_or(Moved::Asked)))
+                .collect());
         }
         let m = dir.read_meta()?;
         if m.ended_at.is_some() {
             return Err(Failure::other(format!(
-                "job {} ended before rank {rank} moved",
-                m.job
+                "job {} ended before {} moved",
+                m.job,
+                moves
+                    .iter()
+                    .zip(&outcome)
+                    .filter(|(_, o)| o.is_none())
+                    .map(|((r, _), _)| format!("rank {r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Err(Failure::other(format!(
-        "rank {rank} has not moved within {timeout} s (request {n}: {}); it may still move",
-        if taken.exists() {
-            "taken"
-        } else {
-            "not taken yet: the rank has made no MPI call since"
-        }
-    )))
+    let state = if taken.exists() {
+        "taken"
+    } else {
+        "not taken yet: the rank has made no MPI call since"
+    };
+    if outcome.iter().all(Option::is_none) {
+        return Err(Failure::other(format!(
+            "{} not moved within {timeout} s (request {n}: {state}); {} may still move",
+            if moves.len() == 1 {
+                format!("rank {rank} has")
+            } else {
+                "the ranks have".to_string()
+            },
+            if moves.len() == 1 { "it" } else { "they" }
+        )));
+    }
+    Ok(moves
+        .iter()
+        .zip(outcome)
+        .map(|((r, _), m)| {
+            (
+                *r,
+                m.unwrap_or_else(|| {
+                    Moved::Refused(format!(
+                        "not moved within {timeout} s (request {n}: {state}); it may still move"
+                    ))
+                }),
+            )
+        })
+        .collect())
 }
 
 /// What `checkpoint.json` (written by rank 0 of a checkpointed job) says.

@@ -76,14 +76,17 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Ask a running job to migrate one of its ranks
+    /// Ask a running job to migrate one of its ranks (or several, in one
+    /// synchronization)
     Migrate {
         /// Job id printed by `ferry run` (or the job directory's path)
         #[arg(long, value_name = "JOB")]
         job: String,
-        /// Rank (in MPI_COMM_WORLD) to migrate
-        #[arg(long, value_name = "R")]
-        rank: u32,
+        /// Rank (in MPI_COMM_WORLD) to migrate; several (`1,3` or the
+        /// option repeated) move together: one freeze, one spawn, one new
+        /// group
+        #[arg(long, value_name = "R", value_delimiter = ',', required = true)]
+        rank: Vec<u32>,
         /// Target host (default: the rank's own host)
         #[arg(long, value_name = "HOST", value_parser = parse_host)]
         to: Option<String>,
@@ -282,7 +285,7 @@ fn main() {
             to,
             no_wait,
             timeout,
-        } => jobs::migrate(&job, rank, to, !no_wait, timeout),
+        } => jobs::migrate(&job, &rank, to, !no_wait, timeout),
         Command::Evacuate {
             job,
             host,
@@ -413,7 +416,7 @@ mod tests {
     #[test]
     fn other_subcommands() {
         let cli = parse(&["migrate", "--job", "j-1-ab", "--rank", "3", "--to", "h2"]).unwrap();
-        assert!(matches!(cli.command, Command::Migrate { rank: 3, .. }));
+        assert!(matches!(cli.command, Command::Migrate { ref rank, .. } if rank == &[3]));
         assert!(parse(&["migrate", "--job", "j", "--rank", "-1"]).is_err());
         assert!(parse(&["migrate", "--job", "j", "--rank", "1", "--to", "a b"]).is_err());
         assert!(parse(&["status", "--job", "j"]).is_ok());

@@ -214,6 +214,19 @@ pub struct MigrateRequest {
     /// Unix milliseconds.
     pub requested_at: u64,
     pub requester_pid: u32,
+    /// Further ranks to move in the same synchronization (one freeze,
+    /// one spawn, one new group: `ferry evacuate`, `ferry migrate --rank
+    /// 1,2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<MoveTo>,
+}
+
+/// One more rank of a [`MigrateRequest`], and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveTo {
+    pub rank: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// The effective user id of this process.
@@ -853,8 +866,17 @@ mod tests {
             to: Some("h2".into()),
             requested_at: 9,
             requester_pid: 4,
+            with: vec![MoveTo { rank: 2, to: None }],
         };
         let (n1, p1) = d.queue_request(&req).unwrap();
+        // A request of one rank reads as before (no `with` written).
+        let one = MigrateRequest {
+            with: Vec::new(),
+            ..req.clone()
+        };
+        let text = serde_json::to_string(&one).unwrap();
+        assert!(!text.contains("with"), "{text}");
+        assert_eq!(serde_json::from_str::<MigrateRequest>(&text).unwrap(), one);
         let (n2, _) = d.queue_request(&req).unwrap();
         assert_eq!((n1, n2), (1, 2));
         assert_eq!(read_json::<MigrateRequest>(&p1).unwrap(), req);

@@ -15,6 +15,7 @@
 //! | `image-off` | `FERRY_IMAGE=0`, `--migrate rank=3,after=200` | no move; refused: its process image is off |
 //! | `threads` | `c-tests/image_thread.c` (2 ranks), `--migrate rank=1,after=20` | no move; the migration of rank 1 refused for a thread |
 //! | `old-leaves` | the long heat job (below), `--migrate` ranks 1, 2, 1; each `migrate` event, as it appears, answered by `kill -9` of its old pid | the old process was gone already at each event; three moves; exit 0, output equal |
+//! | `together` | `ferry migrate --job J --rank 1,2,3` on a running job (the long heat job), its ranks exchanging halos meanwhile | it exits 0 saying each rank moved; three `migrate` events of the same regroup (one epoch: one freeze and drain, one spawn, one new group), each naming the batch `[1, 2, 3]`; every old pid gone; exit 0, output equal |
 //! | `fifty-moves` | the long heat job with 50 `--migrate` SPECs (ranks 0-3 in turn) | 50 moves; no old process alive at the end; exit 0, output equal; the 50th move's state transfer against the first's is reported (not judged: timing belongs in `bench/`) |
 //!
 //! The three `external` checks share one job per MPI (a retry of
@@ -46,6 +47,7 @@ pub const CHECKS: &[&str] = &[
     "image-off",
     "threads",
     "old-leaves",
+    "together",
     "fifty-moves",
 ];
 
@@ -176,6 +178,7 @@ fn once(mpi: &Mpi, check: &str, attempt: usize) -> Result<String, String> {
             refused(&run, 1, "thread")
         }
         "old-leaves" => old_leaves(mpi, &s, &dir),
+        "together" => together(mpi, &s, &dir),
         "fifty-moves" => fifty_moves(mpi, &s, &dir),
         other => Err(format!("no such check {other}")),
     }
@@ -256,6 +259,112 @@ fn old_leaves(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
         "3 moves; old pids {:?} gone at each event (the leader waited {} ms), kill -9 of each: exit 0, output identical",
         killed.iter().map(|k| k.0).collect::<Vec<_>>(),
         waited.join(", ")
+    ))
+}
+
+/// `together`: three ranks moved by one `ferry migrate` move in one
+/// synchronization.
+fn together(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
+    let started = job::start_in(
+        mpi,
+        &s.bins["heat"],
+        &long(),
+        4,
+        dir,
+        &dir.join("work"),
+        Launch::Ferry(&[]),
+        &[("FERRY_LOG".into(), "info".into())],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        if let Some(j) = running_job(started.jobs(), 4) {
+            break j;
+        }
+        if Instant::now() > deadline {
+            let _ = started.wait();
+            return Err(format!(
+                "the job's 4 ranks did not report within 60 s ({})",
+                dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = Command::new(mpi.ferry())
+        .args([
+            "migrate",
+            "--job",
+            &job,
+            "--rank",
+            "1,2,3",
+            "--timeout",
+            "90",
+        ])
+        .envs(&mpi.env)
+        .env(ferry_common::env::FERRY_JOB_ROOT, started.jobs())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", mpi.ferry().display()))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(dir.join("ferry-migrate.out"), &said);
+    let run = started.wait()?;
+    if out.status.code() != Some(0) || (1..=3).any(|r| !said.contains(&format!("rank {r} moved"))) {
+        return Err(format!(
+            "ferry migrate --rank 1,2,3 exited {:?} without each `rank R moved`:
+{said}",
+            out.status.code()
+        ));
+    }
+    s.same_as_plain_with(mpi, &run, "heat", &long())?;
+    let moved = moves(&run);
+    let mut ranks: Vec<Option<u32>> = moved.iter().map(|e| e.rank).collect();
+    ranks.sort();
+    if ranks != [Some(1), Some(2), Some(3)] {
+        return Err(format!(
+            "moves of ranks {ranks:?}, expected 1, 2 and 3 ({})",
+            run.dir.display()
+        ));
+    }
+    let epochs: Vec<Option<u64>> = moved
+        .iter()
+        .map(|e| e.extra.get("epoch").and_then(|v| v.as_u64()))
+        .collect();
+    if epochs.iter().any(|e| e.is_none() || *e != epochs[0]) {
+        return Err(format!(
+            "the moves were of regroups {epochs:?}, expected one ({})",
+            run.dir.display()
+        ));
+    }
+    for e in &moved {
+        let batch = e.extra.get("batch").cloned().unwrap_or_default();
+        if batch != serde_json::json!([1, 2, 3]) {
+            return Err(format!(
+                "rank {:?}'s event names the batch {batch}, expected [1, 2, 3] ({})",
+                e.rank,
+                run.dir.display()
+            ));
+        }
+    }
+    let old: Vec<u32> = moved.iter().filter_map(|e| e.old_pid).collect();
+    let new: Vec<u32> = moved.iter().filter_map(|e| e.new_pid).collect();
+    if old.len() != 3 || new.len() != 3 || old.iter().any(|p| new.contains(p)) {
+        return Err(format!(
+            "old pids {old:?}, new pids {new:?}: expected three moves into new processes"
+        ));
+    }
+    if let Some(p) = old.iter().find(|&&p| job::alive(p)) {
+        return Err(format!("the old process {p} is still alive after the job"));
+    }
+    let m = moved[0];
+    Ok(format!(
+        "ranks 1, 2, 3 moved in regroup {}: pids {old:?} -> {new:?}; spawn {:.1} ms, transfer {:.1} ms, total {:.1} ms",
+        epochs[0].unwrap_or(0),
+        m.phases_us.spawn.unwrap_or(0) as f64 / 1e3,
+        m.phases_us.state_transfer.unwrap_or(0) as f64 / 1e3,
+        m.phases_us.total.unwrap_or(0) as f64 / 1e3
     ))
 }
 

@@ -12,7 +12,8 @@
 //! | `host-down` | ferry-h4's link cut, `ferry migrate --rank 1 --to ferry-h4` | the command fails saying `refused`; the job's stderr says the host does not answer; rank 1 keeps its pid; with the link back the same request moves it (one `migrate` event ferry-h2 → ferry-h4); exit 0, output equal |
 //! | `same-rank-twice` | `ferry migrate --rank 1 --to ferry-h4`, and once the job has taken it, `--to ferry-h2` | both commands succeed, each reporting its own move; events ferry-h2 → ferry-h4 → ferry-h2; exit 0, output equal. Open MPI: the second is refused, saying Open MPI 4.1.4 cannot start a process there again; one event |
 //! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
-//! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
+//! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; their `migrate` events of one regroup, each naming the batch; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
+//! | `evacuate-blocked` | as `evacuate`, on a token ring (`harness/hosts/token_hold.c`, 5 ranks on MPICH, 3 on Open MPI) where each rank holds the token 10 ms outside MPI: the evacuation comes while the ranks next to ferry-h2's wait in `MPI_Recv` from them | as `evacuate` |
 //! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the first replacement on ferry-h4 killed 0.8 s after it appears | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved, `host_may_go_down` false; exit 0, output equal |
 //! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, 0.8 s after the replacement appears, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
@@ -55,6 +56,7 @@ pub const CASES: &[&str] = &[
     "host-dies",
     "evacuate",
     "evacuate-fault",
+    "evacuate-blocked",
 ];
 
 /// `hosts::NAME::MPI`.
@@ -543,7 +545,7 @@ fn once(mpi: &Mpi, name: &str) -> Result<String, String> {
     let ctx = Ctx { mpi, out, env };
     match name {
         "heat-external" | "host-down" | "same-rank-twice" | "replacement-killed" | "link-cut"
-        | "host-dies" | "evacuate" | "evacuate-fault" => heat_case(&ctx, name),
+        | "host-dies" | "evacuate" | "evacuate-fault" | "evacuate-blocked" => heat_case(&ctx, name),
         _ => program_case(&ctx, name),
     }
 }
@@ -759,7 +761,7 @@ fn heat_start_n(
 ) -> Result<Heat, String> {
     let dir = ctx.out.join(name);
     let mut args = vec!["--".to_string(), bin.display().to_string()];
-    args.extend(HEAT.iter().map(|s| s.to_string()));
+    args.extend(program_args(name).iter().map(|s| s.to_string()));
     let words = ctx.ferry_run(&dir, &format!("{HOSTS},{SPARE}:0"), n, &args);
     let mut bg = ctx.start(&dir, &words, env)?;
     let t0 = Instant::now();
@@ -782,22 +784,26 @@ fn heat_start_n(
 }
 
 fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
-    let bin = ctx.out.join("heat");
+    let (source, bin) = if name == "evacuate-blocked" {
+        ("harness/hosts/token_hold.c", ctx.out.join("token_hold"))
+    } else {
+        ("examples/heat.c", ctx.out.join("heat"))
+    };
     let cc = Command::new(ctx.mpi.mpicc())
         .args(["-O1", "-o"])
         .arg(&bin)
-        .arg(crate::root().join("examples/heat.c"))
+        .arg(crate::root().join(source))
         .envs(&ctx.mpi.env)
         .output()
         .map_err(|e| format!("cannot run mpicc: {e}"))?;
     if !cc.status.success() {
         return Err(format!(
-            "building heat.c failed:\n{}",
+            "building {source} failed:\n{}",
             String::from_utf8_lossy(&cc.stderr)
         ));
     }
     let mut prog = vec![bin.display().to_string()];
-    prog.extend(HEAT.iter().map(|s| s.to_string()));
+    prog.extend(program_args(name).iter().map(|s| s.to_string()));
     let plain = ctx.run(
         &ctx.out.join("plain"),
         &ctx.plain(heat_ranks(ctx, name), &prog),
@@ -815,7 +821,7 @@ fn heat_case(ctx: &Ctx, name: &str) -> Result<String, String> {
         "host-down" => host_down(ctx, &bin, &plain),
         "same-rank-twice" => same_rank_twice(ctx, &bin, &plain),
         "host-dies" => host_dies(ctx, &bin, &plain),
-        "evacuate" => evacuate(ctx, &bin, &plain),
+        "evacuate" | "evacuate-blocked" => evacuate(ctx, &bin, &plain, name),
         "evacuate-fault" => evacuate_fault(ctx, &bin, &plain),
         _ => fault(ctx, &bin, &plain, name == "link-cut"),
     }
@@ -1218,6 +1224,17 @@ fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
 /// The heat job's ranks in case `name`: 3 (one per host), or for
 /// `evacuate` on MPICH 5 (two of them on ferry-h2; Open MPI 4.1.4 cannot
 /// start more ranks than hosts with a spare host in the job).
+/// The arguments of a case's program: the heat job's, or for
+/// `evacuate-blocked` the token ring's (laps, ms each rank holds it: about
+/// 30 s, every rank but one blocked in `MPI_Recv` at any moment).
+fn program_args(name: &str) -> &'static [&'static str] {
+    if name == "evacuate-blocked" {
+        &["520", "10"]
+    } else {
+        &HEAT
+    }
+}
+
 fn heat_ranks(ctx: &Ctx, name: &str) -> u32 {
     if name.starts_with("evacuate") && ctx.mpi.name == "mpich" {
         5
@@ -1258,10 +1275,10 @@ fn kill_host(h: &'static str) -> Result<(Vec<String>, LinkBack), String> {
 /// `evacuate`: `ferry evacuate` refuses a host with no rank and an unknown
 /// one, then empties ferry-h2 (its ranks to the other hosts, spread
 /// evenly); then ferry-h2 dies. The job must not notice.
-fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
+fn evacuate(ctx: &Ctx, bin: &Path, plain: &str, name: &str) -> Result<String, String> {
     const GONE: &str = "ferry-h2";
-    let n = heat_ranks(ctx, "evacuate");
-    let mut h = heat_start_n(ctx, bin, "evacuate", &[], n)?;
+    let n = heat_ranks(ctx, name);
+    let mut h = heat_start_n(ctx, bin, name, &[], n)?;
     let id = h.job.id().to_string();
     for (host, why) in [
         (SPARE, "runs no rank"),
@@ -1284,7 +1301,7 @@ fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
         &h.job,
         &["evacuate", "--job", &id, "--host", GONE, "--json"],
     )?;
-    let _ = std::fs::write(ctx.out.join("evacuate/evacuate.json"), &said);
+    let _ = std::fs::write(ctx.out.join(name).join("evacuate.json"), &said);
     let report: serde_json::Value = serde_json::from_str(&said)
         .map_err(|e| format!("ferry evacuate --json printed no JSON ({e}): {said}"))?;
     if code != Some(0) || report["outcome"] != "complete" || report["host_may_go_down"] != true {
@@ -1315,7 +1332,11 @@ fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
     // Nothing of the job's program left there (MPICH's proxy leaves with
     // the host's last process; Open MPI's daemon stays, of no more use).
     let (there, _back) = kill_host(GONE)?;
-    if let Some(p) = there.iter().find(|p| p.starts_with("heat")) {
+    let program: String = bin
+        .file_name()
+        .map(|f| f.to_string_lossy().chars().take(15).collect())
+        .unwrap_or_default();
+    if let Some(p) = there.iter().find(|p| p.starts_with(&program)) {
         return Err(format!("{p} still ran on {GONE} after the evacuation"));
     }
     let killed_at = Instant::now();
@@ -1332,6 +1353,33 @@ fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
             evacuations.len()
         ));
     }
+    // One synchronization for all of them: their `migrate` lines are of
+    // one regroup, each naming the whole batch.
+    let moves: Vec<&Event> = ev
+        .iter()
+        .filter(|e| e.event == ferry_common::events::EventKind::Migrate)
+        .collect();
+    let epochs: Vec<Option<u64>> = moves
+        .iter()
+        .map(|e| e.extra.get("epoch").and_then(|v| v.as_u64()))
+        .collect();
+    if moves.len() != on_gone.len() || epochs.iter().any(|e| e.is_none() || *e != epochs[0]) {
+        return Err(format!(
+            "{} migrate events of regroups {epochs:?}: expected {} of one",
+            moves.len(),
+            on_gone.len()
+        ));
+    }
+    if on_gone.len() > 1 {
+        let batch = serde_json::json!(on_gone);
+        if let Some(e) = moves.iter().find(|e| e.extra.get("batch") != Some(&batch)) {
+            return Err(format!(
+                "rank {:?}'s migrate event names the batch {:?}, expected {batch}",
+                e.rank,
+                e.extra.get("batch")
+            ));
+        }
+    }
     let (ok, status) = ctx.command(&h.job, &["status", "--job", &id])?;
     if !ok || !status.contains(&format!("host {GONE} evacuated")) {
         return Err(format!(
@@ -1339,9 +1387,10 @@ fn evacuate(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "refusals (no rank, unknown host) exit 2; evacuated {GONE}: {} in {:.1} s; then killed [{}] there and cut its link; the job ran {:.1} s more: exit 0, output identical; ferry status shows it",
+        "refusals (no rank, unknown host) exit 2; evacuated {GONE}: {} in {:.1} s, one synchronization (regroup {}); then killed [{}] there and cut its link; the job ran {:.1} s more: exit 0, output identical; ferry status shows it",
         moved.join(" "),
         report["total_ms"].as_f64().unwrap_or(0.0) / 1e3,
+        epochs[0].unwrap_or(0),
         there.join(" "),
         lasted.as_secs_f64()
     ))

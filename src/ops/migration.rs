@@ -75,21 +75,42 @@ pub struct Target {
 }
 
 /// Migrations asked for in this process (SPEC, C API, `ferry migrate`),
-/// not yet led.
-static QUEUE: Mutex<VecDeque<Target>> = Mutex::new(VecDeque::new());
+/// not yet led: each entry is one synchronization's moves (a batch).
+static QUEUE: Mutex<VecDeque<Vec<Target>>> = Mutex::new(VecDeque::new());
 
 /// Asks for the migration of `t.rank`; it starts at this process's next
 /// MPI call (after any regroup or migration already running).
 pub fn request(t: Target) {
-    let rank = t.rank;
+    request_batch(vec![t]);
+}
+
+/// Asks for the migration of several ranks in one synchronization: one
+/// freeze and drain, their replacements started by one spawn, one new
+/// group (`ferry evacuate`).
+pub fn request_batch(batch: Vec<Target>) {
     if let Some(why) = crate::protocol::control::disabled_why() {
-        refuse(rank, &why);
+        for t in &batch {
+            refuse(t.rank, &why);
+        }
         return;
     }
+    let ranks: Vec<c_int> = batch.iter().map(|t| t.rank).collect();
     if let Ok(mut q) = QUEUE.lock() {
-        q.push_back(t);
+        q.push_back(batch);
     }
-    log::debug!("migration of rank {rank} queued");
+    log::debug!("migration of rank(s) {ranks:?} queued");
+    crate::protocol::regroup::request();
+}
+
+/// A batch whose transfer failed for some of its ranks: the others are
+/// tried again at once, before anything else queued (in the process that
+/// led it).
+fn requeue_first(batch: Vec<Target>) {
+    let ranks: Vec<c_int> = batch.iter().map(|t| t.rank).collect();
+    if let Ok(mut q) = QUEUE.lock() {
+        q.push_front(batch);
+    }
+    log::info!("migration of rank(s) {ranks:?} tried again without the others");
     crate::protocol::regroup::request();
 }
 
@@ -121,7 +142,7 @@ pub fn refuse_queued() {
         .unwrap_or_else(|| "the processes could not make a state window".into());
     let queued: Vec<Target> = QUEUE
         .lock()
-        .map(|mut q| q.drain(..).collect())
+        .map(|mut q| q.drain(..).flatten().collect())
         .unwrap_or_default();
     for t in queued {
         refuse(t.rank, &why);
@@ -148,18 +169,26 @@ pub fn take_external_requests() -> usize {
         match ferry_common::job::read_json::<ferry_common::job::MigrateRequest>(&taken) {
             Ok(req) => {
                 log::info!(
-                    "migration of rank {}{} asked for by `ferry migrate` (request {num})",
+                    "migration of rank {}{}{} asked for by `ferry migrate` (request {num})",
                     req.rank,
+                    req.with
+                        .iter()
+                        .map(|m| format!(", {}", m.rank))
+                        .collect::<String>(),
                     req.to
                         .as_deref()
                         .map(|h| format!(" to {h}"))
                         .unwrap_or_default()
                 );
-                request(Target {
-                    rank: req.rank as c_int,
-                    host: req.to,
-                    request: Some(num),
-                });
+                let batch = std::iter::once((req.rank, req.to))
+                    .chain(req.with.into_iter().map(|m| (m.rank, m.to)))
+                    .map(|(rank, host)| Target {
+                        rank: rank as c_int,
+                        host,
+                        request: Some(num),
+                    })
+                    .collect();
+                request_batch(batch);
                 n += 1;
             }
             Err(e) => say(&format!("a migration request cannot be read: {e}")),
@@ -168,8 +197,34 @@ pub fn take_external_requests() -> usize {
     n
 }
 
-fn next_queued() -> Option<Target> {
+fn next_queued() -> Option<Vec<Target>> {
     QUEUE.lock().ok().and_then(|mut q| q.pop_front())
+}
+
+/// The moves of a batch that can be tried, sorted by rank, and those
+/// refused at once with the reason (no such rank, or a rank asked twice).
+fn validate(batch: Vec<Target>, size: c_int) -> (Vec<Target>, Vec<(c_int, String)>) {
+    let mut ok: Vec<Target> = Vec::new();
+    let mut refused = Vec::new();
+    for t in batch {
+        if t.rank < 0 || t.rank >= size {
+            let why = format!(
+                "there is no rank {} (the job has ranks 0..{})",
+                t.rank,
+                size - 1
+            );
+            refused.push((t.rank, why));
+        } else if ok.iter().any(|o| o.rank == t.rank) {
+            refused.push((
+                t.rank,
+                "it is asked to move twice in the same synchronization".to_string(),
+            ));
+        } else {
+            ok.push(t);
+        }
+    }
+    ok.sort_by_key(|t| t.rank);
+    (ok, refused)
 }
 
 /// What a regroup does once everyone is frozen and drained (its leader
@@ -180,14 +235,19 @@ pub enum Operation {
     Regroup,
     /// Every process writes its image and the job ends.
     Checkpoint,
-    /// A rank moves to a new process.
-    Migrate(Target),
+    /// Ranks move to new processes, in one synchronization (sorted by
+    /// rank, each once).
+    Migrate(Vec<Target>),
 }
 
-/// An operation on the wire: kind, rank, host length, request + 1 (0:
-/// none), then the host name.
-const OP_WORDS: usize = 37;
-const HOST_BYTES: usize = (OP_WORDS - 4) * 8;
+/// An operation on the wire: kind and number of targets, then each
+/// target in [`TARGET_WORDS`]: rank, host length, request + 1 (0: none),
+/// then the host name.
+const HEAD_WORDS: usize = 2;
+const TARGET_WORDS: usize = 36;
+const HOST_BYTES: usize = (TARGET_WORDS - 3) * 8;
+/// Most ranks moved in one synchronization.
+pub const MAX_BATCH: usize = 256;
 
 /// The leader tells everyone what this regroup is. Collective over
 /// `control`.
@@ -195,79 +255,120 @@ const HOST_BYTES: usize = (OP_WORDS - 4) * 8;
 /// # Safety
 /// Every process of the job calls it, in the same regroup.
 pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) -> Operation {
-    let mut buf = [0u64; OP_WORDS];
+    let mut words = Vec::new();
     if rank == leader {
         let op = if crate::ops::checkpoint::leading() {
             Operation::Checkpoint
         } else {
             loop {
-                match next_queued() {
-                    Some(t) if t.rank < 0 || t.rank >= size => {
-                        let why = format!(
-                            "there is no rank {} (the job has ranks 0..{})",
-                            t.rank,
-                            size - 1
-                        );
-                        say(&format!("migration refused: {why}; the job goes on"));
-                        crate::ops::checkpoint::append_event(
-                            &ferry_common::events::Event::refused("migration", None, &why),
-                        );
-                    }
-                    Some(t) => break Operation::Migrate(t),
-                    None => break Operation::Regroup,
+                let Some(batch) = next_queued() else {
+                    break Operation::Regroup;
+                };
+                let (mut ok, refused) = validate(batch, size);
+                for (r, why) in refused {
+                    say(&format!(
+                        "migration of rank {r} refused: {why}; the job goes on"
+                    ));
+                    crate::ops::checkpoint::append_event(&ferry_common::events::Event::refused(
+                        "migration",
+                        (0..size).contains(&r).then_some(r as u32),
+                        &why,
+                    ));
+                }
+                if ok.len() > MAX_BATCH {
+                    // The rest in the next synchronization.
+                    let rest = ok.split_off(MAX_BATCH);
+                    requeue_first(rest);
+                }
+                if !ok.is_empty() {
+                    break Operation::Migrate(ok);
                 }
             }
         };
-        encode(&op, &mut buf);
+        words = encode(&op);
     }
-    // SAFETY: a broadcast of a fixed buffer over the control communicator.
+    let mut head = [0u64; HEAD_WORDS];
+    head.copy_from_slice(words.get(..HEAD_WORDS).unwrap_or(&[0; HEAD_WORDS]));
+    // SAFETY: broadcasts of buffers of the sizes every process knows (the
+    // head gives the body's) over the control communicator.
     unsafe {
         PMPI_Bcast(
-            buf.as_mut_ptr() as *mut c_void,
-            OP_WORDS as c_int,
+            head.as_mut_ptr() as *mut c_void,
+            HEAD_WORDS as c_int,
             k::MPI_UINT64_T(),
             leader,
             control,
-        )
-    };
-    decode(&buf)
+        );
+        words.resize(HEAD_WORDS + head[1] as usize * TARGET_WORDS, 0);
+        words[..HEAD_WORDS].copy_from_slice(&head);
+        if head[1] > 0 {
+            PMPI_Bcast(
+                words[HEAD_WORDS..].as_mut_ptr() as *mut c_void,
+                (head[1] as usize * TARGET_WORDS) as c_int,
+                k::MPI_UINT64_T(),
+                leader,
+                control,
+            );
+        }
+    }
+    decode(&words)
 }
 
-fn encode(op: &Operation, buf: &mut [u64; OP_WORDS]) {
+fn encode(op: &Operation) -> Vec<u64> {
     match op {
-        Operation::Regroup => buf[0] = 0,
-        Operation::Checkpoint => buf[0] = 1,
-        Operation::Migrate(t) => {
-            buf[0] = 2;
-            buf[1] = t.rank as u64;
-            let host = t.host.as_deref().unwrap_or("").as_bytes();
-            let n = host.len().min(HOST_BYTES);
-            buf[2] = n as u64;
-            buf[3] = t.request.map_or(0, |r| r.saturating_add(1));
-            let mut bytes = [0u8; HOST_BYTES];
-            bytes[..n].copy_from_slice(&host[..n]);
-            for (i, w) in bytes.chunks_exact(8).enumerate() {
-                buf[4 + i] = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        Operation::Regroup => vec![0, 0],
+        Operation::Checkpoint => vec![1, 0],
+        Operation::Migrate(targets) => {
+            let mut buf = vec![2, targets.len() as u64];
+            for t in targets {
+                let host = t.host.as_deref().unwrap_or("").as_bytes();
+                let n = host.len().min(HOST_BYTES);
+                buf.push(t.rank as u64);
+                buf.push(n as u64);
+                buf.push(t.request.map_or(0, |r| r.saturating_add(1)));
+                buf.extend(words_of(&host[..n], HOST_BYTES));
             }
+            buf
         }
     }
 }
 
-fn decode(buf: &[u64; OP_WORDS]) -> Operation {
-    match buf[0] {
-        1 => Operation::Checkpoint,
-        2 => {
-            let n = (buf[2] as usize).min(HOST_BYTES);
-            let bytes: Vec<u8> = buf[4..].iter().flat_map(|w| w.to_le_bytes()).collect();
-            let host = String::from_utf8_lossy(&bytes[..n]).into_owned();
-            Operation::Migrate(Target {
-                rank: buf[1] as c_int,
-                host: (!host.is_empty()).then_some(host),
-                request: buf[3].checked_sub(1),
-            })
-        }
+fn decode(buf: &[u64]) -> Operation {
+    match buf.first() {
+        Some(1) => Operation::Checkpoint,
+        Some(2) => Operation::Migrate(
+            buf[HEAD_WORDS.min(buf.len())..]
+                .chunks_exact(TARGET_WORDS)
+                .map(|w| {
+                    let n = (w[1] as usize).min(HOST_BYTES);
+                    let host = string_of(&w[3..], n);
+                    Target {
+                        rank: w[0] as c_int,
+                        host: (!host.is_empty()).then_some(host),
+                        request: w[2].checked_sub(1),
+                    }
+                })
+                .collect(),
+        ),
         _ => Operation::Regroup,
     }
+}
+
+/// `bytes` in words (little-endian), zero-padded to `len` bytes.
+fn words_of(bytes: &[u8], len: usize) -> Vec<u64> {
+    let mut padded = bytes[..bytes.len().min(len)].to_vec();
+    padded.resize(len.div_ceil(8) * 8, 0);
+    padded
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+        .collect()
+}
+
+/// The first `n` bytes of `words` (as [`words_of`] wrote them), read as
+/// text; `n` at most their length.
+fn string_of(words: &[u64], n: usize) -> String {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    String::from_utf8_lossy(&bytes[..n.min(bytes.len())]).into_owned()
 }
 
 /// One line on stderr, at once.
@@ -310,13 +411,19 @@ pub struct Report {
     /// Whether the old process left the job (else it sleeps until the
     /// job ends).
     pub old_left: bool,
+    /// How many ranks moved in the same synchronization.
+    pub batch: usize,
 }
 
-static REPORT: Mutex<Option<Report>> = Mutex::new(None);
+static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
 
-/// The report of the migration this process just took part in.
-pub fn take_report() -> Option<Report> {
-    REPORT.lock().ok().and_then(|mut r| r.take())
+/// The reports of the migration this process just took part in, one per
+/// rank that moved.
+pub fn take_reports() -> Vec<Report> {
+    REPORTS
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default()
 }
 
 pub use crate::core::moves::{
@@ -684,30 +791,6 @@ unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
     rc != k::MPI_SUCCESS() || out != 0
 }
 
-/// `v` of the process `root` of `comm`, to every process, waited for as
-/// [`any`].
-unsafe fn bcast_napping(comm: MPI_Comm, root: c_int, mut v: u64) -> Result<u64, c_int> {
-    // SAFETY: a broadcast of one integer over a live communicator; the
-    // buffer outlives the call.
-    let rc = unsafe {
-        napping!(
-            crate::sys::nap::LONG_NAP,
-            PMPI_Ibcast,
-            PMPI_Bcast,
-            &mut v as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            root,
-            comm,
-        )
-    };
-    if rc == k::MPI_SUCCESS() {
-        Ok(v)
-    } else {
-        Err(rc)
-    }
-}
-
 fn hostname() -> String {
     ferry_common::job::hostname()
 }
@@ -720,27 +803,240 @@ fn resolvable(host: &str) -> bool {
         .is_ok_and(|mut a| a.next().is_some())
 }
 
-/// Runs the migration of `t`, with every other process. Called inside the
-/// regroup after the drain; see the module comment.
-///
-/// # Safety
-/// Every process is frozen and drained and calls it with the same target;
-/// `parked` are the request slots the regroup took off their communicators.
-pub unsafe fn run(
+/// One synchronization's moves as every process knows them, and what the
+/// phases found out so far.
+struct Batch {
     control: MPI_Comm,
+    /// The process that led the regroup (it queues again what must be
+    /// tried again).
+    leader: c_int,
     rank: c_int,
     size: c_int,
-    t: &Target,
+    /// The moves still on (sorted by rank; the same in every process).
+    targets: Vec<Target>,
+    /// Each target's host of origin and whether its leaving process is
+    /// one the job started with (for `closed_host`).
+    origins: Vec<(String, bool)>,
+    /// Whether the old processes leave the job at once (else they sleep
+    /// until it ends): the same for the whole batch.
+    leaves: bool,
+}
+
+impl Batch {
+    /// This process's place among the targets, if it is a leaving one.
+    fn mine(&self) -> Option<usize> {
+        self.targets.iter().position(|t| t.rank == self.rank)
+    }
+    fn leaving(&self) -> bool {
+        self.mine().is_some()
+    }
+    /// Where target `i` goes (no host given: its own).
+    fn host_of(&self, i: usize) -> String {
+        match (&self.targets[i].host, self.origins.get(i)) {
+            (Some(h), _) => h.clone(),
+            (None, Some((from, _))) => from.clone(),
+            (None, None) => hostname(),
+        }
+    }
+    /// Keeps the targets whose flag is false (all processes agree on the
+    /// flags).
+    fn drop_flagged(&mut self, flags: &[u64]) {
+        let mut i = 0;
+        self.targets.retain(|_| {
+            i += 1;
+            flags.get(i - 1).copied().unwrap_or(0) == 0
+        });
+        let mut i = 0;
+        if !self.origins.is_empty() {
+            self.origins.retain(|_| {
+                i += 1;
+                flags.get(i - 1).copied().unwrap_or(0) == 0
+            });
+        }
+    }
+    /// One word per target, from each leaving process to every process
+    /// (the others give 0): an OR over the control communicator.
+    ///
+    /// # Safety
+    /// Collective over the control communicator.
+    unsafe fn share(&self, mine: u64) -> Vec<u64> {
+        let mut words = vec![0u64; self.targets.len()];
+        if let Some(i) = self.mine() {
+            words[i] = mine;
+        }
+        // SAFETY: contract of the function.
+        unsafe { share_words(self.control, words) }
+    }
+}
+
+/// Each process's words OR-ed into every process's (every process gives
+/// as many), waited for as [`any`].
+///
+/// # Safety
+/// Collective over `comm`.
+unsafe fn share_words(comm: MPI_Comm, mine: Vec<u64>) -> Vec<u64> {
+    let mut out = vec![0u64; mine.len()];
+    if mine.is_empty() {
+        return out;
+    }
+    // SAFETY: a reduction of `mine.len()` integers over a live
+    // communicator; both buffers outlive the call.
+    let rc = unsafe {
+        napping!(
+            crate::sys::nap::LONG_NAP,
+            PMPI_Iallreduce,
+            PMPI_Allreduce,
+            mine.as_ptr() as *const c_void,
+            out.as_mut_ptr() as *mut c_void,
+            mine.len() as c_int,
+            k::MPI_UINT64_T(),
+            k::MPI_BOR(),
+            comm,
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        // Nobody can tell what the others said: every word says "not so".
+        out.iter_mut().for_each(|w| *w = u64::MAX);
+    }
+    out
+}
+
+/// Runs the migrations of `batch` (one synchronization: one spawn, one new
+/// group), with every other process. Called inside the regroup after the
+/// drain; see the module comment. `leader`: the process that led it (it
+/// queues again what must be tried again).
+///
+/// # Safety
+/// Every process is frozen and drained and calls it with the same batch;
+/// `parked` are the request slots the regroup took off their
+/// communicators.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn run(
+    control: MPI_Comm,
+    leader: c_int,
+    rank: c_int,
+    size: c_int,
+    batch: &[Target],
     parked: &[usize],
     orphans: usize,
     flush: &mut dyn FnMut(),
 ) -> Moved {
-    let leaving = rank == t.rank;
-    let host = t.host.clone().unwrap_or_else(hostname);
-    // 1. Can it move?
+    if let Ok(mut r) = RETRIED.lock() {
+        r.clear();
+    }
+    let mut b = Batch {
+        control,
+        leader,
+        rank,
+        size,
+        targets: batch.to_vec(),
+        origins: Vec::new(),
+        leaves: false,
+    };
+    // 1. Which of them can move (each leaving process says, the others
+    // go on without the refused ones)?
+    // SAFETY: every process is here (contract of the function).
+    let datatypes = unsafe { check(&mut b, parked, orphans) };
+    if b.targets.is_empty() {
+        return Moved::Stayed;
+    }
+    // 2. Where they leave from, and whether the old processes leave.
+    // SAFETY: as above.
+    unsafe { find_origins(&mut b) };
+    // 3. The leaving processes complete what is not re-posted.
+    // SAFETY: as above.
+    unsafe { complete(&mut b, parked, datatypes) };
+    if b.targets.is_empty() {
+        return Moved::Stayed;
+    }
+    // 4. One spawn of every replacement.
+    let t_spawn = Instant::now();
+    // SAFETY: as above.
+    let Some(mut spawned) = (unsafe { spawn_all(&b) }) else {
+        return Moved::Stayed;
+    };
+    let spawn_us = t_spawn.elapsed().as_micros() as u64;
+    // 5. Each leaving process sends its image to its replacement; every
+    // process learns how each transfer went.
+    let t_transfer = Instant::now();
+    // SAFETY: as above; the replacement comes back here.
+    let verdict = match unsafe { transfer(&b, &spawned, flush, spawn_us) } {
+        Transferred::Resumed(moved) => return moved,
+        Transferred::Verdict(v) => v,
+    };
+    let transfer_us = t_transfer.elapsed().as_micros() as u64;
+    if verdict != Verdict::Go {
+        // SAFETY: the spawn's communicators, held by every member.
+        unsafe { spawned.drop_all(verdict) };
+        return Moved::Stayed;
+    }
+    // 6. The new group: every old process but the leaving ones, and the
+    // replacements in their ranks.
+    let t_group = Instant::now();
+    // SAFETY: as above, with the replacements in `join`.
+    let (inter, merged, world) = unsafe { new_group(&b, &mut spawned) };
+    if let Some(i) = b.mine() {
+        // SAFETY: collective with the other old processes.
+        unsafe { crate::protocol::control::leave() };
+        if b.leaves {
+            // SAFETY: every member of the migration's communicators
+            // releases them: the others below, the replacements in
+            // `resumed`.
+            unsafe { release_link(epoch(), inter, merged) };
+            // SAFETY: nothing of the job depends on this process any more.
+            unsafe { depart() }
+        }
+        keep(epoch(), inter, merged);
+        // SAFETY: the rank lives on in the replacement (its rank in the
+        // merged communicator: after every old process, in the order of
+        // the targets).
+        unsafe { dormant(merged, size + i as c_int, inter) }
+    }
+    // 7. The library moves onto the new world.
+    crate::core::moves::set_took_part(true);
+    if b.leaves {
+        for (host, first) in &b.origins {
+            if *first {
+                note_left(host);
+            }
+        }
+    }
+    // SAFETY: collective over the new world (with the replacements), then
+    // over the old control communicator (with the leaving processes).
+    unsafe { crate::protocol::control::move_to_world(world) };
+    let group_us = t_group.elapsed().as_micros() as u64;
+    // SAFETY: collective over the new control communicator.
+    unsafe { exchange_reports(&b, spawn_us, group_us, transfer_us) };
+    if b.leaves {
+        // SAFETY: with the leaving processes and the replacements (above
+        // and in `resumed`).
+        unsafe { release_link(epoch(), inter, merged) };
+    } else {
+        keep(epoch(), inter, merged);
+    }
+    Moved::Yes {
+        new_world: world,
+        replacement: false,
+    }
+}
+
+/// Phase 1: each leaving process checks that it can move (image, host,
+/// objects); the refused ones are said, with their reasons, and dropped
+/// from the batch. Returns this process's datatypes to record, if it
+/// leaves.
+///
+/// # Safety
+/// Collective over the control communicator, every process frozen and
+/// drained.
+unsafe fn check(
+    b: &mut Batch,
+    parked: &[usize],
+    orphans: usize,
+) -> Vec<crate::core::datatypes::Saved> {
     let mut reasons = Vec::new();
     let mut datatypes = Vec::new();
-    if leaving {
+    if let Some(i) = b.mine() {
+        let host = b.targets[i].host.clone().unwrap_or_else(hostname);
         if !crate::mem::active() {
             reasons.push(
                 "its process image is off (start the job with `ferry run`, or FERRY_IMAGE=1)"
@@ -769,24 +1065,89 @@ pub unsafe fn run(
             Err(e) => reasons.push(e),
         }
     }
-    // SAFETY: collective over the control communicator (every process
-    // takes the same branch: the list of left hosts is the same in all).
-    if let Some(why) = unsafe { closed_host(control, &host) } {
-        if leaving {
-            reasons.push(why);
+    // The hosts a process may not be started on again (every process
+    // takes the same branches: the list of left hosts is the same in all).
+    let mut hosts: Vec<Option<String>> = b.targets.iter().map(|t| t.host.clone()).collect();
+    hosts.dedup();
+    for h in hosts {
+        // (no host given: the rank's own, where it still runs)
+        let Some(h) = h else { continue };
+        // SAFETY: collective over the control communicator.
+        if let Some(why) = unsafe { closed_host(b.control, &h) } {
+            if let Some(i) = b.mine() {
+                if b.targets[i].host.as_deref() == Some(h.as_str()) {
+                    reasons.push(why);
+                }
+            }
         }
     }
     // SAFETY: collective over the control communicator.
-    if unsafe { any(control, !reasons.is_empty()) } {
+    let flags = unsafe { b.share(!reasons.is_empty() as u64) };
+    if let Some(i) = b.mine() {
         for r in &reasons {
-            refused(t.rank, r, "");
+            refused(b.rank, r, "");
         }
-        return Moved::Stayed;
+        if flags[i] != 0 && reasons.is_empty() {
+            refused(b.rank, "the others could not learn whether it can", "");
+        }
     }
-    // The leaving process's sends and requests that are not re-posted
-    // complete now (the others make progress in the reduction).
+    b.drop_flagged(&flags);
+    if b.mine().is_some() {
+        datatypes
+    } else {
+        Vec::new()
+    }
+}
+
+/// Phase 2: each target's host of origin (and whether its process is one
+/// the job started with), and whether the old processes leave the job.
+///
+/// # Safety
+/// Collective over the control communicator.
+unsafe fn find_origins(b: &mut Batch) {
+    const W: usize = 33;
+    let n = b.targets.len();
+    let mut words = vec![0u64; n * W];
+    if let Some(i) = b.mine() {
+        let h = hostname();
+        let bytes = &h.as_bytes()[..h.len().min(255)];
+        words[i * W] = bytes.len() as u64 | (first_process() as u64) << 32;
+        words[i * W + 1..(i + 1) * W].copy_from_slice(&words_of(bytes, 256));
+    }
+    // SAFETY: contract of the function.
+    let words = unsafe { share_words(b.control, words) };
+    b.origins = (0..n)
+        .map(|i| {
+            let head = words[i * W];
+            let host = string_of(&words[i * W + 1..(i + 1) * W], (head & 0xffff) as usize);
+            (host, head >> 32 & 1 != 0)
+        })
+        .collect();
+    // Whether the old processes leave the job at once: all of them, or
+    // none (they share the migration's communicators). Decided by all,
+    // and known to the replacements: this is on the stack their images
+    // carry.
+    let mut stays = false;
+    let leaving = b.leaving();
+    for i in 0..n {
+        let (from, first) = b.origins[i].clone();
+        let to = b.host_of(i);
+        // SAFETY: collective over the control communicator.
+        stays |= unsafe { stays_for_launcher(b.control, leaving, &from, &to, first) };
+    }
+    b.leaves = old_process_leaves() && !stays;
+}
+
+/// Phase 3: the leaving processes' sends and requests that are not
+/// re-posted complete now (the others make progress in the reduction),
+/// and their MPI objects are recorded; a failure drops that target.
+///
+/// # Safety
+/// Collective over the control communicator, every process frozen and
+/// drained.
+unsafe fn complete(b: &mut Batch, parked: &[usize], datatypes: Vec<crate::core::datatypes::Saved>) {
     let mut failed = false;
-    if leaving {
+    if b.leaving() {
         // SAFETY: every process is frozen and drained.
         unsafe { crate::calls::p2p::complete_held() };
         // SAFETY: as above.
@@ -795,100 +1156,135 @@ pub unsafe fn run(
             Err(e) => {
                 say(&format!(
                     "migration of rank {} failed: {e}; the job goes on",
-                    t.rank
+                    b.rank
                 ));
                 failed = true;
             }
         }
     }
     // SAFETY: collective.
-    if unsafe { any(control, failed) } {
-        return Moved::Stayed;
-    }
-    // The host the rank leaves, for the event.
-    // (its last byte: whether the leaving process is one the job started
-    // with, for `closed_host`)
-    let mut from = [0u8; 256];
-    if leaving {
-        let h = hostname();
-        let n = h.len().min(254);
-        from[..n].copy_from_slice(&h.as_bytes()[..n]);
-        from[255] = first_process() as u8;
-    }
-    // SAFETY: a broadcast of a fixed buffer over the control communicator.
-    unsafe {
-        PMPI_Bcast(
-            from.as_mut_ptr() as *mut c_void,
-            256,
-            k::MPI_BYTE(),
-            t.rank,
-            control,
-        )
-    };
-    let from_host =
-        String::from_utf8_lossy(&from[..from.iter().position(|&b| b == 0).unwrap_or(255)])
-            .into_owned();
-    let from_first = from[255] != 0;
-    // Whether the old process leaves the job at once (decided by all, and
-    // known to the replacement: this is on the stack its image carries).
-    // SAFETY: collective over the control communicator.
-    let leaves = old_process_leaves()
-        && !unsafe {
-            // (where the replacement goes, the same in every process: no
-            // host given is the leaving rank's)
-            let to = t.host.as_deref().unwrap_or(&from_host);
-            stays_for_launcher(control, leaving, &from_host, to, from_first)
-        };
-    // 2. Spawn.
-    let t_spawn = Instant::now();
-    let mut spawned = k::MPI_COMM_NULL();
-    let mut failure = String::new();
-    let failed = if SPAWN_ALONE {
-        // By the leaving process alone (on MPI_COMM_SELF); the others
-        // learn how it went, asleep meanwhile.
-        if leaving {
-            // SAFETY: MPI is up; a spawn rooted at this process alone.
-            let (c, e) = unsafe { spawn(k::MPI_COMM_SELF(), 0, true, &host) };
-            spawned = c;
-            failure = e.unwrap_or_default();
+    let flags = unsafe { b.share(failed as u64) };
+    b.drop_flagged(&flags);
+}
+
+/// What the spawn of a batch made: the intercommunicator to the
+/// replacements (in the order of the targets), and the communicator of
+/// the processes that spawned them (MPICH: the leaving ones alone; Open
+/// MPI: every process, the control communicator).
+struct Spawned {
+    inter: MPI_Comm,
+    /// The leaving processes' own communicator (MPICH), freed with the
+    /// spawn; null where the spawn was over the control communicator.
+    leavers: MPI_Comm,
+}
+
+impl Spawned {
+    /// After a batch that does not move: the intercommunicator
+    /// disconnected (with replacements that all answered, which do the
+    /// same) or freed (one is lost: a disconnect would wait for it).
+    ///
+    /// # Safety
+    /// Every member of the spawn calls it, with the same verdict.
+    unsafe fn drop_all(&mut self, verdict: Verdict) {
+        // SAFETY: contract of the function.
+        unsafe {
+            if self.inter != k::MPI_COMM_NULL() {
+                drop_spawned(&mut self.inter, verdict);
+            }
+            if self.leavers != k::MPI_COMM_NULL() {
+                PMPI_Comm_free(&mut self.leavers);
+            }
         }
-        // SAFETY: collective over the control communicator, rooted at
-        // the leaving rank.
-        let outcome = unsafe { bcast_napping(control, t.rank, (!failure.is_empty()) as u64) };
-        outcome != Ok(0)
-    } else {
-        // SAFETY: collective over the control communicator.
-        let (c, e) = unsafe { spawn(control, t.rank, leaving, &host) };
-        spawned = c;
-        failure = e.unwrap_or_default();
-        // SAFETY: as above.
-        unsafe { any(control, !failure.is_empty()) }
+    }
+}
+
+/// Phase 4: one `MPI_Comm_spawn_multiple` of every replacement, each on
+/// its host. MPICH: by the leaving processes alone (the others wait
+/// asleep, leaving the cores to the new processes while they start);
+/// Open MPI: by every process ([`SPAWN_ALONE`]). `None`: it failed (said
+/// by the leaving processes), and nothing moves.
+///
+/// # Safety
+/// Collective over the control communicator.
+unsafe fn spawn_all(b: &Batch) -> Option<Spawned> {
+    let leaving = b.leaving();
+    let mut leavers = k::MPI_COMM_NULL();
+    // SAFETY: collective over the control communicator (a split keyed by
+    // rank: the leaving processes in the order of the targets).
+    let (comm, root) = unsafe {
+        if SPAWN_ALONE {
+            PMPI_Comm_split(
+                b.control,
+                if leaving { 0 } else { k::MPI_UNDEFINED() },
+                b.rank,
+                &mut leavers,
+            );
+            (leavers, 0)
+        } else {
+            (b.control, b.targets[0].rank)
+        }
     };
+    let mut inter = k::MPI_COMM_NULL();
+    let mut failure = String::new();
+    if comm != k::MPI_COMM_NULL() {
+        let mut me_in_comm: c_int = 0;
+        // SAFETY: a live communicator of this process.
+        unsafe { PMPI_Comm_rank(comm, &mut me_in_comm) };
+        // SAFETY: collective over `comm` (every process of the spawn).
+        let (c, e) = unsafe { spawn(b, comm, root, me_in_comm) };
+        inter = c;
+        failure = e.unwrap_or_default();
+    }
+    // SAFETY: collective over the control communicator (those outside
+    // the spawn wait here asleep).
+    let failed = unsafe { share_words(b.control, vec![(!failure.is_empty()) as u64]) }[0] != 0;
+    let mut s = Spawned { inter, leavers };
     if failed {
-        if leaving {
+        if let Some(i) = b.mine() {
             if failure.is_empty() {
-                failure = "MPI_Comm_spawn failed on another rank".into();
+                failure = "MPI_Comm_spawn_multiple failed on another rank".into();
             }
             say(&format!(
-                "migration of rank {} to {host} failed: {failure}; the job goes on",
-                t.rank
+                "migration of rank {} to {} failed: {failure}; the job goes on",
+                b.rank,
+                b.host_of(i)
             ));
         }
-        if spawned != k::MPI_COMM_NULL() {
-            // SAFETY: our intercommunicator (every parent has it).
-            unsafe { PMPI_Comm_free(&mut spawned) };
-        }
-        return Moved::Stayed;
+        // SAFETY: what this process holds of the spawn (freed: nothing
+        // answers on it).
+        unsafe { s.drop_all(Verdict::Lost) };
+        return None;
     }
-    let spawn_us = t_spawn.elapsed().as_micros() as u64;
-    // 3. State transfer, between the leaving process and the replacement
-    // alone (over the spawn's communicator): whatever the replacement
-    // does (dies, becomes unreachable, fails its checks) is settled here,
-    // before any other process talks to it.
-    let t_transfer = Instant::now();
+    Some(s)
+}
+
+/// The leaving process's image went to its replacement (this is the old
+/// process), or the replacement resumed here.
+enum Transferred {
+    Verdict(Verdict),
+    Resumed(Moved),
+}
+
+/// Phase 5: between each leaving process and its replacement alone (over
+/// the spawn's intercommunicator): whatever a replacement does (dies,
+/// becomes unreachable, fails its checks) is settled here, before any
+/// other process talks to it. Every process then learns how each went:
+/// the batch goes on only if all did; otherwise the replacements are
+/// given up, and the ranks whose own transfer went well are tried again
+/// without the others (queued by the leader).
+///
+/// # Safety
+/// Collective over the control communicator, after [`spawn_all`].
+unsafe fn transfer(
+    b: &Batch,
+    spawned: &Spawned,
+    flush: &mut dyn FnMut(),
+    spawn_us: u64,
+) -> Transferred {
     let mut verdict = Verdict::Lost;
-    if leaving {
-        let hello: [c_int; 2] = [rank, size];
+    if let Some(i) = b.mine() {
+        let host = b.host_of(i);
+        let hello: [c_int; 2] = [b.rank, b.size];
         // SAFETY: two integers to the replacement, just spawned (a short
         // message: it leaves at once, the replacement alive or not).
         unsafe {
@@ -896,9 +1292,9 @@ pub unsafe fn run(
                 hello.as_ptr() as *const c_void,
                 2,
                 k::MPI_INT(),
-                0,
+                i as c_int,
                 TAG_HELLO,
-                spawned,
+                spawned.inter,
             )
         };
         run_hooks(Hook::Leave);
@@ -909,30 +1305,37 @@ pub unsafe fn run(
         crate::core::moves::counted(true);
         let outcome = crate::ops::image::capture::capture(
             crate::ops::image::capture::Destination::Peer {
-                comm: spawned,
-                rank: 0,
+                comm: spawned.inter,
+                rank: i as c_int,
             },
-            rank,
-            size,
+            b.rank,
+            b.size,
             level,
         );
         verdict = match outcome {
             crate::ops::image::capture::Outcome::Resumed => {
                 // SAFETY: this is the replacement, right after the jump.
-                return unsafe { resumed(t, &from_host, from_first, leaves, spawn_us) };
+                return Transferred::Resumed(unsafe { resumed(b, i, spawn_us) });
             }
             crate::ops::image::capture::Outcome::Written(stats) => {
                 log::info!(
-                    "rank {rank}: image of {:.1} MiB sent to the replacement in {:.1} ms",
+                    "rank {}: image of {:.1} MiB sent to the replacement in {:.1} ms",
+                    b.rank,
                     stats.image_bytes as f64 / (1 << 20) as f64,
                     stats.micros as f64 / 1e3
                 );
                 // SAFETY: the spawn's live intercommunicator.
-                match unsafe { await_ack(spawned, crate::ops::image::stream::timeout()) } {
+                match unsafe {
+                    await_ack(
+                        spawned.inter,
+                        i as c_int,
+                        crate::ops::image::stream::timeout(),
+                    )
+                } {
                     Ok(v) => v,
                     Err(e) => {
                         refused(
-                            rank,
+                            b.rank,
                             &format!(
                                 "the replacement did not confirm the image ({e}); it is given up"
                             ),
@@ -944,7 +1347,7 @@ pub unsafe fn run(
             }
             crate::ops::image::capture::Outcome::Failed(e) => {
                 refused(
-                    rank,
+                    b.rank,
                     &format!("cannot send the image: {e}; the replacement is given up"),
                     &format!(" to {host}"),
                 );
@@ -953,128 +1356,144 @@ pub unsafe fn run(
         };
         if verdict == Verdict::NoGo {
             refused(
-                rank,
+                b.rank,
                 "the replacement could not take the image",
                 &format!(" to {host}"),
             );
         }
     }
-    // 4. Every old process learns the verdict (the replacement too, unless
-    // it is lost).
-    // SAFETY: collective over the old control communicator, rooted at the
-    // leaving rank.
-    let verdict = match unsafe { bcast_napping(control, t.rank, verdict as u64) } {
-        Ok(v) => Verdict::from_word(v),
-        Err(_) => Verdict::Lost,
-    };
-    let transfer_us = t_transfer.elapsed().as_micros() as u64;
-    if leaving && verdict != Verdict::Lost {
-        let word = verdict as u64;
-        // SAFETY: one integer to the replacement, which answered and waits
-        // for it (a short message).
-        unsafe {
-            PMPI_Send(
-                &word as *const u64 as *const c_void,
-                1,
-                k::MPI_UINT64_T(),
-                0,
-                TAG_VERDICT,
-                spawned,
-            )
-        };
-    }
-    if verdict != Verdict::Go {
-        if leaving {
+    // Every old process learns each verdict (the replacements too, unless
+    // lost).
+    // SAFETY: collective over the control communicator.
+    let each: Vec<Verdict> = unsafe { b.share(verdict as u64) }
+        .into_iter()
+        .map(Verdict::from_word)
+        .collect();
+    let whole = batch_verdict(&each);
+    if let Some(i) = b.mine() {
+        if verdict != Verdict::Lost {
+            let word = whole as u64;
+            // SAFETY: one integer to the replacement, which answered and
+            // waits for it (a short message).
+            unsafe {
+                PMPI_Send(
+                    &word as *const u64 as *const c_void,
+                    1,
+                    k::MPI_UINT64_T(),
+                    i as c_int,
+                    TAG_VERDICT,
+                    spawned.inter,
+                )
+            };
+        }
+        if whole != Verdict::Go {
             crate::core::moves::counted(false);
+            if verdict == Verdict::Go {
+                say(&format!(
+                    "migration of rank {} waits: another rank of its synchronization could not \
+                     move; it is tried again without it",
+                    b.rank
+                ));
+            }
         }
-        if spawned != k::MPI_COMM_NULL() {
-            // SAFETY: the spawn's intercommunicator, held by the processes
-            // of the spawn: disconnected with a replacement that answered,
-            // only freed without one (a disconnect would wait for it).
-            unsafe { drop_spawned(&mut spawned, verdict) };
-        }
-        return Moved::Stayed;
     }
-    // 5. New group (the replacement answered and has its image): merge
-    // with it, split keyed by the old ranks.
-    let t_group = Instant::now();
+    if whole != Verdict::Go {
+        let again: Vec<Target> = b
+            .targets
+            .iter()
+            .zip(&each)
+            .filter(|(_, v)| **v == Verdict::Go)
+            .map(|(t, _)| t.clone())
+            .collect();
+        // (smaller than the batch: this ends)
+        if !again.is_empty() && again.len() < b.targets.len() {
+            if let Ok(mut r) = RETRIED.lock() {
+                *r = again.iter().map(|t| t.rank).collect();
+            }
+            if b.rank == b.leader {
+                requeue_first(again);
+            }
+        }
+    }
+    Transferred::Verdict(whole)
+}
+
+/// The ranks of the last batch that are tried again (not refused: the
+/// event of the regroup does not count them as such).
+static RETRIED: Mutex<Vec<c_int>> = Mutex::new(Vec::new());
+
+/// The ranks the last migration queued again (see [`transfer`]).
+pub fn retried() -> Vec<c_int> {
+    RETRIED.lock().map(|r| r.clone()).unwrap_or_default()
+}
+
+/// How a batch's transfers went, from each one's: it goes on only if
+/// every replacement has its image; a replacement lost makes them all
+/// given up without a word (the spawn's communicator cannot be
+/// disconnected without it); otherwise they are disconnected cleanly.
+fn batch_verdict(each: &[Verdict]) -> Verdict {
+    if each.iter().all(|v| *v == Verdict::Go) {
+        Verdict::Go
+    } else if each.contains(&Verdict::Lost) {
+        Verdict::Lost
+    } else {
+        Verdict::NoGo
+    }
+}
+
+/// Phase 6: the new group (every replacement answered and has its
+/// image): an intercommunicator from the old processes to the
+/// replacements, merged (the replacements high, in the order of the
+/// targets), split keyed by the old ranks with the leaving processes
+/// excluded: each replacement holds its rank in the new world. Returns
+/// (intercommunicator, merged, new world).
+///
+/// # Safety
+/// Collective over the control communicator and the spawn's, with the
+/// replacements doing the matching calls in `join`.
+unsafe fn new_group(b: &Batch, spawned: &mut Spawned) -> (MPI_Comm, MPI_Comm, MPI_Comm) {
+    let leaving = b.leaving();
     let mut inter = k::MPI_COMM_NULL();
     let mut merged = k::MPI_COMM_NULL();
     let mut world = k::MPI_COMM_NULL();
-    // SAFETY: the communicators just made; collectives over them, with
-    // the replacement doing the matching calls in `join`.
+    // SAFETY: contract of the function.
     unsafe {
         if SPAWN_ALONE {
-            // The replacement joins everyone through the leaving process:
-            // an intercommunicator from the control communicator to it,
-            // bridged by the pair the spawn made.
+            // The replacements join everyone through the leaving
+            // processes: an intercommunicator from the control
+            // communicator to them, bridged by the pair the spawn made
+            // (the leaving processes low, the replacements after them).
             let mut pair = k::MPI_COMM_NULL();
             if leaving {
-                PMPI_Intercomm_merge(spawned, 0, &mut pair);
+                PMPI_Intercomm_merge(spawned.inter, 0, &mut pair);
             }
             PMPI_Intercomm_create(
-                control,
-                t.rank,
-                if leaving { pair } else { control },
-                1,
+                b.control,
+                b.targets[0].rank,
+                if leaving { pair } else { b.control },
+                b.targets.len() as c_int,
                 TAG_JOIN,
                 &mut inter,
             );
             if leaving {
-                // The spawn's own pair is of no more use.
+                // The spawn's own communicators are of no more use.
                 PMPI_Comm_free(&mut pair);
-                PMPI_Comm_disconnect(&mut spawned);
+                PMPI_Comm_disconnect(&mut spawned.inter);
+                PMPI_Comm_free(&mut spawned.leavers);
             }
         } else {
-            inter = spawned;
+            inter = spawned.inter;
         }
         PMPI_Intercomm_merge(inter, 0, &mut merged);
         PMPI_Comm_set_errhandler(merged, k::MPI_ERRORS_RETURN());
         PMPI_Comm_split(
             merged,
             if leaving { k::MPI_UNDEFINED() } else { 0 },
-            rank,
+            b.rank,
             &mut world,
         );
     }
-    if leaving {
-        // SAFETY: collective with the other old processes.
-        unsafe { crate::protocol::control::leave() };
-        if leaves {
-            // SAFETY: every member of the migration's communicators
-            // releases them: the others in this function, the replacement
-            // in `resumed`.
-            unsafe { release_link(epoch(), inter, merged) };
-            // SAFETY: nothing of the job depends on this process any more.
-            unsafe { depart() }
-        }
-        keep(epoch(), inter, merged);
-        // SAFETY: the rank lives on in the replacement (its rank in the
-        // merged communicator: after every old process).
-        unsafe { dormant(merged, size, inter) }
-    }
-    // 6. The library moves onto the new world.
-    crate::core::moves::set_took_part(true);
-    if leaves && from_first {
-        note_left(&from_host);
-    }
-    // SAFETY: collective over the new world (with the replacement), then
-    // over the old control communicator (with the leaving process).
-    unsafe { crate::protocol::control::move_to_world(world) };
-    let group_us = t_group.elapsed().as_micros() as u64;
-    // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, &from_host, spawn_us, group_us, transfer_us, leaves) };
-    if leaves {
-        // SAFETY: with the leaving process and the replacement (above and
-        // in `resumed`).
-        unsafe { release_link(epoch(), inter, merged) };
-    } else {
-        keep(epoch(), inter, merged);
-    }
-    Moved::Yes {
-        new_world: world,
-        replacement: false,
-    }
+    (inter, merged, world)
 }
 
 /// How the transfer to the replacement ended, as the leaving process saw
@@ -1116,9 +1535,9 @@ fn verdict_of_ack(word: u64) -> Verdict {
     }
 }
 
-/// The leaving process waits for the replacement's answer on `spawned`,
-/// at most `timeout`.
-unsafe fn await_ack(spawned: MPI_Comm, timeout: Duration) -> Result<Verdict, String> {
+/// The leaving process waits for the answer of its replacement (`peer`
+/// on `spawned`), at most `timeout`.
+unsafe fn await_ack(spawned: MPI_Comm, peer: c_int, timeout: Duration) -> Result<Verdict, String> {
     // MPI may still write into it after a receive given up: its own box,
     // leaked then.
     let mut word = Box::new(0u64);
@@ -1129,7 +1548,7 @@ unsafe fn await_ack(spawned: MPI_Comm, timeout: Duration) -> Result<Verdict, Str
             &mut *word as *mut u64 as *mut c_void,
             1,
             k::MPI_UINT64_T(),
-            0,
+            peer,
             TAG_ACK,
             timeout,
         )
@@ -1170,84 +1589,199 @@ unsafe fn drop_spawned(spawned: &mut MPI_Comm, verdict: Verdict) {
 /// node, which its one-sided windows need (see `control::window_possible`).
 const SPAWN_ALONE: bool = !crate::sys::quirks::NODE_BELIEFS_FROM_SPAWNS;
 
-/// The spawn of the replacement, rooted at `root` of `comm` (the leaving
-/// process): the intercommunicator to it.
+/// The spawn of every replacement of `b`, over `comm` rooted at `root`
+/// (`me`: this process's rank in `comm`): each leaving process gives its
+/// command (its program, the arguments of a replacement and its host) to
+/// the root, which starts them all with one `MPI_Comm_spawn_multiple`.
 /// What it made (maybe null) and what went wrong here, if anything (the
 /// caller frees what was made when the spawn failed anywhere).
-unsafe fn spawn(
-    comm: MPI_Comm,
-    root: c_int,
-    leaving: bool,
-    host: &str,
-) -> (MPI_Comm, Option<String>) {
-    let mut inter = k::MPI_COMM_NULL();
-    let mut errcode: c_int = k::MPI_SUCCESS();
-    let exe = std::fs::read_link("/proc/self/exe")
-        .ok()
-        .and_then(|p| CString::new(p.to_string_lossy().into_owned()).ok())
-        .unwrap_or_default();
-    let fds: Vec<String> = crate::mem::files::capture()
-        .map(|v| v.iter().map(|r| r.fd.to_string()).collect())
-        .unwrap_or_default();
-    let args: Vec<CString> = [
-        MARKER.to_string(),
-        format!("level={}", crate::sys::life::thread_level()),
-        format!("fds={}", fds.join(",")),
-        format!(
-            "root={}",
-            if started_as_replacement() {
-                "replacement"
-            } else {
-                "original"
-            }
-        ),
-    ]
-    .into_iter()
-    // The libraries the program opened: the replacement opens them again
-    // before its MPI_Init, while their places are still free.
-    .chain(crate::mem::opened::spawn_arguments())
-    .filter_map(|a| CString::new(a).ok())
-    .collect();
-    let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
-    argv.push(std::ptr::null_mut());
-    let chost = CString::new(host).unwrap_or_default();
-    // SAFETY: every pointer lives until the call returns; the arguments
-    // of processes other than the root are ignored by MPI.
-    let rc = unsafe {
-        let mut info = k::MPI_INFO_NULL();
-        if leaving {
-            PMPI_Info_create(&mut info);
-            PMPI_Info_set(info, c"host".as_ptr(), chost.as_ptr());
+///
+/// # Safety
+/// Collective over `comm`; the leaving processes are in it.
+unsafe fn spawn(b: &Batch, comm: MPI_Comm, root: c_int, me: c_int) -> (MPI_Comm, Option<String>) {
+    let n = b.targets.len();
+    // This process's command: NUL-separated program, arguments, and the
+    // host last (empty unless it leaves).
+    let mut mine: Vec<u8> = Vec::new();
+    if let Some(i) = b.mine() {
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let fds: Vec<String> = crate::mem::files::capture()
+            .map(|v| v.iter().map(|r| r.fd.to_string()).collect())
+            .unwrap_or_default();
+        let words: Vec<String> = [
+            exe,
+            MARKER.to_string(),
+            format!("level={}", crate::sys::life::thread_level()),
+            format!("fds={}", fds.join(",")),
+            format!(
+                "root={}",
+                if started_as_replacement() {
+                    "replacement"
+                } else {
+                    "original"
+                }
+            ),
+            // Where its hello and image come from: this process.
+            format!("from={me}"),
+        ]
+        .into_iter()
+        // The libraries the program opened: the replacement opens them
+        // again before its MPI_Init, while their places are still free.
+        .chain(crate::mem::opened::spawn_arguments())
+        .chain(std::iter::once(b.host_of(i)))
+        .collect();
+        for w in words {
+            mine.extend(w.bytes().filter(|&c| c != 0));
+            mine.push(0);
         }
-        let rc = PMPI_Comm_spawn(
-            if leaving {
-                exe.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            if leaving {
-                argv.as_mut_ptr()
-            } else {
-                std::ptr::null_mut()
-            },
+    }
+    let mut size: c_int = 0;
+    // SAFETY: a live communicator.
+    unsafe { PMPI_Comm_size(comm, &mut size) };
+    let is_root = me == root;
+    let mut lens = vec![0 as c_int; if is_root { size as usize } else { 0 }];
+    let len = mine.len() as c_int;
+    // SAFETY: gathers to the root over `comm`: one count each, then the
+    // bytes, into buffers sized from the counts (significant at the root
+    // only).
+    let all: Vec<u8> = unsafe {
+        PMPI_Gather(
+            &len as *const c_int as *const c_void,
             1,
-            info,
+            k::MPI_INT(),
+            lens.as_mut_ptr() as *mut c_void,
+            1,
+            k::MPI_INT(),
             root,
             comm,
-            &mut inter,
-            &mut errcode,
         );
-        if leaving {
-            PMPI_Info_free(&mut info);
+        let mut displs = Vec::with_capacity(lens.len());
+        let mut total: c_int = 0;
+        for l in &lens {
+            displs.push(total);
+            total += *l;
         }
-        if rc == k::MPI_SUCCESS() && leaving {
-            errcode
-        } else {
-            rc
+        let mut all = vec![0u8; total as usize];
+        PMPI_Gatherv(
+            mine.as_ptr() as *const c_void,
+            len,
+            k::MPI_BYTE(),
+            all.as_mut_ptr() as *mut c_void,
+            lens.as_ptr(),
+            displs.as_ptr(),
+            k::MPI_BYTE(),
+            root,
+            comm,
+        );
+        all
+    };
+    // At the root: each command, in the order of the ranks in `comm` (the
+    // leaving processes' order: the targets').
+    let mut commands: Vec<Vec<CString>> = Vec::new();
+    if is_root {
+        let mut at = 0usize;
+        for l in &lens {
+            let piece = &all[at..at + *l as usize];
+            at += *l as usize;
+            if piece.is_empty() {
+                continue;
+            }
+            commands.push(
+                piece
+                    .strip_suffix(&[0])
+                    .unwrap_or(piece)
+                    .split(|&c| c == 0)
+                    .filter_map(|w| CString::new(w).ok())
+                    .collect(),
+            );
+        }
+    }
+    let mut inter = k::MPI_COMM_NULL();
+    let mut errcodes = vec![k::MPI_SUCCESS(); n];
+    let rc = if is_root {
+        if commands.len() != n || commands.iter().any(|c| c.len() < 3) {
+            return (
+                inter,
+                Some(format!(
+                    "the spawn's root got {} commands for {n} ranks",
+                    commands.len()
+                )),
+            );
+        }
+        // Program, argument vector (NULL-ended) and info (its host) of
+        // each replacement.
+        let mut programs: Vec<*mut c_char> = Vec::with_capacity(n);
+        let mut argvs: Vec<Vec<*mut c_char>> = Vec::with_capacity(n);
+        let mut infos = Vec::with_capacity(n);
+        for c in &commands {
+            let (host, rest) = c.split_last().expect("at least three words");
+            programs.push(rest[0].as_ptr() as *mut c_char);
+            let mut argv: Vec<*mut c_char> = rest[1..]
+                .iter()
+                .map(|a| a.as_ptr() as *mut c_char)
+                .collect();
+            argv.push(std::ptr::null_mut());
+            argvs.push(argv);
+            let mut info = k::MPI_INFO_NULL();
+            // SAFETY: an info object of ours, freed below.
+            unsafe {
+                PMPI_Info_create(&mut info);
+                PMPI_Info_set(info, c"host".as_ptr(), host.as_ptr());
+            }
+            infos.push(info);
+        }
+        let mut argv_ptrs: Vec<*mut *mut c_char> =
+            argvs.iter_mut().map(|a| a.as_mut_ptr()).collect();
+        let maxprocs = vec![1 as c_int; n];
+        // SAFETY: every pointer lives until the call returns.
+        let rc = unsafe {
+            PMPI_Comm_spawn_multiple(
+                n as c_int,
+                programs.as_mut_ptr(),
+                argv_ptrs.as_mut_ptr(),
+                maxprocs.as_ptr(),
+                infos.as_ptr(),
+                root,
+                comm,
+                &mut inter,
+                errcodes.as_mut_ptr(),
+            )
+        };
+        for mut info in infos {
+            // SAFETY: ours, from above.
+            unsafe { PMPI_Info_free(&mut info) };
+        }
+        rc
+    } else {
+        // SAFETY: the arguments of processes other than the root are
+        // ignored by MPI.
+        unsafe {
+            PMPI_Comm_spawn_multiple(
+                n as c_int,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+                root,
+                comm,
+                &mut inter,
+                errcodes.as_mut_ptr(),
+            )
         }
     };
+    let rc = if rc == k::MPI_SUCCESS() && is_root {
+        errcodes
+            .iter()
+            .copied()
+            .find(|&e| e != k::MPI_SUCCESS())
+            .unwrap_or(rc)
+    } else {
+        rc
+    };
     let failure = (rc != k::MPI_SUCCESS() || inter == k::MPI_COMM_NULL())
-        .then(|| format!("MPI_Comm_spawn failed: {}", error_string(rc)));
+        .then(|| format!("MPI_Comm_spawn_multiple failed: {}", error_string(rc)));
     (inter, failure)
 }
 
@@ -1270,87 +1804,84 @@ fn error_string(rc: c_int) -> String {
 }
 
 /// The measures of the migration go to everyone (the leader writes the
-/// event): the replacement's own, broadcast from its rank.
-unsafe fn exchange_report(
-    t: &Target,
-    from_host: &str,
-    spawn_us: u64,
-    group_us: u64,
-    transfer_us: u64,
-    old_left: bool,
-) {
+/// events): each replacement's own, broadcast from its rank.
+///
+/// # Safety
+/// Collective over the new control communicator.
+unsafe fn exchange_reports(b: &Batch, spawn_us: u64, group_us: u64, transfer_us: u64) {
     let Some(rt) = crate::core::runtime::runtime() else {
         return;
     };
-    let me_new = rt.world_rank == t.rank;
-    let mut words = [0u64; 8];
-    let mut host = [0u8; 256];
-    if me_new {
-        let fresh = crate::ops::image::restore::fresh_values();
-        words = [
-            std::process::id() as u64,
-            fresh[crate::ops::image::restore::OLD_PID],
-            fresh[crate::ops::image::restore::IMAGE_BYTES],
-            fresh[F_TRANSFER_US],
-            crate::ops::image::restore::elapsed_us(&fresh),
-            0,
-            0,
-            0,
-        ];
-        let h = hostname();
-        let n = h.len().min(255);
-        host[..n].copy_from_slice(&h.as_bytes()[..n]);
+    let mut reports = Vec::with_capacity(b.targets.len());
+    for (i, t) in b.targets.iter().enumerate() {
+        let me_new = rt.world_rank == t.rank;
+        let mut words = [0u64; 8];
+        let mut host = [0u8; 256];
+        if me_new {
+            let fresh = crate::ops::image::restore::fresh_values();
+            words = [
+                std::process::id() as u64,
+                fresh[crate::ops::image::restore::OLD_PID],
+                fresh[crate::ops::image::restore::IMAGE_BYTES],
+                fresh[F_TRANSFER_US],
+                crate::ops::image::restore::elapsed_us(&fresh),
+                0,
+                0,
+                0,
+            ];
+            let h = hostname();
+            let n = h.len().min(255);
+            host[..n].copy_from_slice(&h.as_bytes()[..n]);
+        }
+        // SAFETY: broadcasts of fixed buffers over the control communicator.
+        unsafe {
+            PMPI_Bcast(
+                words.as_mut_ptr() as *mut c_void,
+                8,
+                k::MPI_UINT64_T(),
+                t.rank,
+                rt.control,
+            );
+            PMPI_Bcast(
+                host.as_mut_ptr() as *mut c_void,
+                256,
+                k::MPI_BYTE(),
+                t.rank,
+                rt.control,
+            );
+        }
+        let n = host.iter().position(|&b| b == 0).unwrap_or(256);
+        reports.push(Report {
+            rank: t.rank,
+            new_pid: words[0],
+            old_pid: words[1],
+            image_bytes: words[2],
+            transfer_us: if me_new {
+                words[3]
+            } else {
+                transfer_us.max(words[3])
+            },
+            restore_us: words[4],
+            spawn_us,
+            group_us,
+            from_host: b.origins.get(i).map(|o| o.0.clone()).unwrap_or_default(),
+            to_host: String::from_utf8_lossy(&host[..n]).into_owned(),
+            old_left: b.leaves,
+            batch: b.targets.len(),
+        });
     }
-    // SAFETY: broadcasts of fixed buffers over the control communicator.
-    unsafe {
-        PMPI_Bcast(
-            words.as_mut_ptr() as *mut c_void,
-            8,
-            k::MPI_UINT64_T(),
-            t.rank,
-            rt.control,
-        );
-        PMPI_Bcast(
-            host.as_mut_ptr() as *mut c_void,
-            256,
-            k::MPI_BYTE(),
-            t.rank,
-            rt.control,
-        );
-    }
-    let n = host.iter().position(|&b| b == 0).unwrap_or(256);
-    let to_host = String::from_utf8_lossy(&host[..n]).into_owned();
-    let report = Report {
-        rank: t.rank,
-        new_pid: words[0],
-        old_pid: words[1],
-        image_bytes: words[2],
-        transfer_us: if me_new {
-            words[3]
-        } else {
-            transfer_us.max(words[3])
-        },
-        restore_us: words[4],
-        spawn_us,
-        group_us,
-        from_host: from_host.to_string(),
-        to_host,
-        old_left,
-    };
-    if let Ok(mut r) = REPORT.lock() {
-        *r = Some(report);
+    if let Ok(mut r) = REPORTS.lock() {
+        *r = reports;
     }
 }
 
-/// In the replacement, right after the jump: it takes its own MPI objects
-/// and joins the others on the new world.
-unsafe fn resumed(
-    t: &Target,
-    from_host: &str,
-    from_first: bool,
-    leaves: bool,
-    spawn_us: u64,
-) -> Moved {
+/// In the replacement of target `i`, right after the jump: it takes its
+/// own MPI objects and joins the others on the new world.
+///
+/// # Safety
+/// This is the replacement, just resumed from the image, inside [`run`].
+unsafe fn resumed(b: &Batch, i: usize, spawn_us: u64) -> Moved {
+    let t = &b.targets[i];
     let fresh = crate::ops::image::restore::fresh_values();
     let group_us = fresh[F_GROUP_US];
     crate::core::moves::set_replacement(true);
@@ -1363,17 +1894,21 @@ unsafe fn resumed(
     if let Ok(mut p) = PREDECESSOR.lock() {
         // The process this one replaced (the image's own predecessor link
         // belongs to the old process's MPI).
-        *p = (!leaves).then_some(Link(merged, t.rank));
+        *p = (!b.leaves).then_some(Link(merged, t.rank));
     }
     if let Ok(mut v) = KEPT.lock() {
         // The image's kept communicators are the old process's.
         std::mem::forget(std::mem::take(&mut *v));
     }
     crate::core::moves::set_took_part(true);
-    if !leaves {
+    if !b.leaves {
         keep(epoch(), parent, merged);
-    } else if from_first {
-        note_left(from_host);
+    } else {
+        for (host, first) in &b.origins {
+            if *first {
+                note_left(host);
+            }
+        }
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
     unsafe { crate::ops::checkpoint::remake(world) };
@@ -1389,10 +1924,10 @@ unsafe fn resumed(
         crate::ops::image::restore::now_us().saturating_sub(from)
     );
     // SAFETY: collective over the new control communicator.
-    unsafe { exchange_report(t, from_host, spawn_us, group_us, 0, leaves) };
-    if leaves {
-        // SAFETY: with the old processes, the one that left among them
-        // (`run`).
+    unsafe { exchange_reports(b, spawn_us, group_us, 0) };
+    if b.leaves {
+        // SAFETY: with the old processes, the ones that left among them
+        // (`run`), and the other replacements.
         unsafe { release_link(epoch(), parent, merged) };
     }
     // The regroup signal's handler is the kernel's, not memory: installed
@@ -1529,11 +2064,14 @@ pub fn replacement_main(args: &[String]) -> i32 {
     let started = crate::ops::image::restore::now_us();
     let mut level = 0;
     let mut fds: Vec<c_int> = Vec::new();
+    let mut from: c_int = 0;
     for a in args {
         if let Some(v) = a.strip_prefix("level=") {
             level = v.parse().unwrap_or(0);
         } else if let Some(v) = a.strip_prefix("fds=") {
             fds = v.split(',').filter_map(|f| f.parse().ok()).collect();
+        } else if let Some(v) = a.strip_prefix("from=") {
+            from = v.parse().unwrap_or(0);
         }
     }
     // The program's opened libraries, at their places before MPI takes
@@ -1572,7 +2110,7 @@ pub fn replacement_main(args: &[String]) -> i32 {
     crate::sys::logging::init();
     let init_us = crate::ops::image::restore::now_us().saturating_sub(init_started);
     // SAFETY: MPI is up; collectives with the parents, in their order.
-    match unsafe { join(started, init_us) } {
+    match unsafe { join(started, init_us, from) } {
         Ok(never) => match never {},
         Err(e) => {
             crate::mem::startup::early_warn(&format!("replacement: {e}"));
@@ -1583,11 +2121,17 @@ pub fn replacement_main(args: &[String]) -> i32 {
     }
 }
 
-/// The replacement's side of the handshake, transfer, verdict and group.
-/// `Err`: the migration was refused and this process is disconnected from
-/// the job (it finalizes); a replacement cut off from the leaving process
+/// The replacement's side of the handshake, transfer, verdict and group;
+/// `leaving`: the leaving process's rank among the spawning ones (its
+/// `from=` argument). `Err`: the migration was refused and this process
+/// is disconnected from the job (it finalizes); a replacement cut off
+/// from the leaving process, or given up with the others of its batch,
 /// ends on its own ([`cut_off`]).
-unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, String> {
+unsafe fn join(
+    started: u64,
+    init_us: u64,
+    leaving: c_int,
+) -> Result<std::convert::Infallible, String> {
     let mut spawned = k::MPI_COMM_NULL();
     let timeout = crate::ops::image::stream::timeout();
     // SAFETY: MPI is up.
@@ -1597,9 +2141,6 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     }
     // SAFETY: the parent intercommunicator.
     unsafe { PMPI_Comm_set_errhandler(spawned, k::MPI_ERRORS_RETURN()) };
-    // (the leaving process's rank among the spawning ones: alone, or its
-    // rank in the job)
-    let from = if SPAWN_ALONE { 0 } else { k::MPI_ANY_SOURCE() };
     let mut hello: [c_int; 2] = [0; 2];
     // SAFETY: a bounded receive of two integers into a local that outlives
     // it unless it is given up, and then this process ends.
@@ -1609,7 +2150,7 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
             hello.as_mut_ptr() as *mut c_void,
             2,
             k::MPI_INT(),
-            from,
+            leaving,
             TAG_HELLO,
             timeout,
         )
@@ -1618,7 +2159,6 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     }
     let [rank, _size] = hello;
     crate::sys::logging::set_rank(rank);
-    let leaving = if SPAWN_ALONE { 0 } else { rank };
     let t_transfer = Instant::now();
     // SAFETY: the leaving process sends its image on the spawn's
     // communicator.
@@ -1656,6 +2196,9 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     }
     let prepared = match (prepared, Verdict::from_word(verdict)) {
         (Ok(p), Verdict::Go) => p,
+        // Another replacement of the batch is lost: the spawn's
+        // communicator cannot be disconnected; the parents free it.
+        (_, Verdict::Lost) => cut_off("the migration was given up by the job"),
         (outcome, _) => {
             // SAFETY: the leaving process disconnects too (NoGo).
             unsafe { PMPI_Comm_disconnect(&mut spawned) };
@@ -1672,10 +2215,11 @@ unsafe fn join(started: u64, init_us: u64) -> Result<std::convert::Infallible, S
     // SAFETY: collectives with the parents, in their order (`run`).
     unsafe {
         if SPAWN_ALONE {
-            // Through the leaving process (see `run`).
+            // Through the leaving processes (see `new_group`): the
+            // replacements of the batch are this process's world.
             let mut pair = k::MPI_COMM_NULL();
             PMPI_Intercomm_merge(spawned, 1, &mut pair);
-            PMPI_Intercomm_create(k::MPI_COMM_SELF(), 0, pair, 0, TAG_JOIN, &mut parent);
+            PMPI_Intercomm_create(k::MPI_COMM_WORLD(), 0, pair, 0, TAG_JOIN, &mut parent);
             PMPI_Comm_free(&mut pair);
             PMPI_Comm_disconnect(&mut spawned);
         } else {
@@ -1750,31 +2294,82 @@ fn cut_off(why: &str) -> ! {
 mod tests {
     use super::*;
 
+    fn target(rank: c_int, host: Option<&str>, request: Option<u64>) -> Target {
+        Target {
+            rank,
+            host: host.map(str::to_string),
+            request,
+        }
+    }
+
     #[test]
     fn operations_round_trip() {
         for op in [
             Operation::Regroup,
             Operation::Checkpoint,
-            Operation::Migrate(Target {
-                rank: 3,
-                host: None,
-                request: None,
-            }),
-            Operation::Migrate(Target {
-                rank: 0,
-                host: Some("node-7.cluster".into()),
-                request: Some(0),
-            }),
-            Operation::Migrate(Target {
-                rank: 5,
-                host: Some("h".into()),
-                request: Some(41),
-            }),
+            Operation::Migrate(vec![target(3, None, None)]),
+            Operation::Migrate(vec![target(0, Some("node-7.cluster"), Some(0))]),
+            Operation::Migrate(vec![
+                target(1, Some("h"), Some(41)),
+                target(2, None, Some(41)),
+                target(5, Some("ferry-h3"), Some(41)),
+            ]),
         ] {
-            let mut buf = [0u64; OP_WORDS];
-            encode(&op, &mut buf);
-            assert_eq!(decode(&buf), op);
+            assert_eq!(decode(&encode(&op)), op);
         }
+    }
+
+    #[test]
+    fn batches_are_sorted_and_checked() {
+        let (ok, refused) = validate(
+            vec![
+                target(3, Some("b"), Some(1)),
+                target(1, Some("a"), Some(1)),
+                target(7, None, Some(1)),
+                target(3, Some("c"), Some(1)),
+                target(-1, None, Some(1)),
+            ],
+            4,
+        );
+        assert_eq!(
+            ok.iter().map(|t| t.rank).collect::<Vec<_>>(),
+            vec![1, 3],
+            "sorted by rank, each once"
+        );
+        assert_eq!(
+            ok[1].host.as_deref(),
+            Some("b"),
+            "the first ask of a rank wins"
+        );
+        let why: Vec<(c_int, &str)> = refused.iter().map(|(r, w)| (*r, w.as_str())).collect();
+        assert_eq!(why.len(), 3);
+        assert!(why[0].0 == 7 && why[0].1.contains("no rank 7"), "{why:?}");
+        assert!(why[1].0 == 3 && why[1].1.contains("twice"), "{why:?}");
+        assert!(why[2].0 == -1 && why[2].1.contains("ranks 0..3"), "{why:?}");
+    }
+
+    #[test]
+    fn a_batch_moves_only_if_every_transfer_went_well() {
+        use Verdict::*;
+        assert_eq!(batch_verdict(&[Go]), Go);
+        assert_eq!(batch_verdict(&[Go, Go, Go]), Go);
+        // Answered, but one could not take its image: all disconnect.
+        assert_eq!(batch_verdict(&[Go, NoGo, Go]), NoGo);
+        // One lost: nobody can disconnect from it.
+        assert_eq!(batch_verdict(&[NoGo, Go, Lost]), Lost);
+        assert_eq!(batch_verdict(&[Lost]), Lost);
+    }
+
+    #[test]
+    fn host_names_cross_in_words() {
+        for h in ["", "a", "ferry-h2", "node-0017.rack-3.example.org"] {
+            let w = words_of(h.as_bytes(), 256);
+            assert_eq!(w.len(), 32);
+            assert_eq!(string_of(&w, h.len()), h);
+        }
+        // Cut at the width, never past it.
+        let long = "x".repeat(300);
+        assert_eq!(string_of(&words_of(long.as_bytes(), 256), 300).len(), 256);
     }
 
     #[test]
@@ -1799,17 +2394,16 @@ mod tests {
     #[test]
     fn long_host_names_are_cut_not_overrun() {
         let long = "h".repeat(400);
-        let mut buf = [0u64; OP_WORDS];
-        encode(
-            &Operation::Migrate(Target {
-                rank: 1,
-                host: Some(long),
-                request: Some(7),
-            }),
-            &mut buf,
-        );
-        match decode(&buf) {
-            Operation::Migrate(t) => assert_eq!(t.host.map(|h| h.len()), Some(HOST_BYTES)),
+        match decode(&encode(&Operation::Migrate(vec![target(
+            1,
+            Some(&long),
+            Some(7),
+        )]))) {
+            Operation::Migrate(t) => {
+                assert_eq!(t.len(), 1);
+                assert_eq!(t[0].host.as_ref().map(|h| h.len()), Some(HOST_BYTES));
+                assert_eq!(t[0].request, Some(7));
+            }
             other => panic!("{other:?}"),
         }
     }

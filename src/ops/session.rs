@@ -76,7 +76,7 @@ pub fn run() {
     // SAFETY: every process of the job is here, after the drain.
     let op = unsafe { migration::agree(frozen.control, frozen.leader, frozen.rank, frozen.size) };
     let outcome = match &op {
-        migration::Operation::Migrate(t) => migrate(&frozen, t),
+        migration::Operation::Migrate(batch) => migrate(&frozen, batch),
         migration::Operation::Checkpoint => take_checkpoint(&frozen),
         _ => Outcome::Stayed,
     };
@@ -113,15 +113,17 @@ pub fn run() {
     }
 }
 
-/// The migration of a regroup.
-fn migrate(frozen: &Frozen, t: &migration::Target) -> Outcome {
+/// The migration of a regroup (one rank or several, in one
+/// synchronization).
+fn migrate(frozen: &Frozen, batch: &[migration::Target]) -> Outcome {
     // SAFETY: every process is here, frozen and drained.
     match unsafe {
         migration::run(
             frozen.control,
+            frozen.leader,
             frozen.rank,
             frozen.size,
-            t,
+            batch,
             &frozen.slots(),
             frozen.orphans.len(),
             &mut regroup::flush_outboxes,
@@ -206,7 +208,8 @@ fn report_restart(t: &Thawed, restore_us: u64, image_bytes: u64) {
     checkpoint::restarted(t.rank, bytes, worst, group_us, worst + group_us);
 }
 
-/// The leader's event line of a regroup or a migration, and its log line.
+/// The leader's event lines of a regroup or a migration (one per rank
+/// that moved), and its log line.
 fn report(t: &Thawed, op: &migration::Operation, migrated: bool) {
     let Some(led) = t.led else { return };
     let (epoch, rank, sums, maxs) = (t.epoch, t.rank, t.sums, t.maxs);
@@ -214,15 +217,79 @@ fn report(t: &Thawed, op: &migration::Operation, migrated: bool) {
     let total = led.started.elapsed();
     let us = |d: Duration| d.as_micros() as u64;
     let (notify, collective) = led.notify_and_collective_us();
-    let report = migration::take_report().filter(|_| migrated);
-    let kind = if report.is_some() {
-        ferry_common::events::EventKind::Migrate
+    let reports = if migrated {
+        migration::take_reports()
     } else {
-        ferry_common::events::EventKind::Regroup
+        Vec::new()
     };
-    let mut ev = ferry_common::events::Event::new(kind);
-    ev.rank = Some(rank as u32);
-    if let Some(r) = &report {
+    let targets: &[migration::Target] = match op {
+        migration::Operation::Migrate(batch) => batch,
+        _ => &[],
+    };
+    // The ranks of the batch that did not move (tried again later are
+    // not refused).
+    let retried = migration::retried();
+    let refused: Vec<c_int> = targets
+        .iter()
+        .map(|t| t.rank)
+        .filter(|r| !reports.iter().any(|m| m.rank == *r) && !retried.contains(r))
+        .collect();
+    // What every line of this regroup says.
+    let mut base = ferry_common::events::Event::new(ferry_common::events::EventKind::Regroup);
+    base.rank = Some(rank as u32);
+    base.global_superstep = Some(superstep);
+    base.drained_messages = Some(sums.drained_messages);
+    base.drained_bytes = Some(sums.drained_bytes);
+    base.phases_us.notify = Some(notify);
+    base.phases_us.collective_sync = Some(collective);
+    base.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
+    base.phases_us.drain = Some(maxs.drain_us);
+    base.phases_us.group = Some(maxs.group_us);
+    base.phases_us.total = Some(us(total));
+    base.extra.insert("epoch".into(), epoch.into());
+    base.extra.insert("readings".into(), led.readings.into());
+    base.extra.insert("releases".into(), led.releases.into());
+    base.extra
+        .insert("requests_moved".into(), sums.requests_moved.into());
+    if let Some(first) = refused.first() {
+        base.extra
+            .insert("migration_refused".into(), (*first).into());
+        if targets.len() > 1 {
+            base.extra
+                .insert("migrations_refused".into(), refused.clone().into());
+        }
+    }
+    if targets.len() > 1 {
+        let ranks: Vec<c_int> = targets.iter().map(|t| t.rank).collect();
+        base.extra.insert("batch".into(), ranks.into());
+    }
+    let request_of = |r: c_int| targets.iter().find(|t| t.rank == r).and_then(|t| t.request);
+    log::info!(
+        "{} {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
+        match reports.len() {
+            0 => "regroup".to_string(),
+            1 => "migration".to_string(),
+            n => format!("migration of {n} ranks"),
+        },
+        total.as_secs_f64() * 1e3,
+        (collective + maxs.p2p_sync_us) as f64 / 1e3,
+        sums.drained_messages,
+        sums.drained_bytes,
+        sums.requests_moved
+    );
+    let mut lines = Vec::new();
+    if reports.is_empty() {
+        let mut ev = base.clone();
+        // (a refused batch: the request of its first rank)
+        if let Some(n) = targets.first().and_then(|t| t.request) {
+            ev.extra.insert("request".into(), n.into());
+        }
+        ev.extra.insert("pid".into(), std::process::id().into());
+        lines.push(ev);
+    }
+    for r in &reports {
+        let mut ev = base.clone();
+        ev.event = ferry_common::events::EventKind::Migrate;
         ev.rank = Some(r.rank as u32);
         ev.from_host = Some(r.from_host.clone());
         ev.to_host = Some(r.to_host.clone());
@@ -232,46 +299,11 @@ fn report(t: &Thawed, op: &migration::Operation, migrated: bool) {
         ev.phases_us.spawn = Some(r.spawn_us);
         ev.phases_us.state_transfer = Some(r.transfer_us);
         ev.phases_us.restore = Some(r.restore_us);
+        ev.phases_us.group = Some(r.group_us + maxs.group_us);
         ev.extra.insert("leader".into(), rank.into());
-    } else if let migration::Operation::Migrate(t) = op {
-        ev.extra.insert("migration_refused".into(), t.rank.into());
-    }
-    if let migration::Operation::Migrate(migration::Target {
-        request: Some(n), ..
-    }) = op
-    {
-        ev.extra.insert("request".into(), (*n).into());
-    }
-    ev.global_superstep = Some(superstep);
-    ev.drained_messages = Some(sums.drained_messages);
-    ev.drained_bytes = Some(sums.drained_bytes);
-    ev.phases_us.notify = Some(notify);
-    ev.phases_us.collective_sync = Some(collective);
-    ev.phases_us.p2p_sync = Some(maxs.p2p_sync_us);
-    ev.phases_us.drain = Some(maxs.drain_us);
-    ev.phases_us.group = Some(match &report {
-        Some(r) => r.group_us + maxs.group_us,
-        None => maxs.group_us,
-    });
-    ev.phases_us.total = Some(us(total));
-    ev.extra.insert("epoch".into(), epoch.into());
-    ev.extra.insert("readings".into(), led.readings.into());
-    ev.extra.insert("releases".into(), led.releases.into());
-    ev.extra
-        .insert("requests_moved".into(), sums.requests_moved.into());
-    if report.is_none() {
-        ev.extra.insert("pid".into(), std::process::id().into());
-    }
-    log::info!(
-        "{} {epoch} done in {:.2} ms: sync {:.2} ms, {} messages drained ({} bytes), {} requests moved",
-        if report.is_some() { "migration" } else { "regroup" },
-        total.as_secs_f64() * 1e3,
-        (collective + maxs.p2p_sync_us) as f64 / 1e3,
-        sums.drained_messages,
-        sums.drained_bytes,
-        sums.requests_moved
-    );
-    if let Some(r) = &report {
+        if let Some(n) = request_of(r.rank) {
+            ev.extra.insert("request".into(), n.into());
+        }
         // The event says the rank left its old process: written once that
         // process is gone where this process can see it (same host), so
         // that whoever acts on the event (a kill, a node taken down) finds
@@ -280,10 +312,13 @@ fn report(t: &Thawed, op: &migration::Operation, migrated: bool) {
             ev.extra
                 .insert("old_process_gone_us".into(), us(waited).into());
         }
+        lines.push(ev);
     }
     if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
-        if let Err(e) = ferry_common::events::append_event(&path, &ev) {
-            log::warn!("cannot append to the event log {path}: {e}");
+        for ev in &lines {
+            if let Err(e) = ferry_common::events::append_event(&path, ev) {
+                log::warn!("cannot append to the event log {path}: {e}");
+            }
         }
     }
 }
