@@ -16,6 +16,7 @@
 //! | | [`sys::bits`] | an MPI handle (an `int` or a pointer) as 64 bits and back |
 //! | | [`sys::life`] | where the process is in its life: initialized, thread level, job directory, exit status |
 //! | | [`sys::nap`] | the library's own waits, polling then asleep |
+//! | | [`sys::collective`] | the library's own collectives, typed (words in, vectors out), blocking or napping |
 //! | | [`sys::quirks`] | every workaround of an MPI bug, with its reference |
 //! | [`mem`] | [`mem`] and its modules | the process image's MPI-free half: the program's memory at fixed addresses (layout, arenas, allocation, startup, loaded objects, files, image format, refusals) |
 //! | [`core`] | [`core::state`] | the window-resident protocol state (MIG_CMD, status, blocked op, ids, supersteps) |
@@ -44,7 +45,7 @@
 //! | | [`protocol::pending`] | pending receives and persistent requests carried onto rebuilt communicators |
 //! | | [`protocol::membership`] | who is in each communicator; rebuilding them on a new world (new group) |
 //! | [`ops`] | [`ops::session`] | one regroup run as its phases, with a migration or checkpoint inside; `MPI_Init`/`MPI_Finalize`'s part; the event line |
-//! | | [`ops::migration`] | a rank moves: spawn, merge, split by old rank, image handed over, the old process asleep |
+//! | | [`ops::migration`] | ranks move, one or a batch in one synchronization: check, spawn, image handed over, merge, split by old rank, the old processes leave |
 //! | | [`ops::checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
 //! | | [`ops::probe`] | a migration's target host knocked on before the spawn, within a bound |
 //! | | [`ops::image`] | the process image captured, streamed to a replacement and restored |

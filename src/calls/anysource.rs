@@ -36,10 +36,8 @@ pub fn needs_standin(i: usize) -> bool {
     // (MPI_Start's path: the flag first, the table only after a migration
     // on MPICH)
     active()
-        && crate::core::handles::tables()
-            .requests
-            .get(i)
-            .is_some_and(|s| {
+        && crate::core::handles::with_tables(|t| {
+            t.requests.get(i).is_some_and(|s| {
                 s.kind == crate::core::handles::ReqKind::PersistentRecv
                     && s.p2p.is_some_and(|a| {
                         matches!(
@@ -50,6 +48,7 @@ pub fn needs_standin(i: usize) -> bool {
                     })
                     && needed(s.peer)
             })
+        })
 }
 
 /// Whether a receive from `source` must be a matched-probe request here

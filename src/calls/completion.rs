@@ -16,20 +16,22 @@ use std::mem::MaybeUninit;
 /// Accounts one completed request.
 #[inline]
 fn settle(i: usize, status: *mut MPI_Status) {
-    let Some(slot) = handles::request_slot(i) else {
+    let Some((kind, swap_in, standin, comm, peer)) = handles::with_request(i, |slot| {
+        slot.active = false;
+        (slot.kind, slot.swap_in, slot.standin, slot.comm, slot.peer)
+    }) else {
         return;
     };
-    slot.active = false;
-    match slot.kind {
+    match kind {
         // Served across a rebuild: counted when it was drained.
-        ReqKind::PersistentRecv if slot.swap_in != k::MPI_REQUEST_NULL() && !slot.standin => {}
+        ReqKind::PersistentRecv if swap_in != k::MPI_REQUEST_NULL() && !standin => {}
         ReqKind::Recv | ReqKind::PersistentRecv => {
             let mut cancelled: c_int = 0;
             // SAFETY: `status` was filled by MPI for this request.
             unsafe {
                 PMPI_Test_cancelled(status, &mut cancelled);
                 if cancelled == 0 {
-                    count_completed(slot.comm, slot.peer, (*status).MPI_SOURCE);
+                    count_completed(comm, peer, (*status).MPI_SOURCE);
                 }
             }
         }
@@ -48,22 +50,20 @@ fn write_back(v: &mut MPI_Request, real_after: MPI_Request) {
 fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Request) {
     match idx {
         Some(i) => {
-            let swap_in = handles::request_slot(i)
-                .map(|s| s.swap_in)
-                .unwrap_or(k::MPI_REQUEST_NULL());
+            let swap_in = handles::with_request(i, |s| s.swap_in).unwrap_or(k::MPI_REQUEST_NULL());
             if real_after == k::MPI_REQUEST_NULL() && swap_in != k::MPI_REQUEST_NULL() {
                 // The persistent request on the new communicator takes
                 // over, inactive, under the same handle.
-                if let Some(s) = handles::request_slot(i) {
+                handles::with_request(i, |s| {
                     s.real = swap_in;
                     s.swap_in = k::MPI_REQUEST_NULL();
                     s.standin = false;
-                }
+                });
             } else if real_after == k::MPI_REQUEST_NULL() {
                 handles::request_release(i);
                 *v = real_after;
-            } else if let Some(s) = handles::request_slot(i) {
-                s.real = real_after;
+            } else {
+                handles::with_request(i, |s| s.real = real_after);
             }
         }
         None => *v = real_after,
@@ -71,14 +71,15 @@ fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Reques
 }
 
 fn needs_status(i: Option<usize>) -> bool {
-    i.and_then(handles::request_slot)
-        .map(|s| {
+    i.and_then(|i| {
+        handles::with_request(i, |s| {
             matches!(
                 s.kind,
                 ReqKind::Recv | ReqKind::PersistentRecv | ReqKind::CommIdup
             )
         })
-        .unwrap_or(false)
+    })
+    .unwrap_or(false)
 }
 
 /// `MPI_Wait`.
@@ -99,8 +100,7 @@ pub unsafe fn wait(request: *mut MPI_Request, status: *mut MPI_Status) -> c_int 
     }
     let mut st = crate::calls::p2p::StatusOut::new(status);
     let (comm, peer, tag) = idx
-        .and_then(handles::request_slot)
-        .map(|s| (s.comm, s.peer, s.tag))
+        .and_then(|i| handles::with_request(i, |s| (s.comm, s.peer, s.tag)))
         .unwrap_or((handles::CommRef::NONE, -1, -1));
     loop {
         // SAFETY: `real` is the program's request, translated.
@@ -424,14 +424,18 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
             }
         }
     }
-    if let Some(s) = idx.and_then(handles::request_slot) {
-        s.active = true;
-        s.cancelled = false;
-        if s.kind == ReqKind::PersistentSend {
-            count_send(s.comm, s.peer);
+    let started = idx.and_then(|i| {
+        handles::with_request(i, |s| {
+            s.active = true;
+            s.cancelled = false;
+            (s.kind, s.comm, s.peer)
+        })
+    });
+    if let Some((kind, comm, peer)) = started {
+        if kind == ReqKind::PersistentSend {
+            count_send(comm, peer);
         }
-        if s.kind == ReqKind::Collective {
-            let comm = s.comm;
+        if kind == ReqKind::Collective {
             let t = crate::core::superstep::enter_collective(comm);
             crate::core::superstep::leave_collective(t);
         }
@@ -440,9 +444,7 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
         // SAFETY: an inactive persistent receive of the program.
         let rc = unsafe { crate::core::upcalls::upcalls().start_standin(i) };
         if rc != k::MPI_SUCCESS() {
-            if let Some(s) = handles::request_slot(i) {
-                s.active = false;
-            }
+            handles::with_request(i, |s| s.active = false);
         }
         return rc;
     }
@@ -450,11 +452,14 @@ pub unsafe fn start(request: *mut MPI_Request) -> c_int {
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Start(&mut real) };
     if rc != k::MPI_SUCCESS() {
-        if let Some(s) = idx.and_then(handles::request_slot) {
-            s.active = false;
-            if s.kind == ReqKind::PersistentSend {
-                crate::core::channels::uncount_send(s.comm, s.peer);
-            }
+        let failed = idx.and_then(|i| {
+            handles::with_request(i, |s| {
+                s.active = false;
+                (s.kind, s.comm, s.peer)
+            })
+        });
+        if let Some((ReqKind::PersistentSend, comm, peer)) = failed {
+            crate::core::channels::uncount_send(comm, peer);
         }
     }
     write_back(v, real);
@@ -493,12 +498,13 @@ pub unsafe fn start_all(count: c_int, reqs: *mut MPI_Request) -> c_int {
     unsafe {
         with_array(count, reqs, k::MPI_STATUSES_IGNORE(), |reals, idx, _| {
             for i in idx.iter().flatten() {
-                if let Some(s) = handles::request_slot(*i) {
+                let started = handles::with_request(*i, |s| {
                     s.active = true;
                     s.cancelled = false;
-                    if s.kind == ReqKind::PersistentSend {
-                        count_send(s.comm, s.peer);
-                    }
+                    (s.kind, s.comm, s.peer)
+                });
+                if let Some((ReqKind::PersistentSend, comm, peer)) = started {
+                    count_send(comm, peer);
                 }
             }
             PMPI_Startall(count, reals.as_mut_ptr())
@@ -523,9 +529,11 @@ pub unsafe fn request_free(request: *mut MPI_Request) -> c_int {
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Request_free(&mut real) };
     if rc == k::MPI_SUCCESS() {
-        let successor = idx
-            .and_then(handles::request_slot)
-            .map(|s| std::mem::replace(&mut s.swap_in, k::MPI_REQUEST_NULL()));
+        let successor = idx.and_then(|i| {
+            handles::with_request(i, |s| {
+                std::mem::replace(&mut s.swap_in, k::MPI_REQUEST_NULL())
+            })
+        });
         if let Some(mut successor) = successor.filter(|r| *r != k::MPI_REQUEST_NULL()) {
             // SAFETY: the slot's inactive persistent request, ours alone.
             unsafe { PMPI_Request_free(&mut successor) };
@@ -550,8 +558,8 @@ pub unsafe fn cancel(request: *mut MPI_Request) -> c_int {
     // SAFETY: translated request.
     let rc = unsafe { PMPI_Cancel(&mut real) };
     if rc == k::MPI_SUCCESS() {
-        if let Some(s) = handles::request_index(v).and_then(handles::request_slot) {
-            s.cancelled = true;
+        if let Some(i) = handles::request_index(v) {
+            handles::with_request(i, |s| s.cancelled = true);
         }
     }
     rc

@@ -2,7 +2,7 @@
 //! communicator of each pending duplicate, by request slot, until the
 //! request completes (in a wait or test, or in a regroup's pending work).
 //! The wrapper that starts one is `entry::special`'s.
-use crate::core::handles::{self, tables, Raw};
+use crate::core::handles::{self, with_tables, Raw};
 use crate::sys::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,10 +19,12 @@ pub fn idup_completed(request_slot: usize) {
         .as_mut()
         .and_then(|m| m.remove(&request_slot));
     let Some(cell) = cell else { return };
-    let Some(comm) = handles::request_slot(request_slot).map(|s| s.comm) else {
+    let Some(comm) = handles::with_request(request_slot, |s| s.comm) else {
         return;
     };
-    if let Some(s) = comm.index().and_then(|i| tables().comms.get_mut(i)) {
-        s.real = cell.0;
-    }
+    with_tables(|t| {
+        if let Some(s) = comm.index().and_then(|i| t.comms.get_mut(i)) {
+            s.real = cell.0;
+        }
+    });
 }

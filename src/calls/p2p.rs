@@ -57,16 +57,17 @@ fn world_of(comm: CommRef, peer: c_int) -> i32 {
     if i == 0 {
         return peer;
     }
-    crate::core::handles::tables()
-        .comms
-        .get(i)
-        .and_then(|s| s.recipe.as_ref())
-        .and_then(|r| match &r.remote {
-            Some(Some(remote)) => remote.get(peer as usize).copied(),
-            Some(None) => None,
-            None => r.local.as_ref().and_then(|l| l.get(peer as usize).copied()),
-        })
-        .unwrap_or(-1)
+    crate::core::handles::with_tables(|t| {
+        t.comms
+            .get(i)
+            .and_then(|s| s.recipe.as_ref())
+            .and_then(|r| match &r.remote {
+                Some(Some(remote)) => remote.get(peer as usize).copied(),
+                Some(None) => None,
+                None => r.local.as_ref().and_then(|l| l.get(peer as usize).copied()),
+            })
+            .unwrap_or(-1)
+    })
 }
 
 /// Polls until an operation is done or fails, and lets the protocol in

@@ -1,6 +1,6 @@
 //! Channel counters: messages sent to and received from each peer on each
 //! communicator. The drain compares them to know what is still in flight.
-use crate::core::handles::{tables, CommRef};
+use crate::core::handles::{with_tables, CommRef};
 use std::ffi::c_int;
 
 /// Counts a message posted to `dest` (a send, or the start of a persistent
@@ -9,11 +9,15 @@ use std::ffi::c_int;
 #[inline(always)]
 pub fn count_send(comm: CommRef, dest: c_int) {
     if let Some(i) = comm.index() {
-        if let Some(slot) = tables().comms.get_mut(i) {
-            if let Some(n) = slot.sent.get_mut(dest as usize) {
+        with_tables(|t| {
+            if let Some(n) = t
+                .comms
+                .get_mut(i)
+                .and_then(|s| s.sent.get_mut(dest as usize))
+            {
                 *n += 1;
             }
-        }
+        });
     }
 }
 
@@ -21,11 +25,15 @@ pub fn count_send(comm: CommRef, dest: c_int) {
 #[inline(always)]
 pub fn count_receive(comm: CommRef, source: c_int) {
     if let Some(i) = comm.index() {
-        if let Some(slot) = tables().comms.get_mut(i) {
-            if let Some(n) = slot.received.get_mut(source as usize) {
+        with_tables(|t| {
+            if let Some(n) = t
+                .comms
+                .get_mut(i)
+                .and_then(|s| s.received.get_mut(source as usize))
+            {
                 *n += 1;
             }
-        }
+        });
     }
 }
 
@@ -46,10 +54,14 @@ pub fn count_completed(comm: CommRef, asked: c_int, status_source: c_int) {
 #[cold]
 pub fn uncount_send(comm: CommRef, dest: c_int) {
     if let Some(i) = comm.index() {
-        if let Some(slot) = tables().comms.get_mut(i) {
-            if let Some(n) = slot.sent.get_mut(dest as usize) {
+        with_tables(|t| {
+            if let Some(n) = t
+                .comms
+                .get_mut(i)
+                .and_then(|s| s.sent.get_mut(dest as usize))
+            {
                 *n = n.saturating_sub(1);
             }
-        }
+        });
     }
 }

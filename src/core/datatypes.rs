@@ -7,7 +7,7 @@
 //!
 //! The description ([`Recipe`]) and the order of building ([`order`]) are
 //! plain data, unit-tested without MPI.
-use crate::core::handles::tables;
+use crate::core::handles::with_tables;
 use crate::sys::constants::{self as k, combiners as c};
 use crate::sys::*;
 use std::ffi::{c_int, CString};
@@ -136,11 +136,12 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
                 parts.push(Part::Named(crate::sys::bits::handle_bits(t)));
                 continue;
             }
-            let known = tables()
-                .datatypes
-                .iter()
-                .find(|(_, s)| s.real == t)
-                .map(|(i, _)| i);
+            let known = with_tables(|tb| {
+                tb.datatypes
+                    .iter()
+                    .find(|(_, s)| s.real == t)
+                    .map(|(i, _)| i)
+            });
             let part = match known {
                 Some(i) => Part::Slot(i),
                 None => Part::Anonymous(Box::new(describe(t, depth + 1)?)),
@@ -160,11 +161,12 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
 /// Every live derived datatype of the program, described. Before a
 /// capture.
 pub fn save_all() -> Result<Vec<Saved>, String> {
-    let live: Vec<(usize, MPI_Datatype, bool)> = tables()
-        .datatypes
-        .iter()
-        .map(|(i, s)| (i, s.real, s.committed))
-        .collect();
+    let live: Vec<(usize, MPI_Datatype, bool)> = with_tables(|t| {
+        t.datatypes
+            .iter()
+            .map(|(i, s)| (i, s.real, s.committed))
+            .collect()
+    });
     let mut out = Vec::with_capacity(live.len());
     for (slot, real, committed) in live {
         let recipe = describe(real, 0)?;
@@ -236,9 +238,11 @@ pub fn remake_all(saved: &[Saved]) -> Result<(), String> {
                 PMPI_Type_set_name(real, n.as_ptr());
             }
         }
-        if let Some(d) = tables().datatypes.get_mut(slot) {
-            d.real = real;
-        }
+        with_tables(|t| {
+            if let Some(d) = t.datatypes.get_mut(slot) {
+                d.real = real;
+            }
+        });
     }
     Ok(())
 }
@@ -249,10 +253,7 @@ fn part_real(p: &Part) -> Result<(MPI_Datatype, bool), String> {
     Ok(match p {
         Part::Named(bits) => (crate::sys::bits::handle_from_bits(*bits), false),
         Part::Slot(s) => (
-            tables()
-                .datatypes
-                .get(*s)
-                .map(|d| d.real)
+            with_tables(|t| t.datatypes.get(*s).map(|d| d.real))
                 .ok_or("a recorded datatype refers to a slot that is gone")?,
             false,
         ),

@@ -5,7 +5,7 @@
 //! library: every handler it creates is registered with MPI as one
 //! trampoline, which finds the program's function from the handler attached
 //! to the communicator and calls it with the virtual handle.
-use crate::core::handles::{self, tables};
+use crate::core::handles::{self, with_tables};
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::collections::HashMap;
@@ -31,10 +31,11 @@ pub(crate) unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, 
     // SAFETY: MPI passes a pointer to the communicator that raised the error.
     let real = unsafe { *comm };
     let slot = handles::comm_slot_of_real(real);
-    let user = slot
-        .and_then(|i| tables().comms.get(i))
-        .map(|s| s.errfn)
-        .unwrap_or(0);
+    let user = with_tables(|t| {
+        slot.and_then(|i| t.comms.get(i))
+            .map(|s| s.errfn)
+            .unwrap_or(0)
+    });
     if user == 0 {
         log::error!("error handler called for a communicator without a known handler function");
         return;
@@ -59,9 +60,11 @@ pub(crate) fn user_errfn(eh: MPI_Errhandler) -> usize {
 pub(crate) fn set_errfn(comm: MPI_Comm, eh: MPI_Errhandler) {
     let (_, slot) = handles::comm_in(comm);
     let f = user_errfn(eh);
-    if let Some(s) = slot.index().and_then(|i| tables().comms.get_mut(i)) {
-        s.errfn = f;
-    }
+    with_tables(|t| {
+        if let Some(s) = slot.index().and_then(|i| t.comms.get_mut(i)) {
+            s.errfn = f;
+        }
+    });
 }
 
 /// Records the error handler a new communicator inherited (`comm_out`).

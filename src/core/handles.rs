@@ -94,7 +94,7 @@ pub fn mix_gid(parts: &[u64]) -> u64 {
 /// communicators one split makes.
 pub fn gid_of(recipe: &crate::core::recipe::Recipe) -> u64 {
     let (parent, step) = crate::core::superstep::last_collective();
-    let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
+    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
     let lowest = |g: &Option<Vec<c_int>>| {
         g.as_ref()
             .map(|v| {
@@ -115,9 +115,12 @@ pub fn gid_of(recipe: &crate::core::recipe::Recipe) -> u64 {
     // Calls that are not collective on the parent (`MPI_Comm_create_group`)
     // share a parent superstep: the members tell them apart by how many
     // such communicators they made before, in the same order.
-    let seen = tables().created.entry(key).or_insert(0);
-    let occurrence = *seen;
-    *seen += 1;
+    let occurrence = with_tables(|t| {
+        let seen = t.created.entry(key).or_insert(0);
+        let occurrence = *seen;
+        *seen += 1;
+        occurrence
+    });
     mix_gid(&[key, occurrence])
 }
 
@@ -237,17 +240,67 @@ unsafe impl Sync for TablesCell {}
 static TABLES: TablesCell = TablesCell(UnsafeCell::new(None));
 static MULTI_LOCK: Mutex<()> = Mutex::new(());
 
-/// The tables. Created by [`init`] at `MPI_Init`; before that, wrappers
-/// see no virtual handles and pass everything through.
+/// Runs `f` with the tables: the only way to them, and scoped, so that no
+/// reference to them outlives `f` (nor is kept across a call into MPI made
+/// outside it, which may call back into the program and the library). A
+/// debug build checks that `f` does not reach the tables again (a nested
+/// call would hold two mutable references at once). Created at the first
+/// use (in `MPI_Init`, by [`init`]); before that, wrappers see no virtual
+/// handles and pass everything through.
 #[inline(always)]
-pub fn tables() -> &'static mut Tables {
-    // SAFETY: see `TablesCell`. `init` runs once, inside MPI_Init, before the
-    // program can hold any handle; callers never keep the reference across a
-    // call into MPI (which may call back into the program and the library).
+pub fn with_tables<R>(f: impl FnOnce(&mut Tables) -> R) -> R {
+    let _scope = reentry::Scope::enter();
+    // SAFETY: see `TablesCell`: the reference lives for the call of `f`
+    // only, and the scope above rules out a second one on this thread.
+    f(unsafe { tables_mut() })
+}
+
+/// The tables, made at the first use.
+///
+/// # Safety
+/// The caller holds no other reference to them (see [`with_tables`]).
+#[inline(always)]
+unsafe fn tables_mut() -> &'static mut Tables {
+    // SAFETY: see `TablesCell` and the contract of the function.
     unsafe {
         match &mut *TABLES.0.get() {
             Some(t) => t,
             None => init_tables(),
+        }
+    }
+}
+
+/// The check of [`with_tables`] for nested uses, in debug builds (nothing
+/// in release builds: the per-call path is what the program pays).
+mod reentry {
+    #[cfg(debug_assertions)]
+    std::thread_local! {
+        static INSIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A use of the tables on this thread, until dropped.
+    pub struct Scope(());
+
+    impl Scope {
+        #[inline(always)]
+        pub fn enter() -> Scope {
+            #[cfg(debug_assertions)]
+            INSIDE.with(|i| {
+                assert!(
+                    !i.get(),
+                    "the handle tables were reached from inside `with_tables`"
+                );
+                i.set(true);
+            });
+            Scope(())
+        }
+    }
+
+    impl Drop for Scope {
+        #[inline(always)]
+        fn drop(&mut self) {
+            #[cfg(debug_assertions)]
+            INSIDE.with(|i| i.set(false));
         }
     }
 }
@@ -283,8 +336,14 @@ pub fn lock() -> Option<std::sync::MutexGuard<'static, ()>> {
 
 /// Sets up world (slot 0) and self (slot 1).
 pub fn init(world_real: MPI_Comm, world_size: usize) {
-    let t = tables();
-    let w = t.comms.insert(CommSlot {
+    let (w, s) = with_tables(|t| (init_world(t, world_real, world_size), init_self(t)));
+    assert_eq!((w, s), (0, 1), "world and self must be the first slots");
+    publish_gid(0, WORLD_GID);
+    publish_gid(1, 0);
+}
+
+fn init_world(t: &mut Tables, world_real: MPI_Comm, world_size: usize) -> usize {
+    t.comms.insert(CommSlot {
         real: world_real,
         sent: vec![0; world_size],
         received: vec![0; world_size],
@@ -294,8 +353,11 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         gid: WORLD_GID,
         retired: Vec::new(),
         window: false,
-    });
-    let s = t.comms.insert(CommSlot {
+    })
+}
+
+fn init_self(t: &mut Tables) -> usize {
+    t.comms.insert(CommSlot {
         real: k::MPI_COMM_SELF(),
         sent: vec![0; 1],
         received: vec![0; 1],
@@ -305,10 +367,7 @@ pub fn init(world_real: MPI_Comm, world_size: usize) {
         gid: 0,
         retired: Vec::new(),
         window: false,
-    });
-    assert_eq!((w, s), (0, 1), "world and self must be the first slots");
-    publish_gid(0, WORLD_GID);
-    publish_gid(1, 0);
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -449,10 +508,10 @@ pub fn comm_in(v: MPI_Comm) -> (MPI_Comm, CommRef) {
             None => return (v, CommRef::NONE),
         }
     };
-    match tables().comms.get(i) {
+    with_tables(|t| match t.comms.get(i) {
         Some(s) => (s.real, CommRef(i as u32)),
         None => (v, CommRef::NONE),
-    }
+    })
 }
 
 #[inline(always)]
@@ -498,7 +557,7 @@ pub fn comm_register(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI
 /// both sides of an intercommunicator), with no exchange.
 pub fn comm_register_dup(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI_Comm {
     let (parent, step) = crate::core::superstep::last_collective();
-    let pgid = tables().comms.get(parent).map(|s| s.gid).unwrap_or(0);
+    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
     comm_register_with(real, recipe, Some(mix_gid(&[pgid, step, 0x1d09])))
 }
 
@@ -508,43 +567,34 @@ fn comm_register_with(
     gid: Option<u64>,
 ) -> MPI_Comm {
     let _g = lock();
-    let t = tables();
     let peers = recipe.peer_count();
-    let serial = t.next_serial;
-    t.next_serial += 1;
     let exchange = gid.is_none() && recipe.remote.is_some() && recipe.rebuildable();
     let mut gid = gid.unwrap_or_else(|| gid_of(&recipe));
     if exchange {
         // The two groups of an intercommunicator come from different
         // parents: each side learns the other's candidate (a reduction
         // over an intercommunicator delivers the remote group's result).
-        let mut theirs: u64 = 0;
+        use crate::sys::collective::{allreduce, Op, Wait};
         // SAFETY: `real` is the new intercommunicator, which every member
         // of both groups is making at this very call.
-        let rc = unsafe {
-            crate::sys::PMPI_Allreduce(
-                &gid as *const u64 as *const std::ffi::c_void,
-                &mut theirs as *mut u64 as *mut std::ffi::c_void,
-                1,
-                k::MPI_UINT64_T(),
-                k::MPI_MAX(),
-                real,
-            )
-        };
-        if rc == k::MPI_SUCCESS() {
-            gid = mix_gid(&[gid.min(theirs), gid.max(theirs)]);
+        if let Ok(theirs) = unsafe { allreduce(real, &[gid], Op::Max, Wait::Blocking) } {
+            gid = mix_gid(&[gid.min(theirs[0]), gid.max(theirs[0])]);
         }
     }
-    let i = t.comms.insert(CommSlot {
-        real,
-        sent: vec![0; peers],
-        received: vec![0; peers],
-        recipe: Some(Box::new(recipe)),
-        serial,
-        errfn: 0,
-        gid,
-        retired: Vec::new(),
-        window: false,
+    let i = with_tables(|t| {
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        t.comms.insert(CommSlot {
+            real,
+            sent: vec![0; peers],
+            received: vec![0; peers],
+            recipe: Some(Box::new(recipe)),
+            serial,
+            errfn: 0,
+            gid,
+            retired: Vec::new(),
+            window: false,
+        })
     });
     crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
     publish_gid(i, gid);
@@ -592,21 +642,23 @@ pub fn win_register(win: crate::sys::MPI_Win) {
     };
     let gid = gid_of(&recipe);
     let _g = lock();
-    let t = tables();
-    let serial = t.next_serial;
-    t.next_serial += 1;
-    let i = t.comms.insert(CommSlot {
-        real: k::MPI_COMM_NULL(),
-        sent: Vec::new(),
-        received: Vec::new(),
-        recipe: Some(Box::new(recipe)),
-        serial,
-        errfn: 0,
-        gid,
-        retired: Vec::new(),
-        window: true,
+    let i = with_tables(|t| {
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        let i = t.comms.insert(CommSlot {
+            real: k::MPI_COMM_NULL(),
+            sent: Vec::new(),
+            received: Vec::new(),
+            recipe: Some(Box::new(recipe)),
+            serial,
+            errfn: 0,
+            gid,
+            retired: Vec::new(),
+            window: true,
+        });
+        t.windows.insert(win_key(win), i);
+        i
     });
-    t.windows.insert(win_key(win), i);
     crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
     publish_gid(i, gid);
 }
@@ -614,30 +666,34 @@ pub fn win_register(win: crate::sys::MPI_Win) {
 /// The slot of a window (`CommRef::NONE` if unknown).
 #[inline]
 pub fn win_slot(win: crate::sys::MPI_Win) -> CommRef {
-    tables()
-        .windows
-        .get(&win_key(win))
-        .map(|&i| CommRef(i as u32))
-        .unwrap_or(CommRef::NONE)
+    with_tables(|t| {
+        t.windows
+            .get(&win_key(win))
+            .map(|&i| CommRef(i as u32))
+            .unwrap_or(CommRef::NONE)
+    })
 }
 
 /// After `MPI_Win_free` succeeded.
 pub fn win_released(slot: CommRef) {
     if let Some(i) = slot.index() {
         let _g = lock();
-        let t = tables();
-        t.windows.retain(|_, v| *v != i);
-        t.comms.remove(i);
+        with_tables(|t| {
+            t.windows.retain(|_, v| *v != i);
+            t.comms.remove(i);
+        });
         publish_gid(i, 0);
     }
 }
 
 /// The real communicator of a slot at this moment.
 pub fn comm_real_of(c: CommRef) -> MPI_Comm {
-    c.index()
-        .and_then(|i| tables().comms.get(i))
-        .map(|s| s.real)
-        .unwrap_or(k::MPI_COMM_NULL())
+    with_tables(|t| {
+        c.index()
+            .and_then(|i| t.comms.get(i))
+            .map(|s| s.real)
+            .unwrap_or(k::MPI_COMM_NULL())
+    })
 }
 
 /// After `MPI_Comm_free`/`MPI_Comm_disconnect` succeeded: forget the slot
@@ -646,7 +702,7 @@ pub fn comm_released(v: MPI_Comm, real_after: MPI_Comm) -> MPI_Comm {
     if let Some(i) = codec::decode(codec::COMM, v, MAX_COMMS) {
         let slot = {
             let _g = lock();
-            let s = tables().comms.remove(i);
+            let s = with_tables(|t| t.comms.remove(i));
             publish_gid(i, 0);
             s
         };
@@ -673,23 +729,24 @@ pub fn free_all_comms() {
     let mut reals: Vec<MPI_Comm> = Vec::new();
     {
         let _g = lock();
-        let t = tables();
-        let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
-        for i in slots {
-            let Some(s) = t.comms.get_mut(i) else {
-                continue;
-            };
-            reals.append(&mut s.retired);
-            let real = s.real;
-            if !s.window
-                && real != k::MPI_COMM_NULL()
-                && real != k::MPI_COMM_WORLD()
-                && real != k::MPI_COMM_SELF()
-            {
-                reals.push(real);
-                s.real = k::MPI_COMM_NULL();
+        with_tables(|t| {
+            let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
+            for i in slots {
+                let Some(s) = t.comms.get_mut(i) else {
+                    continue;
+                };
+                reals.append(&mut s.retired);
+                let real = s.real;
+                if !s.window
+                    && real != k::MPI_COMM_NULL()
+                    && real != k::MPI_COMM_WORLD()
+                    && real != k::MPI_COMM_SELF()
+                {
+                    reals.push(real);
+                    s.real = k::MPI_COMM_NULL();
+                }
             }
-        }
+        });
     }
     let n = reals.len();
     for mut c in reals {
@@ -708,11 +765,7 @@ pub fn comm_of_real(real: MPI_Comm) -> Option<MPI_Comm> {
 
 /// The slot of a real communicator, if the library knows it.
 pub fn comm_slot_of_real(real: MPI_Comm) -> Option<usize> {
-    tables()
-        .comms
-        .iter()
-        .find(|(_, s)| s.real == real)
-        .map(|(i, _)| i)
+    with_tables(|t| t.comms.iter().find(|(_, s)| s.real == real).map(|(i, _)| i))
 }
 
 // ---------------------------------------------------------------------------
@@ -727,7 +780,7 @@ pub fn group_null() -> MPI_Group {
 #[inline(always)]
 pub fn group_real(v: MPI_Group) -> MPI_Group {
     match codec::decode(codec::GROUP, v, MAX_GROUPS) {
-        Some(i) => tables().groups.get(i).copied().unwrap_or(v),
+        Some(i) => with_tables(|t| t.groups.get(i).copied().unwrap_or(v)),
         None => v,
     }
 }
@@ -737,24 +790,25 @@ pub fn group_out(real: MPI_Group) -> MPI_Group {
         return real;
     }
     let _g = lock();
-    let i = tables().groups.insert(real);
+    let i = with_tables(|t| t.groups.insert(real));
     codec::encode(codec::GROUP, i)
 }
 
 pub fn group_released(v: MPI_Group, real_after: MPI_Group) -> MPI_Group {
     if let Some(i) = codec::decode(codec::GROUP, v, MAX_GROUPS) {
         let _g = lock();
-        tables().groups.remove(i);
+        with_tables(|t| t.groups.remove(i));
     }
     real_after
 }
 
 pub fn group_of_real(real: MPI_Group) -> Option<MPI_Group> {
-    let t = tables();
-    t.groups
-        .iter()
-        .find(|(_, g)| **g == real)
-        .map(|(i, _)| codec::encode(codec::GROUP, i))
+    with_tables(|t| {
+        t.groups
+            .iter()
+            .find(|(_, g)| **g == real)
+            .map(|(i, _)| codec::encode(codec::GROUP, i))
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -771,7 +825,7 @@ pub fn datatype_null() -> crate::sys::MPI_Datatype {
 #[inline(always)]
 pub fn datatype_real(v: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
     match codec::decode(codec::DATATYPE, v, MAX_DATATYPES) {
-        Some(i) => tables().datatypes.get(i).map(|s| s.real).unwrap_or(v),
+        Some(i) => with_tables(|t| t.datatypes.get(i).map(|s| s.real).unwrap_or(v)),
         None => v,
     }
 }
@@ -791,13 +845,14 @@ pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype 
         return real;
     }
     let _g = lock();
-    let t = tables();
-    let serial = t.next_serial;
-    t.next_serial += 1;
-    let i = t.datatypes.insert(DtSlot {
-        real,
-        committed: false,
-        serial,
+    let i = with_tables(|t| {
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        t.datatypes.insert(DtSlot {
+            real,
+            committed: false,
+            serial,
+        })
     });
     codec::encode(codec::DATATYPE, i)
 }
@@ -812,27 +867,30 @@ pub fn datatype_released(
         return real_after;
     };
     let _g = lock();
-    if real_after == k::MPI_DATATYPE_NULL() {
-        tables().datatypes.remove(i);
-        real_after
-    } else {
-        if let Some(s) = tables().datatypes.get_mut(i) {
-            s.real = real_after;
-            s.committed = true;
+    with_tables(|t| {
+        if real_after == k::MPI_DATATYPE_NULL() {
+            t.datatypes.remove(i);
+            real_after
+        } else {
+            if let Some(s) = t.datatypes.get_mut(i) {
+                s.real = real_after;
+                s.committed = true;
+            }
+            v
         }
-        v
-    }
+    })
 }
 
 /// The virtual handle of a real derived datatype (for callbacks MPI makes
 /// with real handles), or the real one.
 pub fn datatype_of_real(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype {
-    tables()
-        .datatypes
-        .iter()
-        .find(|(_, s)| s.real == real)
-        .map(|(i, _)| codec::encode(codec::DATATYPE, i))
-        .unwrap_or(real)
+    with_tables(|t| {
+        t.datatypes
+            .iter()
+            .find(|(_, s)| s.real == real)
+            .map(|(i, _)| codec::encode(codec::DATATYPE, i))
+            .unwrap_or(real)
+    })
 }
 
 /// An array of datatypes the program gave, translated (`len` entries; an
@@ -955,10 +1013,10 @@ pub fn request_index(v: MPI_Request) -> Option<usize> {
 #[inline(always)]
 pub fn request_lookup(v: MPI_Request) -> (Option<usize>, MPI_Request) {
     match request_index(v) {
-        Some(i) => match tables().requests.get(i) {
+        Some(i) => with_tables(|t| match t.requests.get(i) {
             Some(s) => (Some(i), s.real),
             None => (None, v),
-        },
+        }),
         None => (None, v),
     }
 }
@@ -966,14 +1024,15 @@ pub fn request_lookup(v: MPI_Request) -> (Option<usize>, MPI_Request) {
 #[inline(always)]
 pub fn request_real(v: MPI_Request) -> MPI_Request {
     match request_index(v) {
-        Some(i) => tables().requests.get(i).map(|s| s.real).unwrap_or(v),
+        Some(i) => with_tables(|t| t.requests.get(i).map(|s| s.real).unwrap_or(v)),
         None => v,
     }
 }
 
+/// Runs `f` with the slot of request `i`, if it is live.
 #[inline(always)]
-pub fn request_slot(i: usize) -> Option<&'static mut ReqSlot> {
-    tables().requests.get_mut(i)
+pub fn with_request<R>(i: usize, f: impl FnOnce(&mut ReqSlot) -> R) -> Option<R> {
+    with_tables(|t| t.requests.get_mut(i).map(f))
 }
 
 /// A request MPI just made.
@@ -1015,18 +1074,21 @@ fn request_insert(
         return real;
     }
     let _g = lock();
-    let i = tables().requests.insert(ReqSlot {
-        real,
-        kind,
-        comm,
-        peer,
-        tag,
-        p2p,
-        active: false,
-        seq: if p2p.is_some() { next_seq() } else { 0 },
-        swap_in: k::MPI_REQUEST_NULL(),
-        standin: false,
-        cancelled: false,
+    let seq = if p2p.is_some() { next_seq() } else { 0 };
+    let i = with_tables(|t| {
+        t.requests.insert(ReqSlot {
+            real,
+            kind,
+            comm,
+            peer,
+            tag,
+            p2p,
+            active: false,
+            seq,
+            swap_in: k::MPI_REQUEST_NULL(),
+            standin: false,
+            cancelled: false,
+        })
     });
     codec::encode(codec::REQUEST, i)
 }
@@ -1040,15 +1102,16 @@ pub fn request_virtual(i: usize) -> MPI_Request {
 #[inline(always)]
 pub fn request_release(i: usize) {
     let _g = lock();
-    tables().requests.remove(i);
+    with_tables(|t| t.requests.remove(i));
 }
 
 pub fn request_of_real(real: MPI_Request) -> Option<MPI_Request> {
-    let t = tables();
-    t.requests
-        .iter()
-        .find(|(_, s)| s.real == real)
-        .map(|(i, _)| request_virtual(i))
+    with_tables(|t| {
+        t.requests
+            .iter()
+            .find(|(_, s)| s.real == real)
+            .map(|(i, _)| request_virtual(i))
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1067,16 +1130,17 @@ pub fn message_matched(m: MPI_Message, comm: CommRef, source: c_int) {
         return;
     }
     let _g = lock();
-    tables().messages.insert(message_key(m), (comm, source));
+    with_tables(|t| t.messages.insert(message_key(m), (comm, source)));
 }
 
 /// The channel of a matched message about to be received.
 pub fn message_consumed(m: MPI_Message) -> (CommRef, c_int) {
     let _g = lock();
-    tables()
-        .messages
-        .remove(&message_key(m))
-        .unwrap_or((CommRef::NONE, k::MPI_PROC_NULL()))
+    with_tables(|t| {
+        t.messages
+            .remove(&message_key(m))
+            .unwrap_or((CommRef::NONE, k::MPI_PROC_NULL()))
+    })
 }
 
 /// The message handle of the `i`-th drained message handed out by a
@@ -1113,3 +1177,24 @@ pub struct Raw<T>(pub T);
 // SAFETY: MPI handles are process-wide names of MPI objects, valid on any
 // thread the MPI threading level allows to use them.
 unsafe impl<T> Send for Raw<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_are_reached_in_turn() {
+        let a = with_tables(|t| t.next_serial);
+        let b = with_tables(|t| t.next_serial);
+        assert_eq!(a, b);
+    }
+
+    /// A use of the tables from inside another is caught (debug builds:
+    /// `cargo test` without `--release`).
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "reached from inside")]
+    fn a_nested_use_is_caught() {
+        with_tables(|_| with_tables(|t| t.next_serial));
+    }
+}

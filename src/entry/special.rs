@@ -16,7 +16,7 @@ use crate::calls::idup::*;
 use crate::core::bsend::*;
 use crate::core::clock::*;
 use crate::core::errhandlers::*;
-use crate::core::handles::{self, tables, CommRef, Raw, ReqKind};
+use crate::core::handles::{self, with_tables, CommRef, Raw, ReqKind};
 /// (Named by the generated Fortran wrappers.)
 pub use crate::core::keyvals::fortran_keyval_made;
 use crate::core::keyvals::*;
@@ -546,9 +546,11 @@ unsafe fn idup_common(
         }
         None => {
             // MPI completed it at once: the communicator is there already.
-            if let Some(s) = new_slot.index().and_then(|i| tables().comms.get_mut(i)) {
-                s.real = cell.0;
-            }
+            with_tables(|t| {
+                if let Some(s) = new_slot.index().and_then(|i| t.comms.get_mut(i)) {
+                    s.real = cell.0;
+                }
+            });
         }
     }
     // SAFETY: both checked non-null.

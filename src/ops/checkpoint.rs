@@ -24,10 +24,10 @@
 //! MPI: it adopts the new MPI's objects, re-creates the recorded ones, and
 //! the regroup's rebuild makes every communicator again; drained messages
 //! and re-posted receives are served as after any regroup.
-use crate::core::handles::tables;
+use crate::core::handles::with_tables;
 use crate::sys::constants as k;
 use crate::sys::*;
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, CString};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,10 +143,26 @@ pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
             "{orphans} communicator(s) that some ranks have freed and others still use cannot be made again in a new process"
         ));
     }
-    let t = tables();
+    // What the tables hold that cannot be carried, counted at once.
+    let (w, errh, foreign, swapped, matched) = with_tables(|t| {
+        (
+            t.windows.len(),
+            t.comms.iter().filter(|(_, s)| s.errfn != 0).count(),
+            t.comms
+                .iter()
+                .filter(|(i, s)| {
+                    *i >= 2 && !s.window && !s.recipe.as_ref().is_some_and(|r| r.rebuildable())
+                })
+                .count(),
+            t.requests
+                .iter()
+                .filter(|(i, s)| !parked.contains(i) && s.swap_in != k::MPI_REQUEST_NULL())
+                .count(),
+            t.messages.len(),
+        )
+    });
     // RMA windows the program created: their memory is exposed to other
     // processes through the old MPI.
-    let w = t.windows.len();
     if w > 0 {
         out.push(format!(
             "the program has {w} RMA window{} open (windows cannot be carried yet)",
@@ -159,35 +175,21 @@ pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
             "the program made {keyvals} attribute keyval(s): attributes cannot be carried yet"
         ));
     }
-    let errh = t.comms.iter().filter(|(_, s)| s.errfn != 0).count();
     if errh > 0 {
         out.push(format!(
             "{errh} communicator(s) have error handlers of the program: they cannot be carried yet"
         ));
     }
-    let foreign = t
-        .comms
-        .iter()
-        .filter(|(i, s)| {
-            *i >= 2 && !s.window && !s.recipe.as_ref().is_some_and(|r| r.rebuildable())
-        })
-        .count();
     if foreign > 0 {
         out.push(format!(
             "{foreign} communicator(s) reach processes outside the job (spawned or connected)"
         ));
     }
-    let swapped = t
-        .requests
-        .iter()
-        .filter(|(i, s)| !parked.contains(i) && s.swap_in != k::MPI_REQUEST_NULL())
-        .count();
     if swapped > 0 {
         out.push(format!(
             "{swapped} persistent receive(s) were served across an earlier regroup and not yet completed"
         ));
     }
-    let matched = t.messages.len();
     if matched > 0 {
         out.push(format!(
             "the program holds {matched} message(s) matched with MPI_Mprobe/MPI_Improbe and not yet received (they cannot be carried yet)"
@@ -346,22 +348,10 @@ fn eprintln_rank(rank: c_int, msg: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// Logical OR over the control communicator.
+/// Logical OR over the control communicator (blocking).
 unsafe fn any(control: MPI_Comm, mine: bool) -> bool {
-    let v: u64 = mine as u64;
-    let mut out: u64 = 0;
-    // SAFETY: a reduction of one integer over the control communicator.
-    unsafe {
-        PMPI_Allreduce(
-            &v as *const u64 as *const c_void,
-            &mut out as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
-            control,
-        )
-    };
-    out != 0
+    // SAFETY: collective over the control communicator (the callers').
+    unsafe { crate::sys::collective::any(control, mine, crate::sys::collective::Wait::Blocking) }
 }
 
 /// Records what a new process must make again: names, error handlers,
@@ -387,12 +377,13 @@ pub(crate) fn record(
 pub(crate) unsafe fn complete_requests(
     parked: &[usize],
 ) -> Result<Vec<(usize, MPI_Status)>, String> {
-    let mut todo: Vec<(usize, MPI_Request)> = tables()
-        .requests
-        .iter()
-        .filter(|(i, s)| !parked.contains(i) && s.real != k::MPI_REQUEST_NULL())
-        .map(|(i, s)| (i, s.real))
-        .collect();
+    let mut todo: Vec<(usize, MPI_Request)> = with_tables(|t| {
+        t.requests
+            .iter()
+            .filter(|(i, s)| !parked.contains(i) && s.real != k::MPI_REQUEST_NULL())
+            .map(|(i, s)| (i, s.real))
+            .collect()
+    });
     let mut done = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !todo.is_empty() {
@@ -409,9 +400,7 @@ pub(crate) unsafe fn complete_requests(
                 let mut req = k::MPI_REQUEST_NULL();
                 // SAFETY: a fresh completed request in place of the old.
                 unsafe { crate::protocol::pending::completed_request(st, &mut req) };
-                if let Some(s) = tables().requests.get_mut(slot) {
-                    s.real = req;
-                }
+                crate::core::handles::with_request(slot, |s| s.real = req);
                 done.push((slot, st));
                 todo.swap_remove(i);
             } else {
@@ -429,8 +418,13 @@ pub(crate) unsafe fn complete_requests(
     Ok(done)
 }
 
+/// Each communicator slot and its real communicator.
+fn comm_reals() -> Vec<(usize, MPI_Comm)> {
+    with_tables(|t| t.comms.iter().map(|(i, s)| (i, s.real)).collect())
+}
+
 fn comm_names() -> Vec<(usize, CString)> {
-    let slots: Vec<(usize, MPI_Comm)> = tables().comms.iter().map(|(i, s)| (i, s.real)).collect();
+    let slots = comm_reals();
     let mut out = Vec::new();
     for (i, real) in slots {
         let mut name = [0 as std::ffi::c_char; 256];
@@ -448,7 +442,7 @@ fn comm_names() -> Vec<(usize, CString)> {
 }
 
 fn comm_errhandlers() -> Vec<(usize, MPI_Errhandler)> {
-    let slots: Vec<(usize, MPI_Comm)> = tables().comms.iter().map(|(i, s)| (i, s.real)).collect();
+    let slots = comm_reals();
     let mut out = Vec::new();
     for (i, real) in slots {
         let mut eh = k::MPI_ERRHANDLER_NULL();
@@ -481,12 +475,10 @@ pub(crate) unsafe fn remake_groups(
         let mut g = k::MPI_GROUP_NULL();
         // SAFETY: ranks of the world, recorded from the old group.
         unsafe { PMPI_Group_incl(wg, ranks.len() as c_int, ranks.as_ptr(), &mut g) };
-        if let Some(slot) = tables().groups.get_mut(i) {
-            let mut old = std::mem::replace(slot, g);
-            if free_old {
-                // SAFETY: the program's old real group, replaced.
-                unsafe { PMPI_Group_free(&mut old) };
-            }
+        let old = with_tables(|t| t.groups.get_mut(i).map(|slot| std::mem::replace(slot, g)));
+        if let Some(mut old) = old.filter(|_| free_old) {
+            // SAFETY: the program's old real group, replaced.
+            unsafe { PMPI_Group_free(&mut old) };
         }
     }
     // SAFETY: our reference to the world group.
@@ -494,7 +486,8 @@ pub(crate) unsafe fn remake_groups(
 }
 
 pub(crate) fn group_ranks() -> Vec<(usize, Vec<c_int>)> {
-    let groups: Vec<(usize, MPI_Group)> = tables().groups.iter().map(|(i, g)| (i, *g)).collect();
+    let groups: Vec<(usize, MPI_Group)> =
+        with_tables(|t| t.groups.iter().map(|(i, g)| (i, *g)).collect());
     groups
         .into_iter()
         .filter_map(|(i, g)| {
@@ -545,30 +538,16 @@ unsafe fn finish(
     stats: &crate::ops::image::capture::Stats,
     before: &Before,
 ) -> Taken {
+    use crate::sys::collective::{reduce, Op};
     let mine = [stats.image_bytes, stats.micros, stats.file_bytes];
-    let mut sums = [0u64; 3];
-    let mut maxs = [0u64; 3];
-    // SAFETY: reductions of three integers over the control communicator.
-    unsafe {
-        PMPI_Reduce(
-            mine.as_ptr() as *const c_void,
-            sums.as_mut_ptr() as *mut c_void,
-            3,
-            k::MPI_UINT64_T(),
-            k::MPI_SUM(),
-            0,
-            control,
-        );
-        PMPI_Reduce(
-            mine.as_ptr() as *const c_void,
-            maxs.as_mut_ptr() as *mut c_void,
-            3,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
-            0,
-            control,
-        );
-    }
+    // SAFETY: reductions of three words over the control communicator, by
+    // every process.
+    let (sums, maxs) = unsafe {
+        (
+            reduce(control, &mine, Op::Sum, 0),
+            reduce(control, &mine, Op::Max, 0),
+        )
+    };
     if rank == 0 {
         let meta = serde_json::json!({
             "ranks": size,
@@ -676,12 +655,14 @@ pub fn append_event(ev: &ferry_common::events::Event) {
 pub(crate) unsafe fn remake(world: MPI_Comm) {
     // Communicators the old process kept from earlier rebuilds belong to
     // its MPI.
-    let slots: Vec<usize> = tables().comms.iter().map(|(i, _)| i).collect();
-    for i in slots {
-        if let Some(s) = tables().comms.get_mut(i) {
-            s.retired.clear();
+    with_tables(|t| {
+        let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
+        for i in slots {
+            if let Some(s) = t.comms.get_mut(i) {
+                s.retired.clear();
+            }
         }
-    }
+    });
     let record = RECORD.lock().ok().and_then(|mut r| r.take());
     let Some(record) = record else { return };
     // SAFETY: contract of the function.
@@ -698,9 +679,7 @@ pub(crate) unsafe fn remake(world: MPI_Comm) {
         let mut req = k::MPI_REQUEST_NULL();
         // SAFETY: a fresh completed request reporting the recorded status.
         unsafe { crate::protocol::pending::completed_request(st, &mut req) };
-        if let Some(s) = tables().requests.get_mut(i) {
-            s.real = req;
-        }
+        crate::core::handles::with_request(i, |s| s.real = req);
     }
     if let Ok(mut r) = REMADE.lock() {
         *r = Some(Remade {
@@ -732,18 +711,19 @@ pub fn after_rebuild() {
     else {
         return;
     };
+    let real_of = |i: usize| with_tables(|t| t.comms.get(i).map(|s| s.real));
     for (i, name) in names {
-        if let Some(s) = tables().comms.get(i) {
+        if let Some(real) = real_of(i) {
             // SAFETY: a live communicator of the new MPI and a C string.
-            unsafe { PMPI_Comm_set_name(s.real, name.as_ptr()) };
+            unsafe { PMPI_Comm_set_name(real, name.as_ptr()) };
         }
     }
     for (i, eh) in ehs {
-        if let Some(s) = tables().comms.get(i) {
+        if let Some(real) = real_of(i) {
             // SAFETY: a live communicator and a predefined error handler.
-            unsafe { PMPI_Comm_set_errhandler(s.real, eh) };
+            unsafe { PMPI_Comm_set_errhandler(real, eh) };
             if i == 0 {
-                crate::core::errhandlers::world_errhandler_too(k::MPI_COMM_WORLD(), s.real, eh);
+                crate::core::errhandlers::world_errhandler_too(k::MPI_COMM_WORLD(), real, eh);
             }
         }
     }

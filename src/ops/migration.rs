@@ -1,47 +1,52 @@
-//! Live migration: one rank leaves its process and goes on in a new one,
-//! started with `MPI_Comm_spawn`, while the others keep their processes
-//! (the patent's Figs. 3–5; docs/protocol.md, sections 5-7).
+//! Live migration: ranks leave their processes and go on in new ones,
+//! started with `MPI_Comm_spawn_multiple`, while the others keep their
+//! processes (the patent's Figs. 3–5; docs/migration.md).
 //!
 //! A migration is a regroup ([`crate::protocol::regroup`]) whose leader says so
-//! ([`agree`]). Once every process is frozen and every channel drained:
+//! ([`agree`]): one rank, or several in one synchronization (a batch:
+//! `ferry migrate --rank 1,2,3`, `ferry evacuate`). Once every process is
+//! frozen and every channel drained, [`run`] goes through its phases:
 //!
-//! 1. **Can it move?** The leaving process checks that it can be imaged
-//!    (threads, windows, MPI objects an image cannot re-create yet); every
-//!    process learns the answer. It then completes its sends and other
-//!    requests that are not re-posted, and records its MPI objects.
-//! 2. **Spawn.** Every process calls `MPI_Comm_spawn` of the same binary
-//!    (rooted at the leaving rank, info key `host`), with the arguments of a
-//!    replacement ([`MARKER`]): the thread level and the descriptor numbers
-//!    to keep free before `MPI_Init`.
-//! 3. **State transfer**, between the leaving process and the replacement
-//!    alone, over the spawn's communicator: the leaving rank tells it which
-//!    rank it takes and sends its process image ([`crate::ops::image::stream`]:
-//!    memory, open files, signal handlers, and with them the library's own
-//!    state). The replacement checks it and answers; every wait is bounded
-//!    (`FERRY_TRANSFER_TIMEOUT_MS`).
-//! 4. **Verdict and new group.** The leaving process tells every old
-//!    process GO, NOGO (the replacement could not take the image:
-//!    disconnected) or LOST (no answer: its communicator freed, it ends on
-//!    its own); on NOGO and LOST the old process keeps the rank. On GO:
-//!    `MPI_Intercomm_merge` (the replacement high), `MPI_Comm_split` keyed
-//!    by the old rank with the leaving process excluded: the replacement
-//!    holds rank j in the new world.
-//! 5. **Restore.** The library moves onto the new world (control
-//!    communicator and state window made again); the replacement copies
-//!    the image into place and returns from the interrupted call, inside
+//! 1. [`check`]: **can each move?** Each leaving process checks that it can
+//!    be imaged (threads, windows, MPI objects an image cannot re-create
+//!    yet, its target host); every process learns the answers; the refused
+//!    ranks are said and the others go on.
+//! 2. [`find_origins`]: where each leaves from, and whether the old
+//!    processes leave the job at once (all of them, or none).
+//! 3. [`complete`]: the leaving processes complete their sends and other
+//!    requests that are not re-posted, and record their MPI objects.
+//! 4. [`spawn_all`]: **one spawn** of every replacement (each on its host),
+//!    with the arguments of a replacement ([`MARKER`]): the thread level,
+//!    the descriptor numbers to keep free before `MPI_Init`, the leaving
+//!    process to listen to.
+//! 5. [`transfer`]: **state transfer**, between each leaving process and
+//!    its replacement alone, over the spawn's communicator: the rank it
+//!    takes and the process image ([`crate::ops::image::stream`]: memory,
+//!    open files, signal handlers, and with them the library's own state).
+//!    Each replacement checks its image and answers; every wait is bounded
+//!    (`FERRY_TRANSFER_TIMEOUT_MS`). Every process learns each verdict: GO
+//!    for all, or the spawn is given up (NOGO: disconnected; LOST: freed)
+//!    and the ranks whose own transfer went well are tried again.
+//! 6. [`new_group`]: `MPI_Intercomm_merge` (the replacements high),
+//!    `MPI_Comm_split` keyed by the old ranks with the leaving processes
+//!    excluded: each replacement holds its rank in the new world.
+//! 7. **Restore.** The library moves onto the new world (control
+//!    communicator and state window made again); each replacement copies
+//!    its image into place and returns from the interrupted call, inside
 //!    the regroup, which rebuilds every derived communicator and re-posts
 //!    pending receives as after any regroup.
-//! 6. **The leaving process** leaves the job: every member frees the
+//! 8. **The leaving processes** leave the job: every member frees the
 //!    migration's merged communicator and disconnects its
-//!    intercommunicator ([`release_link`]), and it gives its memory back,
-//!    finalizes and exits ([`depart`]); the event of the move is written
-//!    once it is gone (where that can be seen, [`await_old_process`]).
-//!    With `FERRY_OLD_PROCESS=stay` it sleeps instead until the rank that
-//!    replaced it finalizes, and finalizes with it ([`dormant`]).
-//!    On Open MPI 4.1.4, a host every first process of the job left
-//!    cannot take a process again: such a move is refused ([`closed_host`]).
+//!    intercommunicator ([`release_link`]), and they give their memory
+//!    back, finalize and exit ([`depart`]); the event of each move is
+//!    written once its old process is gone (where that can be seen,
+//!    [`await_old_process`]). With `FERRY_OLD_PROCESS=stay` they sleep
+//!    instead until the ranks that replaced them finalize, and finalize
+//!    with them ([`dormant`]). On Open MPI 4.1.4, a host every first
+//!    process of the job left cannot take a process again: such a move is
+//!    refused ([`closed_host`]).
+use crate::sys::collective;
 use crate::sys::constants as k;
-use crate::sys::nap::napping;
 use crate::sys::*;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -289,27 +294,13 @@ pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) 
     }
     let mut head = [0u64; HEAD_WORDS];
     head.copy_from_slice(words.get(..HEAD_WORDS).unwrap_or(&[0; HEAD_WORDS]));
-    // SAFETY: broadcasts of buffers of the sizes every process knows (the
-    // head gives the body's) over the control communicator.
+    // SAFETY: broadcasts over the control communicator of buffers of the
+    // sizes every process knows (the head gives the body's).
     unsafe {
-        PMPI_Bcast(
-            head.as_mut_ptr() as *mut c_void,
-            HEAD_WORDS as c_int,
-            k::MPI_UINT64_T(),
-            leader,
-            control,
-        );
+        let _ = collective::bcast(control, &mut head, leader);
         words.resize(HEAD_WORDS + head[1] as usize * TARGET_WORDS, 0);
         words[..HEAD_WORDS].copy_from_slice(&head);
-        if head[1] > 0 {
-            PMPI_Bcast(
-                words[HEAD_WORDS..].as_mut_ptr() as *mut c_void,
-                (head[1] as usize * TARGET_WORDS) as c_int,
-                k::MPI_UINT64_T(),
-                leader,
-                control,
-            );
-        }
+        let _ = collective::bcast(control, &mut words[HEAD_WORDS..], leader);
     }
     decode(&words)
 }
@@ -771,25 +762,13 @@ const F_GROUP_US: usize = 10;
 /// Logical OR over `comm`, waited for without holding a core where MPI
 /// allows (see [`crate::sys::nap::napping`]).
 unsafe fn any(comm: MPI_Comm, mine: bool) -> bool {
-    let v: u64 = mine as u64;
-    let mut out: u64 = 0;
-    // SAFETY: a reduction of one integer over a live communicator; the
-    // buffers outlive the call.
-    let rc = unsafe {
-        napping!(
-            crate::sys::nap::LONG_NAP,
-            PMPI_Iallreduce,
-            PMPI_Allreduce,
-            &v as *const u64 as *const c_void,
-            &mut out as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
-            comm,
-        )
-    };
-    rc != k::MPI_SUCCESS() || out != 0
+    // SAFETY: collective over `comm` (the callers' contracts).
+    unsafe { collective::any(comm, mine, LONG_WAIT) }
 }
+
+/// How the migration's collectives are waited for: asleep, naps growing to
+/// a millisecond (the replacement starts, the image crosses).
+const LONG_WAIT: collective::Wait = collective::Wait::Napping(crate::sys::nap::LONG_NAP);
 
 fn hostname() -> String {
     ferry_common::job::hostname()
@@ -870,35 +849,15 @@ impl Batch {
 }
 
 /// Each process's words OR-ed into every process's (every process gives
-/// as many), waited for as [`any`].
+/// as many), waited for as [`any`]; if the reduction fails, every word
+/// says "not so" (nobody can tell what the others said).
 ///
 /// # Safety
 /// Collective over `comm`.
 unsafe fn share_words(comm: MPI_Comm, mine: Vec<u64>) -> Vec<u64> {
-    let mut out = vec![0u64; mine.len()];
-    if mine.is_empty() {
-        return out;
-    }
-    // SAFETY: a reduction of `mine.len()` integers over a live
-    // communicator; both buffers outlive the call.
-    let rc = unsafe {
-        napping!(
-            crate::sys::nap::LONG_NAP,
-            PMPI_Iallreduce,
-            PMPI_Allreduce,
-            mine.as_ptr() as *const c_void,
-            out.as_mut_ptr() as *mut c_void,
-            mine.len() as c_int,
-            k::MPI_UINT64_T(),
-            k::MPI_BOR(),
-            comm,
-        )
-    };
-    if rc != k::MPI_SUCCESS() {
-        // Nobody can tell what the others said: every word says "not so".
-        out.iter_mut().for_each(|w| *w = u64::MAX);
-    }
-    out
+    // SAFETY: contract of the function.
+    unsafe { collective::allreduce(comm, &mine, collective::Op::BitOr, LONG_WAIT) }
+        .unwrap_or_else(|_| vec![u64::MAX; mine.len()])
 }
 
 /// Runs the migrations of `batch` (one synchronization: one spawn, one new
@@ -1637,67 +1596,34 @@ unsafe fn spawn(b: &Batch, comm: MPI_Comm, root: c_int, me: c_int) -> (MPI_Comm,
             mine.push(0);
         }
     }
-    let mut size: c_int = 0;
-    // SAFETY: a live communicator.
-    unsafe { PMPI_Comm_size(comm, &mut size) };
     let is_root = me == root;
-    let mut lens = vec![0 as c_int; if is_root { size as usize } else { 0 }];
-    let len = mine.len() as c_int;
-    // SAFETY: gathers to the root over `comm`: one count each, then the
-    // bytes, into buffers sized from the counts (significant at the root
-    // only).
-    let all: Vec<u8> = unsafe {
-        PMPI_Gather(
-            &len as *const c_int as *const c_void,
-            1,
-            k::MPI_INT(),
-            lens.as_mut_ptr() as *mut c_void,
-            1,
-            k::MPI_INT(),
-            root,
-            comm,
-        );
-        let mut displs = Vec::with_capacity(lens.len());
-        let mut total: c_int = 0;
-        for l in &lens {
-            displs.push(total);
-            total += *l;
+    // SAFETY: collective over `comm` (contract of the function).
+    let gathered = match unsafe { collective::gatherv_bytes(comm, &mine, root) } {
+        Ok(g) => g,
+        Err(rc) => {
+            return (
+                k::MPI_COMM_NULL(),
+                Some(format!(
+                    "gathering the commands failed: {}",
+                    error_string(rc)
+                )),
+            )
         }
-        let mut all = vec![0u8; total as usize];
-        PMPI_Gatherv(
-            mine.as_ptr() as *const c_void,
-            len,
-            k::MPI_BYTE(),
-            all.as_mut_ptr() as *mut c_void,
-            lens.as_ptr(),
-            displs.as_ptr(),
-            k::MPI_BYTE(),
-            root,
-            comm,
-        );
-        all
     };
     // At the root: each command, in the order of the ranks in `comm` (the
     // leaving processes' order: the targets').
-    let mut commands: Vec<Vec<CString>> = Vec::new();
-    if is_root {
-        let mut at = 0usize;
-        for l in &lens {
-            let piece = &all[at..at + *l as usize];
-            at += *l as usize;
-            if piece.is_empty() {
-                continue;
-            }
-            commands.push(
-                piece
-                    .strip_suffix(&[0])
-                    .unwrap_or(piece)
-                    .split(|&c| c == 0)
-                    .filter_map(|w| CString::new(w).ok())
-                    .collect(),
-            );
-        }
-    }
+    let commands: Vec<Vec<CString>> = gathered
+        .iter()
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            piece
+                .strip_suffix(&[0])
+                .unwrap_or(piece)
+                .split(|&c| c == 0)
+                .filter_map(|w| CString::new(w).ok())
+                .collect()
+        })
+        .collect();
     let mut inter = k::MPI_COMM_NULL();
     let mut errcodes = vec![k::MPI_SUCCESS(); n];
     let rc = if is_root {
@@ -1835,20 +1761,8 @@ unsafe fn exchange_reports(b: &Batch, spawn_us: u64, group_us: u64, transfer_us:
         }
         // SAFETY: broadcasts of fixed buffers over the control communicator.
         unsafe {
-            PMPI_Bcast(
-                words.as_mut_ptr() as *mut c_void,
-                8,
-                k::MPI_UINT64_T(),
-                t.rank,
-                rt.control,
-            );
-            PMPI_Bcast(
-                host.as_mut_ptr() as *mut c_void,
-                256,
-                k::MPI_BYTE(),
-                t.rank,
-                rt.control,
-            );
+            let _ = collective::bcast(rt.control, &mut words, t.rank);
+            let _ = collective::bcast_bytes(rt.control, &mut host, t.rank);
         }
         let n = host.iter().position(|&b| b == 0).unwrap_or(256);
         reports.push(Report {

@@ -17,7 +17,6 @@ use crate::core::upcalls::Upcalls;
 use crate::ops::{checkpoint, migration};
 use crate::protocol::regroup::{self, Frozen, Thawed};
 use crate::protocol::{control, drain, pending};
-use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -182,28 +181,15 @@ fn take_checkpoint(frozen: &Frozen) -> Outcome {
 
 /// A restarted job's report: the slowest restore and the images' sizes.
 fn report_restart(t: &Thawed, restore_us: u64, image_bytes: u64) {
-    let (mut worst, mut bytes): (u64, u64) = (0, 0);
-    // SAFETY: reductions of one integer over the control communicator.
-    unsafe {
-        PMPI_Reduce(
-            &restore_us as *const u64 as *const c_void,
-            &mut worst as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
-            0,
-            t.control,
-        );
-        PMPI_Reduce(
-            &image_bytes as *const u64 as *const c_void,
-            &mut bytes as *mut u64 as *mut c_void,
-            1,
-            k::MPI_UINT64_T(),
-            k::MPI_SUM(),
-            0,
-            t.control,
-        );
-    }
+    use crate::sys::collective::{reduce, Op};
+    // SAFETY: reductions of one word over the control communicator, by
+    // every process.
+    let (worst, bytes) = unsafe {
+        (
+            reduce(t.control, &[restore_us], Op::Max, 0)[0],
+            reduce(t.control, &[image_bytes], Op::Sum, 0)[0],
+        )
+    };
     let group_us = t.maxs.group_us;
     checkpoint::restarted(t.rank, bytes, worst, group_us, worst + group_us);
 }

@@ -190,17 +190,7 @@ pub unsafe fn open(world: MPI_Comm) -> Channel {
         let failed = rc != k::MPI_SUCCESS() || base.is_null() || !(base as usize).is_multiple_of(8);
         // Every process must have its window, or nobody uses one: a
         // process without would leave the others waiting in the protocol.
-        let mine: c_int = failed as c_int;
-        let mut any: c_int = 0;
-        PMPI_Allreduce(
-            &mine as *const c_int as *const std::ffi::c_void,
-            &mut any as *mut c_int as *mut std::ffi::c_void,
-            1,
-            k::MPI_INT(),
-            k::MPI_MAX(),
-            control,
-        );
-        if any != 0 {
+        if crate::sys::collective::any(control, failed, crate::sys::collective::Wait::Blocking) {
             if failed {
                 disable(&format!(
                     "this process cannot allocate its state window (MPI error {rc})"
@@ -295,18 +285,16 @@ unsafe fn window_possible(comm: MPI_Comm) -> bool {
         grandchild,
         not_pt2pt,
     ];
-    let mut out: [u64; 4] = [0; 4];
-    // SAFETY: contract of the function; buffers are locals.
-    unsafe {
-        PMPI_Allreduce(
-            mine.as_ptr() as *const std::ffi::c_void,
-            out.as_mut_ptr() as *mut std::ffi::c_void,
-            4,
-            k::MPI_UINT64_T(),
-            k::MPI_MAX(),
+    // SAFETY: contract of the function.
+    let out = unsafe {
+        crate::sys::collective::allreduce(
             comm,
-        );
+            &mine,
+            crate::sys::collective::Op::Max,
+            crate::sys::collective::Wait::Blocking,
+        )
     }
+    .unwrap_or_else(|_| vec![u64::MAX; 4]);
     out[3] == 0 || (at_most_one_job([out[0], out[1]]) && out[2] == 0)
 }
 

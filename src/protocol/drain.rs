@@ -9,9 +9,9 @@
 //! in first out, which is all MPI promises; an `MPI_ANY_SOURCE` receive
 //! takes the earliest that matches).
 use crate::core::channels::count_receive;
-use crate::core::handles::{self, tables, CommRef};
+use crate::core::handles::{self, with_tables, CommRef};
 use crate::sys::constants as k;
-use crate::sys::nap::{napping, SHORT_NAP};
+use crate::sys::nap::SHORT_NAP;
 use crate::sys::*;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -35,9 +35,12 @@ struct Queue(UnsafeCell<Vec<Drained>>);
 unsafe impl Sync for Queue {}
 static QUEUE: Queue = Queue(UnsafeCell::new(Vec::new()));
 
-fn queue() -> &'static mut Vec<Drained> {
-    // SAFETY: see `Queue`; no reference is held across calls.
-    unsafe { &mut *QUEUE.0.get() }
+/// Runs `f` with the queue of drained messages (scoped: no reference
+/// outlives `f`, and `f` does not reach the queue again).
+fn with_queue<R>(f: impl FnOnce(&mut Vec<Drained>) -> R) -> R {
+    // SAFETY: see `Queue`; the reference lives for the call of `f` only,
+    // and no caller of this function calls it from inside `f`.
+    f(unsafe { &mut *QUEUE.0.get() })
 }
 
 /// Whether drained messages wait to be served (the one load the hot path
@@ -55,15 +58,14 @@ fn matches(d: &Drained, slot: usize, source: c_int, tag: c_int) -> bool {
 
 fn find(slot: CommRef, source: c_int, tag: c_int) -> Option<usize> {
     let slot = slot.index()?;
-    queue().iter().position(|d| matches(d, slot, source, tag))
+    with_queue(|q| q.iter().position(|d| matches(d, slot, source, tag)))
 }
 
 /// Takes the first drained message a receive (slot, source, tag) matches.
 pub fn take(slot: CommRef, source: c_int, tag: c_int) -> Option<Drained> {
     let i = find(slot, source, tag)?;
-    let q = queue();
-    let d = q.remove(i);
-    crate::core::upcalls::set_drained_waiting(!q.is_empty());
+    let (d, left) = with_queue(|q| (q.remove(i), !q.is_empty()));
+    crate::core::upcalls::set_drained_waiting(left);
     Some(d)
 }
 
@@ -76,7 +78,11 @@ pub struct Stats {
 
 /// The channels of one communicator slot: the world rank of each peer.
 fn peers_of(i: usize) -> Option<Vec<c_int>> {
-    let s = tables().comms.get(i)?;
+    with_tables(|t| peers_in(t, i))
+}
+
+fn peers_in(t: &handles::Tables, i: usize) -> Option<Vec<c_int>> {
+    let s = t.comms.get(i)?;
     if s.window {
         return None;
     }
@@ -106,85 +112,54 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
     let n = size as usize;
     // Messages matched by a probe and not yet received are the program's.
     let mut matched: HashMap<(usize, c_int), u64> = HashMap::new();
-    for (c, src) in tables().messages.values() {
-        if let Some(i) = c.index() {
-            *matched.entry((i, *src)).or_insert(0) += 1;
+    with_tables(|t| {
+        for (c, src) in t.messages.values() {
+            if let Some(i) = c.index() {
+                *matched.entry((i, *src)).or_insert(0) += 1;
+            }
         }
-    }
+    });
     // What I sent to each world rank, by communicator id.
     let mut out: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut by_gid: HashMap<u64, usize> = HashMap::new();
-    let slots: Vec<usize> = tables().comms.iter().map(|(i, _)| i).collect();
-    for i in slots {
-        let gid = tables().comms.get(i).map(|s| s.gid).unwrap_or(0);
-        if gid == 0 {
-            continue;
-        }
-        let Some(peers) = peers_of(i) else { continue };
-        by_gid.insert(gid, i);
-        let Some(s) = tables().comms.get(i) else {
-            continue;
-        };
-        for (p, &w) in peers.iter().enumerate() {
-            let sent = s.sent.get(p).copied().unwrap_or(0);
-            if sent > 0 && (w as usize) < n {
-                out[w as usize].extend([gid, sent]);
+    with_tables(|t| {
+        let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
+        for i in slots {
+            let gid = t.comms.get(i).map(|s| s.gid).unwrap_or(0);
+            if gid == 0 {
+                continue;
+            }
+            let Some(peers) = peers_in(t, i) else {
+                continue;
+            };
+            by_gid.insert(gid, i);
+            let Some(s) = t.comms.get(i) else {
+                continue;
+            };
+            for (p, &w) in peers.iter().enumerate() {
+                let sent = s.sent.get(p).copied().unwrap_or(0);
+                if sent > 0 && (w as usize) < n {
+                    out[w as usize].extend([gid, sent]);
+                }
             }
         }
-    }
-    let send_counts: Vec<c_int> = out.iter().map(|v| v.len() as c_int).collect();
-    let mut recv_counts = vec![0 as c_int; n];
+    });
     // Both exchanges are waited for asleep where MPI allows (see
     // `nap::napping`): on an oversubscribed node the spinning of the
     // first arrived would keep the last ones off the cores.
-    // SAFETY: n ints each way.
-    unsafe {
-        napping!(
-            SHORT_NAP,
-            PMPI_Ialltoall,
-            PMPI_Alltoall,
-            send_counts.as_ptr() as *const c_void,
-            1,
-            k::MPI_INT(),
-            recv_counts.as_mut_ptr() as *mut c_void,
-            1,
-            k::MPI_INT(),
+    // SAFETY: collective over the control communicator (contract of the
+    // function), one piece per process.
+    let incoming = unsafe {
+        crate::sys::collective::alltoallv(
             control,
+            &out,
+            crate::sys::collective::Wait::Napping(SHORT_NAP),
         )
-    };
-    let displs = |c: &[c_int]| -> Vec<c_int> {
-        c.iter()
-            .scan(0, |acc, &x| {
-                let d = *acc;
-                *acc += x;
-                Some(d)
-            })
-            .collect()
-    };
-    let sdispls = displs(&send_counts);
-    let rdispls = displs(&recv_counts);
-    let flat: Vec<u64> = out.concat();
-    let mut incoming = vec![0u64; recv_counts.iter().map(|&c| c as usize).sum()];
-    // SAFETY: counts and displacements describe both buffers.
-    unsafe {
-        napping!(
-            SHORT_NAP,
-            PMPI_Ialltoallv,
-            PMPI_Alltoallv,
-            flat.as_ptr() as *const c_void,
-            send_counts.as_ptr(),
-            sdispls.as_ptr(),
-            k::MPI_UINT64_T(),
-            incoming.as_mut_ptr() as *mut c_void,
-            recv_counts.as_ptr(),
-            rdispls.as_ptr(),
-            k::MPI_UINT64_T(),
-            control,
-        )
-    };
+    }
+    .unwrap_or_else(|_| vec![Vec::new(); n]);
     let mut stats = Stats::default();
     for w in 0..n {
-        let part = &incoming[rdispls[w] as usize..(rdispls[w] + recv_counts[w]) as usize];
+        let part = incoming.get(w).map(Vec::as_slice).unwrap_or(&[]);
         for pair in part.chunks_exact(2) {
             let (gid, sent) = (pair[0], pair[1]);
             let Some(&i) = by_gid.get(&gid) else {
@@ -200,12 +175,12 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
                 continue;
             };
             let src = src as c_int;
-            let received = tables()
-                .comms
-                .get(i)
-                .and_then(|s| s.received.get(src as usize).copied())
-                .unwrap_or(0)
-                + matched.get(&(i, src)).copied().unwrap_or(0);
+            let received = with_tables(|t| {
+                t.comms
+                    .get(i)
+                    .and_then(|s| s.received.get(src as usize).copied())
+                    .unwrap_or(0)
+            }) + matched.get(&(i, src)).copied().unwrap_or(0);
             for _ in received..sent {
                 // SAFETY: slot i is live; the message is there or on its way.
                 match unsafe { receive_one(i, src) } {
@@ -218,8 +193,8 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
             }
         }
     }
-    if crate::sys::breaks::on("drop-drained") && !queue().is_empty() {
-        let d = queue().remove(0);
+    if crate::sys::breaks::on("drop-drained") && !with_queue(|q| q.is_empty()) {
+        let d = with_queue(|q| q.remove(0));
         crate::sys::breaks::fired(
             "drop-drained",
             &format!(
@@ -229,7 +204,7 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
             ),
         );
     }
-    crate::core::upcalls::set_drained_waiting(!queue().is_empty());
+    crate::core::upcalls::set_drained_waiting(!with_queue(|q| q.is_empty()));
     if stats.messages > 0 {
         log::debug!(
             "drained {} messages ({} bytes)",
@@ -242,7 +217,7 @@ pub unsafe fn drain_all(control: MPI_Comm) -> Stats {
 
 /// Receives the next message from `src` on slot `i` into the queue.
 unsafe fn receive_one(i: usize, src: c_int) -> Option<u64> {
-    let comm = tables().comms.get(i)?.real;
+    let comm = with_tables(|t| t.comms.get(i).map(|s| s.real))?;
     let mut st = MaybeUninit::<MPI_Status>::zeroed();
     // SAFETY: comm is live; the status is a local.
     let rc = unsafe { PMPI_Probe(src, k::MPI_ANY_TAG(), comm, st.as_mut_ptr()) };
@@ -274,13 +249,16 @@ unsafe fn receive_one(i: usize, src: c_int) -> Option<u64> {
         return None;
     }
     count_receive(CommRef(i as u32), src);
-    queue().push(Drained {
-        slot: i,
-        source: src,
-        tag,
-        // SAFETY: MPI filled it.
-        status: unsafe { status.assume_init() },
-        data,
+    // SAFETY: MPI filled it.
+    let status = unsafe { status.assume_init() };
+    with_queue(|q| {
+        q.push(Drained {
+            slot: i,
+            source: src,
+            tag,
+            status,
+            data,
+        })
     });
     Some(bytes as u64)
 }
@@ -424,14 +402,14 @@ pub unsafe fn probe(
     status: *mut MPI_Status,
 ) -> Option<c_int> {
     let i = find(slot, source, tag)?;
-    let d = &queue()[i];
+    let st = with_queue(|q| q[i].status);
     // SAFETY: as the program passed them.
     unsafe {
         if !flag.is_null() {
             *flag = 1;
         }
         if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
-            *status = d.status;
+            *status = st;
         }
     }
     Some(k::MPI_SUCCESS())
@@ -443,9 +421,10 @@ struct Matched(UnsafeCell<Vec<Option<Drained>>>);
 unsafe impl Sync for Matched {}
 static MATCHED: Matched = Matched(UnsafeCell::new(Vec::new()));
 
-fn matched() -> &'static mut Vec<Option<Drained>> {
-    // SAFETY: see `Matched`.
-    unsafe { &mut *MATCHED.0.get() }
+/// Runs `f` with the matched messages (scoped, as [`with_queue`]).
+fn with_matched<R>(f: impl FnOnce(&mut Vec<Option<Drained>>) -> R) -> R {
+    // SAFETY: see `Matched`; the reference lives for the call of `f` only.
+    f(unsafe { &mut *MATCHED.0.get() })
 }
 
 /// `MPI_Mprobe`/`MPI_Improbe` answered from the queue: the message is
@@ -465,25 +444,28 @@ pub unsafe fn mprobe(
         return None;
     }
     let d = take(slot, source, tag)?;
-    let m = matched();
-    let i = match m.iter().position(Option::is_none) {
-        Some(i) => i,
-        None => {
-            m.push(None);
-            m.len() - 1
-        }
-    };
+    let st = d.status;
+    let i = with_matched(|m| {
+        let i = match m.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                m.push(None);
+                m.len() - 1
+            }
+        };
+        m[i] = Some(d);
+        i
+    });
     // SAFETY: as the program passed them.
     unsafe {
         if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
-            *status = d.status;
+            *status = st;
         }
         if !flag.is_null() {
             *flag = 1;
         }
         *message = handles::message_virtual(i);
     }
-    m[i] = Some(d);
     Some(k::MPI_SUCCESS())
 }
 
@@ -505,7 +487,7 @@ pub unsafe fn mrecv(
     }
     // SAFETY: checked non-null.
     let i = handles::message_index(unsafe { *message })?;
-    let d = matched().get_mut(i)?.take()?;
+    let d = with_matched(|m| m.get_mut(i).and_then(Option::take))?;
     // SAFETY: checked non-null.
     unsafe { *message = k::MPI_MESSAGE_NULL() };
     if request.is_null() {
@@ -549,15 +531,16 @@ mod tests {
     /// matching for wildcards, never across communicators.
     #[test]
     fn matching_order() {
-        let q = queue();
-        q.clear();
-        q.extend([
-            msg(3, 0, 5, 1),
-            msg(3, 0, 6, 2),
-            msg(3, 1, 5, 3),
-            msg(4, 0, 5, 4),
-            msg(3, 0, 5, 5),
-        ]);
+        with_queue(|q| {
+            q.clear();
+            q.extend([
+                msg(3, 0, 5, 1),
+                msg(3, 0, 6, 2),
+                msg(3, 1, 5, 3),
+                msg(4, 0, 5, 4),
+                msg(3, 0, 5, 5),
+            ])
+        });
         crate::core::upcalls::set_drained_waiting(true);
         let c3 = CommRef(3);
         let any_src = k::MPI_ANY_SOURCE();

@@ -9,7 +9,7 @@
 //! members take part), then `MPI_Intercomm_create` or the topology
 //! constructor on top, so that every rank keeps its rank, and carries over
 //! the name and the error handler.
-use crate::core::handles::{self, tables};
+use crate::core::handles::{self, with_tables};
 pub(crate) use crate::core::recipe::world_ranks;
 pub use crate::core::recipe::{Recipe, Topology};
 use crate::sys::constants as k;
@@ -167,7 +167,10 @@ unsafe fn carry_over(old: MPI_Comm, new: MPI_Comm) {
 /// World ranks of every member of a communicator slot (both groups of an
 /// intercommunicator); the whole world for slot 0.
 pub fn members(slot: usize) -> Vec<c_int> {
-    let t = tables();
+    with_tables(|t| members_in(t, slot))
+}
+
+fn members_in(t: &handles::Tables, slot: usize) -> Vec<c_int> {
     let Some(c) = t.comms.get(slot) else {
         return Vec::new();
     };
@@ -194,54 +197,19 @@ pub fn members(slot: usize) -> Vec<c_int> {
 /// Every process of the job must call it, with the same `control`.
 pub unsafe fn orphans(control: MPI_Comm) -> std::collections::HashSet<usize> {
     use std::collections::{HashMap, HashSet};
-    let mine: Vec<(usize, u64)> = tables()
-        .comms
-        .iter()
-        .filter(|(i, s)| *i >= 2 && !s.window && s.gid != 0)
-        .map(|(i, s)| (i, s.gid))
-        .collect();
-    let gids: Vec<u64> = mine.iter().map(|m| m.1).collect();
-    let mut size: c_int = 0;
-    let mut counts: Vec<c_int>;
-    let n = gids.len() as c_int;
-    let mut all: Vec<u64>;
-    let displs: Vec<c_int>;
-    // SAFETY: control is live; buffers sized from the counts.
-    unsafe {
-        PMPI_Comm_size(control, &mut size);
-        counts = vec![0; size as usize];
-        PMPI_Allgather(
-            &n as *const c_int as *const std::ffi::c_void,
-            1,
-            k::MPI_INT(),
-            counts.as_mut_ptr() as *mut std::ffi::c_void,
-            1,
-            k::MPI_INT(),
-            control,
-        );
-        displs = counts
+    let mine: Vec<(usize, u64)> = with_tables(|t| {
+        t.comms
             .iter()
-            .scan(0, |a, &x| {
-                let d = *a;
-                *a += x;
-                Some(d)
-            })
-            .collect();
-        all = vec![0; counts.iter().map(|&c| c as usize).sum()];
-        PMPI_Allgatherv(
-            gids.as_ptr() as *const std::ffi::c_void,
-            n,
-            k::MPI_UINT64_T(),
-            all.as_mut_ptr() as *mut std::ffi::c_void,
-            counts.as_ptr(),
-            displs.as_ptr(),
-            k::MPI_UINT64_T(),
-            control,
-        );
-    }
+            .filter(|(i, s)| *i >= 2 && !s.window && s.gid != 0)
+            .map(|(i, s)| (i, s.gid))
+            .collect()
+    });
+    let gids: Vec<u64> = mine.iter().map(|m| m.1).collect();
+    // SAFETY: collective over the control communicator (contract of the
+    // function).
+    let all = unsafe { crate::sys::collective::allgatherv(control, &gids) }.unwrap_or_default();
     let mut holders: HashMap<u64, HashSet<c_int>> = HashMap::new();
-    for r in 0..size as usize {
-        let part = &all[displs[r] as usize..(displs[r] + counts[r]) as usize];
+    for (r, part) in all.iter().enumerate() {
         for g in part {
             holders.entry(*g).or_default().insert(r as c_int);
         }
@@ -298,22 +266,26 @@ pub unsafe fn rebuild_all_from(
     }
     // Order by creation; read what is needed, then call MPI without holding
     // a reference into the tables.
-    let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = tables()
-        .comms
-        .iter()
-        .filter(|(i, s)| *i >= 2 && !s.window)
-        .map(|(i, s)| (s.serial, i, s.real, s.recipe.as_deref().cloned()))
-        .collect();
+    let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = with_tables(|t| {
+        t.comms
+            .iter()
+            .filter(|(i, s)| *i >= 2 && !s.window)
+            .map(|(i, s)| (s.serial, i, s.real, s.recipe.as_deref().cloned()))
+            .collect()
+    });
     order.sort_by_key(|e| e.0);
-    if let Some(w) = tables().comms.get_mut(0) {
-        w.real = new_world;
-        if carry && old_world != k::MPI_COMM_WORLD() && old_world != new_world {
-            // A world an earlier regroup or migration made: the library's
-            // own, kept with the others (freed before `MPI_Finalize` where
-            // that matters, see `handles::free_all_comms`).
-            w.retired.push(old_world);
+    with_tables(|t| {
+        if let Some(w) = t.comms.get_mut(0) {
+            w.real = new_world;
+            if carry && old_world != k::MPI_COMM_WORLD() && old_world != new_world {
+                // A world an earlier regroup or migration made: the
+                // library's own, kept with the others (freed before
+                // `MPI_Finalize` where that matters, see
+                // `handles::free_all_comms`).
+                w.retired.push(old_world);
+            }
         }
-    }
+    });
     let mut stats = Rebuilt::default();
     for (_, i, old, recipe) in order {
         let Some(recipe) = recipe.filter(|r| r.rebuildable() && !keep_old(i)) else {
@@ -326,15 +298,18 @@ pub unsafe fn rebuild_all_from(
             // SAFETY: both live.
             unsafe { carry_over(old, new) };
         }
-        if let Some(s) = tables().comms.get_mut(i) {
-            s.real = new;
-            if carry {
-                // Kept until the program frees the communicator: attributes
-                // of keyvals it already freed stay there, and their delete
-                // functions run then, as they would have.
-                s.retired.push(old);
+        with_tables(|t| {
+            if let Some(s) = t.comms.get_mut(i) {
+                s.real = new;
+                if carry {
+                    // Kept until the program frees the communicator:
+                    // attributes of keyvals it already freed stay there,
+                    // and their delete functions run then, as they would
+                    // have.
+                    s.retired.push(old);
+                }
             }
-        }
+        });
         stats.communicators += 1;
     }
     Ok(stats)
@@ -374,22 +349,11 @@ pub unsafe fn split_by_host(comm: MPI_Comm, key: c_int, out: *mut MPI_Comm) -> c
         PMPI_Comm_rank(comm, &mut rank);
     }
     let mine = host_identity();
-    let mut all = vec![0u64; size.max(0) as usize];
-    // SAFETY: one u64 from each process into a buffer of `size` of them.
-    let rc = unsafe {
-        PMPI_Allgather(
-            &mine as *const u64 as *const std::ffi::c_void,
-            1,
-            k::MPI_UINT64_T(),
-            all.as_mut_ptr() as *mut std::ffi::c_void,
-            1,
-            k::MPI_UINT64_T(),
-            comm,
-        )
+    // SAFETY: one word from each process (contract of the function).
+    let all = match unsafe { crate::sys::collective::allgather(comm, mine) } {
+        Ok(all) => all,
+        Err(rc) => return rc,
     };
-    if rc != k::MPI_SUCCESS() {
-        return rc;
-    }
     let colour = host_colours(&all)[rank as usize];
     // SAFETY: contract of the function.
     unsafe { PMPI_Comm_split(comm, colour, key, out) }
@@ -453,42 +417,18 @@ pub unsafe fn dist_graph_create(
             }
         }
     }
-    let counts: Vec<c_int> = to.iter().map(|v| v.len() as c_int).collect();
-    let mut rcounts = vec![0 as c_int; p];
-    let sdispls: Vec<c_int> = prefix(&counts);
-    let sendbuf: Vec<c_int> = to.concat();
-    // SAFETY: arrays of the communicator's size; buffers sized from the
-    // counts exchanged first.
-    let got: Vec<c_int> = unsafe {
-        let rc = PMPI_Alltoall(
-            counts.as_ptr() as *const std::ffi::c_void,
-            1,
-            k::MPI_INT(),
-            rcounts.as_mut_ptr() as *mut std::ffi::c_void,
-            1,
-            k::MPI_INT(),
-            comm,
-        );
-        if rc != k::MPI_SUCCESS() {
-            return rc;
-        }
-        let rdispls = prefix(&rcounts);
-        let mut got = vec![0 as c_int; rcounts.iter().map(|&c| c as usize).sum()];
-        let rc = PMPI_Alltoallv(
-            sendbuf.as_ptr() as *const std::ffi::c_void,
-            counts.as_ptr(),
-            sdispls.as_ptr(),
-            k::MPI_INT(),
-            got.as_mut_ptr() as *mut std::ffi::c_void,
-            rcounts.as_ptr(),
-            rdispls.as_ptr(),
-            k::MPI_INT(),
-            comm,
-        );
-        if rc != k::MPI_SUCCESS() {
-            return rc;
-        }
-        got
+    // (as words: ranks and weights are not negative)
+    let words: Vec<Vec<u64>> = to
+        .iter()
+        .map(|v| v.iter().map(|&x| x as i64 as u64).collect())
+        .collect();
+    // SAFETY: collective over `comm` (contract of the function), one piece
+    // per process.
+    let got: Vec<c_int> = match unsafe {
+        crate::sys::collective::alltoallv(comm, &words, crate::sys::collective::Wait::Blocking)
+    } {
+        Ok(pieces) => pieces.concat().iter().map(|&x| x as i64 as c_int).collect(),
+        Err(rc) => return rc,
     };
     let (mut ins, mut inw, mut outs, mut outw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for e in got.chunks_exact(3) {
@@ -522,17 +462,6 @@ pub unsafe fn dist_graph_create(
             out,
         )
     }
-}
-
-fn prefix(counts: &[c_int]) -> Vec<c_int> {
-    counts
-        .iter()
-        .scan(0, |a, &x| {
-            let d = *a;
-            *a += x;
-            Some(d)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! result: the program later completes a generalized request that reports
 //! the original status. Inactive persistent requests are made again on the
 //! new communicator; active ones are restarted there.
-use crate::core::handles::{tables, P2pArgs, P2pOp, ReqKind};
+use crate::core::handles::{with_tables, P2pArgs, P2pOp, ReqKind};
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
@@ -36,13 +36,17 @@ impl Parked {
 }
 
 /// Whether requests on this communicator slot move with the rebuild.
-fn moves(comm: usize) -> bool {
+fn moves(t: &crate::core::handles::Tables, comm: usize) -> bool {
     comm == 0
-        || tables()
-            .comms
+        || t.comms
             .get(comm)
             .and_then(|s| s.recipe.as_ref())
             .is_some_and(|r| r.rebuildable())
+}
+
+/// The slot of request `i`, as it is now.
+fn slot_of(i: usize) -> Option<crate::core::handles::ReqSlot> {
+    with_tables(|t| t.requests.get(i).copied())
 }
 
 /// Completes every pending `MPI_Comm_idup` (every member started it: the
@@ -52,19 +56,18 @@ fn moves(comm: usize) -> bool {
 /// # Safety
 /// Every process must be frozen, as in the regroup.
 pub unsafe fn complete_idups() {
-    let idups: Vec<(usize, MPI_Request)> = tables()
-        .requests
-        .iter()
-        .filter(|(_, s)| s.kind == ReqKind::CommIdup && s.real != k::MPI_REQUEST_NULL())
-        .map(|(i, s)| (i, s.real))
-        .collect();
+    let idups: Vec<(usize, MPI_Request)> = with_tables(|t| {
+        t.requests
+            .iter()
+            .filter(|(_, s)| s.kind == ReqKind::CommIdup && s.real != k::MPI_REQUEST_NULL())
+            .map(|(i, s)| (i, s.real))
+            .collect()
+    });
     for (i, mut real) in idups {
         // SAFETY: a live idup request of the program.
         unsafe { PMPI_Wait(&mut real, k::MPI_STATUS_IGNORE()) };
         crate::calls::idup::idup_completed(i);
-        if let Some(s) = tables().requests.get_mut(i) {
-            s.real = real;
-        }
+        crate::core::handles::with_request(i, |s| s.real = real);
     }
 }
 
@@ -84,17 +87,18 @@ pub unsafe fn park() -> Vec<Parked> {
         MPI_Request,
         bool,
     );
-    let mut todo: Vec<Todo> = tables()
-        .requests
-        .iter()
-        .filter_map(|(i, s)| {
-            let args = s.p2p?;
-            let comm = s.comm.index()?;
-            (moves(comm) && s.kind != ReqKind::Other && !s.cancelled).then_some((
-                i, s.kind, s.real, args, s.active, s.seq, s.swap_in, s.standin,
-            ))
-        })
-        .collect();
+    let mut todo: Vec<Todo> = with_tables(|t| {
+        t.requests
+            .iter()
+            .filter_map(|(i, s)| {
+                let args = s.p2p?;
+                let comm = s.comm.index()?;
+                (moves(t, comm) && s.kind != ReqKind::Other && !s.cancelled).then_some((
+                    i, s.kind, s.real, args, s.active, s.seq, s.swap_in, s.standin,
+                ))
+            })
+            .collect()
+    });
     // Receives are matched in the order they were posted: keep it.
     todo.sort_by_key(|t| t.5);
     let mut parked = Vec::new();
@@ -123,11 +127,11 @@ pub unsafe fn park() -> Vec<Parked> {
             };
             // SAFETY: the slot's inactive persistent request, ours alone.
             unsafe { PMPI_Request_free(&mut successor) };
-            if let Some(s) = tables().requests.get_mut(i) {
+            crate::core::handles::with_request(i, |s| {
                 s.real = k::MPI_REQUEST_NULL();
                 s.swap_in = k::MPI_REQUEST_NULL();
                 s.standin = false;
-            }
+            });
             parked.push(Parked {
                 slot: i,
                 seq,
@@ -187,7 +191,7 @@ pub unsafe fn park() -> Vec<Parked> {
 unsafe fn take_back(i: usize, real: &mut MPI_Request) -> Option<MPI_Status> {
     let mut st = MaybeUninit::<MPI_Status>::zeroed();
     let mut cancelled: c_int = 0;
-    if tables().requests.get(i).map(|s| s.peer) == Some(k::MPI_PROC_NULL()) {
+    if slot_of(i).map(|s| s.peer) == Some(k::MPI_PROC_NULL()) {
         // Complete at once, and not cancellable: MPICH takes a started
         // persistent receive from MPI_PROC_NULL for an inactive one
         // ("Attempt to cancel an inactive persistent request", fatal).
@@ -208,7 +212,7 @@ unsafe fn take_back(i: usize, real: &mut MPI_Request) -> Option<MPI_Status> {
     }
     // SAFETY: MPI_Wait filled it.
     let st = unsafe { st.assume_init() };
-    if let Some(s) = tables().requests.get(i) {
+    if let Some(s) = slot_of(i) {
         crate::core::channels::count_completed(s.comm, s.peer, st.MPI_SOURCE);
     }
     Some(st)
@@ -222,7 +226,7 @@ unsafe fn take_back(i: usize, real: &mut MPI_Request) -> Option<MPI_Status> {
 /// # Safety
 /// `i` must be the slot of an inactive persistent receive of the program.
 pub unsafe fn serve_start(i: usize) -> bool {
-    let Some(slot) = tables().requests.get(i).copied() else {
+    let Some(slot) = slot_of(i) else {
         return false;
     };
     let Some(args) = slot.p2p else { return false };
@@ -243,11 +247,11 @@ pub unsafe fn serve_start(i: usize) -> bool {
             &mut done,
         )
     };
-    if let Some(s) = tables().requests.get_mut(i) {
+    crate::core::handles::with_request(i, |s| {
         s.swap_in = s.real;
         s.real = done;
         s.active = true;
-    }
+    });
     true
 }
 
@@ -260,7 +264,7 @@ pub use crate::calls::anysource::needs_standin;
 /// # Safety
 /// `i` must be the slot of an inactive persistent receive of the program.
 pub unsafe fn start_standin(i: usize) -> c_int {
-    let Some(slot) = tables().requests.get(i).copied() else {
+    let Some(slot) = slot_of(i) else {
         return k::MPI_ERR_REQUEST();
     };
     let Some(args) = slot.p2p else {
@@ -294,12 +298,12 @@ pub unsafe fn start_standin(i: usize) -> c_int {
         }
     };
     if rc == k::MPI_SUCCESS() {
-        if let Some(s) = tables().requests.get_mut(i) {
+        crate::core::handles::with_request(i, |s| {
             s.swap_in = s.real;
             s.real = req;
             s.standin = true;
             s.active = true;
-        }
+        });
     }
     rc
 }
@@ -320,9 +324,7 @@ pub unsafe fn complete_sends(parked: &mut [Parked]) {
                 PMPI_Wait(&mut real, k::MPI_STATUS_IGNORE());
                 PMPI_Request_free(&mut real);
             }
-            if let Some(s) = tables().requests.get_mut(p.slot) {
-                s.active = false;
-            }
+            crate::core::handles::with_request(p.slot, |s| s.active = false);
         }
     }
 }
@@ -345,15 +347,10 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             );
             continue;
         }
-        let Some(slot) = tables().requests.get(p.slot).copied() else {
+        let Some(slot) = slot_of(p.slot) else {
             continue;
         };
-        let comm = slot
-            .comm
-            .index()
-            .and_then(|c| tables().comms.get(c))
-            .map(|c| c.real)
-            .unwrap_or(k::MPI_COMM_NULL());
+        let comm = crate::core::handles::comm_real_of(slot.comm);
         let mut real = k::MPI_REQUEST_NULL();
         // A receive a drained message matches takes it, before MPI.
         let served = if (slot.kind == ReqKind::Recv
@@ -397,11 +394,11 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                     p.slot
                 );
             }
-            if let Some(s) = tables().requests.get_mut(p.slot) {
+            crate::core::handles::with_request(p.slot, |s| {
                 s.real = real;
                 s.swap_in = next;
                 s.active = true;
-            }
+            });
             continue;
         }
         let served_any = served.is_some();
@@ -439,13 +436,13 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                 p.slot
             );
         }
-        if let Some(s) = tables().requests.get_mut(p.slot) {
+        crate::core::handles::with_request(p.slot, |s| {
             s.real = real;
             if s.kind == ReqKind::Recv && (p.completed.is_some() || served_any) {
                 // Counted already (by the drain, or when it completed).
                 s.kind = ReqKind::Other;
             }
-        }
+        });
         if rc == k::MPI_SUCCESS() && p.restart && needs_standin(p.slot) {
             // SAFETY: the inactive persistent receive just made.
             let rc = unsafe { start_standin(p.slot) };

@@ -201,10 +201,13 @@ struct Cell(UnsafeCell<Option<Regroup>>);
 unsafe impl std::marker::Sync for Cell {}
 static SYNC: Cell = Cell(UnsafeCell::new(None));
 
-fn sync_state() -> &'static mut Option<Regroup> {
-    // SAFETY: see `Cell`; callers do not hold the reference across a call
-    // that could re-enter this module.
-    unsafe { &mut *SYNC.0.get() }
+/// Runs `f` with this process's state of the running synchronization
+/// (scoped: no reference outlives `f`; `f` does not reach it again, nor
+/// call what does: `poll`, `coordinate`, `now`).
+fn with_sync<R>(f: impl FnOnce(&mut Option<Regroup>) -> R) -> R {
+    // SAFETY: see `Cell`; the reference lives for the call of `f` only,
+    // and no caller of this function calls it from inside `f`.
+    f(unsafe { &mut *SYNC.0.get() })
 }
 
 /// Queues a regroup request from this process; it starts at its next MPI
@@ -349,16 +352,20 @@ pub fn poll(_safe: bool) -> bool {
     if epoch == 0 {
         return false;
     }
-    let sy = sync_state();
-    if sy.as_ref().is_none_or(|x| x.epoch != epoch) {
-        let leader = state().command_leader.load(Ordering::SeqCst) as c_int;
-        log::debug!("regroup {epoch}: command noticed (leader {leader})");
-        *sy = Some(Regroup::new(epoch, leader));
-    }
+    with_sync(|sy| {
+        if sy.as_ref().is_none_or(|x| x.epoch != epoch) {
+            let leader = state().command_leader.load(Ordering::SeqCst) as c_int;
+            log::debug!("regroup {epoch}: command noticed (leader {leader})");
+            *sy = Some(Regroup::new(epoch, leader));
+        }
+    });
     coordinate();
-    let Some(x) = sync_state().as_mut() else {
-        return false;
-    };
+    with_sync(|sy| sy.as_mut().is_some_and(|x| receive_control(control, x)))
+}
+
+/// The control messages that arrived for this process (targets, raises,
+/// FREEZE, PASS), merged into `x`; whether FREEZE has arrived.
+fn receive_control(control: MPI_Comm, x: &mut Regroup) -> bool {
     flush(&mut x.outbox, false);
     // Messages from the leader and the other members, in the order each
     // sent them; those of an earlier regroup are stale.
@@ -420,9 +427,14 @@ pub fn poll(_safe: bool) -> bool {
 /// waits on (everybody, when that is not one process) to pass the
 /// collective it may have stopped at: what it waits for may come after it.
 pub fn nudge(world: i32, blocked_since: Instant) {
-    let Some(x) = sync_state().as_mut() else {
-        return;
-    };
+    with_sync(|sy| {
+        if let Some(x) = sy.as_mut() {
+            ask_to_pass(x, world, blocked_since)
+        }
+    })
+}
+
+fn ask_to_pass(x: &mut Regroup, world: i32, blocked_since: Instant) {
     if blocked_since.elapsed() < Duration::from_millis(2)
         || x.asked
             .is_some_and(|t| t.elapsed() < Duration::from_millis(10))
@@ -472,39 +484,44 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
             break;
         }
         let freeze = poll(false);
-        let Some(x) = sync_state().as_mut() else {
-            break;
-        };
-        let leading = x.coordinator.is_some();
-        let target = x
-            .targets
-            .as_ref()
-            .map(|t| t.get(&gid).copied().unwrap_or(0));
-        if let Some(t) = target {
-            let allowed = sync::may_enter(k, t);
-            let known = x.targets.as_ref();
-            if allowed
-                && x.coordinator
-                    .as_mut()
-                    .is_none_or(|c| c.may_enter(gid, k) && c.announce(known))
-            {
-                break;
-            }
-            if !allowed && !freeze && (x.pass || x.behind()) {
-                // It cannot catch up elsewhere, or somebody waits for what
-                // it does after this collective: it must pass.
-                x.pass = false;
-                raise(x, slot, gid, k);
-            }
-            if !told {
-                told = true;
-                if allowed {
-                    log::debug!("leading: collective {k} on slot {slot} waits for its members");
-                } else {
-                    log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+        let step = with_sync(|sy| {
+            let x = sy.as_mut()?;
+            let leading = x.coordinator.is_some();
+            let target = x
+                .targets
+                .as_ref()
+                .map(|t| t.get(&gid).copied().unwrap_or(0));
+            if let Some(t) = target {
+                let allowed = sync::may_enter(k, t);
+                let known = x.targets.as_ref();
+                if allowed
+                    && x.coordinator
+                        .as_mut()
+                        .is_none_or(|c| c.may_enter(gid, k) && c.announce(known))
+                {
+                    return None;
+                }
+                if !allowed && !freeze && (x.pass || x.behind()) {
+                    // It cannot catch up elsewhere, or somebody waits for
+                    // what it does after this collective: it must pass.
+                    x.pass = false;
+                    raise(x, slot, gid, k);
+                }
+                if !told {
+                    told = true;
+                    if allowed {
+                        log::debug!("leading: collective {k} on slot {slot} waits for its members");
+                    } else {
+                        log::debug!("stopped before collective {k} on slot {slot} (target {t})");
+                    }
                 }
             }
-        }
+            Some(leading)
+        });
+        // (`None`: no synchronization any more, or it may enter)
+        let Some(leading) = step else {
+            break;
+        };
         if freeze {
             now();
             regrouped = true;
@@ -679,16 +696,21 @@ fn try_lead() -> bool {
     let mut x = Regroup::new(epoch, rank);
     x.targets = Some(c.targets.clone());
     x.coordinator = Some(c);
-    *sync_state() = Some(x);
+    with_sync(|sy| *sy = Some(x));
     true
 }
 
 /// One round of the leader's work, at most every 200 µs: read, decide, and
 /// send new targets or FREEZE. A no-op in other processes.
 pub fn coordinate() {
-    let Some(x) = sync_state().as_mut() else {
-        return;
-    };
+    with_sync(|sy| {
+        if let Some(x) = sy.as_mut() {
+            coordinate_in(x)
+        }
+    })
+}
+
+fn coordinate_in(x: &mut Regroup) {
     let known = x.targets.clone();
     let Some(c) = x.coordinator.as_mut() else {
         return;
@@ -834,8 +856,7 @@ fn read_all() -> Vec<View> {
 // runs them in this order.
 
 /// Statistics every process contributes to the event line.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Contribution {
     pub drained_messages: u64,
     pub drained_bytes: u64,
@@ -843,6 +864,33 @@ pub struct Contribution {
     pub drain_us: u64,
     pub group_us: u64,
     pub requests_moved: u64,
+}
+
+impl Contribution {
+    /// As words, for a reduction.
+    fn words(&self) -> [u64; 6] {
+        [
+            self.drained_messages,
+            self.drained_bytes,
+            self.p2p_sync_us,
+            self.drain_us,
+            self.group_us,
+            self.requests_moved,
+        ]
+    }
+
+    /// Back from [`Contribution::words`] (missing words read as 0).
+    fn of_words(w: &[u64]) -> Contribution {
+        let at = |i: usize| w.get(i).copied().unwrap_or(0);
+        Contribution {
+            drained_messages: at(0),
+            drained_bytes: at(1),
+            p2p_sync_us: at(2),
+            drain_us: at(3),
+            group_us: at(4),
+            requests_moved: at(5),
+        }
+    }
 }
 
 /// What the leader's side of a regroup measured (none in the others).
@@ -872,16 +920,17 @@ impl Led {
 /// What the leader of the running regroup has measured so far (this
 /// process leads it).
 pub fn led() -> Option<Led> {
-    sync_state()
-        .as_ref()
-        .and_then(|x| x.coordinator.as_ref())
-        .map(|c| Led {
-            started: c.started,
-            notified: c.notified,
-            synced: c.synced,
-            readings: c.readings,
-            releases: c.releases,
-        })
+    with_sync(|sy| {
+        sy.as_ref()
+            .and_then(|x| x.coordinator.as_ref())
+            .map(|c| Led {
+                started: c.started,
+                notified: c.notified,
+                synced: c.synced,
+                readings: c.readings,
+                releases: c.releases,
+            })
+    })
 }
 
 /// What the freeze produced, carried through the phases of one regroup.
@@ -930,7 +979,7 @@ pub fn freeze() -> Option<Frozen> {
         control,
         rank,
         size,
-        leader: sync_state().as_ref().map(|x| x.leader).unwrap_or(0),
+        leader: with_sync(|sy| sy.as_ref().map(|x| x.leader).unwrap_or(0)),
         p2p_sync: frozen_at.elapsed(),
         drain: Duration::ZERO,
         drained: Default::default(),
@@ -944,12 +993,14 @@ pub fn freeze() -> Option<Frozen> {
 /// The library's own messages still on their way (the leader's and the
 /// members'), delivered: before an image is taken.
 pub fn flush_outboxes() {
-    if let Some(x) = sync_state().as_mut() {
-        flush(&mut x.outbox, true);
-        if let Some(c) = x.coordinator.as_mut() {
-            flush(&mut c.outbox, true);
+    with_sync(|sy| {
+        if let Some(x) = sy.as_mut() {
+            flush(&mut x.outbox, true);
+            if let Some(c) = x.coordinator.as_mut() {
+                flush(&mut c.outbox, true);
+            }
         }
-    }
+    })
 }
 
 impl Frozen {
@@ -1080,33 +1131,18 @@ impl Frozen {
             group_us: self.group.as_micros() as u64,
             requests_moved: self.requests_moved,
         };
-        let mut sums = Contribution::default();
-        let mut maxs = Contribution::default();
-        // SAFETY: plain reductions of six u64s over the control communicator.
-        unsafe {
-            let p = &mine as *const Contribution as *const c_void;
-            PMPI_Reduce(
-                p,
-                &mut sums as *mut _ as *mut c_void,
-                6,
-                k::MPI_UINT64_T(),
-                k::MPI_SUM(),
-                self.leader,
-                self.control,
-            );
-            PMPI_Reduce(
-                p,
-                &mut maxs as *mut _ as *mut c_void,
-                6,
-                k::MPI_UINT64_T(),
-                k::MPI_MAX(),
-                self.leader,
-                self.control,
-            );
-        }
+        use crate::sys::collective::{reduce, Op};
+        // SAFETY: reductions of six words over the control communicator,
+        // by every process.
+        let (sums, maxs) = unsafe {
+            (
+                Contribution::of_words(&reduce(self.control, &mine.words(), Op::Sum, self.leader)),
+                Contribution::of_words(&reduce(self.control, &mine.words(), Op::Max, self.leader)),
+            )
+        };
         let led = led();
         // Finish the leader's outstanding sends, then reset.
-        let mut x = sync_state().take();
+        let mut x = with_sync(|sy| sy.take());
         if let Some(x) = x.as_mut() {
             flush(&mut x.outbox, true);
         }

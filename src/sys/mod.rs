@@ -4,7 +4,8 @@
 //! real MPI through. With it, the leaf utilities every layer uses: the
 //! slot tables ([`slab`]), the logger ([`logging`]), handles as bits
 //! ([`bits`]), where the process is in its life ([`life`]), the library's
-//! napping waits ([`nap`]), every workaround of an MPI bug ([`quirks`]),
+//! napping waits ([`nap`]), the library's own collectives, typed
+//! ([`collective`]), every workaround of an MPI bug ([`quirks`]),
 //! and the breaks the test harness may ask for ([`breaks`]).
 //!
 //! May use `sys` only.
@@ -41,6 +42,7 @@ pub mod constants;
 
 pub mod bits;
 pub mod breaks;
+pub mod collective;
 pub mod life;
 pub mod logging;
 pub mod nap;
