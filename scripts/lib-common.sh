@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Small helpers shared by scripts/setup.sh and scripts/mpi4py-suite.sh.
+# Small helpers shared by the scripts (setup, benchmarks).
 # Source it; it defines functions and two constants only.
 
 # The mpi4py release that setup.sh installs (both venvs) and whose test suite

@@ -9,7 +9,8 @@
 #   1. Debian packages (apt-get update runs once, and only if one is missing):
 #      libclang (bindgen), Open MPI 4.1.4 (openmpi-bin, libopenmpi-dev),
 #      MPICH 4.0.2 with Fortran (libmpich-dev: mpicc.mpich, mpif90.mpich,
-#      mpiexec.mpich; flavour mpich-deb), gfortran, iproute2. Debian's
+#      mpiexec.mpich; flavour mpich-deb), gfortran, iproute2, GROMACS
+#      (gmx_mpi on Open MPI: the harness's apps:: cases). Debian's
 #      alternatives keep /usr/bin/mpicc, mpif90, mpiexec on Open MPI
 #      (priority 50 over MPICH's 40); no script uses those names anyway.
 #      A summary line says where they point.
@@ -19,7 +20,7 @@
 #   3. $FERRY_PREFIX/openmpi: a venv with mpi4py built from source against
 #      Debian's Open MPI (/usr/bin/mpicc.openmpi).
 #   4. $FERRY_PREFIX/mpi4py-tests: the test/ directory of the same mpi4py
-#      release's source distribution (scripts/mpi4py-suite.sh runs it).
+#      release's source distribution (the harness's mpi4py:: cases run it).
 #   5. rustup components rustfmt and clippy.
 # Versions are pinned in scripts/lib-common.sh. A venv whose packages have
 # other versions, or whose mpi4py does not load the expected libmpi, is
@@ -45,6 +46,7 @@ APT_PACKAGES=(
     gfortran                    # Fortran test programs
     iproute2                    # `ip netns` test hosts
     ca-certificates             # pip over https on a bare machine
+    gromacs                     # a real application (gmx_mpi, Open MPI): the harness's apps:: cases
 )
 
 installed_something=0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the machine and run every test of ferry:
 #   scripts/test.sh            everything (what CI runs)
-#   scripts/test.sh --quick    skip the mpi4py suite
+#   scripts/test.sh --quick    skip mpi4py's suite (the harness's mpi4py:: cases)
 # Steps, each reported as one PASS/FAIL line, then "N passed, M failed":
 #   setup      scripts/setup.sh: Debian packages, MPICH and mpi4py venvs
 #   format     cargo fmt --check
@@ -44,13 +44,13 @@
 #              migrate: --migrate to=HOST, ferry migrate/status from
 #              outside, two ranks at once, refusals (unknown rank or host,
 #              image off, threads) (cli::); and the harness against a
-#              deliberately broken library (broken::: a case must fail)
-#   app-gromacs  Debian's GROMACS (gmx_mpi, Open MPI) on a box of water, 4
-#              ranks, one OpenMP thread each, rank 1 moved mid-run: the
-#              energies at the last step identical to a run without ferry
-#              (scripts/app-gromacs.sh; installs the gromacs package)
-#   mpi4py     mpi4py's own test suite with and without the library
-#   mpi4py-image  the same with the process image on
+#              deliberately broken library (broken::: a case must fail);
+#              a real application, Debian's GROMACS (gmx_mpi, Open MPI) on
+#              a box of water, 4 ranks, rank 1 moved mid-run: the energies
+#              at the last step identical to a run without ferry
+#              (apps::gromacs::openmpi); mpi4py's own test suite with and
+#              without the library, process image off and on, 1 and 2
+#              ranks (mpi4py::MODE::npN::MPI)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -130,11 +130,10 @@ step generated generated_check
 step clippy each_mpi cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 step unit each_mpi unit_tests
 step mpich-suite bash scripts/mpich-suite.sh --mpi mpich --list
-step harness harness_cases
-step app-gromacs bash scripts/app-gromacs.sh --ferry target/openmpi/release/ferry --moves 1 -- --migrate rank=1,after=5000
 if [ "$quick" = 0 ]; then
-  step mpi4py bash scripts/mpi4py-suite.sh all
-  step mpi4py-image env FERRY_SUITE_ENV="FERRY_IMAGE=1" bash scripts/mpi4py-suite.sh all
+  step harness harness_cases
+else
+  step harness harness_cases --skip mpi4py::
 fi
 
 echo

@@ -34,7 +34,7 @@ pub fn in_ci(mpi: &str) -> bool {
 }
 
 /// How many draws before a break that never fired is a failure.
-const DRAWS: u64 = 4;
+const DRAWS: u64 = 8;
 
 /// `broken::BREAK::CASE::MPI`.
 pub fn case_name(brk: &str, case: &str, mpi: &str) -> String {

@@ -1226,10 +1226,10 @@ fn host_dies(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> {
 /// start more ranks than hosts with a spare host in the job).
 /// The arguments of a case's program: the heat job's, or for
 /// `evacuate-blocked` the token ring's (laps, ms each rank holds it: about
-/// 30 s, every rank but one blocked in `MPI_Recv` at any moment).
+/// 20 s, every rank but one blocked in `MPI_Recv` at any moment).
 fn program_args(name: &str) -> &'static [&'static str] {
     if name == "evacuate-blocked" {
-        &["520", "10"]
+        &["320", "10"]
     } else {
         &HEAT
     }

@@ -22,7 +22,10 @@
 //! | [`suite`] | MPICH's own test suite as cases |
 //! | [`restart`], [`cli`], [`standalone`] | checkpoint/restart at fixed calls and damaged images; the `ferry` command's migrations and refusals; cases not crossed with the modes |
 //! | [`broken`] | the harness against a deliberately broken library (`FERRY_TEST_BREAK`): a case must fail |
+//! | [`apps`] | real applications from Debian's packages (GROMACS), plainly and with a rank moved (`apps::NAME::MPI`) |
+//! | [`mpi4py`] | mpi4py's own test suite, without and with the library (`mpi4py::MODE::npN::MPI`) |
 //! | [`hosts`] | migration between hosts on a cluster of network namespaces (`hosts::NAME::MPI`) |
+pub mod apps;
 pub mod broken;
 pub mod cli;
 pub mod draw;
@@ -30,6 +33,7 @@ pub mod hosts;
 pub mod job;
 pub mod modes;
 pub mod mpi;
+pub mod mpi4py;
 pub mod program;
 pub mod restart;
 pub mod standalone;

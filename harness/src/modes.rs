@@ -743,7 +743,11 @@ fn retry_loop(
             }
             Err(e) => {
                 if attempt < retries {
+                    // The whole message (a retry's pass would hide it).
                     println!("{name}: failed, tried again: {}", first_line(&e));
+                    for l in e.lines().skip(1).take(60) {
+                        println!("    | {l}");
+                    }
                 }
                 first.get_or_insert(first_line(&e).to_string());
                 if attempt == retries {

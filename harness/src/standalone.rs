@@ -70,6 +70,30 @@ pub fn trials(mpis: &Mpis, programs: &[program::Program], seed: u64) -> Vec<Tria
             ));
         }
     }
+    for (app, m) in crate::apps::CASES {
+        let Some(mpi) = mpis.get(m) else { continue };
+        let app = *app;
+        trials.push(trial(
+            crate::apps::case_name(app, m),
+            "app",
+            mpi,
+            Box::new(move |mpi| crate::apps::run(mpi, app)),
+        ));
+    }
+    for m in crate::mpi4py::MPIS {
+        let Some(mpi) = mpis.get(m) else { continue };
+        for mode in crate::mpi4py::MODES {
+            for np in crate::mpi4py::RANKS {
+                let (mode, np) = (*mode, *np);
+                trials.push(trial(
+                    crate::mpi4py::case_name(mode, np, m),
+                    "mpi4py",
+                    mpi,
+                    Box::new(move |mpi| crate::mpi4py::run(mpi, mode, np)),
+                ));
+            }
+        }
+    }
     for m in crate::broken::MPIS {
         let Some(mpi) = mpis.get(m) else { continue };
         for (brk, case) in crate::broken::CASES {
