@@ -197,6 +197,32 @@ fn undefined_in_library(
     }
 }
 
+/// MPICH's integer handle types, made distinct (`new_type_alias`).
+const HANDLE_TYPES: &str =
+    "MPI_(Comm|Group|Datatype|Request|Op|Info|Errhandler|Win|Message|Session|File)";
+
+/// The traits a handle type needs (compared, printed, hashed, ordered as
+/// the integer it wraps).
+#[derive(Debug)]
+struct HandleDerives;
+
+impl bindgen::callbacks::ParseCallbacks for HandleDerives {
+    fn add_derives(&self, info: &bindgen::callbacks::DeriveInfo<'_>) -> Vec<String> {
+        let handle = info.name.strip_prefix("MPI_").is_some_and(|rest| {
+            HANDLE_TYPES[5..HANDLE_TYPES.len() - 1]
+                .split('|')
+                .any(|k| k == rest)
+        });
+        if handle {
+            ["Debug", "PartialEq", "Eq", "Hash", "PartialOrd", "Ord"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=MPICC");
     println!("cargo:rerun-if-changed=src/sys/constants.c");
@@ -226,6 +252,13 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
     for d in &mpi.include_dirs {
         builder = builder.clang_arg(format!("-I{d}"));
+    }
+    if mpi.flavour == "mpich" {
+        // MPICH's handles are all `int`: each kind its own type (a group
+        // passed as a communicator does not compile), same ABI.
+        builder = builder
+            .new_type_alias(HANDLE_TYPES)
+            .parse_callbacks(Box::new(HandleDerives));
     }
     let bindings = builder.generate().expect("ferry: bindgen failed on mpi.h");
     let text = bindings.to_string();

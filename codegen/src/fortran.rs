@@ -163,12 +163,14 @@ fn gen_param(f: &Function, e: &Entry, p: &Param, g: &mut Gen) -> Result<(), Stri
     }
     if let Some(fam) = plain_family(base) {
         // Not virtual: MPI's own Fortran integers. MPICH's conversions are
-        // casts (macros in its mpi.h), but for `MPI_File` (a pointer there).
+        // casts (macros in its mpi.h), here the handle type's constructor
+        // and field (each kind its own type), but for `MPI_File` (a
+        // pointer there).
         g.params.push(format!("{n}: *mut MPI_Fint"));
         let (f2c, c2f) = if g.mpich && fam != "File" {
             (
-                format!("(*{n}) as sys::MPI_{fam}"),
-                format!("{n}_c as MPI_Fint"),
+                format!("sys::MPI_{fam}(*{n})"),
+                format!("{n}_c.0 as MPI_Fint"),
             )
         } else {
             (

@@ -18,10 +18,7 @@ pub(crate) static COMM_ERRHANDLERS: Mutex<Option<HashMap<usize, usize>>> = Mutex
 pub(crate) type ErrFn = unsafe extern "C" fn(*mut MPI_Comm, *mut c_int, ...);
 
 pub(crate) fn errhandler_key(eh: MPI_Errhandler) -> usize {
-    #[allow(clippy::unnecessary_cast)]
-    {
-        eh as usize
-    }
+    crate::sys::bits::handle_bits(eh) as usize
 }
 
 pub(crate) unsafe extern "C" fn comm_errhandler_trampoline(comm: *mut MPI_Comm, code: *mut c_int) {

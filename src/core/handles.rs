@@ -387,13 +387,15 @@ mod codec {
     pub const REQUEST: u32 = 0x2C00_0000;
     const MASK: u32 = 0xFC00_0000;
 
+    // (each handle kind is its own type wrapping the `int`: read and made
+    // through its bits)
     #[inline(always)]
-    pub fn encode(tag: u32, index: usize) -> i32 {
-        (tag | (index as u32 + 1)) as i32
+    pub fn encode<H: Copy>(tag: u32, index: usize) -> H {
+        crate::sys::bits::handle_from_bits((tag | (index as u32 + 1)) as u64)
     }
     #[inline(always)]
-    pub fn decode(tag: u32, h: i32, cap: usize) -> Option<usize> {
-        let h = h as u32;
+    pub fn decode<H: Copy>(tag: u32, h: H, cap: usize) -> Option<usize> {
+        let h = crate::sys::bits::handle_bits(h) as u32;
         let i = (h & !MASK) as usize;
         (h & MASK == tag && i != 0 && i <= cap).then(|| i - 1)
     }
@@ -615,10 +617,7 @@ pub fn win_null() -> crate::sys::MPI_Win {
 }
 
 fn win_key(w: crate::sys::MPI_Win) -> usize {
-    #[allow(clippy::unnecessary_cast)]
-    {
-        w as usize
-    }
+    crate::sys::bits::handle_bits(w) as usize
 }
 
 /// A window MPI just made (collectively over its group): give it a slot,
@@ -1119,10 +1118,7 @@ pub fn request_of_real(real: MPI_Request) -> Option<MPI_Request> {
 // remembers which channel each came from, to count its receipt.
 
 fn message_key(m: MPI_Message) -> usize {
-    #[allow(clippy::unnecessary_cast)]
-    {
-        m as usize
-    }
+    crate::sys::bits::handle_bits(m) as usize
 }
 
 pub fn message_matched(m: MPI_Message, comm: CommRef, source: c_int) {
@@ -1149,13 +1145,13 @@ pub fn message_consumed(m: MPI_Message) -> (CommRef, c_int) {
 pub fn message_virtual(i: usize) -> MPI_Message {
     // Kind 0 (never a real handle), the request object type, bit 25 set:
     // apart from virtual requests too.
-    (0x2E00_0000u32 | (i as u32 + 1)) as MPI_Message
+    crate::sys::bits::handle_from_bits((0x2E00_0000u32 | (i as u32 + 1)) as u64)
 }
 
 /// The index of a message handle of ours, if it is one.
 #[cfg(ferry_mpi = "mpich")]
 pub fn message_index(m: MPI_Message) -> Option<usize> {
-    let h = m as u32;
+    let h = crate::sys::bits::handle_bits(m) as u32;
     let i = h & 0x01FF_FFFF;
     (h & 0xFE00_0000 == 0x2E00_0000 && i != 0).then(|| i as usize - 1)
 }

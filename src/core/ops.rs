@@ -99,11 +99,11 @@ mod codec {
     #[cfg(ferry_mpi = "mpich")]
     pub fn encode(i: usize) -> crate::sys::MPI_Op {
         // MPICH: kind 0 (never a real handle), object type of ops.
-        (0x1800_0000u32 | (i as u32 + 1)) as crate::sys::MPI_Op
+        crate::sys::bits::handle_from_bits((0x1800_0000u32 | (i as u32 + 1)) as u64)
     }
     #[cfg(ferry_mpi = "mpich")]
     pub fn decode(h: crate::sys::MPI_Op) -> Option<usize> {
-        let h = h as u32;
+        let h = crate::sys::bits::handle_bits(h) as u32;
         let i = (h & 0x03FF_FFFF) as usize;
         (h & 0xFC00_0000 == 0x1800_0000 && i != 0 && i <= 2 * POOL).then(|| i - 1)
     }

@@ -267,34 +267,34 @@ pub unsafe fn MPI_Request_get_status_some(
 pub(crate) mod fortran {
     use super::*;
     pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
-        v as MPI_Fint
+        v.0
     }
     pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
-        f as MPI_Comm
+        MPI_Comm(f)
     }
     pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
-        v as MPI_Fint
+        v.0
     }
     pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
-        f as MPI_Group
+        MPI_Group(f)
     }
     pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
-        v as MPI_Fint
+        v.0
     }
     pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
-        f as MPI_Request
+        MPI_Request(f)
     }
     pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
-        v as MPI_Fint
+        v.0
     }
     pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
-        f as MPI_Datatype
+        MPI_Datatype(f)
     }
     pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
-        v as MPI_Fint
+        v.0
     }
     pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
-        f as MPI_Op
+        MPI_Op(f)
     }
 }
 

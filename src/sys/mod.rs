@@ -8,6 +8,22 @@
 //! ([`collective`]), every workaround of an MPI bug ([`quirks`]),
 //! and the breaks the test harness may ask for ([`breaks`]).
 //!
+//! Each kind of handle is its own type, under both MPIs (Open MPI's are
+//! pointers to distinct structs; MPICH's `int`s are wrapped, one
+//! `#[repr(transparent)]` type per kind, by bindgen's `new_type_alias` in
+//! `build.rs`): a group passed where a communicator is expected does not
+//! compile.
+//!
+//! ```compile_fail
+//! fn takes_a_communicator(_: ferry::sys::MPI_Comm) {}
+//! takes_a_communicator(ferry::sys::constants::MPI_GROUP_NULL());
+//! ```
+//!
+//! ```
+//! fn takes_a_communicator(_: ferry::sys::MPI_Comm) {}
+//! takes_a_communicator(ferry::sys::constants::MPI_COMM_NULL());
+//! ```
+//!
 //! May use `sys` only.
 // Bindgen's output and the constants keep C's names and shapes: their own
 // lints are relaxed; the library's modules here are held to the usual ones.

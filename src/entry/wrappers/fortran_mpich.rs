@@ -457,7 +457,7 @@ unsafe fn MPI_Abi_get_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fin
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Abi_get_fortran_info(&mut info_c);
         if rc == k::MPI_SUCCESS() {
-            *info = info_c as MPI_Fint;
+            *info = info_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -477,7 +477,7 @@ unsafe fn MPI_Abi_get_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Abi_get_info(&mut info_c);
         if rc == k::MPI_SUCCESS() {
-            *info = info_c as MPI_Fint;
+            *info = info_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -530,7 +530,7 @@ pub unsafe extern "C" fn f0_MPI_Abi_set_fortran_booleans_f08(logical_size: *mut 
 unsafe fn MPI_Abi_set_fortran_info_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_abi_set_fortran_info", ierror, || {
-        let rc = super::generated::MPI_Abi_set_fortran_info((*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_Abi_set_fortran_info(sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -706,7 +706,7 @@ unsafe fn MPI_Barrier_init_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, request
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_barrier_init", ierror, || {
         let mut request_c = k::MPI_REQUEST_NULL();
-        let rc = super::generated::MPI_Barrier_init(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info, &mut request_c);
+        let rc = super::generated::MPI_Barrier_init(fortran::comm_f2c(*comm), sys::MPI_Info(*info), &mut request_c);
         if rc == k::MPI_SUCCESS() {
             *request = fortran::request_c2f(request_c);
         }
@@ -973,7 +973,7 @@ unsafe fn MPI_Comm_accept_f08(port_name: *mut c_char, info: *mut MPI_Fint, root:
     unsafe { fs::entry("mpi_comm_accept", ierror, || {
         let port_name_c = fs::string_in(port_name, port_name_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Comm_accept(port_name_c.as_ptr() as _, (*info) as sys::MPI_Info, *root, fortran::comm_f2c(*comm), &mut newcomm_c);
+        let rc = super::generated::MPI_Comm_accept(port_name_c.as_ptr() as _, sys::MPI_Info(*info), *root, fortran::comm_f2c(*comm), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
@@ -1026,7 +1026,7 @@ unsafe fn MPI_Comm_connect_f08(port_name: *mut c_char, info: *mut MPI_Fint, root
     unsafe { fs::entry("mpi_comm_connect", ierror, || {
         let port_name_c = fs::string_in(port_name, port_name_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Comm_connect(port_name_c.as_ptr() as _, (*info) as sys::MPI_Info, *root, fortran::comm_f2c(*comm), &mut newcomm_c);
+        let rc = super::generated::MPI_Comm_connect(port_name_c.as_ptr() as _, sys::MPI_Info(*info), *root, fortran::comm_f2c(*comm), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
@@ -1090,7 +1090,7 @@ unsafe fn MPI_Comm_create_from_group_f08(group: *mut MPI_Fint, stringtag: *mut c
     unsafe { fs::entry("mpi_comm_create_from_group", ierror, || {
         let stringtag_c = fs::string_in(stringtag, stringtag_len);
         let mut newcomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Comm_create_from_group(fortran::group_f2c(*group), stringtag_c.as_ptr() as _, (*info) as sys::MPI_Info, (*errhandler) as sys::MPI_Errhandler, &mut newcomm_c);
+        let rc = super::generated::MPI_Comm_create_from_group(fortran::group_f2c(*group), stringtag_c.as_ptr() as _, sys::MPI_Info(*info), sys::MPI_Errhandler(*errhandler), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
@@ -1251,7 +1251,7 @@ unsafe fn MPI_Comm_dup_with_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, n
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_comm_dup_with_info", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Comm_dup_with_info(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info, &mut newcomm_c);
+        let rc = super::generated::MPI_Comm_dup_with_info(fortran::comm_f2c(*comm), sys::MPI_Info(*info), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
@@ -1346,7 +1346,7 @@ unsafe fn MPI_Comm_get_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_Comm_get_errhandler(fortran::comm_f2c(*comm), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
-            *errhandler = errhandler_c as MPI_Fint;
+            *errhandler = errhandler_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -1366,7 +1366,7 @@ unsafe fn MPI_Comm_get_info_f08(comm: *mut MPI_Fint, info_used: *mut MPI_Fint, i
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Comm_get_info(fortran::comm_f2c(*comm), &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
-            *info_used = info_used_c as MPI_Fint;
+            *info_used = info_used_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -1604,7 +1604,7 @@ pub unsafe extern "C" fn f0_MPI_Comm_set_attr_f08(comm: *mut MPI_Fint, comm_keyv
 unsafe fn MPI_Comm_set_errhandler_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_comm_set_errhandler", ierror, || {
-        let rc = super::generated::MPI_Comm_set_errhandler(fortran::comm_f2c(*comm), (*errhandler) as sys::MPI_Errhandler);
+        let rc = super::generated::MPI_Comm_set_errhandler(fortran::comm_f2c(*comm), sys::MPI_Errhandler(*errhandler));
         rc
     }) }
 }
@@ -1620,7 +1620,7 @@ pub unsafe extern "C" fn f0_MPI_Comm_set_errhandler_f08(comm: *mut MPI_Fint, err
 unsafe fn MPI_Comm_set_info_f08(comm: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_comm_set_info", ierror, || {
-        let rc = super::generated::MPI_Comm_set_info(fortran::comm_f2c(*comm), (*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_Comm_set_info(fortran::comm_f2c(*comm), sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -1742,7 +1742,7 @@ unsafe fn MPI_Comm_split_type_f08(comm: *mut MPI_Fint, split_type: *mut MPI_Fint
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_comm_split_type", ierror, || {
         let mut newcomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Comm_split_type(fortran::comm_f2c(*comm), *split_type, *key, (*info) as sys::MPI_Info, &mut newcomm_c);
+        let rc = super::generated::MPI_Comm_split_type(fortran::comm_f2c(*comm), *split_type, *key, sys::MPI_Info(*info), &mut newcomm_c);
         if rc == k::MPI_SUCCESS() {
             *newcomm = fortran::comm_c2f(newcomm_c);
         }
@@ -1903,10 +1903,10 @@ pub unsafe extern "C" fn f0_MPI_Errhandler_create_f08(function: *mut MPI_Fint, e
 unsafe fn MPI_Errhandler_free_f08(errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_errhandler_free", ierror, || {
-        let mut errhandler_c: sys::MPI_Errhandler = (*errhandler) as sys::MPI_Errhandler;
+        let mut errhandler_c: sys::MPI_Errhandler = sys::MPI_Errhandler(*errhandler);
         let rc = super::generated::MPI_Errhandler_free(&mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
-            *errhandler = errhandler_c as MPI_Fint;
+            *errhandler = errhandler_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -1926,7 +1926,7 @@ unsafe fn MPI_Errhandler_get_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint,
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_Errhandler_get(fortran::comm_f2c(*comm), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
-            *errhandler = errhandler_c as MPI_Fint;
+            *errhandler = errhandler_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -1943,7 +1943,7 @@ pub unsafe extern "C" fn f0_MPI_Errhandler_get_f08(comm: *mut MPI_Fint, errhandl
 unsafe fn MPI_Errhandler_set_f08(comm: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_errhandler_set", ierror, || {
-        let rc = super::generated::MPI_Errhandler_set(fortran::comm_f2c(*comm), (*errhandler) as sys::MPI_Errhandler);
+        let rc = super::generated::MPI_Errhandler_set(fortran::comm_f2c(*comm), sys::MPI_Errhandler(*errhandler));
         rc
     }) }
 }
@@ -2055,7 +2055,7 @@ unsafe fn MPI_File_delete_f08(filename: *mut c_char, info: *mut MPI_Fint, ierror
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_file_delete", ierror, || {
         let filename_c = fs::string_in(filename, filename_len);
-        let rc = super::generated::MPI_File_delete(filename_c.as_ptr() as _, (*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_File_delete(filename_c.as_ptr() as _, sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -2122,7 +2122,7 @@ unsafe fn MPI_File_get_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
         let rc = super::generated::MPI_File_get_errhandler(sys::PMPI_File_f2c(*file), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
-            *errhandler = errhandler_c as MPI_Fint;
+            *errhandler = errhandler_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -2162,7 +2162,7 @@ unsafe fn MPI_File_get_info_f08(fh: *mut MPI_Fint, info_used: *mut MPI_Fint, ier
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_File_get_info(sys::PMPI_File_f2c(*fh), &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
-            *info_used = info_used_c as MPI_Fint;
+            *info_used = info_used_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -2285,7 +2285,7 @@ unsafe fn MPI_File_open_f08(comm: *mut MPI_Fint, filename: *mut c_char, amode: *
     unsafe { fs::entry("mpi_file_open", ierror, || {
         let filename_c = fs::string_in(filename, filename_len);
         let mut fh_c: sys::MPI_File = std::mem::zeroed();
-        let rc = super::generated::MPI_File_open(fortran::comm_f2c(*comm), filename_c.as_ptr() as _, *amode, (*info) as sys::MPI_Info, &mut fh_c);
+        let rc = super::generated::MPI_File_open(fortran::comm_f2c(*comm), filename_c.as_ptr() as _, *amode, sys::MPI_Info(*info), &mut fh_c);
         if rc == k::MPI_SUCCESS() {
             *fh = sys::PMPI_File_c2f(fh_c);
         }
@@ -2368,7 +2368,7 @@ pub unsafe extern "C" fn f0_MPI_File_set_atomicity_f08(fh: *mut MPI_Fint, flag: 
 unsafe fn MPI_File_set_errhandler_f08(file: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_file_set_errhandler", ierror, || {
-        let rc = super::generated::MPI_File_set_errhandler(sys::PMPI_File_f2c(*file), (*errhandler) as sys::MPI_Errhandler);
+        let rc = super::generated::MPI_File_set_errhandler(sys::PMPI_File_f2c(*file), sys::MPI_Errhandler(*errhandler));
         rc
     }) }
 }
@@ -2384,7 +2384,7 @@ pub unsafe extern "C" fn f0_MPI_File_set_errhandler_f08(file: *mut MPI_Fint, err
 unsafe fn MPI_File_set_info_f08(fh: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_file_set_info", ierror, || {
-        let rc = super::generated::MPI_File_set_info(sys::PMPI_File_f2c(*fh), (*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_File_set_info(sys::PMPI_File_f2c(*fh), sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -2417,7 +2417,7 @@ unsafe fn MPI_File_set_view_f08(fh: *mut MPI_Fint, disp: *mut sys::MPI_Offset, e
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_file_set_view", ierror, || {
         let datarep_c = fs::string_in(datarep, datarep_len);
-        let rc = super::generated::MPI_File_set_view(sys::PMPI_File_f2c(*fh), *disp, fortran::datatype_f2c(*etype), fortran::datatype_f2c(*filetype), datarep_c.as_ptr() as _, (*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_File_set_view(sys::PMPI_File_f2c(*fh), *disp, fortran::datatype_f2c(*etype), fortran::datatype_f2c(*filetype), datarep_c.as_ptr() as _, sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -2569,7 +2569,7 @@ unsafe fn MPI_Get_hw_resource_info_f08(hw_info: *mut MPI_Fint, ierror: *mut MPI_
         let mut hw_info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Get_hw_resource_info(&mut hw_info_c);
         if rc == k::MPI_SUCCESS() {
-            *hw_info = hw_info_c as MPI_Fint;
+            *hw_info = hw_info_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -3050,7 +3050,7 @@ unsafe fn MPI_Improbe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut 
         let status_ignored = fs::status_ignored(status);
         let rc = super::generated::MPI_Improbe(*source, *tag, fortran::comm_f2c(*comm), flag as _, &mut message_c, if status_ignored { k::MPI_STATUS_IGNORE() } else { &mut status_c });
         if rc == k::MPI_SUCCESS() {
-            *message = message_c as MPI_Fint;
+            *message = message_c.0 as MPI_Fint;
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
@@ -3071,7 +3071,7 @@ unsafe fn MPI_Info_create_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
         let mut info_c: sys::MPI_Info = std::mem::zeroed();
         let rc = super::generated::MPI_Info_create(&mut info_c);
         if rc == k::MPI_SUCCESS() {
-            *info = info_c as MPI_Fint;
+            *info = info_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -3089,7 +3089,7 @@ unsafe fn MPI_Info_delete_f08(info: *mut MPI_Fint, key: *mut c_char, ierror: *mu
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_delete", ierror, || {
         let key_c = fs::string_in(key, key_len);
-        let rc = super::generated::MPI_Info_delete((*info) as sys::MPI_Info, key_c.as_ptr() as _);
+        let rc = super::generated::MPI_Info_delete(sys::MPI_Info(*info), key_c.as_ptr() as _);
         rc
     }) }
 }
@@ -3106,9 +3106,9 @@ unsafe fn MPI_Info_dup_f08(info: *mut MPI_Fint, newinfo: *mut MPI_Fint, ierror: 
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_dup", ierror, || {
         let mut newinfo_c: sys::MPI_Info = std::mem::zeroed();
-        let rc = super::generated::MPI_Info_dup((*info) as sys::MPI_Info, &mut newinfo_c);
+        let rc = super::generated::MPI_Info_dup(sys::MPI_Info(*info), &mut newinfo_c);
         if rc == k::MPI_SUCCESS() {
-            *newinfo = newinfo_c as MPI_Fint;
+            *newinfo = newinfo_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -3125,10 +3125,10 @@ pub unsafe extern "C" fn f0_MPI_Info_dup_f08(info: *mut MPI_Fint, newinfo: *mut 
 unsafe fn MPI_Info_free_f08(info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_free", ierror, || {
-        let mut info_c: sys::MPI_Info = (*info) as sys::MPI_Info;
+        let mut info_c: sys::MPI_Info = sys::MPI_Info(*info);
         let rc = super::generated::MPI_Info_free(&mut info_c);
         if rc == k::MPI_SUCCESS() {
-            *info = info_c as MPI_Fint;
+            *info = info_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -3147,7 +3147,7 @@ unsafe fn MPI_Info_get_f08(info: *mut MPI_Fint, key: *mut c_char, valuelen: *mut
     unsafe { fs::entry("mpi_info_get", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let mut value_c = fs::string_buffer(value_len);
-        let rc = super::generated::MPI_Info_get((*info) as sys::MPI_Info, key_c.as_ptr() as _, *valuelen, value_c.as_mut_ptr() as _, flag as _);
+        let rc = super::generated::MPI_Info_get(sys::MPI_Info(*info), key_c.as_ptr() as _, *valuelen, value_c.as_mut_ptr() as _, flag as _);
         if rc == k::MPI_SUCCESS() {
             if *flag != 0 { fs::string_out(&value_c, value, value_len); }
         }
@@ -3166,7 +3166,7 @@ pub unsafe extern "C" fn f0_MPI_Info_get_f08(info: *mut MPI_Fint, key: *mut c_ch
 unsafe fn MPI_Info_get_nkeys_f08(info: *mut MPI_Fint, nkeys: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_get_nkeys", ierror, || {
-        let rc = super::generated::MPI_Info_get_nkeys((*info) as sys::MPI_Info, nkeys as _);
+        let rc = super::generated::MPI_Info_get_nkeys(sys::MPI_Info(*info), nkeys as _);
         rc
     }) }
 }
@@ -3183,7 +3183,7 @@ unsafe fn MPI_Info_get_nthkey_f08(info: *mut MPI_Fint, n: *mut MPI_Fint, key: *m
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_get_nthkey", ierror, || {
         let mut key_c = fs::string_buffer(key_len);
-        let rc = super::generated::MPI_Info_get_nthkey((*info) as sys::MPI_Info, *n, key_c.as_mut_ptr() as _);
+        let rc = super::generated::MPI_Info_get_nthkey(sys::MPI_Info(*info), *n, key_c.as_mut_ptr() as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&key_c, key, key_len); }
         }
@@ -3204,7 +3204,7 @@ unsafe fn MPI_Info_get_string_f08(info: *mut MPI_Fint, key: *mut c_char, buflen:
     unsafe { fs::entry("mpi_info_get_string", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let mut value_c = fs::string_buffer(value_len);
-        let rc = super::generated::MPI_Info_get_string((*info) as sys::MPI_Info, key_c.as_ptr() as _, buflen as _, value_c.as_mut_ptr() as _, flag as _);
+        let rc = super::generated::MPI_Info_get_string(sys::MPI_Info(*info), key_c.as_ptr() as _, buflen as _, value_c.as_mut_ptr() as _, flag as _);
         if rc == k::MPI_SUCCESS() {
             if *flag != 0 { fs::string_out(&value_c, value, value_len); }
         }
@@ -3224,7 +3224,7 @@ unsafe fn MPI_Info_get_valuelen_f08(info: *mut MPI_Fint, key: *mut c_char, value
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_info_get_valuelen", ierror, || {
         let key_c = fs::string_in(key, key_len);
-        let rc = super::generated::MPI_Info_get_valuelen((*info) as sys::MPI_Info, key_c.as_ptr() as _, valuelen as _, flag as _);
+        let rc = super::generated::MPI_Info_get_valuelen(sys::MPI_Info(*info), key_c.as_ptr() as _, valuelen as _, flag as _);
         rc
     }) }
 }
@@ -3242,7 +3242,7 @@ unsafe fn MPI_Info_set_f08(info: *mut MPI_Fint, key: *mut c_char, value: *mut c_
     unsafe { fs::entry("mpi_info_set", ierror, || {
         let key_c = fs::string_in(key, key_len);
         let value_c = fs::string_in(value, value_len);
-        let rc = super::generated::MPI_Info_set((*info) as sys::MPI_Info, key_c.as_ptr() as _, value_c.as_ptr() as _);
+        let rc = super::generated::MPI_Info_set(sys::MPI_Info(*info), key_c.as_ptr() as _, value_c.as_ptr() as _);
         rc
     }) }
 }
@@ -3328,7 +3328,7 @@ unsafe fn MPI_Intercomm_create_from_groups_f08(local_group: *mut MPI_Fint, local
     unsafe { fs::entry("mpi_intercomm_create_from_groups", ierror, || {
         let stringtag_c = fs::string_in(stringtag, stringtag_len);
         let mut newintercomm_c = k::MPI_COMM_NULL();
-        let rc = super::generated::MPI_Intercomm_create_from_groups(fortran::group_f2c(*local_group), *local_leader, fortran::group_f2c(*remote_group), *remote_leader, stringtag_c.as_ptr() as _, (*info) as sys::MPI_Info, (*errhandler) as sys::MPI_Errhandler, &mut newintercomm_c);
+        let rc = super::generated::MPI_Intercomm_create_from_groups(fortran::group_f2c(*local_group), *local_leader, fortran::group_f2c(*remote_group), *remote_leader, stringtag_c.as_ptr() as _, sys::MPI_Info(*info), sys::MPI_Errhandler(*errhandler), &mut newintercomm_c);
         if rc == k::MPI_SUCCESS() {
             *newintercomm = fortran::comm_c2f(newintercomm_c);
         }
@@ -3445,7 +3445,7 @@ unsafe fn MPI_Lookup_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, po
     unsafe { fs::entry("mpi_lookup_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let mut port_name_c = fs::string_buffer(port_name_len);
-        let rc = super::generated::MPI_Lookup_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_mut_ptr() as _);
+        let rc = super::generated::MPI_Lookup_name(service_name_c.as_ptr() as _, sys::MPI_Info(*info), port_name_c.as_mut_ptr() as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&port_name_c, port_name, port_name_len); }
         }
@@ -3469,7 +3469,7 @@ unsafe fn MPI_Mprobe_f08(source: *mut MPI_Fint, tag: *mut MPI_Fint, comm: *mut M
         let status_ignored = fs::status_ignored(status);
         let rc = super::generated::MPI_Mprobe(*source, *tag, fortran::comm_f2c(*comm), &mut message_c, if status_ignored { k::MPI_STATUS_IGNORE() } else { &mut status_c });
         if rc == k::MPI_SUCCESS() {
-            *message = message_c as MPI_Fint;
+            *message = message_c.0 as MPI_Fint;
             if !status_ignored { fs::status_c2f(&status_c, status); }
         }
         rc
@@ -3567,7 +3567,7 @@ unsafe fn MPI_Open_port_f08(info: *mut MPI_Fint, port_name: *mut c_char, ierror:
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_open_port", ierror, || {
         let mut port_name_c = fs::string_buffer(port_name_len);
-        let rc = super::generated::MPI_Open_port((*info) as sys::MPI_Info, port_name_c.as_mut_ptr() as _);
+        let rc = super::generated::MPI_Open_port(sys::MPI_Info(*info), port_name_c.as_mut_ptr() as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&port_name_c, port_name, port_name_len); }
         }
@@ -3739,7 +3739,7 @@ unsafe fn MPI_Publish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint, p
     unsafe { fs::entry("mpi_publish_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let port_name_c = fs::string_in(port_name, port_name_len);
-        let rc = super::generated::MPI_Publish_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_ptr() as _);
+        let rc = super::generated::MPI_Publish_name(service_name_c.as_ptr() as _, sys::MPI_Info(*info), port_name_c.as_ptr() as _);
         rc
     }) }
 }
@@ -5665,7 +5665,7 @@ unsafe fn MPI_Unpublish_name_f08(service_name: *mut c_char, info: *mut MPI_Fint,
     unsafe { fs::entry("mpi_unpublish_name", ierror, || {
         let service_name_c = fs::string_in(service_name, service_name_len);
         let port_name_c = fs::string_in(port_name, port_name_len);
-        let rc = super::generated::MPI_Unpublish_name(service_name_c.as_ptr() as _, (*info) as sys::MPI_Info, port_name_c.as_ptr() as _);
+        let rc = super::generated::MPI_Unpublish_name(service_name_c.as_ptr() as _, sys::MPI_Info(*info), port_name_c.as_ptr() as _);
         rc
     }) }
 }
@@ -5873,7 +5873,7 @@ pub unsafe extern "C" fn f0_MPI_Win_allocate_shared_c_f08(size: *mut MPI_Fint, d
 unsafe fn MPI_Win_call_errhandler_f08(win: *mut MPI_Fint, errorcode: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_call_errhandler", ierror, || {
-        let rc = super::generated::MPI_Win_call_errhandler((*win) as sys::MPI_Win, *errorcode);
+        let rc = super::generated::MPI_Win_call_errhandler(sys::MPI_Win(*win), *errorcode);
         rc
     }) }
 }
@@ -5889,7 +5889,7 @@ pub unsafe extern "C" fn f0_MPI_Win_call_errhandler_f08(win: *mut MPI_Fint, erro
 unsafe fn MPI_Win_complete_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_complete", ierror, || {
-        let rc = super::generated::MPI_Win_complete((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_complete(sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -5906,9 +5906,9 @@ unsafe fn MPI_Win_create_dynamic_f08(info: *mut MPI_Fint, comm: *mut MPI_Fint, w
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_create_dynamic", ierror, || {
         let mut win_c: sys::MPI_Win = std::mem::zeroed();
-        let rc = super::generated::MPI_Win_create_dynamic((*info) as sys::MPI_Info, fortran::comm_f2c(*comm), &mut win_c);
+        let rc = super::generated::MPI_Win_create_dynamic(sys::MPI_Info(*info), fortran::comm_f2c(*comm), &mut win_c);
         if rc == k::MPI_SUCCESS() {
-            *win = win_c as MPI_Fint;
+            *win = win_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -5971,7 +5971,7 @@ pub unsafe extern "C" fn f0_MPI_Win_create_keyval_f08(win_copy_attr_fn: *mut MPI
 unsafe fn MPI_Win_delete_attr_f08(win: *mut MPI_Fint, win_keyval: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_delete_attr", ierror, || {
-        let rc = super::generated::MPI_Win_delete_attr((*win) as sys::MPI_Win, *win_keyval);
+        let rc = super::generated::MPI_Win_delete_attr(sys::MPI_Win(*win), *win_keyval);
         rc
     }) }
 }
@@ -5987,7 +5987,7 @@ pub unsafe extern "C" fn f0_MPI_Win_delete_attr_f08(win: *mut MPI_Fint, win_keyv
 unsafe fn MPI_Win_fence_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_fence", ierror, || {
-        let rc = super::generated::MPI_Win_fence(*assert, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_fence(*assert, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6003,7 +6003,7 @@ pub unsafe extern "C" fn f0_MPI_Win_fence_f08(assert: *mut MPI_Fint, win: *mut M
 unsafe fn MPI_Win_flush_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_flush", ierror, || {
-        let rc = super::generated::MPI_Win_flush(*rank, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_flush(*rank, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6019,7 +6019,7 @@ pub unsafe extern "C" fn f0_MPI_Win_flush_f08(rank: *mut MPI_Fint, win: *mut MPI
 unsafe fn MPI_Win_flush_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_flush_all", ierror, || {
-        let rc = super::generated::MPI_Win_flush_all((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_flush_all(sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6035,7 +6035,7 @@ pub unsafe extern "C" fn f0_MPI_Win_flush_all_f08(win: *mut MPI_Fint, ierror: *m
 unsafe fn MPI_Win_flush_local_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_flush_local", ierror, || {
-        let rc = super::generated::MPI_Win_flush_local(*rank, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_flush_local(*rank, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6051,7 +6051,7 @@ pub unsafe extern "C" fn f0_MPI_Win_flush_local_f08(rank: *mut MPI_Fint, win: *m
 unsafe fn MPI_Win_flush_local_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_flush_local_all", ierror, || {
-        let rc = super::generated::MPI_Win_flush_local_all((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_flush_local_all(sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6067,10 +6067,10 @@ pub unsafe extern "C" fn f0_MPI_Win_flush_local_all_f08(win: *mut MPI_Fint, ierr
 unsafe fn MPI_Win_free_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_free", ierror, || {
-        let mut win_c: sys::MPI_Win = (*win) as sys::MPI_Win;
+        let mut win_c: sys::MPI_Win = sys::MPI_Win(*win);
         let rc = super::generated::MPI_Win_free(&mut win_c);
         if rc == k::MPI_SUCCESS() {
-            *win = win_c as MPI_Fint;
+            *win = win_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -6124,9 +6124,9 @@ unsafe fn MPI_Win_get_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fi
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_get_errhandler", ierror, || {
         let mut errhandler_c: sys::MPI_Errhandler = std::mem::zeroed();
-        let rc = super::generated::MPI_Win_get_errhandler((*win) as sys::MPI_Win, &mut errhandler_c);
+        let rc = super::generated::MPI_Win_get_errhandler(sys::MPI_Win(*win), &mut errhandler_c);
         if rc == k::MPI_SUCCESS() {
-            *errhandler = errhandler_c as MPI_Fint;
+            *errhandler = errhandler_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -6144,7 +6144,7 @@ unsafe fn MPI_Win_get_group_f08(win: *mut MPI_Fint, group: *mut MPI_Fint, ierror
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_get_group", ierror, || {
         let mut group_c = k::MPI_GROUP_NULL();
-        let rc = super::generated::MPI_Win_get_group((*win) as sys::MPI_Win, &mut group_c);
+        let rc = super::generated::MPI_Win_get_group(sys::MPI_Win(*win), &mut group_c);
         if rc == k::MPI_SUCCESS() {
             *group = fortran::group_c2f(group_c);
         }
@@ -6164,9 +6164,9 @@ unsafe fn MPI_Win_get_info_f08(win: *mut MPI_Fint, info_used: *mut MPI_Fint, ier
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_get_info", ierror, || {
         let mut info_used_c: sys::MPI_Info = std::mem::zeroed();
-        let rc = super::generated::MPI_Win_get_info((*win) as sys::MPI_Win, &mut info_used_c);
+        let rc = super::generated::MPI_Win_get_info(sys::MPI_Win(*win), &mut info_used_c);
         if rc == k::MPI_SUCCESS() {
-            *info_used = info_used_c as MPI_Fint;
+            *info_used = info_used_c.0 as MPI_Fint;
         }
         rc
     }) }
@@ -6184,7 +6184,7 @@ unsafe fn MPI_Win_get_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, result
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_get_name", ierror, || {
         let mut win_name_c = fs::string_buffer(win_name_len);
-        let rc = super::generated::MPI_Win_get_name((*win) as sys::MPI_Win, win_name_c.as_mut_ptr() as _, resultlen as _);
+        let rc = super::generated::MPI_Win_get_name(sys::MPI_Win(*win), win_name_c.as_mut_ptr() as _, resultlen as _);
         if rc == k::MPI_SUCCESS() {
             { fs::string_out(&win_name_c, win_name, win_name_len); }
         }
@@ -6203,7 +6203,7 @@ pub unsafe extern "C" fn f0_MPI_Win_get_name_f08(win: *mut MPI_Fint, win_name: *
 unsafe fn MPI_Win_lock_f08(lock_type: *mut MPI_Fint, rank: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_lock", ierror, || {
-        let rc = super::generated::MPI_Win_lock(*lock_type, *rank, *assert, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_lock(*lock_type, *rank, *assert, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6219,7 +6219,7 @@ pub unsafe extern "C" fn f0_MPI_Win_lock_f08(lock_type: *mut MPI_Fint, rank: *mu
 unsafe fn MPI_Win_lock_all_f08(assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_lock_all", ierror, || {
-        let rc = super::generated::MPI_Win_lock_all(*assert, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_lock_all(*assert, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6235,7 +6235,7 @@ pub unsafe extern "C" fn f0_MPI_Win_lock_all_f08(assert: *mut MPI_Fint, win: *mu
 unsafe fn MPI_Win_post_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_post", ierror, || {
-        let rc = super::generated::MPI_Win_post(fortran::group_f2c(*group), *assert, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_post(fortran::group_f2c(*group), *assert, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6271,7 +6271,7 @@ pub unsafe extern "C" fn f0_MPI_Win_set_attr_f08(win: *mut MPI_Fint, win_keyval:
 unsafe fn MPI_Win_set_errhandler_f08(win: *mut MPI_Fint, errhandler: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_set_errhandler", ierror, || {
-        let rc = super::generated::MPI_Win_set_errhandler((*win) as sys::MPI_Win, (*errhandler) as sys::MPI_Errhandler);
+        let rc = super::generated::MPI_Win_set_errhandler(sys::MPI_Win(*win), sys::MPI_Errhandler(*errhandler));
         rc
     }) }
 }
@@ -6287,7 +6287,7 @@ pub unsafe extern "C" fn f0_MPI_Win_set_errhandler_f08(win: *mut MPI_Fint, errha
 unsafe fn MPI_Win_set_info_f08(win: *mut MPI_Fint, info: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_set_info", ierror, || {
-        let rc = super::generated::MPI_Win_set_info((*win) as sys::MPI_Win, (*info) as sys::MPI_Info);
+        let rc = super::generated::MPI_Win_set_info(sys::MPI_Win(*win), sys::MPI_Info(*info));
         rc
     }) }
 }
@@ -6304,7 +6304,7 @@ unsafe fn MPI_Win_set_name_f08(win: *mut MPI_Fint, win_name: *mut c_char, ierror
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_set_name", ierror, || {
         let win_name_c = fs::string_in(win_name, win_name_len);
-        let rc = super::generated::MPI_Win_set_name((*win) as sys::MPI_Win, win_name_c.as_ptr() as _);
+        let rc = super::generated::MPI_Win_set_name(sys::MPI_Win(*win), win_name_c.as_ptr() as _);
         rc
     }) }
 }
@@ -6360,7 +6360,7 @@ pub unsafe extern "C" fn f0_MPI_Win_shared_query_c_f08(win: *mut MPI_Fint, rank:
 unsafe fn MPI_Win_start_f08(group: *mut MPI_Fint, assert: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_start", ierror, || {
-        let rc = super::generated::MPI_Win_start(fortran::group_f2c(*group), *assert, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_start(fortran::group_f2c(*group), *assert, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6376,7 +6376,7 @@ pub unsafe extern "C" fn f0_MPI_Win_start_f08(group: *mut MPI_Fint, assert: *mut
 unsafe fn MPI_Win_sync_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_sync", ierror, || {
-        let rc = super::generated::MPI_Win_sync((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_sync(sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6392,7 +6392,7 @@ pub unsafe extern "C" fn f0_MPI_Win_sync_f08(win: *mut MPI_Fint, ierror: *mut MP
 unsafe fn MPI_Win_test_f08(win: *mut MPI_Fint, flag: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_test", ierror, || {
-        let rc = super::generated::MPI_Win_test((*win) as sys::MPI_Win, flag as _);
+        let rc = super::generated::MPI_Win_test(sys::MPI_Win(*win), flag as _);
         rc
     }) }
 }
@@ -6408,7 +6408,7 @@ pub unsafe extern "C" fn f0_MPI_Win_test_f08(win: *mut MPI_Fint, flag: *mut MPI_
 unsafe fn MPI_Win_unlock_f08(rank: *mut MPI_Fint, win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_unlock", ierror, || {
-        let rc = super::generated::MPI_Win_unlock(*rank, (*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_unlock(*rank, sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6424,7 +6424,7 @@ pub unsafe extern "C" fn f0_MPI_Win_unlock_f08(rank: *mut MPI_Fint, win: *mut MP
 unsafe fn MPI_Win_unlock_all_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_unlock_all", ierror, || {
-        let rc = super::generated::MPI_Win_unlock_all((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_unlock_all(sys::MPI_Win(*win));
         rc
     }) }
 }
@@ -6440,7 +6440,7 @@ pub unsafe extern "C" fn f0_MPI_Win_unlock_all_f08(win: *mut MPI_Fint, ierror: *
 unsafe fn MPI_Win_wait_f08(win: *mut MPI_Fint, ierror: *mut MPI_Fint) {
     // SAFETY: the Fortran caller's arguments are valid as the binding requires (strings of their hidden lengths); converted to C, they go to the library's C wrapper of the same function, which has the C binding's contract.
     unsafe { fs::entry("mpi_win_wait", ierror, || {
-        let rc = super::generated::MPI_Win_wait((*win) as sys::MPI_Win);
+        let rc = super::generated::MPI_Win_wait(sys::MPI_Win(*win));
         rc
     }) }
 }

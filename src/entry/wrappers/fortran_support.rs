@@ -397,16 +397,16 @@ pub fn peers(comm: MPI_Fint, neighbor: bool) -> (usize, usize) {
 /// The real handle of a program's communicator (MPICH).
 #[cfg(ferry_mpi = "mpich")]
 pub fn real_fint_comm(f: MPI_Fint) -> MPI_Fint {
-    crate::core::handles::comm_real(f as crate::sys::MPI_Comm) as MPI_Fint
+    crate::core::handles::comm_real(crate::sys::MPI_Comm(f)).0
 }
 #[cfg(ferry_mpi = "mpich")]
 #[allow(dead_code)] // for the generated code: its users are MPI-4.1 functions MPICH 4.0.2 lacks
 pub fn real_fint_request(f: MPI_Fint) -> MPI_Fint {
-    crate::core::handles::request_real(f as crate::sys::MPI_Request) as MPI_Fint
+    crate::core::handles::request_real(crate::sys::MPI_Request(f)).0
 }
 #[cfg(ferry_mpi = "mpich")]
 pub fn real_fint_datatype(f: MPI_Fint) -> MPI_Fint {
-    crate::core::handles::datatype_real(f as crate::sys::MPI_Datatype) as MPI_Fint
+    crate::core::handles::datatype_real(crate::sys::MPI_Datatype(f)).0
 }
 
 /// The MPI's own Fortran `MPI_COMM_GET_ATTR` / `MPI_COMM_SET_ATTR` (an
@@ -430,7 +430,7 @@ fn comm_fint(c: crate::sys::MPI_Comm) -> MPI_Fint {
 #[cfg(ferry_mpi = "mpich")]
 fn comm_fint(c: crate::sys::MPI_Comm) -> MPI_Fint {
     // MPICH's Fortran integer is the C handle (its MPI_Comm_c2f is a macro).
-    c as MPI_Fint
+    c.0
 }
 
 /// Carries the attribute of keyval `kv` (made from Fortran) from `old` to
@@ -479,5 +479,5 @@ pub fn comm_slot(f: MPI_Fint) -> crate::core::handles::CommRef {
 #[cfg(ferry_mpi = "mpich")]
 #[allow(dead_code)] // for the generated code: mpich-deb's f08 collectives; the pip MPICH has none
 pub fn comm_slot(f: MPI_Fint) -> crate::core::handles::CommRef {
-    crate::core::handles::comm_in(f as crate::sys::MPI_Comm).1
+    crate::core::handles::comm_in(crate::sys::MPI_Comm(f)).1
 }
