@@ -21,10 +21,9 @@
 # that the machine's noise falls on both. A benchmark, never a pass/fail
 # test (this machine has 2 cores, shared).
 #
-# The evacuation moves the ranks one after the other today (each move its
-# own synchronization), so the two columns should be close; the goal
-# (issue 18) is 4 ranks in at most 1.5x the time of 1, with one
-# synchronization for all.
+# The evacuation moves all of the host's ranks in one synchronization (one
+# freeze and drain, one MPI_Comm_spawn_multiple, one new group); the goal
+# (issue 18) is 4 ranks in at most 1.5x the time of 1.
 #
 # Outputs: bench/out/evacuate-$MPI.md (medians over the rounds) and the
 # raw events in bench/out/$MPI/evacuate/.

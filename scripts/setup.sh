@@ -10,7 +10,8 @@
 #      libclang (bindgen), Open MPI 4.1.4 (openmpi-bin, libopenmpi-dev),
 #      MPICH 4.0.2 with Fortran (libmpich-dev: mpicc.mpich, mpif90.mpich,
 #      mpiexec.mpich; flavour mpich-deb), gfortran, iproute2, GROMACS
-#      (gmx_mpi on Open MPI: the harness's apps:: cases). Debian's
+#      (gmx_mpi on Open MPI: the harness's apps:: cases), valgrind
+#      (scripts/bench-instructions.sh). Debian's
 #      alternatives keep /usr/bin/mpicc, mpif90, mpiexec on Open MPI
 #      (priority 50 over MPICH's 40); no script uses those names anyway.
 #      A summary line says where they point.
@@ -47,6 +48,7 @@ APT_PACKAGES=(
     iproute2                    # `ip netns` test hosts
     ca-certificates             # pip over https on a bare machine
     gromacs                     # a real application (gmx_mpi, Open MPI): the harness's apps:: cases
+    valgrind                    # scripts/bench-instructions.sh (callgrind)
 )
 
 installed_something=0
