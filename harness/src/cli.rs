@@ -265,30 +265,7 @@ fn old_leaves(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
 /// `together`: three ranks moved by one `ferry migrate` move in one
 /// synchronization.
 fn together(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<String, String> {
-    let started = job::start_in(
-        mpi,
-        &s.bins["heat"],
-        &long(),
-        4,
-        dir,
-        &dir.join("work"),
-        Launch::Ferry(&[]),
-        &[("FERRY_LOG".into(), "info".into())],
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        if let Some(j) = running_job(started.jobs(), 4) {
-            break j;
-        }
-        if Instant::now() > deadline {
-            let _ = started.wait();
-            return Err(format!(
-                "the job's 4 ranks did not report within 60 s ({})",
-                dir.display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (started, job) = start_long_heat(mpi, s, dir)?;
     let out = Command::new(mpi.ferry())
         .args([
             "migrate",
@@ -576,30 +553,7 @@ fn long() -> Vec<String> {
 /// status`, and waits for the job's end.
 fn external(mpi: &Mpi, s: &Setup, name: &str) -> Result<External, String> {
     let dir = out(mpi).join(name);
-    let started = job::start_in(
-        mpi,
-        &s.bins["heat"],
-        &long(),
-        4,
-        &dir,
-        &dir.join("work"),
-        Launch::Ferry(&[]),
-        &[("FERRY_LOG".into(), "info".into())],
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        if let Some(j) = running_job(started.jobs(), 4) {
-            break j;
-        }
-        if Instant::now() > deadline {
-            let _ = started.wait();
-            return Err(format!(
-                "the job's 4 ranks did not report within 60 s ({})",
-                dir.display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (started, job) = start_long_heat(mpi, s, &dir)?;
     let ferry = |args: &[&str]| -> (Option<i32>, String) {
         let out = Command::new(mpi.ferry())
             .args(args)
@@ -671,6 +625,35 @@ impl External {
             ));
         }
         Ok(said.trim().to_string())
+    }
+}
+
+/// Starts the long heat job under `ferry run` in `dir` and waits (at most
+/// 60 s) until its 4 ranks have reported: the run and its job id.
+fn start_long_heat(mpi: &Mpi, s: &Setup, dir: &Path) -> Result<(job::Started, String), String> {
+    let started = job::start_in(
+        mpi,
+        &s.bins["heat"],
+        &long(),
+        4,
+        dir,
+        &dir.join("work"),
+        Launch::Ferry(&[]),
+        &[("FERRY_LOG".into(), "info".into())],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(j) = running_job(started.jobs(), 4) {
+            return Ok((started, j));
+        }
+        if Instant::now() > deadline {
+            let _ = started.wait();
+            return Err(format!(
+                "the job's 4 ranks did not report within 60 s ({})",
+                dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
