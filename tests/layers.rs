@@ -8,8 +8,10 @@
 //! chains, the exported macros called as `crate::name!`), and fails on an
 //! upward reference unless its edge (the file, the module it names) is in
 //! [`DEBT`]. A `DEBT` entry whose edge no longer occurs fails too, so the
-//! list can only shrink. Cycles between the modules of one layer are
-//! printed, not failed on (`cargo test --test layers -- --nocapture`).
+//! list can only shrink. A cycle between the modules of one layer fails
+//! too, naming its modules and the edges that close it: inside a layer
+//! the modules are ordered as well, so that a reader (and a new phase)
+//! finds where each belongs.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -599,10 +601,8 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     t.out
 }
 
-#[test]
-fn cycles_within_a_layer_are_reported() {
-    let s = scan();
-    // module -> modules of the same layer it names.
+/// Each module and the modules of its own layer it names.
+fn same_layer_graph(s: &Scan) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &s.refs {
         let from = &s.files[r.file].module;
@@ -614,24 +614,63 @@ fn cycles_within_a_layer_are_reported() {
             .or_default()
             .insert(r.target.join("::"));
     }
-    let found = cycles(&graph);
-    println!("cycles between the modules of one layer (reported, not failed on):");
-    if found.is_empty() {
-        println!("  none");
-    }
-    for c in &found {
-        let members: BTreeSet<&String> = c.iter().collect();
-        let edges: Vec<String> = c
-            .iter()
-            .flat_map(|a| {
-                graph[a]
-                    .iter()
-                    .filter(|b| members.contains(b))
-                    .map(move |b| format!("{a} -> {b}"))
-            })
+    graph
+}
+
+/// The cycles of `graph`, each with the edges inside it, one per line.
+fn describe_cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    cycles(graph)
+        .iter()
+        .map(|c| {
+            let members: BTreeSet<&String> = c.iter().collect();
+            let edges: Vec<String> = c
+                .iter()
+                .flat_map(|a| {
+                    graph[a]
+                        .iter()
+                        .filter(|b| members.contains(b))
+                        .map(move |b| format!("{a} -> {b}"))
+                })
+                .collect();
+            format!("{{{}}}: {}", c.join(", "), edges.join("; "))
+        })
+        .collect()
+}
+
+#[test]
+fn no_cycle_inside_a_layer() {
+    let found = describe_cycles(&same_layer_graph(&scan()));
+    assert!(
+        found.is_empty(),
+        "modules of one layer that use each other (a cycle; move what both \
+         need into a module below them, or pass it in):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn a_cycle_is_found() {
+    let edge = |a: &str, b: &[&str]| (a.to_string(), b.iter().map(|x| x.to_string()).collect());
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        edge("ops::a", &["ops::b"]),
+        edge("ops::b", &["ops::c"]),
+        edge("ops::c", &["ops::a", "ops::d"]),
+        edge("ops::d", &[]),
+    ]
+    .into_iter()
+    .collect();
+    let found = describe_cycles(&graph);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("{ops::a, ops::b, ops::c}"),
+        "{found:?}"
+    );
+    assert!(found[0].contains("ops::c -> ops::a"), "{found:?}");
+    let acyclic: BTreeMap<String, BTreeSet<String>> =
+        [edge("ops::a", &["ops::b"]), edge("ops::b", &[])]
+            .into_iter()
             .collect();
-        println!("  {{{}}}: {}", c.join(", "), edges.join("; "));
-    }
+    assert!(describe_cycles(&acyclic).is_empty());
 }
 
 #[test]

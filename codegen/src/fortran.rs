@@ -52,7 +52,7 @@ fn plain_family(base: &str) -> Option<&'static str> {
 }
 
 /// Handle families converted through the library's Fortran integers
-/// (`special::fortran`).
+/// (`core::fortran`).
 fn virtual_family(base: &str) -> Option<&'static str> {
     Some(match base {
         "MPI_Comm" => "comm",
@@ -653,7 +653,7 @@ pub fn generate(functions: &[Function], overlay: &Overlay, source: &str) -> Stri
         "//! Fortran entry points under Open MPI (see codegen/src/fortran.rs).\n\
          #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]\n\
          use super::fortran_support as fs;\n\
-         use crate::entry::special::fortran;\n\
+         use crate::core::fortran;\n\
          use crate::sys::{self, constants as k, MPI_Fint};\n\
          use std::ffi::{c_char, c_void};\n\n",
     );
@@ -752,7 +752,7 @@ pub fn generate_mpich(functions: &[Function], overlay: &Overlay, source: &str) -
         "//! Fortran entry points under MPICH (see codegen/src/fortran.rs, `generate_mpich`).\n\
          #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]\n\
          use super::fortran_support as fs;\n\
-         use crate::entry::special::fortran;\n\
+         use crate::core::fortran;\n\
          use crate::sys::{self, constants as k, MPI_Fint};\n\
          use std::ffi::{c_char, c_void};\n\n",
     );

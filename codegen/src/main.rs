@@ -291,7 +291,8 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
                     } else {
                         &mut pre
                     };
-                    writeln!(at, "    let {id} = handles::{fam}_real({id});").unwrap();
+                    let real = handle_fn(fam, "real");
+                    writeln!(at, "    let {id} = {real}({id});").unwrap();
                 }
                 call_args.push(id);
             }
@@ -335,7 +336,7 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
                         "handles::request_out({id}_real, handles::ReqKind::Other, {}, -1, -1)",
                         comm_slot.clone().unwrap_or_else(|| "handles::CommRef::NONE".into())
                     ),
-                    (fam, _) => format!("handles::{fam}_out({id}_real)"),
+                    (fam, _) => format!("{}({id}_real)", handle_fn(fam, "out")),
                 };
                 writeln!(post, "        if !{id}.is_null() {{ *{id} = {reg}; }}").unwrap();
                 if fam != "request" {
@@ -348,15 +349,21 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
             }
             Some((fam, 1)) if p.dir == "inout" && !is_array(p) => {
                 // A handle freed (or replaced) by MPI.
-                writeln!(pre, "    let mut {id}_real = if {id}.is_null() {{ handles::{fam}_null() }} else {{ handles::{fam}_real(*{id}) }};").unwrap();
+                let (real, released) = (handle_fn(fam, "real"), handle_fn(fam, "released"));
+                writeln!(pre, "    let mut {id}_real = if {id}.is_null() {{ handles::{fam}_null() }} else {{ {real}(*{id}) }};").unwrap();
                 call_args.push(format!(
                     "if {id}.is_null() {{ {id} }} else {{ &mut {id}_real }}"
                 ));
-                writeln!(post, "        if !{id}.is_null() {{ *{id} = handles::{fam}_released(*{id}, {id}_real); }}").unwrap();
+                writeln!(
+                    post,
+                    "        if !{id}.is_null() {{ *{id} = {released}(*{id}, {id}_real); }}"
+                )
+                .unwrap();
             }
             Some((fam, 1)) if p.dir == "in" && !is_array(p) => {
                 // A handle passed by pointer for reading only.
-                writeln!(pre, "    let mut {id}_real = if {id}.is_null() {{ handles::{fam}_null() }} else {{ handles::{fam}_real(*{id}) }};").unwrap();
+                let real = handle_fn(fam, "real");
+                writeln!(pre, "    let mut {id}_real = if {id}.is_null() {{ handles::{fam}_null() }} else {{ {real}(*{id}) }};").unwrap();
                 call_args.push(format!(
                     "if {id}.is_null() {{ {id} as _ }} else {{ &mut {id}_real }}"
                 ));
@@ -434,7 +441,7 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
     if e.window == Some(Window::Constructor) {
         writeln!(
             post,
-            "        if !win.is_null() {{ handles::win_register(*win); }}"
+            "        if !win.is_null() {{ comms::win_register(*win); }}"
         )
         .unwrap();
     }
@@ -610,6 +617,21 @@ fn p2p_args(name: &str) -> String {
     )
 }
 
+/// The function that translates a handle of family `fam` (`real`: the
+/// program's handle to MPI's, `out`: a handle MPI just made to the
+/// program's, `released`: after MPI freed or replaced it). The virtual
+/// handle tables (`core::handles`) do most; a communicator MPI made is
+/// taken in with its recipe and global id (`core::comms`), and reduction
+/// operations have their own table (`core::ops`).
+fn handle_fn(fam: &str, what: &str) -> String {
+    match (fam, what) {
+        ("comm", "out") => "comms::comm_out".into(),
+        ("op", "real") => "reductions::op_real".into(),
+        ("op", "released") => "reductions::released".into(),
+        _ => format!("handles::{fam}_{what}"),
+    }
+}
+
 fn is_array(p: &Param) -> bool {
     p.name.starts_with("array_of_")
         || p.name.ends_with('s') && p.kind == "REQUEST"
@@ -648,7 +670,7 @@ fn generate(spec: &Spec, overlay: &Overlay) -> String {
     .unwrap();
     out.push_str(
         "#![allow(non_snake_case, unused_mut, unused_variables, clippy::all)]\n\
-         use crate::{calls::p2p, core::{channels, handles, superstep}, entry::special, sys};\n\
+         use crate::{calls::p2p, core::{channels, comms, handles, ops as reductions, superstep}, entry::special, sys};\n\
          use crate::sys::*;\n\
          use std::ffi::{c_char, c_int, c_void};\n\n",
     );

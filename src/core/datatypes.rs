@@ -93,14 +93,6 @@ pub fn order(saved: &[Saved]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// Whether a real datatype is predefined (MPI's own account).
-pub fn is_named(real: MPI_Datatype) -> bool {
-    let (mut ni, mut na, mut nd, mut comb) = (0, 0, 0, 0);
-    // SAFETY: a query on a live datatype into locals.
-    let rc = unsafe { PMPI_Type_get_envelope(real, &mut ni, &mut na, &mut nd, &mut comb) };
-    rc == k::MPI_SUCCESS() && comb == c::MPI_COMBINER_NAMED
-}
-
 /// Describes a real derived datatype. Component handles MPI returns are
 /// freed again (they are new references).
 // `MPI_Aint` is `i64` under MPICH and `isize` under Open MPI.
@@ -132,7 +124,7 @@ fn describe(real: MPI_Datatype, depth: usize) -> Result<Recipe, String> {
         }
         let mut parts = Vec::with_capacity(types.len());
         for mut t in types {
-            if is_named(t) {
+            if crate::core::objects::is_named(t) {
                 parts.push(Part::Named(crate::sys::bits::handle_bits(t)));
                 continue;
             }

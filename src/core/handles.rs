@@ -55,7 +55,7 @@ pub struct CommSlot {
     /// the program's), called by the trampoline in `special`.
     pub errfn: usize,
     /// Global id, the same in every member (0: not synchronized, e.g.
-    /// `MPI_COMM_SELF`). See [`gid_of`].
+    /// `MPI_COMM_SELF`). See [`crate::core::comms::gid_of`].
     pub gid: u64,
     /// The real communicators this one was before rebuilds (freed when the
     /// program frees it).
@@ -85,43 +85,6 @@ pub fn mix_gid(parts: &[u64]) -> u64 {
     } else {
         h
     }
-}
-
-/// The global id of a communicator being made, computed alike by every
-/// member without communication: creation calls are collectives on the
-/// parent, so the parent's id and superstep agree among the members, and
-/// the lowest world rank and size of the new group tell apart the
-/// communicators one split makes.
-pub fn gid_of(recipe: &crate::core::recipe::Recipe) -> u64 {
-    let (parent, step) = crate::core::superstep::last_collective();
-    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
-    let lowest = |g: &Option<Vec<c_int>>| {
-        g.as_ref()
-            .map(|v| {
-                (
-                    v.iter().copied().min().unwrap_or(-1) as i64 as u64,
-                    v.len() as u64,
-                )
-            })
-            .unwrap_or((u64::MAX, 0))
-    };
-    let (lo, n) = lowest(&recipe.local);
-    let members = recipe
-        .local
-        .as_ref()
-        .map(|v| mix_gid(&v.iter().map(|&r| r as i64 as u64).collect::<Vec<_>>()))
-        .unwrap_or(0);
-    let key = mix_gid(&[pgid, step, lo, n, members]);
-    // Calls that are not collective on the parent (`MPI_Comm_create_group`)
-    // share a parent superstep: the members tell them apart by how many
-    // such communicators they made before, in the same order.
-    let occurrence = with_tables(|t| {
-        let seen = t.created.entry(key).or_insert(0);
-        let occurrence = *seen;
-        *seen += 1;
-        occurrence
-    });
-    mix_gid(&[key, occurrence])
 }
 
 /// A reference to a communicator slot, valid while the slot is live (slots
@@ -521,6 +484,12 @@ pub fn comm_real(v: MPI_Comm) -> MPI_Comm {
     comm_in(v).0
 }
 
+/// The real world communicator of the moment.
+#[inline]
+pub fn world_real() -> MPI_Comm {
+    comm_real(k::MPI_COMM_WORLD())
+}
+
 #[inline(always)]
 pub fn comm_null() -> MPI_Comm {
     k::MPI_COMM_NULL()
@@ -535,76 +504,8 @@ pub fn comm_virtual(i: usize) -> MPI_Comm {
     }
 }
 
-/// A communicator MPI just made: record it and give the program a virtual
-/// handle. The recipe to rebuild it is read from the communicator itself.
-pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
-    if real == k::MPI_COMM_NULL() {
-        return real;
-    }
-    // SAFETY: MPI just returned `real` as a new communicator.
-    let recipe = unsafe { crate::core::recipe::Recipe::of(real) };
-    let v = comm_register(real, recipe);
-    // A new communicator inherits its parent's error handler.
-    crate::core::errhandlers::note_inherited_errhandler(v, real);
-    v
-}
-
-/// Records a communicator with a known recipe.
-pub fn comm_register(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI_Comm {
-    comm_register_with(real, recipe, None)
-}
-
-/// Records the communicator of an `MPI_Comm_idup`, not usable before its
-/// request completes: its id is its parent's and superstep's (the same on
-/// both sides of an intercommunicator), with no exchange.
-pub fn comm_register_dup(real: MPI_Comm, recipe: crate::core::recipe::Recipe) -> MPI_Comm {
-    let (parent, step) = crate::core::superstep::last_collective();
-    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
-    comm_register_with(real, recipe, Some(mix_gid(&[pgid, step, 0x1d09])))
-}
-
-fn comm_register_with(
-    real: MPI_Comm,
-    recipe: crate::core::recipe::Recipe,
-    gid: Option<u64>,
-) -> MPI_Comm {
-    let _g = lock();
-    let peers = recipe.peer_count();
-    let exchange = gid.is_none() && recipe.remote.is_some() && recipe.rebuildable();
-    let mut gid = gid.unwrap_or_else(|| gid_of(&recipe));
-    if exchange {
-        // The two groups of an intercommunicator come from different
-        // parents: each side learns the other's candidate (a reduction
-        // over an intercommunicator delivers the remote group's result).
-        use crate::sys::collective::{allreduce, Op, Wait};
-        // SAFETY: `real` is the new intercommunicator, which every member
-        // of both groups is making at this very call.
-        if let Ok(theirs) = unsafe { allreduce(real, &[gid], Op::Max, Wait::Blocking) } {
-            gid = mix_gid(&[gid.min(theirs[0]), gid.max(theirs[0])]);
-        }
-    }
-    let i = with_tables(|t| {
-        let serial = t.next_serial;
-        t.next_serial += 1;
-        t.comms.insert(CommSlot {
-            real,
-            sent: vec![0; peers],
-            received: vec![0; peers],
-            recipe: Some(Box::new(recipe)),
-            serial,
-            errfn: 0,
-            gid,
-            retired: Vec::new(),
-            window: false,
-        })
-    });
-    crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
-    publish_gid(i, gid);
-    comm_virtual(i)
-}
-
 /// Publishes a slot's global id in the state window.
-fn publish_gid(i: usize, gid: u64) {
+pub fn publish_gid(i: usize, gid: u64) {
     use std::sync::atomic::Ordering;
     let s = crate::core::state::state();
     s.gids[i].store(gid, Ordering::Relaxed);
@@ -616,50 +517,9 @@ pub fn win_null() -> crate::sys::MPI_Win {
     k::MPI_WIN_NULL()
 }
 
-fn win_key(w: crate::sys::MPI_Win) -> usize {
+/// The key of a window in the table of windows.
+pub fn win_key(w: crate::sys::MPI_Win) -> usize {
     crate::sys::bits::handle_bits(w) as usize
-}
-
-/// A window MPI just made (collectively over its group): give it a slot,
-/// so that its collectives count as supersteps with a global id.
-pub fn win_register(win: crate::sys::MPI_Win) {
-    if win == k::MPI_WIN_NULL() {
-        return;
-    }
-    let mut g = k::MPI_GROUP_NULL();
-    // SAFETY: a live window; the group is freed below.
-    let local = unsafe {
-        crate::sys::PMPI_Win_get_group(win, &mut g);
-        let v = crate::core::recipe::world_ranks(g);
-        crate::sys::PMPI_Group_free(&mut g);
-        v
-    };
-    let recipe = crate::core::recipe::Recipe {
-        local,
-        remote: None,
-        topology: crate::core::recipe::Topology::None,
-    };
-    let gid = gid_of(&recipe);
-    let _g = lock();
-    let i = with_tables(|t| {
-        let serial = t.next_serial;
-        t.next_serial += 1;
-        let i = t.comms.insert(CommSlot {
-            real: k::MPI_COMM_NULL(),
-            sent: Vec::new(),
-            received: Vec::new(),
-            recipe: Some(Box::new(recipe)),
-            serial,
-            errfn: 0,
-            gid,
-            retired: Vec::new(),
-            window: true,
-        });
-        t.windows.insert(win_key(win), i);
-        i
-    });
-    crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
-    publish_gid(i, gid);
 }
 
 /// The slot of a window (`CommRef::NONE` if unknown).
@@ -840,7 +700,7 @@ pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype 
     // MPI's own account decides (MPICH's pair types, for one, are
     // predefined handles of the "direct" kind); before MPI_Init (the tool
     // interface) nothing is derived.
-    if crate::core::runtime::runtime().is_none() || crate::core::datatypes::is_named(real) {
+    if crate::core::runtime::runtime().is_none() || crate::core::objects::is_named(real) {
         return real;
     }
     let _g = lock();
@@ -978,20 +838,11 @@ pub fn alltoallw_lens(comm: MPI_Comm, neighbor: bool) -> (usize, usize) {
 }
 
 // ---------------------------------------------------------------------------
-// Reduction operations (see `crate::core::ops`).
+// Reduction operations (their table is `crate::core::ops`'s).
 
 #[inline(always)]
 pub fn op_null() -> crate::sys::MPI_Op {
     k::MPI_OP_NULL()
-}
-
-#[inline(always)]
-pub fn op_real(v: crate::sys::MPI_Op) -> crate::sys::MPI_Op {
-    crate::core::ops::op_real(v)
-}
-
-pub fn op_released(v: crate::sys::MPI_Op, real_after: crate::sys::MPI_Op) -> crate::sys::MPI_Op {
-    crate::core::ops::released(v, real_after)
 }
 
 // ---------------------------------------------------------------------------

@@ -8,8 +8,10 @@
 pub mod bsend;
 pub mod channels;
 pub mod clock;
+pub mod comms;
 pub mod datatypes;
 pub mod errhandlers;
+pub mod fortran;
 pub mod handles;
 pub mod keyvals;
 pub mod moves;

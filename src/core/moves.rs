@@ -25,7 +25,7 @@ pub fn counted(moved: bool) {
 /// rank (the kernel's copy of its arguments: the program's, carried by
 /// the image, do not say, and neither can memory the image replaces).
 pub fn started_as_replacement() -> bool {
-    has_argument(crate::mem::startup::REPLACEMENT_MARKER)
+    has_argument(crate::mem::REPLACEMENT_MARKER)
 }
 
 /// Whether this process is a replacement spawned by a process that was a

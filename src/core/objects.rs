@@ -46,6 +46,16 @@ pub fn forwarded_made(function: &'static str) {
     }
 }
 
+/// Whether a real datatype is predefined (MPI's own account).
+pub fn is_named(real: crate::sys::MPI_Datatype) -> bool {
+    let (mut ni, mut na, mut nd, mut comb) = (0, 0, 0, 0);
+    // SAFETY: a query on a live datatype into locals.
+    let rc =
+        unsafe { crate::sys::PMPI_Type_get_envelope(real, &mut ni, &mut na, &mut nd, &mut comb) };
+    rc == crate::sys::constants::MPI_SUCCESS()
+        && comb == crate::sys::constants::combiners::MPI_COMBINER_NAMED
+}
+
 /// Whether a handle names a predefined object.
 pub fn predefined(bits: u64) -> bool {
     #[cfg(ferry_mpi = "mpich")]

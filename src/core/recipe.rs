@@ -3,7 +3,6 @@
 //! MPI makes it: the world ranks of its group (and of its remote group for
 //! an intercommunicator) and its topology. Making one again from its
 //! recipe is the regroup's (`protocol::membership`).
-use crate::core::handles;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::c_int;
@@ -54,11 +53,12 @@ impl Recipe {
         self.local.is_some() && !matches!(self.remote, Some(None))
     }
 
-    /// Reads the recipe of a real communicator.
+    /// Reads the recipe of a real communicator, in ranks of `world` (the
+    /// real world of the moment).
     ///
     /// # Safety
-    /// `real` must be a live communicator.
-    pub unsafe fn of(real: MPI_Comm) -> Recipe {
+    /// `real` and `world` must be live communicators.
+    pub unsafe fn of(real: MPI_Comm, world: MPI_Comm) -> Recipe {
         // SAFETY: `real` is a communicator MPI just returned; each call
         // writes only into the out-parameters given.
         unsafe {
@@ -66,12 +66,12 @@ impl Recipe {
             PMPI_Comm_test_inter(real, &mut inter);
             let mut g = k::MPI_GROUP_NULL();
             PMPI_Comm_group(real, &mut g);
-            let local = world_ranks(g);
+            let local = world_ranks(g, world);
             PMPI_Group_free(&mut g);
             let remote = if inter != 0 {
                 let mut rg = k::MPI_GROUP_NULL();
                 PMPI_Comm_remote_group(real, &mut rg);
-                let r = world_ranks(rg);
+                let r = world_ranks(rg, world);
                 PMPI_Group_free(&mut rg);
                 Some(r)
             } else {
@@ -91,15 +91,17 @@ impl Recipe {
     }
 }
 
-/// World ranks of a group, or `None` if one of its processes is not in the
-/// world.
-pub(crate) unsafe fn world_ranks(g: MPI_Group) -> Option<Vec<c_int>> {
+/// Ranks in `world` (the real world of the moment) of a group's members,
+/// or `None` if one of them is not in the world.
+///
+/// # Safety
+/// `g` and `world` must be live.
+pub(crate) unsafe fn world_ranks(g: MPI_Group, world: MPI_Comm) -> Option<Vec<c_int>> {
     let mut n: c_int = 0;
     // SAFETY: a live group (see caller).
     unsafe { PMPI_Group_size(g, &mut n) };
     let ranks: Vec<c_int> = (0..n).collect();
     let mut out = vec![0; n as usize];
-    let world = handles::comm_real(k::MPI_COMM_WORLD());
     let mut wg = k::MPI_GROUP_NULL();
     // SAFETY: the current real world and a live group; arrays of size n.
     unsafe {

@@ -94,7 +94,7 @@ pub fn last_collective() -> (usize, u64) {
 
 /// A communicator constructor that is collective over the new group only
 /// (`MPI_Comm_create_group`): its global id is keyed by the parent without
-/// a superstep (see `handles::gid_of`).
+/// a superstep (see `comms::gid_of`).
 #[inline]
 pub fn note_creation(parent: CommRef) {
     LAST_SLOT.store(parent.0, Ordering::Relaxed);

@@ -17,7 +17,7 @@ extern "C" fn at_load() {
     let _ = std::panic::catch_unwind(|| {
         crate::mem::startup::set_instead(crate::mem::startup::Instead {
             replacement: crate::ops::migration::replacement_main,
-            restart: crate::ops::image::restore::restart,
+            restart: crate::ops::session::restart,
             restart_rank: crate::ops::image::restore::launcher_rank,
         });
         crate::core::upcalls::register(&crate::ops::session::UPCALLS);

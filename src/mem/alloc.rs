@@ -162,7 +162,7 @@ fn premain_wanted() -> bool {
     let args = &buf[..n.max(0) as usize];
     let mut it = args.split(|&b| b == 0);
     let _exe = it.next();
-    it.next() != Some(super::startup::REPLACEMENT_MARKER.as_bytes())
+    it.next() != Some(super::REPLACEMENT_MARKER.as_bytes())
 }
 
 /// Before `main`, on the main thread: whether the allocation being made is
@@ -170,7 +170,7 @@ fn premain_wanted() -> bool {
 #[cold]
 #[inline(never)]
 fn premain_program_allocates() -> bool {
-    if super::startup::main_started() || ROUTING.load(Ordering::Relaxed) {
+    if super::main_started() || ROUTING.load(Ordering::Relaxed) {
         return false;
     }
     match PREMAIN.load(Ordering::Relaxed) {
@@ -436,7 +436,7 @@ mod exported {
         // The image layer is on only once both arenas are set up; before
         // `main`, the constructors of the program's libraries.
         crate::mem::program_allocates()
-            || (!crate::mem::startup::main_started() && premain_program_allocates())
+            || (!crate::mem::main_started() && premain_program_allocates())
     }
 
     /// [`to_arena`] for an allocation asked for by code at `caller`: the

@@ -508,6 +508,48 @@ pub fn ferry_path() -> Option<String> {
     )
 }
 
+/// Identity of the running binary and library (hashes of the files),
+/// computed once.
+pub fn identity() -> (String, u64, String, u64) {
+    static ID: std::sync::OnceLock<(String, u64, String, u64)> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let objs = objects();
+        let fb = ferry_base();
+        let id_of = |o: Option<&Object>, file: &str| {
+            identity_hash(o.and_then(|o| o.build_id.as_deref()), file)
+        };
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ferry = ferry_path().unwrap_or_default();
+        (
+            exe.clone(),
+            id_of(objs.iter().find(|o| o.is_executable()), "/proc/self/exe"),
+            ferry.clone(),
+            id_of(objs.iter().find(|o| o.base == fb), &ferry),
+        )
+    })
+    .clone()
+}
+
+/// What identifies a build: the linker's build id of the object as
+/// loaded, or (an object linked without one) the hash of its file. The
+/// build id costs nothing to read, where hashing the file took 16 ms of
+/// every migration's critical path (libferry is large).
+fn identity_hash(build_id: Option<&[u8]>, file: &str) -> u64 {
+    match build_id {
+        Some(id) => {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(b"build-id:");
+            h.update(id);
+            h.digest()
+        }
+        None => std::fs::read(file)
+            .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
+            .unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,11 @@
 //!   libc's heap, which is never carried.
 //! * **Mappings** ([`mapping`]): anonymous memory the program maps itself
 //!   comes from its arena too.
-//! * **Whose state** ([`closure`], [`opened`]): the program's closure of
-//!   loaded objects (the executable, what it needs and what it opened,
-//!   short of MPI and the C library) is told from the rest by the
-//!   dependency graph; the objects it opened are opened again at the same
+//! * **Whose state** ([`closure`], [`opened`], [`carried`]): the
+//!   program's closure of loaded objects (the executable, what it needs
+//!   and what it opened, short of MPI and the C library) is told from the
+//!   rest by the dependency graph; what an image carries of it is decided
+//!   at the capture; the objects it opened are opened again at the same
 //!   place in a new process.
 //! * **Capture** ([`capture`](crate::ops::image::capture), in `ops`): at a
 //!   call boundary the used arena, the stack, the writable data and
@@ -47,6 +48,7 @@
 //! object nobody is known to have loaded.
 pub mod alloc;
 pub mod arena;
+pub mod carried;
 pub mod closure;
 pub mod context;
 pub mod elf;
@@ -70,6 +72,21 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// one running on the fixed stack, reads or writes it). While it is not
 /// zero, allocations go to libc: they belong to MPI.
 static IN_MPI: AtomicU32 = AtomicU32::new(0);
+
+/// First argument of a replacement process (the migration starts it so):
+/// it restores the image it is sent instead of running `main`.
+pub const REPLACEMENT_MARKER: &str = "--ferry-replacement";
+
+/// Set once `main` (or, in a restarted process, the image) runs
+/// ([`startup`]): exit handlers registered from then on are the program's
+/// own doing, and allocations are told apart by thread and MPI depth, no
+/// longer by their caller.
+static MAIN_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `main` (or the restored image) runs.
+pub fn main_started() -> bool {
+    MAIN_STARTED.load(Ordering::Relaxed)
+}
 
 /// Whether the image layer is on in this process.
 #[inline(always)]

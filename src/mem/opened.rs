@@ -98,7 +98,7 @@ extern "C" fn note(path: *const c_char, flags: c_int, caller: usize) -> usize {
             return;
         }
         let opener = if super::program_allocates()
-            || (!super::startup::main_started() && super::alloc::premain_program_code(caller))
+            || (!super::main_started() && super::alloc::premain_program_code(caller))
         {
             Opener::Program
         } else {

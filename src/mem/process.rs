@@ -404,7 +404,7 @@ fn reregister_exit_handlers() {
 }
 
 fn record(h: ExitHandler) {
-    if super::startup::main_started() && super::program_allocates() {
+    if super::main_started() && super::program_allocates() {
         let counted = super::enter_mpi();
         if let Ok(mut l) = EXIT_HANDLERS.lock() {
             l.push(h);
@@ -442,7 +442,7 @@ fn of_the_program(h: &ExitHandler) -> bool {
     if unsafe { libc::dladdr(f as *const c_void, &mut info) } == 0 {
         return true;
     }
-    super::closure::carried_base(info.dli_fbase as usize)
+    super::carried::carried_base(info.dli_fbase as usize)
 }
 
 fn record_library(h: ExitHandler) {

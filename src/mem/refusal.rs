@@ -47,7 +47,7 @@ pub fn reasons() -> Vec<String> {
         out.push(e.0);
     }
     out.extend(super::mapping::reasons());
-    out.extend(super::closure::reasons());
+    out.extend(super::carried::reasons());
     out
 }
 

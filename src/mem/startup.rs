@@ -18,7 +18,7 @@
 //! runs as it would without the image layer.
 use super::layout::*;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 type MainFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 type StartFn = unsafe extern "C" fn(
@@ -35,9 +35,7 @@ extern "C" {
     static mut environ: *mut *mut c_char;
 }
 
-/// First argument of a replacement process (the migration starts it so):
-/// it restores the image it is sent instead of running `main`.
-pub const REPLACEMENT_MARKER: &str = "--ferry-replacement";
+pub use super::REPLACEMENT_MARKER;
 
 /// What a process runs instead of the program's `main`. This layer knows
 /// when (a replacement's marker, `FERRY_RESTART`), the layers above know
@@ -83,14 +81,6 @@ pub fn program_args() -> Vec<String> {
         out.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
     }
     out
-}
-
-/// Set once `main` (or, in a restarted process, the image) runs: exit
-/// handlers registered from then on are the program's own doing.
-static MAIN_STARTED: AtomicBool = AtomicBool::new(false);
-
-pub fn main_started() -> bool {
-    MAIN_STARTED.load(Ordering::Relaxed)
 }
 
 #[derive(Clone, Copy)]
@@ -341,7 +331,7 @@ unsafe extern "C" fn main_hook(
     argv: *mut *mut c_char,
     envp: *mut *mut c_char,
 ) -> c_int {
-    MAIN_STARTED.store(true, Ordering::SeqCst);
+    super::MAIN_STARTED.store(true, Ordering::SeqCst);
     let instead = INSTEAD.get();
     if let (true, Some(instead)) = (replacing(argc, argv), instead) {
         let args: Vec<String> = (2..argc.max(0) as usize)

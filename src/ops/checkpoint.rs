@@ -24,40 +24,17 @@
 //! MPI: it adopts the new MPI's objects, re-creates the recorded ones, and
 //! the regroup's rebuild makes every communicator again; drained messages
 //! and re-posted receives are served as after any regroup.
-use crate::core::handles::with_tables;
 use crate::sys::constants as k;
 use crate::sys::*;
-use std::ffi::{c_int, CString};
-use std::mem::MaybeUninit;
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 static DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// Rank 0's request fired: the next regroup it leads is the checkpoint.
 static LEADS: AtomicBool = AtomicBool::new(false);
-
-/// What the new MPI must make again, recorded before the capture.
-#[derive(Default)]
-struct Record {
-    /// Communicator slot → name given by the program.
-    names: Vec<(usize, CString)>,
-    /// Communicator slot → predefined error handler (raw handle bytes).
-    errhandlers: Vec<(usize, MPI_Errhandler)>,
-    /// Group slot → world ranks.
-    groups: Vec<(usize, Vec<c_int>)>,
-    /// Request slot → the status it completed with.
-    completed: Vec<(usize, MPI_Status)>,
-    /// The program's derived datatypes.
-    datatypes: Vec<crate::core::datatypes::Saved>,
-}
-
-// SAFETY: MPI handles in the record are plain values, only used by the
-// thread that calls MPI.
-unsafe impl Send for Record {}
-
-static RECORD: Mutex<Option<Record>> = Mutex::new(None);
 
 /// Reads `FERRY_CHECKPOINT` (at `MPI_Init`).
 pub fn configure(rank: c_int) -> Result<(), String> {
@@ -68,7 +45,7 @@ pub fn configure(rank: c_int) -> Result<(), String> {
                 *d = Some(dir);
             }
             if rank == 0 {
-                crate::protocol::control::set_checkpoint_at(spec.after);
+                crate::protocol::schedule::set_checkpoint_at(spec.after);
             }
             Ok(())
         }
@@ -90,20 +67,20 @@ fn absolute(p: &Path) -> PathBuf {
 /// The call count at which this rank asks for the checkpoint (`u64::MAX`:
 /// never, or already asked).
 pub fn due_at() -> u64 {
-    crate::protocol::control::checkpoint_at()
+    crate::protocol::schedule::checkpoint_at()
 }
 
 /// The call count is reached: ask for the regroup that will be the
 /// checkpoint.
 pub fn fire(calls: u64) {
-    crate::protocol::control::set_checkpoint_at(u64::MAX);
+    crate::protocol::schedule::set_checkpoint_at(u64::MAX);
     log::info!("checkpoint asked for after call {calls}");
     LEADS.store(true, Ordering::SeqCst);
     crate::protocol::regroup::request();
 }
 
 /// Whether this process asked for the checkpoint that the regroup it
-/// leads now is (the leader's part of [`crate::ops::migration::agree`]).
+/// leads now is (what the leader says in [`crate::ops::migration::agree`]).
 pub fn leading() -> bool {
     LEADS.swap(false, Ordering::SeqCst)
 }
@@ -132,78 +109,6 @@ pub struct Before {
     pub started: Option<Instant>,
 }
 
-/// Why this process cannot be checkpointed now (beyond the image's own
-/// reasons): MPI objects the image cannot re-create yet. `orphans`: the
-/// communicators some members of the job have freed while others still
-/// hold them ([`crate::protocol::membership::orphans`]).
-pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    if orphans > 0 {
-        out.push(format!(
-            "{orphans} communicator(s) that some ranks have freed and others still use cannot be made again in a new process"
-        ));
-    }
-    // What the tables hold that cannot be carried, counted at once.
-    let (w, errh, foreign, swapped, matched) = with_tables(|t| {
-        (
-            t.windows.len(),
-            t.comms.iter().filter(|(_, s)| s.errfn != 0).count(),
-            t.comms
-                .iter()
-                .filter(|(i, s)| {
-                    *i >= 2 && !s.window && !s.recipe.as_ref().is_some_and(|r| r.rebuildable())
-                })
-                .count(),
-            t.requests
-                .iter()
-                .filter(|(i, s)| !parked.contains(i) && s.swap_in != k::MPI_REQUEST_NULL())
-                .count(),
-            t.messages.len(),
-        )
-    });
-    // RMA windows the program created: their memory is exposed to other
-    // processes through the old MPI.
-    if w > 0 {
-        out.push(format!(
-            "the program has {w} RMA window{} open (windows cannot be carried yet)",
-            if w == 1 { "" } else { "s" }
-        ));
-    }
-    let keyvals = crate::core::keyvals::program_keyvals_ever();
-    if keyvals > 0 {
-        out.push(format!(
-            "the program made {keyvals} attribute keyval(s): attributes cannot be carried yet"
-        ));
-    }
-    if errh > 0 {
-        out.push(format!(
-            "{errh} communicator(s) have error handlers of the program: they cannot be carried yet"
-        ));
-    }
-    if foreign > 0 {
-        out.push(format!(
-            "{foreign} communicator(s) reach processes outside the job (spawned or connected)"
-        ));
-    }
-    if swapped > 0 {
-        out.push(format!(
-            "{swapped} persistent receive(s) were served across an earlier regroup and not yet completed"
-        ));
-    }
-    if matched > 0 {
-        out.push(format!(
-            "the program holds {matched} message(s) matched with MPI_Mprobe/MPI_Improbe and not yet received (they cannot be carried yet)"
-        ));
-    }
-    let created = crate::core::objects::live();
-    if !created.is_empty() {
-        out.push(format!(
-            "the program holds MPI objects the image cannot re-create yet: {created}"
-        ));
-    }
-    out
-}
-
 /// Takes the checkpoint. Collective over `control`: every process of the
 /// job calls it in the same regroup, after the drain. Does not return when
 /// the checkpoint is written (the job ends).
@@ -226,8 +131,8 @@ pub unsafe fn take(
         return Taken::Failed;
     };
     let mut reasons = crate::mem::refusal::reasons();
-    reasons.extend(library_reasons(parked, orphans));
-    if crate::ops::migration::happened() {
+    reasons.extend(crate::ops::remake::library_reasons(parked, orphans));
+    if crate::core::moves::happened() {
         reasons.push(
             "ranks of this job moved to new processes: a checkpoint after a migration is not supported yet"
                 .into(),
@@ -249,7 +154,7 @@ pub unsafe fn take(
                 rank,
                 &format!("checkpoint refused: rank {rank}: {r}; the job goes on"),
             );
-            append_event(&ferry_common::events::Event::refused(
+            crate::sys::life::append_event(&ferry_common::events::Event::refused(
                 "checkpoint",
                 u32::try_from(rank).ok(),
                 r,
@@ -267,7 +172,7 @@ pub unsafe fn take(
     // completed request reporting its status (made again after a restart).
     // SAFETY: every process is here, frozen; completion needs only MPI's
     // progress, which every process makes in the loop.
-    let (completed, failed) = match unsafe { complete_requests(parked) } {
+    let (completed, failed) = match unsafe { crate::ops::remake::complete_requests(parked) } {
         Ok(c) => (c, false),
         Err(e) => {
             log::error!("checkpoint: {e}");
@@ -282,7 +187,7 @@ pub unsafe fn take(
         );
         return Taken::Failed;
     }
-    record(completed, datatypes);
+    crate::ops::remake::record(completed, datatypes);
     flush();
     crate::core::clock::wtime_captured();
     let made = private_dir(&dir);
@@ -308,10 +213,10 @@ pub unsafe fn take(
             crate::core::clock::wtime_resumed();
             crate::core::bsend::reattach_buffer();
             // Links of past migrations name the old job's processes.
-            crate::ops::migration::forget_links();
+            crate::ops::links::forget_links();
             let restore_us = crate::ops::image::restore::elapsed_us(&fresh);
             // SAFETY: the new MPI is up; every process of the job is here.
-            unsafe { remake(k::MPI_COMM_WORLD()) };
+            unsafe { crate::ops::remake::remake(k::MPI_COMM_WORLD()) };
             Taken::Resumed {
                 restore_us,
                 image_bytes: fresh[crate::ops::image::restore::IMAGE_BYTES],
@@ -352,149 +257,6 @@ fn eprintln_rank(rank: c_int, msg: &str) {
 unsafe fn any(control: MPI_Comm, mine: bool) -> bool {
     // SAFETY: collective over the control communicator (the callers').
     unsafe { crate::sys::collective::any(control, mine, crate::sys::collective::Wait::Blocking) }
-}
-
-/// Records what a new process must make again: names, error handlers,
-/// groups, completed requests and derived datatypes (carried by the
-/// image, read by [`remake`]).
-pub(crate) fn record(
-    completed: Vec<(usize, MPI_Status)>,
-    datatypes: Vec<crate::core::datatypes::Saved>,
-) {
-    let record = Record {
-        names: comm_names(),
-        errhandlers: comm_errhandlers(),
-        groups: group_ranks(),
-        completed,
-        datatypes,
-    };
-    if let Ok(mut r) = RECORD.lock() {
-        *r = Some(record);
-    }
-}
-
-/// Completes every live request that the regroup does not re-post.
-pub(crate) unsafe fn complete_requests(
-    parked: &[usize],
-) -> Result<Vec<(usize, MPI_Status)>, String> {
-    let mut todo: Vec<(usize, MPI_Request)> = with_tables(|t| {
-        t.requests
-            .iter()
-            .filter(|(i, s)| !parked.contains(i) && s.real != k::MPI_REQUEST_NULL())
-            .map(|(i, s)| (i, s.real))
-            .collect()
-    });
-    let mut done = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !todo.is_empty() {
-        let mut i = 0;
-        while i < todo.len() {
-            let mut flag: c_int = 0;
-            let mut st = MaybeUninit::<MPI_Status>::zeroed();
-            // SAFETY: a live request of the program.
-            unsafe { PMPI_Test(&mut todo[i].1, &mut flag, st.as_mut_ptr()) };
-            if flag != 0 {
-                // SAFETY: MPI_Test filled it.
-                let st = unsafe { st.assume_init() };
-                let slot = todo[i].0;
-                let mut req = k::MPI_REQUEST_NULL();
-                // SAFETY: a fresh completed request in place of the old.
-                unsafe { crate::protocol::pending::completed_request(st, &mut req) };
-                crate::core::handles::with_request(slot, |s| s.real = req);
-                done.push((slot, st));
-                todo.swap_remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} request(s) of the program did not complete within 30 s",
-                todo.len()
-            ));
-        }
-        std::thread::yield_now();
-    }
-    Ok(done)
-}
-
-/// Each communicator slot and its real communicator.
-fn comm_reals() -> Vec<(usize, MPI_Comm)> {
-    with_tables(|t| t.comms.iter().map(|(i, s)| (i, s.real)).collect())
-}
-
-fn comm_names() -> Vec<(usize, CString)> {
-    let slots = comm_reals();
-    let mut out = Vec::new();
-    for (i, real) in slots {
-        let mut name = [0 as std::ffi::c_char; 256];
-        let mut len: c_int = 0;
-        // SAFETY: a live communicator; the buffer exceeds MPI_MAX_OBJECT_NAME.
-        if unsafe { PMPI_Comm_get_name(real, name.as_mut_ptr(), &mut len) } == k::MPI_SUCCESS()
-            && len > 0
-        {
-            // SAFETY: MPI wrote a NUL-terminated name.
-            let c = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_owned();
-            out.push((i, c));
-        }
-    }
-    out
-}
-
-fn comm_errhandlers() -> Vec<(usize, MPI_Errhandler)> {
-    let slots = comm_reals();
-    let mut out = Vec::new();
-    for (i, real) in slots {
-        let mut eh = k::MPI_ERRHANDLER_NULL();
-        // SAFETY: a live communicator.
-        if unsafe { PMPI_Comm_get_errhandler(real, &mut eh) } == k::MPI_SUCCESS() {
-            if eh == k::MPI_ERRORS_RETURN() || eh == k::MPI_ERRORS_ARE_FATAL() {
-                out.push((i, eh));
-            }
-            // SAFETY: the reference MPI_Comm_get_errhandler gave us.
-            unsafe { PMPI_Errhandler_free(&mut eh) };
-        }
-    }
-    out
-}
-
-/// The program's groups made again from their world ranks on `world`
-/// (`free_old`: the old real groups are live and freed).
-///
-/// # Safety
-/// `world` is the job's current world.
-pub(crate) unsafe fn remake_groups(
-    world: MPI_Comm,
-    groups: Vec<(usize, Vec<c_int>)>,
-    free_old: bool,
-) {
-    let mut wg = k::MPI_GROUP_NULL();
-    // SAFETY: a live communicator.
-    unsafe { PMPI_Comm_group(world, &mut wg) };
-    for (i, ranks) in groups {
-        let mut g = k::MPI_GROUP_NULL();
-        // SAFETY: ranks of the world, recorded from the old group.
-        unsafe { PMPI_Group_incl(wg, ranks.len() as c_int, ranks.as_ptr(), &mut g) };
-        let old = with_tables(|t| t.groups.get_mut(i).map(|slot| std::mem::replace(slot, g)));
-        if let Some(mut old) = old.filter(|_| free_old) {
-            // SAFETY: the program's old real group, replaced.
-            unsafe { PMPI_Group_free(&mut old) };
-        }
-    }
-    // SAFETY: our reference to the world group.
-    unsafe { PMPI_Group_free(&mut wg) };
-}
-
-pub(crate) fn group_ranks() -> Vec<(usize, Vec<c_int>)> {
-    let groups: Vec<(usize, MPI_Group)> =
-        with_tables(|t| t.groups.iter().map(|(i, g)| (i, *g)).collect());
-    groups
-        .into_iter()
-        .filter_map(|(i, g)| {
-            // SAFETY: a live group of the program.
-            unsafe { crate::protocol::membership::world_ranks(g) }.map(|r| (i, r))
-        })
-        .collect()
 }
 
 /// Makes `dir` (0700) or checks that it is a directory of ours and makes it
@@ -551,7 +313,7 @@ unsafe fn finish(
     if rank == 0 {
         let meta = serde_json::json!({
             "ranks": size,
-            "program": crate::ops::image::capture::identity().0,
+            "program": crate::mem::elf::identity().0,
             "argv": crate::mem::startup::program_args(),
             "cwd": std::env::current_dir().ok().map(|p| p.to_string_lossy().into_owned()),
             // `ferry run`'s MPI (mpich-deb is an MPICH too), which
@@ -596,7 +358,7 @@ unsafe fn finish(
         };
         ev.extra
             .insert("capture_mb_per_s".into(), (mbps.round() as u64).into());
-        append_event(&ev);
+        crate::sys::life::append_event(&ev);
         eprintln_rank(
             0,
             &format!(
@@ -616,9 +378,9 @@ unsafe fn finish(
         libc::fflush(std::ptr::null_mut());
         PMPI_Barrier(control);
         // Processes left behind by migrations end with the job.
-        crate::ops::migration::finish_predecessor();
-        let _ = crate::ops::migration::quiet_sigpipe();
-        crate::ops::migration::disconnect_all();
+        crate::ops::links::finish_predecessor();
+        let _ = crate::ops::links::quiet_sigpipe();
+        crate::ops::links::disconnect_all();
         crate::protocol::control::report_status("checkpointed");
         crate::protocol::control::release();
         PMPI_Finalize();
@@ -637,96 +399,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(bytes)
-}
-
-pub fn append_event(ev: &ferry_common::events::Event) {
-    if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
-        if let Err(e) = ferry_common::events::append_event(&path, ev) {
-            log::warn!("cannot append to the event log {path}: {e}");
-        }
-    }
-}
-
-/// In the restarted (or replacement) process, after the image is back: the
-/// recorded MPI objects made again on the new MPI.
-///
-/// # Safety
-/// The new MPI is up; `world` is the job's world on it.
-pub(crate) unsafe fn remake(world: MPI_Comm) {
-    // Communicators the old process kept from earlier rebuilds belong to
-    // its MPI.
-    with_tables(|t| {
-        let slots: Vec<usize> = t.comms.iter().map(|(i, _)| i).collect();
-        for i in slots {
-            if let Some(s) = t.comms.get_mut(i) {
-                s.retired.clear();
-            }
-        }
-    });
-    let record = RECORD.lock().ok().and_then(|mut r| r.take());
-    let Some(record) = record else { return };
-    // SAFETY: contract of the function.
-    unsafe { remake_groups(world, record.groups, false) };
-    if let Err(e) = crate::core::datatypes::remake_all(&record.datatypes)
-        .and_then(|()| crate::core::ops::remake_all())
-    {
-        // The old job is gone: this one cannot go on without its datatypes.
-        eprintln!("ferry: restart failed: {e}");
-        // SAFETY: ends the job, as MPI does.
-        unsafe { PMPI_Abort(world, 1) };
-    }
-    for (i, st) in record.completed {
-        let mut req = k::MPI_REQUEST_NULL();
-        // SAFETY: a fresh completed request reporting the recorded status.
-        unsafe { crate::protocol::pending::completed_request(st, &mut req) };
-        crate::core::handles::with_request(i, |s| s.real = req);
-    }
-    if let Ok(mut r) = REMADE.lock() {
-        *r = Some(Remade {
-            names: record.names,
-            errhandlers: record.errhandlers,
-        });
-    }
-}
-
-/// Names and error handlers, applied once the communicators are rebuilt.
-struct Remade {
-    names: Vec<(usize, CString)>,
-    errhandlers: Vec<(usize, MPI_Errhandler)>,
-}
-
-// SAFETY: predefined error handlers are plain values, used by the thread
-// that calls MPI.
-unsafe impl Send for Remade {}
-
-static REMADE: Mutex<Option<Remade>> = Mutex::new(None);
-
-/// After the rebuild of a restarted process: names and error handlers on
-/// the new communicators.
-pub fn after_rebuild() {
-    let Some(Remade {
-        names,
-        errhandlers: ehs,
-    }) = REMADE.lock().ok().and_then(|mut r| r.take())
-    else {
-        return;
-    };
-    let real_of = |i: usize| with_tables(|t| t.comms.get(i).map(|s| s.real));
-    for (i, name) in names {
-        if let Some(real) = real_of(i) {
-            // SAFETY: a live communicator of the new MPI and a C string.
-            unsafe { PMPI_Comm_set_name(real, name.as_ptr()) };
-        }
-    }
-    for (i, eh) in ehs {
-        if let Some(real) = real_of(i) {
-            // SAFETY: a live communicator and a predefined error handler.
-            unsafe { PMPI_Comm_set_errhandler(real, eh) };
-            if i == 0 {
-                crate::core::errhandlers::world_errhandler_too(k::MPI_COMM_WORLD(), real, eh);
-            }
-        }
-    }
 }
 
 /// The restart event, written by rank 0 of the restarted job.
@@ -753,7 +425,7 @@ pub fn restarted(rank: c_int, image_bytes: u64, restore_us_max: u64, group_us: u
     if let Some(d) = ferry_common::env::var(crate::mem::startup::FERRY_RESTART) {
         ev.extra.insert("dir".into(), d.into());
     }
-    append_event(&ev);
+    crate::sys::life::append_event(&ev);
     log::info!(
         "restarted: restore {:.1} ms, group {:.1} ms",
         restore_us_max as f64 / 1e3,

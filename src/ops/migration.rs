@@ -37,7 +37,7 @@
 //!    pending receives as after any regroup.
 //! 8. **The leaving processes** leave the job: every member frees the
 //!    migration's merged communicator and disconnects its
-//!    intercommunicator ([`release_link`]), and they give their memory
+//!    intercommunicator ([`links::release_link`]), and they give their memory
 //!    back, finalize and exit ([`depart`]); the event of each move is
 //!    written once its old process is gone (where that can be seen,
 //!    [`await_old_process`]). With `FERRY_OLD_PROCESS=stay` they sleep
@@ -45,6 +45,7 @@
 //!    with them ([`dormant`]). On Open MPI 4.1.4, a host every first
 //!    process of the job left cannot take a process again: such a move is
 //!    refused ([`closed_host`]).
+use crate::ops::links;
 use crate::sys::collective;
 use crate::sys::constants as k;
 use crate::sys::*;
@@ -56,11 +57,10 @@ use std::time::{Duration, Instant};
 
 /// First argument of a replacement process: it restores the image it is
 /// sent instead of running `main`.
-pub use crate::mem::startup::REPLACEMENT_MARKER as MARKER;
+pub use crate::mem::REPLACEMENT_MARKER as MARKER;
 
 /// Tag of the handshake (old rank to the replacement) and of FINISH.
 const TAG_HELLO: c_int = 0x6673;
-const TAG_FINISH: c_int = 0x6674;
 const TAG_JOIN: c_int = 0x6675;
 /// Tags of the replacement's answer once it has the image, and of the
 /// leaving process's verdict to it.
@@ -133,7 +133,7 @@ fn refused(rank: c_int, why: &str, to: &str) {
     say(&format!(
         "migration of rank {rank}{to} refused: {why}; the job goes on"
     ));
-    crate::ops::checkpoint::append_event(&ferry_common::events::Event::refused(
+    crate::sys::life::append_event(&ferry_common::events::Event::refused(
         "migration",
         u32::try_from(rank).ok(),
         why,
@@ -254,15 +254,22 @@ const HOST_BYTES: usize = (TARGET_WORDS - 3) * 8;
 /// Most ranks moved in one synchronization.
 pub const MAX_BATCH: usize = 256;
 
-/// The leader tells everyone what this regroup is. Collective over
-/// `control`.
+/// The leader tells everyone what this regroup is: the checkpoint it
+/// asked for (`checkpoint`, read in the leader only), else the next batch
+/// of moves queued, else a plain regroup. Collective over `control`.
 ///
 /// # Safety
 /// Every process of the job calls it, in the same regroup.
-pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) -> Operation {
+pub unsafe fn agree(
+    control: MPI_Comm,
+    leader: c_int,
+    rank: c_int,
+    size: c_int,
+    checkpoint: bool,
+) -> Operation {
     let mut words = Vec::new();
     if rank == leader {
-        let op = if crate::ops::checkpoint::leading() {
+        let op = if checkpoint {
             Operation::Checkpoint
         } else {
             loop {
@@ -274,7 +281,7 @@ pub unsafe fn agree(control: MPI_Comm, leader: c_int, rank: c_int, size: c_int) 
                     say(&format!(
                         "migration of rank {r} refused: {why}; the job goes on"
                     ));
-                    crate::ops::checkpoint::append_event(&ferry_common::events::Event::refused(
+                    crate::sys::life::append_event(&ferry_common::events::Event::refused(
                         "migration",
                         (0..size).contains(&r).then_some(r as u32),
                         &why,
@@ -469,85 +476,9 @@ fn run_hooks(when: Hook) {
     }
 }
 
-/// After a migration the job spans several launches of processes (Open
-/// MPI: several jobs), which end independently: MPI's last writes to a
-/// process that already exited must fail with EPIPE rather than kill this
-/// one with SIGPIPE. Ignores SIGPIPE if this process took part in a
-/// migration; returns the disposition to put back.
-pub fn quiet_sigpipe() -> Option<libc::sigaction> {
-    if !happened() {
-        return None;
-    }
-    // SAFETY: plain sigaction calls on locals.
-    unsafe {
-        let mut ign: libc::sigaction = std::mem::zeroed();
-        ign.sa_sigaction = libc::SIG_IGN;
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGPIPE, &ign, &mut old);
-        Some(old)
-    }
-}
-
-/// Puts back what [`quiet_sigpipe`] replaced.
-pub fn restore_sigpipe(old: Option<libc::sigaction>) {
-    if let Some(old) = old {
-        // SAFETY: the disposition saved by `quiet_sigpipe`.
-        unsafe { libc::sigaction(libc::SIGPIPE, &old, std::ptr::null_mut()) };
-    }
-}
-
-/// The process this one replaced, still alive and asleep until this one
-/// finalizes: (the migration's merged communicator, its rank there).
-struct Link(MPI_Comm, c_int);
-// SAFETY: an MPI handle used by the thread that calls MPI.
-unsafe impl Send for Link {}
-static PREDECESSOR: Mutex<Option<Link>> = Mutex::new(None);
-/// The communicators of a migration this process took part in, kept
-/// until `MPI_Finalize`: (the regroup's epoch, the intercommunicator of
-/// the spawn, the merged communicator).
-struct Kept(u64, MPI_Comm, MPI_Comm);
-// SAFETY: MPI handles used by the thread that calls MPI.
-unsafe impl Send for Kept {}
-static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
-
-fn keep(epoch: u64, inter: MPI_Comm, merged: MPI_Comm) {
-    if let Ok(mut v) = KEPT.lock() {
-        v.push(Kept(epoch, inter, merged));
-    }
-}
-
-/// In a restarted process: the links of past migrations are the old job's
-/// (their handles belong to an MPI that is gone).
-pub fn forget_links() {
-    crate::core::moves::set_replacement(false);
-    if let Ok(mut v) = KEPT.lock() {
-        std::mem::forget(std::mem::take(&mut *v));
-    }
-    crate::core::moves::set_took_part(false);
-    if let Ok(mut p) = PREDECESSOR.lock() {
-        *p = None;
-    }
-    if let Ok(mut v) = LEFT_BY_FIRST.lock() {
-        v.clear();
-    }
-}
-
 /// The regroup this migration is part of.
 fn epoch() -> u64 {
     crate::core::state::state().command.load(Ordering::SeqCst)
-}
-
-/// Hosts where one of the job's first processes left the job (each
-/// process keeps the list: the same in all, carried by the image).
-static LEFT_BY_FIRST: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Notes that one of the job's first processes left `host`.
-fn note_left(host: &str) {
-    if let Ok(mut v) = LEFT_BY_FIRST.lock() {
-        if !v.iter().any(|h| h == host) {
-            v.push(host.to_string());
-        }
-    }
 }
 
 /// Whether this process is one the launcher started (not a replacement;
@@ -569,11 +500,7 @@ unsafe fn closed_host(control: MPI_Comm, host: &str) -> Option<String> {
     if !crate::sys::quirks::LEFT_HOST_CLOSED {
         return None;
     }
-    let left = LEFT_BY_FIRST
-        .lock()
-        .map(|v| v.iter().any(|h| h == host))
-        .unwrap_or(false);
-    if !left {
+    if !links::left_by_first(host) {
         return None;
     }
     let first = first_process();
@@ -665,36 +592,6 @@ fn old_process_leaves() -> bool {
     })
 }
 
-/// Frees the migration's merged communicator and disconnects its
-/// intercommunicator (spawn or bridge): after it, the old process of the
-/// moved rank shares nothing with the job but the MPI's own world, and
-/// may finalize. Open MPI 4.1.4 hangs in `MPI_Comm_disconnect` of the
-/// merged intracommunicator, so that one is only freed
-/// (docs/host-loss.md, O1).
-///
-/// # Safety
-/// Every member of both communicators calls it once, in the same order
-/// as the other collectives over them.
-unsafe fn release_link(e: u64, mut inter: MPI_Comm, mut merged: MPI_Comm) {
-    // SAFETY: contract of the function.
-    unsafe {
-        // A reference of ours to their error handlers, never given back,
-        // where the MPI releases it once too often
-        // (`quirks::SPAWN_ERRHANDLER_OVER_RELEASED`).
-        if crate::sys::quirks::SPAWN_ERRHANDLER_OVER_RELEASED {
-            for c in [merged, inter] {
-                let mut eh = k::MPI_ERRHANDLER_NULL();
-                PMPI_Comm_get_errhandler(c, &mut eh);
-            }
-        }
-        PMPI_Comm_free(&mut merged);
-        let rc = PMPI_Comm_disconnect(&mut inter);
-        if rc != k::MPI_SUCCESS() {
-            log::warn!("disconnecting migration {e}'s intercommunicator failed ({rc})");
-        }
-    }
-}
-
 /// The old process of a moved rank leaves the job: its memory goes back
 /// at once, it finalizes (quickly where the job was started with the
 /// launcher settings of `ferry run`: no collective step in
@@ -728,25 +625,6 @@ unsafe fn depart() -> ! {
         );
         crate::mem::process::run_library_exit_handlers();
         libc::_exit(0)
-    }
-}
-
-/// Before `MPI_Finalize`: every migration's intercommunicator is
-/// disconnected by all its members (the old processes of that moment,
-/// asleep or not, and the replacement), in the order of the migrations,
-/// so that no process waits on another in a different order. Open MPI
-/// otherwise disconnects the replacement from its parents inside its
-/// `MPI_Finalize`, writing to processes that may be gone.
-pub fn disconnect_all() {
-    let mut kept = KEPT
-        .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default();
-    kept.sort_by_key(|k| k.0);
-    for Kept(e, inter, merged) in kept {
-        // SAFETY: communicators of this process's MPI, released once;
-        // every member comes here, in the same order.
-        unsafe { release_link(e, inter, merged) };
     }
 }
 
@@ -941,11 +819,11 @@ pub unsafe fn run(
             // SAFETY: every member of the migration's communicators
             // releases them: the others below, the replacements in
             // `resumed`.
-            unsafe { release_link(epoch(), inter, merged) };
+            unsafe { links::release_link(epoch(), inter, merged) };
             // SAFETY: nothing of the job depends on this process any more.
             unsafe { depart() }
         }
-        keep(epoch(), inter, merged);
+        links::keep(epoch(), inter, merged);
         // SAFETY: the rank lives on in the replacement (its rank in the
         // merged communicator: after every old process, in the order of
         // the targets).
@@ -956,7 +834,7 @@ pub unsafe fn run(
     if b.leaves {
         for (host, first) in &b.origins {
             if *first {
-                note_left(host);
+                links::note_left(host);
             }
         }
     }
@@ -969,9 +847,9 @@ pub unsafe fn run(
     if b.leaves {
         // SAFETY: with the leaving processes and the replacements (above
         // and in `resumed`).
-        unsafe { release_link(epoch(), inter, merged) };
+        unsafe { links::release_link(epoch(), inter, merged) };
     } else {
-        keep(epoch(), inter, merged);
+        links::keep(epoch(), inter, merged);
     }
     Moved::Yes {
         new_world: world,
@@ -1018,7 +896,7 @@ unsafe fn check(
         }
         reasons.extend(crate::mem::refusal::reasons());
         reasons.extend(crate::protocol::control::spawn_unusable());
-        reasons.extend(crate::ops::checkpoint::library_reasons(parked, orphans));
+        reasons.extend(crate::ops::remake::library_reasons(parked, orphans));
         match crate::core::datatypes::save_all() {
             Ok(d) => datatypes = d,
             Err(e) => reasons.push(e),
@@ -1110,8 +988,8 @@ unsafe fn complete(b: &mut Batch, parked: &[usize], datatypes: Vec<crate::core::
         // SAFETY: every process is frozen and drained.
         unsafe { crate::calls::p2p::complete_held() };
         // SAFETY: as above.
-        match unsafe { crate::ops::checkpoint::complete_requests(parked) } {
-            Ok(done) => crate::ops::checkpoint::record(done, datatypes),
+        match unsafe { crate::ops::remake::complete_requests(parked) } {
+            Ok(done) => crate::ops::remake::record(done, datatypes),
             Err(e) => {
                 say(&format!(
                     "migration of rank {} failed: {e}; the job goes on",
@@ -1805,27 +1683,23 @@ unsafe fn resumed(b: &Batch, i: usize, spawn_us: u64) -> Moved {
     let merged: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_MERGED]);
     let parent: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_PARENT]);
     let world: MPI_Comm = crate::sys::bits::handle_from_bits(fresh[F_WORLD]);
-    if let Ok(mut p) = PREDECESSOR.lock() {
-        // The process this one replaced (the image's own predecessor link
-        // belongs to the old process's MPI).
-        *p = (!b.leaves).then_some(Link(merged, t.rank));
-    }
-    if let Ok(mut v) = KEPT.lock() {
-        // The image's kept communicators are the old process's.
-        std::mem::forget(std::mem::take(&mut *v));
-    }
+    // The process this one replaced (the image's own predecessor link
+    // belongs to the old process's MPI), and the image's kept
+    // communicators are the old process's.
+    links::set_predecessor((!b.leaves).then_some((merged, t.rank)));
+    links::forget_kept();
     crate::core::moves::set_took_part(true);
     if !b.leaves {
-        keep(epoch(), parent, merged);
+        links::keep(epoch(), parent, merged);
     } else {
         for (host, first) in &b.origins {
             if *first {
-                note_left(host);
+                links::note_left(host);
             }
         }
     }
     // SAFETY: the new MPI is up; `world` is the job's new world.
-    unsafe { crate::ops::checkpoint::remake(world) };
+    unsafe { crate::ops::remake::remake(world) };
     // SAFETY: collective over the new control communicator, matching the
     // others' `move_to_world`.
     unsafe { crate::protocol::control::joined() };
@@ -1842,7 +1716,7 @@ unsafe fn resumed(b: &Batch, i: usize, spawn_us: u64) -> Moved {
     if b.leaves {
         // SAFETY: with the old processes, the ones that left among them
         // (`run`), and the other replacements.
-        unsafe { release_link(epoch(), parent, merged) };
+        unsafe { links::release_link(epoch(), parent, merged) };
     }
     // The regroup signal's handler is the kernel's, not memory: installed
     // again here (unless the program's own handler, put back with the
@@ -1879,7 +1753,7 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
             2,
             k::MPI_UINT64_T(),
             child,
-            TAG_FINISH,
+            links::TAG_FINISH,
             merged,
             &mut req,
         )
@@ -1896,8 +1770,8 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
         nap = (nap * 2).min(Duration::from_millis(200));
     }
     log::debug!("process {pid}: the job finalizes");
-    finish_predecessor();
-    disconnect_all();
+    links::finish_predecessor();
+    links::disconnect_all();
     if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS {
         crate::core::handles::free_all_comms();
     }
@@ -1919,7 +1793,7 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     // writes then die of SIGPIPE), so this process stays until the rank's
     // process has exited (on this host; at most ten minutes).
     let (rank_pid, rank_host) = (token[0] as libc::pid_t, token[1]);
-    if rank_pid > 0 && rank_host == host_hash() {
+    if rank_pid > 0 && rank_host == links::host_hash() {
         let until = std::time::Instant::now() + Duration::from_secs(600);
         // SAFETY: signal 0 only checks whether the process exists.
         while unsafe { libc::kill(rank_pid, 0) } == 0 && std::time::Instant::now() < until {
@@ -1928,11 +1802,6 @@ unsafe fn dormant(merged: MPI_Comm, child: c_int, inter: MPI_Comm) -> ! {
     }
     // SAFETY: ends this process without the program's exit handlers.
     unsafe { libc::_exit(0) }
-}
-
-/// A hash of this host's name (to tell whether a pid is of this host).
-fn host_hash() -> u64 {
-    xxhash_rust::xxh3::xxh3_64(hostname().as_bytes())
 }
 
 /// The program's heap of the old process is of no more use: its pages go
@@ -1946,27 +1815,6 @@ fn give_back_memory() {
         // SAFETY: memory of the program's arena, which no code of this
         // process touches any more (the program runs in the replacement).
         unsafe { libc::madvise(lo as *mut c_void, page_up(hw) - lo, libc::MADV_DONTNEED) };
-    }
-}
-
-/// At `MPI_Finalize` (and in a dormant process told to finish): the
-/// process this one replaced may finalize too.
-pub fn finish_predecessor() {
-    let link = PREDECESSOR.lock().ok().and_then(|mut p| p.take());
-    if let Some(Link(comm, rank)) = link {
-        let token: [u64; 2] = [std::process::id() as u64, host_hash()];
-        // SAFETY: a send of two integers on the kept merged communicator to
-        // the sleeping process, which receives them.
-        unsafe {
-            PMPI_Send(
-                token.as_ptr() as *const c_void,
-                2,
-                k::MPI_UINT64_T(),
-                rank,
-                TAG_FINISH,
-                comm,
-            )
-        };
     }
 }
 

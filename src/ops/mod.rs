@@ -6,6 +6,8 @@
 //! May use `sys`, `mem`, `core`, `calls`, `protocol` and `ops`.
 pub mod checkpoint;
 pub mod image;
+pub mod links;
 pub mod migration;
 pub mod probe;
+pub mod remake;
 pub mod session;

@@ -14,13 +14,19 @@
 use crate::core::handles::CommRef;
 use crate::core::state::state;
 use crate::core::upcalls::Upcalls;
-use crate::ops::{checkpoint, migration};
+use crate::ops::{checkpoint, links, migration, remake};
 use crate::protocol::regroup::{self, Frozen, Thawed};
 use crate::protocol::{control, drain, pending};
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// What a restarted process runs in place of `main` (`FERRY_RESTART`):
+/// its image restored, the library started on the new MPI by [`start`].
+pub fn restart(dir: &str) -> i32 {
+    crate::ops::image::restore::restart(dir, start)
+}
 
 /// The library's start in a process, in `MPI_Init` (or a restarted
 /// process's) after the real one succeeded, with the thread level MPI
@@ -34,9 +40,9 @@ pub fn start(provided: c_int) {
 /// behind finalize with it, and the library's objects are freed.
 pub fn finish() {
     control::finish();
-    let migrated = migration::happened();
-    migration::finish_predecessor();
-    migration::disconnect_all();
+    let migrated = crate::core::moves::happened();
+    links::finish_predecessor();
+    links::disconnect_all();
     if crate::sys::quirks::FINALIZE_COUNTS_FOREIGN_COMMS && migrated {
         crate::core::handles::free_all_comms();
     }
@@ -73,7 +79,15 @@ pub fn run() {
     // (every process images itself here; in a restarted job the processes
     // come back here, on a new MPI) or a migration.
     // SAFETY: every process of the job is here, after the drain.
-    let op = unsafe { migration::agree(frozen.control, frozen.leader, frozen.rank, frozen.size) };
+    let op = unsafe {
+        migration::agree(
+            frozen.control,
+            frozen.leader,
+            frozen.rank,
+            frozen.size,
+            checkpoint::leading(),
+        )
+    };
     let outcome = match &op {
         migration::Operation::Migrate(batch) => migrate(&frozen, batch),
         migration::Operation::Checkpoint => take_checkpoint(&frozen),
@@ -94,11 +108,11 @@ pub fn run() {
     };
     let rebuilt = frozen.rebuild(migrated, fresh, |new_world| {
         if fresh {
-            checkpoint::after_rebuild();
+            remake::after_rebuild();
         }
         if let Some(groups) = stayer_groups.take() {
             // SAFETY: the new world is live; the old groups are ours.
-            unsafe { checkpoint::remake_groups(new_world, groups, true) };
+            unsafe { remake::remake_groups(new_world, groups, true) };
         }
     });
     if !rebuilt {
@@ -137,7 +151,7 @@ fn migrate(frozen: &Frozen, batch: &[migration::Target]) -> Outcome {
             replacement,
             // The program's groups name the old process: made again on
             // the new world after the rebuild.
-            stayer_groups: (!replacement).then(checkpoint::group_ranks),
+            stayer_groups: (!replacement).then(remake::group_ranks),
         },
     }
 }

@@ -7,6 +7,7 @@
 use crate::core::handles;
 use crate::core::runtime::{runtime, runtime_mut, Config, Runtime};
 use crate::core::state::state;
+use crate::protocol::schedule;
 use crate::sys::bits::handle_bits;
 use crate::sys::constants as k;
 use crate::sys::life::{self, job_dir};
@@ -16,29 +17,8 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// How many of this rank's regroup SPECs have fired.
-static SPECS_FIRED: AtomicU64 = AtomicU64::new(0);
-/// How many of this rank's migrate SPECs have fired.
-static MIGRATIONS_FIRED: AtomicU64 = AtomicU64::new(0);
-/// The job has a directory (`ferry run`): status files are written.
-static JOB_DIR: AtomicBool = AtomicBool::new(false);
 static WORLD_BARRIERS: AtomicU64 = AtomicU64::new(0);
 static WORLD_SWAPS: AtomicU64 = AtomicU64::new(0);
-
-/// The call count at which this rank asks for the checkpoint
-/// (`FERRY_CHECKPOINT`'s `after`, in rank 0; `u64::MAX`: none).
-static CHECKPOINT_AT: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// Schedules this rank's checkpoint request at call count `at`
-/// (`u64::MAX`: none).
-pub fn set_checkpoint_at(at: u64) {
-    CHECKPOINT_AT.store(at, Ordering::SeqCst);
-}
-
-/// The call count at which this rank asks for the checkpoint.
-pub fn checkpoint_at() -> u64 {
-    CHECKPOINT_AT.load(Ordering::Relaxed)
-}
 
 /// Called by `MPI_Init`/`MPI_Init_thread` after the real one succeeded
 /// (through `ops::session::start`). `configure` reads this rank's
@@ -119,10 +99,12 @@ pub fn start(provided: c_int, configure: impl FnOnce(c_int) -> Result<(), String
         window,
         finale,
     });
-    JOB_DIR.store(job_dir().is_some(), Ordering::Relaxed);
+    schedule::JOB_DIR.store(job_dir().is_some(), Ordering::Relaxed);
     report_status("running");
     life::record_exit_status(rank);
-    state().next_event.store(next_scheduled(), Ordering::SeqCst);
+    state()
+        .next_event
+        .store(schedule::next_scheduled(), Ordering::SeqCst);
 }
 
 /// The library's own MPI objects over one world: the control and finale
@@ -415,8 +397,6 @@ pub fn report_status(what: &str) {
 
 /// When this process last wrote its status (Unix ms).
 static STATUS_AT: AtomicU64 = AtomicU64::new(0);
-/// Calls between two looks at whether the status is due.
-const STATUS_EVERY_CALLS: u64 = 1 << 16;
 
 /// Called by `MPI_Finalize` before the real one (through
 /// `ops::session::finish`): the requests queued here are led, then every
@@ -545,28 +525,6 @@ pub fn release() {
     }
 }
 
-/// The next call count at which this rank has work scheduled.
-pub fn next_scheduled() -> u64 {
-    let Some(rt) = runtime() else {
-        return u64::MAX;
-    };
-    let fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
-    let moved = MIGRATIONS_FIRED.load(Ordering::Relaxed) as usize;
-    let status = if JOB_DIR.load(Ordering::Relaxed) {
-        state().calls.load(Ordering::Relaxed) + STATUS_EVERY_CALLS
-    } else {
-        u64::MAX
-    };
-    rt.config
-        .regroup_after
-        .get(fired)
-        .copied()
-        .unwrap_or(u64::MAX)
-        .min(rt.config.migrate_after.get(moved).map_or(u64::MAX, |m| m.0))
-        .min(checkpoint_at())
-        .min(status)
-}
-
 /// Set while `scheduled` runs.
 static NESTED: AtomicBool = AtomicBool::new(false);
 
@@ -578,7 +536,7 @@ pub fn scheduled(calls: u64) {
         // handler or callback MPI runs meanwhile): not a safe point.
         return;
     }
-    let mut fired = SPECS_FIRED.load(Ordering::Relaxed) as usize;
+    let mut fired = schedule::SPECS_FIRED.load(Ordering::Relaxed) as usize;
     while rt
         .config
         .regroup_after
@@ -592,25 +550,27 @@ pub fn scheduled(calls: u64) {
         fired += 1;
         crate::protocol::regroup::request();
     }
-    SPECS_FIRED.store(fired as u64, Ordering::Relaxed);
-    let mut moved = MIGRATIONS_FIRED.load(Ordering::Relaxed) as usize;
+    schedule::SPECS_FIRED.store(fired as u64, Ordering::Relaxed);
+    let mut moved = schedule::MIGRATIONS_FIRED.load(Ordering::Relaxed) as usize;
     while let Some((after, to)) = rt.config.migrate_after.get(moved).filter(|m| calls >= m.0) {
         log::info!("migration asked for after call {calls} (SPEC after={after})");
         moved += 1;
         crate::core::upcalls::upcalls().migrate_asked(rt.world_rank, to.clone());
     }
-    MIGRATIONS_FIRED.store(moved as u64, Ordering::Relaxed);
-    if JOB_DIR.load(Ordering::Relaxed)
+    schedule::MIGRATIONS_FIRED.store(moved as u64, Ordering::Relaxed);
+    if schedule::JOB_DIR.load(Ordering::Relaxed)
         && ferry_common::time::unix_ms().saturating_sub(STATUS_AT.load(Ordering::Relaxed)) >= 1000
     {
         report_status("running");
     }
-    if calls >= checkpoint_at() {
+    if calls >= schedule::checkpoint_at() {
         crate::core::upcalls::upcalls().checkpoint_due(calls);
     }
     crate::protocol::regroup::service();
     if state().command.load(Ordering::SeqCst) == 0 && crate::protocol::regroup::queued() == 0 {
-        state().next_event.store(next_scheduled(), Ordering::SeqCst);
+        state()
+            .next_event
+            .store(schedule::next_scheduled(), Ordering::SeqCst);
         if state().command.load(Ordering::SeqCst) != 0 || crate::protocol::regroup::queued() > 0 {
             state().next_event.store(0, Ordering::SeqCst);
         }

@@ -337,7 +337,7 @@ pub unsafe fn deliver_completed(
     // is reported in its MPI_ERROR, as MPI would at completion).
     unsafe {
         deliver(d, buf, count, datatype, st.as_mut_ptr());
-        crate::protocol::pending::completed_request(st.assume_init(), req)
+        crate::sys::grequest::completed_request(st.assume_init(), req)
     }
 }
 

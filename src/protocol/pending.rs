@@ -387,7 +387,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             // SAFETY: the arguments the program gave at first.
             let rc = unsafe { post(p.args, slot.peer, slot.tag, comm, &mut next) };
             // SAFETY: a completed generalized request reporting `st`.
-            let rc2 = unsafe { completed_request(st, &mut real) };
+            let rc2 = unsafe { crate::sys::grequest::completed_request(st, &mut real) };
             if rc != k::MPI_SUCCESS() || rc2 != k::MPI_SUCCESS() {
                 log::error!(
                     "could not move persistent receive slot {} ({rc}, {rc2})",
@@ -417,7 +417,7 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             }
             (ReqKind::Recv, Some(st), _) => {
                 // SAFETY: a completed generalized request reporting `st`.
-                unsafe { completed_request(st, &mut real) }
+                unsafe { crate::sys::grequest::completed_request(st, &mut real) }
             }
             _ => {
                 // SAFETY: the arguments the program gave at first.
@@ -503,38 +503,5 @@ unsafe fn post(
             #[allow(unreachable_patterns)]
             _ => k::MPI_ERR_INTERN(),
         }
-    }
-}
-
-unsafe extern "C" fn query(extra: *mut c_void, status: *mut MPI_Status) -> c_int {
-    // SAFETY: `extra` is the boxed status given to MPI_Grequest_start.
-    unsafe { *status = *(extra as *const MPI_Status) };
-    k::MPI_SUCCESS()
-}
-
-unsafe extern "C" fn free(extra: *mut c_void) -> c_int {
-    // SAFETY: made by Box::into_raw in `completed_request`, freed once.
-    drop(unsafe { Box::from_raw(extra as *mut MPI_Status) });
-    k::MPI_SUCCESS()
-}
-
-unsafe extern "C" fn cancel(_extra: *mut c_void, _complete: c_int) -> c_int {
-    k::MPI_SUCCESS()
-}
-
-/// A request that is already complete and reports `status`.
-///
-/// # Safety
-/// `req` must be writable.
-pub unsafe fn completed_request(status: MPI_Status, req: *mut MPI_Request) -> c_int {
-    let extra = Box::into_raw(Box::new(status)) as *mut c_void;
-    // SAFETY: callbacks above match MPI's generalized request interface.
-    unsafe {
-        let rc = PMPI_Grequest_start(Some(query), Some(free), Some(cancel), extra, req);
-        if rc != k::MPI_SUCCESS() {
-            drop(Box::from_raw(extra as *mut MPI_Status));
-            return rc;
-        }
-        PMPI_Grequest_complete(*req)
     }
 }

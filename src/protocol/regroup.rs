@@ -332,7 +332,7 @@ fn restore_next_event() {
     let next = if queued() > 0 {
         0
     } else {
-        crate::protocol::control::next_scheduled()
+        crate::protocol::schedule::next_scheduled()
     };
     state().next_event.store(next, Ordering::SeqCst);
     // A command put meanwhile must not be hidden by this store.

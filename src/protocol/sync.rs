@@ -30,7 +30,7 @@
 use crate::core::state::Status;
 use std::collections::BTreeMap;
 
-/// A communicator's global id: the same in every member (see `handles::gid`).
+/// A communicator's global id: the same in every member (see `core::comms::gid_of`).
 pub type Gid = u64;
 
 /// Targets: per communicator, the superstep every member must reach.

@@ -101,3 +101,13 @@ pub fn write_exit_status(rank: c_int, status: c_int) {
         );
     }
 }
+
+/// Appends an event to the job's event log (`FERRY_EVENTS`), if it has
+/// one.
+pub fn append_event(ev: &ferry_common::events::Event) {
+    if let Some(path) = ferry_common::env::var(ferry_common::env::FERRY_EVENTS) {
+        if let Err(e) = ferry_common::events::append_event(&path, ev) {
+            log::warn!("cannot append to the event log {path}: {e}");
+        }
+    }
+}

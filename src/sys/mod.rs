@@ -5,7 +5,7 @@
 //! slot tables ([`slab`]), the logger ([`logging`]), handles as bits
 //! ([`bits`]), where the process is in its life ([`life`]), the library's
 //! napping waits ([`nap`]), the library's own collectives, typed
-//! ([`collective`]), every workaround of an MPI bug ([`quirks`]),
+//! ([`collective`]), requests that are already complete ([`grequest`]), every workaround of an MPI bug ([`quirks`]),
 //! and the breaks the test harness may ask for ([`breaks`]).
 //!
 //! Each kind of handle is its own type, under both MPIs (Open MPI's are
@@ -59,6 +59,7 @@ pub mod constants;
 pub mod bits;
 pub mod breaks;
 pub mod collective;
+pub mod grequest;
 pub mod life;
 pub mod logging;
 pub mod nap;

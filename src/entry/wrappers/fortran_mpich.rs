@@ -4,7 +4,7 @@
 //! Fortran entry points under MPICH (see codegen/src/fortran.rs, `generate_mpich`).
 #![allow(non_snake_case, unused_mut, unused_imports, clippy::all)]
 use super::fortran_support as fs;
-use crate::entry::special::fortran;
+use crate::core::fortran;
 use crate::sys::{self, constants as k, MPI_Fint};
 use std::ffi::{c_char, c_void};
 

@@ -294,7 +294,7 @@ pub fn missing(name: &str) -> c_int {
 }
 
 #[cfg(ferry_mpi = "openmpi")]
-use crate::entry::special::fortran;
+use crate::core::fortran;
 
 /// The real Fortran integer of a program's communicator (an integer that is
 /// not one of the library's is MPI's own, passed as it is).

@@ -2,7 +2,7 @@
 // Do not edit: change spec/overlay.toml or codegen/src/main.rs and run `cargo run -p ferry-codegen`.
 
 #![allow(non_snake_case, unused_mut, unused_variables, clippy::all)]
-use crate::{calls::p2p, core::{channels, handles, superstep}, entry::special, sys};
+use crate::{calls::p2p, core::{channels, comms, handles, ops as reductions, superstep}, entry::special, sys};
 use crate::sys::*;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -113,7 +113,7 @@ pub unsafe extern "C" fn MPIX_Comm_shrink(comm: sys::MPI_Comm, newcomm: *mut sys
         let rc = PMPIX_Comm_shrink(comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn MPIX_Stream_comm_create(comm: sys::MPI_Comm, stream: sy
         let mut newcomm_real = handles::comm_null();
         let rc = PMPIX_Stream_comm_create(comm, stream, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -260,7 +260,7 @@ pub unsafe extern "C" fn MPI_Accumulate(origin_addr: *const c_void, origin_count
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Accumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     }) }
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn MPI_Accumulate_c(origin_addr: *const c_void, origin_cou
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Accumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     }) }
@@ -536,7 +536,7 @@ pub unsafe extern "C" fn MPI_Allreduce(sendbuf: *const c_void, recvbuf: *mut c_v
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Allreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -554,7 +554,7 @@ pub unsafe extern "C" fn MPI_Allreduce_c(sendbuf: *const c_void, recvbuf: *mut c
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Allreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -573,7 +573,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init(sendbuf: *const c_void, recvbuf: *mu
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Allreduce_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -595,7 +595,7 @@ pub unsafe extern "C" fn MPI_Allreduce_init_c(sendbuf: *const c_void, recvbuf: *
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Allreduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -1151,7 +1151,7 @@ pub unsafe extern "C" fn MPI_Cart_create(comm_old: sys::MPI_Comm, ndims: c_int, 
         let rc = PMPI_Cart_create(comm_old, ndims, dims as _, periods as _, reorder, if comm_cart.is_null() { comm_cart } else { &mut comm_cart_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !comm_cart.is_null() { *comm_cart = handles::comm_out(comm_cart_real); }
+            if !comm_cart.is_null() { *comm_cart = comms::comm_out(comm_cart_real); }
         } else {
             if !comm_cart.is_null() && comm_cart_real == handles::comm_null() { *comm_cart = comm_cart_real; }
         }
@@ -1220,7 +1220,7 @@ pub unsafe extern "C" fn MPI_Cart_sub(comm: sys::MPI_Comm, remain_dims: *const c
         let rc = PMPI_Cart_sub(comm, remain_dims as _, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1264,7 +1264,7 @@ pub unsafe extern "C" fn MPI_Comm_accept(port_name: *const c_char, info: sys::MP
         let rc = PMPI_Comm_accept(port_name as _, info, root, comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1342,7 +1342,7 @@ pub unsafe extern "C" fn MPI_Comm_connect(port_name: *const c_char, info: sys::M
         let rc = PMPI_Comm_connect(port_name as _, info, root, comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1364,7 +1364,7 @@ pub unsafe extern "C" fn MPI_Comm_create(comm: sys::MPI_Comm, group: sys::MPI_Gr
         let rc = PMPI_Comm_create(comm, group, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1391,7 +1391,7 @@ pub unsafe extern "C" fn MPI_Comm_create_from_group(group: sys::MPI_Group, strin
         superstep::note_creation(handles::CommRef::NONE);
         let rc = PMPI_Comm_create_from_group(group, stringtag as _, info, errhandler, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1411,7 +1411,7 @@ pub unsafe extern "C" fn MPI_Comm_create_group(comm: sys::MPI_Comm, group: sys::
         superstep::note_creation(comm_slot);
         let rc = PMPI_Comm_create_group(comm, group, tag, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1491,7 +1491,7 @@ pub unsafe extern "C" fn MPI_Comm_dup(comm: sys::MPI_Comm, newcomm: *mut sys::MP
         let rc = PMPI_Comm_dup(comm, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1512,7 +1512,7 @@ pub unsafe extern "C" fn MPI_Comm_dup_with_info(comm: sys::MPI_Comm, info: sys::
         let rc = PMPI_Comm_dup_with_info(comm, info, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1688,7 +1688,7 @@ pub unsafe extern "C" fn MPI_Comm_join(fd: c_int, intercomm: *mut sys::MPI_Comm)
         let mut intercomm_real = handles::comm_null();
         let rc = PMPI_Comm_join(fd, if intercomm.is_null() { intercomm } else { &mut intercomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+            if !intercomm.is_null() { *intercomm = comms::comm_out(intercomm_real); }
         } else {
             if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
@@ -1807,7 +1807,7 @@ pub unsafe extern "C" fn MPI_Comm_spawn(command: *const c_char, argv: *mut *mut 
         let rc = PMPI_Comm_spawn(command as _, argv as _, maxprocs, info, root, comm, if intercomm.is_null() { intercomm } else { &mut intercomm_real }, array_of_errcodes as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+            if !intercomm.is_null() { *intercomm = comms::comm_out(intercomm_real); }
         } else {
             if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
@@ -1828,7 +1828,7 @@ pub unsafe extern "C" fn MPI_Comm_spawn_multiple(count: c_int, array_of_commands
         let rc = PMPI_Comm_spawn_multiple(count, array_of_commands as _, array_of_argv as _, array_of_maxprocs as _, array_of_info as _, root, comm, if intercomm.is_null() { intercomm } else { &mut intercomm_real }, array_of_errcodes as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !intercomm.is_null() { *intercomm = handles::comm_out(intercomm_real); }
+            if !intercomm.is_null() { *intercomm = comms::comm_out(intercomm_real); }
         } else {
             if !intercomm.is_null() && intercomm_real == handles::comm_null() { *intercomm = intercomm_real; }
         }
@@ -1849,7 +1849,7 @@ pub unsafe extern "C" fn MPI_Comm_split(comm: sys::MPI_Comm, color: c_int, key: 
         let rc = PMPI_Comm_split(comm, color, key, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = handles::comm_out(newcomm_real); }
+            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
         } else {
             if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
         }
@@ -1930,7 +1930,7 @@ pub unsafe extern "C" fn MPI_Dist_graph_create_adjacent(comm_old: sys::MPI_Comm,
         let rc = PMPI_Dist_graph_create_adjacent(comm_old, indegree, sources as _, sourceweights as _, outdegree, destinations as _, destweights as _, info, reorder, if comm_dist_graph.is_null() { comm_dist_graph } else { &mut comm_dist_graph_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !comm_dist_graph.is_null() { *comm_dist_graph = handles::comm_out(comm_dist_graph_real); }
+            if !comm_dist_graph.is_null() { *comm_dist_graph = comms::comm_out(comm_dist_graph_real); }
         } else {
             if !comm_dist_graph.is_null() && comm_dist_graph_real == handles::comm_null() { *comm_dist_graph = comm_dist_graph_real; }
         }
@@ -2088,7 +2088,7 @@ pub unsafe extern "C" fn MPI_Exscan(sendbuf: *const c_void, recvbuf: *mut c_void
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Exscan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2106,7 +2106,7 @@ pub unsafe extern "C" fn MPI_Exscan_c(sendbuf: *const c_void, recvbuf: *mut c_vo
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Exscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -2125,7 +2125,7 @@ pub unsafe extern "C" fn MPI_Exscan_init(sendbuf: *const c_void, recvbuf: *mut c
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Exscan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2147,7 +2147,7 @@ pub unsafe extern "C" fn MPI_Exscan_init_c(sendbuf: *const c_void, recvbuf: *mut
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Exscan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -2165,7 +2165,7 @@ pub unsafe extern "C" fn MPI_Fetch_and_op(origin_addr: *const c_void, result_add
     unsafe { crate::calls::boundary::guard("MPI_Fetch_and_op", crate::calls::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Fetch_and_op(origin_addr as _, result_addr as _, datatype, target_rank, target_disp, op, win);
         rc
     }) }
@@ -3640,7 +3640,7 @@ pub unsafe extern "C" fn MPI_Get_accumulate(origin_addr: *const c_void, origin_c
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Get_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     }) }
@@ -3658,7 +3658,7 @@ pub unsafe extern "C" fn MPI_Get_accumulate_c(origin_addr: *const c_void, origin
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Get_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win);
         rc
     }) }
@@ -3815,7 +3815,7 @@ pub unsafe extern "C" fn MPI_Graph_create(comm_old: sys::MPI_Comm, nnodes: c_int
         let rc = PMPI_Graph_create(comm_old, nnodes, index as _, edges as _, reorder, if comm_graph.is_null() { comm_graph } else { &mut comm_graph_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !comm_graph.is_null() { *comm_graph = handles::comm_out(comm_graph_real); }
+            if !comm_graph.is_null() { *comm_graph = comms::comm_out(comm_graph_real); }
         } else {
             if !comm_graph.is_null() && comm_graph_real == handles::comm_null() { *comm_graph = comm_graph_real; }
         }
@@ -4257,7 +4257,7 @@ pub unsafe extern "C" fn MPI_Iallreduce(sendbuf: *const c_void, recvbuf: *mut c_
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iallreduce(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4279,7 +4279,7 @@ pub unsafe extern "C" fn MPI_Iallreduce_c(sendbuf: *const c_void, recvbuf: *mut 
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iallreduce_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4536,7 +4536,7 @@ pub unsafe extern "C" fn MPI_Iexscan(sendbuf: *const c_void, recvbuf: *mut c_voi
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iexscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -4558,7 +4558,7 @@ pub unsafe extern "C" fn MPI_Iexscan_c(sendbuf: *const c_void, recvbuf: *mut c_v
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iexscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5157,7 +5157,7 @@ pub unsafe extern "C" fn MPI_Intercomm_create(local_comm: sys::MPI_Comm, local_l
         let rc = PMPI_Intercomm_create(local_comm, local_leader, peer_comm, remote_leader, tag, if newintercomm.is_null() { newintercomm } else { &mut newintercomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newintercomm.is_null() { *newintercomm = handles::comm_out(newintercomm_real); }
+            if !newintercomm.is_null() { *newintercomm = comms::comm_out(newintercomm_real); }
         } else {
             if !newintercomm.is_null() && newintercomm_real == handles::comm_null() { *newintercomm = newintercomm_real; }
         }
@@ -5176,7 +5176,7 @@ pub unsafe extern "C" fn MPI_Intercomm_create_from_groups(local_group: sys::MPI_
         let mut newintercomm_real = handles::comm_null();
         let rc = PMPI_Intercomm_create_from_groups(local_group, local_leader, remote_group, remote_leader, stringtag as _, info, errhandler, if newintercomm.is_null() { newintercomm } else { &mut newintercomm_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newintercomm.is_null() { *newintercomm = handles::comm_out(newintercomm_real); }
+            if !newintercomm.is_null() { *newintercomm = comms::comm_out(newintercomm_real); }
         } else {
             if !newintercomm.is_null() && newintercomm_real == handles::comm_null() { *newintercomm = newintercomm_real; }
         }
@@ -5197,7 +5197,7 @@ pub unsafe extern "C" fn MPI_Intercomm_merge(intercomm: sys::MPI_Comm, high: c_i
         let rc = PMPI_Intercomm_merge(intercomm, high, if newintracomm.is_null() { newintracomm } else { &mut newintracomm_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !newintracomm.is_null() { *newintracomm = handles::comm_out(newintracomm_real); }
+            if !newintracomm.is_null() { *newintracomm = comms::comm_out(newintracomm_real); }
         } else {
             if !newintracomm.is_null() && newintracomm_real == handles::comm_null() { *newintracomm = newintracomm_real; }
         }
@@ -5267,7 +5267,7 @@ pub unsafe extern "C" fn MPI_Ireduce(sendbuf: *const c_void, recvbuf: *mut c_voi
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5289,7 +5289,7 @@ pub unsafe extern "C" fn MPI_Ireduce_c(sendbuf: *const c_void, recvbuf: *mut c_v
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5311,7 +5311,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter(sendbuf: *const c_void, recvbuf: *m
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5333,7 +5333,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block(sendbuf: *const c_void, recvb
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5355,7 +5355,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_block_c(sendbuf: *const c_void, rec
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5377,7 +5377,7 @@ pub unsafe extern "C" fn MPI_Ireduce_scatter_c(sendbuf: *const c_void, recvbuf: 
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Ireduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5450,7 +5450,7 @@ pub unsafe extern "C" fn MPI_Iscan(sendbuf: *const c_void, recvbuf: *mut c_void,
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iscan(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -5472,7 +5472,7 @@ pub unsafe extern "C" fn MPI_Iscan_c(sendbuf: *const c_void, recvbuf: *mut c_voi
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Iscan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6277,7 +6277,7 @@ pub unsafe extern "C" fn MPI_Op_c2f(op: sys::MPI_Op) -> sys::MPI_Fint {
 pub unsafe extern "C" fn MPI_Op_commutative(op: sys::MPI_Op, commute: *mut c_int) -> c_int {
     // SAFETY: the caller's arguments, valid as MPI_Op_commutative requires, go to PMPI_Op_commutative unchanged but for virtual handles made real; handles are written back only through non-null pointers.
     unsafe { crate::calls::boundary::guard("MPI_Op_commutative", crate::calls::boundary::internal_error(), || {
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Op_commutative(op, commute as _);
         rc
     }) }
@@ -6313,10 +6313,10 @@ pub unsafe extern "C" fn MPI_Op_f2c(op: sys::MPI_Fint) -> sys::MPI_Op {
 pub unsafe extern "C" fn MPI_Op_free(op: *mut sys::MPI_Op) -> c_int {
     // SAFETY: the caller's arguments, valid as MPI_Op_free requires, go to PMPI_Op_free unchanged but for virtual handles made real; handles are written back only through non-null pointers.
     unsafe { crate::calls::boundary::guard("MPI_Op_free", crate::calls::boundary::internal_error(), || {
-        let mut op_real = if op.is_null() { handles::op_null() } else { handles::op_real(*op) };
+        let mut op_real = if op.is_null() { handles::op_null() } else { reductions::op_real(*op) };
         let rc = PMPI_Op_free(if op.is_null() { op } else { &mut op_real });
         if rc == sys::constants::MPI_SUCCESS() {
-            if !op.is_null() { *op = handles::op_released(*op, op_real); }
+            if !op.is_null() { *op = reductions::released(*op, op_real); }
         }
         rc
     }) }
@@ -6623,7 +6623,7 @@ pub unsafe extern "C" fn MPI_Raccumulate(origin_addr: *const c_void, origin_coun
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6643,7 +6643,7 @@ pub unsafe extern "C" fn MPI_Raccumulate_c(origin_addr: *const c_void, origin_co
         let origin_datatype = handles::datatype_real(origin_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Raccumulate_c(origin_addr as _, origin_count, origin_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6728,7 +6728,7 @@ pub unsafe extern "C" fn MPI_Reduce(sendbuf: *const c_void, recvbuf: *mut c_void
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6746,7 +6746,7 @@ pub unsafe extern "C" fn MPI_Reduce_c(sendbuf: *const c_void, recvbuf: *mut c_vo
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6765,7 +6765,7 @@ pub unsafe extern "C" fn MPI_Reduce_init(sendbuf: *const c_void, recvbuf: *mut c
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_init(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6787,7 +6787,7 @@ pub unsafe extern "C" fn MPI_Reduce_init_c(sendbuf: *const c_void, recvbuf: *mut
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_init_c(sendbuf as _, recvbuf as _, count, datatype, op, root, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6805,7 +6805,7 @@ pub unsafe extern "C" fn MPI_Reduce_local(inbuf: *const c_void, inoutbuf: *mut c
     unsafe { crate::calls::boundary::guard("MPI_Reduce_local", crate::calls::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_local(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     }) }
@@ -6819,7 +6819,7 @@ pub unsafe extern "C" fn MPI_Reduce_local_c(inbuf: *const c_void, inoutbuf: *mut
     unsafe { crate::calls::boundary::guard("MPI_Reduce_local_c", crate::calls::boundary::internal_error(), || {
         let datatype_virtual = datatype;
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_local_c(inbuf as _, inoutbuf as _, count, datatype, op);
         rc
     }) }
@@ -6836,7 +6836,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter(sendbuf: *const c_void, recvbuf: *mu
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6854,7 +6854,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block(sendbuf: *const c_void, recvbu
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_block(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6872,7 +6872,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_c(sendbuf: *const c_void, recv
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_block_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6891,7 +6891,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init(sendbuf: *const c_void, r
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_block_init(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6913,7 +6913,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_block_init_c(sendbuf: *const c_void,
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_block_init_c(sendbuf as _, recvbuf as _, recvcount, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6934,7 +6934,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_c(sendbuf: *const c_void, recvbuf: *
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -6953,7 +6953,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init(sendbuf: *const c_void, recvbuf
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_init(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -6975,7 +6975,7 @@ pub unsafe extern "C" fn MPI_Reduce_scatter_init_c(sendbuf: *const c_void, recvb
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Reduce_scatter_init_c(sendbuf as _, recvbuf as _, recvcounts as _, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -7143,7 +7143,7 @@ pub unsafe extern "C" fn MPI_Rget_accumulate(origin_addr: *const c_void, origin_
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -7165,7 +7165,7 @@ pub unsafe extern "C" fn MPI_Rget_accumulate_c(origin_addr: *const c_void, origi
         let result_datatype = handles::datatype_real(result_datatype);
         let target_datatype_virtual = target_datatype;
         let target_datatype = handles::datatype_real(target_datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let mut request_real = handles::request_null();
         let rc = PMPI_Rget_accumulate_c(origin_addr as _, origin_count, origin_datatype, result_addr as _, result_count, result_datatype, target_rank, target_disp, target_count, target_datatype, op, win, if request.is_null() { request } else { &mut request_real });
         if rc == sys::constants::MPI_SUCCESS() {
@@ -7311,7 +7311,7 @@ pub unsafe extern "C" fn MPI_Scan(sendbuf: *const c_void, recvbuf: *mut c_void, 
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Scan(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -7329,7 +7329,7 @@ pub unsafe extern "C" fn MPI_Scan_c(sendbuf: *const c_void, recvbuf: *mut c_void
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Scan_c(sendbuf as _, recvbuf as _, count, datatype, op, comm);
         superstep::leave_collective(ticket);
         rc
@@ -7348,7 +7348,7 @@ pub unsafe extern "C" fn MPI_Scan_init(sendbuf: *const c_void, recvbuf: *mut c_v
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Scan_init(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -7370,7 +7370,7 @@ pub unsafe extern "C" fn MPI_Scan_init_c(sendbuf: *const c_void, recvbuf: *mut c
         let ticket = superstep::enter_collective(comm_slot);
         let comm = ticket.real(comm);
         let datatype = handles::datatype_real(datatype);
-        let op = handles::op_real(op);
+        let op = reductions::op_real(op);
         let rc = PMPI_Scan_init_c(sendbuf as _, recvbuf as _, count, datatype, op, comm, info, if request.is_null() { request } else { &mut request_real });
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
@@ -9869,7 +9869,7 @@ pub unsafe extern "C" fn MPI_Win_allocate(size: sys::MPI_Aint, disp_unit: c_int,
         let rc = PMPI_Win_allocate(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -9887,7 +9887,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_c(size: sys::MPI_Aint, disp_unit: sys:
         let rc = PMPI_Win_allocate_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -9905,7 +9905,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared(size: sys::MPI_Aint, disp_unit:
         let rc = PMPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -9923,7 +9923,7 @@ pub unsafe extern "C" fn MPI_Win_allocate_shared_c(size: sys::MPI_Aint, disp_uni
         let rc = PMPI_Win_allocate_shared_c(size, disp_unit, info, comm, baseptr as _, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -9988,7 +9988,7 @@ pub unsafe extern "C" fn MPI_Win_create(base: *mut c_void, size: sys::MPI_Aint, 
         let rc = PMPI_Win_create(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -10006,7 +10006,7 @@ pub unsafe extern "C" fn MPI_Win_create_c(base: *mut c_void, size: sys::MPI_Aint
         let rc = PMPI_Win_create_c(base as _, size, disp_unit, info, comm, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }
@@ -10024,7 +10024,7 @@ pub unsafe extern "C" fn MPI_Win_create_dynamic(info: sys::MPI_Info, comm: sys::
         let rc = PMPI_Win_create_dynamic(info, comm, win as _);
         superstep::leave_collective(ticket);
         if rc == sys::constants::MPI_SUCCESS() {
-            if !win.is_null() { handles::win_register(*win); }
+            if !win.is_null() { comms::win_register(*win); }
         }
         rc
     }) }

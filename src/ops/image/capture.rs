@@ -12,9 +12,9 @@
 //! While the regions are written nothing allocates in the arenas: every
 //! buffer is made beforehand.
 use super::stream;
-use crate::mem::closure;
+use crate::mem::carried;
 use crate::mem::elf;
-use crate::mem::format::{self, Header, Kind, Loaded, Region};
+use crate::mem::format::{self, Header, Kind, Region};
 use crate::mem::layout::{self, *};
 use std::ffi::c_void;
 use std::io::Write;
@@ -47,87 +47,6 @@ pub struct Stats {
 /// What the process needs applied after a resume, captured with the image
 /// (in the library's memory, so carried).
 static EXTRAS: Mutex<Option<crate::mem::process::Extras>> = Mutex::new(None);
-
-/// Identity of the running binary and library (hashes of the files),
-/// computed once.
-pub fn identity() -> (String, u64, String, u64) {
-    static ID: std::sync::OnceLock<(String, u64, String, u64)> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let objs = elf::objects();
-        let fb = elf::ferry_base();
-        let id_of = |o: Option<&elf::Object>, file: &str| {
-            identity_hash(o.and_then(|o| o.build_id.as_deref()), file)
-        };
-        let exe = std::fs::read_link("/proc/self/exe")
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ferry = elf::ferry_path().unwrap_or_default();
-        (
-            exe.clone(),
-            id_of(objs.iter().find(|o| o.is_executable()), "/proc/self/exe"),
-            ferry.clone(),
-            id_of(objs.iter().find(|o| o.base == fb), &ferry),
-        )
-    })
-    .clone()
-}
-
-/// What identifies a build: the linker's build id of the object as
-/// loaded, or (an object linked without one) the hash of its file. The
-/// build id costs nothing to read, where hashing the file took 16 ms of
-/// every migration's critical path (libferry is large).
-fn identity_hash(build_id: Option<&[u8]>, file: &str) -> u64 {
-    match build_id {
-        Some(id) => {
-            let mut h = Xxh3::new();
-            h.update(b"build-id:");
-            h.update(id);
-            h.digest()
-        }
-        None => std::fs::read(file)
-            .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
-            .unwrap_or(0),
-    }
-}
-
-/// The loaded objects as an image records them (pinned: those whose
-/// address the image depends on).
-/// `reopen`: the objects the program opened (see
-/// [`crate::mem::opened::reopens`]), listed first, in the order they are to be
-/// opened again.
-pub fn loaded_objects(
-    objs: &[elf::Object],
-    carried: &[bool],
-    reopen: &[(usize, crate::mem::format::Reopen)],
-) -> Vec<Loaded> {
-    let entry = |i: usize| {
-        let o = &objs[i];
-        Loaded {
-            name: o.name.clone(),
-            base: o.base as u64,
-            // Everything but the vDSO and what MPI or the C library opened
-            // itself (plugins, name-service modules, which a new process
-            // opens where it likes): the program's
-            // data may point into any of them.
-            pinned: carried[i]
-                || !(o.is_vdso()
-                    || matches!(
-                        crate::mem::opened::opener_of(o),
-                        Some(closure::Opener::Mpi | closure::Opener::CLibrary)
-                    )),
-            reopen: reopen.iter().find(|(j, _)| *j == i).map(|(_, r)| *r),
-        }
-    };
-    reopen
-        .iter()
-        .map(|&(i, _)| entry(i))
-        .chain(
-            (0..objs.len())
-                .filter(|i| !reopen.iter().any(|(j, _)| j == i))
-                .map(entry),
-        )
-        .collect()
-}
 
 /// Where an image goes.
 pub enum Destination<'a> {
@@ -221,10 +140,10 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
         },
     };
     let objects = elf::objects();
-    let plan = closure::plan(&objects);
+    let plan = carried::plan(&objects);
     let reopen = crate::mem::opened::reopens(&objects);
     crate::mem::opened::save_tls(&objects, &reopen);
-    let (exe_path, exe_hash, ferry_path, ferry_hash) = identity();
+    let (exe_path, exe_hash, ferry_path, ferry_hash) = crate::mem::elf::identity();
     let header = Header {
         world_rank,
         world_size,
@@ -234,7 +153,7 @@ pub fn capture(dest: Destination, world_rank: i32, world_size: i32, thread_level
         exe_hash,
         ferry_path,
         ferry_hash,
-        objects: loaded_objects(&objects, &plan.carried, &reopen),
+        objects: crate::mem::carried::loaded_objects(&objects, &plan.carried, &reopen),
         thread_level,
         canary: crate::mem::context::canary(),
         context: Vec::with_capacity(std::mem::size_of::<libc::ucontext_t>()),

@@ -16,6 +16,7 @@
 //!    has its pages moved there by `mremap`, without a copy; a file's are
 //!    copied), moves the files to their numbers and jumps into the old
 //!    process's interrupted call (`context.c`).
+use super::mapped::Mapped;
 use crate::mem::format::{self, Header, Kind};
 use crate::mem::layout::{self, *};
 use layout::Fresh;
@@ -60,9 +61,11 @@ fn fail(msg: &str) -> i32 {
     1
 }
 
-/// Restarts this process from its image in `dir`. Returns an exit status
-/// when it cannot (after saying why); does not return otherwise.
-pub fn restart(dir: &str) -> i32 {
+/// Restarts this process from its image in `dir`, starting the library
+/// with `start` once MPI is up (`ops::session::start`, given by the
+/// session: see `ops::session::restart`). Returns an exit status when it
+/// cannot (after saying why); does not return otherwise.
+pub fn restart(dir: &str, start: fn(std::ffi::c_int)) -> i32 {
     let started = now_us();
     let Some(rank) = launcher_rank() else {
         return fail(
@@ -125,7 +128,7 @@ pub fn restart(dir: &str) -> i32 {
     if rc != crate::sys::constants::MPI_SUCCESS() {
         return fail(&format!("MPI_Init_thread failed ({rc})"));
     }
-    crate::ops::session::start(provided);
+    start(provided);
     let init_us = now_us().saturating_sub(init_started);
     let (rank_now, size_now) = crate::core::runtime::runtime()
         .map(|r| (r.world_rank, r.world_size))
@@ -290,14 +293,14 @@ fn check(map: &Mapped) -> Result<Header, String> {
     crate::mem::opened::reopen_all(&header.objects)
         .map_err(|e| format!("the address layout differs: {e}"))?;
     let objs = crate::mem::elf::objects();
-    let carried = crate::mem::closure::plan(&objs).carried;
-    let (exe_path, exe_hash, ferry_path, ferry_hash) = super::capture::identity();
+    let carried = crate::mem::carried::plan(&objs).carried;
+    let (exe_path, exe_hash, ferry_path, ferry_hash) = crate::mem::elf::identity();
     let now = Header {
         exe_path,
         exe_hash,
         ferry_path,
         ferry_hash,
-        objects: super::capture::loaded_objects(&objs, &carried, &[]),
+        objects: crate::mem::carried::loaded_objects(&objs, &carried, &[]),
         ..Header::default()
     };
     format::check_identity(&header, &now).map_err(|e| e.0)?;
@@ -414,118 +417,6 @@ extern "C" fn copy_and_jump(_: *mut c_void) -> i64 {
             std::ptr::addr_of_mut!(hv.resumed),
             hv.canary,
         )
-    }
-}
-
-/// An image in memory: a read-only mapping of its file, or the pieces
-/// received from the migrating process.
-pub struct Mapped {
-    base: *mut u8,
-    len: usize,
-    /// Bytes mapped (at least `len`).
-    cap: usize,
-    /// Anonymous memory of this process (an image received), whose pages
-    /// may be moved into place; not a mapped file.
-    anonymous: bool,
-}
-
-impl Mapped {
-    /// Reserves `cap` bytes of anonymous memory (nothing is committed
-    /// until it is written) for an image that arrives in pieces.
-    pub fn reserve(cap: usize) -> Result<Mapped, String> {
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's
-        // choosing.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                cap,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot reserve {} GiB for the image: {}",
-                cap >> 30,
-                std::io::Error::last_os_error()
-            ));
-        }
-        // Every byte received is written once, in large pieces: huge pages
-        // where the kernel allows them on request ("madvise" mode), a fault
-        // per 2 MiB instead of per 4 KiB. Only a hint: failure is harmless.
-        // SAFETY: advice on the mapping just made.
-        unsafe { libc::madvise(p, cap, libc::MADV_HUGEPAGE) };
-        Ok(Mapped {
-            base: p as *mut u8,
-            len: 0,
-            cap,
-            anonymous: true,
-        })
-    }
-
-    /// Where the piece `[at, at+len)` of the image goes, if it fits.
-    pub fn piece(&mut self, at: u64, len: u64) -> Option<*mut u8> {
-        let end = at.checked_add(len)?;
-        if end > self.cap as u64 {
-            return None;
-        }
-        // SAFETY: inside the mapping (checked).
-        Some(unsafe { self.base.add(at as usize) })
-    }
-
-    /// The image is complete at `len` bytes.
-    pub fn complete(&mut self, len: u64) -> bool {
-        if len > self.cap as u64 {
-            return false;
-        }
-        self.len = len as usize;
-        true
-    }
-
-    fn open(path: &std::path::Path) -> Result<Mapped, String> {
-        let f = std::fs::File::open(path).map_err(|e| format!("cannot open the image: {e}"))?;
-        let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
-        if len == 0 {
-            return Err("the image is empty (truncated)".into());
-        }
-        use std::os::fd::AsRawFd;
-        // SAFETY: a private read-only mapping of a file we opened.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_POPULATE,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map the image: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(Mapped {
-            base: p as *mut u8,
-            len,
-            cap: len,
-            anonymous: false,
-        })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping, alive as long as self.
-        unsafe { std::slice::from_raw_parts(self.base, self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: our mapping.
-        unsafe { libc::munmap(self.base as *mut c_void, self.cap) };
     }
 }
 

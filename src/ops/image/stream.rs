@@ -7,7 +7,7 @@
 //! Messages, all with [`TAG`], from the migrating process to the
 //! replacement: `[offset, len]` (two `u64`) then `len` bytes, as many times
 //! as there are pieces; `[END, total]` closes the image.
-use super::restore::Mapped;
+use super::mapped::Mapped;
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};

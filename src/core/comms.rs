@@ -1,0 +1,156 @@
+//! Communicators and windows MPI just made, taken in: each gets a slot
+//! with its recipe (how to make it again on a new world) and its global
+//! id, which every member computes alike without communicating (from its
+//! parent's id and superstep), so that supersteps can be compared across
+//! processes. The lookups and the release are the tables' own
+//! ([`crate::core::handles`]).
+use crate::core::handles::{
+    comm_virtual, lock, mix_gid, publish_gid, win_key, with_tables, world_real, CommSlot,
+};
+use crate::core::recipe::{Recipe, Topology};
+use crate::sys::constants as k;
+use crate::sys::MPI_Comm;
+use std::ffi::c_int;
+
+/// The global id of a communicator being made, computed alike by every
+/// member without communication: creation calls are collectives on the
+/// parent, so the parent's id and superstep agree among the members, and
+/// the lowest world rank and size of the new group tell apart the
+/// communicators one split makes.
+pub fn gid_of(recipe: &Recipe) -> u64 {
+    let (parent, step) = crate::core::superstep::last_collective();
+    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
+    let lowest = |g: &Option<Vec<c_int>>| {
+        g.as_ref()
+            .map(|v| {
+                (
+                    v.iter().copied().min().unwrap_or(-1) as i64 as u64,
+                    v.len() as u64,
+                )
+            })
+            .unwrap_or((u64::MAX, 0))
+    };
+    let (lo, n) = lowest(&recipe.local);
+    let members = recipe
+        .local
+        .as_ref()
+        .map(|v| mix_gid(&v.iter().map(|&r| r as i64 as u64).collect::<Vec<_>>()))
+        .unwrap_or(0);
+    let key = mix_gid(&[pgid, step, lo, n, members]);
+    // Calls that are not collective on the parent (`MPI_Comm_create_group`)
+    // share a parent superstep: the members tell them apart by how many
+    // such communicators they made before, in the same order.
+    let occurrence = with_tables(|t| {
+        let seen = t.created.entry(key).or_insert(0);
+        let occurrence = *seen;
+        *seen += 1;
+        occurrence
+    });
+    mix_gid(&[key, occurrence])
+}
+
+/// A communicator MPI just made: record it and give the program a virtual
+/// handle. The recipe to rebuild it is read from the communicator itself.
+pub fn comm_out(real: MPI_Comm) -> MPI_Comm {
+    if real == k::MPI_COMM_NULL() {
+        return real;
+    }
+    // SAFETY: MPI just returned `real` as a new communicator.
+    let recipe = unsafe { Recipe::of(real, world_real()) };
+    let v = comm_register(real, recipe);
+    // A new communicator inherits its parent's error handler.
+    crate::core::errhandlers::note_inherited_errhandler(v, real);
+    v
+}
+
+/// Records a communicator with a known recipe.
+pub fn comm_register(real: MPI_Comm, recipe: Recipe) -> MPI_Comm {
+    comm_register_with(real, recipe, None)
+}
+
+/// Records the communicator of an `MPI_Comm_idup`, not usable before its
+/// request completes: its id is its parent's and superstep's (the same on
+/// both sides of an intercommunicator), with no exchange.
+pub fn comm_register_dup(real: MPI_Comm, recipe: Recipe) -> MPI_Comm {
+    let (parent, step) = crate::core::superstep::last_collective();
+    let pgid = with_tables(|t| t.comms.get(parent).map(|s| s.gid).unwrap_or(0));
+    comm_register_with(real, recipe, Some(mix_gid(&[pgid, step, 0x1d09])))
+}
+
+fn comm_register_with(real: MPI_Comm, recipe: Recipe, gid: Option<u64>) -> MPI_Comm {
+    let _g = lock();
+    let peers = recipe.peer_count();
+    let exchange = gid.is_none() && recipe.remote.is_some() && recipe.rebuildable();
+    let mut gid = gid.unwrap_or_else(|| gid_of(&recipe));
+    if exchange {
+        // The two groups of an intercommunicator come from different
+        // parents: each side learns the other's candidate (a reduction
+        // over an intercommunicator delivers the remote group's result).
+        use crate::sys::collective::{allreduce, Op, Wait};
+        // SAFETY: `real` is the new intercommunicator, which every member
+        // of both groups is making at this very call.
+        if let Ok(theirs) = unsafe { allreduce(real, &[gid], Op::Max, Wait::Blocking) } {
+            gid = mix_gid(&[gid.min(theirs[0]), gid.max(theirs[0])]);
+        }
+    }
+    let i = with_tables(|t| {
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        t.comms.insert(CommSlot {
+            real,
+            sent: vec![0; peers],
+            received: vec![0; peers],
+            recipe: Some(Box::new(recipe)),
+            serial,
+            errfn: 0,
+            gid,
+            retired: Vec::new(),
+            window: false,
+        })
+    });
+    crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
+    publish_gid(i, gid);
+    comm_virtual(i)
+}
+
+/// A window MPI just made (collectively over its group): give it a slot,
+/// so that its collectives count as supersteps with a global id.
+pub fn win_register(win: crate::sys::MPI_Win) {
+    if win == k::MPI_WIN_NULL() {
+        return;
+    }
+    let mut g = k::MPI_GROUP_NULL();
+    // SAFETY: a live window; the group is freed below.
+    let local = unsafe {
+        crate::sys::PMPI_Win_get_group(win, &mut g);
+        let v = crate::core::recipe::world_ranks(g, world_real());
+        crate::sys::PMPI_Group_free(&mut g);
+        v
+    };
+    let recipe = Recipe {
+        local,
+        remote: None,
+        topology: Topology::None,
+    };
+    let gid = gid_of(&recipe);
+    let _g = lock();
+    let i = with_tables(|t| {
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        let i = t.comms.insert(CommSlot {
+            real: k::MPI_COMM_NULL(),
+            sent: Vec::new(),
+            received: Vec::new(),
+            recipe: Some(Box::new(recipe)),
+            serial,
+            errfn: 0,
+            gid,
+            retired: Vec::new(),
+            window: true,
+        });
+        t.windows.insert(win_key(win), i);
+        i
+    });
+    crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
+    publish_gid(i, gid);
+}
