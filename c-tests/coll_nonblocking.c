@@ -14,6 +14,13 @@ static void test_loop(MPI_Request *r)
     CHECK(*r == MPI_REQUEST_NULL);
 }
 
+static void add_ints(void *in, void *inout, int *len, MPI_Datatype *dt)
+{
+    (void)dt;
+    for (int i = 0; i < *len; i++)
+        ((int *)inout)[i] += ((int *)in)[i];
+}
+
 int main(int argc, char **argv)
 {
     CK(MPI_Init(&argc, &argv));
@@ -162,6 +169,23 @@ int main(int argc, char **argv)
     CHECK(o1r == 6 && o2[2] == 3 && o4 == 77 && o3 == (rank + 1) * (rank + 2) / 2);
     say("four outstanding + waitall, two + testall:");
     say_all("sum=%d gathered=%s bcast=%d scan=%d", o1r, fmt_ints(buf, sizeof buf, o2, 3), o4, o3);
+
+    /* A user operation freed while a reduction started with it is in
+     * flight: MPI_Op_free only marks it for deallocation (MPICH's
+     * coll/nonblocking2 does this). */
+    {
+        MPI_Op sumop;
+        CK(MPI_Op_create(add_ints, 1, &sumop));
+        int in[3] = {rank, 2 * rank, 3}, out[3] = {0, 0, 0};
+        MPI_Request r;
+        CK(MPI_Iallreduce(in, out, 3, MPI_INT, sumop, MPI_COMM_WORLD, &r));
+        CK(MPI_Op_free(&sumop));
+        CHECK(sumop == MPI_OP_NULL);
+        CK(MPI_Wait(&r, MPI_STATUS_IGNORE));
+        int n = world_size();
+        CHECK(out[0] == n * (n - 1) / 2 && out[1] == n * (n - 1) && out[2] == 3 * n);
+        say("iallreduce with its user op freed before the wait: %d %d %d", out[0], out[1], out[2]);
+    }
 
     return finish_ok();
 }

@@ -113,5 +113,43 @@ int main(int argc, char **argv)
     CK(MPI_Request_free(&reqs[1]));
     say("persistent to PROC_NULL: done");
 
+#if MPI_VERSION >= 4
+    /* Persistent collectives started in different orders on different
+     * ranks, completed together with a point-to-point request by one
+     * Waitall (MPICH's coll/p_order): MPICH's MPI_Testall, which the
+     * library waits with, reports MPI_ERR_IN_STATUS once the collective
+     * completed before the others. */
+    {
+        int a = -1, got = -1;
+        MPI_Request pr[3];
+        MPI_Status ps[3];
+        CK(MPI_Bcast_init(&a, 1, MPI_INT, 0, MPI_COMM_WORLD, MPI_INFO_NULL, &pr[0]));
+        CK(MPI_Barrier_init(MPI_COMM_WORLD, MPI_INFO_NULL, &pr[1]));
+        for (int it = 0; it < 3; it++) {
+            a = rank == 0 ? 40 + it : -1;
+            CK(MPI_Irecv(&got, 1, MPI_INT, left, 6, MPI_COMM_WORLD, &pr[2]));
+            if (rank == 0) {
+                CK(MPI_Start(&pr[0]));
+                CK(MPI_Start(&pr[1]));
+            } else {
+                CK(MPI_Start(&pr[1]));
+                CK(MPI_Start(&pr[0]));
+            }
+            int out = rank * 10 + it;
+            CK(MPI_Send(&out, 1, MPI_INT, right, 6, MPI_COMM_WORLD));
+            if (it % 2 == 0)
+                CK(MPI_Waitall(3, pr, ps));
+            else
+                CK(MPI_Waitall(3, pr, MPI_STATUSES_IGNORE));
+            CHECK(a == 40 + it && got == left * 10 + it);
+            if (it % 2 == 0)
+                CHECK(ps[2].MPI_SOURCE == left && ps[2].MPI_TAG == 6);
+        }
+        CK(MPI_Request_free(&pr[0]));
+        CK(MPI_Request_free(&pr[1]));
+    }
+#endif
+    say("persistent collectives started out of order: done");
+
     return finish_ok();
 }

@@ -8,6 +8,7 @@ use crate::core::channels::{count_completed, count_send};
 use crate::core::handles::{self, ReqKind};
 use crate::core::state::Blocked;
 use crate::sys::constants as k;
+use crate::sys::quirks;
 use crate::sys::*;
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -173,6 +174,19 @@ unsafe fn with_array<R>(
     statuses: *mut MPI_Status,
     f: impl FnOnce(&mut [MPI_Request], &[Option<usize>], *mut MPI_Status) -> R,
 ) -> R {
+    // SAFETY: forwarded.
+    unsafe { with_array_statuses(count, reqs, statuses, false, f) }
+}
+
+/// [`with_array`], with a status array always (`own`: the program's, or
+/// scratch where it ignores them).
+unsafe fn with_array_statuses<R>(
+    count: c_int,
+    reqs: *mut MPI_Request,
+    statuses: *mut MPI_Status,
+    own: bool,
+    f: impl FnOnce(&mut [MPI_Request], &[Option<usize>], *mut MPI_Status) -> R,
+) -> R {
     let n = count.max(0) as usize;
     let (mut reals, mut scratch) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     reals.clear();
@@ -183,7 +197,7 @@ unsafe fn with_array<R>(
         // SAFETY: the program passes `count` requests.
         unsafe { std::slice::from_raw_parts_mut(reqs, n) }
     };
-    let mut need = false;
+    let mut need = own;
     for v in virt.iter() {
         let i = handles::request_index(*v);
         need |= needs_status(i);
@@ -222,6 +236,71 @@ fn settle_at(idx: &[Option<usize>], st: *mut MPI_Status, i: usize) {
     }
 }
 
+/// `MPI_Waitall` as a loop of `MPI_Testsome` (where `MPI_Testall` is
+/// broken, [`quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL`]): each
+/// status is put at its request's place; the requests that were null or
+/// inactive from the start get the empty status, as `MPI_Waitall` gives.
+///
+/// # Safety
+/// `reals` are the real requests; `st` holds one status per request.
+unsafe fn wait_all_by_testsome(
+    reals: &mut [MPI_Request],
+    st: *mut MPI_Status,
+) -> Result<c_int, crate::calls::p2p::Woken> {
+    let n = reals.len();
+    let mut done = vec![false; n];
+    let mut indices: Vec<c_int> = vec![0; n];
+    let mut some: Vec<MaybeUninit<MPI_Status>> = vec![MaybeUninit::zeroed(); n];
+    let mut failed = false;
+    let poll = || {
+        let mut out: c_int = 0;
+        // SAFETY: `n` real requests, `n` indices and statuses of ours.
+        let rc = unsafe {
+            PMPI_Testsome(
+                n as c_int,
+                reals.as_mut_ptr(),
+                &mut out,
+                indices.as_mut_ptr(),
+                some.as_mut_ptr() as *mut MPI_Status,
+            )
+        };
+        if rc != k::MPI_SUCCESS() && rc != k::MPI_ERR_IN_STATUS() {
+            return (rc, true);
+        }
+        if out == k::MPI_UNDEFINED() {
+            // No active request is left.
+            return (k::MPI_SUCCESS(), true);
+        }
+        for j in 0..out.max(0) as usize {
+            let i = indices[j] as usize;
+            // SAFETY: MPI wrote the first `out` statuses; `st` holds `n`.
+            let s = unsafe { some[j].assume_init() };
+            failed |= rc == k::MPI_ERR_IN_STATUS() && s.MPI_ERROR != k::MPI_SUCCESS();
+            if let Some(d) = done.get_mut(i) {
+                *d = true;
+                // SAFETY: as above.
+                unsafe { *st.add(i) = s };
+            }
+        }
+        (k::MPI_SUCCESS(), done.iter().all(|&d| d))
+    };
+    let rc =
+        crate::calls::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, poll)?;
+    if rc != k::MPI_SUCCESS() {
+        return Ok(rc);
+    }
+    for (i, _) in done.iter().enumerate().filter(|(_, d)| !**d) {
+        let mut flag: c_int = 0;
+        // SAFETY: a null or inactive request: the empty status.
+        unsafe { PMPI_Test(&mut reals[i], &mut flag, st.add(i)) };
+    }
+    Ok(if failed {
+        k::MPI_ERR_IN_STATUS()
+    } else {
+        k::MPI_SUCCESS()
+    })
+}
+
 fn ok_or_in_status(rc: c_int) -> bool {
     rc == k::MPI_SUCCESS() || rc == k::MPI_ERR_IN_STATUS()
 }
@@ -249,20 +328,28 @@ pub unsafe fn all(
     // SAFETY: forwarded.
     unsafe {
         with_regroups(|| {
-            with_array(count, reqs, statuses, |reals, idx, st| {
+            // The quirk's workaround reads the statuses of every wait.
+            let own_statuses = wait && quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL;
+            with_array_statuses(count, reqs, statuses, own_statuses, |reals, idx, st| {
                 let mut done: c_int = 0;
                 let rc = if wait {
-                    crate::calls::p2p::block_on(
-                        Blocked::Wait,
-                        handles::CommRef::NONE,
-                        -1,
-                        -1,
-                        true,
-                        || {
-                            let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
-                            (rc, done != 0)
-                        },
-                    )?
+                    let rc = if own_statuses {
+                        wait_all_by_testsome(reals, st)?
+                    } else {
+                        crate::calls::p2p::block_on(
+                            Blocked::Wait,
+                            handles::CommRef::NONE,
+                            -1,
+                            -1,
+                            true,
+                            || {
+                                let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
+                                (rc, done != 0)
+                            },
+                        )?
+                    };
+                    done = 1;
+                    rc
                 } else {
                     PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
                 };

@@ -9,6 +9,13 @@
 //! its slot in the table. When every trampoline is taken, the operation
 //! gets the program's function directly (it then sees MPI's datatype
 //! handles, and is not carried by a process image).
+//!
+//! `MPI_Op_free` only marks an operation for deallocation: a nonblocking
+//! reduction started with it may still call it afterwards (MPICH's
+//! `coll/nonblocking2` frees the operation before waiting). So a freed
+//! slot keeps the program's function for its trampoline, and slots are
+//! handed out again oldest-freed last: first those never used, then the
+//! one freed longest ago.
 use crate::sys::constants as k;
 use crate::sys::*;
 use std::ffi::{c_int, c_void};
@@ -27,7 +34,19 @@ pub struct OpSlot {
     pub commute: c_int,
     /// The large-count form (`MPI_Op_create_c`).
     pub large: bool,
+    /// 0 while the program holds it; after `MPI_Op_free`, the order of the
+    /// free (the function stays for reductions still in flight).
+    pub freed: u64,
 }
+
+impl OpSlot {
+    fn live(&self) -> bool {
+        self.freed == 0
+    }
+}
+
+/// How many operations were freed so far (orders the reuse of slots).
+static FREES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The operations, by slot: `[0, POOL)` for `MPI_Op_create`, `[POOL,
 /// 2 POOL)` for `MPI_Op_create_c`.
@@ -36,8 +55,26 @@ static OPS: Mutex<[Option<OpSlot>; 2 * POOL]> = Mutex::new([None; 2 * POOL]);
 type UserFn = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_int, *mut MPI_Datatype);
 type UserFnC = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut MPI_Count, *mut MPI_Datatype);
 
+/// The slot `i`, live or freed (a trampoline still calls a freed one).
 fn slot(i: usize) -> Option<OpSlot> {
     OPS.lock().ok().and_then(|o| o[i])
+}
+
+/// The slot `i` while the program holds it.
+fn live_slot(i: usize) -> Option<OpSlot> {
+    slot(i).filter(OpSlot::live)
+}
+
+/// A slot for a new operation among `range`: one never used, else the one
+/// freed longest ago (reductions started with it have had the most time
+/// to end).
+fn free_slot(o: &[Option<OpSlot>], range: std::ops::Range<usize>) -> Option<usize> {
+    range.clone().find(|&i| o[i].is_none()).or_else(|| {
+        range
+            .filter_map(|i| o[i].filter(|s| !s.live()).map(|s| (s.freed, i)))
+            .min()
+            .map(|(_, i)| i)
+    })
 }
 
 /// Calls the program's function of slot `i` with the program's handle of
@@ -137,7 +174,7 @@ pub fn op_virtual(i: usize) -> MPI_Op {
 #[inline(always)]
 pub fn op_real(v: MPI_Op) -> MPI_Op {
     match codec::decode(v) {
-        Some(i) => slot(i)
+        Some(i) => live_slot(i)
             .map(|s| crate::sys::bits::handle_from_bits(s.real))
             .unwrap_or(v),
         None => v,
@@ -150,7 +187,10 @@ pub fn op_of_real(real: MPI_Op) -> MPI_Op {
     let bits = crate::sys::bits::handle_bits(real);
     OPS.lock()
         .ok()
-        .and_then(|o| o.iter().position(|s| s.is_some_and(|s| s.real == bits)))
+        .and_then(|o| {
+            o.iter()
+                .position(|s| s.is_some_and(|s| s.live() && s.real == bits))
+        })
         .map(codec::encode)
         .unwrap_or(real)
 }
@@ -169,7 +209,7 @@ pub unsafe fn create(user_fn: usize, commute: c_int, large: bool, op: *mut MPI_O
     let free = OPS
         .lock()
         .ok()
-        .and_then(|o| (base..base + POOL).find(|&i| o[i].is_none()));
+        .and_then(|o| free_slot(&o[..], base..base + POOL));
     let Some(i) = free else {
         log::warn!(
             "more than {POOL} reduction operations of the program: this one sees MPI's datatype handles and cannot be carried by a process image"
@@ -202,6 +242,7 @@ pub unsafe fn create(user_fn: usize, commute: c_int, large: bool, op: *mut MPI_O
                 user_fn,
                 commute,
                 large,
+                freed: 0,
             });
         }
         // SAFETY: the caller's out-parameter.
@@ -235,12 +276,16 @@ unsafe fn create_large(f: UserFnC, commute: c_int, op: *mut MPI_Op) -> c_int {
     }
 }
 
-/// After `MPI_Op_free`: the slot goes (its trampoline is free again).
+/// After `MPI_Op_free`: the slot is the program's no more, and its
+/// trampoline may be handed out again, last (see the module's notes).
 pub fn released(v: MPI_Op, real_after: MPI_Op) -> MPI_Op {
     match codec::decode(v) {
         Some(i) if real_after == k::MPI_OP_NULL() => {
+            let n = FREES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if let Ok(mut o) = OPS.lock() {
-                o[i] = None;
+                if let Some(s) = o[i].as_mut() {
+                    s.freed = n;
+                }
             }
         }
         Some(_) => return v,
@@ -257,7 +302,7 @@ pub fn remake_all() -> Result<(), String> {
         .map(|o| {
             o.iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.map(|s| (i, s)))
+                .filter_map(|(i, s)| s.filter(OpSlot::live).map(|s| (i, s)))
                 .collect()
         })
         .unwrap_or_default();
@@ -290,5 +335,29 @@ mod tests {
         }
         assert_eq!(codec::decode(k::MPI_OP_NULL()), None);
         assert_eq!(codec::decode(k::MPI_SUM()), None);
+    }
+
+    #[test]
+    fn slots_are_reused_oldest_freed_last() {
+        let op = |freed| {
+            Some(OpSlot {
+                real: 1,
+                user_fn: 2,
+                commute: 1,
+                large: false,
+                freed,
+            })
+        };
+        // A never-used slot first, even after freed ones.
+        let o = [op(0), op(5), None, op(3)];
+        assert_eq!(free_slot(&o, 0..4), Some(2));
+        // Else the one freed longest ago; live ones never.
+        let o = [op(0), op(5), op(0), op(3)];
+        assert_eq!(free_slot(&o, 0..4), Some(3));
+        let o = [op(0), op(0)];
+        assert_eq!(free_slot(&o, 0..2), None);
+        // Within the range asked for only.
+        let o = [op(1), None, op(0)];
+        assert_eq!(free_slot(&o, 2..3), None);
     }
 }

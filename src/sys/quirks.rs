@@ -112,3 +112,17 @@ pub const LAUNCHER_SIGNALS_FINALIZED_EXIT: bool = cfg!(ferry_mpi = "mpich");
 /// when other processes of the job stay there or its replacement goes
 /// there (`migration::stays_for_launcher`).
 pub const HYDRA_NODE_CLOSED_WITH_FIRST_JOB: bool = cfg!(ferry_mpi = "mpich");
+
+/// MPICH (4.0.2 and 5.0.2): `MPI_Testall` over requests that include a
+/// persistent collective (`MPI_Bcast_init`, `MPI_Barrier_init`, ...)
+/// returns `MPI_ERR_IN_STATUS` as soon as that collective has completed
+/// while another request has not, each status saying `MPI_SUCCESS`
+/// (completed, and made inactive or freed) or `MPI_ERR_PENDING`, where
+/// `MPI_Waitall` over the same requests succeeds. A `MPI_Testall` loop in
+/// place of the `MPI_Waitall` fails so without ferry too; the library waits
+/// that way (to stay wakeable), and MPICH's own test `coll/p_order` failed
+/// under it (the error is fatal under `MPI_ERRORS_ARE_FATAL`, inside the
+/// call). `MPI_Testsome`, `MPI_Testany` and `MPI_Test` are not affected.
+/// Where true, the library waits for all with a `MPI_Testsome` loop
+/// (`calls::completion::wait_all_by_testsome`).
+pub const TESTALL_ERR_IN_STATUS_PERSISTENT_COLL: bool = cfg!(ferry_mpi = "mpich");
