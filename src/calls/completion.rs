@@ -248,7 +248,9 @@ unsafe fn wait_all_by_testsome(
     st: *mut MPI_Status,
 ) -> Result<c_int, crate::calls::p2p::Woken> {
     let n = reals.len();
-    let mut done = vec![false; n];
+    // A null request is complete from the start (Testsome never reports
+    // it); an inactive persistent one is told by MPI_UNDEFINED.
+    let mut done: Vec<bool> = reals.iter().map(|&r| r == k::MPI_REQUEST_NULL()).collect();
     let mut indices: Vec<c_int> = vec![0; n];
     let mut some: Vec<MaybeUninit<MPI_Status>> = vec![MaybeUninit::zeroed(); n];
     let mut failed = false;

@@ -70,6 +70,9 @@ fn world_of(comm: CommRef, peer: c_int) -> i32 {
     })
 }
 
+/// Polls between two yields of the core in a blocked call.
+const YIELD_EVERY: u32 = 16;
+
 /// Polls until an operation is done or fails, and lets the protocol in
 /// while it waits: `poll` makes one nonblocking attempt and returns its
 /// error code and whether the operation is done. After the first miss the
@@ -94,10 +97,18 @@ pub fn block_on(
     state().set_blocked(kind, comm.0, peer, tag, world);
     let mut since: Option<std::time::Instant> = None;
     let mut idle = crate::sys::nap::Backoff::default();
+    let mut polls: u32 = 0;
     let r = loop {
         let (rc, done) = poll();
         if rc != k::MPI_SUCCESS() || done {
             break Ok(rc);
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(YIELD_EVERY) {
+            // Where ranks outnumber cores, the peer this call waits for
+            // may need this core (MPI's own waits yield too); with a core
+            // to itself, the yield returns at once.
+            std::thread::yield_now();
         }
         if state().command_pending() {
             if woken(wakeable, world, &mut since) {
