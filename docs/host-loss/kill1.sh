@@ -1,8 +1,9 @@
 #!/bin/bash
 # kill1.sh MPI [launcher flags]: single host; the leaver sleeps (as ferry's old process today),
 # is SIGKILLed 1 s after the handover; does the job end with exit 0?
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"  # the repository
 MPI=$1; shift
-source /work/main/scripts/mpi-env.sh $MPI >/dev/null
+source $ROOT/scripts/mpi-env.sh $MPI >/dev/null
 if [ $MPI = mpich ]; then B=./leave.mpich; else B=./leave.ompi; fi
 timeout 60 $MPIEXEC $FERRY_MPIEXEC_FLAGS "$@" -n 3 $B sleep 30 >k.out 2>k.err &
 J=$!

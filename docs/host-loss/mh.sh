@@ -3,9 +3,10 @@
 # 3 ranks on ferry-h1..h3 (one each), child spawned on ferry-h4, rank 1 (on h2)
 # leaves (MODE), then at t=3s everything in KILLHOST's netns is SIGKILLed and
 # its link cut. Prints per-host process list before the kill and mpiexec status.
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"  # the repository
 MPI=$1; MODE=$2; KH=$3; shift 3
-C=/work/main/scripts/cluster.sh
-source /work/main/scripts/mpi-env.sh $MPI >/dev/null
+C=$ROOT/scripts/cluster.sh
+source $ROOT/scripts/mpi-env.sh $MPI >/dev/null
 eval "$($C env)"
 export LEAVE_TARGET=ferry-h4
 if [ $MPI = mpich ]; then

@@ -1,9 +1,10 @@
 #!/bin/bash
 # mh5.sh MODE KILLHOST [mpirun flags]: as mh.sh, with Open MPI 5.0.11 (PRRTE 3.0.14) from the PyPI wheel in ${R18:-$PWD}/ompi5
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"  # the repository
 MODE=$1; KH=$2; shift 2
 source ${R18:-$PWD}/ompi5-env.sh
 export LEAVE_TARGET=ferry-h4 LEAVE_FREE_MERGED=1 OMPI_MCA_async_mpi_finalize=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=tcp,self
-CMD=(mpirun --oversubscribe --prtemca plm_ssh_agent /work/main/scripts/cluster-launch.sh "$@" --host ferry-h1:1,ferry-h2:1,ferry-h3:1,ferry-h4:1 -n 3 ./leave.ompi5 $MODE 60)
+CMD=(mpirun --oversubscribe --prtemca plm_ssh_agent $ROOT/scripts/cluster-launch.sh "$@" --host ferry-h1:1,ferry-h2:1,ferry-h3:1,ferry-h4:1 -n 3 ./leave.ompi5 $MODE 60)
 echo "CMD: ${CMD[*]}"
 timeout -s KILL 60 "${CMD[@]}" > out.$$ 2> err.$$ &
 J=$!
