@@ -174,19 +174,6 @@ unsafe fn with_array<R>(
     statuses: *mut MPI_Status,
     f: impl FnOnce(&mut [MPI_Request], &[Option<usize>], *mut MPI_Status) -> R,
 ) -> R {
-    // SAFETY: forwarded.
-    unsafe { with_array_statuses(count, reqs, statuses, false, f) }
-}
-
-/// [`with_array`], with a status array always (`own`: the program's, or
-/// scratch where it ignores them).
-unsafe fn with_array_statuses<R>(
-    count: c_int,
-    reqs: *mut MPI_Request,
-    statuses: *mut MPI_Status,
-    own: bool,
-    f: impl FnOnce(&mut [MPI_Request], &[Option<usize>], *mut MPI_Status) -> R,
-) -> R {
     let n = count.max(0) as usize;
     let (mut reals, mut scratch) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     reals.clear();
@@ -197,7 +184,7 @@ unsafe fn with_array_statuses<R>(
         // SAFETY: the program passes `count` requests.
         unsafe { std::slice::from_raw_parts_mut(reqs, n) }
     };
-    let mut need = own;
+    let mut need = false;
     for v in virt.iter() {
         let i = handles::request_index(*v);
         need |= needs_status(i);
@@ -236,71 +223,64 @@ fn settle_at(idx: &[Option<usize>], st: *mut MPI_Status, i: usize) {
     }
 }
 
-/// `MPI_Waitall` as a loop of `MPI_Testsome` (where `MPI_Testall` is
-/// broken, [`quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL`]): each
-/// status is put at its request's place; the requests that were null or
-/// inactive from the start get the empty status, as `MPI_Waitall` gives.
+/// `MPI_Waitall` where `MPI_Testall` is broken
+/// ([`quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL`]): each request is
+/// polled with `MPI_Request_get_status`, which neither frees nor
+/// deactivates it, and once all are complete one `MPI_Waitall` completes
+/// them at once, each status the one `MPI_Request_get_status` gave. Like
+/// a `MPI_Testall` loop, an attempt cut short by a
+/// regroup changes nothing (a loop of `MPI_Testsome` would lose what it
+/// completed: its messages uncounted for the drain, its statuses).
 ///
 /// # Safety
-/// `reals` are the real requests; `st` holds one status per request.
-unsafe fn wait_all_by_testsome(
+/// `reals` are the real requests; `st` is `MPI_STATUSES_IGNORE` or holds
+/// one status per request.
+unsafe fn wait_all_by_get_status(
     reals: &mut [MPI_Request],
     st: *mut MPI_Status,
 ) -> Result<c_int, crate::calls::p2p::Woken> {
-    let n = reals.len();
-    // A null request is complete from the start (Testsome never reports
-    // it); an inactive persistent one is told by MPI_UNDEFINED.
-    let mut done: Vec<bool> = reals.iter().map(|&r| r == k::MPI_REQUEST_NULL()).collect();
-    let mut indices: Vec<c_int> = vec![0; n];
-    let mut some: Vec<MaybeUninit<MPI_Status>> = vec![MaybeUninit::zeroed(); n];
-    let mut failed = false;
-    let poll = || {
-        let mut out: c_int = 0;
-        // SAFETY: `n` real requests, `n` indices and statuses of ours.
-        let rc = unsafe {
-            PMPI_Testsome(
-                n as c_int,
-                reals.as_mut_ptr(),
-                &mut out,
-                indices.as_mut_ptr(),
-                some.as_mut_ptr() as *mut MPI_Status,
-            )
-        };
-        if rc != k::MPI_SUCCESS() && rc != k::MPI_ERR_IN_STATUS() {
-            return (rc, true);
-        }
-        if out == k::MPI_UNDEFINED() {
-            // No active request is left.
-            return (k::MPI_SUCCESS(), true);
-        }
-        for j in 0..out.max(0) as usize {
-            let i = indices[j] as usize;
-            // SAFETY: MPI wrote the first `out` statuses; `st` holds `n`.
-            let s = unsafe { some[j].assume_init() };
-            failed |= rc == k::MPI_ERR_IN_STATUS() && s.MPI_ERROR != k::MPI_SUCCESS();
-            if let Some(d) = done.get_mut(i) {
-                *d = true;
-                // SAFETY: as above.
-                unsafe { *st.add(i) = s };
-            }
-        }
-        (k::MPI_SUCCESS(), done.iter().all(|&d| d))
-    };
+    // The requests before `next` are complete (and stay so until waited),
+    // with the statuses `MPI_Request_get_status` gave: MPICH's
+    // `MPI_Waitall` then reports a persistent request's status empty.
+    let mut next = 0;
+    let mut got: Vec<MPI_Status> = Vec::with_capacity(reals.len());
     let rc =
-        crate::calls::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, poll)?;
+        crate::calls::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, || {
+            while let Some(&r) = reals.get(next) {
+                let mut flag: c_int = 0;
+                let mut s = MaybeUninit::<MPI_Status>::zeroed();
+                // SAFETY: a real request (or null), left as it is; a
+                // status of ours.
+                let rc = unsafe { PMPI_Request_get_status(r, &mut flag, s.as_mut_ptr()) };
+                if rc != k::MPI_SUCCESS() {
+                    return (rc, true);
+                }
+                if flag == 0 {
+                    return (k::MPI_SUCCESS(), false);
+                }
+                // SAFETY: MPI wrote it (a zeroed status is valid anyway).
+                got.push(unsafe { s.assume_init() });
+                next += 1;
+            }
+            (k::MPI_SUCCESS(), true)
+        })?;
     if rc != k::MPI_SUCCESS() {
         return Ok(rc);
     }
-    for (i, _) in done.iter().enumerate().filter(|(_, d)| !**d) {
-        let mut flag: c_int = 0;
-        // SAFETY: a null or inactive request: the empty status.
-        unsafe { PMPI_Test(&mut reals[i], &mut flag, st.add(i)) };
+    // SAFETY: every request is complete: this returns at once.
+    let rc = unsafe { PMPI_Waitall(reals.len() as c_int, reals.as_mut_ptr(), st) };
+    if st != k::MPI_STATUSES_IGNORE() && (rc == k::MPI_SUCCESS() || rc == k::MPI_ERR_IN_STATUS()) {
+        for (i, g) in got.into_iter().enumerate() {
+            // SAFETY: one status per request; the error field stays
+            // MPI_Waitall's.
+            unsafe {
+                let e = (*st.add(i)).MPI_ERROR;
+                *st.add(i) = g;
+                (*st.add(i)).MPI_ERROR = e;
+            }
+        }
     }
-    Ok(if failed {
-        k::MPI_ERR_IN_STATUS()
-    } else {
-        k::MPI_SUCCESS()
-    })
+    Ok(rc)
 }
 
 fn ok_or_in_status(rc: c_int) -> bool {
@@ -330,13 +310,12 @@ pub unsafe fn all(
     // SAFETY: forwarded.
     unsafe {
         with_regroups(|| {
-            // The quirk's workaround reads the statuses of every wait.
-            let own_statuses = wait && quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL;
-            with_array_statuses(count, reqs, statuses, own_statuses, |reals, idx, st| {
+            with_array(count, reqs, statuses, |reals, idx, st| {
                 let mut done: c_int = 0;
                 let rc = if wait {
-                    let rc = if own_statuses {
-                        wait_all_by_testsome(reals, st)?
+                    if quirks::TESTALL_ERR_IN_STATUS_PERSISTENT_COLL {
+                        done = 1;
+                        wait_all_by_get_status(reals, st)?
                     } else {
                         crate::calls::p2p::block_on(
                             Blocked::Wait,
@@ -349,9 +328,7 @@ pub unsafe fn all(
                                 (rc, done != 0)
                             },
                         )?
-                    };
-                    done = 1;
-                    rc
+                    }
                 } else {
                     PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
                 };

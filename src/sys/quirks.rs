@@ -123,6 +123,10 @@ pub const HYDRA_NODE_CLOSED_WITH_FIRST_JOB: bool = cfg!(ferry_mpi = "mpich");
 /// that way (to stay wakeable), and MPICH's own test `coll/p_order` failed
 /// under it (the error is fatal under `MPI_ERRORS_ARE_FATAL`, inside the
 /// call). `MPI_Testsome`, `MPI_Testany` and `MPI_Test` are not affected.
-/// Where true, the library waits for all with a `MPI_Testsome` loop
-/// (`calls::completion::wait_all_by_testsome`).
+/// Where true, the library polls each request with
+/// `MPI_Request_get_status` and completes them with one `MPI_Waitall`
+/// once all are done (`calls::completion::wait_all_by_get_status`),
+/// keeping the statuses `MPI_Request_get_status` gave: after it, MPICH
+/// 5.0.2's `MPI_Waitall` reports a persistent request's status empty
+/// (source `MPI_ANY_SOURCE`, tag `MPI_ANY_TAG`), without ferry too.
 pub const TESTALL_ERR_IN_STATUS_PERSISTENT_COLL: bool = cfg!(ferry_mpi = "mpich");
