@@ -113,7 +113,10 @@ int main(int argc, char **argv)
     CK(MPI_Request_free(&reqs[1]));
     say("persistent to PROC_NULL: done");
 
-#if MPI_VERSION >= 4
+/* MPI 4's persistent collectives; not on MPICH 4.0.2, where this part
+ * hangs without ferry too (persistent collectives started out of order,
+ * next to point-to-point traffic). */
+#if MPI_VERSION >= 4 && !(defined(MPICH_NUMVERSION) && MPICH_NUMVERSION < 40100000)
     /* Persistent collectives started in different orders on different
      * ranks, completed together with a point-to-point request by one
      * Waitall (MPICH's coll/p_order): MPICH's MPI_Testall, which the
@@ -123,9 +126,9 @@ int main(int argc, char **argv)
         int a = -1, got = -1;
         MPI_Request pr[3];
         MPI_Status ps[3];
-        CK(MPI_Bcast_init(&a, 1, MPI_INT, 0, MPI_COMM_WORLD, MPI_INFO_NULL, &pr[0]));
-        CK(MPI_Barrier_init(MPI_COMM_WORLD, MPI_INFO_NULL, &pr[1]));
         for (int it = 0; it < 3; it++) {
+            CK(MPI_Bcast_init(&a, 1, MPI_INT, 0, MPI_COMM_WORLD, MPI_INFO_NULL, &pr[0]));
+            CK(MPI_Barrier_init(MPI_COMM_WORLD, MPI_INFO_NULL, &pr[1]));
             a = rank == 0 ? 40 + it : -1;
             CK(MPI_Irecv(&got, 1, MPI_INT, left, 6, MPI_COMM_WORLD, &pr[2]));
             if (rank == 0) {
@@ -144,9 +147,9 @@ int main(int argc, char **argv)
             CHECK(a == 40 + it && got == left * 10 + it);
             if (it % 2 == 0)
                 CHECK(ps[2].MPI_SOURCE == left && ps[2].MPI_TAG == 6);
+            CK(MPI_Request_free(&pr[0]));
+            CK(MPI_Request_free(&pr[1]));
         }
-        CK(MPI_Request_free(&pr[0]));
-        CK(MPI_Request_free(&pr[1]));
     }
 #endif
     say("persistent collectives started out of order: done");
