@@ -47,11 +47,29 @@ pub fn forwarded_made(function: &'static str) {
 }
 
 /// Whether a real datatype is predefined (MPI's own account).
+///
+/// Where the MPI has it, the large-count query: MPICH refuses
+/// `MPI_Type_get_envelope` on a datatype whose counts exceed an `int`
+/// (fatal under `MPI_ERRORS_ARE_FATAL`: MPICH's suite,
+/// `datatype/type_large`), and the combiner is all that is asked here.
 pub fn is_named(real: crate::sys::MPI_Datatype) -> bool {
-    let (mut ni, mut na, mut nd, mut comb) = (0, 0, 0, 0);
-    // SAFETY: a query on a live datatype into locals.
-    let rc =
-        unsafe { crate::sys::PMPI_Type_get_envelope(real, &mut ni, &mut na, &mut nd, &mut comb) };
+    let mut comb = 0;
+    #[cfg(ferry_has = "MPI_Type_get_envelope_c")]
+    let rc = {
+        let (mut ni, mut na, mut nc, mut nd): (crate::sys::MPI_Count, _, _, _) = (0, 0, 0, 0);
+        // SAFETY: a query on a live datatype into locals.
+        unsafe {
+            crate::sys::PMPI_Type_get_envelope_c(
+                real, &mut ni, &mut na, &mut nc, &mut nd, &mut comb,
+            )
+        }
+    };
+    #[cfg(not(ferry_has = "MPI_Type_get_envelope_c"))]
+    let rc = {
+        let (mut ni, mut na, mut nd) = (0, 0, 0);
+        // SAFETY: a query on a live datatype into locals.
+        unsafe { crate::sys::PMPI_Type_get_envelope(real, &mut ni, &mut na, &mut nd, &mut comb) }
+    };
     rc == crate::sys::constants::MPI_SUCCESS()
         && comb == crate::sys::constants::combiners::MPI_COMBINER_NAMED
 }
