@@ -244,26 +244,25 @@ unsafe fn wait_all_by_get_status(
     // `MPI_Waitall` then reports a persistent request's status empty.
     let mut next = 0;
     let mut got: Vec<MPI_Status> = Vec::with_capacity(reals.len());
-    let rc =
-        crate::calls::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, || {
-            while let Some(&r) = reals.get(next) {
-                let mut flag: c_int = 0;
-                let mut s = MaybeUninit::<MPI_Status>::zeroed();
-                // SAFETY: a real request (or null), left as it is; a
-                // status of ours.
-                let rc = unsafe { PMPI_Request_get_status(r, &mut flag, s.as_mut_ptr()) };
-                if rc != k::MPI_SUCCESS() {
-                    return (rc, true);
-                }
-                if flag == 0 {
-                    return (k::MPI_SUCCESS(), false);
-                }
-                // SAFETY: MPI wrote it (a zeroed status is valid anyway).
-                got.push(unsafe { s.assume_init() });
-                next += 1;
+    let rc = wait_for(|| {
+        while let Some(&r) = reals.get(next) {
+            let mut flag: c_int = 0;
+            let mut s = MaybeUninit::<MPI_Status>::zeroed();
+            // SAFETY: a real request (or null), left as it is; a
+            // status of ours.
+            let rc = unsafe { PMPI_Request_get_status(r, &mut flag, s.as_mut_ptr()) };
+            if rc != k::MPI_SUCCESS() {
+                return (rc, true);
             }
-            (k::MPI_SUCCESS(), true)
-        })?;
+            if flag == 0 {
+                return (k::MPI_SUCCESS(), false);
+            }
+            // SAFETY: MPI wrote it (a zeroed status is valid anyway).
+            got.push(unsafe { s.assume_init() });
+            next += 1;
+        }
+        (k::MPI_SUCCESS(), true)
+    })?;
     if rc != k::MPI_SUCCESS() {
         return Ok(rc);
     }
@@ -281,6 +280,12 @@ unsafe fn wait_all_by_get_status(
         }
     }
     Ok(rc)
+}
+
+/// Polls `poll` until done, as a wait on requests of no one communicator
+/// (wakeable: a regroup may cut it short).
+fn wait_for(poll: impl FnMut() -> (c_int, bool)) -> Result<c_int, crate::calls::p2p::Woken> {
+    crate::calls::p2p::block_on(Blocked::Wait, handles::CommRef::NONE, -1, -1, true, poll)
 }
 
 fn ok_or_in_status(rc: c_int) -> bool {
@@ -317,17 +322,10 @@ pub unsafe fn all(
                         done = 1;
                         wait_all_by_get_status(reals, st)?
                     } else {
-                        crate::calls::p2p::block_on(
-                            Blocked::Wait,
-                            handles::CommRef::NONE,
-                            -1,
-                            -1,
-                            true,
-                            || {
-                                let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
-                                (rc, done != 0)
-                            },
-                        )?
+                        wait_for(|| {
+                            let rc = PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st);
+                            (rc, done != 0)
+                        })?
                     }
                 } else {
                     PMPI_Testall(count, reals.as_mut_ptr(), &mut done, st)
@@ -385,14 +383,7 @@ pub unsafe fn any(
                     (rc, done != 0)
                 };
                 let rc = if wait {
-                    crate::calls::p2p::block_on(
-                        Blocked::Wait,
-                        handles::CommRef::NONE,
-                        -1,
-                        -1,
-                        true,
-                        attempt,
-                    )?
+                    wait_for(attempt)?
                 } else {
                     attempt().0
                 };
@@ -435,14 +426,7 @@ pub unsafe fn some(
                     (rc, out != 0)
                 };
                 let rc = if wait {
-                    crate::calls::p2p::block_on(
-                        Blocked::Wait,
-                        handles::CommRef::NONE,
-                        -1,
-                        -1,
-                        true,
-                        attempt,
-                    )?
+                    wait_for(attempt)?
                 } else {
                     attempt().0
                 };
