@@ -14,8 +14,8 @@
 //! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
 //! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; their `migrate` events of one regroup, each naming the batch; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
 //! | `evacuate-blocked` | as `evacuate`, on a token ring (`harness/hosts/token_hold.c`, 5 ranks on MPICH, 3 on Open MPI) where each rank holds the token 10 ms outside MPI: the evacuation comes while the ranks next to ferry-h2's wait in `MPI_Recv` from them | as `evacuate` |
-//! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the first replacement on ferry-h4 killed 0.8 s after it appears | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved, `host_may_go_down` false; exit 0, output equal |
-//! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, 0.8 s after the replacement appears, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
+//! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the replacement of the first rank on ferry-h4 killed once a mebibyte crossed ferry-h4's link after the spawn (the link's `tx_bytes`) | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved or refused with it (see docs/hosts.md), `host_may_go_down` false; exit 0, output equal |
+//! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, once a mebibyte crossed ferry-h4's link after the spawn, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
 //! MPICH's UCX warns on stdout when a spawned process finalizes over TCP
 //! ("UCX  WARN ... was not returned to mpool ucp_requests", also without
@@ -1075,26 +1075,77 @@ fn same_rank_twice(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String>
     ))
 }
 
-/// The replacement process on the spare host, once it runs there.
-fn replacement(within: Duration) -> Option<String> {
+/// The replacement processes on the spare host once `want` of them run
+/// there (or as many as ran when `within` passed): each pid with its
+/// `from=` argument (where its image comes from), lowest `from` first.
+fn replacements(want: usize, within: Duration) -> Vec<(String, u32)> {
     let t0 = Instant::now();
+    let mut found = Vec::new();
     while t0.elapsed() < within {
         let pids = Command::new("ip")
             .args(["netns", "pids", SPARE])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        let found = pids.split_whitespace().find(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains("--ferry-replacement"))
-                .unwrap_or(false)
-        });
-        if let Some(p) = found {
-            return Some(p.to_string());
+        found = pids
+            .split_whitespace()
+            .filter_map(|p| {
+                let c = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+                let c = String::from_utf8_lossy(&c).into_owned();
+                let mut words = c.split('\0');
+                words.nth(1).filter(|w| *w == "--ferry-replacement")?;
+                let from = c
+                    .split('\0')
+                    .find_map(|w| w.strip_prefix("from="))
+                    .and_then(|v| v.parse().ok())?;
+                Some((p.to_string(), from))
+            })
+            .collect();
+        if found.len() >= want {
+            break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    found.sort_by_key(|r| r.1);
+    found
+}
+
+/// Waits until a mebibyte more than now crossed the spare host's link
+/// towards it (the image of a replacement there: the bytes the host side
+/// of its link sent, `/sys/class/net/DEV/statistics/tx_bytes`), at most
+/// `within`; how long that took. (Neither a replacement's address space,
+/// reserved at once, nor its reads, which do not count socket receives,
+/// tell when its image crosses.)
+fn receiving(within: Duration) -> Option<Duration> {
+    let sent = || -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{SPARE}-v/statistics/tx_bytes"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let t0 = Instant::now();
+    let start = sent()?;
+    while t0.elapsed() < within {
+        if sent()? > start + (1 << 20) {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     None
+}
+
+/// The replacement of the first leaving process on the spare host, once
+/// its image crosses (`want`: how many replacements the spawn starts):
+/// its pid, and how long after it appeared a mebibyte had crossed to its host.
+fn victim(want: usize) -> Result<(String, Duration), String> {
+    let found = replacements(want, Duration::from_secs(10));
+    let Some((pid, _)) = found.first() else {
+        return Err(format!("no replacement process appeared on {SPARE}"));
+    };
+    let began = receiving(Duration::from_secs(10))
+        .ok_or_else(|| format!("not a mebibyte crossed to {SPARE} within 10 s of the spawn"))?;
+    Ok((pid.clone(), began))
 }
 
 /// `replacement-killed` (`cut` false) and `link-cut`: `ferry run` has the
@@ -1119,10 +1170,8 @@ fn fault(ctx: &Ctx, bin: &Path, plain: &str, cut: bool) -> Result<String, String
         &migrate_words(ctx, &h.job, 1, SPARE),
         &job_root(&h.job),
     )?;
-    let victim = replacement(Duration::from_secs(10))
-        .ok_or_else(|| format!("no replacement process appeared on {SPARE}"))?;
-    // its MPI_Init (~0.2 s here), then the image crosses (~2 s)
-    std::thread::sleep(Duration::from_millis(800));
+    // Once a mebibyte of its image crossed (of ~4, ~3 s over the slowed link).
+    let (victim, _) = victim(1)?;
     if cut {
         link(false)?;
     } else {
@@ -1437,9 +1486,9 @@ fn evacuate_fault(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> 
         &cmd_words,
         &job_root(&h.job),
     )?;
-    let victim = replacement(Duration::from_secs(10))
-        .ok_or_else(|| format!("no replacement process appeared on {SPARE}"))?;
-    std::thread::sleep(Duration::from_millis(800));
+    // Once a mebibyte of the images crossed (of ~8, ~6 s over the slowed link
+    // shared by two transfers).
+    let (victim, began) = victim(on_from.len())?;
     let _ = Command::new("kill").args(["-KILL", &victim]).status();
     let code = cmd.wait();
     let said = cmd.stdout();
@@ -1461,14 +1510,17 @@ fn evacuate_fault(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> 
         .filter_map(|m| m["rank"].as_u64())
         .collect();
     let first = on_from.first().map(|r| r.0 as u64);
+    // The others of the batch move, or (MPICH: a replacement killed
+    // during its transfer stalls the transfers of the others of its
+    // spawn, cause not found; docs/hosts.md) are refused with it.
     if code != Some(3)
         || report["outcome"] != "partial"
         || report["host_may_go_down"] != false
-        || stayed != first.into_iter().collect::<Vec<_>>()
-        || moved.len() + 1 != on_from.len()
+        || first.is_none_or(|f| !stayed.contains(&f))
+        || moved.len() + stayed.len() != on_from.len()
     {
         return Err(format!(
-            "expected exit 3, a partial report with rank {first:?} stayed and the other(s) of {on_from:?} moved; got exit {code:?}: {said}"
+            "expected exit 3, a partial report with rank {first:?} stayed and the other(s) of {on_from:?} moved; got exit {code:?} (replacement {victim} killed {} ms after it appeared): {said}", began.as_millis()
         ));
     }
     let kept = statuses(&h.job)
@@ -1489,7 +1541,8 @@ fn evacuate_fault(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> 
         .unwrap_or("?")
         .to_string();
     Ok(format!(
-        "replacement {victim} on {SPARE} killed during its transfer: rank {} stayed on {FROM} ({why}); moved {moved:?}; exit 3, partial report; the job's output identical, exit 0",
+        "replacement {victim} on {SPARE} killed during its transfer (a mebibyte of images through the link, {} ms after it appeared): rank {} stayed on {FROM} ({why}); moved {moved:?}, stayed {stayed:?}; exit 3, partial report; the job's output identical, exit 0",
+        began.as_millis(),
         first.unwrap_or(0)
     ))
 }

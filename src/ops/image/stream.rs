@@ -17,8 +17,13 @@ use std::time::{Duration, Instant};
 pub const TAG: c_int = 0x6672; // "fr"
 /// The offset that closes an image.
 const END: u64 = u64::MAX;
-/// Largest single message (MPI counts are `int`).
-const MAX_MESSAGE: usize = 1 << 30;
+/// Largest single message of the image: a piece is sent in messages of
+/// at most this size, so that the transfer's timeout (no message
+/// completing for that long) measures progress of a mebibyte, not of a
+/// whole piece: a piece of tens of megabytes on a slow link would
+/// otherwise be taken for a stalled transfer (seen with a 10 Mbit/s link
+/// shared by two transfers).
+const MESSAGE: usize = 1 << 20;
 
 /// Room reserved for an image being received: everything an image may
 /// hold (both arenas, the stack, and the data of the loaded objects).
@@ -50,8 +55,8 @@ fn map_private(len: usize, what: &str) -> Result<*mut c_void, String> {
     Ok(p)
 }
 
-/// How long a transfer may go without progress (no message of the image
-/// completing, no answer from the other side) before it is given up:
+/// How long a transfer may go without progress (no message of the image,
+/// at most a mebibyte, completing, no answer from the other side) before it is given up:
 /// `FERRY_TRANSFER_TIMEOUT_MS`, 10 s by default.
 pub fn timeout() -> Duration {
     timeout_from(ferry_common::env::var("FERRY_TRANSFER_TIMEOUT_MS").as_deref())
@@ -172,6 +177,15 @@ impl std::fmt::Display for Stall {
     }
 }
 
+/// A copy of `b` in a mapping of its own (outside the carried memory):
+/// its address and length, to unmap when its messages complete.
+fn copy_of(b: &[u8]) -> Result<(usize, usize), String> {
+    let p = map_private(b.len(), "a piece of the image")?;
+    // SAFETY: `p` is `b.len()` fresh bytes; `b` is readable.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p as *mut u8, b.len()) };
+    Ok((p as usize, b.len()))
+}
+
 /// Most pieces a [`Sender`] keeps in flight (then it waits for them).
 const SLOTS: usize = 4096;
 
@@ -254,19 +268,27 @@ impl Sender {
     /// `b` stays readable until the sends complete (`frozen`) or this call
     /// returns.
     pub unsafe fn send(&mut self, b: &[u8], at: u64, frozen: bool) -> Result<(), String> {
-        let pieces = b.len().div_ceil(MAX_MESSAGE).max(1);
-        let f = self.flight();
-        if f.abandoned {
+        if self.flight().abandoned {
             return Err("the image was given up".into());
         }
-        if f.nheads == SLOTS || f.nstaged == SLOTS || f.posted + 1 + pieces > 2 * SLOTS {
+        let f = self.flight();
+        if f.nheads == SLOTS || f.nstaged == SLOTS || f.posted + 2 > 2 * SLOTS {
             // SAFETY: our requests.
             unsafe { self.complete()? };
         }
-        let b: &[u8] = if frozen || b.is_empty() {
-            b
+        // A copy is listed for unmapping only once all its messages are
+        // posted: a `complete` while they are being posted must not
+        // unmap it (a transfer given up leaves it mapped: MPI may still
+        // read it).
+        let copy = if frozen || b.is_empty() {
+            None
         } else {
-            self.stage(b)?
+            Some(copy_of(b)?)
+        };
+        let b: &[u8] = match copy {
+            // SAFETY: the copy lives until the messages complete.
+            Some((p, len)) => unsafe { std::slice::from_raw_parts(p as *const u8, len) },
+            None => b,
         };
         let f = self.flight();
         f.heads[f.nheads] = [at, b.len() as u64];
@@ -277,7 +299,10 @@ impl Sender {
         // not change (frozen) or in its copy.
         unsafe {
             self.post(head as *const c_void, 2, k::MPI_UINT64_T())?;
-            for piece in b.chunks(MAX_MESSAGE) {
+            for piece in b.chunks(MESSAGE) {
+                if self.flight().posted == 2 * SLOTS {
+                    self.complete()?;
+                }
                 self.post(
                     piece.as_ptr() as *const c_void,
                     piece.len() as c_int,
@@ -285,21 +310,12 @@ impl Sender {
                 )?;
             }
         }
+        if let Some(c) = copy {
+            let f = self.flight();
+            f.staged[f.nstaged] = c;
+            f.nstaged += 1;
+        }
         Ok(())
-    }
-
-    /// A copy of `b` in a mapping of its own (outside the carried memory),
-    /// kept until the messages complete.
-    fn stage(&mut self, b: &[u8]) -> Result<&'static [u8], String> {
-        let p = map_private(b.len(), "a piece of the image")?;
-        // SAFETY: `p` is `b.len()` fresh bytes; `b` is readable.
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p as *mut u8, b.len()) };
-        let f = self.flight();
-        f.staged[f.nstaged] = (p as usize, b.len());
-        f.nstaged += 1;
-        // SAFETY: the copy lives until the messages complete (`complete`
-        // unmaps it) or for ever (given up).
-        Ok(unsafe { std::slice::from_raw_parts(p as *const u8, b.len()) })
     }
 
     /// Posts one message.
@@ -434,7 +450,7 @@ pub unsafe fn receive(comm: MPI_Comm, source: c_int, timeout: Duration) -> Resul
         };
         let mut done = 0usize;
         while done < len as usize {
-            let n = (len as usize - done).min(MAX_MESSAGE);
+            let n = (len as usize - done).min(MESSAGE);
             // SAFETY: `dst..dst+len` is inside the reservation (checked by
             // `piece`); the sender sends exactly these pieces.
             recv(
