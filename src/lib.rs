@@ -52,7 +52,7 @@
 //! | | [`ops::remake`] | the program's MPI objects recorded before an image and made again after it |
 //! | | [`ops::links`] | the links of past migrations: the old process asleep, the communicators released at the end |
 //! | | [`ops::probe`] | a migration's target host knocked on before the spawn, within a bound |
-//! | | [`ops::migration`] | ranks move, one or a batch in one synchronization: check, spawn, image handed over, merge, split by old rank, the old processes leave |
+//! | | [`ops::migration`] | ranks move, one or a batch in one synchronization: the requests and their agreement (`queue`), check, spawn (`spawn`), image handed over (`transfer`, and the new process's side: `replacement`), merge, split by old rank, the old processes leave (`departure`) |
 //! | | [`ops::checkpoint`] | job checkpoint and restart: the regroup's freeze and drain, then every process's image |
 //! | | [`ops::session`] | one regroup run as its phases, with a migration or checkpoint inside; `MPI_Init`/`MPI_Finalize`'s part; the event line |
 //! | [`entry`] | [`entry::wrappers`] | every exported `MPI_*` function, generated from the MPI Forum's spec |

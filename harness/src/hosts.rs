@@ -14,7 +14,7 @@
 //! | `host-dies` | the heat job; `ferry migrate --rank 1 --to ferry-h4`, then every process in ferry-h2 killed (SIGKILL: the launcher's daemon if one is left there) and ferry-h2's link cut | exit 0, output equal; one `migrate` event ferry-h2 → ferry-h4 |
 //! | `evacuate` | the heat job (MPICH: 5 ranks, 2 on ferry-h2; Open MPI: 3); `ferry evacuate --host ferry-h4` and `--host no-such-host.invalid`, then `ferry evacuate --host ferry-h2 --json`; then every process in ferry-h2 killed and its link cut | the first two exit 2 (`runs no rank`, `unknown host`); the evacuation exits 0, its report `complete` with every rank of ferry-h2 moved and `host_may_go_down`; their `migrate` events of one regroup, each naming the batch; no program process left in ferry-h2; exit 0, output equal; one `evacuate` event; `ferry status` shows the host evacuated |
 //! | `evacuate-blocked` | as `evacuate`, on a token ring (`harness/hosts/token_hold.c`, 5 ranks on MPICH, 3 on Open MPI) where each rank holds the token 10 ms outside MPI: the evacuation comes while the ranks next to ferry-h2's wait in `MPI_Recv` from them | as `evacuate` |
-//! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the replacement of the first rank on ferry-h4 killed once a mebibyte crossed ferry-h4's link after the spawn (the link's `tx_bytes`) | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved or refused with it (see docs/hosts.md), `host_may_go_down` false; exit 0, output equal |
+//! | `evacuate-fault` | the job of `evacuate`, ferry-h4's link slowed, `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry evacuate --host ferry-h2 --to ferry-h4,ferry-h3 --json`, the replacement of the first rank on ferry-h4 killed once a mebibyte crossed ferry-h4's link after the spawn (the link's `tx_bytes`) | exit 3; the report `partial`, that rank refused (why) and still in its pid on ferry-h2, the other rank (MPICH) moved or (MPICH: hydra's proxy kills the others it started there) refused with it, `host_may_go_down` false; exit 0, output equal |
 //! | `replacement-killed`, `link-cut` | ferry-h4's link slowed (tbf 10 Mbit/s), `FERRY_TRANSFER_TIMEOUT_MS=3000`; `ferry migrate --rank 1 --to ferry-h4` and, once a mebibyte crossed ferry-h4's link after the spawn, the replacement killed (SIGKILL) or ferry-h4's link cut (back up 3 s after the refusal) | the command fails saying `refused`; the job's stderr says why; rank 1 keeps its pid; a `regroup` event with `"migration_refused": 1` and no `migrate` event; exit 0, output equal |
 //!
 //! MPICH's UCX warns on stdout when a spawned process finalizes over TCP
@@ -1510,9 +1510,9 @@ fn evacuate_fault(ctx: &Ctx, bin: &Path, plain: &str) -> Result<String, String> 
         .filter_map(|m| m["rank"].as_u64())
         .collect();
     let first = on_from.first().map(|r| r.0 as u64);
-    // The others of the batch move, or (MPICH: a replacement killed
-    // during its transfer stalls the transfers of the others of its
-    // spawn, cause not found; docs/hosts.md) are refused with it.
+    // The others of the batch move, or are refused with it (MPICH:
+    // hydra's proxy kills every process it started on the host when one
+    // dies of a signal; docs/migration.md).
     if code != Some(3)
         || report["outcome"] != "partial"
         || report["host_may_go_down"] != false

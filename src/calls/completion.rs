@@ -243,7 +243,11 @@ unsafe fn wait_all_by_get_status(
     // with the statuses `MPI_Request_get_status` gave: MPICH's
     // `MPI_Waitall` then reports a persistent request's status empty.
     let mut next = 0;
-    let mut got: Vec<MPI_Status> = Vec::with_capacity(reals.len());
+    let keep = st != k::MPI_STATUSES_IGNORE();
+    // The statuses kept, in a buffer of this thread's reused from call to
+    // call (taken, so that a wait inside a regroup gets its own).
+    let mut got: Vec<MPI_Status> = STATUSES.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    got.clear();
     let rc = wait_for(|| {
         while let Some(&r) = reals.get(next) {
             let mut flag: c_int = 0;
@@ -257,29 +261,38 @@ unsafe fn wait_all_by_get_status(
             if flag == 0 {
                 return (k::MPI_SUCCESS(), false);
             }
-            // SAFETY: MPI wrote it (a zeroed status is valid anyway).
-            got.push(unsafe { s.assume_init() });
+            if keep {
+                // SAFETY: MPI wrote it (a zeroed status is valid anyway).
+                got.push(unsafe { s.assume_init() });
+            }
             next += 1;
         }
         (k::MPI_SUCCESS(), true)
     })?;
     if rc != k::MPI_SUCCESS() {
+        STATUSES.with(|c| *c.borrow_mut() = got);
         return Ok(rc);
     }
     // SAFETY: every request is complete: this returns at once.
     let rc = unsafe { PMPI_Waitall(reals.len() as c_int, reals.as_mut_ptr(), st) };
-    if st != k::MPI_STATUSES_IGNORE() && (rc == k::MPI_SUCCESS() || rc == k::MPI_ERR_IN_STATUS()) {
-        for (i, g) in got.into_iter().enumerate() {
+    if keep && (rc == k::MPI_SUCCESS() || rc == k::MPI_ERR_IN_STATUS()) {
+        for (i, g) in got.iter().enumerate() {
             // SAFETY: one status per request; the error field stays
             // MPI_Waitall's.
             unsafe {
                 let e = (*st.add(i)).MPI_ERROR;
-                *st.add(i) = g;
+                *st.add(i) = *g;
                 (*st.add(i)).MPI_ERROR = e;
             }
         }
     }
+    STATUSES.with(|c| *c.borrow_mut() = got);
     Ok(rc)
+}
+
+thread_local! {
+    /// [`wait_all_by_get_status`]'s statuses, kept between calls.
+    static STATUSES: RefCell<Vec<MPI_Status>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Polls `poll` until done, as a wait on requests of no one communicator

@@ -27,35 +27,25 @@ pub use imp::*;
 #[cfg(ferry_mpi = "mpich")]
 mod imp {
     use super::*;
-    pub fn comm_c2f(v: MPI_Comm) -> MPI_Fint {
-        v.0
+
+    /// The identity conversions of the families named.
+    macro_rules! identity {
+        ($($c2f:ident, $f2c:ident, $t:ident;)*) => {$(
+            pub fn $c2f(v: $t) -> MPI_Fint {
+                v.0
+            }
+            pub fn $f2c(f: MPI_Fint) -> $t {
+                $t(f)
+            }
+        )*};
     }
-    pub fn comm_f2c(f: MPI_Fint) -> MPI_Comm {
-        MPI_Comm(f)
-    }
-    pub fn group_c2f(v: MPI_Group) -> MPI_Fint {
-        v.0
-    }
-    pub fn group_f2c(f: MPI_Fint) -> MPI_Group {
-        MPI_Group(f)
-    }
-    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
-        v.0
-    }
-    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
-        MPI_Request(f)
-    }
-    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
-        v.0
-    }
-    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
-        MPI_Datatype(f)
-    }
-    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
-        v.0
-    }
-    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
-        MPI_Op(f)
+
+    identity! {
+        comm_c2f, comm_f2c, MPI_Comm;
+        group_c2f, group_f2c, MPI_Group;
+        request_c2f, request_f2c, MPI_Request;
+        datatype_c2f, datatype_f2c, MPI_Datatype;
+        op_c2f, op_f2c, MPI_Op;
     }
 }
 
@@ -125,50 +115,36 @@ mod imp {
         }
         handles::group_of_real(real).unwrap_or(real)
     }
-    pub fn request_c2f(v: MPI_Request) -> MPI_Fint {
-        match handles::request_index(v) {
-            Some(i) => encode(REQUEST, i),
-            // SAFETY: as above.
-            None => unsafe { PMPI_Request_c2f(v) },
-        }
+    /// The families whose only integers of MPI's own are its predefined
+    /// and foreign handles: ours for a slot of the library's table, MPI's
+    /// otherwise (`MPI_REQUEST_NULL`, a request made out of the library's
+    /// sight, a predefined datatype or operation).
+    macro_rules! slotted {
+        ($($c2f:ident, $f2c:ident, $t:ident, $fam:ident, $index:path, $virt:path, $pc2f:ident, $pf2c:ident;)*) => {$(
+            pub fn $c2f(v: $t) -> MPI_Fint {
+                match $index(v) {
+                    Some(i) => encode($fam, i),
+                    // SAFETY: a predefined or foreign handle: MPI validates it.
+                    None => unsafe { $pc2f(v) },
+                }
+            }
+            pub fn $f2c(f: MPI_Fint) -> $t {
+                match decode($fam, f) {
+                    Some(i) => $virt(i),
+                    // SAFETY: MPI validates the integer.
+                    None => unsafe { $pf2c(f) },
+                }
+            }
+        )*};
     }
-    pub fn request_f2c(f: MPI_Fint) -> MPI_Request {
-        match decode(REQUEST, f) {
-            Some(i) => handles::request_virtual(i),
-            // `MPI_REQUEST_NULL`, or a request made out of the library's
-            // sight: MPI's own.
-            // SAFETY: as above.
-            None => unsafe { PMPI_Request_f2c(f) },
-        }
-    }
-    pub fn datatype_c2f(v: MPI_Datatype) -> MPI_Fint {
-        match handles::datatype_index(v) {
-            Some(i) => encode(DATATYPE, i),
-            // SAFETY: as above.
-            None => unsafe { PMPI_Type_c2f(v) },
-        }
-    }
-    pub fn datatype_f2c(f: MPI_Fint) -> MPI_Datatype {
-        match decode(DATATYPE, f) {
-            Some(i) => handles::datatype_virtual(i),
-            // Predefined datatypes are not virtual.
-            // SAFETY: as above.
-            None => unsafe { PMPI_Type_f2c(f) },
-        }
-    }
-    pub fn op_c2f(v: MPI_Op) -> MPI_Fint {
-        match crate::core::ops::op_index(v) {
-            Some(i) => encode(OP, i),
-            // SAFETY: as above.
-            None => unsafe { PMPI_Op_c2f(v) },
-        }
-    }
-    pub fn op_f2c(f: MPI_Fint) -> MPI_Op {
-        match decode(OP, f) {
-            Some(i) => crate::core::ops::op_virtual(i),
-            // SAFETY: as above.
-            None => unsafe { PMPI_Op_f2c(f) },
-        }
+
+    slotted! {
+        request_c2f, request_f2c, MPI_Request, REQUEST, handles::request_index,
+            handles::request_virtual, PMPI_Request_c2f, PMPI_Request_f2c;
+        datatype_c2f, datatype_f2c, MPI_Datatype, DATATYPE, handles::datatype_index,
+            handles::datatype_virtual, PMPI_Type_c2f, PMPI_Type_f2c;
+        op_c2f, op_f2c, MPI_Op, OP, crate::core::ops::op_index,
+            crate::core::ops::op_virtual, PMPI_Op_c2f, PMPI_Op_f2c;
     }
 
     #[cfg(test)]

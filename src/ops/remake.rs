@@ -175,39 +175,45 @@ fn comm_reals() -> Vec<(usize, MPI_Comm)> {
     with_tables(|t| t.comms.iter().map(|(i, s)| (i, s.real)).collect())
 }
 
+/// The communicators the program named, with their names.
 fn comm_names() -> Vec<(usize, CString)> {
-    let slots = comm_reals();
-    let mut out = Vec::new();
-    for (i, real) in slots {
-        let mut name = [0 as std::ffi::c_char; 256];
-        let mut len: c_int = 0;
-        // SAFETY: a live communicator; the buffer exceeds MPI_MAX_OBJECT_NAME.
-        if unsafe { PMPI_Comm_get_name(real, name.as_mut_ptr(), &mut len) } == k::MPI_SUCCESS()
-            && len > 0
-        {
-            // SAFETY: MPI wrote a NUL-terminated name.
-            let c = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_owned();
-            out.push((i, c));
-        }
-    }
-    out
+    comm_reals()
+        .into_iter()
+        .filter_map(|(i, real)| name_of(real).map(|name| (i, name)))
+        .collect()
 }
 
+fn name_of(real: MPI_Comm) -> Option<CString> {
+    let mut name = [0 as std::ffi::c_char; 256];
+    let mut len: c_int = 0;
+    // SAFETY: a live communicator; the buffer exceeds MPI_MAX_OBJECT_NAME.
+    let rc = unsafe { PMPI_Comm_get_name(real, name.as_mut_ptr(), &mut len) };
+    // SAFETY: MPI wrote a NUL-terminated name.
+    (rc == k::MPI_SUCCESS() && len > 0)
+        .then(|| unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_owned())
+}
+
+/// The communicators whose error handler is one of MPI's predefined ones,
+/// with it (to set again on the communicators made anew).
 fn comm_errhandlers() -> Vec<(usize, MPI_Errhandler)> {
-    let slots = comm_reals();
-    let mut out = Vec::new();
-    for (i, real) in slots {
-        let mut eh = k::MPI_ERRHANDLER_NULL();
-        // SAFETY: a live communicator.
-        if unsafe { PMPI_Comm_get_errhandler(real, &mut eh) } == k::MPI_SUCCESS() {
-            if eh == k::MPI_ERRORS_RETURN() || eh == k::MPI_ERRORS_ARE_FATAL() {
-                out.push((i, eh));
-            }
-            // SAFETY: the reference MPI_Comm_get_errhandler gave us.
-            unsafe { PMPI_Errhandler_free(&mut eh) };
-        }
+    comm_reals()
+        .into_iter()
+        .filter_map(|(i, real)| predefined_errhandler(real).map(|eh| (i, eh)))
+        .collect()
+}
+
+fn predefined_errhandler(real: MPI_Comm) -> Option<MPI_Errhandler> {
+    let mut eh = k::MPI_ERRHANDLER_NULL();
+    // SAFETY: a live communicator.
+    if unsafe { PMPI_Comm_get_errhandler(real, &mut eh) } != k::MPI_SUCCESS() {
+        return None;
     }
-    out
+    let predefined = eh == k::MPI_ERRORS_RETURN() || eh == k::MPI_ERRORS_ARE_FATAL();
+    let found = eh;
+    // SAFETY: the reference MPI_Comm_get_errhandler gave us (a predefined
+    // handle stays valid after it).
+    unsafe { PMPI_Errhandler_free(&mut eh) };
+    predefined.then_some(found)
 }
 
 /// The program's groups made again from their world ranks on `world`
