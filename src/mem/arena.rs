@@ -719,16 +719,23 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// An anonymous NORESERVE mapping, unmapped on drop.
-    struct Region(*mut u8, usize);
+    /// An anonymous NORESERVE mapping starting at a 1 GiB boundary,
+    /// unmapped on drop. The library's arenas start at bases aligned far
+    /// beyond any alignment a program asks (`layout`); the arena aligns
+    /// blocks from its base, so a test arena on an unaligned base gave a
+    /// block 2 MiB off a 4 MiB alignment (`aligned_blocks`, when earlier
+    /// tests had moved where mmap places it).
+    struct Region(*mut u8, usize, *mut u8, usize);
 
     impl Region {
         fn new(len: usize) -> Region {
+            const ALIGN: usize = 1 << 30;
+            let whole = len + ALIGN;
             // SAFETY: a fresh anonymous mapping, no address requested.
             let p = unsafe {
                 libc::mmap(
                     ptr::null_mut(),
-                    len,
+                    whole,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                     -1,
@@ -736,7 +743,8 @@ mod tests {
                 )
             };
             assert_ne!(p, libc::MAP_FAILED);
-            Region(p as *mut u8, len)
+            let start = (p as usize).next_multiple_of(ALIGN) as *mut u8;
+            Region(start, len, p as *mut u8, whole)
         }
         fn arena(&self) -> Arena {
             // SAFETY: the mapping outlives the arena's use in each test.
@@ -747,7 +755,7 @@ mod tests {
     impl Drop for Region {
         fn drop(&mut self) {
             // SAFETY: our own mapping.
-            unsafe { libc::munmap(self.0 as *mut libc::c_void, self.1) };
+            unsafe { libc::munmap(self.2 as *mut libc::c_void, self.3) };
         }
     }
 
@@ -963,7 +971,11 @@ mod tests {
                 // SAFETY: valid arena; blocks used while live.
                 unsafe {
                     let p = a.alloc(size, align);
-                    assert!(!p.is_null() && is_aligned(p as usize, align.max(16)));
+                    assert!(
+                        !p.is_null() && is_aligned(p as usize, align.max(16)),
+                        "p {p:?} align {align} size {size} base {:?}",
+                        r.0
+                    );
                     let n = a.usable_size(p);
                     assert!(n >= size);
                     fill(p, n, lg as u8);
