@@ -5,7 +5,7 @@
 //! of its remote group for an intercommunicator) and its topology.
 //!
 //! After the world changes, [`rebuild_all`] re-creates every derived
-//! communicator in creation order with `MPI_Comm_create_group` (only the
+//! communicator in the order of their global ids with `MPI_Comm_create_group` (only the
 //! members take part), then `MPI_Intercomm_create` or the topology
 //! constructor on top, so that every rank keeps its rank, and carries over
 //! the name and the error handler.
@@ -17,7 +17,7 @@ use crate::sys::*;
 use std::ffi::c_int;
 
 /// The tag used among the members of a communicator being rebuilt. Members
-/// rebuild their communicators in the same (creation) order, so a single
+/// rebuild their communicators in the same order (by global id), so a single
 /// tag cannot mismatch.
 const REBUILD_TAG: c_int = 7_770;
 
@@ -231,7 +231,7 @@ pub struct Rebuilt {
 }
 
 /// Moves the process onto `new_world` and rebuilds every derived
-/// communicator on it, in creation order. Collective over the world.
+/// communicator on it, in the order of their global ids. Collective over the world.
 ///
 /// The old real communicators are retired, not freed: freeing would run
 /// the program's attribute delete callbacks at a moment it did not choose.
@@ -264,13 +264,16 @@ pub unsafe fn rebuild_all_from(
         // SAFETY: contract of the function.
         unsafe { carry_over(old_world, new_world) };
     }
-    // Order by creation; read what is needed, then call MPI without holding
-    // a reference into the tables.
-    let mut order: Vec<(u64, usize, MPI_Comm, Option<Recipe>)> = with_tables(|t| {
+    // One order on every process: by global id (creation order is local,
+    // and two `MPI_Comm_idup`s on different parents may be started in
+    // either order by different members); then by creation, should two ids
+    // ever collide. Read what is needed, then call MPI without holding a
+    // reference into the tables.
+    let mut order: Vec<((u64, u64), usize, MPI_Comm, Option<Recipe>)> = with_tables(|t| {
         t.comms
             .iter()
             .filter(|(i, s)| *i >= 2 && !s.window)
-            .map(|(i, s)| (s.serial, i, s.real, s.recipe.as_deref().cloned()))
+            .map(|(i, s)| ((s.gid, s.serial), i, s.real, s.recipe.as_deref().cloned()))
             .collect()
     });
     order.sort_by_key(|e| e.0);

@@ -24,7 +24,7 @@
 //! 5. **Drain** ([`crate::protocol::drain`]): every channel on every communicator is
 //!    emptied by sent/received counts into a queue served first afterwards.
 //! 6. **New group** ([`crate::protocol::membership`]): a new world, every derived
-//!    communicator rebuilt in creation order, pending requests reposted.
+//!    communicator rebuilt in the order of their global ids, pending requests reposted.
 //! 7. **Resume**, and the leader writes the event log line.
 use crate::core::state::{offsets, state, Status};
 use crate::protocol::onesided::Epoch;
