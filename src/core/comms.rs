@@ -5,7 +5,8 @@
 //! processes. The lookups and the release are the tables' own
 //! ([`crate::core::handles`]).
 use crate::core::handles::{
-    comm_virtual, lock, mix_gid, publish_gid, win_key, with_tables, world_real, CommSlot,
+    comm_virtual, lock, mix_gid, publish_gid, win_key, with_tables, world_real, CommRef, CommSlot,
+    SlotKind,
 };
 use crate::core::recipe::{Recipe, Topology};
 use crate::sys::constants as k;
@@ -105,7 +106,7 @@ fn comm_register_with(real: MPI_Comm, recipe: Recipe, gid: Option<u64>) -> MPI_C
             errfn: 0,
             gid,
             retired: Vec::new(),
-            window: false,
+            kind: SlotKind::Communicator,
         })
     });
     crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
@@ -146,11 +147,105 @@ pub fn win_register(win: crate::sys::MPI_Win) {
             errfn: 0,
             gid,
             retired: Vec::new(),
-            window: true,
+            kind: SlotKind::Window,
         });
         t.windows.insert(win_key(win), i);
         i
     });
     crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
     publish_gid(i, gid);
+}
+
+/// A tag for the global id of a group collective (ASCII "grpcoll").
+const GROUP_COLLECTIVE: u64 = 0x67_7270_636f_6c6c;
+
+/// The slot that counts the `MPI_Comm_create_group` calls of `group` on
+/// `parent` with `tag`, made on first use; and this process's members'
+/// bitmap published for the synchronization's reader, with the slot in
+/// `group_slot`, before the superstep is entered.
+///
+/// Such a call is collective over the group only: the other members do
+/// not know it until they make it themselves. So while a process is
+/// inside one, its window says who must come (the initiator then counts
+/// every member that has not come yet at superstep 0 of that id, see
+/// `protocol::sync::count_group_members`), and the members run on until
+/// they have. Its global id mixes the parent's id, the tag and the world
+/// ranks of the group: the same in every member, as MPI matches these
+/// calls in order among the same group, parent and tag.
+///
+/// Returns `CommRef::NONE` (not synchronized) if the group cannot be read
+/// or the world is larger than the bitmap.
+///
+/// # Safety
+/// `group` must be a live group of the program (real handle).
+pub unsafe fn group_collective(
+    parent: CommRef,
+    group: crate::sys::MPI_Group,
+    tag: c_int,
+) -> CommRef {
+    use crate::core::state::{state, MAX_GROUP_RANKS};
+    use std::sync::atomic::Ordering;
+    // SAFETY: contract of the function.
+    let Some(members) = (unsafe { crate::core::recipe::world_ranks(group, world_real()) }) else {
+        return CommRef::NONE;
+    };
+    if members
+        .iter()
+        .any(|&r| r < 0 || r as usize >= MAX_GROUP_RANKS)
+    {
+        log::warn!(
+            "MPI_Comm_create_group with world ranks beyond {MAX_GROUP_RANKS}: not synchronized \
+             (a regroup during it may not complete)"
+        );
+        return CommRef::NONE;
+    }
+    let pgid = with_tables(|t| parent.index().and_then(|i| t.comms.get(i)).map(|s| s.gid));
+    let Some(pgid) = pgid.filter(|&g| g != 0) else {
+        return CommRef::NONE;
+    };
+    let ranks: Vec<u64> = members.iter().map(|&r| r as u64).collect();
+    let gid = mix_gid(&[GROUP_COLLECTIVE, pgid, tag as i64 as u64, mix_gid(&ranks)]);
+    let _g = lock();
+    let (i, new) = with_tables(|t| {
+        if let Some(&i) = t.group_collectives.get(&gid) {
+            return (i, false);
+        }
+        let serial = t.next_serial;
+        t.next_serial += 1;
+        let i = t.comms.insert(CommSlot {
+            real: k::MPI_COMM_NULL(),
+            sent: Vec::new(),
+            received: Vec::new(),
+            recipe: None,
+            serial,
+            errfn: 0,
+            gid,
+            retired: Vec::new(),
+            kind: SlotKind::GroupCollective,
+        });
+        t.group_collectives.insert(gid, i);
+        (i, true)
+    });
+    let st = state();
+    if new {
+        st.supersteps[i].store(0, Ordering::Relaxed);
+        publish_gid(i, gid);
+    }
+    for w in &st.group_members {
+        w.store(0, Ordering::Relaxed);
+    }
+    for &r in &members {
+        let r = r as usize;
+        st.group_members[r / 64].fetch_or(1 << (r % 64), Ordering::Relaxed);
+    }
+    // (ordered before the superstep's sequentially consistent store)
+    st.group_slot.store(i as u32 + 1, Ordering::Release);
+    CommRef(i as u32)
+}
+
+/// The group collective is over: nobody needs its members any more.
+pub fn group_collective_left() {
+    crate::core::state::state()
+        .group_slot
+        .store(0, std::sync::atomic::Ordering::Relaxed);
 }

@@ -60,10 +60,31 @@ pub struct CommSlot {
     /// The real communicators this one was before rebuilds (freed when the
     /// program frees it).
     pub retired: Vec<MPI_Comm>,
-    /// Not a communicator but an RMA window of the program: only its
-    /// collectives (`MPI_Win_fence`, `MPI_Win_free`) are counted; it is not
-    /// rebuilt (a window outlives a change of communicators) nor drained.
-    pub window: bool,
+    /// What the slot counts the collectives of.
+    pub kind: SlotKind,
+}
+
+/// What a slot of the communicator table stands for. Only communicators
+/// are rebuilt and drained; the other kinds only count collectives, so
+/// that the synchronization covers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotKind {
+    /// A communicator of the program (or world, or self).
+    Communicator,
+    /// An RMA window of the program: its collectives (`MPI_Win_fence`,
+    /// `MPI_Win_free`) are counted; it outlives a change of communicators.
+    Window,
+    /// The calls of `MPI_Comm_create_group` by one group on one parent with
+    /// one tag: collective over the group only, counted under a global id
+    /// of the three (see [`crate::core::comms::group_collective`]).
+    GroupCollective,
+}
+
+impl CommSlot {
+    /// Whether the slot is a communicator (rebuilt at a regroup, drained).
+    pub fn is_communicator(&self) -> bool {
+        self.kind == SlotKind::Communicator
+    }
 }
 
 /// The global id of the world.
@@ -194,6 +215,8 @@ pub struct Tables {
     pub created: HashMap<u64, u64>,
     /// The program's RMA windows, to their slot.
     pub windows: HashMap<usize, usize>,
+    /// The slots of group collectives, by global id.
+    pub group_collectives: HashMap<u64, usize>,
 }
 
 struct TablesCell(UnsafeCell<Option<Tables>>);
@@ -279,6 +302,7 @@ unsafe fn init_tables() -> &'static mut Tables {
         next_serial: 2,
         created: HashMap::new(),
         windows: HashMap::new(),
+        group_collectives: HashMap::new(),
     };
     // SAFETY: see `TablesCell`: the first use, on the thread that calls
     // MPI, before anything can hold a reference to the tables.
@@ -315,7 +339,7 @@ fn init_world(t: &mut Tables, world_real: MPI_Comm, world_size: usize) -> usize 
         errfn: 0,
         gid: WORLD_GID,
         retired: Vec::new(),
-        window: false,
+        kind: SlotKind::Communicator,
     })
 }
 
@@ -329,7 +353,7 @@ fn init_self(t: &mut Tables) -> usize {
         errfn: 0,
         gid: 0,
         retired: Vec::new(),
-        window: false,
+        kind: SlotKind::Communicator,
     })
 }
 
@@ -596,7 +620,7 @@ pub fn free_all_comms() {
                 };
                 reals.append(&mut s.retired);
                 let real = s.real;
-                if !s.window
+                if s.is_communicator()
                     && real != k::MPI_COMM_NULL()
                     && real != k::MPI_COMM_WORLD()
                     && real != k::MPI_COMM_SELF()

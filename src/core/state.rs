@@ -16,6 +16,12 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 /// Most communicators whose superstep a process publishes. MPICH allows
 /// about 2048 live communicators; slots are reused after `MPI_Comm_free`.
 pub const MAX_COMMS: usize = 16384;
+/// The largest world whose group collectives are synchronized (a bit per
+/// world rank in the window; a larger job's `MPI_Comm_create_group` is
+/// not covered, which the library says when it meets one).
+pub const MAX_GROUP_RANKS: usize = 65_536;
+/// Words of the bitmap of a group collective's members.
+pub const GROUP_WORDS: usize = MAX_GROUP_RANKS / 64;
 
 /// What a process is blocked in, for the point-to-point synchronization.
 #[repr(u32)]
@@ -94,11 +100,18 @@ pub struct ProcState {
     pub entering_comm: AtomicU32,
     /// One past the highest communicator slot ever used.
     pub used_slots: AtomicU32,
-    pub _pad: AtomicU32,
+    /// The slot (+1; 0 = none) of the group collective
+    /// (`MPI_Comm_create_group`) this process is in, whose members are in
+    /// `group_members`. Written before the collective's superstep, so
+    /// that a reader who sees the superstep sees the members.
+    pub group_slot: AtomicU32,
     /// Global id of the communicator in each slot (0 = not synchronized).
     pub gids: [AtomicU64; MAX_COMMS],
     /// Collective sequence number per communicator slot.
     pub supersteps: [AtomicU64; MAX_COMMS],
+    /// The members of the group collective of `group_slot`, as a bit per
+    /// world rank (`MAX_GROUP_RANKS` at most).
+    pub group_members: [AtomicU64; GROUP_WORDS],
     /// On world rank 0 only: how many ranks reached `MPI_Finalize` (each
     /// adds one, once, whichever process holds the rank then).
     pub arrived: AtomicU64,
@@ -131,9 +144,10 @@ pub static STATE: StateCell = StateCell(UnsafeCell::new(ProcState {
     blocked_world: AtomicI32::new(-1),
     entering_comm: AtomicU32::new(0),
     used_slots: AtomicU32::new(0),
-    _pad: AtomicU32::new(0),
+    group_slot: AtomicU32::new(0),
     gids: [ZERO64; MAX_COMMS],
     supersteps: [ZERO64; MAX_COMMS],
+    group_members: [ZERO64; GROUP_WORDS],
     arrived: AtomicU64::new(0),
 }));
 
@@ -219,6 +233,7 @@ pub mod offsets {
     pub const LEADER: usize = offset_of!(ProcState, leader);
     pub const GIDS: usize = offset_of!(ProcState, gids);
     pub const SUPERSTEPS: usize = offset_of!(ProcState, supersteps);
+    pub const GROUP_MEMBERS: usize = offset_of!(ProcState, group_members);
     pub const ARRIVED: usize = offset_of!(ProcState, arrived);
 }
 
@@ -271,6 +286,7 @@ pub struct Header {
     pub blocked_world: i32,
     pub entering_comm: u32,
     pub used_slots: u32,
+    pub group_slot: u32,
 }
 
 impl Header {
@@ -290,6 +306,7 @@ impl Header {
             blocked_world: u32_at(offset_of!(ProcState, blocked_world)) as i32,
             entering_comm: u32_at(offset_of!(ProcState, entering_comm)),
             used_slots: u32_at(offset_of!(ProcState, used_slots)),
+            group_slot: u32_at(offset_of!(ProcState, group_slot)),
         }
     }
 }
@@ -327,9 +344,10 @@ mod tests {
             blocked_world: AtomicI32::new(-1),
             entering_comm: AtomicU32::new(0),
             used_slots: AtomicU32::new(4),
-            _pad: AtomicU32::new(0),
+            group_slot: AtomicU32::new(6),
             gids: [ZERO64; MAX_COMMS],
             supersteps: [ZERO64; MAX_COMMS],
+            group_members: [ZERO64; GROUP_WORDS],
             arrived: AtomicU64::new(0),
         };
         // SAFETY: reading the header bytes of a live, initialized struct.
@@ -342,6 +360,7 @@ mod tests {
         assert_eq!(h.regroups, 2);
         assert_eq!(Status::from_u32(h.status), Status::Stopped);
         assert_eq!(h.stop_slot, 5);
+        assert_eq!(h.group_slot, 6);
         assert_eq!(h.blocked_world, -1);
         assert_eq!(h.used_slots, 4);
     }

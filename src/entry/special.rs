@@ -320,6 +320,57 @@ pub unsafe fn MPI_Request_fromint(request: c_int) -> MPI_Request {
     fortran::request_f2c(request)
 }
 
+// --- MPI_Comm_create_group -----------------------------------------------------
+
+/// `MPI_Comm_create_group`, collective over `group` only: counted as a
+/// group collective ([`comms::group_collective`]), so that a regroup never
+/// freezes a member while another waits inside for it.
+#[cfg(ferry_has = "MPI_Comm_create_group")]
+pub unsafe fn MPI_Comm_create_group(
+    comm: MPI_Comm,
+    group: MPI_Group,
+    tag: c_int,
+    newcomm: *mut MPI_Comm,
+) -> c_int {
+    let (real, parent) = handles::comm_in(comm);
+    // SAFETY: the program's live group, made real.
+    let slot = unsafe { comms::group_collective(parent, handles::group_real(group), tag) };
+    let program_group = group;
+    let mut made = k::MPI_COMM_NULL();
+    let out = if newcomm.is_null() {
+        newcomm
+    } else {
+        &mut made as *mut MPI_Comm
+    };
+    let rc = if slot == CommRef::NONE {
+        crate::core::superstep::note_creation(parent);
+        // SAFETY: forwarded.
+        unsafe { PMPI_Comm_create_group(real, handles::group_real(program_group), tag, out) }
+    } else {
+        let t = crate::core::superstep::enter_collective(slot);
+        // A regroup at the entry moved the job: the parent's (and the
+        // group's, after a migration) real ones now.
+        let real = t.again(real, comm);
+        let group = handles::group_real(program_group);
+        // SAFETY: forwarded.
+        let rc = unsafe { PMPI_Comm_create_group(real, group, tag, out) };
+        crate::core::superstep::leave_collective(t);
+        comms::group_collective_left();
+        rc
+    };
+    if !newcomm.is_null() {
+        // SAFETY: checked non-null.
+        unsafe {
+            if rc == k::MPI_SUCCESS() {
+                *newcomm = comms::comm_out(made);
+            } else if made == k::MPI_COMM_NULL() {
+                *newcomm = made;
+            }
+        }
+    }
+    rc
+}
+
 // --- MPI_Comm_idup --------------------------------------------------------------
 
 unsafe fn idup_common(

@@ -53,7 +53,9 @@ pub(crate) fn library_reasons(parked: &[usize], orphans: usize) -> Vec<String> {
             t.comms
                 .iter()
                 .filter(|(i, s)| {
-                    *i >= 2 && !s.window && !s.recipe.as_ref().is_some_and(|r| r.rebuildable())
+                    *i >= 2
+                        && s.is_communicator()
+                        && !s.recipe.as_ref().is_some_and(|r| r.rebuildable())
                 })
                 .count(),
             t.requests
@@ -170,9 +172,16 @@ pub(crate) unsafe fn complete_requests(
     Ok(done)
 }
 
-/// Each communicator slot and its real communicator.
+/// Each communicator slot and its real communicator (not the slots that
+/// only count collectives: windows and group collectives).
 fn comm_reals() -> Vec<(usize, MPI_Comm)> {
-    with_tables(|t| t.comms.iter().map(|(i, s)| (i, s.real)).collect())
+    with_tables(|t| {
+        t.comms
+            .iter()
+            .filter(|(_, s)| s.is_communicator() && s.real != k::MPI_COMM_NULL())
+            .map(|(i, s)| (i, s.real))
+            .collect()
+    })
 }
 
 /// The communicators the program named, with their names.

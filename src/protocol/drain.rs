@@ -83,7 +83,7 @@ fn peers_of(i: usize) -> Option<Vec<c_int>> {
 
 fn peers_in(t: &handles::Tables, i: usize) -> Option<Vec<c_int>> {
     let s = t.comms.get(i)?;
-    if s.window {
+    if !s.is_communicator() {
         return None;
     }
     if i == 0 {

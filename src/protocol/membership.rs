@@ -200,7 +200,7 @@ pub unsafe fn orphans(control: MPI_Comm) -> std::collections::HashSet<usize> {
     let mine: Vec<(usize, u64)> = with_tables(|t| {
         t.comms
             .iter()
-            .filter(|(i, s)| *i >= 2 && !s.window && s.gid != 0)
+            .filter(|(i, s)| *i >= 2 && s.is_communicator() && s.gid != 0)
             .map(|(i, s)| (i, s.gid))
             .collect()
     });
@@ -269,10 +269,12 @@ pub unsafe fn rebuild_all_from(
     // either order by different members); then by creation, should two ids
     // ever collide. Read what is needed, then call MPI without holding a
     // reference into the tables.
-    let mut order: Vec<((u64, u64), usize, MPI_Comm, Option<Recipe>)> = with_tables(|t| {
+    // ((global id, creation), slot, real communicator, recipe)
+    type Entry = ((u64, u64), usize, MPI_Comm, Option<Recipe>);
+    let mut order: Vec<Entry> = with_tables(|t| {
         t.comms
             .iter()
-            .filter(|(i, s)| *i >= 2 && !s.window)
+            .filter(|(i, s)| *i >= 2 && s.is_communicator())
             .map(|(i, s)| ((s.gid, s.serial), i, s.real, s.recipe.as_deref().cloned()))
             .collect()
     });

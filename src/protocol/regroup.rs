@@ -800,6 +800,7 @@ fn read_all() -> Vec<View> {
     let mut headers = vec![0u8; hb * size as usize];
     // (declared before the epoch, which borrows it)
     let mut tables: Vec<(Vec<u64>, Vec<u64>)>;
+    let mut members: Vec<Vec<u64>>;
     let mut epoch = Epoch::all(win, LOCK_ALL_ASSERT);
     for (r, h) in headers.chunks_exact_mut(hb).enumerate() {
         epoch.get(r as c_int, 0, h);
@@ -809,6 +810,15 @@ fn read_all() -> Vec<View> {
         .chunks_exact(hb)
         .map(crate::core::state::Header::from_bytes)
         .collect();
+    // Group collectives (`MPI_Comm_create_group`): a process inside one
+    // names it in its header and its members in a bitmap, both written
+    // before its superstep there. Entered before the command was set, they
+    // are seen with the superstep; entered after, the process stopped at
+    // the entry (`at_collective`) unless the targets, hence an earlier
+    // reading of a member inside, already cover it.
+    let words = (size as usize)
+        .div_ceil(64)
+        .min(crate::core::state::GROUP_WORDS);
     tables = hs
         .iter()
         .map(|h| {
@@ -816,15 +826,28 @@ fn read_all() -> Vec<View> {
             (vec![0u64; u], vec![0u64; u])
         })
         .collect();
-    for (r, (g, s)) in tables.iter_mut().enumerate() {
+    members = hs
+        .iter()
+        .map(|h| vec![0u64; if h.group_slot != 0 { words } else { 0 }])
+        .collect();
+    for (r, ((g, s), m)) in tables.iter_mut().zip(members.iter_mut()).enumerate() {
         epoch.get(r as c_int, offsets::GIDS as MPI_Aint, g);
         epoch.get(r as c_int, offsets::SUPERSTEPS as MPI_Aint, s);
+        epoch.get(r as c_int, offsets::GROUP_MEMBERS as MPI_Aint, m);
     }
     drop(epoch);
-    hs.iter()
+    let mut views: Vec<View> = hs
+        .iter()
         .zip(tables)
-        .map(|(h, (g, s))| {
+        .zip(members)
+        .map(|((h, (g, s)), m)| {
             let status = Status::from_u32(h.status);
+            let slot = h.group_slot as usize;
+            let group = (slot != 0)
+                .then(|| g.get(slot - 1).copied())
+                .flatten()
+                .filter(|&x| x != 0)
+                .map(|x| (x, sync::bitmap_ranks(&m)));
             View {
                 status: Some(status),
                 stop_gid: (status == Status::Stopped)
@@ -839,9 +862,12 @@ fn read_all() -> Vec<View> {
                     .filter(|(gid, _)| **gid != 0)
                     .map(|(gid, st)| (*gid, *st))
                     .collect(),
+                group,
             }
         })
-        .collect()
+        .collect();
+    sync::count_group_members(&mut views);
+    views
 }
 
 // ---------------------------------------------------------------------------

@@ -49,6 +49,9 @@ pub struct View {
     pub calls: u64,
     /// (communicator, superstep) for every synchronized communicator.
     pub steps: Vec<(Gid, u64)>,
+    /// Inside (or stopped at the entry of) a group collective
+    /// (`MPI_Comm_create_group`): its id and its members, as world ranks.
+    pub group: Option<(Gid, Vec<u32>)>,
 }
 
 impl View {
@@ -76,6 +79,39 @@ impl View {
         match self.status() {
             Status::Running => self.in_collective,
             _ => true,
+        }
+    }
+}
+
+/// The world ranks whose bits are set in a bitmap (bit `r % 64` of word
+/// `r / 64` for rank `r`).
+pub fn bitmap_ranks(words: &[u64]) -> Vec<u32> {
+    words
+        .iter()
+        .enumerate()
+        .flat_map(|(w, &bits)| {
+            (0..64u32)
+                .filter(move |b| bits & (1u64 << b) != 0)
+                .map(move |b| w as u32 * 64 + b)
+        })
+        .collect()
+}
+
+/// A group collective is collective over its group only: a member that
+/// has not made its first one yet has no superstep there, and would seem
+/// not to be concerned. So, while a process is inside one, each of its
+/// members without that id is counted at superstep 0 there: the group's
+/// target then holds the whole job until every member came (and the
+/// release rules move a member stopped elsewhere on the way).
+pub fn count_group_members(views: &mut [View]) {
+    let groups: Vec<(Gid, Vec<u32>)> = views.iter().filter_map(|v| v.group.clone()).collect();
+    for (gid, members) in groups {
+        for &m in &members {
+            if let Some(v) = views.get_mut(m as usize) {
+                if v.step_of(gid).is_none() {
+                    v.steps.push((gid, 0));
+                }
+            }
         }
     }
 }
@@ -263,6 +299,10 @@ mod tests {
         progs: &'a [Vec<Op>],
         comms: &'a [Vec<usize>],
         sync_colls: bool,
+        /// Which communicators are group collectives
+        /// (`MPI_Comm_create_group`): a member knows one only from its
+        /// first entry on, and publishes the members while at it.
+        groups: &'a [bool],
     }
 
     impl Model<'_> {
@@ -309,7 +349,7 @@ mod tests {
             Some(t)
         }
         fn views(&self, s: &S) -> Vec<View> {
-            (0..s.pc.len())
+            let mut views = (0..s.pc.len())
                 .map(|p| {
                     let op = self.progs[p].get(s.pc[p]).copied();
                     let (status, stop_gid, blocked_world) = match op {
@@ -321,6 +361,13 @@ mod tests {
                         Some(Op::Recv(q)) if s.msgs[q][p] == 0 => (Status::Blocked, None, q as i32),
                         Some(_) => (Status::Running, None, -1),
                     };
+                    // The group collective the process is at (inside, or
+                    // stopped at its entry, when it has its slot).
+                    let at_group = match op {
+                        Some(Op::Coll(c)) if self.is_group(c) && stop_gid.is_some() => Some(c),
+                        Some(Op::Coll(c)) if self.is_group(c) && s.inside[p] => Some(c),
+                        _ => None,
+                    };
                     View {
                         status: Some(status),
                         stop_gid,
@@ -329,11 +376,25 @@ mod tests {
                         calls: s.pc[p] as u64,
                         steps: (0..self.comms.len())
                             .filter(|&c| self.member(c, p))
+                            .filter(|&c| {
+                                !self.is_group(c) || s.steps[p][c] > 0 || at_group == Some(c)
+                            })
                             .map(|c| (c as Gid + 1, s.steps[p][c]))
                             .collect(),
+                        group: at_group.map(|c| {
+                            (
+                                c as Gid + 1,
+                                self.comms[c].iter().map(|&m| m as u32).collect(),
+                            )
+                        }),
                     }
                 })
-                .collect()
+                .collect::<Vec<View>>();
+            count_group_members(&mut views);
+            views
+        }
+        fn is_group(&self, c: usize) -> bool {
+            self.groups.get(c).copied().unwrap_or(false)
         }
         fn targets_of(&self, t: &Targets) -> Vec<u64> {
             (0..self.comms.len())
@@ -476,6 +537,7 @@ mod tests {
                         progs: &progs,
                         comms,
                         sync_colls,
+                        groups: &[],
                     };
                     for s in m.reachable(*n) {
                         total += m.check_sync_from(&s);
@@ -488,6 +550,107 @@ mod tests {
             programs_checked >= 400 && total > 10_000,
             "{programs_checked} programs, {total} states"
         );
+    }
+
+    /// Group collectives (`MPI_Comm_create_group`) among communicators and
+    /// messages: a member that has not made its first one has no superstep
+    /// there, and the synchronization must still never freeze while
+    /// another member waits inside for it. Every interleaving, from every
+    /// reachable state, as `model_check`.
+    #[test]
+    fn model_check_group_collectives() {
+        // (processes, communicators, which are group collectives)
+        let layouts: Vec<(usize, Vec<Vec<usize>>, Vec<bool>)> = vec![
+            (2, vec![vec![0, 1]], vec![true]),
+            (
+                3,
+                vec![vec![0, 1, 2], vec![0, 1], vec![1, 2]],
+                vec![false, true, true],
+            ),
+            (
+                3,
+                vec![vec![0, 1], vec![0, 1, 2], vec![0, 2]],
+                vec![true, true, false],
+            ),
+            (
+                4,
+                vec![vec![0, 1, 2, 3], vec![0, 1, 2], vec![2, 3], vec![1, 3]],
+                vec![false, true, true, true],
+            ),
+        ];
+        let mut rng = Rng(0x9a0c_011e);
+        let mut total = 0;
+        let mut programs_checked = 0;
+        for (n, comms, groups) in &layouts {
+            for _ in 0..50 {
+                let len = 3 + rng.next(4);
+                let events: Vec<(bool, usize, usize)> = (0..len)
+                    .map(|_| {
+                        if rng.next(2) == 0 {
+                            (true, rng.next(comms.len()), 0)
+                        } else {
+                            let a = rng.next(*n);
+                            let b = (a + 1 + rng.next(n - 1)) % n;
+                            (false, a, b)
+                        }
+                    })
+                    .collect();
+                let progs = programs(&events, comms, *n);
+                // A group collective synchronizes (its members agree on a
+                // context id), whatever the MPI does with other collectives.
+                let m = Model {
+                    progs: &progs,
+                    comms,
+                    sync_colls: true,
+                    groups,
+                };
+                for s in m.reachable(*n) {
+                    total += m.check_sync_from(&s);
+                }
+                programs_checked += 1;
+            }
+        }
+        assert!(
+            programs_checked >= 200 && total > 5_000,
+            "{programs_checked} programs, {total} states"
+        );
+    }
+
+    /// Without counting the members that have not come yet, the same
+    /// synchronization would freeze with a member inside, waiting forever.
+    #[test]
+    fn group_members_counted() {
+        // P=0 inside its first group collective {0, 1}; Q=1 not there yet.
+        let mut views = vec![
+            View {
+                status: Some(Status::Running),
+                in_collective: true,
+                steps: vec![(1, 0), (7, 1)],
+                group: Some((7, vec![0, 1])),
+                ..View::default()
+            },
+            View {
+                status: Some(Status::Running),
+                steps: vec![(1, 0)],
+                ..View::default()
+            },
+            View {
+                status: Some(Status::Running),
+                steps: vec![(1, 0)],
+                ..View::default()
+            },
+        ];
+        let t = initial_targets(&views);
+        assert_eq!(
+            decide(&views, &t, false),
+            Decision::Freeze,
+            "the trap itself"
+        );
+        count_group_members(&mut views);
+        assert_eq!(views[1].steps, vec![(1, 0), (7, 0)]);
+        assert_eq!(views[2].steps, vec![(1, 0)], "not a member");
+        assert_eq!(decide(&views, &t, false), Decision::Wait);
+        assert_eq!(bitmap_ranks(&[0b1010, 1]), vec![1, 3, 64]);
     }
 
     /// The trap beyond the trap (see the module note): R inside a
@@ -507,6 +670,7 @@ mod tests {
             progs: &progs,
             comms: &comms,
             sync_colls: true,
+            groups: &[],
         };
         // R has entered its collective; nobody else has done anything.
         let n = 4;

@@ -1399,24 +1399,12 @@ pub unsafe extern "C" fn MPI_Comm_create_from_group(group: sys::MPI_Group, strin
     }) }
 }
 
-// template: plain
+// template: special
 #[cfg(ferry_has = "MPI_Comm_create_group")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_create_group(comm: sys::MPI_Comm, group: sys::MPI_Group, tag: c_int, newcomm: *mut sys::MPI_Comm) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Comm_create_group requires, go to PMPI_Comm_create_group unchanged but for virtual handles made real; handles are written back only through non-null pointers.
-    unsafe { crate::calls::boundary::guard("MPI_Comm_create_group", crate::calls::boundary::internal_error(), || {
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let group = handles::group_real(group);
-        let mut newcomm_real = handles::comm_null();
-        superstep::note_creation(comm_slot);
-        let rc = PMPI_Comm_create_group(comm, group, tag, if newcomm.is_null() { newcomm } else { &mut newcomm_real });
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !newcomm.is_null() { *newcomm = comms::comm_out(newcomm_real); }
-        } else {
-            if !newcomm.is_null() && newcomm_real == handles::comm_null() { *newcomm = newcomm_real; }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Comm_create_group requires, go unchanged to the hand-written special::MPI_Comm_create_group, which has MPI_Comm_create_group's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Comm_create_group", crate::calls::boundary::internal_error(), || special::MPI_Comm_create_group(comm, group, tag, newcomm)) }
 }
 
 // template: special
@@ -10473,4 +10461,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     unsafe { crate::calls::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime()) }
 }
 
-// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 445, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 66).
+// 710 wrappers (Collective: 155, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 444, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 67).
