@@ -604,12 +604,38 @@ impl Coordinator {
     /// Whether the leader may enter its `k`-th collective on `gid` now
     /// ([`sync::leader_may_enter`] on its latest reading).
     fn may_enter(&self, gid: Gid, k: u64) -> bool {
-        let me = channel().map(|c| c.2).unwrap_or(0).max(0) as usize;
-        sync::leader_may_enter(&self.previous, me, gid, k)
-            || self
-                .stuck_since
-                .is_some_and(|t| t.elapsed() >= LEADER_PATIENCE)
+        let (me, size) = channel().map(|c| (c.2, c.3)).unwrap_or((0, 0));
+        let me = me.max(0) as usize;
+        match own_group(gid, size) {
+            // (no last resort here: alone inside, the leader would wait
+            // for members that wait for its targets)
+            Some(members) => sync::leader_may_enter_group(&self.previous, me, gid, k, &members),
+            None => {
+                sync::leader_may_enter(&self.previous, me, gid, k)
+                    || self
+                        .stuck_since
+                        .is_some_and(|t| t.elapsed() >= LEADER_PATIENCE)
+            }
+        }
     }
+}
+
+/// The members (world ranks) of the group collective `gid`, if this
+/// process stands at one (`core::comms::group_collective`).
+fn own_group(gid: Gid, size: c_int) -> Option<Vec<u32>> {
+    let st = state();
+    let slot = st.group_slot.load(Ordering::Acquire) as usize;
+    if slot == 0 || st.gids[slot - 1].load(Ordering::Relaxed) != gid {
+        return None;
+    }
+    let words = (size.max(0) as usize)
+        .div_ceil(64)
+        .min(crate::core::state::GROUP_WORDS);
+    let bits: Vec<u64> = st.group_members[..words]
+        .iter()
+        .map(|w| w.load(Ordering::Relaxed))
+        .collect();
+    Some(sync::bitmap_ranks(&bits))
 }
 
 /// Compare-and-swap of world rank 0's `leader` from 0 to `me`; returns

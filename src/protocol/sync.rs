@@ -254,6 +254,32 @@ pub fn leader_may_enter(views: &[View], me: usize, gid: Gid, k: u64) -> bool {
     others().all(|v| v.step_of(gid).is_some_and(|s| s >= k)) || others().any(waits_on_me)
 }
 
+/// [`leader_may_enter`] when the collective is a group collective the
+/// leader stands at, whose `members` it knows itself: every other member
+/// must have entered it (one with no count there has not), whatever the
+/// reading shows; a reading taken before the leader came to it need not
+/// list the members at all, and an empty list of others would let the
+/// leader in alone, where it would wait for them and never lead again.
+pub fn leader_may_enter_group(
+    views: &[View],
+    me: usize,
+    gid: Gid,
+    k: u64,
+    members: &[u32],
+) -> bool {
+    let waits_on_me = |v: &View| {
+        v.status() == Status::Blocked && (v.blocked_world < 0 || v.blocked_world as usize == me)
+    };
+    let others = members.iter().map(|&m| m as usize).filter(|&m| m != me);
+    let all_in = others.clone().all(|m| {
+        views
+            .get(m)
+            .and_then(|v| v.step_of(gid))
+            .is_some_and(|s| s >= k)
+    });
+    all_in || others.filter_map(|m| views.get(m)).any(waits_on_me)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,6 +640,39 @@ mod tests {
             programs_checked >= 200 && total > 5_000,
             "{programs_checked} programs, {total} states"
         );
+    }
+
+    /// The leader at its group collective, with a reading from before it
+    /// came there (nobody else has the id): it must not go in alone.
+    #[test]
+    fn leader_waits_for_its_group() {
+        let running = |steps: Vec<(Gid, u64)>| View {
+            status: Some(Status::Running),
+            steps,
+            ..View::default()
+        };
+        let stale = vec![
+            running(vec![(1, 3)]),
+            running(vec![(1, 3)]),
+            running(vec![(1, 3)]),
+        ];
+        assert!(
+            leader_may_enter(&stale, 0, 9, 1),
+            "the rule without members"
+        );
+        assert!(!leader_may_enter_group(&stale, 0, 9, 1, &[0, 2]));
+        let came = vec![
+            running(vec![(1, 3)]),
+            running(vec![(1, 3)]),
+            running(vec![(9, 1)]),
+        ];
+        assert!(leader_may_enter_group(&came, 0, 9, 1, &[0, 2]));
+        let mut waits = stale.clone();
+        waits[2].status = Some(Status::Blocked);
+        waits[2].blocked_world = 0;
+        assert!(leader_may_enter_group(&waits, 0, 9, 1, &[0, 2]));
+        waits[2].blocked_world = 1;
+        assert!(!leader_may_enter_group(&waits, 0, 9, 1, &[0, 2]));
     }
 
     /// Without counting the members that have not come yet, the same
