@@ -1,6 +1,6 @@
 /* ranks: 4 */
 /* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
-/* ferry-test-skip: regroup20@mpich-deb a regroup sometimes never completes (rank 0 never notices the command; FERRY_TEST_SEED=1796622976: 2 of 6 runs on 414c7f2): issue 17 */
+/* ferry-test-skip: regroup20@mpich-deb a regroup sometimes never completes: 2 of 6 runs before MPI_Intercomm_create's leaders were counted as a group collective, 2 of 16 after (the job hangs at its second regroup); MPICH 5.0.2 passes 5 of 5: issue 17 */
 /* Intercommunicators: Intercomm_create between the two halves of the world,
  * Comm_test_inter, Comm_remote_size/group, point-to-point across, Bcast with
  * MPI_ROOT/MPI_PROC_NULL, Allreduce and Allgather across, Comm_dup of an

@@ -183,18 +183,61 @@ pub unsafe fn group_collective(
     group: crate::sys::MPI_Group,
     tag: c_int,
 ) -> CommRef {
-    use crate::core::state::{state, MAX_GROUP_RANKS};
-    use std::sync::atomic::Ordering;
     // SAFETY: contract of the function.
     let Some(members) = (unsafe { crate::core::recipe::world_ranks(group, world_real()) }) else {
         return CommRef::NONE;
     };
+    counted_group(GROUP_COLLECTIVE, parent, tag, &members)
+}
+
+/// A tag for the global id of the two leaders of an
+/// `MPI_Intercomm_create` (ASCII "leaders").
+const LEADERS: u64 = 0x6c_6561_6465_7273;
+
+/// The two leaders of an `MPI_Intercomm_create`, counted as a group
+/// collective by the local leader, whose rank in `peer` is `me` (the
+/// other is `remote_leader` there). The call is collective over the local
+/// communicator, whose superstep covers the local group, and needs the
+/// remote leader, which nothing else covers. Both leaders compute the same
+/// id (the peer communicator, the tag and the pair of world ranks) and
+/// count it beside their local communicator's superstep, which alone
+/// gates the call (the *companion* of `protocol::regroup::at_collective`).
+pub fn leaders_pair(peer: CommRef, me: c_int, remote_leader: c_int, tag: c_int) -> CommRef {
+    let Some(i) = peer.index() else {
+        return CommRef::NONE;
+    };
+    let world = |x: c_int| -> Option<c_int> {
+        if i == 0 {
+            return Some(x);
+        }
+        with_tables(|t| {
+            let r = t.comms.get(i)?.recipe.as_ref()?;
+            if r.remote.is_some() {
+                return None;
+            }
+            r.local.as_ref()?.get(usize::try_from(x).ok()?).copied()
+        })
+    };
+    match (world(me), world(remote_leader)) {
+        (Some(a), Some(b)) if a >= 0 && b >= 0 && a != b => {
+            counted_group(LEADERS, peer, tag, &[a.min(b), a.max(b)])
+        }
+        _ => CommRef::NONE,
+    }
+}
+
+/// The slot counting a group collective of `members` (world ranks) on
+/// `parent` with `tag` (`kind` tells the calls apart), made on first use,
+/// with the members published; see [`group_collective`].
+fn counted_group(kind: u64, parent: CommRef, tag: c_int, members: &[c_int]) -> CommRef {
+    use crate::core::state::{state, MAX_GROUP_RANKS};
+    use std::sync::atomic::Ordering;
     if members
         .iter()
         .any(|&r| r < 0 || r as usize >= MAX_GROUP_RANKS)
     {
         log::warn!(
-            "MPI_Comm_create_group with world ranks beyond {MAX_GROUP_RANKS}: not synchronized \
+            "a group collective with world ranks beyond {MAX_GROUP_RANKS}: not synchronized \
              (a regroup during it may not complete)"
         );
         return CommRef::NONE;
@@ -204,7 +247,7 @@ pub unsafe fn group_collective(
         return CommRef::NONE;
     };
     let ranks: Vec<u64> = members.iter().map(|&r| r as u64).collect();
-    let gid = mix_gid(&[GROUP_COLLECTIVE, pgid, tag as i64 as u64, mix_gid(&ranks)]);
+    let gid = mix_gid(&[kind, pgid, tag as i64 as u64, mix_gid(&ranks)]);
     let _g = lock();
     let (i, new) = with_tables(|t| {
         if let Some(&i) = t.group_collectives.get(&gid) {
@@ -234,7 +277,7 @@ pub unsafe fn group_collective(
     for w in &st.group_members {
         w.store(0, Ordering::Relaxed);
     }
-    for &r in &members {
+    for &r in members {
         let r = r as usize;
         st.group_members[r / 64].fetch_or(1 << (r % 64), Ordering::Relaxed);
     }

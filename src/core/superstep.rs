@@ -92,6 +92,21 @@ pub fn last_collective() -> (usize, u64) {
     )
 }
 
+/// Counts one more call of the group collective that goes with the next
+/// collective entered, its *companion* (the leaders' pair of an
+/// `MPI_Intercomm_create`, `comms::leaders_pair`, whose members are
+/// published): stored before that collective's superstep, so that a
+/// reader who sees the one sees the other. The synchronization takes it
+/// back and gives it again with the superstep when it stops the process
+/// in front of the collective (`regroup::at_collective`).
+#[inline]
+pub fn count_companion(pair: CommRef) {
+    if let Some(p) = pair.index() {
+        let s = &state().supersteps[p];
+        s.store(s.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 /// A communicator constructor that is collective over the new group only
 /// (`MPI_Comm_create_group`): its global id is keyed by the parent without
 /// a superstep (see `comms::gid_of`).

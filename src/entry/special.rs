@@ -371,6 +371,71 @@ pub unsafe fn MPI_Comm_create_group(
     rc
 }
 
+// --- MPI_Intercomm_create -------------------------------------------------------
+
+/// `MPI_Intercomm_create`: collective over the local communicator (its
+/// superstep), and at the local leader also the leaders' pair, counted as
+/// a group collective beside it ([`comms::leaders_pair`]), so that a
+/// regroup never freezes the other group in front of the call while this
+/// one waits inside for it.
+pub unsafe fn MPI_Intercomm_create(
+    local_comm: MPI_Comm,
+    local_leader: c_int,
+    peer_comm: MPI_Comm,
+    remote_leader: c_int,
+    tag: c_int,
+    newintercomm: *mut MPI_Comm,
+) -> c_int {
+    let (local_real, local_slot) = handles::comm_in(local_comm);
+    let mut rank: c_int = -1;
+    // SAFETY: the program's live local communicator, made real.
+    unsafe { PMPI_Comm_rank(local_real, &mut rank) };
+    let mut pair = CommRef::NONE;
+    if rank == local_leader {
+        let (peer_real, peer_slot) = handles::comm_in(peer_comm);
+        let mut me: c_int = -1;
+        // SAFETY: at the local leader the peer communicator is significant,
+        // hence live.
+        if unsafe { PMPI_Comm_rank(peer_real, &mut me) } == k::MPI_SUCCESS() {
+            pair = comms::leaders_pair(peer_slot, me, remote_leader, tag);
+        }
+    }
+    crate::core::superstep::count_companion(pair);
+    let t = crate::core::superstep::enter_collective(local_slot);
+    // A regroup at the entry moved the job: the real ones now.
+    let local_real = t.real(local_real);
+    let peer_real = if rank == local_leader {
+        t.again(handles::comm_real(peer_comm), peer_comm)
+    } else {
+        handles::comm_real(peer_comm)
+    };
+    let mut made = k::MPI_COMM_NULL();
+    let out = if newintercomm.is_null() {
+        newintercomm
+    } else {
+        &mut made as *mut MPI_Comm
+    };
+    // SAFETY: forwarded.
+    let rc = unsafe {
+        PMPI_Intercomm_create(local_real, local_leader, peer_real, remote_leader, tag, out)
+    };
+    crate::core::superstep::leave_collective(t);
+    if pair != CommRef::NONE {
+        comms::group_collective_left();
+    }
+    if !newintercomm.is_null() {
+        // SAFETY: checked non-null.
+        unsafe {
+            if rc == k::MPI_SUCCESS() {
+                *newintercomm = comms::comm_out(made);
+            } else if made == k::MPI_COMM_NULL() {
+                *newintercomm = made;
+            }
+        }
+    }
+    rc
+}
+
 // --- MPI_Comm_idup --------------------------------------------------------------
 
 unsafe fn idup_common(

@@ -470,10 +470,15 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
     if gid == 0 || channel().is_none() {
         return false;
     }
+    // A group collective counted with this one (`superstep::count_companion`).
+    let companion = companion_of(slot, channel().map(|c| c.3).unwrap_or(0));
     // Until the synchronization says it may enter, the collective is not
-    // entered: take the count back, so that the initiator's readings show
-    // this process in front of it, not inside.
+    // entered: take the count back (and the companion's), so that the
+    // initiator's readings show this process in front of it, not inside.
     state().stop_slot.store(slot as u32, Ordering::Relaxed);
+    if let Some(c) = &companion {
+        state().supersteps[c.slot].store(c.k - 1, Ordering::Relaxed);
+    }
     state().supersteps[slot].swap(k - 1, Ordering::SeqCst);
     state().set_status(Status::Stopped);
     let mut regrouped = false;
@@ -495,9 +500,9 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
                 let allowed = sync::may_enter(k, t);
                 let known = x.targets.as_ref();
                 if allowed
-                    && x.coordinator
-                        .as_mut()
-                        .is_none_or(|c| c.may_enter(gid, k) && c.announce(known))
+                    && x.coordinator.as_mut().is_none_or(|c| {
+                        c.may_enter(gid, k, companion.as_ref()) && c.announce(known)
+                    })
                 {
                     return None;
                 }
@@ -534,9 +539,51 @@ pub fn at_collective(slot: usize, k: u64) -> bool {
         }
         idle.pause(leading);
     }
+    if let Some(c) = &companion {
+        state().supersteps[c.slot].store(c.k, Ordering::Relaxed);
+    }
     state().supersteps[slot].swap(k, Ordering::SeqCst);
     state().set_status(Status::Running);
     regrouped
+}
+
+/// A group collective counted with a collective (see
+/// `superstep::count_companion`): its slot, id, this call's count there,
+/// and its members.
+struct Companion {
+    slot: usize,
+    gid: Gid,
+    k: u64,
+    members: Vec<u32>,
+}
+
+/// The group collective this process published (`group_slot`), if it is
+/// not `slot` itself: the companion of the collective on `slot`.
+fn companion_of(slot: usize, size: c_int) -> Option<Companion> {
+    let st = state();
+    let g = st.group_slot.load(Ordering::Acquire) as usize;
+    if g == 0 || g - 1 == slot {
+        return None;
+    }
+    let gid = st.gids[g - 1].load(Ordering::Relaxed);
+    Some(Companion {
+        slot: g - 1,
+        gid,
+        k: st.supersteps[g - 1].load(Ordering::Relaxed),
+        members: own_members(size),
+    })
+}
+
+/// The members this process published for its group collective.
+fn own_members(size: c_int) -> Vec<u32> {
+    let words = (size.max(0) as usize)
+        .div_ceil(64)
+        .min(crate::core::state::GROUP_WORDS);
+    let bits: Vec<u64> = state().group_members[..words]
+        .iter()
+        .map(|w| w.load(Ordering::Relaxed))
+        .collect();
+    sync::bitmap_ranks(&bits)
 }
 
 // ---------------------------------------------------------------------------
@@ -603,9 +650,16 @@ impl Coordinator {
 
     /// Whether the leader may enter its `k`-th collective on `gid` now
     /// ([`sync::leader_may_enter`] on its latest reading).
-    fn may_enter(&self, gid: Gid, k: u64) -> bool {
+    fn may_enter(&self, gid: Gid, k: u64, companion: Option<&Companion>) -> bool {
         let (me, size) = channel().map(|c| (c.2, c.3)).unwrap_or((0, 0));
         let me = me.max(0) as usize;
+        // Entering commits the leader to the companion too: its other
+        // members must be there (or it would wait inside for them).
+        if let Some(c) = companion {
+            if !sync::leader_may_enter_group(&self.previous, me, c.gid, c.k, &c.members) {
+                return false;
+            }
+        }
         match own_group(gid, size) {
             // (no last resort here: alone inside, the leader would wait
             // for members that wait for its targets)
@@ -628,14 +682,7 @@ fn own_group(gid: Gid, size: c_int) -> Option<Vec<u32>> {
     if slot == 0 || st.gids[slot - 1].load(Ordering::Relaxed) != gid {
         return None;
     }
-    let words = (size.max(0) as usize)
-        .div_ceil(64)
-        .min(crate::core::state::GROUP_WORDS);
-    let bits: Vec<u64> = st.group_members[..words]
-        .iter()
-        .map(|w| w.load(Ordering::Relaxed))
-        .collect();
-    Some(sync::bitmap_ranks(&bits))
+    Some(own_members(size))
 }
 
 /// Compare-and-swap of world rank 0's `leader` from 0 to `me`; returns
