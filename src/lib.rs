@@ -25,8 +25,8 @@
 //! | | [`core::recipe`] | what makes a communicator again on a new world: its members' world ranks, its topology |
 //! | | [`core::handles`] | virtual communicators, groups, requests and derived datatypes, mapped to the real ones |
 //! | | [`core::upcalls`] | the one trait through which the lower layers call up |
-//! | | [`core::superstep`] | per-communicator collective sequence numbers (the global superstep) |
-//! | | [`core::comms`] | communicators and windows MPI just made, taken in with their recipe and global id |
+//! | | [`core::superstep`] | per-communicator collective sequence numbers (the global superstep), and a group collective's count beside one |
+//! | | [`core::comms`] | communicators and windows MPI just made, taken in with their recipe and global id; the group collectives (`MPI_Comm_create_group`, the leaders of `MPI_Intercomm_create`) counted beside them |
 //! | | [`core::fortran`] | Fortran integers of virtual handles |
 //! | | [`core::channels`] | per-(communicator, peer) sent/received counts, for the drain |
 //! | | [`core::datatypes`] | the program's derived datatypes described before an image and made again after it |
