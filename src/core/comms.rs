@@ -114,6 +114,29 @@ fn comm_register_with(real: MPI_Comm, recipe: Recipe, gid: Option<u64>) -> MPI_C
     comm_virtual(i)
 }
 
+/// A slot that only counts collectives (a window, a group collective): no
+/// real communicator, no channels.
+fn counting_slot(
+    t: &mut crate::core::handles::Tables,
+    gid: u64,
+    recipe: Option<Box<Recipe>>,
+    kind: SlotKind,
+) -> usize {
+    let serial = t.next_serial;
+    t.next_serial += 1;
+    t.comms.insert(CommSlot {
+        real: k::MPI_COMM_NULL(),
+        sent: Vec::new(),
+        received: Vec::new(),
+        recipe,
+        serial,
+        errfn: 0,
+        gid,
+        retired: Vec::new(),
+        kind,
+    })
+}
+
 /// A window MPI just made (collectively over its group): give it a slot,
 /// so that its collectives count as supersteps with a global id.
 pub fn win_register(win: crate::sys::MPI_Win) {
@@ -136,19 +159,7 @@ pub fn win_register(win: crate::sys::MPI_Win) {
     let gid = gid_of(&recipe);
     let _g = lock();
     let i = with_tables(|t| {
-        let serial = t.next_serial;
-        t.next_serial += 1;
-        let i = t.comms.insert(CommSlot {
-            real: k::MPI_COMM_NULL(),
-            sent: Vec::new(),
-            received: Vec::new(),
-            recipe: Some(Box::new(recipe)),
-            serial,
-            errfn: 0,
-            gid,
-            retired: Vec::new(),
-            kind: SlotKind::Window,
-        });
+        let i = counting_slot(t, gid, Some(Box::new(recipe)), SlotKind::Window);
         t.windows.insert(win_key(win), i);
         i
     });
@@ -253,19 +264,7 @@ fn counted_group(kind: u64, parent: CommRef, tag: c_int, members: &[c_int]) -> C
         if let Some(&i) = t.group_collectives.get(&gid) {
             return (i, false);
         }
-        let serial = t.next_serial;
-        t.next_serial += 1;
-        let i = t.comms.insert(CommSlot {
-            real: k::MPI_COMM_NULL(),
-            sent: Vec::new(),
-            received: Vec::new(),
-            recipe: None,
-            serial,
-            errfn: 0,
-            gid,
-            retired: Vec::new(),
-            kind: SlotKind::GroupCollective,
-        });
+        let i = counting_slot(t, gid, None, SlotKind::GroupCollective);
         t.group_collectives.insert(gid, i);
         (i, true)
     });

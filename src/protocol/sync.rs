@@ -529,6 +529,34 @@ mod tests {
         }
     }
 
+    /// A short random program: `(collective?, communicator or sender,
+    /// receiver)` events of `n` processes over `comms` communicators.
+    fn random_events(rng: &mut Rng, n: usize, comms: usize) -> Vec<(bool, usize, usize)> {
+        let len = 3 + rng.next(4);
+        (0..len)
+            .map(|_| {
+                if rng.next(2) == 0 {
+                    (true, rng.next(comms), 0)
+                } else {
+                    let a = rng.next(n);
+                    let b = (a + 1 + rng.next(n - 1)) % n;
+                    (false, a, b)
+                }
+            })
+            .collect()
+    }
+
+    impl Model<'_> {
+        /// The synchronization started from every reachable state: the
+        /// states explored in all.
+        fn check_all(&self, n: usize) -> usize {
+            self.reachable(n)
+                .iter()
+                .map(|s| self.check_sync_from(s))
+                .sum()
+        }
+    }
+
     #[test]
     fn model_check() {
         let layouts: Vec<(usize, Vec<Vec<usize>>)> = vec![
@@ -545,18 +573,7 @@ mod tests {
         let mut programs_checked = 0;
         for (n, comms) in &layouts {
             for _ in 0..60 {
-                let len = 3 + rng.next(4);
-                let events: Vec<(bool, usize, usize)> = (0..len)
-                    .map(|_| {
-                        if rng.next(2) == 0 {
-                            (true, rng.next(comms.len()), 0)
-                        } else {
-                            let a = rng.next(*n);
-                            let b = (a + 1 + rng.next(n - 1)) % n;
-                            (false, a, b)
-                        }
-                    })
-                    .collect();
+                let events = random_events(&mut rng, *n, comms.len());
                 let progs = programs(&events, comms, *n);
                 for sync_colls in [true, false] {
                     let m = Model {
@@ -565,9 +582,7 @@ mod tests {
                         sync_colls,
                         groups: &[],
                     };
-                    for s in m.reachable(*n) {
-                        total += m.check_sync_from(&s);
-                    }
+                    total += m.check_all(*n);
                     programs_checked += 1;
                 }
             }
@@ -609,18 +624,7 @@ mod tests {
         let mut programs_checked = 0;
         for (n, comms, groups) in &layouts {
             for _ in 0..50 {
-                let len = 3 + rng.next(4);
-                let events: Vec<(bool, usize, usize)> = (0..len)
-                    .map(|_| {
-                        if rng.next(2) == 0 {
-                            (true, rng.next(comms.len()), 0)
-                        } else {
-                            let a = rng.next(*n);
-                            let b = (a + 1 + rng.next(n - 1)) % n;
-                            (false, a, b)
-                        }
-                    })
-                    .collect();
+                let events = random_events(&mut rng, *n, comms.len());
                 let progs = programs(&events, comms, *n);
                 // A group collective synchronizes (its members agree on a
                 // context id), whatever the MPI does with other collectives.
@@ -630,9 +634,7 @@ mod tests {
                     sync_colls: true,
                     groups,
                 };
-                for s in m.reachable(*n) {
-                    total += m.check_sync_from(&s);
-                }
+                total += m.check_all(*n);
                 programs_checked += 1;
             }
         }
