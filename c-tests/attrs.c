@@ -1,5 +1,5 @@
 /* ranks: 2 */
-/* ferry-test-refuses: attribute keyval */
+/* ferry-test-refuses: attribute keyval|some ranks have freed */
 /* ferry-test-skip: swap one barrier on the world, at its end (the switch fires at the 2nd) */
 /* Attribute caching: Comm_create_keyval with user copy/delete callbacks,
  * MPI_COMM_NULL_COPY_FN, MPI_COMM_DUP_FN, set/get/delete across Comm_dup and

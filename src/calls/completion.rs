@@ -63,6 +63,8 @@ fn write_back_at(v: &mut MPI_Request, idx: Option<usize>, real_after: MPI_Reques
             } else if real_after == k::MPI_REQUEST_NULL() {
                 handles::request_release(i);
                 *v = real_after;
+                // A communicator the program freed under this request.
+                crate::core::comms::release_held();
             } else {
                 handles::with_request(i, |s| s.real = real_after);
             }

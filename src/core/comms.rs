@@ -107,6 +107,7 @@ fn comm_register_with(real: MPI_Comm, recipe: Recipe, gid: Option<u64>) -> MPI_C
             gid,
             retired: Vec::new(),
             kind: SlotKind::Communicator,
+            held: false,
         })
     });
     crate::core::state::state().supersteps[i].store(0, std::sync::atomic::Ordering::Relaxed);
@@ -134,6 +135,7 @@ fn counting_slot(
         gid,
         retired: Vec::new(),
         kind,
+        held: false,
     })
 }
 
@@ -290,4 +292,86 @@ pub fn group_collective_left() {
     crate::core::state::state()
         .group_slot
         .store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// Communicators freed under a pending request. MPI frees such a
+// communicator only once its requests are done (they still complete, and
+// their messages still arrive); a rebuild must then drain it, make it
+// again and post its receives there. So the program's `MPI_Comm_free` of a
+// communicator that a pending request names is put off: the program gets
+// `MPI_COMM_NULL`, the slot stays, held, and the library frees it (as the
+// program's free would have, with what it was before rebuilds) once no
+// request names it. Known difference: the delete functions of its
+// attributes run then, not in the program's `MPI_Comm_free`.
+
+/// Whether some communicator is held (the one load a request's release
+/// pays).
+static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn named_by_request(t: &crate::core::handles::Tables, i: usize) -> bool {
+    t.requests.iter().any(|(_, r)| r.comm.index() == Some(i))
+}
+
+/// At the program's `MPI_Comm_free` of `v`: whether a pending request
+/// names it, in which case the slot is now held and MPI is not called.
+pub fn hold_if_pending(v: MPI_Comm) -> bool {
+    let Some(i) = crate::core::handles::comm_index(v) else {
+        return false;
+    };
+    let _g = lock();
+    with_tables(|t| {
+        if !named_by_request(t, i) {
+            return false;
+        }
+        match t.comms.get_mut(i) {
+            Some(s) if s.is_communicator() && !s.held => {
+                s.held = true;
+                HELD.store(true, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Frees the held communicators that no pending request names any more
+/// (in the program's calls that free a communicator or release a
+/// request; not inside a regroup, since it runs the delete functions of
+/// the program's attributes).
+pub fn release_held() {
+    if !HELD.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let (done, left): (Vec<usize>, bool) = with_tables(|t| {
+        let held: Vec<usize> = t
+            .comms
+            .iter()
+            .filter(|(_, s)| s.held)
+            .map(|(i, _)| i)
+            .collect();
+        let n = held.len();
+        let done: Vec<usize> = held
+            .into_iter()
+            .filter(|&i| !named_by_request(t, i))
+            .collect();
+        let left = done.len() < n;
+        (done, left)
+    });
+    HELD.store(left, std::sync::atomic::Ordering::Relaxed);
+    for i in done {
+        let mut real =
+            with_tables(|t| t.comms.get(i).map(|s| s.real)).unwrap_or(k::MPI_COMM_NULL());
+        if real == k::MPI_COMM_NULL() {
+            continue;
+        }
+        // SAFETY: the program's communicator, which it freed and whose
+        // requests are done: freed now, as its own free would have.
+        let rc = unsafe { crate::sys::PMPI_Comm_free(&mut real) };
+        if rc == k::MPI_SUCCESS() {
+            crate::core::handles::comm_released(comm_virtual(i), real);
+        } else {
+            log::warn!("a communicator the program freed could not be freed later ({rc})");
+        }
+    }
 }

@@ -387,6 +387,90 @@ fn build(r: &Recipe) -> Result<MPI_Datatype, String> {
     Ok(out)
 }
 
+// ---------------------------------------------------------------------------
+// Datatypes freed under a pending request. MPI frees such a datatype only
+// once the request is done; a rebuild that takes the request off its
+// communicator and posts it again needs the datatype then. So before the
+// program's `MPI_Type_free`, a datatype that a pending receive or
+// persistent request names gets a twin of the same layout (resized to its
+// own bounds: no attribute is copied, no callback runs), which its slot
+// keeps, held, until no request names it.
+
+/// Whether a pending request of the program names datatype `v` (its
+/// virtual handle).
+fn named_by_request(t: &crate::core::handles::Tables, v: MPI_Datatype) -> bool {
+    t.requests
+        .iter()
+        .any(|(_, r)| r.p2p.is_some_and(|a| a.datatype == v))
+}
+
+/// Before the program frees datatype `v` (real `real`): a committed twin
+/// of the same layout if a pending request names it, else `None`.
+///
+/// # Safety
+/// `real` is a live datatype of the program.
+pub unsafe fn twin_for_pending(v: MPI_Datatype, real: MPI_Datatype) -> Option<MPI_Datatype> {
+    if v == real || !with_tables(|t| named_by_request(t, v)) {
+        return None;
+    }
+    let (mut lb, mut extent): (MPI_Aint, MPI_Aint) = (0, 0);
+    let mut twin = k::MPI_DATATYPE_NULL();
+    // SAFETY: contract of the function; out-parameters are locals.
+    let rc = unsafe {
+        PMPI_Type_get_extent(real, &mut lb, &mut extent);
+        let rc = PMPI_Type_create_resized(real, lb, extent, &mut twin);
+        if rc == k::MPI_SUCCESS() {
+            PMPI_Type_commit(&mut twin)
+        } else {
+            rc
+        }
+    };
+    if rc != k::MPI_SUCCESS() {
+        log::warn!(
+            "a datatype freed under a pending request could not be kept ({rc}): a rebuild \
+             could not post that request again"
+        );
+        return None;
+    }
+    Some(twin)
+}
+
+/// After the program freed datatype `v`: its slot keeps `twin`, held.
+pub fn hold(v: MPI_Datatype, twin: MPI_Datatype) {
+    let Some(i) = crate::core::handles::datatype_index(v) else {
+        return;
+    };
+    with_tables(|t| {
+        if let Some(s) = t.datatypes.get_mut(i) {
+            s.real = twin;
+            s.held = true;
+            s.committed = true;
+        }
+    });
+}
+
+/// Frees the twins that no pending request names any more (after the
+/// program frees a datatype, and after a rebuild posted its requests
+/// again).
+pub fn release_held() {
+    let done: Vec<(usize, MPI_Datatype)> = with_tables(|t| {
+        let held: Vec<(usize, MPI_Datatype)> = t
+            .datatypes
+            .iter()
+            .filter(|(_, s)| s.held)
+            .map(|(i, s)| (i, s.real))
+            .collect();
+        held.into_iter()
+            .filter(|(i, _)| !named_by_request(t, crate::core::handles::datatype_virtual(*i)))
+            .collect()
+    });
+    for (i, mut twin) in done {
+        with_tables(|t| t.datatypes.remove(i));
+        // SAFETY: the library's own twin, which nothing names any more.
+        unsafe { PMPI_Type_free(&mut twin) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,12 @@ pub struct DtSlot {
     pub committed: bool,
     /// Creation order (a datatype is made after those it is made of).
     pub serial: u64,
+    /// The program freed it while a pending request still used it (MPI
+    /// keeps such a datatype until the request is done): `real` is then
+    /// the library's twin of the same layout, for a rebuild that posts the
+    /// request again, and the slot goes once no request names it
+    /// ([`crate::core::datatypes::release_held`]).
+    pub held: bool,
 }
 
 /// A communicator as the library knows it.
@@ -62,6 +68,12 @@ pub struct CommSlot {
     pub retired: Vec<MPI_Comm>,
     /// What the slot counts the collectives of.
     pub kind: SlotKind,
+    /// The program freed it while a request of its own still used it: MPI
+    /// frees such a communicator only once its requests are done, and so
+    /// does the library, which keeps the slot (drained, rebuilt, its
+    /// requests posted again) until no request names it
+    /// ([`crate::core::comms::release_held`]).
+    pub held: bool,
 }
 
 /// What a slot of the communicator table stands for. Only communicators
@@ -340,6 +352,7 @@ fn init_world(t: &mut Tables, world_real: MPI_Comm, world_size: usize) -> usize 
         gid: WORLD_GID,
         retired: Vec::new(),
         kind: SlotKind::Communicator,
+        held: false,
     })
 }
 
@@ -354,6 +367,7 @@ fn init_self(t: &mut Tables) -> usize {
         gid: 0,
         retired: Vec::new(),
         kind: SlotKind::Communicator,
+        held: false,
     })
 }
 
@@ -735,6 +749,7 @@ pub fn datatype_out(real: crate::sys::MPI_Datatype) -> crate::sys::MPI_Datatype 
             real,
             committed: false,
             serial,
+            held: false,
         })
     });
     codec::encode(codec::DATATYPE, i)

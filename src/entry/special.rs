@@ -552,6 +552,73 @@ pub unsafe fn MPI_Comm_get_parent(parent: *mut MPI_Comm) -> c_int {
     rc
 }
 
+// --- MPI_Comm_free ---------------------------------------------------------------
+//
+// A communicator that a pending request names is kept, as MPI keeps it,
+// until the request is done (see `core::comms::hold_if_pending`).
+
+pub unsafe fn MPI_Comm_free(comm: *mut MPI_Comm) -> c_int {
+    if comm.is_null() {
+        // SAFETY: forwarded (MPI reports the null argument).
+        return unsafe { PMPI_Comm_free(comm) };
+    }
+    // SAFETY: the program's handle, readable as MPI requires.
+    let v = unsafe { *comm };
+    if comms::hold_if_pending(v) {
+        // SAFETY: writable, as MPI requires.
+        unsafe { *comm = k::MPI_COMM_NULL() };
+        return k::MPI_SUCCESS();
+    }
+    let mut real = handles::comm_real(v);
+    // SAFETY: forwarded, with the real handle.
+    let rc = unsafe { PMPI_Comm_free(&mut real) };
+    if rc == k::MPI_SUCCESS() {
+        // SAFETY: writable, as MPI requires.
+        unsafe { *comm = handles::comm_released(v, real) };
+        comms::release_held();
+    }
+    rc
+}
+
+// --- MPI_Type_free ---------------------------------------------------------------
+//
+// A datatype that a pending receive or persistent request names is kept,
+// as MPI keeps it, for a rebuild to post that request again: a twin of the
+// same layout is made before MPI frees the program's (see
+// `core::datatypes::twin_for_pending`).
+
+pub unsafe fn MPI_Type_free(datatype: *mut MPI_Datatype) -> c_int {
+    if datatype.is_null() {
+        // SAFETY: forwarded (MPI reports the null argument).
+        return unsafe { PMPI_Type_free(datatype) };
+    }
+    // SAFETY: the program's handle, readable as MPI requires.
+    let v = unsafe { *datatype };
+    let mut real = handles::datatype_real(v);
+    // SAFETY: the program's live datatype, before MPI frees it.
+    let twin = unsafe { crate::core::datatypes::twin_for_pending(v, real) };
+    // SAFETY: forwarded, with the real handle.
+    let rc = unsafe { PMPI_Type_free(&mut real) };
+    if rc != k::MPI_SUCCESS() {
+        if let Some(mut t) = twin {
+            // SAFETY: the twin just made, which nothing names.
+            unsafe { PMPI_Type_free(&mut t) };
+        }
+        return rc;
+    }
+    let out = match twin {
+        Some(t) => {
+            crate::core::datatypes::hold(v, t);
+            real
+        }
+        None => handles::datatype_released(v, real),
+    };
+    // SAFETY: writable, as MPI requires.
+    unsafe { *datatype = out };
+    crate::core::datatypes::release_held();
+    rc
+}
+
 // --- MPI_Sendrecv_replace ---------------------------------------------------------
 //
 // Made wakeable like MPI_Sendrecv: the outgoing data is packed first, then

@@ -263,8 +263,49 @@ unsafe fn receive_one(i: usize, src: c_int) -> Option<u64> {
     Some(bytes as u64)
 }
 
+/// The library's own communicator over this process alone, on which a
+/// drained message is handed to the program's receive (made at the first
+/// delivery; a restored process, whose memory holds the old process's
+/// handle, makes its own: the cell remembers whose it is).
+struct Delivery(UnsafeCell<Option<(u32, MPI_Comm)>>);
+// SAFETY: as for `Queue`.
+unsafe impl Sync for Delivery {}
+static DELIVERY: Delivery = Delivery(UnsafeCell::new(None));
+
+/// This process's delivery communicator (a duplicate of `MPI_COMM_SELF`
+/// that returns its errors), made if need be.
+fn delivery_comm() -> Option<MPI_Comm> {
+    let pid = std::process::id();
+    // SAFETY: see `Delivery`; no reference outlives this function.
+    let cell = unsafe { &mut *DELIVERY.0.get() };
+    if let Some((owner, comm)) = *cell {
+        if owner == pid {
+            return Some(comm);
+        }
+    }
+    let mut comm = k::MPI_COMM_NULL();
+    // SAFETY: MPI is initialized (a drained message exists); `comm` is a
+    // local the call fills.
+    let rc = unsafe { PMPI_Comm_dup(k::MPI_COMM_SELF(), &mut comm) };
+    if rc != k::MPI_SUCCESS() {
+        log::error!("drain: cannot make the delivery communicator ({rc})");
+        return None;
+    }
+    // SAFETY: the communicator just made.
+    unsafe { PMPI_Comm_set_errhandler(comm, k::MPI_ERRORS_RETURN()) };
+    *cell = Some((pid, comm));
+    Some(comm)
+}
+
 /// Copies a drained message into a receive buffer and its status, as MPI
-/// would have: truncation reported as `MPI_ERR_TRUNCATE`.
+/// would have (but for the status's error field, which is left as the
+/// program had it, as a call that completes one operation does): the bytes are sent by this process to itself, on the
+/// library's own communicator, and received with the program's buffer,
+/// count and datatype. MPI itself so lays them out (partial elements,
+/// absolute addresses at `MPI_BOTTOM`, any datatype), reports a
+/// truncation as `MPI_ERR_TRUNCATE`, and fills the status so that
+/// `MPI_Get_count`/`MPI_Get_elements` answer what they would have; only
+/// its source and tag are the message's.
 ///
 /// # Safety
 /// `buf`, `count`, `datatype` as given to a receive; `status` writable or
@@ -276,44 +317,51 @@ pub unsafe fn deliver(
     datatype: MPI_Datatype,
     status: *mut MPI_Status,
 ) -> c_int {
-    let comm = handles::comm_real_of(CommRef(d.slot as u32));
-    let mut tsize: c_int = 0;
-    // SAFETY: the program's datatype.
-    unsafe { PMPI_Type_size(datatype, &mut tsize) };
-    let mut rc = k::MPI_SUCCESS();
-    let have = d.data.len() as i64;
-    let elements = if tsize <= 0 {
-        0
-    } else if have > count * tsize as i64 {
-        rc = k::MPI_ERR_TRUNCATE();
-        count
-    } else {
-        have / tsize as i64
+    let Some(comm) = delivery_comm() else {
+        return k::MPI_ERR_INTERN();
     };
-    if elements > 0 {
-        let mut pos: c_int = 0;
-        // SAFETY: the data holds at least `elements` packed elements; the
-        // program's buffer holds `count >= elements` of them.
-        let urc = unsafe {
-            PMPI_Unpack(
-                d.data.as_ptr() as *const c_void,
-                d.data.len() as c_int,
-                &mut pos,
-                buf,
-                elements as c_int,
-                datatype,
-                comm,
-            )
-        };
-        if urc != k::MPI_SUCCESS() {
-            rc = urc;
+    let mut st = MaybeUninit::<MPI_Status>::zeroed();
+    // SAFETY: the data holds `len` bytes; the program's buffer, count and
+    // datatype are those of its receive (contract of the function); the
+    // send and the receive are both this process's, on a communicator no
+    // one else uses, so they match each other and nothing else.
+    let mut rc = unsafe {
+        PMPI_Sendrecv(
+            d.data.as_ptr() as *const c_void,
+            d.data.len() as c_int,
+            k::MPI_BYTE(),
+            0,
+            0,
+            buf,
+            count.clamp(0, c_int::MAX as i64) as c_int,
+            datatype,
+            0,
+            0,
+            comm,
+            st.as_mut_ptr(),
+        )
+    };
+    if rc != k::MPI_SUCCESS() {
+        let mut class: c_int = 0;
+        // SAFETY: an error code MPI returned.
+        unsafe { PMPI_Error_class(rc, &mut class) };
+        if class == k::MPI_ERR_TRUNCATE() {
+            rc = k::MPI_ERR_TRUNCATE();
+        } else {
+            log::error!("drain: delivering a drained message failed ({rc})");
         }
     }
     if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
-        // SAFETY: writable, as the program passed it.
+        // SAFETY: MPI filled `st`; `status` is writable, as the program
+        // passed it.
         unsafe {
-            *status = d.status;
-            (*status).MPI_ERROR = rc;
+            let mut st = st.assume_init();
+            st.MPI_SOURCE = d.status.MPI_SOURCE;
+            st.MPI_TAG = d.status.MPI_TAG;
+            // A call that completes one operation leaves the error field
+            // as the program had it (MPI 4.1, section 3.2.5).
+            st.MPI_ERROR = (*status).MPI_ERROR;
+            *status = st;
         }
     }
     rc
@@ -333,11 +381,13 @@ pub unsafe fn deliver_completed(
     req: *mut MPI_Request,
 ) -> c_int {
     let mut st = MaybeUninit::<MPI_Status>::zeroed();
-    // SAFETY: forwarded; `st` is a local that `deliver` fills (a truncation
-    // is reported in its MPI_ERROR, as MPI would at completion).
+    // SAFETY: forwarded; `st` is a local that `deliver` fills; a truncation
+    // is reported in its MPI_ERROR, as MPI would at completion.
     unsafe {
-        deliver(d, buf, count, datatype, st.as_mut_ptr());
-        crate::sys::grequest::completed_request(st.assume_init(), req)
+        let rc = deliver(d, buf, count, datatype, st.as_mut_ptr());
+        let mut st = st.assume_init();
+        st.MPI_ERROR = rc;
+        crate::sys::grequest::completed_request(st, req)
     }
 }
 
@@ -409,7 +459,9 @@ pub unsafe fn probe(
             *flag = 1;
         }
         if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
+            let error = (*status).MPI_ERROR;
             *status = st;
+            (*status).MPI_ERROR = error;
         }
     }
     Some(k::MPI_SUCCESS())
@@ -459,7 +511,9 @@ pub unsafe fn mprobe(
     // SAFETY: as the program passed them.
     unsafe {
         if status != k::MPI_STATUS_IGNORE() && !status.is_null() {
+            let error = (*status).MPI_ERROR;
             *status = st;
+            (*status).MPI_ERROR = error;
         }
         if !flag.is_null() {
             *flag = 1;

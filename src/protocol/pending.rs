@@ -369,15 +369,19 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
                 Some(d) => {
                     let mut st = MaybeUninit::<MPI_Status>::zeroed();
                     // SAFETY: the program's own receive arguments.
+                    // (A truncation is reported at completion, in the
+                    // status's error field.)
                     unsafe {
-                        crate::protocol::drain::deliver(
+                        let rc = crate::protocol::drain::deliver(
                             d,
                             p.args.buf,
                             p.args.count,
                             crate::core::handles::datatype_real(p.args.datatype),
                             st.as_mut_ptr(),
                         );
-                        st.assume_init()
+                        let mut st = st.assume_init();
+                        st.MPI_ERROR = rc;
+                        st
                     }
                 }
                 // SAFETY: a plain C struct, for which all zeroes is valid.
@@ -454,6 +458,10 @@ pub unsafe fn repost(mut parked: Vec<Parked>) {
             }
         }
     }
+    // Twins of datatypes the program freed under requests now done.
+    // (Held communicators are freed in the program's own calls: that runs
+    // its attributes' delete functions.)
+    crate::core::datatypes::release_held();
 }
 
 /// Calls the point-to-point function that made a request, on `comm`.

@@ -1528,19 +1528,12 @@ pub unsafe extern "C" fn MPI_Comm_flush_buffer(comm: sys::MPI_Comm) -> c_int {
     }) }
 }
 
-// template: plain
+// template: special
 #[cfg(ferry_has = "MPI_Comm_free")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Comm_free(comm: *mut sys::MPI_Comm) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Comm_free requires, go to PMPI_Comm_free unchanged but for virtual handles made real; handles are written back only through non-null pointers.
-    unsafe { crate::calls::boundary::guard("MPI_Comm_free", crate::calls::boundary::internal_error(), || {
-        let mut comm_real = if comm.is_null() { handles::comm_null() } else { handles::comm_real(*comm) };
-        let rc = PMPI_Comm_free(if comm.is_null() { comm } else { &mut comm_real });
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !comm.is_null() { *comm = handles::comm_released(*comm, comm_real); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Comm_free requires, go unchanged to the hand-written special::MPI_Comm_free, which has MPI_Comm_free's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Comm_free", crate::calls::boundary::internal_error(), || special::MPI_Comm_free(comm)) }
 }
 
 // template: special
@@ -9260,19 +9253,12 @@ pub unsafe extern "C" fn MPI_Type_f2c(datatype: sys::MPI_Fint) -> sys::MPI_Datat
     unsafe { crate::calls::boundary::guard("MPI_Type_f2c", std::mem::zeroed(), || special::MPI_Type_f2c(datatype)) }
 }
 
-// template: plain
+// template: special
 #[cfg(ferry_has = "MPI_Type_free")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Type_free(datatype: *mut sys::MPI_Datatype) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Type_free requires, go to PMPI_Type_free unchanged but for virtual handles made real; handles are written back only through non-null pointers.
-    unsafe { crate::calls::boundary::guard("MPI_Type_free", crate::calls::boundary::internal_error(), || {
-        let mut datatype_real = if datatype.is_null() { handles::datatype_null() } else { handles::datatype_real(*datatype) };
-        let rc = PMPI_Type_free(if datatype.is_null() { datatype } else { &mut datatype_real });
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !datatype.is_null() { *datatype = handles::datatype_released(*datatype, datatype_real); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Type_free requires, go unchanged to the hand-written special::MPI_Type_free, which has MPI_Type_free's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Type_free", crate::calls::boundary::internal_error(), || special::MPI_Type_free(datatype)) }
 }
 
 // template: plain
@@ -10445,4 +10431,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     unsafe { crate::calls::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime()) }
 }
 
-// 710 wrappers (Collective: 154, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 444, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 68).
+// 710 wrappers (Collective: 154, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 442, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 70).
