@@ -40,6 +40,7 @@
 //! | | [`calls::completion`] | the wait/test families: completion accounted, handles written back |
 //! | | [`calls::anysource`] | MPICH's `MPI_ANY_SOURCE` receives after a migration, as matched probes |
 //! | | [`calls::idup`] | the communicators of pending `MPI_Comm_idup`s |
+//! | | [`calls::detached`] | the sends the library owns: `MPI_Isendrecv` taken apart into a receive of the program and a send of a copy |
 //! | [`protocol`] | [`protocol::schedule`] | what is due at which call count: SPECs' regroups and migrations, the checkpoint, the status |
 //! | | [`protocol::control`] | life cycle, control communicator, status files, the finalize wait; fires what is scheduled |
 //! | | [`protocol::onesided`] | lock/get/put on the state windows, each buffer held until MPI is done with it |

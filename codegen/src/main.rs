@@ -192,7 +192,7 @@ fn safety(t: Template, name: &str) -> String {
         Template::Recv | Template::Mrecv | Template::Sendrecv => {
             " The buffer and status are the caller's for the call: the wakeable receive completes its request before returning."
         }
-        Template::Imrecv | Template::Isendrecv => {
+        Template::Imrecv => {
             " The buffers are the caller's until the request completes, as MPI requires."
         }
         Template::Probe | Template::Iprobe | Template::Mprobe | Template::Improbe => {
@@ -315,10 +315,6 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
                         "handles::request_out_p2p({id}_real, handles::ReqKind::Recv, {}, source, tag, {})",
                         comm_slot.clone().unwrap(),
                         p2p_args(&f.name)
-                    ),
-                    ("request", Template::Isendrecv) => format!(
-                        "handles::request_out({id}_real, handles::ReqKind::Recv, {}, source, recvtag)",
-                        comm_slot.clone().unwrap()
                     ),
                     ("request", Template::RecvInit) => format!(
                         "handles::request_out_p2p({id}_real, handles::ReqKind::PersistentRecv, {}, source, tag, {})",
@@ -460,10 +456,9 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
         | Template::Isend
         | Template::SendInit
         | Template::Irecv
-        | Template::RecvInit
-        | Template::Isendrecv => {
+        | Template::RecvInit => {
             let mut b = String::new();
-            if matches!(t, Template::Isend | Template::Isendrecv) {
+            if t == Template::Isend {
                 writeln!(b, "    channels::count_send({slot}, dest);").unwrap();
             }
             if t == Template::Irecv {
@@ -565,10 +560,7 @@ fn gen_function(f: &Function, e: &Entry, out: &mut String) {
         body
     };
     // A send MPI refused sent nothing: take its count back.
-    let body = if matches!(
-        t,
-        Template::Send | Template::Isend | Template::Isendrecv | Template::Sendrecv
-    ) {
+    let body = if matches!(t, Template::Send | Template::Isend | Template::Sendrecv) {
         body + &format!("    if rc != sys::constants::MPI_SUCCESS() {{ channels::uncount_send({slot}, dest); }}\n")
     } else {
         body

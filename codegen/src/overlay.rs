@@ -48,8 +48,6 @@ pub enum Template {
     Imrecv,
     /// A blocking send-receive.
     Sendrecv,
-    /// A nonblocking send-receive: counts the send, completes as a receive.
-    Isendrecv,
     /// Hand-written in `crate::entry::special`.
     Special,
 }
@@ -73,7 +71,6 @@ impl Template {
             Template::Mrecv => "mrecv",
             Template::Imrecv => "imrecv",
             Template::Sendrecv => "sendrecv",
-            Template::Isendrecv => "isendrecv",
             Template::Special => "special",
         }
     }

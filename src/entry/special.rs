@@ -65,6 +65,8 @@ pub unsafe fn MPI_Init_thread(
 
 pub unsafe fn MPI_Finalize() -> c_int {
     let quiet = crate::ops::links::quiet_sigpipe();
+    // The library's sends (MPI_Isendrecv's) complete before MPI ends.
+    crate::calls::detached::finish();
     crate::ops::session::finish();
     // SAFETY: plain forward.
     let rc = unsafe { PMPI_Finalize() };
@@ -722,6 +724,212 @@ sendrecv_replace!(
     PMPI_Pack_c,
     PMPI_Irecv_c,
     PMPI_Isend_c
+);
+
+// --- MPI_Isendrecv, MPI_Isendrecv_replace -----------------------------------------
+//
+// Taken apart (see `calls::detached`): the send data is packed and sent by
+// the library, which owns the copy; the receive is the program's own
+// nonblocking receive, served from the drained queue first, and its request
+// is the one the program gets. A message sent as MPI_PACKED matches a
+// receive of any datatype with the same type signature, so the peer sees
+// no change.
+
+/// The receive half: as the generated `MPI_Irecv`, drained messages first.
+#[cfg(any(ferry_has = "MPI_Isendrecv", ferry_has = "MPI_Isendrecv_replace"))]
+macro_rules! isendrecv_receive {
+    ($irecv:path, $op:ident, $buf:expr, $count:expr, $datatype_virtual:expr, $source:expr,
+     $tag:expr, $comm:expr, $slot:expr, $request:expr) => {{
+        let datatype = handles::datatype_real($datatype_virtual);
+        if crate::protocol::drain::pending() {
+            if let Some(rc) = crate::protocol::drain::irecv(
+                $slot,
+                $source,
+                $tag,
+                $buf,
+                $count as i64,
+                datatype,
+                $request,
+            ) {
+                return rc;
+            }
+        }
+        let mut real = handles::request_null();
+        let rc = $irecv($buf, $count, datatype, $source, $tag, $comm, &mut real);
+        if rc == k::MPI_SUCCESS() {
+            *$request = handles::request_out_p2p(
+                real,
+                ReqKind::Recv,
+                $slot,
+                $source,
+                $tag,
+                handles::P2pArgs {
+                    op: handles::P2pOp::$op,
+                    buf: $buf,
+                    count: $count as i64,
+                    datatype: $datatype_virtual,
+                },
+            );
+        }
+        rc
+    }};
+}
+
+/// The send half: `count` elements of `datatype` (real) at `buf` packed
+/// into a copy the library sends and keeps until the send is done.
+#[cfg(any(ferry_has = "MPI_Isendrecv", ferry_has = "MPI_Isendrecv_replace"))]
+macro_rules! isendrecv_send {
+    ($pack_size:ident, $pack:ident, $count_ty:ty, $buf:expr, $count:expr, $datatype:expr,
+     $dest:expr, $tag:expr, $comm:expr, $slot:expr) => {{
+        let mut size: $count_ty = 0;
+        let rc = $pack_size($count, $datatype, $comm, &mut size);
+        if rc != k::MPI_SUCCESS() {
+            return rc;
+        }
+        let mut packed = vec![0u8; (size as usize).max(1)];
+        let mut position: $count_ty = 0;
+        let rc = $pack(
+            $buf,
+            $count,
+            $datatype,
+            packed.as_mut_ptr().cast(),
+            size,
+            &mut position,
+            $comm,
+        );
+        if rc != k::MPI_SUCCESS() {
+            return rc;
+        }
+        crate::calls::detached::send(packed, position as i64, $dest, $tag, $comm, $slot)
+    }};
+}
+
+#[cfg(ferry_has = "MPI_Isendrecv")]
+macro_rules! isendrecv {
+    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:path, $op:ident) => {
+        pub unsafe fn $name(
+            sendbuf: *const c_void,
+            sendcount: $count,
+            sendtype: MPI_Datatype,
+            dest: c_int,
+            sendtag: c_int,
+            recvbuf: *mut c_void,
+            recvcount: $count,
+            recvtype: MPI_Datatype,
+            source: c_int,
+            recvtag: c_int,
+            comm: MPI_Comm,
+            request: *mut MPI_Request,
+        ) -> c_int {
+            if request.is_null() {
+                return k::MPI_ERR_ARG();
+            }
+            let (comm, slot) = handles::comm_in(comm);
+            // SAFETY: arguments as the program gave them, handles
+            // translated; the request checked non-null.
+            unsafe {
+                let rc = isendrecv_send!(
+                    $pack_size,
+                    $pack,
+                    $count,
+                    sendbuf,
+                    sendcount,
+                    handles::datatype_real(sendtype),
+                    dest,
+                    sendtag,
+                    comm,
+                    slot
+                );
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                isendrecv_receive!(
+                    $irecv, $op, recvbuf, recvcount, recvtype, source, recvtag, comm, slot, request
+                )
+            }
+        }
+    };
+}
+
+#[cfg(ferry_has = "MPI_Isendrecv_replace")]
+macro_rules! isendrecv_replace {
+    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:path, $op:ident) => {
+        pub unsafe fn $name(
+            buf: *mut c_void,
+            count: $count,
+            datatype: MPI_Datatype,
+            dest: c_int,
+            sendtag: c_int,
+            source: c_int,
+            recvtag: c_int,
+            comm: MPI_Comm,
+            request: *mut MPI_Request,
+        ) -> c_int {
+            if request.is_null() {
+                return k::MPI_ERR_ARG();
+            }
+            let (comm, slot) = handles::comm_in(comm);
+            // SAFETY: as for `isendrecv!`; the data is packed (copied) before
+            // the receive into the same buffer is posted.
+            unsafe {
+                let rc = isendrecv_send!(
+                    $pack_size,
+                    $pack,
+                    $count,
+                    buf as *const c_void,
+                    count,
+                    handles::datatype_real(datatype),
+                    dest,
+                    sendtag,
+                    comm,
+                    slot
+                );
+                if rc != k::MPI_SUCCESS() {
+                    return rc;
+                }
+                isendrecv_receive!(
+                    $irecv, $op, buf, count, datatype, source, recvtag, comm, slot, request
+                )
+            }
+        }
+    };
+}
+
+#[cfg(ferry_has = "MPI_Isendrecv")]
+isendrecv!(
+    MPI_Isendrecv,
+    c_int,
+    PMPI_Pack_size,
+    PMPI_Pack,
+    crate::calls::anysource::irecv,
+    Irecv
+);
+#[cfg(ferry_has = "MPI_Isendrecv_c")]
+isendrecv!(
+    MPI_Isendrecv_c,
+    MPI_Count,
+    PMPI_Pack_size_c,
+    PMPI_Pack_c,
+    crate::calls::anysource::irecv_c,
+    Irecv_c
+);
+#[cfg(ferry_has = "MPI_Isendrecv_replace")]
+isendrecv_replace!(
+    MPI_Isendrecv_replace,
+    c_int,
+    PMPI_Pack_size,
+    PMPI_Pack,
+    crate::calls::anysource::irecv,
+    Irecv
+);
+#[cfg(ferry_has = "MPI_Isendrecv_replace_c")]
+isendrecv_replace!(
+    MPI_Isendrecv_replace_c,
+    MPI_Count,
+    PMPI_Pack_size_c,
+    PMPI_Pack_c,
+    crate::calls::anysource::irecv_c,
+    Irecv_c
 );
 
 // --- error handlers on communicators ------------------------------------------

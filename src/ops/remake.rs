@@ -127,10 +127,13 @@ pub(crate) fn record(
     }
 }
 
-/// Completes every live request that the regroup does not re-post.
+/// Completes every live request that the regroup does not re-post, and
+/// the library's own sends (`MPI_Isendrecv`'s, see
+/// [`crate::calls::detached`]): after the drain each has been received.
 pub(crate) unsafe fn complete_requests(
     parked: &[usize],
 ) -> Result<Vec<(usize, MPI_Status)>, String> {
+    crate::calls::detached::wait_all(Duration::from_secs(30))?;
     let mut todo: Vec<(usize, MPI_Request)> = with_tables(|t| {
         t.requests
             .iter()

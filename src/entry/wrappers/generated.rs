@@ -5579,88 +5579,36 @@ pub unsafe extern "C" fn MPI_Isend_c(buf: *const c_void, count: sys::MPI_Count, 
     }) }
 }
 
-// template: isendrecv
+// template: special
 #[cfg(ferry_has = "MPI_Isendrecv")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv(sendbuf: *const c_void, sendcount: c_int, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: c_int, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Isendrecv requires, go to PMPI_Isendrecv unchanged but for virtual handles made real; handles are written back only through non-null pointers. The buffers are the caller's until the request completes, as MPI requires.
-    unsafe { crate::calls::boundary::guard("MPI_Isendrecv", crate::calls::boundary::internal_error(), || {
-        let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
-        let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let mut request_real = handles::request_null();
-        channels::count_send(comm_slot, dest);
-        let rc = PMPI_Isendrecv(sendbuf as _, sendcount, sendtype, dest, sendtag, recvbuf as _, recvcount, recvtype, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
-        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Isendrecv requires, go unchanged to the hand-written special::MPI_Isendrecv, which has MPI_Isendrecv's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Isendrecv", crate::calls::boundary::internal_error(), || special::MPI_Isendrecv(sendbuf, sendcount, sendtype, dest, sendtag, recvbuf, recvcount, recvtype, source, recvtag, comm, request)) }
 }
 
-// template: isendrecv
+// template: special
 #[cfg(ferry_has = "MPI_Isendrecv_c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_c(sendbuf: *const c_void, sendcount: sys::MPI_Count, sendtype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, recvbuf: *mut c_void, recvcount: sys::MPI_Count, recvtype: sys::MPI_Datatype, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_c requires, go to PMPI_Isendrecv_c unchanged but for virtual handles made real; handles are written back only through non-null pointers. The buffers are the caller's until the request completes, as MPI requires.
-    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_c", crate::calls::boundary::internal_error(), || {
-        let sendtype_virtual = sendtype;
-        let sendtype = handles::datatype_real(sendtype);
-        let recvtype_virtual = recvtype;
-        let recvtype = handles::datatype_real(recvtype);
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let mut request_real = handles::request_null();
-        channels::count_send(comm_slot, dest);
-        let rc = PMPI_Isendrecv_c(sendbuf as _, sendcount, sendtype, dest, sendtag, recvbuf as _, recvcount, recvtype, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
-        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_c requires, go unchanged to the hand-written special::MPI_Isendrecv_c, which has MPI_Isendrecv_c's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_c", crate::calls::boundary::internal_error(), || special::MPI_Isendrecv_c(sendbuf, sendcount, sendtype, dest, sendtag, recvbuf, recvcount, recvtype, source, recvtag, comm, request)) }
 }
 
-// template: isendrecv
+// template: special
 #[cfg(ferry_has = "MPI_Isendrecv_replace")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_replace(buf: *mut c_void, count: c_int, datatype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_replace requires, go to PMPI_Isendrecv_replace unchanged but for virtual handles made real; handles are written back only through non-null pointers. The buffers are the caller's until the request completes, as MPI requires.
-    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_replace", crate::calls::boundary::internal_error(), || {
-        let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let mut request_real = handles::request_null();
-        channels::count_send(comm_slot, dest);
-        let rc = PMPI_Isendrecv_replace(buf as _, count, datatype, dest, sendtag, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
-        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_replace requires, go unchanged to the hand-written special::MPI_Isendrecv_replace, which has MPI_Isendrecv_replace's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_replace", crate::calls::boundary::internal_error(), || special::MPI_Isendrecv_replace(buf, count, datatype, dest, sendtag, source, recvtag, comm, request)) }
 }
 
-// template: isendrecv
+// template: special
 #[cfg(ferry_has = "MPI_Isendrecv_replace_c")]
 #[no_mangle]
 pub unsafe extern "C" fn MPI_Isendrecv_replace_c(buf: *mut c_void, count: sys::MPI_Count, datatype: sys::MPI_Datatype, dest: c_int, sendtag: c_int, source: c_int, recvtag: c_int, comm: sys::MPI_Comm, request: *mut sys::MPI_Request) -> c_int {
-    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_replace_c requires, go to PMPI_Isendrecv_replace_c unchanged but for virtual handles made real; handles are written back only through non-null pointers. The buffers are the caller's until the request completes, as MPI requires.
-    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_replace_c", crate::calls::boundary::internal_error(), || {
-        let datatype_virtual = datatype;
-        let datatype = handles::datatype_real(datatype);
-        let (comm, comm_slot) = handles::comm_in(comm);
-        let mut request_real = handles::request_null();
-        channels::count_send(comm_slot, dest);
-        let rc = PMPI_Isendrecv_replace_c(buf as _, count, datatype, dest, sendtag, source, recvtag, comm, if request.is_null() { request } else { &mut request_real });
-        if rc != sys::constants::MPI_SUCCESS() { channels::uncount_send(comm_slot, dest); }
-        if rc == sys::constants::MPI_SUCCESS() {
-            if !request.is_null() { *request = handles::request_out(request_real, handles::ReqKind::Recv, comm_slot, source, recvtag); }
-        }
-        rc
-    }) }
+    // SAFETY: the caller's arguments, valid as MPI_Isendrecv_replace_c requires, go unchanged to the hand-written special::MPI_Isendrecv_replace_c, which has MPI_Isendrecv_replace_c's contract.
+    unsafe { crate::calls::boundary::guard("MPI_Isendrecv_replace_c", crate::calls::boundary::internal_error(), || special::MPI_Isendrecv_replace_c(buf, count, datatype, dest, sendtag, source, recvtag, comm, request)) }
 }
 
 // template: isend
@@ -10431,4 +10379,4 @@ pub unsafe extern "C" fn MPI_Wtime() -> f64 {
     unsafe { crate::calls::boundary::guard("MPI_Wtime", 0.0, || special::MPI_Wtime()) }
 }
 
-// 710 wrappers (Collective: 154, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Isendrecv: 4, Mprobe: 1, Mrecv: 2, Plain: 442, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 70).
+// 710 wrappers (Collective: 154, Improbe: 1, Imrecv: 2, Iprobe: 1, Irecv: 2, Isend: 8, Mprobe: 1, Mrecv: 2, Plain: 442, Probe: 1, Recv: 2, RecvInit: 2, Send: 8, SendInit: 8, Sendrecv: 2, Special: 74).
