@@ -20,7 +20,11 @@
  *      pt2pt/mprobe);
  *   6. a receive pending with a datatype the program freed (MPI keeps it
  *      until the receive completes);
- *   7. a receive pending on a communicator the program freed (likewise).
+ *   7. a receive pending on a communicator the program freed (likewise);
+ *   8. MPI_Buffer_detach waiting for buffered sends while the receiver
+ *      asks for a regroup and receives only after it (pt2pt/bsendpending;
+ *      MPI 4.1's MPI_Buffer_iflush makes it possible: on older MPIs the
+ *      messages are received before the detach).
  * Without the library ferry_regroup() does nothing: same output. */
 #include "common.h"
 #include <ferry.h>
@@ -310,6 +314,62 @@ int main(int argc, char **argv)
 
     if (rank == 0)
         report("-");
+
+    /* 8. MPI_Buffer_detach waiting for buffered messages while the
+     * receiver asks for a regroup and receives only after it (MPICH's
+     * pt2pt/bsendpending): the detach must let the regroup happen (with
+     * MPI_Buffer_iflush, MPI 4.1; on older MPIs it blocks, so the
+     * receiver does not wait for a regroup there) */
+    {
+        enum { N = 3, SIZE = 128 * 1024 };
+        static unsigned char msgs[N][SIZE];
+        if (rank == 0) {
+            int bufsize = N * (MPI_BSEND_OVERHEAD + SIZE), outsize = 0;
+            unsigned char *buf = malloc((size_t)bufsize);
+            CHECK(buf != NULL);
+            CK(MPI_Buffer_attach(buf, bufsize));
+            for (int m = 0; m < N; m++) {
+                for (int i = 0; i < SIZE; i++)
+                    msgs[m][i] = (unsigned char)(0xff ^ ((2 * m + 1) * i & 0xff));
+                CK(MPI_Bsend(msgs[m], SIZE, MPI_UNSIGNED_CHAR, 1, 70, W));
+            }
+            CK(MPI_Send(NULL, 0, MPI_INT, 1, 71, W));
+#if !(MPI_VERSION > 4 || (MPI_VERSION == 4 && MPI_SUBVERSION >= 1))
+            /* (without MPI_Buffer_iflush a regroup cannot interrupt the
+             * detach: the messages are received first) */
+            CK(MPI_Recv(NULL, 0, MPI_INT, 1, 72, W, MPI_STATUS_IGNORE));
+#endif
+            void *back = NULL;
+            CK(MPI_Buffer_detach(&back, &outsize));
+            CHECK(back == buf && outsize == bufsize);
+            free(buf);
+        } else {
+            CK(MPI_Recv(NULL, 0, MPI_INT, 0, 71, W, MPI_STATUS_IGNORE));
+#if MPI_VERSION > 4 || (MPI_VERSION == 4 && MPI_SUBVERSION >= 1)
+            if (ferry_is_loaded()) {
+                long before = ferry_regroups();
+                CHECK(ferry_regroup() == FERRY_OK);
+                int flag;
+                while (ferry_regroups() == before)
+                    CK(MPI_Iprobe(0, 9999, W, &flag, MPI_STATUS_IGNORE));
+            }
+#endif
+            long bad = 0;
+            for (int m = 0; m < N; m++) {
+                CK(MPI_Recv(msgs[m], SIZE, MPI_UNSIGNED_CHAR, 0, 70, W, MPI_STATUS_IGNORE));
+                for (int i = 0; i < SIZE; i++)
+                    bad += msgs[m][i] != (unsigned char)(0xff ^ ((2 * m + 1) * i & 0xff));
+            }
+#if !(MPI_VERSION > 4 || (MPI_VERSION == 4 && MPI_SUBVERSION >= 1))
+            CK(MPI_Send(NULL, 0, MPI_INT, 0, 72, W));
+#endif
+            report("8. buffered sends detached during a regroup: %d x %d bytes, %ld wrong", N,
+                   SIZE, bad);
+        }
+        if (rank == 0)
+            report("-");
+        expect_regroups = ferry_regroups();
+    }
 
     settle();
     return finish_ok();

@@ -1202,9 +1202,55 @@ pub unsafe fn MPI_Buffer_attach_c(buffer: *mut c_void, size: MPI_Count) -> c_int
     rc
 }
 
-/// `MPI_Buffer_detach`: forwarded (it waits for the buffered messages),
-/// and forgotten.
+/// Waits until every buffered message of this process has gone, as a wait
+/// of the program's would (`MPI_Buffer_iflush`'s request polled; a
+/// regroup asked for meanwhile runs, and drains those messages), so that
+/// the blocking `MPI_Buffer_detach` after it returns at once. Without it a
+/// process in `MPI_Buffer_detach` while its receiver waited for it in a
+/// regroup froze the job (MPICH's pt2pt/bsendpending). MPIs before 4.1
+/// have no `MPI_Buffer_iflush`: their detach blocks as before.
+#[cfg(ferry_has = "MPI_Buffer_iflush")]
+unsafe fn buffer_flushed() {
+    let mut owner = 0;
+    let mut request = k::MPI_REQUEST_NULL();
+    loop {
+        if owner != std::process::id() {
+            // (Again in a replacement: the old process's request stayed
+            // there, and its messages were drained.)
+            owner = std::process::id();
+            // SAFETY: a request of the library's, a local.
+            if unsafe { PMPI_Buffer_iflush(&mut request) } != k::MPI_SUCCESS() {
+                return; // (no buffer attached: the detach says so)
+            }
+        }
+        let poll = || {
+            let mut flag: c_int = 0;
+            // SAFETY: the library's own request.
+            let rc = unsafe { PMPI_Test(&mut request, &mut flag, k::MPI_STATUS_IGNORE()) };
+            (rc, flag != 0)
+        };
+        match crate::calls::p2p::block_on(
+            crate::core::state::Blocked::Wait,
+            CommRef::NONE,
+            -1,
+            -1,
+            true,
+            poll,
+        ) {
+            Ok(_) => return,
+            Err(crate::calls::p2p::Woken) => crate::core::upcalls::upcalls().regroup_now(),
+        }
+    }
+}
+
+/// `MPI_Buffer_detach`: forwarded once the buffered messages have gone
+/// (a wait a regroup may interrupt, see `buffer_flushed`), and forgotten.
 pub unsafe fn MPI_Buffer_detach(buffer_addr: *mut c_void, size: *mut c_int) -> c_int {
+    #[cfg(ferry_has = "MPI_Buffer_iflush")]
+    // SAFETY: no argument.
+    unsafe {
+        buffer_flushed()
+    };
     // SAFETY: forwarded.
     let rc = unsafe { PMPI_Buffer_detach(buffer_addr, size) };
     if rc == k::MPI_SUCCESS() {
@@ -1216,6 +1262,11 @@ pub unsafe fn MPI_Buffer_detach(buffer_addr: *mut c_void, size: *mut c_int) -> c
 /// `MPI_Buffer_detach_c`: as [`MPI_Buffer_detach`].
 #[cfg(ferry_has = "MPI_Buffer_detach_c")]
 pub unsafe fn MPI_Buffer_detach_c(buffer_addr: *mut c_void, size: *mut MPI_Count) -> c_int {
+    #[cfg(ferry_has = "MPI_Buffer_iflush")]
+    // SAFETY: no argument.
+    unsafe {
+        buffer_flushed()
+    };
     // SAFETY: forwarded.
     let rc = unsafe { PMPI_Buffer_detach_c(buffer_addr, size) };
     if rc == k::MPI_SUCCESS() {
