@@ -33,8 +33,12 @@ pub fn in_ci(mpi: &str) -> bool {
     mpi == "mpich" || std::env::var("FERRY_TEST_FULL").is_ok_and(|v| v == "1")
 }
 
-/// How many draws before a break that never fired is a failure.
-const DRAWS: u64 = 8;
+/// How many draws before a break that never fired is a failure. A
+/// migration of `ring` catches a message in flight in roughly one draw in
+/// four (the draws that do not fire take a few seconds each): 8 draws
+/// left it unfired about one CI run in twenty (seen once, seeds
+/// 1796698031..38), 24 leave it so far less than one in a thousand.
+const DRAWS: u64 = 24;
 
 /// `broken::BREAK::CASE::MPI`.
 pub fn case_name(brk: &str, case: &str, mpi: &str) -> String {
