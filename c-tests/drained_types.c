@@ -26,33 +26,7 @@
  *      MPI 4.1's MPI_Buffer_iflush makes it possible: on older MPIs the
  *      messages are received before the detach).
  * Without the library ferry_regroup() does nothing: same output. */
-#include "common.h"
-#include <ferry.h>
-
-static long expect_regroups = 0;
-
-static void settle(void)
-{
-    for (int i = 0; i < 3; i++)
-        CK(MPI_Barrier(MPI_COMM_WORLD));
-}
-
-/* Rank 0 asks for a regroup (rank 1 waits for it in the barriers). */
-static void regroup_here(const char *what)
-{
-    if (world_rank() == 0)
-        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
-    settle();
-    if (!ferry_is_loaded())
-        return;
-    expect_regroups++;
-    if (ferry_regroups() < expect_regroups) {
-        fprintf(stderr, "rank %d: %s: %ld regroups, expected %ld\n", world_rank(), what,
-                ferry_regroups(), expect_regroups);
-        CHECK(ferry_regroups() >= expect_regroups);
-    }
-    expect_regroups = ferry_regroups();
-}
+#include "asked.h"
 
 /* Rank 1 formats a line, rank 0 prints it (both call it). */
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,35 +14,10 @@
  *      are not sent yet, of which one replaces its buffer, and one of
  *      1 MiB each way (sent only once received: the drain takes it);
  *   3. an MPI_ANY_SOURCE send-receive pending at a regroup. */
-#include "common.h"
-#include <ferry.h>
+#include "asked.h"
 
 #define ROUNDS 60
 #define BIG (1 << 18) /* ints: 1 MiB */
-
-static long expect_regroups = 0;
-
-static void settle(void)
-{
-    for (int i = 0; i < 3; i++)
-        CK(MPI_Barrier(MPI_COMM_WORLD));
-}
-
-static void regroup_here(const char *what)
-{
-    if (world_rank() == 0)
-        CHECK(ferry_regroup() == FERRY_OK || !ferry_is_loaded());
-    settle();
-    if (!ferry_is_loaded())
-        return;
-    expect_regroups++;
-    if (ferry_regroups() < expect_regroups) {
-        fprintf(stderr, "rank %d: %s: %ld regroups, expected %ld\n", world_rank(), what,
-                ferry_regroups(), expect_regroups);
-        CHECK(ferry_regroups() >= expect_regroups);
-    }
-    expect_regroups = ferry_regroups();
-}
 
 /* A send-receive's requests: one (MPI 4) or two (older MPIs). */
 typedef struct {

@@ -22,35 +22,10 @@
  *   7. a persistent receive from MPI_PROC_NULL started before a regroup and
  *      completed after it (complete at once: never to be cancelled).
  * With the library each section checks that its regroup happened. */
-#include "common.h"
-#include <ferry.h>
+#include "asked.h"
 #include <time.h>
 
 #define N_MSGS 1000
-
-static long expect_regroups = 0;
-
-/* A regroup asked for before these returns before anyone leaves the third
- * (a rank may enter one more collective before the command reaches it). */
-static void settle(void)
-{
-    for (int i = 0; i < 3; i++)
-        CK(MPI_Barrier(MPI_COMM_WORLD));
-}
-
-/* After a section: with the library, the regroup asked for has happened. */
-static void regrouped(const char *what)
-{
-    if (!ferry_is_loaded())
-        return;
-    expect_regroups++;
-    if (ferry_regroups() < expect_regroups) {
-        fprintf(stderr, "rank %d: %s: %ld regroups, expected %ld\n", world_rank(), what,
-                ferry_regroups(), expect_regroups);
-        CHECK(ferry_regroups() >= expect_regroups);
-    }
-    expect_regroups = ferry_regroups();
-}
 
 int main(int argc, char **argv)
 {

@@ -361,6 +361,13 @@ pub unsafe fn all(
     }
 }
 
+/// Polls `poll` until done, in a wait a regroup may cut short: the
+/// regroup runs, then the wait goes on (for the library's own waits on
+/// what no program request stands for: its sends, a buffer's flush).
+pub fn wait_through_regroups(mut poll: impl FnMut() -> (c_int, bool)) -> c_int {
+    with_regroups(|| wait_for(&mut poll))
+}
+
 /// Runs a wait over the program's requests again after each regroup that
 /// interrupted it (the regroup moves pending receives under the same
 /// handles, so the next attempt translates them afresh).

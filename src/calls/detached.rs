@@ -139,21 +139,8 @@ pub fn finish() {
     if in_flight() == 0 {
         return;
     }
-    loop {
-        let poll = || {
-            sweep();
-            (k::MPI_SUCCESS(), in_flight() == 0)
-        };
-        match crate::calls::p2p::block_on(
-            crate::core::state::Blocked::Wait,
-            CommRef::NONE,
-            -1,
-            -1,
-            true,
-            poll,
-        ) {
-            Ok(_) => return,
-            Err(crate::calls::p2p::Woken) => crate::core::upcalls::upcalls().regroup_now(),
-        }
-    }
+    crate::calls::completion::wait_through_regroups(|| {
+        sweep();
+        (k::MPI_SUCCESS(), in_flight() == 0)
+    });
 }

@@ -736,7 +736,7 @@ sendrecv_replace!(
 // no change.
 
 /// The receive half: as the generated `MPI_Irecv`, drained messages first.
-#[cfg(any(ferry_has = "MPI_Isendrecv", ferry_has = "MPI_Isendrecv_replace"))]
+#[cfg(ferry_has = "MPI_Isendrecv")]
 macro_rules! isendrecv_receive {
     ($irecv:path, $op:ident, $buf:expr, $count:expr, $datatype_virtual:expr, $source:expr,
      $tag:expr, $comm:expr, $slot:expr, $request:expr) => {{
@@ -777,7 +777,7 @@ macro_rules! isendrecv_receive {
 
 /// The send half: `count` elements of `datatype` (real) at `buf` packed
 /// into a copy the library sends and keeps until the send is done.
-#[cfg(any(ferry_has = "MPI_Isendrecv", ferry_has = "MPI_Isendrecv_replace"))]
+#[cfg(ferry_has = "MPI_Isendrecv")]
 macro_rules! isendrecv_send {
     ($pack_size:ident, $pack:ident, $count_ty:ty, $buf:expr, $count:expr, $datatype:expr,
      $dest:expr, $tag:expr, $comm:expr, $slot:expr) => {{
@@ -851,50 +851,6 @@ macro_rules! isendrecv {
     };
 }
 
-#[cfg(ferry_has = "MPI_Isendrecv_replace")]
-macro_rules! isendrecv_replace {
-    ($name:ident, $count:ty, $pack_size:ident, $pack:ident, $irecv:path, $op:ident) => {
-        pub unsafe fn $name(
-            buf: *mut c_void,
-            count: $count,
-            datatype: MPI_Datatype,
-            dest: c_int,
-            sendtag: c_int,
-            source: c_int,
-            recvtag: c_int,
-            comm: MPI_Comm,
-            request: *mut MPI_Request,
-        ) -> c_int {
-            if request.is_null() {
-                return k::MPI_ERR_ARG();
-            }
-            let (comm, slot) = handles::comm_in(comm);
-            // SAFETY: as for `isendrecv!`; the data is packed (copied) before
-            // the receive into the same buffer is posted.
-            unsafe {
-                let rc = isendrecv_send!(
-                    $pack_size,
-                    $pack,
-                    $count,
-                    buf as *const c_void,
-                    count,
-                    handles::datatype_real(datatype),
-                    dest,
-                    sendtag,
-                    comm,
-                    slot
-                );
-                if rc != k::MPI_SUCCESS() {
-                    return rc;
-                }
-                isendrecv_receive!(
-                    $irecv, $op, buf, count, datatype, source, recvtag, comm, slot, request
-                )
-            }
-        }
-    };
-}
-
 #[cfg(ferry_has = "MPI_Isendrecv")]
 isendrecv!(
     MPI_Isendrecv,
@@ -913,24 +869,38 @@ isendrecv!(
     crate::calls::anysource::irecv_c,
     Irecv_c
 );
+/// `MPI_Isendrecv_replace` is `MPI_Isendrecv` from and into one buffer:
+/// the send half is packed (copied) before the receive is posted.
 #[cfg(ferry_has = "MPI_Isendrecv_replace")]
-isendrecv_replace!(
-    MPI_Isendrecv_replace,
-    c_int,
-    PMPI_Pack_size,
-    PMPI_Pack,
-    crate::calls::anysource::irecv,
-    Irecv
-);
+macro_rules! isendrecv_replace {
+    ($name:ident, $count:ty, $isendrecv:ident) => {
+        pub unsafe fn $name(
+            buf: *mut c_void,
+            count: $count,
+            datatype: MPI_Datatype,
+            dest: c_int,
+            sendtag: c_int,
+            source: c_int,
+            recvtag: c_int,
+            comm: MPI_Comm,
+            request: *mut MPI_Request,
+        ) -> c_int {
+            // SAFETY: as for `isendrecv!`: the data is copied before the
+            // receive into the same buffer is posted.
+            unsafe {
+                $isendrecv(
+                    buf, count, datatype, dest, sendtag, buf, count, datatype, source, recvtag,
+                    comm, request,
+                )
+            }
+        }
+    };
+}
+
+#[cfg(ferry_has = "MPI_Isendrecv_replace")]
+isendrecv_replace!(MPI_Isendrecv_replace, c_int, MPI_Isendrecv);
 #[cfg(ferry_has = "MPI_Isendrecv_replace_c")]
-isendrecv_replace!(
-    MPI_Isendrecv_replace_c,
-    MPI_Count,
-    PMPI_Pack_size_c,
-    PMPI_Pack_c,
-    crate::calls::anysource::irecv_c,
-    Irecv_c
-);
+isendrecv_replace!(MPI_Isendrecv_replace_c, MPI_Count, MPI_Isendrecv_c);
 
 // --- error handlers on communicators ------------------------------------------
 //
@@ -1213,34 +1183,21 @@ pub unsafe fn MPI_Buffer_attach_c(buffer: *mut c_void, size: MPI_Count) -> c_int
 unsafe fn buffer_flushed() {
     let mut owner = 0;
     let mut request = k::MPI_REQUEST_NULL();
-    loop {
+    crate::calls::completion::wait_through_regroups(|| {
         if owner != std::process::id() {
             // (Again in a replacement: the old process's request stayed
             // there, and its messages were drained.)
             owner = std::process::id();
-            // SAFETY: a request of the library's, a local.
+            // SAFETY: a request of the library's.
             if unsafe { PMPI_Buffer_iflush(&mut request) } != k::MPI_SUCCESS() {
-                return; // (no buffer attached: the detach says so)
+                return (k::MPI_SUCCESS(), true); // (no buffer attached: the detach says so)
             }
         }
-        let poll = || {
-            let mut flag: c_int = 0;
-            // SAFETY: the library's own request.
-            let rc = unsafe { PMPI_Test(&mut request, &mut flag, k::MPI_STATUS_IGNORE()) };
-            (rc, flag != 0)
-        };
-        match crate::calls::p2p::block_on(
-            crate::core::state::Blocked::Wait,
-            CommRef::NONE,
-            -1,
-            -1,
-            true,
-            poll,
-        ) {
-            Ok(_) => return,
-            Err(crate::calls::p2p::Woken) => crate::core::upcalls::upcalls().regroup_now(),
-        }
-    }
+        let mut flag: c_int = 0;
+        // SAFETY: the library's own request.
+        let rc = unsafe { PMPI_Test(&mut request, &mut flag, k::MPI_STATUS_IGNORE()) };
+        (rc, flag != 0)
+    });
 }
 
 /// `MPI_Buffer_detach`: forwarded once the buffered messages have gone
